@@ -1,0 +1,11 @@
+"""Buurtkracht's event contracts, shared by every service and usable by integrations.
+
+Importing the package registers every event model (one module per producing context).
+"""
+
+from . import initiatives
+from .event import Envelope, Event, source_urn
+from .money import Cents
+from .registry import UnknownEventType, event_types, model_for, parse, register
+
+__all__ = ["initiatives", "Cents", "Envelope", "Event", "UnknownEventType", "event_types", "model_for", "parse", "register", "source_urn"]

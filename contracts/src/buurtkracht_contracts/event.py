@@ -1,0 +1,67 @@
+"""The base of every event model, and the CloudEvents 1.0 envelope that carries it.
+
+An event is a fact, named in the past tense. Its model says what a consumer needs to act without
+calling back; it never carries personal data beyond pseudonymous resident ids. The envelope
+follows CloudEvents 1.0 as the NL GOV profile applies it: `source` is a URN, `type` is reverse-DNS
+with a version suffix, `id` a UUID, `subject` the id of the aggregate the event is about.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TYPE_PREFIX = "nl.buurtkracht"
+SPECVERSION = "1.0"
+DATACONTENTTYPE = "application/json"
+
+
+def source_urn(oin: str, system: str) -> str:
+    """The NL GOV `source` of a producing system: `urn:nld:oin:<OIN>:systeem:<system>`."""
+    return f"urn:nld:oin:{oin}:systeem:{system}"
+
+
+class Event(BaseModel):
+    """A fact one service tells the others. Subclasses set the class variables.
+
+    `event_type` is the full CloudEvents type, e.g. `nl.buurtkracht.initiatives.initiative-submitted.v1`;
+    `aggregate_type` names the aggregate whose id `subject()` returns (the Kafka message key, so one
+    aggregate's events stay in order on one partition).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: ClassVar[str]
+    aggregate_type: ClassVar[str]
+    topic: ClassVar[str]
+
+    def subject(self) -> str:
+        raise NotImplementedError
+
+
+class Envelope(BaseModel):
+    """A CloudEvent as it travels: attributes plus the event model's JSON as `data`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    source: str
+    type: str
+    specversion: str = SPECVERSION
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    subject: str
+    datacontenttype: str = DATACONTENTTYPE
+    data: dict[str, Any]
+
+    @classmethod
+    def wrap(cls, event: Event, source: str, **attributes: Any) -> Envelope:
+        return cls(
+            source=source,
+            type=event.event_type,
+            subject=event.subject(),
+            data=event.model_dump(mode="json"),
+            **attributes,
+        )

@@ -1,0 +1,153 @@
+"""Events of the initiatives service: one per transition of an initiative, and per support or volunteer change.
+
+Every event carries what a consumer needs to act without calling back: the initiative, its area,
+its title and its initiators (pseudonymous resident ids, owner first). No names, no contact data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .event import TYPE_PREFIX, Event
+from .money import Cents
+from .registry import register
+from .topics import INITIATIVES_EVENTS
+
+ResidentId = str
+Category = Literal["green", "play", "safety", "social", "culture", "sport", "sustainability", "other"]
+Status = Literal[
+    "draft", "gathering_support", "in_review", "changes_requested", "approved", "rejected",
+    "withdrawn", "expired", "funded", "in_progress", "completed", "cancelled",
+]
+
+
+def _type(name: str, version: int = 1) -> str:
+    return f"{TYPE_PREFIX}.initiatives.{name}.v{version}"
+
+
+class InitiativeEvent(Event):
+    aggregate_type: ClassVar[str] = "initiative"
+    topic: ClassVar[str] = INITIATIVES_EVENTS
+
+    initiative_id: uuid.UUID
+    area_code: str = Field(description="CBS code of the initiative's area, e.g. BU03630001")
+    title: str
+    initiators: list[ResidentId] = Field(min_length=1, description="Pseudonymous ids, owner first")
+
+    def subject(self) -> str:
+        return str(self.initiative_id)
+
+
+class BudgetLineSpending(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    description: str
+    budgeted_cents: Cents
+    spent_cents: Cents
+
+
+@register
+class InitiativeSubmitted(InitiativeEvent):
+    event_type: ClassVar[str] = _type("initiative-submitted")
+    category: Category
+    summary: str
+    requested_amount_cents: Cents
+    status: Literal["gathering_support", "in_review"]
+    support_threshold: int = Field(ge=0)
+    support_deadline: datetime | None
+
+
+@register
+class InitiativeSupported(InitiativeEvent):
+    event_type: ClassVar[str] = _type("initiative-supported")
+    supporter_id: ResidentId
+    support_count: int = Field(ge=1)
+
+
+@register
+class InitiativeSupportWithdrawn(InitiativeEvent):
+    event_type: ClassVar[str] = _type("initiative-support-withdrawn")
+    supporter_id: ResidentId
+    support_count: int = Field(ge=0)
+
+
+@register
+class SupportThresholdReached(InitiativeEvent):
+    event_type: ClassVar[str] = _type("support-threshold-reached")
+    support_count: int = Field(ge=0)
+
+
+@register
+class InitiativeApproved(InitiativeEvent):
+    event_type: ClassVar[str] = _type("initiative-approved")
+    official_id: ResidentId
+    requested_amount_cents: Cents
+    approved_amount_cents: Cents
+
+
+@register
+class InitiativeRejected(InitiativeEvent):
+    event_type: ClassVar[str] = _type("initiative-rejected")
+    official_id: ResidentId
+    reason: str
+
+
+@register
+class ChangesRequested(InitiativeEvent):
+    event_type: ClassVar[str] = _type("changes-requested")
+    official_id: ResidentId
+    comment: str
+
+
+@register
+class InitiativeWithdrawn(InitiativeEvent):
+    event_type: ClassVar[str] = _type("initiative-withdrawn")
+    withdrawn_by: ResidentId
+    previous_status: Status
+
+
+@register
+class InitiativeExpired(InitiativeEvent):
+    event_type: ClassVar[str] = _type("initiative-expired")
+    reason: Literal["support_deadline_missed", "round_closed_without_award"]
+    previous_status: Status
+
+
+@register
+class VolunteerJoined(InitiativeEvent):
+    event_type: ClassVar[str] = _type("volunteer-joined")
+    volunteer_id: ResidentId
+    volunteer_count: int = Field(ge=1)
+
+
+@register
+class InitiativeFunded(InitiativeEvent):
+    event_type: ClassVar[str] = _type("initiative-funded")
+    round_id: uuid.UUID
+    awarded_amount_cents: Cents
+
+
+@register
+class InitiativeStarted(InitiativeEvent):
+    event_type: ClassVar[str] = _type("initiative-started")
+    started_by: ResidentId
+
+
+@register
+class InitiativeCompleted(InitiativeEvent):
+    event_type: ClassVar[str] = _type("initiative-completed")
+    reported_by: ResidentId
+    what_was_done: str
+    spent_amount_cents: Cents
+    spending: list[BudgetLineSpending]
+
+
+@register
+class InitiativeCancelled(InitiativeEvent):
+    event_type: ClassVar[str] = _type("initiative-cancelled")
+    cancelled_by: ResidentId
+    reason: str
+    previous_status: Literal["funded", "in_progress"]

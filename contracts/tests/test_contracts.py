@@ -1,0 +1,149 @@
+"""The envelope on Kafka, the registry and the schema-compatibility rule."""
+
+import copy
+import json
+import uuid
+
+import pytest
+
+from buurtkracht_contracts import Envelope, UnknownEventType, event_types, parse, source_urn
+from buurtkracht_contracts.initiatives import InitiativeApproved, InitiativeSupported
+from buurtkracht_contracts.kafka import from_kafka, to_kafka
+from buurtkracht_contracts.registry import register
+from buurtkracht_contracts.schemas import breaking_changes, check
+
+pytestmark = pytest.mark.unit
+
+SOURCE = source_urn("00000001002564440000", "buurtkracht-initiatives")
+
+
+def supported() -> InitiativeSupported:
+    return InitiativeSupported(
+        initiative_id=uuid.uuid4(), area_code="BU03630001", title="Geveltuinen", initiators=["r-1"],
+        supporter_id="r-2", support_count=3,
+    )
+
+
+def test_kafka_record_carries_attributes_as_ce_headers_and_subject_as_key():
+    event = supported()
+    envelope = Envelope.wrap(event, SOURCE)
+    record = to_kafka(envelope)
+    headers = dict(record.headers)
+    assert record.key == str(event.initiative_id).encode()
+    assert headers["ce_type"] == b"nl.buurtkracht.initiatives.initiative-supported.v1"
+    assert headers["ce_source"] == SOURCE.encode() and SOURCE.startswith("urn:nld:oin:")
+    assert headers["ce_id"] == str(envelope.id).encode()
+    assert headers["ce_specversion"] == b"1.0"
+    assert headers["ce_subject"] == str(event.initiative_id).encode()
+    assert headers["content-type"] == b"application/json"
+    assert set(headers) == {"ce_type", "ce_source", "ce_id", "ce_specversion", "ce_subject", "ce_time", "content-type"}
+    assert json.loads(record.value)["supporter_id"] == "r-2"
+
+
+def test_kafka_record_round_trips_to_the_same_typed_event():
+    event = supported()
+    envelope = Envelope.wrap(event, SOURCE)
+    record = to_kafka(envelope)
+    back = from_kafka(record.key, record.value, record.headers)
+    assert back.id == envelope.id and back.type == envelope.type and back.time == envelope.time
+    assert parse(back) == event
+
+
+@pytest.mark.parametrize(
+    "headers, value",
+    [
+        ([], b"{}"),
+        ([("ce_type", b"x"), ("ce_source", b"s"), ("ce_id", b"1"), ("ce_specversion", b"1.0"),
+          ("content-type", b"application/json")], b"not json"),
+        ([("ce_type", b"x"), ("ce_source", b"s"), ("ce_id", b"1"), ("ce_specversion", b"1.0"),
+          ("content-type", b"application/json")], b"[1, 2]"),
+    ],
+)
+def test_a_record_that_is_not_a_cloudevent_is_refused(headers, value):
+    with pytest.raises(ValueError):
+        from_kafka(b"k", value, headers)
+
+
+def test_unknown_event_type_is_refused():
+    envelope = Envelope(source=SOURCE, type="nl.buurtkracht.nothing.v1", subject="x", data={})
+    with pytest.raises(UnknownEventType):
+        parse(envelope)
+
+
+def test_invalid_event_data_is_refused():
+    envelope = Envelope.wrap(supported(), SOURCE)
+    broken = envelope.model_copy(update={"data": envelope.data | {"support_count": "many"}})
+    with pytest.raises(ValueError):
+        parse(broken)
+
+
+def test_an_event_type_cannot_be_registered_twice():
+    class Imposter(InitiativeSupported):
+        pass
+
+    with pytest.raises(ValueError, match="registered twice"):
+        register(Imposter)
+
+
+def test_money_is_integer_cents_never_a_float():
+    base = dict(initiative_id=uuid.uuid4(), area_code="BU03630001", title="t", initiators=["r-1"], official_id="o-1",
+                requested_amount_cents=1000)
+    with pytest.raises(ValueError):
+        InitiativeApproved(**base, approved_amount_cents=999.5)
+    with pytest.raises(ValueError):
+        InitiativeApproved(**base, approved_amount_cents=-1)
+
+
+def test_every_event_type_is_reverse_dns_with_a_version_suffix():
+    for event_type in event_types():
+        assert event_type.startswith("nl.buurtkracht.")
+        assert event_type.rsplit(".", 1)[1].startswith("v") and event_type.rsplit(".", 1)[1][1:].isdigit()
+
+
+def test_committed_schemas_match_the_models():
+    assert check() == []
+
+
+BASE = {
+    "type": "object",
+    "properties": {"a": {"type": "string", "title": "A"}, "n": {"type": "integer", "minimum": 0}},
+    "required": ["a", "n"],
+}
+
+
+def changed(mutate):
+    schema = copy.deepcopy(BASE)
+    mutate(schema)
+    return schema
+
+
+@pytest.mark.parametrize(
+    "mutate, allowed",
+    [
+        (lambda s: s["properties"].update(b={"type": "string", "default": None}), True),
+        (lambda s: s["properties"]["a"].update(title="Another title", description="words"), True),
+        (lambda s: s["properties"].pop("a") and s["required"].remove("a"), False),
+        (lambda s: s["properties"]["n"].update(type="string"), False),
+        (lambda s: s["properties"]["n"].update(minimum=1), False),
+        (lambda s: (s["properties"].update(b={"type": "string"}), s["required"].append("b")), False),
+        (lambda s: s["required"].remove("n"), False),
+        (lambda s: s.update(additionalProperties=False), False),
+    ],
+    ids=["optional field added", "description changed", "field removed", "type changed",
+         "constraint tightened", "required field added", "required became optional", "object constraint added"],
+)
+def test_only_optional_additions_are_compatible(mutate, allowed):
+    assert (breaking_changes(BASE, changed(mutate)) == []) is allowed
+
+
+def test_an_incompatible_change_to_a_committed_schema_fails_the_check(tmp_path):
+    from buurtkracht_contracts import schemas
+
+    schemas.write(tmp_path)
+    path = tmp_path / f"{InitiativeSupported.event_type}.json"
+    committed = json.loads(path.read_text())
+    committed["properties"]["legacy_field"] = {"type": "string"}
+    committed["required"].append("legacy_field")
+    path.write_text(json.dumps(committed))
+    problems = schemas.check(tmp_path)
+    assert any("legacy_field: removed" in problem for problem in problems)

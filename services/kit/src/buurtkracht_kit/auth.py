@@ -1,0 +1,121 @@
+"""Who is calling: bearer JWTs as an OIDC provider issues them (RS256, key from a JWKS URL or a PEM file).
+
+Claims: `sub` (pseudonymous id), `roles` (resident, official, steering_group, admin, integration),
+`areas` (CBS codes the caller lives in or is responsible for). Nothing else of the token is trusted.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Request
+
+from .problems import Problem
+
+ALGORITHMS = ["RS256"]
+
+
+class Role(StrEnum):
+    RESIDENT = "resident"
+    OFFICIAL = "official"
+    STEERING_GROUP = "steering_group"
+    ADMIN = "admin"
+    INTEGRATION = "integration"
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    roles: frozenset[Role]
+    areas: frozenset[str]
+
+    def has(self, role: Role) -> bool:
+        return role in self.roles
+
+    def acts_for(self, area_code: str) -> bool:
+        """Whether the caller lives in or is responsible for `area_code` or an area containing it.
+
+        CBS codes nest by prefix after the kind: GM0363 ⊃ WK036301 ⊃ BU03630001.
+        """
+        return any(_contains(area, area_code) for area in self.areas)
+
+
+def _contains(outer: str, inner: str) -> bool:
+    if outer == inner:
+        return True
+    kinds = {"GM": 0, "WK": 1, "BU": 2}
+    outer_kind, inner_kind = kinds.get(outer[:2]), kinds.get(inner[:2])
+    if outer_kind is None or inner_kind is None or outer_kind >= inner_kind:
+        return False
+    return inner[2:].startswith(outer[2:])
+
+
+class TokenVerifier:
+    def __init__(self, *, issuer: str, audience: str, public_key_file: Path | None = None, jwks_url: str | None = None):
+        if not (public_key_file or jwks_url):
+            raise ValueError("set BK_JWT_PUBLIC_KEY_FILE or BK_JWT_JWKS_URL")
+        self._issuer, self._audience = issuer, audience
+        self._key = public_key_file.read_text() if public_key_file else None
+        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300) if jwks_url else None
+
+    def verify(self, token: str) -> Principal:
+        try:
+            key = self._jwks.get_signing_key_from_jwt(token).key if self._jwks else self._key
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=ALGORITHMS,
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": ["sub", "exp", "iss", "aud"]},
+            )
+            roles = frozenset(Role(role) for role in claims.get("roles", []))
+        except (jwt.PyJWTError, ValueError) as error:
+            raise Problem(
+                401, "Unauthorized", f"invalid bearer token: {error}", kind="unauthorized",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            ) from error
+        return Principal(subject=claims["sub"], roles=roles, areas=frozenset(claims.get("areas", [])))
+
+
+def mint(
+    private_key_pem: str, *, issuer: str, audience: str, subject: str, roles: list[str], areas: list[str],
+    ttl_seconds: int = 3600, key_id: str | None = None,
+) -> str:
+    """A signed token as the identity provider would issue it (local use and tests)."""
+    now = int(time.time())
+    claims = {
+        "iss": issuer, "aud": audience, "sub": subject, "roles": roles, "areas": areas,
+        "iat": now, "nbf": now, "exp": now + ttl_seconds, "jti": str(uuid.uuid4()),
+    }
+    return jwt.encode(claims, private_key_pem, algorithm="RS256", headers={"kid": key_id} if key_id else None)
+
+
+def authenticated(request: Request) -> Principal:
+    """FastAPI dependency: the verified caller, or a 401 problem."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Problem(401, "Unauthorized", "a bearer token is required", kind="unauthorized",
+                      headers={"WWW-Authenticate": "Bearer"})
+    return request.app.state.token_verifier.verify(token)
+
+
+Caller = Annotated[Principal, Depends(authenticated)]
+
+
+def require(*roles: Role):
+    """FastAPI dependency factory: the caller, when they hold one of `roles`; else a 403 problem."""
+
+    def dependency(principal: Caller) -> Principal:
+        if not principal.roles & set(roles):
+            raise Problem.forbidden("this needs the role " + " or ".join(role.value for role in roles))
+        return principal
+
+    return dependency

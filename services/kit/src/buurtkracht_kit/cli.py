@@ -1,0 +1,124 @@
+"""`buurtkracht`: the operator's command line (tokens for local use, signing keys, topics, migrations)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from buurtkracht_contracts.topics import all_topics
+
+from . import auth, logs, migrations
+from . import topics as kafka_topics
+
+app = typer.Typer(no_args_is_help=True, help="Buurtkracht operations.")
+topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics.")
+app.add_typer(topics_app, name="topics")
+
+DEFAULT_KEY_DIR = Path(os.environ.get("BK_LOCAL_DIR", ".local")) / "keys"
+
+
+@app.command("keys")
+def keys(directory: Annotated[Path, typer.Option(help="where the key pair is written")] = DEFAULT_KEY_DIR) -> None:
+    """Create the local token-signing key pair (RS256), unless it exists."""
+    private, public = directory / "jwt-private.pem", directory / "jwt-public.pem"
+    if private.exists() and public.exists():
+        typer.echo(f"keys exist: {public}")
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    private.chmod(0o600)
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    typer.echo(f"keys written: {public}")
+
+
+@app.command("token")
+def token(
+    sub: Annotated[str, typer.Option(help="pseudonymous subject id, e.g. r-123")],
+    role: Annotated[list[auth.Role], typer.Option(help="role; repeat for several")],
+    area: Annotated[list[str], typer.Option(help="CBS area code; repeat for several")] = [],  # noqa: B006
+    ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 8 * 3600,
+    private_key: Annotated[Path, typer.Option(envvar="BK_JWT_PRIVATE_KEY_FILE")] = DEFAULT_KEY_DIR / "jwt-private.pem",
+    issuer: Annotated[str, typer.Option(envvar="BK_JWT_ISSUER")] = "https://login.buurtkracht.local",
+    audience: Annotated[str, typer.Option(envvar="BK_JWT_AUDIENCE")] = "buurtkracht",
+) -> None:
+    """Mint a bearer token as the identity provider would (local stack only)."""
+    if not private_key.exists():
+        raise typer.BadParameter(f"{private_key} does not exist; run `buurtkracht keys` first", param_hint="--private-key")
+    typer.echo(
+        auth.mint(
+            private_key.read_text(), issuer=issuer, audience=audience, subject=sub,
+            roles=[r.value for r in role], areas=area, ttl_seconds=ttl,
+        )
+    )
+
+
+@topics_app.command("ensure")
+def topics_ensure(
+    bootstrap: Annotated[str, typer.Option(envvar="BK_KAFKA_BOOTSTRAP_SERVERS")] = "127.0.0.1:19092",
+    partitions: Annotated[int, typer.Option(envvar="BK_TOPIC_PARTITIONS")] = 6,
+    replication_factor: Annotated[int, typer.Option(envvar="BK_TOPIC_REPLICATION_FACTOR")] = 1,
+) -> None:
+    """Create every event and dead-letter topic that does not exist yet."""
+    created = asyncio.run(
+        kafka_topics.ensure({"bootstrap_servers": bootstrap}, all_topics(partitions), replication_factor)
+    )
+    typer.echo(f"topics created: {', '.join(created)}" if created else "topics: all present")
+
+
+@app.command("migrate")
+def migrate(
+    service: Annotated[str, typer.Argument(help="initiatives, vouchers or notifications")],
+    database_url: Annotated[str, typer.Option(envvar="BK_DATABASE_URL")],
+) -> None:
+    """Apply the kit's and the service's pending migrations to the service's database."""
+    spec = importlib.import_module(f"{service}.app").SPEC
+    applied = migrations.apply(database_url, spec.migrations)
+    typer.echo(f"{service}: applied {', '.join(applied)}" if applied else f"{service}: up to date")
+
+
+@app.command("relay")
+def relay(
+    database_url: Annotated[str, typer.Option(envvar="BK_DATABASE_URL")],
+    bootstrap: Annotated[str, typer.Option(envvar="BK_KAFKA_BOOTSTRAP_SERVERS")] = "127.0.0.1:19092",
+    batch_size: Annotated[int, typer.Option(envvar="BK_RELAY_BATCH_SIZE")] = 1000,
+    once: Annotated[bool, typer.Option(help="drain what is committed now, then exit")] = False,
+) -> None:
+    """Publish a database's outbox to Kafka until stopped (SIGTERM/SIGINT), or once with --once."""
+    asyncio.run(_relay(database_url, bootstrap, batch_size, once))
+
+
+async def _relay(database_url: str, bootstrap: str, batch_size: int, once: bool) -> None:
+    import signal
+
+    from .db import create_pool
+    from .metrics import ServiceMetrics
+    from .outbox import OutboxRelay, kafka_producer
+
+    logs.configure("outbox-relay", os.environ.get("BK_LOG_LEVEL", "INFO"), os.environ.get("BK_LOG_FORMAT", "json"))
+    pool = await create_pool(database_url, 1, 3)
+    producer = kafka_producer({"bootstrap_servers": bootstrap})
+    await producer.start()
+    outbox_relay = OutboxRelay(pool, producer, ServiceMetrics("outbox-relay"), batch_size=batch_size)
+    try:
+        if once:
+            typer.echo(f"published {await outbox_relay.drain()}")
+            return
+        loop = asyncio.get_running_loop()
+        for stop_signal in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(stop_signal, outbox_relay.stop)
+        await outbox_relay.run()
+    finally:
+        await producer.stop()
+        await pool.close()

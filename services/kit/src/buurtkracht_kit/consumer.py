@@ -1,0 +1,188 @@
+"""The idempotent consumer: each Kafka message takes effect at most once per consumer group, and a
+message that cannot take effect is parked on the group's dead-letter topic, once.
+
+Invariants:
+- the inbox row (`INSERT ... ON CONFLICT DO NOTHING RETURNING`) and the handler's effects commit in
+  one transaction: a redelivered message finds its row and changes nothing;
+- the offset is committed only after that transaction (FastStream `NACK_ON_ERROR`: an exception
+  that escapes rewinds the partition to this message, so nothing behind it is committed past it);
+- a message that fails `max_attempts` times (attempts counted in the database, across restarts), or
+  that is not a valid event at all, is dead-lettered: the inbox row marked `dead_lettered` and the
+  original record put in the outbox for the dead-letter topic, in one transaction; the partition
+  then moves on. A redelivery after that is a duplicate, so the dead letter is written once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+import asyncpg
+from pydantic import ValidationError
+
+from buurtkracht_contracts import Envelope, Event, UnknownEventType, parse
+from buurtkracht_contracts.kafka import from_kafka
+from buurtkracht_contracts.topics import dead_letter_topic
+
+from . import outbox
+from .db import UnitOfWork
+from .logs import event_context
+from .metrics import ServiceMetrics
+
+logger = logging.getLogger(__name__)
+
+Outcome = Literal["processed", "duplicate", "ignored", "dead_lettered"]
+Handler = Callable[[UnitOfWork, Event, Envelope], Awaitable[None]]
+
+
+class Record(Protocol):
+    """What the consumer needs of a Kafka record (aiokafka's `ConsumerRecord` has it)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]]
+
+
+class EventConsumer:
+    """Applies consumed events through `handlers`, keyed by event model; other event types are ignored."""
+
+    def __init__(
+        self,
+        group: str,
+        pool: asyncpg.Pool,
+        source: str,
+        metrics: ServiceMetrics,
+        handlers: Mapping[type[Event], Handler],
+        *,
+        max_attempts: int = 5,
+        backoff_seconds: float = 0.2,
+    ) -> None:
+        self.group = group
+        self.dead_letter_topic = dead_letter_topic(group)
+        self._pool = pool
+        self._source = source
+        self._metrics = metrics
+        self._handlers = dict(handlers)
+        self._max_attempts = max_attempts
+        self._backoff = backoff_seconds
+
+    async def consume(self, record: Record) -> Outcome:
+        fallback_id = f"{record.topic}:{record.partition}:{record.offset}"
+        try:
+            envelope = from_kafka(record.key, record.value or b"", list(record.headers))
+            event = parse(envelope)
+        except (ValueError, ValidationError, UnknownEventType) as error:
+            ce_id = dict(record.headers).get("ce_id", b"").decode("utf-8", "replace")
+            with event_context(ce_id or fallback_id):
+                logger.error("unreadable message dead-lettered: %s", error)
+                return await self._dead_letter(record, ce_id or fallback_id, "unknown", error, attempts=1)
+
+        handler = self._handlers.get(type(event))
+        message_id = str(envelope.id)
+        with event_context(message_id, envelope.type):
+            if handler is None:
+                self._count(envelope.type, "ignored")
+                return "ignored"
+            attempts = 0
+            while True:
+                try:
+                    return await self._apply(handler, envelope, event, message_id)
+                except Exception as error:  # a handler may fail in any way; it is retried, then parked
+                    attempts = await self._record_failure(message_id, error)
+                    self._metrics.handler_failures.labels(self.group, envelope.type).inc()
+                    logger.warning("attempt %d of %d failed: %r", attempts, self._max_attempts, error)
+                    if attempts >= self._max_attempts:
+                        return await self._dead_letter(record, message_id, envelope.type, error, attempts)
+                    await asyncio.sleep(self._backoff * 2 ** (attempts - 1))
+
+    async def _apply(self, handler: Handler, envelope: Envelope, event: Event, message_id: str) -> Outcome:
+        async with UnitOfWork(self._pool, self._source) as uow:
+            first_time = await uow.connection.fetchval(
+                """
+                INSERT INTO inbox (consumer, message_id, event_type, outcome) VALUES ($1, $2, $3, 'processed')
+                ON CONFLICT DO NOTHING RETURNING true
+                """,
+                self.group,
+                message_id,
+                envelope.type,
+            )
+            if not first_time:
+                self._count(envelope.type, "duplicate")
+                return "duplicate"
+            await handler(uow, event, envelope)
+            await uow.connection.execute(
+                "DELETE FROM consumer_failures WHERE consumer = $1 AND message_id = $2", self.group, message_id
+            )
+            await uow.commit()
+        self._count(envelope.type, "processed")
+        return "processed"
+
+    async def _record_failure(self, message_id: str, error: BaseException) -> int:
+        async with self._pool.acquire() as conn:
+            return await conn.fetchval(
+                """
+                INSERT INTO consumer_failures (consumer, message_id, attempts, last_error) VALUES ($1, $2, 1, $3)
+                ON CONFLICT (consumer, message_id) DO UPDATE
+                  SET attempts = consumer_failures.attempts + 1, last_error = $3, last_failed_at = now()
+                RETURNING attempts
+                """,
+                self.group,
+                message_id,
+                _describe(error),
+            )
+
+    async def _dead_letter(
+        self, record: Record, message_id: str, event_type: str, error: BaseException, attempts: int
+    ) -> Outcome:
+        headers = [(name, value) for name, value in record.headers if not name.startswith("dlq_")]
+        headers += [
+            ("dlq_consumer_group", self.group.encode()),
+            ("dlq_original_topic", record.topic.encode()),
+            ("dlq_original_partition", str(record.partition).encode()),
+            ("dlq_original_offset", str(record.offset).encode()),
+            ("dlq_attempts", str(attempts).encode()),
+            ("dlq_error", _describe(error).encode()),
+            ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
+        ]
+        async with self._pool.acquire() as conn, conn.transaction():
+            first_time = await conn.fetchval(
+                """
+                INSERT INTO inbox (consumer, message_id, event_type, outcome) VALUES ($1, $2, $3, 'dead_lettered')
+                ON CONFLICT DO NOTHING RETURNING true
+                """,
+                self.group,
+                message_id,
+                event_type,
+            )
+            if not first_time:
+                self._count(event_type, "duplicate")
+                return "duplicate"
+            await outbox.add_verbatim(
+                conn,
+                topic=self.dead_letter_topic,
+                key=record.key,
+                value=record.value or b"",
+                headers=headers,
+                source=self._source,
+                event_type=event_type,
+            )
+            await conn.execute(
+                "DELETE FROM consumer_failures WHERE consumer = $1 AND message_id = $2", self.group, message_id
+            )
+        self._metrics.dead_letters.labels(self.group).inc()
+        self._count(event_type, "dead_lettered")
+        logger.error("message dead-lettered after %d attempt(s): %s", attempts, _describe(error))
+        return "dead_lettered"
+
+    def _count(self, event_type: str, outcome: Outcome) -> None:
+        self._metrics.inbox_events.labels(self.group, event_type, outcome).inc()
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:2000]

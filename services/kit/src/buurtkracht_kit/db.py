@@ -1,0 +1,69 @@
+"""Connection pool and the unit of work.
+
+Invariant: a unit of work is one PostgreSQL transaction. The state it changes and the events it
+records reach the database together at `commit()`, or not at all: leaving the block without
+`commit()` rolls everything back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Literal
+
+import asyncpg
+
+from buurtkracht_contracts import Envelope, Event
+
+from . import outbox
+
+Isolation = Literal["read_committed", "repeatable_read", "serializable"]
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+
+
+class UnitOfWork:
+    """`async with UnitOfWork(pool, source) as uow:` ... `uow.record(*events)` ... `await uow.commit()`."""
+
+    def __init__(self, pool: asyncpg.Pool, source: str, isolation: Isolation = "read_committed") -> None:
+        self._pool = pool
+        self._source = source
+        self._isolation = isolation
+        self._envelopes: list[Envelope] = []
+        self._committed = False
+        self.connection: asyncpg.Connection
+
+    async def __aenter__(self) -> UnitOfWork:
+        self.connection = await self._pool.acquire()
+        self._transaction = self.connection.transaction(isolation=self._isolation)
+        await self._transaction.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            if not self._committed:
+                await self._transaction.rollback()
+        finally:
+            await self._pool.release(self.connection)
+
+    def record(self, *events: Event) -> list[Envelope]:
+        """Queue events to be published if, and only if, this unit of work commits."""
+        envelopes = [Envelope.wrap(event, self._source) for event in events]
+        self._envelopes += envelopes
+        return envelopes
+
+    def record_all(self, events: Iterable[Event]) -> list[Envelope]:
+        return self.record(*events)
+
+    async def commit(self) -> None:
+        if self._envelopes:
+            await outbox.add(self.connection, self._envelopes)
+        await self._transaction.commit()
+        self._committed = True

@@ -1,0 +1,57 @@
+"""JSON logs on stdout; every line written while handling an event carries that event's id and type."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import sys
+from collections.abc import Iterator
+
+from pythonjsonlogger.json import JsonFormatter
+
+_event_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("event_id", default=None)
+_event_type: contextvars.ContextVar[str | None] = contextvars.ContextVar("event_type", default=None)
+
+
+@contextlib.contextmanager
+def event_context(event_id: str, event_type: str | None = None) -> Iterator[None]:
+    """Tag every log line inside the block with the event being handled."""
+    id_token, type_token = _event_id.set(event_id), _event_type.set(event_type)
+    try:
+        yield
+    finally:
+        _event_id.reset(id_token)
+        _event_type.reset(type_token)
+
+
+class _EventContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (event_id := _event_id.get()) is not None:
+            record.event_id = event_id
+            record.event_type = _event_type.get()
+        return True
+
+
+def configure(service: str, level: str = "INFO", fmt: str = "json") -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(_EventContextFilter())
+    if fmt == "json":
+        handler.setFormatter(
+            JsonFormatter(
+                "{asctime}{levelname}{name}{message}",
+                style="{",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                static_fields={"service": service},
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("aiokafka", "kafka"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    for uvicorn_logger in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(uvicorn_logger).handlers[:] = []
+        logging.getLogger(uvicorn_logger).propagate = True

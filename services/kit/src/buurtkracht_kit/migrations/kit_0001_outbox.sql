@@ -1,0 +1,20 @@
+-- The transactional outbox (see buurtkracht_kit.outbox): events written with the state they describe.
+CREATE TABLE outbox (
+    id               bigserial PRIMARY KEY,
+    event_id         uuid        NOT NULL UNIQUE,
+    aggregate_type   text        NOT NULL,
+    aggregate_id     text        NOT NULL,
+    event_type       text        NOT NULL,
+    topic            text        NOT NULL,
+    source           text        NOT NULL,
+    occurred_at      timestamptz NOT NULL,
+    payload          jsonb       NOT NULL,
+    verbatim_value   bytea,
+    verbatim_headers jsonb,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    published_at     timestamptz,
+    attempts         integer     NOT NULL DEFAULT 0,
+    last_error       text
+);
+CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
+CREATE INDEX outbox_published_at ON outbox (published_at) WHERE published_at IS NOT NULL;

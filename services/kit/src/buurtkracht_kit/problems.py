@@ -1,0 +1,116 @@
+"""Errors as RFC 9457 problem details (`application/problem+json`), naming the field at fault.
+
+A refused request changes nothing: raise `Problem` before (or instead of) committing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://buurtkracht.nl/problems/"
+
+
+class Problem(Exception):
+    """An HTTP error answer. `errors` lists `{"field": ..., "message": ...}` for input at fault."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        *,
+        kind: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status, self.title, self.detail, self.kind = status, title, detail, kind
+        self.errors, self.headers, self.extensions = errors, headers, extensions
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": TYPE_BASE + self.kind if self.kind else "about:blank",
+            "title": self.title,
+            "status": self.status,
+        }
+        if self.detail:
+            body["detail"] = self.detail
+        if instance:
+            body["instance"] = instance
+        if self.errors:
+            body["errors"] = self.errors
+        return body | self.extensions
+
+    @classmethod
+    def invalid(cls, field: str, message: str, status: int = 422) -> Problem:
+        return cls(status, "Invalid input", f"{field}: {message}", kind="invalid-input",
+                   errors=[{"field": field, "message": message}])
+
+    @classmethod
+    def not_found(cls, what: str) -> Problem:
+        return cls(404, "Not found", f"{what} does not exist", kind="not-found")
+
+    @classmethod
+    def forbidden(cls, detail: str) -> Problem:
+        return cls(403, "Forbidden", detail, kind="forbidden")
+
+    @classmethod
+    def conflict(cls, detail: str, kind: str = "conflict", **extensions: Any) -> Problem:
+        return cls(409, "Conflict", detail, kind=kind, **extensions)
+
+
+def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
+    return JSONResponse(
+        problem.body(request.url.path if request else None),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=problem.headers,
+    )
+
+
+def _field(location: tuple[Any, ...]) -> tuple[str, str]:
+    where = str(location[0]) if location else "body"
+    path = ".".join(str(part) for part in location[1:]) or where
+    return where, path
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error of `app` as problem+json."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, problem: Problem) -> JSONResponse:
+        return problem_response(problem, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = []
+        malformed = False
+        for item in error.errors():
+            where, field = _field(tuple(item.get("loc", ())))
+            malformed |= item.get("type") == "json_invalid"
+            errors.append({"field": field, "in": where, "message": item.get("msg", "invalid"), "code": item.get("type")})
+        status = 400 if malformed else 422
+        title = "Malformed request body" if malformed else "Invalid input"
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return problem_response(Problem(status, title, detail, kind="invalid-input", errors=errors), request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        detail = error.detail if isinstance(error.detail, str) else None
+        title = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized"}.get(error.status_code, "HTTP error")
+        return problem_response(Problem(error.status_code, title, detail, headers=error.headers), request)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        logger.exception("unhandled error answering %s %s", request.method, request.url.path)
+        return problem_response(Problem(500, "Internal server error", "The error was logged."), request)

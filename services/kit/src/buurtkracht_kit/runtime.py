@@ -1,0 +1,166 @@
+"""Wiring of one service process: settings, migrations, pool, HTTP app, Kafka consumer, outbox relay.
+
+Start-up order: migrations, pool, relay, consumer. Shutdown (SIGTERM, via uvicorn): stop taking HTTP
+requests and finish those in flight, stop consuming after the message in hand, publish what is
+committed in the outbox, close the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.middlewares import AckPolicy
+
+from buurtkracht_contracts import Event
+
+from . import http, logs, migrations
+from .auth import TokenVerifier
+from .consumer import EventConsumer, Handler
+from .db import create_pool
+from .metrics import ServiceMetrics
+from .outbox import OutboxRelay, kafka_producer
+from .settings import KitSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceSpec:
+    """What makes a service itself; everything else is the kit's."""
+
+    name: str
+    title: str
+    version: str
+    migrations: Path
+    routers: Sequence[APIRouter] = ()
+    subscribed_topics: Sequence[str] = ()
+    handlers: Mapping[type[Event], Handler] = field(default_factory=dict)
+    description: str = ""
+
+
+class Service:
+    def __init__(self, spec: ServiceSpec, settings: KitSettings) -> None:
+        self.spec, self.settings = spec, settings
+        self.metrics = ServiceMetrics(spec.name)
+        self.broker = KafkaBroker(
+            settings.kafka_bootstrap_servers,
+            middlewares=[KafkaPrometheusMiddleware(registry=self.metrics.registry, app_name=spec.name)],
+            logger=logging.getLogger(f"{spec.name}.kafka"),
+            **_broker_security(settings),
+        )
+        self.pool: asyncpg.Pool | None = None
+        self.consumer: EventConsumer | None = None
+        self.relay: OutboxRelay | None = None
+        if spec.subscribed_topics:
+            self._subscribe()
+        self.app = FastAPI(title=spec.title, version=spec.version, description=spec.description, lifespan=self._lifespan)
+        http.install(self.app, self.metrics, {"database": self._check_database, "kafka": self._check_kafka})
+        for router in spec.routers:
+            self.app.include_router(router)
+
+    def _subscribe(self) -> None:
+        @self.broker.subscriber(
+            *self.spec.subscribed_topics,
+            group_id=self.spec.name,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+            decoder=_raw_body,
+        )
+        async def on_record(message: KafkaMessage) -> None:
+            assert self.consumer is not None
+            await self.consumer.consume(message.raw_message)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        settings = self.settings
+        if settings.migrate_on_start:
+            await asyncio.to_thread(migrations.apply, settings.database_url, self.spec.migrations)
+        self.pool = await create_pool(settings.database_url, settings.db_pool_min_size, settings.db_pool_max_size)
+        app.state.pool = self.pool
+        app.state.settings = settings
+        app.state.metrics = self.metrics
+        app.state.token_verifier = TokenVerifier(
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            public_key_file=settings.jwt_public_key_file,
+            jwks_url=settings.jwt_jwks_url,
+        )
+        producer = kafka_producer(settings.kafka_client_options())
+        relay_task = None
+        if settings.relay_enabled:
+            await producer.start()
+            self.relay = OutboxRelay(
+                self.pool, producer, self.metrics,
+                batch_size=settings.relay_batch_size,
+                poll_interval=settings.relay_poll_interval_seconds,
+                retention_hours=settings.relay_retention_hours,
+            )
+            relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
+        self.consumer = EventConsumer(
+            self.spec.name, self.pool, settings.event_source, self.metrics, self.spec.handlers,
+            max_attempts=settings.consumer_max_attempts, backoff_seconds=settings.consumer_retry_backoff_seconds,
+        )
+        await self.broker.start()
+        logger.info("%s ready", self.spec.name)
+        try:
+            yield
+        finally:
+            await self.broker.stop()
+            if self.relay and relay_task:
+                self.relay.stop()
+                try:
+                    await asyncio.wait_for(relay_task, settings.shutdown_grace_seconds)
+                except TimeoutError:
+                    logger.warning("outbox relay did not finish within the grace period; the rest is published on restart")
+                await producer.stop()
+            await self.pool.close()
+            logger.info("%s stopped", self.spec.name)
+
+    async def _check_database(self) -> None:
+        assert self.pool is not None
+        await self.pool.fetchval("SELECT 1")
+
+    async def _check_kafka(self) -> None:
+        if not await self.broker.ping(timeout=2.0):
+            raise ConnectionError("Kafka does not answer")
+
+
+def _raw_body(message: object) -> object:
+    """Leave the record's bytes alone: the kit's consumer reads CloudEvents itself."""
+    return getattr(message, "body", message)
+
+
+def _broker_security(settings: KitSettings) -> dict[str, object]:
+    if not settings.kafka_sasl_mechanism:
+        return {}
+    from faststream.security import SASLPlaintext, SASLScram256, SASLScram512
+
+    kinds = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
+    use_ssl = settings.kafka_security_protocol.endswith("SSL")
+    return {"security": kinds[settings.kafka_sasl_mechanism](
+        settings.kafka_sasl_username, settings.kafka_sasl_password, use_ssl=use_ssl)}
+
+
+def serve(service: Service) -> None:
+    """Run the service until SIGTERM or SIGINT, then shut down gracefully."""
+    settings = service.settings
+    logs.configure(service.spec.name, settings.log_level, settings.log_format)
+    uvicorn.run(
+        service.app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+    )

@@ -1,0 +1,68 @@
+"""Service settings from the environment (prefix `BK_`), the same names locally, in compose and on Kubernetes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from buurtkracht_contracts.event import source_urn
+
+
+class KitSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BK_", extra="ignore")
+
+    service_name: str = Field(description="initiatives, vouchers or notifications; also the consumer group id")
+    database_url: str = Field(description="postgresql:// URL of the service's own database")
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    municipality_oin: str = Field("00000000000000000000", description="OIN of the municipality, in event sources")
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    log_level: str = "INFO"
+    log_format: str = Field("json", pattern="^(json|text)$")
+    migrate_on_start: bool = True
+    db_pool_min_size: int = 2
+    db_pool_max_size: int = 10
+
+    relay_enabled: bool = True
+    relay_batch_size: int = Field(1000, ge=1)
+    relay_poll_interval_seconds: float = Field(1.0, gt=0)
+    relay_retention_hours: float = Field(24.0, ge=0, description="how long published outbox rows are kept")
+
+    consumer_max_attempts: int = Field(5, ge=1)
+    consumer_retry_backoff_seconds: float = Field(0.2, ge=0)
+
+    jwt_public_key_file: Path | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str = "https://login.buurtkracht.local"
+    jwt_audience: str = "buurtkracht"
+
+    shutdown_grace_seconds: float = Field(20.0, gt=0)
+
+    @property
+    def event_source(self) -> str:
+        return source_urn(self.municipality_oin, f"buurtkracht-{self.service_name}")
+
+    def kafka_client_options(self) -> dict[str, object]:
+        """Connection options for aiokafka clients (plaintext locally, SASL/TLS on Kubernetes)."""
+        options: dict[str, object] = {
+            "bootstrap_servers": self.kafka_bootstrap_servers,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            options |= {
+                "sasl_mechanism": self.kafka_sasl_mechanism,
+                "sasl_plain_username": self.kafka_sasl_username,
+                "sasl_plain_password": self.kafka_sasl_password,
+            }
+        if self.kafka_security_protocol.endswith("SSL"):
+            import ssl
+
+            options["ssl_context"] = ssl.create_default_context()
+        return options

@@ -1,0 +1,36 @@
+"""Creates the topics of `buurtkracht_contracts.topics` explicitly (the broker never auto-creates them)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from buurtkracht_contracts.topics import TopicSpec
+
+logger = logging.getLogger(__name__)
+
+
+async def ensure(client_options: dict[str, object], specs: list[TopicSpec], replication_factor: int = 1) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created. Existing topics are left as they are."""
+    admin = AIOKafkaAdminClient(**client_options)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in specs if spec.name not in existing]
+        if missing:
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        spec.name,
+                        num_partitions=spec.partitions,
+                        replication_factor=replication_factor,
+                        topic_configs={"retention.ms": str(spec.retention_ms)},
+                    )
+                    for spec in missing
+                ]
+            )
+            logger.info("topics created: %s", [spec.name for spec in missing])
+        return [spec.name for spec in missing]
+    finally:
+        await admin.close()

@@ -1,0 +1,120 @@
+"""The shared HTTP face: problem+json naming the field at fault, health, metrics by route template."""
+
+import pytest
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.testclient import TestClient
+from pydantic import BaseModel, Field
+
+from buurtkracht_kit import http
+from buurtkracht_kit.auth import Role, TokenVerifier, mint, require
+from buurtkracht_kit.metrics import ServiceMetrics
+from buurtkracht_kit.problems import Problem
+
+from .test_auth import AUDIENCE, ISSUER, PRIVATE, PUBLIC
+
+pytestmark = pytest.mark.unit
+
+
+class Draft(BaseModel):
+    title: str = Field(min_length=3)
+    requested_amount_cents: int = Field(ge=0, strict=True)
+
+
+router = APIRouter()
+
+
+@router.post("/api/v1/things/{thing_id}")
+async def create(thing_id: int, draft: Draft, caller=Depends(require(Role.RESIDENT))):
+    if draft.title == "taken":
+        raise Problem.conflict("a thing with this title exists", current_state="taken")
+    return {"id": thing_id, "by": caller.subject}
+
+
+async def healthy():
+    return None
+
+
+async def broken():
+    raise ConnectionError("down")
+
+
+def client(checks):
+    metrics = ServiceMetrics("test")
+    app = FastAPI()
+    http.install(app, metrics, checks)
+    app.include_router(router)
+    return TestClient(app, raise_server_exceptions=False), metrics
+
+
+@pytest.fixture
+def api(tmp_path):
+    key = tmp_path / "pub.pem"
+    key.write_text(PUBLIC)
+    test_client, metrics = client({"database": healthy})
+    test_client.app.state.token_verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, public_key_file=key)
+    return test_client, metrics
+
+
+def bearer(roles=("resident",)):
+    return {"Authorization": "Bearer " + mint(PRIVATE, issuer=ISSUER, audience=AUDIENCE, subject="r-1",
+                                              roles=list(roles), areas=[])}
+
+
+def test_invalid_field_is_a_422_problem_naming_the_field(api):
+    test_client, _ = api
+    answer = test_client.post("/api/v1/things/1", json={"title": "ab", "requested_amount_cents": 10}, headers=bearer())
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+    body = answer.json()
+    assert body["status"] == 422 and body["errors"][0]["field"] == "title"
+
+
+def test_a_float_amount_is_refused(api):
+    test_client, _ = api
+    answer = test_client.post("/api/v1/things/1", json={"title": "abc", "requested_amount_cents": 10.5},
+                              headers=bearer())
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["field"] == "requested_amount_cents"
+
+
+def test_malformed_json_is_a_400_problem(api):
+    test_client, _ = api
+    answer = test_client.post("/api/v1/things/1", content=b"{not json", headers=bearer() | {"content-type": "application/json"})
+    assert answer.status_code == 400 and answer.headers["content-type"] == "application/problem+json"
+
+
+def test_missing_token_is_401_and_wrong_role_is_403(api):
+    test_client, _ = api
+    assert test_client.post("/api/v1/things/1", json={"title": "abc", "requested_amount_cents": 1}).status_code == 401
+    answer = test_client.post("/api/v1/things/1", json={"title": "abc", "requested_amount_cents": 1},
+                              headers=bearer(["official"]))
+    assert answer.status_code == 403 and answer.json()["type"].endswith("/forbidden")
+
+
+def test_domain_conflict_is_a_409_problem_with_extensions(api):
+    test_client, _ = api
+    answer = test_client.post("/api/v1/things/1", json={"title": "taken", "requested_amount_cents": 1},
+                              headers=bearer())
+    assert answer.status_code == 409 and answer.json()["current_state"] == "taken"
+
+
+def test_unknown_path_is_a_404_problem(api):
+    test_client, _ = api
+    answer = test_client.get("/api/v1/nothing")
+    assert answer.status_code == 404 and answer.headers["content-type"] == "application/problem+json"
+
+
+def test_requests_are_counted_by_route_template(api):
+    test_client, metrics = api
+    test_client.post("/api/v1/things/7", json={"title": "abc", "requested_amount_cents": 1}, headers=bearer())
+    text = test_client.get("/metrics").text
+    assert 'buurtkracht_http_requests_total{method="POST",route="/api/v1/things/{thing_id}",status="200"} 1.0' in text
+    assert "/api/v1/things/7" not in text
+
+
+def test_readiness_reports_each_dependency():
+    test_client, _ = client({"database": healthy, "kafka": broken})
+    answer = test_client.get("/readyz")
+    assert answer.status_code == 503
+    assert answer.json()["checks"] == {"database": "ok", "kafka": "failing: ConnectionError"}
+    assert test_client.get("/healthz").status_code == 200
