@@ -19,8 +19,12 @@ SOURCE = source_urn("00000001002564440000", "buurtkracht-initiatives")
 
 def supported() -> InitiativeSupported:
     return InitiativeSupported(
-        initiative_id=uuid.uuid4(), area_code="BU03630001", title="Geveltuinen", initiators=["r-1"],
-        supporter_id="r-2", support_count=3,
+        initiative_id=uuid.uuid4(),
+        area_code="BU03630001",
+        title="Geveltuinen",
+        initiators=["r-1"],
+        supporter_id="r-2",
+        support_count=3,
     )
 
 
@@ -53,10 +57,26 @@ def test_kafka_record_round_trips_to_the_same_typed_event():
     "headers, value",
     [
         ([], b"{}"),
-        ([("ce_type", b"x"), ("ce_source", b"s"), ("ce_id", b"1"), ("ce_specversion", b"1.0"),
-          ("content-type", b"application/json")], b"not json"),
-        ([("ce_type", b"x"), ("ce_source", b"s"), ("ce_id", b"1"), ("ce_specversion", b"1.0"),
-          ("content-type", b"application/json")], b"[1, 2]"),
+        (
+            [
+                ("ce_type", b"x"),
+                ("ce_source", b"s"),
+                ("ce_id", b"1"),
+                ("ce_specversion", b"1.0"),
+                ("content-type", b"application/json"),
+            ],
+            b"not json",
+        ),
+        (
+            [
+                ("ce_type", b"x"),
+                ("ce_source", b"s"),
+                ("ce_id", b"1"),
+                ("ce_specversion", b"1.0"),
+                ("content-type", b"application/json"),
+            ],
+            b"[1, 2]",
+        ),
     ],
 )
 def test_a_record_that_is_not_a_cloudevent_is_refused(headers, value):
@@ -86,8 +106,14 @@ def test_an_event_type_cannot_be_registered_twice():
 
 
 def test_money_is_integer_cents_never_a_float():
-    base = dict(initiative_id=uuid.uuid4(), area_code="BU03630001", title="t", initiators=["r-1"], official_id="o-1",
-                requested_amount_cents=1000)
+    base = dict(
+        initiative_id=uuid.uuid4(),
+        area_code="BU03630001",
+        title="t",
+        initiators=["r-1"],
+        official_id="o-1",
+        requested_amount_cents=1000,
+    )
     with pytest.raises(ValueError):
         InitiativeApproved(**base, approved_amount_cents=999.5)
     with pytest.raises(ValueError):
@@ -129,8 +155,16 @@ def changed(mutate):
         (lambda s: s["required"].remove("n"), False),
         (lambda s: s.update(additionalProperties=False), False),
     ],
-    ids=["optional field added", "description changed", "field removed", "type changed",
-         "constraint tightened", "required field added", "required became optional", "object constraint added"],
+    ids=[
+        "optional field added",
+        "description changed",
+        "field removed",
+        "type changed",
+        "constraint tightened",
+        "required field added",
+        "required became optional",
+        "object constraint added",
+    ],
 )
 def test_only_optional_additions_are_compatible(mutate, allowed):
     assert (breaking_changes(BASE, changed(mutate)) == []) is allowed

@@ -4,27 +4,18 @@ import time
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from buurtkracht_kit.auth import Principal, Role, TokenVerifier, mint
 from buurtkracht_kit.problems import Problem
+
+from ..keys import PRIVATE, PUBLIC, pem_pair
 
 pytestmark = pytest.mark.unit
 
 ISSUER, AUDIENCE = "https://login.test", "buurtkracht"
 
 
-def pem_pair():
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return private, public
 
-
-PRIVATE, PUBLIC = pem_pair()
 OTHER_PRIVATE, _ = pem_pair()
 
 
@@ -53,13 +44,26 @@ def test_a_valid_token_names_the_caller_roles_and_areas(verifier):
         lambda: token(audience="someone-else"),
         lambda: token(ttl_seconds=-10),
         lambda: token(roles=["emperor"]),
-        lambda: jwt.encode({"sub": "r-1", "iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 60},
-                           key=None, algorithm="none"),
-        lambda: jwt.encode({"sub": "r-1", "iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 60},
-                           key="shared-secret-that-is-long-enough-for-hs256", algorithm="HS256"),
+        lambda: jwt.encode(
+            {"sub": "r-1", "iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 60}, key=None, algorithm="none"
+        ),
+        lambda: jwt.encode(
+            {"sub": "r-1", "iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 60},
+            key="shared-secret-that-is-long-enough-for-hs256",
+            algorithm="HS256",
+        ),
         lambda: "not-a-token",
     ],
-    ids=["foreign key", "wrong issuer", "wrong audience", "expired", "unknown role", "alg none", "alg HS256", "garbage"],
+    ids=[
+        "foreign key",
+        "wrong issuer",
+        "wrong audience",
+        "expired",
+        "unknown role",
+        "alg none",
+        "alg HS256",
+        "garbage",
+    ],
 )
 def test_a_bad_token_is_a_401_problem(verifier, bad):
     with pytest.raises(Problem) as refused:

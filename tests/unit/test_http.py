@@ -56,8 +56,10 @@ def api(tmp_path):
 
 
 def bearer(roles=("resident",)):
-    return {"Authorization": "Bearer " + mint(PRIVATE, issuer=ISSUER, audience=AUDIENCE, subject="r-1",
-                                              roles=list(roles), areas=[])}
+    return {
+        "Authorization": "Bearer "
+        + mint(PRIVATE, issuer=ISSUER, audience=AUDIENCE, subject="r-1", roles=list(roles), areas=[])
+    }
 
 
 def test_invalid_field_is_a_422_problem_naming_the_field(api):
@@ -71,30 +73,35 @@ def test_invalid_field_is_a_422_problem_naming_the_field(api):
 
 def test_a_float_amount_is_refused(api):
     test_client, _ = api
-    answer = test_client.post("/api/v1/things/1", json={"title": "abc", "requested_amount_cents": 10.5},
-                              headers=bearer())
+    answer = test_client.post(
+        "/api/v1/things/1", json={"title": "abc", "requested_amount_cents": 10.5}, headers=bearer()
+    )
     assert answer.status_code == 422
     assert answer.json()["errors"][0]["field"] == "requested_amount_cents"
 
 
 def test_malformed_json_is_a_400_problem(api):
     test_client, _ = api
-    answer = test_client.post("/api/v1/things/1", content=b"{not json", headers=bearer() | {"content-type": "application/json"})
+    answer = test_client.post(
+        "/api/v1/things/1", content=b"{not json", headers=bearer() | {"content-type": "application/json"}
+    )
     assert answer.status_code == 400 and answer.headers["content-type"] == "application/problem+json"
 
 
 def test_missing_token_is_401_and_wrong_role_is_403(api):
     test_client, _ = api
     assert test_client.post("/api/v1/things/1", json={"title": "abc", "requested_amount_cents": 1}).status_code == 401
-    answer = test_client.post("/api/v1/things/1", json={"title": "abc", "requested_amount_cents": 1},
-                              headers=bearer(["official"]))
+    answer = test_client.post(
+        "/api/v1/things/1", json={"title": "abc", "requested_amount_cents": 1}, headers=bearer(["official"])
+    )
     assert answer.status_code == 403 and answer.json()["type"].endswith("/forbidden")
 
 
 def test_domain_conflict_is_a_409_problem_with_extensions(api):
     test_client, _ = api
-    answer = test_client.post("/api/v1/things/1", json={"title": "taken", "requested_amount_cents": 1},
-                              headers=bearer())
+    answer = test_client.post(
+        "/api/v1/things/1", json={"title": "taken", "requested_amount_cents": 1}, headers=bearer()
+    )
     assert answer.status_code == 409 and answer.json()["current_state"] == "taken"
 
 
@@ -105,7 +112,7 @@ def test_unknown_path_is_a_404_problem(api):
 
 
 def test_requests_are_counted_by_route_template(api):
-    test_client, metrics = api
+    test_client, _ = api
     test_client.post("/api/v1/things/7", json={"title": "abc", "requested_amount_cents": 1}, headers=bearer())
     text = test_client.get("/metrics").text
     assert 'buurtkracht_http_requests_total{method="POST",route="/api/v1/things/{thing_id}",status="200"} 1.0' in text

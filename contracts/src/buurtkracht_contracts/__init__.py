@@ -8,4 +8,15 @@ from .event import Envelope, Event, source_urn
 from .money import Cents
 from .registry import UnknownEventType, event_types, model_for, parse, register
 
-__all__ = ["initiatives", "Cents", "Envelope", "Event", "UnknownEventType", "event_types", "model_for", "parse", "register", "source_urn"]
+__all__ = [
+    "Cents",
+    "Envelope",
+    "Event",
+    "UnknownEventType",
+    "event_types",
+    "initiatives",
+    "model_for",
+    "parse",
+    "register",
+    "source_urn",
+]

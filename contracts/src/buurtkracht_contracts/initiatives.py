@@ -20,8 +20,18 @@ from .topics import INITIATIVES_EVENTS
 ResidentId = str
 Category = Literal["green", "play", "safety", "social", "culture", "sport", "sustainability", "other"]
 Status = Literal[
-    "draft", "gathering_support", "in_review", "changes_requested", "approved", "rejected",
-    "withdrawn", "expired", "funded", "in_progress", "completed", "cancelled",
+    "draft",
+    "gathering_support",
+    "in_review",
+    "changes_requested",
+    "approved",
+    "rejected",
+    "withdrawn",
+    "expired",
+    "funded",
+    "in_progress",
+    "completed",
+    "cancelled",
 ]
 
 

@@ -34,7 +34,5 @@ class TopicSpec:
 def all_topics(partitions: int = DEFAULT_PARTITIONS) -> list[TopicSpec]:
     """The event topics (kept 30 days, for replays) and dead-letter topics (kept 14 days)."""
     events = [TopicSpec(name, partitions, 30 * 24 * 3600 * 1000) for name in PRODUCERS.values()]
-    dead_letters = [
-        TopicSpec(dead_letter_topic(group), partitions, 14 * 24 * 3600 * 1000) for group in CONSUMER_GROUPS
-    ]
+    dead_letters = [TopicSpec(dead_letter_topic(group), partitions, 14 * 24 * 3600 * 1000) for group in CONSUMER_GROUPS]
     return events + dead_letters

@@ -78,21 +78,38 @@ class TokenVerifier:
             roles = frozenset(Role(role) for role in claims.get("roles", []))
         except (jwt.PyJWTError, ValueError) as error:
             raise Problem(
-                401, "Unauthorized", f"invalid bearer token: {error}", kind="unauthorized",
+                401,
+                "Unauthorized",
+                f"invalid bearer token: {error}",
+                kind="unauthorized",
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             ) from error
         return Principal(subject=claims["sub"], roles=roles, areas=frozenset(claims.get("areas", [])))
 
 
 def mint(
-    private_key_pem: str, *, issuer: str, audience: str, subject: str, roles: list[str], areas: list[str],
-    ttl_seconds: int = 3600, key_id: str | None = None,
+    private_key_pem: str,
+    *,
+    issuer: str,
+    audience: str,
+    subject: str,
+    roles: list[str],
+    areas: list[str],
+    ttl_seconds: int = 3600,
+    key_id: str | None = None,
 ) -> str:
     """A signed token as the identity provider would issue it (local use and tests)."""
     now = int(time.time())
     claims = {
-        "iss": issuer, "aud": audience, "sub": subject, "roles": roles, "areas": areas,
-        "iat": now, "nbf": now, "exp": now + ttl_seconds, "jti": str(uuid.uuid4()),
+        "iss": issuer,
+        "aud": audience,
+        "sub": subject,
+        "roles": roles,
+        "areas": areas,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl_seconds,
+        "jti": str(uuid.uuid4()),
     }
     return jwt.encode(claims, private_key_pem, algorithm="RS256", headers={"kid": key_id} if key_id else None)
 
@@ -102,8 +119,13 @@ def authenticated(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise Problem(401, "Unauthorized", "a bearer token is required", kind="unauthorized",
-                      headers={"WWW-Authenticate": "Bearer"})
+        raise Problem(
+            401,
+            "Unauthorized",
+            "a bearer token is required",
+            kind="unauthorized",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return request.app.state.token_verifier.verify(token)
 
 

@@ -55,11 +55,18 @@ def token(
 ) -> None:
     """Mint a bearer token as the identity provider would (local stack only)."""
     if not private_key.exists():
-        raise typer.BadParameter(f"{private_key} does not exist; run `buurtkracht keys` first", param_hint="--private-key")
+        raise typer.BadParameter(
+            f"{private_key} does not exist; run `buurtkracht keys` first", param_hint="--private-key"
+        )
     typer.echo(
         auth.mint(
-            private_key.read_text(), issuer=issuer, audience=audience, subject=sub,
-            roles=[r.value for r in role], areas=area, ttl_seconds=ttl,
+            private_key.read_text(),
+            issuer=issuer,
+            audience=audience,
+            subject=sub,
+            roles=[r.value for r in role],
+            areas=area,
+            ttl_seconds=ttl,
         )
     )
 
@@ -122,3 +129,7 @@ async def _relay(database_url: str, bootstrap: str, batch_size: int, once: bool)
     finally:
         await producer.stop()
         await pool.close()
+
+
+if __name__ == "__main__":
+    app()

@@ -50,7 +50,9 @@ def install(app: FastAPI, metrics: ServiceMetrics, readiness: dict[str, Readines
             except Exception as error:  # any failure means not ready; the reason is reported
                 results[name] = f"failing: {type(error).__name__}"
         ready = all(value == "ok" for value in results.values())
-        return JSONResponse({"status": "ready" if ready else "not ready", "checks": results}, status_code=200 if ready else 503)
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": results}, status_code=200 if ready else 503
+        )
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:

@@ -99,7 +99,9 @@ class _Row:
 def _to_record(row: asyncpg.Record) -> _Row:
     if row["verbatim_value"] is not None:
         headers = [(name, bytes.fromhex(value)) for name, value in row["verbatim_headers"]]
-        return _Row(row["id"], row["aggregate_id"], row["topic"], row["aggregate_id"].encode(), row["verbatim_value"], headers)
+        return _Row(
+            row["id"], row["aggregate_id"], row["topic"], row["aggregate_id"].encode(), row["verbatim_value"], headers
+        )
     envelope = Envelope.model_construct(
         id=row["event_id"],
         source=row["source"],

@@ -53,8 +53,13 @@ class Problem(Exception):
 
     @classmethod
     def invalid(cls, field: str, message: str, status: int = 422) -> Problem:
-        return cls(status, "Invalid input", f"{field}: {message}", kind="invalid-input",
-                   errors=[{"field": field, "message": message}])
+        return cls(
+            status,
+            "Invalid input",
+            f"{field}: {message}",
+            kind="invalid-input",
+            errors=[{"field": field, "message": message}],
+        )
 
     @classmethod
     def not_found(cls, what: str) -> Problem:
@@ -98,7 +103,9 @@ def install(app: FastAPI) -> None:
         for item in error.errors():
             where, field = _field(tuple(item.get("loc", ())))
             malformed |= item.get("type") == "json_invalid"
-            errors.append({"field": field, "in": where, "message": item.get("msg", "invalid"), "code": item.get("type")})
+            errors.append(
+                {"field": field, "in": where, "message": item.get("msg", "invalid"), "code": item.get("type")}
+            )
         status = 400 if malformed else 422
         title = "Malformed request body" if malformed else "Invalid input"
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)

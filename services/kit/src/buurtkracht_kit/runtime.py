@@ -64,7 +64,9 @@ class Service:
         self.relay: OutboxRelay | None = None
         if spec.subscribed_topics:
             self._subscribe()
-        self.app = FastAPI(title=spec.title, version=spec.version, description=spec.description, lifespan=self._lifespan)
+        self.app = FastAPI(
+            title=spec.title, version=spec.version, description=spec.description, lifespan=self._lifespan
+        )
         http.install(self.app, self.metrics, {"database": self._check_database, "kafka": self._check_kafka})
         for router in spec.routers:
             self.app.include_router(router)
@@ -101,15 +103,22 @@ class Service:
         if settings.relay_enabled:
             await producer.start()
             self.relay = OutboxRelay(
-                self.pool, producer, self.metrics,
+                self.pool,
+                producer,
+                self.metrics,
                 batch_size=settings.relay_batch_size,
                 poll_interval=settings.relay_poll_interval_seconds,
                 retention_hours=settings.relay_retention_hours,
             )
             relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
         self.consumer = EventConsumer(
-            self.spec.name, self.pool, settings.event_source, self.metrics, self.spec.handlers,
-            max_attempts=settings.consumer_max_attempts, backoff_seconds=settings.consumer_retry_backoff_seconds,
+            self.spec.name,
+            self.pool,
+            settings.event_source,
+            self.metrics,
+            self.spec.handlers,
+            max_attempts=settings.consumer_max_attempts,
+            backoff_seconds=settings.consumer_retry_backoff_seconds,
         )
         await self.broker.start()
         logger.info("%s ready", self.spec.name)
@@ -122,7 +131,9 @@ class Service:
                 try:
                     await asyncio.wait_for(relay_task, settings.shutdown_grace_seconds)
                 except TimeoutError:
-                    logger.warning("outbox relay did not finish within the grace period; the rest is published on restart")
+                    logger.warning(
+                        "outbox relay did not finish within the grace period; the rest is published on restart"
+                    )
                 await producer.stop()
             await self.pool.close()
             logger.info("%s stopped", self.spec.name)
@@ -148,8 +159,11 @@ def _broker_security(settings: KitSettings) -> dict[str, object]:
 
     kinds = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
     use_ssl = settings.kafka_security_protocol.endswith("SSL")
-    return {"security": kinds[settings.kafka_sasl_mechanism](
-        settings.kafka_sasl_username, settings.kafka_sasl_password, use_ssl=use_ssl)}
+    return {
+        "security": kinds[settings.kafka_sasl_mechanism](
+            settings.kafka_sasl_username, settings.kafka_sasl_password, use_ssl=use_ssl
+        )
+    }
 
 
 def serve(service: Service) -> None:

@@ -1,0 +1,91 @@
+# Buurtkracht. A newcomer needs two commands: `make run` and `make test`.
+#
+#   make run        install, start the local stack (Kafka, PostgreSQL), create topics, run the services
+#   make test       install, start the stack, run every test tier, stop the stack (if this run started it)
+#
+#   make install    the Python workspace (contracts, kit, services) from uv.lock, and local signing keys
+#   make topics     create the event and dead-letter topics
+#   make migrate    apply every service's database migrations
+#   make lint       ruff, and the event-schema compatibility check
+#   make schemas    regenerate contracts/schemas/ after changing an event model
+#   make bench      the benchmarks in bench/ (needs the stack)
+#   make test-unit | test-integration | test-fault    one tier (integration and fault need the stack)
+#   stack targets:  see stack.mk (stack-up, stack-down, stack-status, stack-clean, stack-env)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+include stack.mk
+
+UV_VERSION := 0.13.8
+PYTHON     ?= python3.11
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+export BK_LOCAL_DIR := $(LOCAL_DIR)
+export BK_JWT_PRIVATE_KEY_FILE := $(LOCAL_DIR)/keys/jwt-private.pem
+export BK_JWT_PUBLIC_KEY_FILE := $(LOCAL_DIR)/keys/jwt-public.pem
+
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+RUN := $(UV) run --frozen --no-sync
+PYTEST := $(RUN) pytest
+SERVICES := $(notdir $(patsubst %/app.py,%,$(wildcard services/*/src/*/app.py)))
+
+.PHONY: help install run test test-unit test-integration test-fault topics migrate lint schemas bench keys
+
+help:
+	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
+
+$(UV):
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11+ is needed: apt-get install python3.11 python3.11-venv"; exit 1; }
+	$(PYTHON) -m pip install --user --quiet "uv==$(UV_VERSION)"
+
+install: $(UV)
+	$(UV) sync --frozen
+	@$(RUN) buurtkracht keys --directory "$(LOCAL_DIR)/keys" >/dev/null
+
+topics: install
+	$(RUN) buurtkracht topics ensure
+
+migrate: install
+	@for service in $(SERVICES); do \
+	  url_var="$${service^^}_DATABASE_URL"; \
+	  $(RUN) buurtkracht migrate "$$service" --database-url "$${!url_var}"; \
+	done; \
+	[ -n "$(SERVICES)" ] || echo "no services yet: nothing to migrate"
+
+run: install stack-up topics migrate
+	@deploy/local/run.sh
+
+test-unit: install
+	$(PYTEST) -m unit
+
+test-integration: install
+	$(PYTEST) -m integration
+
+test-fault: install
+	$(PYTEST) -m fault
+
+# Starts the stack when it is not running, and stops it afterwards only in that case.
+test: install
+	@started=0; \
+	if ! deploy/local/stack.sh status >/dev/null 2>&1; then started=1; fi; \
+	$(MAKE) --no-print-directory stack-up topics; \
+	status=0; \
+	$(MAKE) --no-print-directory lint || status=$$?; \
+	for tier in unit integration fault; do \
+	  echo "== $$tier tests"; \
+	  $(PYTEST) -m $$tier || status=$$?; \
+	done; \
+	if [ $$started = 1 ]; then $(MAKE) --no-print-directory stack-down; fi; \
+	exit $$status
+
+lint: install
+	$(RUN) ruff check .
+	$(RUN) python -m buurtkracht_contracts.schemas check
+
+schemas: install
+	$(RUN) python -m buurtkracht_contracts.schemas write
+
+bench: install
+	$(RUN) python bench/relay_throughput.py
