@@ -52,7 +52,7 @@ class PledgeBenchmarked(Event):
 
 
 async def end_offsets(bootstrap: str) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(BENCH_TOPIC, bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [TopicPartition(BENCH_TOPIC, p) for p in consumer.partitions_for_topic(BENCH_TOPIC) or []]

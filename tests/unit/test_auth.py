@@ -15,7 +15,6 @@ pytestmark = pytest.mark.unit
 ISSUER, AUDIENCE = "https://login.test", "buurtkracht"
 
 
-
 OTHER_PRIVATE, _ = pem_pair()
 
 

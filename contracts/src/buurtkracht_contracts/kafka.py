@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
+from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
@@ -26,14 +28,22 @@ class KafkaRecord:
     headers: list[tuple[str, bytes]]
 
 
-def to_kafka(envelope: Envelope, data_json: str | None = None) -> KafkaRecord:
-    """The Kafka record for an envelope; `data_json` may pass the data already serialised."""
+def to_kafka(envelope: Envelope) -> KafkaRecord:
+    """The Kafka record of an envelope."""
     attributes = envelope.model_dump(exclude={"data"})
     attributes["id"] = str(envelope.id)
-    event = CloudEvent(attributes, data=data_json if data_json is not None else json.dumps(envelope.data))
-    message = ce_kafka.to_binary(event, _FORMAT, key_mapper=lambda e: e.get_subject())
+    return binary_record(attributes, json.dumps(envelope.data))
+
+
+def binary_record(attributes: dict[str, Any], data_json: str) -> KafkaRecord:
+    """The Kafka record of CloudEvent attributes and data already serialised as JSON (the relay's hot path)."""
+    message = ce_kafka.to_binary(CloudEvent(attributes, data=data_json), _FORMAT, key_mapper=_subject)
     key = message.key.encode() if isinstance(message.key, str) else message.key
     return KafkaRecord(key=key or b"", value=message.value, headers=list(message.headers.items()))
+
+
+def _subject(event: BaseCloudEvent) -> str | None:
+    return event.get_subject()
 
 
 def from_kafka(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | tuple) -> Envelope:

@@ -2,8 +2,9 @@
 
 Invariants:
 - an event reaches Kafka only if the transaction that recorded it committed (it is a row in it);
-- a row is marked published only after the broker acknowledged it (`acks=all`, idempotent producer),
-  so a relay that dies at any point publishes it again: at least once, never lost;
+- a row is deleted only after the broker acknowledged it (`acks=all`, idempotent producer), in the
+  transaction that claimed it, so a relay that dies at any point publishes it again: at least once,
+  never lost (consumers deduplicate by event id);
 - one aggregate's events are published in the order they were committed: rows are read in `id`
   order, a failed row holds back the later rows of its aggregate, and only one relay per database
   publishes at a time (a PostgreSQL advisory lock), so concurrent relays cannot overtake each other.
@@ -25,7 +26,8 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from buurtkracht_contracts import Envelope, model_for
-from buurtkracht_contracts.kafka import to_kafka
+from buurtkracht_contracts.event import DATACONTENTTYPE, SPECVERSION
+from buurtkracht_contracts.kafka import binary_record
 
 from .metrics import ServiceMetrics
 
@@ -99,20 +101,18 @@ class _Row:
 def _to_record(row: asyncpg.Record) -> _Row:
     if row["verbatim_value"] is not None:
         headers = [(name, bytes.fromhex(value)) for name, value in row["verbatim_headers"]]
-        return _Row(
-            row["id"], row["aggregate_id"], row["topic"], row["aggregate_id"].encode(), row["verbatim_value"], headers
-        )
-    envelope = Envelope.model_construct(
-        id=row["event_id"],
-        source=row["source"],
-        type=row["event_type"],
-        specversion="1.0",
-        time=row["occurred_at"],
-        subject=row["aggregate_id"],
-        datacontenttype="application/json",
-        data={},
-    )
-    record = to_kafka(envelope, data_json=row["payload"])
+        key = row["aggregate_id"].encode()
+        return _Row(row["id"], row["aggregate_id"], row["topic"], key, row["verbatim_value"], headers)
+    attributes = {
+        "id": str(row["event_id"]),
+        "source": row["source"],
+        "type": row["event_type"],
+        "specversion": SPECVERSION,
+        "time": row["occurred_at"],
+        "subject": row["aggregate_id"],
+        "datacontenttype": DATACONTENTTYPE,
+    }
+    record = binary_record(attributes, row["payload"])
     return _Row(row["id"], row["aggregate_id"], row["topic"], record.key, record.value, record.headers)
 
 
@@ -129,7 +129,7 @@ def kafka_producer(client_options: dict[str, object]) -> AIOKafkaProducer:
 
 
 class OutboxRelay:
-    """Publishes committed outbox rows to Kafka in batches and marks them published once acknowledged."""
+    """Publishes committed outbox rows to Kafka in batches and deletes them once acknowledged."""
 
     def __init__(
         self,
@@ -139,26 +139,24 @@ class OutboxRelay:
         *,
         batch_size: int = 1000,
         poll_interval: float = 1.0,
-        retention_hours: float = 24.0,
     ) -> None:
         self._pool = pool
         self._producer = producer
         self._metrics = metrics
         self._batch_size = batch_size
         self._poll_interval = poll_interval
-        self._retention_hours = retention_hours
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.is_leader = False
 
     async def publish_batch(self) -> int:
-        """Publish up to one batch; returns how many rows were marked published."""
+        """Publish up to one batch; returns how many rows were acknowledged (and deleted)."""
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 """
                 SELECT id, event_id, aggregate_id, event_type, topic, source, occurred_at, payload::text AS payload,
                        verbatim_value, verbatim_headers
-                FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+                FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
                 """,
                 self._batch_size,
             )
@@ -172,7 +170,7 @@ class OutboxRelay:
             outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
             published, failed, held_back = _split(records, outcomes)
             if published:
-                await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", published)
+                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", published)
             if failed:
                 await conn.executemany(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
@@ -226,13 +224,13 @@ class OutboxRelay:
                 await self._sleep(self._poll_interval)
 
     async def _publish_loop(self) -> None:
-        last_housekeeping = 0.0
+        last_measured = 0.0
         while True:
             self._wake.clear()
             published = await self.drain()
-            if time.monotonic() - last_housekeeping > 5:
-                await self._housekeeping()
-                last_housekeeping = time.monotonic()
+            if time.monotonic() - last_measured > 5:
+                await self._measure_backlog()
+                last_measured = time.monotonic()
             if self._stopping.is_set():
                 return
             if not published:
@@ -242,14 +240,10 @@ class OutboxRelay:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 
-    async def _housekeeping(self) -> None:
+    async def _measure_backlog(self) -> None:
         async with self._pool.acquire() as conn:
             backlog, oldest = await conn.fetchrow(
-                "SELECT count(*), extract(epoch FROM now() - min(created_at)) FROM outbox WHERE published_at IS NULL"
-            )
-            await conn.execute(
-                "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
-                self._retention_hours * 3600,
+                "SELECT count(*), extract(epoch FROM now() - min(created_at)) FROM outbox"
             )
         self._metrics.outbox_backlog.set(backlog)
         self._metrics.outbox_oldest_age.set(float(oldest or 0))

@@ -108,7 +108,6 @@ class Service:
                 self.metrics,
                 batch_size=settings.relay_batch_size,
                 poll_interval=settings.relay_poll_interval_seconds,
-                retention_hours=settings.relay_retention_hours,
             )
             relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
         self.consumer = EventConsumer(

@@ -33,7 +33,6 @@ class KitSettings(BaseSettings):
     relay_enabled: bool = True
     relay_batch_size: int = Field(1000, ge=1)
     relay_poll_interval_seconds: float = Field(1.0, gt=0)
-    relay_retention_hours: float = Field(24.0, ge=0, description="how long published outbox rows are kept")
 
     consumer_max_attempts: int = Field(5, ge=1)
     consumer_retry_backoff_seconds: float = Field(0.2, ge=0)

@@ -1,4 +1,5 @@
--- The transactional outbox (see buurtkracht_kit.outbox): events written with the state they describe.
+-- The transactional outbox (see buurtkracht_kit.outbox): events written with the state they describe,
+-- deleted by the relay once Kafka acknowledged them.
 CREATE TABLE outbox (
     id               bigserial PRIMARY KEY,
     event_id         uuid        NOT NULL UNIQUE,
@@ -12,9 +13,6 @@ CREATE TABLE outbox (
     verbatim_value   bytea,
     verbatim_headers jsonb,
     created_at       timestamptz NOT NULL DEFAULT now(),
-    published_at     timestamptz,
     attempts         integer     NOT NULL DEFAULT 0,
     last_error       text
 );
-CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
-CREATE INDEX outbox_published_at ON outbox (published_at) WHERE published_at IS NOT NULL;
