@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The local development stack (Kafka + PostgreSQL, no Docker). Driven by stack.mk.
+#
+#   stack.sh up | down | status | clean    (status exits 3 unless all is running)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+HERE="$DEPLOY_LOCAL"
+
+up() {
+  # check everything first, so one message names all that is missing
+  local m
+  m="$("$HERE/kafka.sh" missing; "$HERE/postgres.sh" missing)"
+  [[ -z "$m" ]] || die "missing tools for the local stack; install them, e.g.: apt-get install ${m//$'\n'/ }"
+  # start both at once; each is idempotent and cleans up after a crash
+  local pg kafka rc=0
+  "$HERE/postgres.sh" up &
+  pg=$!
+  "$HERE/kafka.sh" up &
+  kafka=$!
+  wait "$pg" || rc=1
+  wait "$kafka" || rc=1
+  ((rc == 0)) || die "stack-up failed (logs in $LOGS_DIR)"
+}
+
+down() {
+  local rc=0
+  "$HERE/kafka.sh" down || rc=1
+  "$HERE/postgres.sh" down || rc=1
+  return "$rc"
+}
+
+# exit status 0 only when every component runs (3 otherwise, as pg_ctl status)
+status() {
+  local rc=0
+  "$HERE/kafka.sh" status || rc=3
+  "$HERE/postgres.sh" status || rc=3
+  return "$rc"
+}
+
+clean() {
+  down
+  say "deleting $DATA_DIR, $RUN_DIR and generated config (keeping $CACHE_DIR)"
+  rm -rf "$DATA_DIR" "$RUN_DIR" "$LOCAL_DIR/kafka" "$LOCAL_DIR/stack.env"
+}
+
+case "${1:-}" in
+  up | down | status | clean) "$1" ;;
+  *) die "usage: $0 up|down|status|clean" ;;
+esac
