@@ -73,10 +73,7 @@ test: install
 	$(MAKE) --no-print-directory stack-up topics; \
 	status=0; \
 	$(MAKE) --no-print-directory lint || status=$$?; \
-	for tier in unit integration fault; do \
-	  echo "== $$tier tests"; \
-	  $(PYTEST) -m $$tier || status=$$?; \
-	done; \
+	$(PYTEST) || status=$$?; \
 	if [ $$started = 1 ]; then $(MAKE) --no-print-directory stack-down; fi; \
 	exit $$status
 

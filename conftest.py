@@ -1,12 +1,15 @@
-"""Every test belongs to exactly one tier (unit, integration, e2e, fault), so `make test` runs it."""
+"""Every test belongs to exactly one tier, and a run takes the tiers in order: unit, integration, e2e, fault."""
 
 import pytest
 
-TIERS = {"unit", "integration", "e2e", "fault"}
+TIERS = ("unit", "integration", "e2e", "fault")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        tiers = {mark.name for mark in item.iter_markers()} & TIERS
+    def tier(item: pytest.Item) -> int:
+        tiers = {mark.name for mark in item.iter_markers()} & set(TIERS)
         if len(tiers) != 1:
-            raise pytest.UsageError(f"{item.nodeid} must have exactly one tier marker of {sorted(TIERS)}, has {tiers}")
+            raise pytest.UsageError(f"{item.nodeid} needs exactly one tier marker of {TIERS}, has {sorted(tiers)}")
+        return TIERS.index(tiers.pop())
+
+    items.sort(key=tier)
