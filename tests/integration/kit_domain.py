@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from pathlib import Path
 from typing import ClassVar
@@ -12,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from buurtkracht_contracts import Envelope, Event, register
 from buurtkracht_kit.db import UnitOfWork
 
-RUN_ID = uuid.uuid4().hex[:8]
+RUN_ID = os.environ.get("KIT_TEST_RUN_ID") or uuid.uuid4().hex[:8]  # a child process joins its parent's run
 TEST_TOPIC = f"kit-test.{RUN_ID}.events"
 MIGRATIONS = Path(__file__).parent / "migrations"
 SOURCE = "urn:nld:oin:00000000000000000000:systeem:buurtkracht-kit-test"
