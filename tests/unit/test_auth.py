@@ -85,3 +85,17 @@ def test_a_bad_token_is_a_401_problem(verifier, bad):
 def test_areas_nest_by_cbs_code(held, target, acts):
     principal = Principal("o-1", frozenset({Role.OFFICIAL}), frozenset({held}))
     assert principal.acts_for(target) is acts
+
+
+@pytest.mark.parametrize(
+    "home, area, lives",
+    [
+        ("BU03630001", "BU03630001", True),
+        ("BU03630101", "WK036301", True),
+        ("BU03630101", "GM0363", True),
+        ("BU03630201", "WK036301", False),
+        ("BU03630001", "BU03630002", False),
+    ],
+)
+def test_a_resident_lives_in_their_buurt_and_every_area_around_it(home, area, lives):
+    assert Principal("r-1", frozenset({Role.RESIDENT}), frozenset({home})).lives_in(area) is lives

@@ -3,7 +3,7 @@
 Importing the package registers every event model (one module per producing context).
 """
 
-from . import initiatives
+from . import initiatives, vouchers
 from .event import Envelope, Event, source_urn
 from .money import Cents
 from .registry import UnknownEventType, event_types, model_for, parse, register

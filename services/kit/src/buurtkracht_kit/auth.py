@@ -39,11 +39,15 @@ class Principal:
         return role in self.roles
 
     def acts_for(self, area_code: str) -> bool:
-        """Whether the caller lives in or is responsible for `area_code` or an area containing it.
+        """Whether the caller is responsible for `area_code`: it is one of their areas or lies inside one.
 
         CBS codes nest by prefix after the kind: GM0363 ⊃ WK036301 ⊃ BU03630001.
         """
         return any(_contains(area, area_code) for area in self.areas)
+
+    def lives_in(self, area_code: str) -> bool:
+        """Whether the caller's home buurt lies in `area_code` (a resident's `areas` is their buurt)."""
+        return any(_contains(area_code, home) for home in self.areas)
 
 
 def _contains(outer: str, inner: str) -> bool:

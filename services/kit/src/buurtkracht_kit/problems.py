@@ -6,6 +6,7 @@ A refused request changes nothing: raise `Problem` before (or instead of) commit
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -87,6 +88,15 @@ def _field(location: tuple[Any, ...]) -> tuple[str, str]:
     where = str(location[0]) if location else "body"
     path = ".".join(str(part) for part in location[1:]) or where
     return where, path
+
+
+def answer(app: FastAPI, error_type: type[Exception], to_problem: Callable[[Any], Problem]) -> None:
+    """Answer a service's own exception type as the problem `to_problem` makes of it."""
+
+    async def handler(request: Request, error: Exception) -> JSONResponse:
+        return problem_response(to_problem(error), request)
+
+    app.add_exception_handler(error_type, handler)
 
 
 def install(app: FastAPI) -> None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import uvicorn
@@ -24,12 +25,13 @@ from faststream.middlewares import AckPolicy
 
 from buurtkracht_contracts import Event
 
-from . import http, logs, migrations
+from . import http, logs, migrations, problems
 from .auth import TokenVerifier
 from .consumer import EventConsumer, Handler
-from .db import create_pool
+from .db import UnitOfWork, create_pool
 from .metrics import ServiceMetrics
 from .outbox import OutboxRelay, kafka_producer
+from .problems import Problem
 from .settings import KitSettings
 
 logger = logging.getLogger(__name__)
@@ -46,6 +48,8 @@ class ServiceSpec:
     routers: Sequence[APIRouter] = ()
     subscribed_topics: Sequence[str] = ()
     handlers: Mapping[type[Event], Handler] = field(default_factory=dict)
+    problems: Mapping[type[Exception], Callable[[Any], Problem]] = field(default_factory=dict)
+    background: Sequence[Callable[[Service], Awaitable[None]]] = ()
     description: str = ""
 
 
@@ -68,8 +72,15 @@ class Service:
             title=spec.title, version=spec.version, description=spec.description, lifespan=self._lifespan
         )
         http.install(self.app, self.metrics, {"database": self._check_database, "kafka": self._check_kafka})
+        for error_type, to_problem in spec.problems.items():
+            problems.answer(self.app, error_type, to_problem)
         for router in spec.routers:
             self.app.include_router(router)
+
+    def unit_of_work(self) -> UnitOfWork:
+        """A new unit of work on this service's database, recording events from this service."""
+        assert self.pool is not None, "the service has not started"
+        return UnitOfWork(self.pool, self.settings.event_source)
 
     def _subscribe(self) -> None:
         @self.broker.subscriber(
@@ -120,10 +131,14 @@ class Service:
             backoff_seconds=settings.consumer_retry_backoff_seconds,
         )
         await self.broker.start()
+        background = [asyncio.create_task(task(self), name=task.__name__) for task in self.spec.background]
         logger.info("%s ready", self.spec.name)
         try:
             yield
         finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await self.broker.stop()
             if self.relay and relay_task:
                 self.relay.stop()

@@ -1,0 +1,53 @@
+"""Wiring of the initiatives service: its routes, the events it reacts to, and its periodic work."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+from buurtkracht_contracts.topics import VOUCHERS_EVENTS
+from buurtkracht_kit.runtime import Service, ServiceSpec
+
+from .domain.model import DomainError
+from .entrypoints import events, http
+from .service import commands
+from .settings import InitiativesSettings
+
+logger = logging.getLogger(__name__)
+
+
+async def expire_overdue_initiatives(service: Service) -> None:
+    """Every `expiry_check_seconds`: initiatives whose support period ended without enough support expire."""
+    settings: InitiativesSettings = service.settings  # type: ignore[assignment]
+    while True:
+        try:
+            expired = await commands.expire_overdue(service.unit_of_work, datetime.now(UTC))
+            if expired:
+                logger.info("expired %d initiatives whose support period ended", expired)
+        except Exception:  # the next round tries again; the error is logged
+            logger.exception("expiring overdue initiatives failed")
+        await asyncio.sleep(settings.expiry_check_seconds)
+
+
+SPEC = ServiceSpec(
+    name="initiatives",
+    title="Buurtkracht initiatives",
+    version="1.0.0",
+    description="Residents propose neighbourhood initiatives, neighbours support and join them, officials review "
+    "them, and initiators report what they did and spent.",
+    migrations=Path(__file__).resolve().parents[2] / "migrations",
+    routers=[http.router],
+    subscribed_topics=[VOUCHERS_EVENTS],
+    handlers=events.HANDLERS,
+    problems={DomainError: http.problem_for},
+    background=[expire_overdue_initiatives],
+)
+
+
+def create(settings: InitiativesSettings | None = None) -> Service:
+    settings = settings or InitiativesSettings()
+    service = Service(SPEC, settings)
+    service.app.state.rules = settings.rules()
+    return service

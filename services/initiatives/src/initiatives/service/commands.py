@@ -1,0 +1,182 @@
+"""One function per command. Each runs in the caller's unit of work, loads the initiative under its row
+lock, lets the aggregate decide, saves it and hands its events to the unit of work. A refused command
+raises before anything is written, and the unit of work rolls back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from buurtkracht_kit.auth import Principal, Role
+from buurtkracht_kit.db import UnitOfWork
+
+from ..adapters.repository import InitiativeRepository
+from ..domain.model import BudgetLine, Category, DomainError, Initiative, NotAllowed, Rules, Spending
+
+
+class NotFound(DomainError):
+    pass
+
+
+async def _load(uow: UnitOfWork, initiative_id: uuid.UUID) -> tuple[InitiativeRepository, Initiative]:
+    repository = InitiativeRepository(uow.connection)
+    initiative = await repository.get(initiative_id, for_update=True)
+    if initiative is None:
+        raise NotFound(f"initiative {initiative_id} does not exist")
+    return repository, initiative
+
+
+async def _save(uow: UnitOfWork, repository: InitiativeRepository, initiative: Initiative) -> Initiative:
+    await repository.save(initiative)
+    uow.record_all(initiative.events)
+    initiative.events.clear()
+    return initiative
+
+
+def _require_resident(actor: Principal) -> None:
+    if not actor.has(Role.RESIDENT):
+        raise NotAllowed("only residents can do this")
+
+
+async def create_draft(
+    uow: UnitOfWork, actor: Principal, *, title: str, summary: str, description: str, area_code: str,
+    category: Category, budget_lines: list[BudgetLine], volunteers_wanted: int, rules: Rules, now: datetime,
+) -> Initiative:
+    """A resident proposes an initiative for an area they live in; it starts as their private draft."""
+    _require_resident(actor)
+    if not actor.lives_in(area_code):
+        raise NotAllowed(f"you can only propose initiatives for an area you live in, not {area_code}")
+    initiative = Initiative.draft(
+        owner_id=actor.subject, title=title, summary=summary, description=description, area_code=area_code,
+        category=category, budget_lines=budget_lines, volunteers_wanted=volunteers_wanted, rules=rules, now=now,
+    )
+    await InitiativeRepository(uow.connection).add(initiative)
+    return initiative
+
+
+async def edit(uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, rules: Rules, **changes: object) -> Initiative:
+    repository, initiative = await _load(uow, initiative_id)
+    initiative.edit(actor.subject, rules, **changes)
+    return await _save(uow, repository, initiative)
+
+
+async def add_co_initiator(uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, resident_id: str) -> Initiative:
+    repository, initiative = await _load(uow, initiative_id)
+    initiative.add_co_initiator(actor.subject, resident_id)
+    return await _save(uow, repository, initiative)
+
+
+async def submit(uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, rules: Rules, now: datetime) -> Initiative:
+    repository, initiative = await _load(uow, initiative_id)
+    initiative.submit(actor.subject, rules, now)
+    return await _save(uow, repository, initiative)
+
+
+async def support(uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, now: datetime) -> Initiative:
+    _require_resident(actor)
+    repository, initiative = await _load(uow, initiative_id)
+    already = await repository.supports(initiative_id, actor.subject)
+    initiative.support(actor.subject, actor.lives_in(initiative.area_code), already, now)
+    await repository.add_support(initiative_id, actor.subject, now)
+    return await _save(uow, repository, initiative)
+
+
+async def withdraw_support(uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, now: datetime) -> Initiative:
+    repository, initiative = await _load(uow, initiative_id)
+    initiative.withdraw_support(actor.subject, await repository.supports(initiative_id, actor.subject), now)
+    await repository.remove_support(initiative_id, actor.subject)
+    return await _save(uow, repository, initiative)
+
+
+async def join_as_volunteer(
+    uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, offer: str, now: datetime
+) -> Initiative:
+    _require_resident(actor)
+    repository, initiative = await _load(uow, initiative_id)
+    initiative.join_as_volunteer(actor.subject, await repository.volunteers_with(initiative_id, actor.subject))
+    await repository.add_volunteer(initiative_id, actor.subject, offer, now)
+    return await _save(uow, repository, initiative)
+
+
+async def review(
+    uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, *, decision: str, now: datetime,
+    approved_amount_cents: int | None = None, reason: str | None = None, comment: str | None = None,
+) -> Initiative:
+    """An official responsible for the initiative's area approves, rejects or requests changes."""
+    repository, initiative = await _load(uow, initiative_id)
+    if not actor.has(Role.OFFICIAL) or not actor.acts_for(initiative.area_code):
+        raise NotAllowed(f"only an official responsible for {initiative.area_code} can review this initiative")
+    if decision == "approve":
+        initiative.approve(actor.subject, approved_amount_cents or 0, now)
+    elif decision == "reject":
+        initiative.reject(actor.subject, reason or "", now)
+    else:
+        initiative.request_changes(actor.subject, comment or "", now)
+    return await _save(uow, repository, initiative)
+
+
+async def withdraw(uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, now: datetime) -> Initiative:
+    repository, initiative = await _load(uow, initiative_id)
+    initiative.withdraw(actor.subject, now)
+    return await _save(uow, repository, initiative)
+
+
+async def start(uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, now: datetime) -> Initiative:
+    repository, initiative = await _load(uow, initiative_id)
+    initiative.start(actor.subject, now)
+    return await _save(uow, repository, initiative)
+
+
+async def cancel(uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, reason: str, now: datetime) -> Initiative:
+    repository, initiative = await _load(uow, initiative_id)
+    initiative.cancel(actor.subject, reason, now)
+    return await _save(uow, repository, initiative)
+
+
+async def report(
+    uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, what_was_done: str, spending: list[Spending],
+    now: datetime,
+) -> Initiative:
+    repository, initiative = await _load(uow, initiative_id)
+    initiative.report(actor.subject, what_was_done, spending, now)
+    return await _save(uow, repository, initiative)
+
+
+async def expire_overdue(uow_factory, now: datetime) -> int:
+    """Expire every initiative whose support period ended; one unit of work each. Returns how many."""
+    async with uow_factory() as uow:
+        overdue = await InitiativeRepository(uow.connection).overdue(now)
+    expired = 0
+    for initiative_id in overdue:
+        async with uow_factory() as uow:
+            repository, initiative = await _load(uow, initiative_id)
+            if initiative.status.value != "gathering_support":
+                continue  # supported to the threshold or withdrawn meanwhile
+            initiative.expire_support_period(now)
+            await _save(uow, repository, initiative)
+            await uow.commit()
+            expired += 1
+    return expired
+
+
+# -- reactions to the vouchers service -------------------------------------------------------
+
+async def mark_funded(
+    uow: UnitOfWork, initiative_id: uuid.UUID, round_id: uuid.UUID, awarded_amount_cents: int, now: datetime
+) -> Initiative | None:
+    """Awarded by a round: approved → funded. An initiative no longer approved (withdrawn meanwhile) stays as it is."""
+    repository, initiative = await _load(uow, initiative_id)
+    if initiative.status.value != "approved":
+        return None
+    initiative.fund(round_id, awarded_amount_cents, now)
+    return await _save(uow, repository, initiative)
+
+
+async def expire_unawarded(uow: UnitOfWork, initiative_id: uuid.UUID, round_id: uuid.UUID, now: datetime) -> None:
+    repository = InitiativeRepository(uow.connection)
+    initiative = await repository.get(initiative_id, for_update=True)
+    if initiative is None or initiative.status.value != "approved":
+        return
+    initiative.expire_unawarded(round_id, now)
+    await _save(uow, repository, initiative)
