@@ -8,6 +8,7 @@
 #   make migrate    apply every service's database migrations
 #   make lint       ruff, and the event-schema compatibility check
 #   make schemas    regenerate contracts/schemas/ after changing an event model
+#   make docs       regenerate each service's OpenAPI and AsyncAPI documents (services/*/docs/)
 #   make bench      the benchmarks in bench/ (needs the stack)
 #   make test-unit | test-integration | test-fault    one tier (integration and fault need the stack)
 #   stack targets:  see stack.mk (stack-up, stack-down, stack-status, stack-clean, stack-env)
@@ -31,10 +32,10 @@ RUN := $(UV) run --frozen --no-sync
 PYTEST := $(RUN) pytest
 SERVICES := $(notdir $(patsubst %/app.py,%,$(wildcard services/*/src/*/app.py)))
 
-.PHONY: help install run test test-unit test-integration test-fault topics migrate lint schemas bench keys
+.PHONY: help install run test test-unit test-integration test-fault topics migrate lint schemas docs bench keys
 
 help:
-	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,15p' Makefile | sed 's/^# \{0,1\}//'
 
 $(UV):
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11+ is needed: apt-get install python3.11 python3.11-venv"; exit 1; }
@@ -83,6 +84,9 @@ lint: install
 
 schemas: install
 	$(RUN) python -m buurtkracht_contracts.schemas write
+
+docs: install
+	@for service in $(SERVICES); do $(RUN) buurtkracht docs "$$service" --out "services/$$service/docs"; done
 
 bench: install
 	$(RUN) python bench/relay_throughput.py

@@ -2,6 +2,8 @@
 
 import pytest
 
+pytest_plugins = ["tests.stack"]  # fixtures for the tiers that use the local stack
+
 TIERS = ("unit", "integration", "e2e", "fault")
 
 

@@ -16,4 +16,7 @@ if [ ! -s "$procfile" ] || ! grep -q '^[a-z]' "$procfile"; then
   echo "No services are defined in $procfile yet: the stack stays up until 'make stack-down'."
   exit 0
 fi
+echo
+echo "  initiatives API:       http://127.0.0.1:8001/docs  (AsyncAPI: /asyncapi.json, metrics: /metrics)"
+echo
 exec uv run --frozen --no-sync honcho -f "$procfile" start

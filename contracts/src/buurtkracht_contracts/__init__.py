@@ -19,4 +19,5 @@ __all__ = [
     "parse",
     "register",
     "source_urn",
+    "vouchers",
 ]

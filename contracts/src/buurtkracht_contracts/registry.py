@@ -41,6 +41,11 @@ def event_types() -> dict[str, type[Event]]:
     return dict(_MODELS)
 
 
+def models_on(topic: str) -> list[type[Event]]:
+    """The models of the events published on `topic`, in registration order."""
+    return [model for model in _MODELS.values() if model.topic == topic]
+
+
 def model_for(event_type: str) -> type[Event]:
     try:
         return _MODELS[event_type]

@@ -8,11 +8,20 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from initiatives.domain.model import (
+    AlreadyDone,
+    BudgetLine,
+    Category,
+    IllegalTransition,
+    Initiative,
+    InvalidInput,
+    NotAllowed,
+    Rules,
+    Spending,
+    Status,
+)
 
 from buurtkracht_contracts import initiatives as events
-from initiatives.domain.model import (
-    AlreadyDone, BudgetLine, Category, IllegalTransition, Initiative, InvalidInput, NotAllowed, Rules, Spending, Status,
-)
 
 pytestmark = pytest.mark.unit
 
@@ -24,10 +33,16 @@ ROUND = uuid.uuid4()
 
 def initiative_in(status: Status) -> Initiative:
     initiative = Initiative.draft(
-        owner_id=OWNER, title="Geveltuinen in de Pijp", summary="Groen langs de gevels", description="...",
-        area_code="BU03630001", category=Category.GREEN,
-        budget_lines=[BudgetLine("plants", 60_000), BudgetLine("tools", 15_000)], volunteers_wanted=5,
-        rules=RULES, now=NOW - timedelta(days=60),
+        owner_id=OWNER,
+        title="Geveltuinen in de Pijp",
+        summary="Groen langs de gevels",
+        description="...",
+        area_code="BU03630001",
+        category=Category.GREEN,
+        budget_lines=[BudgetLine("plants", 60_000), BudgetLine("tools", 15_000)],
+        volunteers_wanted=5,
+        rules=RULES,
+        now=NOW - timedelta(days=60),
     )
     initiative.transitions.clear()
     initiative.status = status
@@ -53,31 +68,40 @@ ACTIONS = {
     "expire_unawarded": lambda i: i.expire_unawarded(ROUND, NOW),
     "start": lambda i: i.start(OWNER, NOW),
     "cancel": lambda i: i.cancel(OWNER, "the square is being rebuilt", NOW),
-    "report": lambda i: i.report(OWNER, "planted 40 facade gardens", [Spending("plants", 58_000),
-                                                                     Spending("tools", 15_000)], NOW),
+    "report": lambda i: i.report(
+        OWNER, "planted 40 facade gardens", [Spending("plants", 58_000), Spending("tools", 15_000)], NOW
+    ),
     "edit": lambda i: i.edit(OWNER, RULES, title="Geveltuinen voor de hele buurt"),
 }
 
 S = Status
 # action -> {status it is allowed from: (status after, event types recorded)}
 ALLOWED = {
-    "submit": {S.DRAFT: (S.GATHERING_SUPPORT, [events.InitiativeSubmitted]),
-               S.CHANGES_REQUESTED: (S.GATHERING_SUPPORT, [events.InitiativeSubmitted])},
+    "submit": {
+        S.DRAFT: (S.GATHERING_SUPPORT, [events.InitiativeSubmitted]),
+        S.CHANGES_REQUESTED: (S.GATHERING_SUPPORT, [events.InitiativeSubmitted]),
+    },
     "support": {S.GATHERING_SUPPORT: (S.GATHERING_SUPPORT, [events.InitiativeSupported])},
     "withdraw_support": {S.GATHERING_SUPPORT: (S.GATHERING_SUPPORT, [events.InitiativeSupportWithdrawn])},
-    "volunteer": {s: (s, [events.VolunteerJoined])
-                  for s in (S.GATHERING_SUPPORT, S.IN_REVIEW, S.APPROVED, S.FUNDED, S.IN_PROGRESS)},
+    "volunteer": {
+        s: (s, [events.VolunteerJoined])
+        for s in (S.GATHERING_SUPPORT, S.IN_REVIEW, S.APPROVED, S.FUNDED, S.IN_PROGRESS)
+    },
     "approve": {S.IN_REVIEW: (S.APPROVED, [events.InitiativeApproved])},
     "reject": {S.IN_REVIEW: (S.REJECTED, [events.InitiativeRejected])},
     "request_changes": {S.IN_REVIEW: (S.CHANGES_REQUESTED, [events.ChangesRequested])},
-    "withdraw": {s: (S.WITHDRAWN, [events.InitiativeWithdrawn])
-                 for s in (S.DRAFT, S.CHANGES_REQUESTED, S.GATHERING_SUPPORT, S.IN_REVIEW, S.APPROVED)},
+    "withdraw": {
+        s: (S.WITHDRAWN, [events.InitiativeWithdrawn])
+        for s in (S.DRAFT, S.CHANGES_REQUESTED, S.GATHERING_SUPPORT, S.IN_REVIEW, S.APPROVED)
+    },
     "expire_support_period": {S.GATHERING_SUPPORT: (S.EXPIRED, [events.InitiativeExpired])},
     "fund": {S.APPROVED: (S.FUNDED, [events.InitiativeFunded])},
     "expire_unawarded": {S.APPROVED: (S.EXPIRED, [events.InitiativeExpired])},
     "start": {S.FUNDED: (S.IN_PROGRESS, [events.InitiativeStarted])},
-    "cancel": {S.FUNDED: (S.CANCELLED, [events.InitiativeCancelled]),
-               S.IN_PROGRESS: (S.CANCELLED, [events.InitiativeCancelled])},
+    "cancel": {
+        S.FUNDED: (S.CANCELLED, [events.InitiativeCancelled]),
+        S.IN_PROGRESS: (S.CANCELLED, [events.InitiativeCancelled]),
+    },
     "report": {S.IN_PROGRESS: (S.COMPLETED, [events.InitiativeCompleted])},
     "edit": {S.DRAFT: (S.DRAFT, []), S.CHANGES_REQUESTED: (S.CHANGES_REQUESTED, [])},
 }
@@ -137,8 +161,16 @@ def test_reaching_the_threshold_moves_the_initiative_to_review():
         (lambda i: i.withdraw(NEIGHBOUR, NOW), NotAllowed),
         (lambda i: i.expire_support_period(NOW), Exception),
     ],
-    ids=["initiator supports", "outsider supports", "supports twice", "after the deadline", "initiator volunteers",
-         "volunteers twice", "non-initiator withdraws", "expire before the deadline"],
+    ids=[
+        "initiator supports",
+        "outsider supports",
+        "supports twice",
+        "after the deadline",
+        "initiator volunteers",
+        "volunteers twice",
+        "non-initiator withdraws",
+        "expire before the deadline",
+    ],
 )
 def test_refused_support_and_volunteering_change_nothing(attempt, refusal):
     initiative = initiative_in(Status.GATHERING_SUPPORT)
@@ -180,7 +212,9 @@ def test_the_report_accounts_for_every_budget_line_once():
     [completed] = initiative.events
     assert completed.spent_amount_cents == 75_000
     assert {(s.description, s.budgeted_cents, s.spent_cents) for s in completed.spending} == {
-        ("plants", 60_000, 61_000), ("tools", 15_000, 14_000)}
+        ("plants", 60_000, 61_000),
+        ("tools", 15_000, 14_000),
+    }
 
 
 def test_co_initiators_are_added_by_the_owner_and_appear_in_events():

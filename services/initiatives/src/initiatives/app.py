@@ -7,7 +7,8 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from buurtkracht_contracts.topics import VOUCHERS_EVENTS
+from buurtkracht_contracts.registry import models_on
+from buurtkracht_contracts.topics import INITIATIVES_EVENTS, VOUCHERS_EVENTS
 from buurtkracht_kit.runtime import Service, ServiceSpec
 
 from .domain.model import DomainError
@@ -43,6 +44,7 @@ SPEC = ServiceSpec(
     handlers=events.HANDLERS,
     problems={DomainError: http.problem_for},
     background=[expire_overdue_initiatives],
+    publishes=models_on(INITIATIVES_EVENTS),
 )
 
 

@@ -95,6 +95,22 @@ def migrate(
     typer.echo(f"{service}: applied {', '.join(applied)}" if applied else f"{service}: up to date")
 
 
+@app.command("docs")
+def docs(
+    service: Annotated[str, typer.Argument(help="initiatives, vouchers or notifications")],
+    out: Annotated[Path, typer.Option(help="folder for openapi.json and asyncapi.json")],
+) -> None:
+    """Write a service's OpenAPI and AsyncAPI documents (generated from its routes and contract models)."""
+    import json
+
+    os.environ.setdefault("BK_DATABASE_URL", "postgresql://docs@localhost/docs")
+    built = importlib.import_module(f"{service}.app").create()
+    out.mkdir(parents=True, exist_ok=True)
+    for name, document in (("openapi.json", built.app.openapi()), ("asyncapi.json", built.asyncapi())):
+        (out / name).write_text(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        typer.echo(out / name)
+
+
 @app.command("relay")
 def relay(
     database_url: Annotated[str, typer.Option(envvar="BK_DATABASE_URL")],

@@ -22,8 +22,10 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.middlewares import AckPolicy
+from faststream.specification import AsyncAPI
 
 from buurtkracht_contracts import Event
+from buurtkracht_contracts.topics import dead_letter_topic
 
 from . import http, logs, migrations, problems
 from .auth import TokenVerifier
@@ -50,6 +52,7 @@ class ServiceSpec:
     handlers: Mapping[type[Event], Handler] = field(default_factory=dict)
     problems: Mapping[type[Exception], Callable[[Any], Problem]] = field(default_factory=dict)
     background: Sequence[Callable[[Service], Awaitable[None]]] = ()
+    publishes: Sequence[type[Event]] = ()
     description: str = ""
 
 
@@ -68,10 +71,19 @@ class Service:
         self.relay: OutboxRelay | None = None
         if spec.subscribed_topics:
             self._subscribe()
+        for model in spec.publishes:  # declared for the AsyncAPI document; the outbox relay does the publishing
+            self.broker.publisher(
+                model.topic,
+                title=f"{model.topic}:{model.__name__}",
+                schema=model,
+                description=f"CloudEvents type `{model.event_type}`; message key: the {model.aggregate_type} id. "
+                + (model.__doc__ or "").strip(),
+            )
         self.app = FastAPI(
             title=spec.title, version=spec.version, description=spec.description, lifespan=self._lifespan
         )
         http.install(self.app, self.metrics, {"database": self._check_database, "kafka": self._check_kafka})
+        self.app.add_api_route("/asyncapi.json", self.asyncapi, include_in_schema=False)
         for error_type, to_problem in spec.problems.items():
             problems.answer(self.app, error_type, to_problem)
         for router in spec.routers:
@@ -83,11 +95,16 @@ class Service:
         return UnitOfWork(self.pool, self.settings.event_source)
 
     def _subscribe(self) -> None:
+        handled = ", ".join(f"`{model.event_type}`" for model in self.spec.handlers)
+
         @self.broker.subscriber(
             *self.spec.subscribed_topics,
             group_id=self.spec.name,
+            title=f"{','.join(self.spec.subscribed_topics)}:{self.spec.name}",
+            description=f"Consumer group `{self.spec.name}` (binary-mode CloudEvents); acts on {handled}, "
+            "ignores other types; dead letters go to " + dead_letter_topic(self.spec.name),
             ack_policy=AckPolicy.NACK_ON_ERROR,
-            auto_offset_reset="earliest",
+            auto_offset_reset=self.settings.consumer_start,
             decoder=_raw_body,
         )
         async def on_record(message: KafkaMessage) -> None:
@@ -151,6 +168,26 @@ class Service:
                 await producer.stop()
             await self.pool.close()
             logger.info("%s stopped", self.spec.name)
+
+    def asyncapi(self) -> dict[str, Any]:
+        """The AsyncAPI 3.0 document of what this service consumes and publishes, from the contract models."""
+        document = AsyncAPI(
+            self.broker,
+            title=self.spec.title,
+            version=self.spec.version,
+            description=self.spec.description,
+            schema_version="3.0.0",
+        )
+        return document.to_specification().to_jsonable()
+
+    def assigned_partitions(self) -> set[tuple[str, int]]:
+        """The (topic, partition) pairs this replica consumes now; empty before the group assigned any."""
+        assigned: set[tuple[str, int]] = set()
+        for subscriber in self.broker.subscribers:
+            consumer = getattr(subscriber, "consumer", None)
+            if consumer is not None:
+                assigned |= {(tp.topic, tp.partition) for tp in consumer.assignment()}
+        return assigned
 
     async def _check_database(self) -> None:
         assert self.pool is not None

@@ -34,6 +34,9 @@ class KitSettings(BaseSettings):
     relay_batch_size: int = Field(1000, ge=1)
     relay_poll_interval_seconds: float = Field(1.0, gt=0)
 
+    consumer_start: str = Field(
+        "earliest", pattern="^(earliest|latest)$", description="where a consumer group without offsets starts"
+    )
     consumer_max_attempts: int = Field(5, ge=1)
     consumer_retry_backoff_seconds: float = Field(0.2, ge=0)
 

@@ -34,17 +34,29 @@ class Page:
 
 def _from_row(row: asyncpg.Record) -> Initiative:
     return Initiative(
-        id=row["id"], owner_id=row["owner_id"], co_initiators=list(row["co_initiators"]), title=row["title"],
-        summary=row["summary"], description=row["description"], area_code=row["area_code"],
+        id=row["id"],
+        owner_id=row["owner_id"],
+        co_initiators=list(row["co_initiators"]),
+        title=row["title"],
+        summary=row["summary"],
+        description=row["description"],
+        area_code=row["area_code"],
         category=Category(row["category"]),
         budget_lines=[BudgetLine(line["description"], line["amount_cents"]) for line in row["budget_lines"]],
-        volunteers_wanted=row["volunteers_wanted"], status=Status(row["status"]), support_threshold=row["support_threshold"],
-        support_deadline=row["support_deadline"], support_count=row["support_count"],
-        volunteer_count=row["volunteer_count"], approved_amount_cents=row["approved_amount_cents"],
-        awarded_amount_cents=row["awarded_amount_cents"], round_id=row["round_id"], review_note=row["review_note"],
+        volunteers_wanted=row["volunteers_wanted"],
+        status=Status(row["status"]),
+        support_threshold=row["support_threshold"],
+        support_deadline=row["support_deadline"],
+        support_count=row["support_count"],
+        volunteer_count=row["volunteer_count"],
+        approved_amount_cents=row["approved_amount_cents"],
+        awarded_amount_cents=row["awarded_amount_cents"],
+        round_id=row["round_id"],
+        review_note=row["review_note"],
         what_was_done=row["what_was_done"],
         spending=[Spending(s["description"], s["spent_cents"]) for s in row["spending"]] if row["spending"] else None,
-        created_at=row["created_at"], version=row["version"],
+        created_at=row["created_at"],
+        version=row["version"],
     )
 
 
@@ -66,9 +78,18 @@ class InitiativeRepository:
                                      budget_lines, requested_amount_cents, volunteers_wanted, status, created_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
             """,
-            initiative.id, initiative.owner_id, initiative.co_initiators, initiative.title, initiative.summary,
-            initiative.description, initiative.area_code, initiative.category.value, _budget(initiative),
-            initiative.requested_amount_cents, initiative.volunteers_wanted, initiative.status.value,
+            initiative.id,
+            initiative.owner_id,
+            initiative.co_initiators,
+            initiative.title,
+            initiative.summary,
+            initiative.description,
+            initiative.area_code,
+            initiative.category.value,
+            _budget(initiative),
+            initiative.requested_amount_cents,
+            initiative.volunteers_wanted,
+            initiative.status.value,
             initiative.created_at,
         )
         await self._add_transitions(initiative)
@@ -84,14 +105,28 @@ class InitiativeRepository:
                 what_was_done = $19, spending = $20, updated_at = now(), version = version + 1
             WHERE id = $1
             """,
-            initiative.id, initiative.co_initiators, initiative.title, initiative.summary, initiative.description,
-            initiative.category.value, _budget(initiative), initiative.requested_amount_cents,
-            initiative.volunteers_wanted, initiative.status.value, initiative.support_threshold,
-            initiative.support_deadline, initiative.support_count, initiative.volunteer_count,
-            initiative.approved_amount_cents, initiative.awarded_amount_cents, initiative.round_id,
-            initiative.review_note, initiative.what_was_done,
+            initiative.id,
+            initiative.co_initiators,
+            initiative.title,
+            initiative.summary,
+            initiative.description,
+            initiative.category.value,
+            _budget(initiative),
+            initiative.requested_amount_cents,
+            initiative.volunteers_wanted,
+            initiative.status.value,
+            initiative.support_threshold,
+            initiative.support_deadline,
+            initiative.support_count,
+            initiative.volunteer_count,
+            initiative.approved_amount_cents,
+            initiative.awarded_amount_cents,
+            initiative.round_id,
+            initiative.review_note,
+            initiative.what_was_done,
             [{"description": s.description, "spent_cents": s.spent_cents} for s in initiative.spending]
-            if initiative.spending is not None else None,
+            if initiative.spending is not None
+            else None,
         )
         await self._add_transitions(initiative)
 
@@ -101,8 +136,14 @@ class InitiativeRepository:
                 """INSERT INTO transitions (initiative_id, from_status, to_status, actor_id, note, at)
                    VALUES ($1, $2, $3, $4, $5, $6)""",
                 [
-                    (initiative.id, t.from_status.value if t.from_status else None, t.to_status.value, t.actor_id,
-                     t.note, t.at)
+                    (
+                        initiative.id,
+                        t.from_status.value if t.from_status else None,
+                        t.to_status.value,
+                        t.actor_id,
+                        t.note,
+                        t.at,
+                    )
                     for t in initiative.transitions
                 ],
             )
@@ -114,21 +155,29 @@ class InitiativeRepository:
             initiative_id,
         )
         return [
-            Transition(Status(r["from_status"]) if r["from_status"] else None, Status(r["to_status"]), r["actor_id"],
-                       r["at"], r["note"])
+            Transition(
+                Status(r["from_status"]) if r["from_status"] else None,
+                Status(r["to_status"]),
+                r["actor_id"],
+                r["at"],
+                r["note"],
+            )
             for r in rows
         ]
 
     async def supports(self, initiative_id: uuid.UUID, resident_id: str) -> bool:
         return await self._conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM supports WHERE initiative_id = $1 AND resident_id = $2)",
-            initiative_id, resident_id,
+            initiative_id,
+            resident_id,
         )
 
     async def add_support(self, initiative_id: uuid.UUID, resident_id: str, at: datetime) -> None:
         await self._conn.execute(
             "INSERT INTO supports (initiative_id, resident_id, supported_at) VALUES ($1, $2, $3)",
-            initiative_id, resident_id, at,
+            initiative_id,
+            resident_id,
+            at,
         )
 
     async def remove_support(self, initiative_id: uuid.UUID, resident_id: str) -> None:
@@ -139,13 +188,17 @@ class InitiativeRepository:
     async def volunteers_with(self, initiative_id: uuid.UUID, resident_id: str) -> bool:
         return await self._conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM volunteers WHERE initiative_id = $1 AND resident_id = $2)",
-            initiative_id, resident_id,
+            initiative_id,
+            resident_id,
         )
 
     async def add_volunteer(self, initiative_id: uuid.UUID, resident_id: str, offer: str, at: datetime) -> None:
         await self._conn.execute(
             "INSERT INTO volunteers (initiative_id, resident_id, offer, joined_at) VALUES ($1, $2, $3, $4)",
-            initiative_id, resident_id, offer, at,
+            initiative_id,
+            resident_id,
+            offer,
+            at,
         )
 
     async def volunteers(self, initiative_id: uuid.UUID) -> list[Volunteer]:
@@ -160,13 +213,21 @@ class InitiativeRepository:
         rows = await self._conn.fetch(
             """SELECT id FROM initiatives WHERE status = 'gathering_support' AND support_deadline < $1
                ORDER BY support_deadline LIMIT $2""",
-            now, limit,
+            now,
+            limit,
         )
         return [r["id"] for r in rows]
 
     async def search(
-        self, *, area_code: str | None, status: Status | None, category: Category | None,
-        visible_to: str, official_areas: list[str], limit: int, offset: int,
+        self,
+        *,
+        area_code: str | None,
+        status: Status | None,
+        category: Category | None,
+        visible_to: str,
+        official_areas: list[str],
+        limit: int,
+        offset: int,
     ) -> Page:
         """Public initiatives, plus drafts the caller initiates and, for officials, those of their areas."""
         conditions, args = [], []

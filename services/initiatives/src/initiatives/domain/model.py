@@ -152,14 +152,31 @@ class Initiative:
 
     @classmethod
     def draft(
-        cls, *, owner_id: str, title: str, summary: str, description: str, area_code: str, category: Category,
-        budget_lines: list[BudgetLine], volunteers_wanted: int, rules: Rules, now: datetime,
+        cls,
+        *,
+        owner_id: str,
+        title: str,
+        summary: str,
+        description: str,
+        area_code: str,
+        category: Category,
+        budget_lines: list[BudgetLine],
+        volunteers_wanted: int,
+        rules: Rules,
+        now: datetime,
         initiative_id: uuid.UUID | None = None,
     ) -> Initiative:
         initiative = cls(
-            id=initiative_id or uuid.uuid4(), owner_id=owner_id, title=title, summary=summary,
-            description=description, area_code=area_code, category=category, budget_lines=list(budget_lines),
-            volunteers_wanted=volunteers_wanted, created_at=now,
+            id=initiative_id or uuid.uuid4(),
+            owner_id=owner_id,
+            title=title,
+            summary=summary,
+            description=description,
+            area_code=area_code,
+            category=category,
+            budget_lines=list(budget_lines),
+            volunteers_wanted=volunteers_wanted,
+            created_at=now,
         )
         initiative._check_budget(rules)
         initiative.transitions.append(Transition(None, Status.DRAFT, owner_id, now))
@@ -218,9 +235,13 @@ class Initiative:
         self._move(Status.IN_REVIEW if enough else Status.GATHERING_SUPPORT, actor_id, now)
         self._record(
             events.InitiativeSubmitted(
-                **self._facts(), category=self.category.value, summary=self.summary,
-                requested_amount_cents=self.requested_amount_cents, status=self.status.value,
-                support_threshold=rules.support_threshold, support_deadline=self.support_deadline,
+                **self._facts(),
+                category=self.category.value,
+                summary=self.summary,
+                requested_amount_cents=self.requested_amount_cents,
+                status=self.status.value,
+                support_threshold=rules.support_threshold,
+                support_deadline=self.support_deadline,
             )
         )
 
@@ -236,8 +257,9 @@ class Initiative:
         if already_supports:
             raise AlreadyDone("you already support this initiative")
         self.support_count += 1
-        self._record(events.InitiativeSupported(**self._facts(), supporter_id=resident_id,
-                                                support_count=self.support_count))
+        self._record(
+            events.InitiativeSupported(**self._facts(), supporter_id=resident_id, support_count=self.support_count)
+        )
         if self.support_count >= (self.support_threshold or 0):
             self._move(Status.IN_REVIEW, resident_id, now, note="support threshold reached")
             self._record(events.SupportThresholdReached(**self._facts(), support_count=self.support_count))
@@ -249,8 +271,11 @@ class Initiative:
         if self.status is not Status.GATHERING_SUPPORT:
             raise IllegalTransition("withdraw support from", self.status)
         self.support_count -= 1
-        self._record(events.InitiativeSupportWithdrawn(**self._facts(), supporter_id=resident_id,
-                                                       support_count=self.support_count))
+        self._record(
+            events.InitiativeSupportWithdrawn(
+                **self._facts(), supporter_id=resident_id, support_count=self.support_count
+            )
+        )
 
     def join_as_volunteer(self, resident_id: str, already_volunteers: bool) -> None:
         if self.status not in OPEN_FOR_VOLUNTEERS:
@@ -260,8 +285,9 @@ class Initiative:
         if already_volunteers:
             raise AlreadyDone("you already volunteer for this initiative")
         self.volunteer_count += 1
-        self._record(events.VolunteerJoined(**self._facts(), volunteer_id=resident_id,
-                                            volunteer_count=self.volunteer_count))
+        self._record(
+            events.VolunteerJoined(**self._facts(), volunteer_id=resident_id, volunteer_count=self.volunteer_count)
+        )
 
     def approve(self, official_id: str, approved_amount_cents: int, now: datetime) -> None:
         self._require_status("approve", Status.IN_REVIEW)
@@ -272,9 +298,14 @@ class Initiative:
             )
         self.approved_amount_cents = approved_amount_cents
         self._move(Status.APPROVED, official_id, now)
-        self._record(events.InitiativeApproved(**self._facts(), official_id=official_id,
-                                               requested_amount_cents=self.requested_amount_cents,
-                                               approved_amount_cents=approved_amount_cents))
+        self._record(
+            events.InitiativeApproved(
+                **self._facts(),
+                official_id=official_id,
+                requested_amount_cents=self.requested_amount_cents,
+                approved_amount_cents=approved_amount_cents,
+            )
+        )
 
     def reject(self, official_id: str, reason: str, now: datetime) -> None:
         self._require_status("reject", Status.IN_REVIEW)
@@ -296,8 +327,7 @@ class Initiative:
             raise IllegalTransition("withdraw", self.status)
         previous = self.status
         self._move(Status.WITHDRAWN, actor_id, now)
-        self._record(events.InitiativeWithdrawn(**self._facts(), withdrawn_by=actor_id,
-                                                previous_status=previous.value))
+        self._record(events.InitiativeWithdrawn(**self._facts(), withdrawn_by=actor_id, previous_status=previous.value))
 
     def expire_support_period(self, now: datetime) -> None:
         """The deadline passed before enough residents supported it."""
@@ -305,23 +335,30 @@ class Initiative:
         if self.support_deadline is None or now <= self.support_deadline:
             raise DomainError("the support period has not ended")
         self._move(Status.EXPIRED, "system", now, note="support deadline missed")
-        self._record(events.InitiativeExpired(**self._facts(), reason="support_deadline_missed",
-                                              previous_status=Status.GATHERING_SUPPORT.value))
+        self._record(
+            events.InitiativeExpired(
+                **self._facts(), reason="support_deadline_missed", previous_status=Status.GATHERING_SUPPORT.value
+            )
+        )
 
     def fund(self, round_id: uuid.UUID, awarded_amount_cents: int, now: datetime) -> None:
         """The vouchers service awarded the initiative its budget."""
         self._require_status("fund", Status.APPROVED)
         self.round_id, self.awarded_amount_cents = round_id, awarded_amount_cents
         self._move(Status.FUNDED, "vouchers", now)
-        self._record(events.InitiativeFunded(**self._facts(), round_id=round_id,
-                                             awarded_amount_cents=awarded_amount_cents))
+        self._record(
+            events.InitiativeFunded(**self._facts(), round_id=round_id, awarded_amount_cents=awarded_amount_cents)
+        )
 
     def expire_unawarded(self, round_id: uuid.UUID, now: datetime) -> None:
         """The round closed without awarding the approved initiative."""
         self._require_status("expire", Status.APPROVED)
         self._move(Status.EXPIRED, "vouchers", now, note=f"round {round_id} closed without an award")
-        self._record(events.InitiativeExpired(**self._facts(), reason="round_closed_without_award",
-                                              previous_status=Status.APPROVED.value))
+        self._record(
+            events.InitiativeExpired(
+                **self._facts(), reason="round_closed_without_award", previous_status=Status.APPROVED.value
+            )
+        )
 
     def start(self, actor_id: str, now: datetime) -> None:
         self._require_initiator(actor_id, "start")
@@ -336,8 +373,11 @@ class Initiative:
         self._require_text(reason, "reason")
         previous = self.status
         self._move(Status.CANCELLED, actor_id, now, note=reason)
-        self._record(events.InitiativeCancelled(**self._facts(), cancelled_by=actor_id, reason=reason,
-                                                previous_status=previous.value))
+        self._record(
+            events.InitiativeCancelled(
+                **self._facts(), cancelled_by=actor_id, reason=reason, previous_status=previous.value
+            )
+        )
 
     def report(self, actor_id: str, what_was_done: str, spending: list[Spending], now: datetime) -> None:
         """Account for the initiative: what was done, and what was spent per budget line (public)."""
@@ -355,11 +395,16 @@ class Initiative:
         amounts = {line.description: line.amount_cents for line in self.budget_lines}
         self._record(
             events.InitiativeCompleted(
-                **self._facts(), reported_by=actor_id, what_was_done=what_was_done,
+                **self._facts(),
+                reported_by=actor_id,
+                what_was_done=what_was_done,
                 spent_amount_cents=sum(line.spent_cents for line in spending),
                 spending=[
-                    events.BudgetLineSpending(description=line.description, budgeted_cents=amounts[line.description],
-                                              spent_cents=line.spent_cents)
+                    events.BudgetLineSpending(
+                        description=line.description,
+                        budgeted_cents=amounts[line.description],
+                        spent_cents=line.spent_cents,
+                    )
                     for line in spending
                 ],
             )
@@ -399,8 +444,12 @@ class Initiative:
         self.status = to
 
     def _facts(self) -> dict[str, object]:
-        return {"initiative_id": self.id, "area_code": self.area_code, "title": self.title,
-                "initiators": self.initiators}
+        return {
+            "initiative_id": self.id,
+            "area_code": self.area_code,
+            "title": self.title,
+            "initiators": self.initiators,
+        }
 
     def _record(self, event: Event) -> None:
         self.events.append(event)

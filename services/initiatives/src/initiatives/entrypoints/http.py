@@ -20,8 +20,18 @@ from buurtkracht_kit.problems import Problem
 
 from ..adapters.repository import InitiativeRepository
 from ..domain.model import (
-    AlreadyDone, BudgetLine, Category, DomainError, IllegalTransition, Initiative, InvalidInput, NotAllowed, Rules,
-    Spending, Status, Transition,
+    AlreadyDone,
+    BudgetLine,
+    Category,
+    DomainError,
+    IllegalTransition,
+    Initiative,
+    InvalidInput,
+    NotAllowed,
+    Rules,
+    Spending,
+    Status,
+    Transition,
 )
 from ..service import commands
 from ..service.commands import NotFound
@@ -98,8 +108,13 @@ class TransitionOut(BaseModel):
 
     @classmethod
     def of(cls, transition: Transition) -> TransitionOut:
-        return cls(from_status=transition.from_status, to_status=transition.to_status, actor_id=transition.actor_id,
-                   note=transition.note, at=transition.at)
+        return cls(
+            from_status=transition.from_status,
+            to_status=transition.to_status,
+            actor_id=transition.actor_id,
+            note=transition.note,
+            at=transition.at,
+        )
 
 
 class InitiativeOut(BaseModel):
@@ -132,20 +147,34 @@ class InitiativeOut(BaseModel):
         if initiative.what_was_done is not None and initiative.spending is not None:
             report = Report(
                 what_was_done=initiative.what_was_done,
-                spending=[SpendingIn(description=s.description, spent_cents=s.spent_cents) for s in initiative.spending],
+                spending=[
+                    SpendingIn(description=s.description, spent_cents=s.spent_cents) for s in initiative.spending
+                ],
             )
         return cls(
-            id=initiative.id, status=initiative.status, title=initiative.title, summary=initiative.summary,
-            description=initiative.description, area_code=initiative.area_code, category=initiative.category,
-            owner_id=initiative.owner_id, co_initiators=initiative.co_initiators,
-            budget_lines=[BudgetLineIn(description=b.description, amount_cents=b.amount_cents)
-                          for b in initiative.budget_lines],
-            requested_amount_cents=initiative.requested_amount_cents, volunteers_wanted=initiative.volunteers_wanted,
-            volunteer_count=initiative.volunteer_count, support_count=initiative.support_count,
-            support_threshold=initiative.support_threshold, support_deadline=initiative.support_deadline,
+            id=initiative.id,
+            status=initiative.status,
+            title=initiative.title,
+            summary=initiative.summary,
+            description=initiative.description,
+            area_code=initiative.area_code,
+            category=initiative.category,
+            owner_id=initiative.owner_id,
+            co_initiators=initiative.co_initiators,
+            budget_lines=[
+                BudgetLineIn(description=b.description, amount_cents=b.amount_cents) for b in initiative.budget_lines
+            ],
+            requested_amount_cents=initiative.requested_amount_cents,
+            volunteers_wanted=initiative.volunteers_wanted,
+            volunteer_count=initiative.volunteer_count,
+            support_count=initiative.support_count,
+            support_threshold=initiative.support_threshold,
+            support_deadline=initiative.support_deadline,
             approved_amount_cents=initiative.approved_amount_cents,
-            awarded_amount_cents=initiative.awarded_amount_cents, review_note=initiative.review_note,
-            report=report, created_at=initiative.created_at,
+            awarded_amount_cents=initiative.awarded_amount_cents,
+            review_note=initiative.review_note,
+            report=report,
+            created_at=initiative.created_at,
             history=[TransitionOut.of(t) for t in history] if history is not None else None,
         )
 
@@ -186,7 +215,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _run(request: Request, command: Callable[..., Awaitable[Initiative]], *args: Any, **kwargs: Any) -> InitiativeOut:
+async def _run(
+    request: Request, command: Callable[..., Awaitable[Initiative]], *args: Any, **kwargs: Any
+) -> InitiativeOut:
     settings = request.app.state.settings
     async with UnitOfWork(request.app.state.pool, settings.event_source) as uow:
         initiative = await command(uow, *args, **kwargs)
@@ -197,16 +228,26 @@ async def _run(request: Request, command: Callable[..., Awaitable[Initiative]], 
 def _can_see(initiative: Initiative, caller: Principal) -> bool:
     if initiative.status not in {Status.DRAFT, Status.CHANGES_REQUESTED}:
         return True
-    return initiative.is_initiator(caller.subject) or (caller.has(Role.OFFICIAL) and caller.acts_for(initiative.area_code))
+    return initiative.is_initiator(caller.subject) or (
+        caller.has(Role.OFFICIAL) and caller.acts_for(initiative.area_code)
+    )
 
 
 @router.post("", status_code=201, summary="Propose an initiative (a draft only you see)")
 async def create_initiative(body: NewInitiative, caller: Caller, request: Request, response: Response) -> InitiativeOut:
     out = await _run(
-        request, commands.create_draft, caller, title=body.title, summary=body.summary,
-        description=body.description, area_code=body.area_code, category=body.category,
+        request,
+        commands.create_draft,
+        caller,
+        title=body.title,
+        summary=body.summary,
+        description=body.description,
+        area_code=body.area_code,
+        category=body.category,
         budget_lines=[BudgetLine(b.description, b.amount_cents) for b in body.budget_lines],
-        volunteers_wanted=body.volunteers_wanted, rules=_rules(request), now=_now(),
+        volunteers_wanted=body.volunteers_wanted,
+        rules=_rules(request),
+        now=_now(),
     )
     response.headers["Location"] = f"{router.prefix}/{out.id}"
     return out
@@ -214,19 +255,28 @@ async def create_initiative(body: NewInitiative, caller: Caller, request: Reques
 
 @router.get("", summary="Find initiatives by area, status and category")
 async def list_initiatives(
-    caller: Caller, request: Request,
+    caller: Caller,
+    request: Request,
     area_code: Annotated[str | None, Query(pattern=r"^(GM\d{4}|WK\d{6}|BU\d{8})$")] = None,
-    status: Status | None = None, category: Category | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20, offset: Annotated[int, Query(ge=0)] = 0,
+    status: Status | None = None,
+    category: Category | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> InitiativePage:
     official_areas = sorted(caller.areas) if caller.has(Role.OFFICIAL) else []
     async with request.app.state.pool.acquire() as conn:
         page = await InitiativeRepository(conn).search(
-            area_code=area_code, status=status, category=category, visible_to=caller.subject,
-            official_areas=official_areas, limit=limit, offset=offset,
+            area_code=area_code,
+            status=status,
+            category=category,
+            visible_to=caller.subject,
+            official_areas=official_areas,
+            limit=limit,
+            offset=offset,
         )
-    return InitiativePage(items=[InitiativeOut.of(i) for i in page.initiatives], total=page.total, limit=limit,
-                          offset=offset)
+    return InitiativePage(
+        items=[InitiativeOut.of(i) for i in page.initiatives], total=page.total, limit=limit, offset=offset
+    )
 
 
 @router.get("/{initiative_id}", summary="An initiative with its history of transitions")
@@ -255,7 +305,9 @@ async def edit_initiative(
 
 
 @router.post("/{initiative_id}/co-initiators", summary="The owner adds a co-initiator")
-async def add_co_initiator(initiative_id: uuid.UUID, body: CoInitiator, caller: Caller, request: Request) -> InitiativeOut:
+async def add_co_initiator(
+    initiative_id: uuid.UUID, body: CoInitiator, caller: Caller, request: Request
+) -> InitiativeOut:
     return await _run(request, commands.add_co_initiator, caller, initiative_id, body.resident_id)
 
 
@@ -274,7 +326,7 @@ async def withdraw_support(initiative_id: uuid.UUID, caller: Caller, request: Re
     return await _run(request, commands.withdraw_support, caller, initiative_id, _now())
 
 
-@router.post("/{initiative_id}/volunteers", status_code=201, summary="Sign up to help (\"ik doe mee\")")
+@router.post("/{initiative_id}/volunteers", status_code=201, summary='Sign up to help ("ik doe mee")')
 async def volunteer(initiative_id: uuid.UUID, body: VolunteerIn, caller: Caller, request: Request) -> InitiativeOut:
     return await _run(request, commands.join_as_volunteer, caller, initiative_id, body.offer, _now())
 
@@ -289,15 +341,24 @@ async def list_volunteers(initiative_id: uuid.UUID, caller: Caller, request: Req
         official = caller.has(Role.OFFICIAL) and caller.acts_for(initiative.area_code)
         if not (initiative.is_initiator(caller.subject) or official):
             raise Problem.forbidden("only the initiators and officials of the area see the volunteers")
-        return [VolunteerOut(resident_id=v.resident_id, offer=v.offer, joined_at=v.joined_at)
-                for v in await repository.volunteers(initiative_id)]
+        return [
+            VolunteerOut(resident_id=v.resident_id, offer=v.offer, joined_at=v.joined_at)
+            for v in await repository.volunteers(initiative_id)
+        ]
 
 
 @router.post("/{initiative_id}/review", summary="An official of the area approves, rejects or requests changes")
 async def review(initiative_id: uuid.UUID, body: Review, caller: Caller, request: Request) -> InitiativeOut:
     return await _run(
-        request, commands.review, caller, initiative_id, decision=body.decision, now=_now(),
-        approved_amount_cents=body.approved_amount_cents, reason=body.reason, comment=body.comment,
+        request,
+        commands.review,
+        caller,
+        initiative_id,
+        decision=body.decision,
+        now=_now(),
+        approved_amount_cents=body.approved_amount_cents,
+        reason=body.reason,
+        comment=body.comment,
     )
 
 

@@ -40,22 +40,42 @@ def _require_resident(actor: Principal) -> None:
 
 
 async def create_draft(
-    uow: UnitOfWork, actor: Principal, *, title: str, summary: str, description: str, area_code: str,
-    category: Category, budget_lines: list[BudgetLine], volunteers_wanted: int, rules: Rules, now: datetime,
+    uow: UnitOfWork,
+    actor: Principal,
+    *,
+    title: str,
+    summary: str,
+    description: str,
+    area_code: str,
+    category: Category,
+    budget_lines: list[BudgetLine],
+    volunteers_wanted: int,
+    rules: Rules,
+    now: datetime,
 ) -> Initiative:
     """A resident proposes an initiative for an area they live in; it starts as their private draft."""
     _require_resident(actor)
     if not actor.lives_in(area_code):
         raise NotAllowed(f"you can only propose initiatives for an area you live in, not {area_code}")
     initiative = Initiative.draft(
-        owner_id=actor.subject, title=title, summary=summary, description=description, area_code=area_code,
-        category=category, budget_lines=budget_lines, volunteers_wanted=volunteers_wanted, rules=rules, now=now,
+        owner_id=actor.subject,
+        title=title,
+        summary=summary,
+        description=description,
+        area_code=area_code,
+        category=category,
+        budget_lines=budget_lines,
+        volunteers_wanted=volunteers_wanted,
+        rules=rules,
+        now=now,
     )
     await InitiativeRepository(uow.connection).add(initiative)
     return initiative
 
 
-async def edit(uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, rules: Rules, **changes: object) -> Initiative:
+async def edit(
+    uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, rules: Rules, **changes: object
+) -> Initiative:
     repository, initiative = await _load(uow, initiative_id)
     initiative.edit(actor.subject, rules, **changes)
     return await _save(uow, repository, initiative)
@@ -67,7 +87,9 @@ async def add_co_initiator(uow: UnitOfWork, actor: Principal, initiative_id: uui
     return await _save(uow, repository, initiative)
 
 
-async def submit(uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, rules: Rules, now: datetime) -> Initiative:
+async def submit(
+    uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, rules: Rules, now: datetime
+) -> Initiative:
     repository, initiative = await _load(uow, initiative_id)
     initiative.submit(actor.subject, rules, now)
     return await _save(uow, repository, initiative)
@@ -100,8 +122,15 @@ async def join_as_volunteer(
 
 
 async def review(
-    uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, *, decision: str, now: datetime,
-    approved_amount_cents: int | None = None, reason: str | None = None, comment: str | None = None,
+    uow: UnitOfWork,
+    actor: Principal,
+    initiative_id: uuid.UUID,
+    *,
+    decision: str,
+    now: datetime,
+    approved_amount_cents: int | None = None,
+    reason: str | None = None,
+    comment: str | None = None,
 ) -> Initiative:
     """An official responsible for the initiative's area approves, rejects or requests changes."""
     repository, initiative = await _load(uow, initiative_id)
@@ -135,7 +164,11 @@ async def cancel(uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, re
 
 
 async def report(
-    uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, what_was_done: str, spending: list[Spending],
+    uow: UnitOfWork,
+    actor: Principal,
+    initiative_id: uuid.UUID,
+    what_was_done: str,
+    spending: list[Spending],
     now: datetime,
 ) -> Initiative:
     repository, initiative = await _load(uow, initiative_id)
@@ -161,6 +194,7 @@ async def expire_overdue(uow_factory, now: datetime) -> int:
 
 
 # -- reactions to the vouchers service -------------------------------------------------------
+
 
 async def mark_funded(
     uow: UnitOfWork, initiative_id: uuid.UUID, round_id: uuid.UUID, awarded_amount_cents: int, now: datetime
