@@ -94,13 +94,16 @@ async def main(args: argparse.Namespace) -> None:
         filled = time.perf_counter() - started
 
         before = await end_offsets(bootstrap)
-        producer = kafka_producer({"bootstrap_servers": bootstrap})
-        await producer.start()
-        relay = OutboxRelay(pool, producer, ServiceMetrics("bench"), batch_size=args.batch_size)
+        relay = OutboxRelay(
+            pool,
+            lambda: kafka_producer({"bootstrap_servers": bootstrap}),
+            ServiceMetrics("bench"),
+            batch_size=args.batch_size,
+        )
         started = time.perf_counter()
         published = await relay.drain()
         drained = time.perf_counter() - started
-        await producer.stop()
+        await relay.close()
         on_kafka = await end_offsets(bootstrap) - before
         await pool.close()
         print(

@@ -137,6 +137,39 @@ BASE = {
 }
 
 
+def test_fields_named_like_annotations_are_still_compared():
+    old = {
+        "type": "object",
+        "properties": {"title": {"type": "string"}, "description": {"type": "string"}},
+        "required": ["title", "description"],
+    }
+    retyped = copy.deepcopy(old)
+    retyped["properties"]["title"] = {"type": "integer"}
+    removed = copy.deepcopy(old)
+    del removed["properties"]["description"]
+    removed["required"].remove("description")
+    assert breaking_changes(old, retyped) == ["$.title: type or constraints changed"]
+    assert "$.description: removed" in breaking_changes(old, removed)
+
+
+def test_a_reader_ignores_fields_added_by_a_newer_producer():
+    envelope = Envelope.wrap(supported(), SOURCE)
+    newer = envelope.model_copy(update={"data": envelope.data | {"supporter_note": "added later"}})
+    assert parse(newer) == parse(envelope)
+
+
+def test_writing_schemas_refuses_a_breaking_change(tmp_path):
+    from buurtkracht_contracts import schemas
+
+    schemas.write(tmp_path)
+    path = tmp_path / f"{InitiativeSupported.event_type}.json"
+    committed = json.loads(path.read_text())
+    committed["properties"]["legacy_field"] = {"type": "string"}
+    path.write_text(json.dumps(committed))
+    with pytest.raises(ValueError, match="legacy_field: removed"):
+        schemas.write(tmp_path)
+
+
 def changed(mutate):
     schema = copy.deepcopy(BASE)
     mutate(schema)

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from buurtkracht_contracts import Envelope
 from buurtkracht_contracts.kafka import to_kafka
 from buurtkracht_contracts.topics import TopicSpec, dead_letter_topic
-from buurtkracht_kit import migrations, topics
+from buurtkracht_kit import migrations, outbox, topics
 from buurtkracht_kit.consumer import EventConsumer
 from buurtkracht_kit.db import UnitOfWork, create_pool
 from buurtkracht_kit.metrics import ServiceMetrics
@@ -56,10 +56,15 @@ async def kafka(kafka_bootstrap):
 
 @pytest.fixture
 async def relay(pool, kafka):
-    producer = kafka_producer({"bootstrap_servers": kafka})
-    await producer.start()
-    yield OutboxRelay(pool, producer, ServiceMetrics("test"), batch_size=200, poll_interval=0.1)
-    await producer.stop()
+    relay = OutboxRelay(
+        pool,
+        lambda: kafka_producer({"bootstrap_servers": kafka}),
+        ServiceMetrics("test"),
+        batch_size=200,
+        poll_interval=0.1,
+    )
+    yield relay
+    await relay.close()
 
 
 async def test_committed_events_reach_kafka_keyed_by_aggregate_with_cloudevents_headers(pool, kafka, relay):
@@ -88,6 +93,42 @@ async def test_a_unit_of_work_that_does_not_commit_publishes_nothing(pool, kafka
         assert await conn.fetchval("SELECT count(*) FROM counters WHERE id = $1", counter) == 0
 
 
+async def test_a_record_kafka_refuses_waits_in_backoff_and_holds_back_only_its_own_aggregate(pool, kafka):
+    def impatient_producer() -> AIOKafkaProducer:  # gives up on a missing topic after 2 s instead of 30 s
+        return AIOKafkaProducer(bootstrap_servers=kafka, acks="all", enable_idempotence=True, request_timeout_ms=2000)
+
+    relay = OutboxRelay(pool, impatient_producer, ServiceMetrics("impatient"), batch_size=200)
+    stuck_key, other = f"stuck-{uuid.uuid4()}", f"c-{uuid.uuid4()}"
+    async with UnitOfWork(pool, SOURCE) as uow:
+        await outbox.add_verbatim(
+            uow.connection,
+            topic=f"kit-test.{uuid.uuid4().hex}.missing",
+            key=stuck_key.encode(),
+            value=b"{}",
+            headers=[],
+            source=SOURCE,
+            event_type="test",
+        )
+        uow.record(CounterIncremented(counter_id=stuck_key, amount=1))  # same aggregate, after the stuck row
+        await uow.commit()
+    await increment(pool, other)
+    await relay.drain()
+    rows = await pool.fetch(
+        "SELECT aggregate_id, attempts, retry_after IS NOT NULL AS waiting FROM outbox "
+        "WHERE aggregate_id = ANY($1::text[]) ORDER BY id",
+        [stuck_key, other],
+    )
+    assert [(r["aggregate_id"], r["attempts"] >= 1, r["waiting"]) for r in rows] == [
+        (stuck_key, True, True),
+        (stuck_key, False, False),
+    ]
+    records = await read_topic(kafka, TEST_TOPIC, at_least=1)
+    assert any(r.key == other.encode() for r in records)
+    assert not any(r.key == stuck_key.encode() for r in records), "a later event overtook the stuck one"
+    await pool.execute("DELETE FROM outbox WHERE aggregate_id = $1", stuck_key)
+    await relay.close()
+
+
 async def test_the_same_event_delivered_twice_takes_effect_once(pool, kafka, relay):
     counter = f"c-{uuid.uuid4()}"
     await increment(pool, counter, 7)
@@ -102,10 +143,17 @@ async def test_the_same_event_delivered_twice_takes_effect_once(pool, kafka, rel
         assert await conn.fetchval("SELECT count(*) FROM applied WHERE counter_id = $1", counter) == 1
 
 
-async def test_per_aggregate_order_is_kept_under_concurrent_writers(pool, kafka, relay):
+async def test_per_aggregate_order_is_kept_under_concurrent_writers_and_two_relays(pool, kafka, relay):
     counters = [f"order-{uuid.uuid4()}" for _ in range(5)]
     writes_per_writer, writers = 40, 8
-    relay_task = asyncio.create_task(relay.run())
+    second = OutboxRelay(
+        pool,
+        lambda: kafka_producer({"bootstrap_servers": kafka}),
+        ServiceMetrics("second"),
+        batch_size=7,
+        poll_interval=0.05,
+    )
+    relay_tasks = [asyncio.create_task(relay.run()), asyncio.create_task(second.run())]
 
     async def writer(seed: int) -> None:
         rng = random.Random(seed)
@@ -122,7 +170,9 @@ async def test_per_aggregate_order_is_kept_under_concurrent_writers(pool, kafka,
         if len(records) >= total:
             break
     relay.stop()
-    await relay_task
+    second.stop()
+    await asyncio.gather(*relay_tasks)
+    await second.close()
     assert len(records) == total
     sequences = collections.defaultdict(list)
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
@@ -186,6 +236,9 @@ async def test_poison_message_is_dead_lettered_once_and_the_messages_behind_it_a
                 await producer.send_and_wait(TEST_TOPIC, record.value, key=record.key, headers=record.headers)
             garbage_key = counter.encode()
             await producer.send_and_wait(TEST_TOPIC, b"{broken", key=garbage_key, headers=[("ce_id", b"garbage-1")])
+            await producer.send_and_wait(
+                TEST_TOPIC, b"{}", key=garbage_key, headers=[("ce_id", None), ("x", None), ("y", b"\xff")]
+            )
 
             async def settled() -> bool:
                 async with pool.acquire() as conn:
@@ -193,13 +246,15 @@ async def test_poison_message_is_dead_lettered_once_and_the_messages_behind_it_a
                     parked = await conn.fetchval(
                         "SELECT count(*) FROM inbox WHERE consumer = $1 AND outcome = 'dead_lettered'", group
                     )
-                return value == 11 and parked == 2
+                return value == 11 and parked == 3
 
             assert await wait_for(settled), "good messages not applied or poison not parked"
-            dead = await read_topic(kafka, dlq, at_least=2, timeout=30)
+            dead = await read_topic(kafka, dlq, at_least=3, timeout=30)
     finally:
         await producer.stop()
-    assert sorted(dict(r.headers).get("ce_id") for r in dead) == sorted([b"garbage-1", str(poison.id).encode()])
+    assert sorted(dict(r.headers).get("ce_id") or b"" for r in dead) == sorted(
+        [b"", b"garbage-1", str(poison.id).encode()]
+    )
     poisoned = next(r for r in dead if dict(r.headers)["ce_id"] == str(poison.id).encode())
     headers = dict(poisoned.headers)
     assert headers["dlq_consumer_group"] == group.encode() and headers["dlq_attempts"] == b"3"

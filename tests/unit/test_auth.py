@@ -80,6 +80,9 @@ def test_a_bad_token_is_a_401_problem(verifier, bad):
         ("WK036301", "BU03630201", False),
         ("BU03630001", "WK036300", False),
         ("GM0518", "BU03630001", False),
+        ("GM", "BU03630001", False),
+        ("WK0363", "BU03630001", False),
+        ("BU03630001", "BU0363000", False),
     ],
 )
 def test_areas_nest_by_cbs_code(held, target, acts):

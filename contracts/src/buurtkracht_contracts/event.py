@@ -32,7 +32,9 @@ class Event(BaseModel):
     aggregate's events stay in order on one partition).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # A reader ignores fields it does not know: a producer may add optional fields (a compatible change)
+    # before every consumer has the newer contracts.
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     event_type: ClassVar[str]
     aggregate_type: ClassVar[str]

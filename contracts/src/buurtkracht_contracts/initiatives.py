@@ -53,7 +53,7 @@ class InitiativeEvent(Event):
 
 
 class BudgetLineSpending(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
     description: str
     budgeted_cents: Cents
     spent_cents: Cents

@@ -48,7 +48,8 @@ def _subject(event: BaseCloudEvent) -> str | None:
 
 def from_kafka(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | tuple) -> Envelope:
     """The envelope of a binary-mode Kafka record; raises `ValueError` when it is not a CloudEvent."""
-    message = ce_kafka.KafkaMessage(headers=dict(headers), key=key, value=value)
+    present = {name: header for name, header in headers if header is not None}
+    message = ce_kafka.KafkaMessage(headers=present, key=key, value=value)
     try:
         event = ce_kafka.from_binary(message, _FORMAT)
     except Exception as error:  # the SDK raises several types for a malformed record

@@ -36,6 +36,13 @@ def register_upcaster(old_type: str, new_type: str, upcast: Callable[[dict[str, 
     _UPCASTERS[old_type] = (new_type, upcast)
 
 
+def current_type(event_type: str) -> str:
+    """The type an event of `event_type` is read as, after its upcasters."""
+    while event_type in _UPCASTERS:
+        event_type = _UPCASTERS[event_type][0]
+    return event_type
+
+
 def event_types() -> dict[str, type[Event]]:
     """Every registered type with its model (a copy)."""
     return dict(_MODELS)

@@ -37,11 +37,18 @@ def schema_of(event_type: str) -> dict[str, Any]:
 
 
 def _strip(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {key: _strip(value) for key, value in node.items() if key not in _ANNOTATIONS}
+    """The schema without annotations; the keys of `properties` and `$defs` are names, never annotations."""
     if isinstance(node, list):
         return [_strip(value) for value in node]
-    return node
+    if not isinstance(node, dict):
+        return node
+    stripped = {}
+    for key, value in node.items():
+        if key in {"properties", "$defs"} and isinstance(value, dict):
+            stripped[key] = {name: _strip(schema) for name, schema in value.items()}
+        elif key not in _ANNOTATIONS:
+            stripped[key] = _strip(value)
+    return stripped
 
 
 def breaking_changes(old: dict[str, Any], new: dict[str, Any], path: str = "$") -> list[str]:
@@ -80,8 +87,16 @@ def _file(event_type: str, directory: Path) -> Path:
     return directory / f"{event_type}.json"
 
 
-def write(directory: Path = SCHEMA_DIR) -> list[Path]:
+def write(directory: Path = SCHEMA_DIR, allow_breaking: bool = False) -> list[Path]:
+    """Write every schema; refuses (ValueError) to overwrite a committed schema with a breaking change."""
     directory.mkdir(parents=True, exist_ok=True)
+    breaking = [
+        problem
+        for problem in check(directory)
+        if "compatible change not yet committed" not in problem and "no committed schema" not in problem
+    ]
+    if breaking and not allow_breaking:
+        raise ValueError("breaking changes need a new event version:\n" + "\n".join(breaking))
     written = []
     for event_type in sorted(published_types()):
         path = _file(event_type, directory)
@@ -114,7 +129,12 @@ def check(directory: Path = SCHEMA_DIR) -> list[str]:
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "check"
     if command == "write":
-        for path in write():
+        try:
+            paths = write(allow_breaking="--allow-breaking" in argv)
+        except ValueError as refused:
+            print(refused, file=sys.stderr)
+            return 1
+        for path in paths:
             print(path)
         return 0
     problems = check()

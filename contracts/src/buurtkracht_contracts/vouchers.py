@@ -6,6 +6,7 @@ Amounts are integer euro cents. Residents appear only as pseudonymous ids.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,6 +35,48 @@ class RoundEvent(Event):
 
 
 @register
+class RoundOpened(RoundEvent):
+    event_type: ClassVar[str] = _type("round-opened")
+    name: str
+    mechanism: Mechanism
+    total_budget_cents: Cents
+    voucher_amount_cents: Cents | None = Field(description="What each resident's wallet holds (pledge rounds)")
+    opens_at: datetime
+    closes_at: datetime
+
+
+@register
+class WalletsIssued(RoundEvent):
+    """One batch of wallets (at most 5,000 residents an event), each holding the round's voucher amount."""
+
+    event_type: ClassVar[str] = _type("wallets-issued")
+    resident_ids: list[str]
+    voucher_amount_cents: Cents
+    issued_cents: Cents
+
+
+class PledgeEvent(RoundEvent):
+    pledge_id: uuid.UUID
+    initiative_id: uuid.UUID
+    resident_id: str
+    amount_cents: Cents
+    wallet_balance_cents: Cents
+    pledged_to_initiative_cents: Cents
+
+
+@register
+class PledgeMade(PledgeEvent):
+    event_type: ClassVar[str] = _type("pledge-made")
+    requested_amount_cents: Cents = Field(description="What the resident asked to pledge; more than taken when capped")
+
+
+@register
+class PledgeWithdrawn(PledgeEvent):
+    event_type: ClassVar[str] = _type("pledge-withdrawn")
+    reason: Literal["withdrawn_by_resident", "initiative_withdrawn", "round_closed"]
+
+
+@register
 class InitiativeAwarded(RoundEvent):
     """The round awarded the initiative its budget: by pledges reaching the approved amount, or by the committee."""
 
@@ -43,8 +86,95 @@ class InitiativeAwarded(RoundEvent):
     awarded_amount_cents: Cents
 
 
+class Vote(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    member_id: str
+    vote: Literal["for", "against", "abstain"]
+
+
+@register
+class AwardDecided(RoundEvent):
+    """The steering group decided on awarding an initiative, with who voted how."""
+
+    event_type: ClassVar[str] = _type("award-decided")
+    initiative_id: uuid.UUID
+    decision_id: uuid.UUID
+    amount_cents: Cents
+    awarded: bool
+    votes: list[Vote]
+    quorum: int
+
+
+class BudgetEvent(RoundEvent):
+    initiative_id: uuid.UUID
+    initiators: list[str]
+
+
+@register
+class ExpenseClaimed(BudgetEvent):
+    event_type: ClassVar[str] = _type("expense-claimed")
+    claim_id: uuid.UUID
+    claimed_by: str
+    supplier: str
+    amount_cents: Cents
+    invoice_reference: str
+    left_cents: Cents
+
+
+@register
+class ExpenseApproved(BudgetEvent):
+    event_type: ClassVar[str] = _type("expense-approved")
+    claim_id: uuid.UUID
+    decided_by: str
+    amount_cents: Cents
+    payout_id: uuid.UUID
+
+
+@register
+class ExpenseDeclined(BudgetEvent):
+    event_type: ClassVar[str] = _type("expense-declined")
+    claim_id: uuid.UUID
+    decided_by: str
+    amount_cents: Cents
+    reason: str
+    left_cents: Cents
+
+
+@register
+class PayoutRequested(BudgetEvent):
+    """For the finance integration: pay the supplier, then confirm with the payout reference."""
+
+    event_type: ClassVar[str] = _type("payout-requested")
+    payout_id: uuid.UUID
+    payout_reference: str = Field(description="Unique; the finance side reconciles by it, never by description")
+    claim_id: uuid.UUID
+    supplier: str
+    amount_cents: Cents
+    invoice_reference: str
+
+
+@register
+class PayoutSettled(BudgetEvent):
+    event_type: ClassVar[str] = _type("payout-settled")
+    payout_id: uuid.UUID
+    payout_reference: str
+    amount_cents: Cents
+    bank_reference: str
+
+
+@register
+class FundsReturned(RoundEvent):
+    """Money went back: pledges to a wallet, or an initiative's unspent budget to the round's pool."""
+
+    event_type: ClassVar[str] = _type("funds-returned")
+    initiative_id: uuid.UUID | None
+    amount_cents: Cents
+    reason: Literal["initiative_completed", "initiative_cancelled", "initiative_withdrawn", "round_closed"]
+    to: Literal["wallets", "pool", "municipality"]
+
+
 class RoundSummary(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
     total_budget_cents: Cents
     awarded_cents: Cents
     returned_to_pool_cents: Cents

@@ -6,6 +6,7 @@ Claims: `sub` (pseudonymous id), `roles` (resident, official, steering_group, ad
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -50,14 +51,17 @@ class Principal:
         return any(_contains(area_code, home) for home in self.areas)
 
 
+AREA_CODE = re.compile(r"^(GM\d{4}|WK\d{6}|BU\d{8})$")
+_LEVEL = {"GM": 0, "WK": 1, "BU": 2}
+
+
 def _contains(outer: str, inner: str) -> bool:
+    """Whether CBS area `outer` is `inner` or contains it; malformed codes contain nothing."""
+    if not (AREA_CODE.match(outer) and AREA_CODE.match(inner)):
+        return False
     if outer == inner:
         return True
-    kinds = {"GM": 0, "WK": 1, "BU": 2}
-    outer_kind, inner_kind = kinds.get(outer[:2]), kinds.get(inner[:2])
-    if outer_kind is None or inner_kind is None or outer_kind >= inner_kind:
-        return False
-    return inner[2:].startswith(outer[2:])
+    return _LEVEL[outer[:2]] < _LEVEL[inner[:2]] and inner[2:].startswith(outer[2:])
 
 
 class TokenVerifier:
@@ -71,6 +75,17 @@ class TokenVerifier:
     def verify(self, token: str) -> Principal:
         try:
             key = self._jwks.get_signing_key_from_jwt(token).key if self._jwks else self._key
+        except jwt.PyJWKClientConnectionError as error:
+            raise Problem(
+                503,
+                "Service unavailable",
+                "the identity provider's keys cannot be fetched",
+                kind="keys-unavailable",
+                headers={"Retry-After": "5"},
+            ) from error
+        except jwt.PyJWTError as error:
+            raise _invalid_token(error) from error
+        try:
             claims = jwt.decode(
                 token,
                 key,
@@ -81,14 +96,18 @@ class TokenVerifier:
             )
             roles = frozenset(Role(role) for role in claims.get("roles", []))
         except (jwt.PyJWTError, ValueError) as error:
-            raise Problem(
-                401,
-                "Unauthorized",
-                f"invalid bearer token: {error}",
-                kind="unauthorized",
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-            ) from error
+            raise _invalid_token(error) from error
         return Principal(subject=claims["sub"], roles=roles, areas=frozenset(claims.get("areas", [])))
+
+
+def _invalid_token(error: Exception) -> Problem:
+    return Problem(
+        401,
+        "Unauthorized",
+        f"invalid bearer token: {error}",
+        kind="unauthorized",
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
 
 
 def mint(

@@ -131,9 +131,12 @@ async def _relay(database_url: str, bootstrap: str, batch_size: int, once: bool)
 
     logs.configure("outbox-relay", os.environ.get("BK_LOG_LEVEL", "INFO"), os.environ.get("BK_LOG_FORMAT", "json"))
     pool = await create_pool(database_url, 1, 3)
-    producer = kafka_producer({"bootstrap_servers": bootstrap})
-    await producer.start()
-    outbox_relay = OutboxRelay(pool, producer, ServiceMetrics("outbox-relay"), batch_size=batch_size)
+    outbox_relay = OutboxRelay(
+        pool,
+        lambda: kafka_producer({"bootstrap_servers": bootstrap}),
+        ServiceMetrics("outbox-relay"),
+        batch_size=batch_size,
+    )
     try:
         if once:
             typer.echo(f"published {await outbox_relay.drain()}")
@@ -143,7 +146,7 @@ async def _relay(database_url: str, bootstrap: str, batch_size: int, once: bool)
             loop.add_signal_handler(stop_signal, outbox_relay.stop)
         await outbox_relay.run()
     finally:
-        await producer.stop()
+        await outbox_relay.close()
         await pool.close()
 
 

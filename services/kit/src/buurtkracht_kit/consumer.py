@@ -6,8 +6,9 @@ Invariants:
   one transaction: a redelivered message finds its row and changes nothing;
 - the offset is committed only after that transaction (FastStream `NACK_ON_ERROR`: an exception
   that escapes rewinds the partition to this message, so nothing behind it is committed past it);
-- a message that fails `max_attempts` times (attempts counted in the database, across restarts), or
-  that is not a valid event at all, is dead-lettered: the inbox row marked `dead_lettered` and the
+- a message whose handler fails `max_attempts` times (attempts counted in the database, across
+  restarts; a handler that hangs past its timeout fails), or that is not a valid event at all, is
+  dead-lettered: the inbox row marked `dead_lettered` and the
   original record put in the outbox for the dead-letter topic, in one transaction; the partition
   then moves on. A redelivery after that is a duplicate, so the dead letter is written once.
 """
@@ -21,10 +22,10 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 import asyncpg
-from pydantic import ValidationError
 
-from buurtkracht_contracts import Envelope, Event, UnknownEventType, parse
+from buurtkracht_contracts import Envelope, Event, parse
 from buurtkracht_contracts.kafka import from_kafka
+from buurtkracht_contracts.registry import current_type
 from buurtkracht_contracts.topics import dead_letter_topic
 
 from . import outbox
@@ -62,44 +63,66 @@ class EventConsumer:
         *,
         max_attempts: int = 5,
         backoff_seconds: float = 0.2,
+        handler_timeout_seconds: float = 30.0,
     ) -> None:
         self.group = group
         self.dead_letter_topic = dead_letter_topic(group)
         self._pool = pool
         self._source = source
         self._metrics = metrics
-        self._handlers = dict(handlers)
+        self._handlers = {model.event_type: handler for model, handler in handlers.items()}
         self._max_attempts = max_attempts
         self._backoff = backoff_seconds
+        self._handler_timeout = handler_timeout_seconds
 
     async def consume(self, record: Record) -> Outcome:
         fallback_id = f"{record.topic}:{record.partition}:{record.offset}"
         try:
             envelope = from_kafka(record.key, record.value or b"", list(record.headers))
-            event = parse(envelope)
-        except (ValueError, ValidationError, UnknownEventType) as error:
-            ce_id = dict(record.headers).get("ce_id", b"").decode("utf-8", "replace")
-            with event_context(ce_id or fallback_id):
-                logger.error("unreadable message dead-lettered: %s", error)
-                return await self._dead_letter(record, ce_id or fallback_id, "unknown", error, attempts=1)
+        except Exception as error:  # anything unreadable is parked, whatever the parser raised
+            message_id = _header(record, "ce_id") or fallback_id
+            with event_context(message_id):
+                logger.error("unreadable message: %s", error)
+                return await self._dead_letter(record, message_id, "unknown", error, attempts=1)
 
-        handler = self._handlers.get(type(event))
         message_id = str(envelope.id)
         with event_context(message_id, envelope.type):
-            if handler is None:
+            handler = self._handlers.get(current_type(envelope.type))
+            if handler is None:  # not for us (or of a type newer than our contracts): no effect, no parking
                 self._count(envelope.type, "ignored")
                 return "ignored"
-            attempts = 0
-            while True:
-                try:
+            try:
+                event = parse(envelope)
+            except Exception as error:  # a type we handle, with data we cannot read
+                logger.error("invalid event data: %s", error)
+                return await self._dead_letter(record, message_id, envelope.type, error, attempts=1)
+            return await self._apply_with_retries(record, handler, envelope, event, message_id)
+
+    async def _apply_with_retries(
+        self, record: Record, handler: Handler, envelope: Envelope, event: Event, message_id: str
+    ) -> Outcome:
+        """Failures of the handler are counted in the database and end in the dead-letter topic; failures
+        of the infrastructure (the database unreachable, a deadlock) are retried without counting, and
+        after a while raised, so the message is redelivered instead of committed."""
+        outages = 0
+        while True:
+            try:
+                async with asyncio.timeout(self._handler_timeout):
                     return await self._apply(handler, envelope, event, message_id)
-                except Exception as error:  # a handler may fail in any way; it is retried, then parked
-                    attempts = await self._record_failure(message_id, error)
-                    self._metrics.handler_failures.labels(self.group, envelope.type).inc()
-                    logger.warning("attempt %d of %d failed: %r", attempts, self._max_attempts, error)
-                    if attempts >= self._max_attempts:
-                        return await self._dead_letter(record, message_id, envelope.type, error, attempts)
-                    await asyncio.sleep(self._backoff * 2 ** (attempts - 1))
+            except Exception as error:
+                if _is_infrastructure(error):
+                    outages += 1
+                    logger.warning("infrastructure failure %d while applying: %r", outages, error)
+                    await asyncio.sleep(min(5.0, self._backoff * 2**outages))
+                    if outages >= 6:
+                        raise  # not this message's fault: rewind the partition and try again later
+                    continue
+                attempts = await self._record_failure(message_id, error)
+                self._metrics.handler_failures.labels(self.group, envelope.type).inc()
+                logger.warning("attempt %d of %d failed: %r", attempts, self._max_attempts, error)
+                if attempts >= self._max_attempts:
+                    return await self._dead_letter(record, message_id, envelope.type, error, attempts)
+                await asyncio.sleep(self._backoff * 2 ** (attempts - 1))
 
     async def _apply(self, handler: Handler, envelope: Envelope, event: Event, message_id: str) -> Outcome:
         async with UnitOfWork(self._pool, self._source) as uow:
@@ -140,7 +163,9 @@ class EventConsumer:
     async def _dead_letter(
         self, record: Record, message_id: str, event_type: str, error: BaseException, attempts: int
     ) -> Outcome:
-        headers = [(name, value) for name, value in record.headers if not name.startswith("dlq_")]
+        headers: list[tuple[str, bytes | None]] = [
+            (name, value) for name, value in record.headers if not name.startswith("dlq_")
+        ]
         headers += [
             ("dlq_consumer_group", self.group.encode()),
             ("dlq_original_topic", record.topic.encode()),
@@ -182,6 +207,28 @@ class EventConsumer:
 
     def _count(self, event_type: str, outcome: Outcome) -> None:
         self._metrics.inbox_events.labels(self.group, event_type, outcome).inc()
+
+
+_INFRASTRUCTURE = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+)
+
+
+def _is_infrastructure(error: BaseException) -> bool:
+    return isinstance(error, _INFRASTRUCTURE) and not isinstance(error, TimeoutError)
+
+
+def _header(record: Record, name: str) -> str | None:
+    for header, value in record.headers:
+        if header == name and value is not None:
+            return value.decode("utf-8", "replace")
+    return None
 
 
 def _describe(error: BaseException) -> str:

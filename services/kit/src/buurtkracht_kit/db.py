@@ -25,25 +25,34 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10, command_timeout: float = 30.0) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=command_timeout
+    )
 
 
 class UnitOfWork:
     """`async with UnitOfWork(pool, source) as uow:` ... `uow.record(*events)` ... `await uow.commit()`."""
 
-    def __init__(self, pool: asyncpg.Pool, source: str, isolation: Isolation = "read_committed") -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, source: str, isolation: Isolation = "read_committed", acquire_timeout: float = 10.0
+    ) -> None:
         self._pool = pool
         self._source = source
         self._isolation = isolation
         self._envelopes: list[Envelope] = []
         self._committed = False
+        self._acquire_timeout = acquire_timeout
         self.connection: asyncpg.Connection
 
     async def __aenter__(self) -> UnitOfWork:
-        self.connection = await self._pool.acquire()
-        self._transaction = self.connection.transaction(isolation=self._isolation)
-        await self._transaction.start()
+        self.connection = await self._pool.acquire(timeout=self._acquire_timeout)
+        try:
+            self._transaction = self.connection.transaction(isolation=self._isolation)
+            await self._transaction.start()
+        except BaseException:  # cancelled or failed before the block: the connection goes back
+            await self._pool.release(self.connection)
+            raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -14,6 +14,7 @@ from . import problems
 from .metrics import ServiceMetrics
 
 ReadinessCheck = Callable[[], Awaitable[None]]
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def install(app: FastAPI, metrics: ServiceMetrics, readiness: dict[str, ReadinessCheck]) -> None:
@@ -31,8 +32,9 @@ def install(app: FastAPI, metrics: ServiceMetrics, readiness: dict[str, Readines
             route = request.scope.get("route")
             template = getattr(route, "path", "unmatched")
             if template not in {"/metrics", "/healthz", "/readyz"}:
-                metrics.http_requests.labels(request.method, template, str(status)).inc()
-                metrics.http_duration.labels(request.method, template).observe(time.perf_counter() - started)
+                method = request.method if request.method in METHODS else "OTHER"  # bounded label values
+                metrics.http_requests.labels(method, template, str(status)).inc()
+                metrics.http_duration.labels(method, template).observe(time.perf_counter() - started)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -33,6 +33,11 @@ class ServiceMetrics:
         self.outbox_published = Counter(
             "buurtkracht_outbox_published_events_total", "Outbox events acknowledged by Kafka", ["topic"], registry=r
         )
+        self.outbox_last_publish = Gauge(
+            "buurtkracht_outbox_last_publish_timestamp_seconds",
+            "When the relay last had events acknowledged",
+            registry=r,
+        )
         self.outbox_publish_failures = Counter(
             "buurtkracht_outbox_publish_failures_total", "Outbox events Kafka did not acknowledge (retried)", registry=r
         )

@@ -5,11 +5,13 @@ Invariants:
 - a row is deleted only after the broker acknowledged it (`acks=all`, idempotent producer), in the
   transaction that claimed it, so a relay that dies at any point publishes it again: at least once,
   never lost (consumers deduplicate by event id);
-- one aggregate's events are published in the order they were committed: rows are read in `id`
-  order, a failed row holds back the later rows of its aggregate, and only one relay per database
-  publishes at a time (a PostgreSQL advisory lock), so concurrent relays cannot overtake each other.
-  Writers of one aggregate are serialised by the lock on the aggregate's row, so `id` order is commit
-  order per aggregate.
+- one aggregate's events are published in the order they were committed, also when sends fail:
+  rows are read in `id` order; within a batch an aggregate's next row is sent only after Kafka
+  acknowledged the previous one (rows of different aggregates go out together); a row that failed
+  waits in backoff and holds back the later rows of its aggregate (and nothing else); and each batch
+  runs under a transaction-scoped advisory lock, so relays of several replicas take turns and never
+  overtake each other. Writers of one aggregate are serialised by the lock on the aggregate's row,
+  so `id` order is commit order per aggregate.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -34,7 +37,8 @@ from .metrics import ServiceMetrics
 logger = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "outbox"
-RELAY_LOCK_KEY = 0x6275757274  # one relay per database publishes at a time
+RELAY_LOCK_KEY = 0x6275757274  # one relay per database publishes a batch at a time
+MAX_BACKOFF_SECONDS = 300
 
 
 async def add(conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
@@ -63,8 +67,8 @@ async def add_verbatim(
     *,
     topic: str,
     key: bytes | None,
-    value: bytes,
-    headers: Sequence[tuple[str, bytes]],
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes | None]],
     source: str,
     event_type: str,
 ) -> uuid.UUID:
@@ -73,16 +77,17 @@ async def add_verbatim(
     await conn.execute(
         """
         INSERT INTO outbox (event_id, aggregate_type, aggregate_id, event_type, topic, source, occurred_at,
-                            payload, verbatim_value, verbatim_headers)
-        VALUES ($1, 'verbatim', $2, $3, $4, $5, now(), 'null'::jsonb, $6, $7)
+                            payload, verbatim_key, verbatim_value, verbatim_headers)
+        VALUES ($1, 'verbatim', $2, $3, $4, $5, now(), 'null'::jsonb, $6, $7, $8)
         """,
         row_id,
         (key or b"").decode("utf-8", "replace"),
         event_type,
         topic,
         source,
-        value,
-        [[name, header.hex()] for name, header in headers],
+        key,
+        value or b"",
+        [[name, header.hex() if header is not None else None] for name, header in headers],
     )
     await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
     return row_id
@@ -93,16 +98,17 @@ class _Row:
     id: int
     aggregate_id: str
     topic: str
-    key: bytes
+    key: bytes | None
     value: bytes
-    headers: list[tuple[str, bytes]]
+    headers: list[tuple[str, bytes | None]]
 
 
 def _to_record(row: asyncpg.Record) -> _Row:
     if row["verbatim_value"] is not None:
-        headers = [(name, bytes.fromhex(value)) for name, value in row["verbatim_headers"]]
-        key = row["aggregate_id"].encode()
-        return _Row(row["id"], row["aggregate_id"], row["topic"], key, row["verbatim_value"], headers)
+        headers = [
+            (name, bytes.fromhex(value) if value is not None else None) for name, value in row["verbatim_headers"]
+        ]
+        return _Row(row["id"], row["aggregate_id"], row["topic"], row["verbatim_key"], row["verbatim_value"], headers)
     attributes = {
         "id": str(row["event_id"]),
         "source": row["source"],
@@ -128,65 +134,88 @@ def kafka_producer(client_options: dict[str, object]) -> AIOKafkaProducer:
     )
 
 
+ProducerFactory = Callable[[], AIOKafkaProducer]
+
+
 class OutboxRelay:
     """Publishes committed outbox rows to Kafka in batches and deletes them once acknowledged."""
 
     def __init__(
         self,
         pool: asyncpg.Pool,
-        producer: AIOKafkaProducer,
+        producer_factory: ProducerFactory,
         metrics: ServiceMetrics,
         *,
         batch_size: int = 1000,
         poll_interval: float = 1.0,
     ) -> None:
         self._pool = pool
-        self._producer = producer
+        self._producer_factory = producer_factory
+        self._producer: AIOKafkaProducer | None = None
         self._metrics = metrics
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self.is_leader = False
+
+    async def _started_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = self._producer_factory()
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    async def _discard_producer(self) -> None:
+        """After a failed send the producer may be unusable (a fatal idempotence error): start afresh."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
 
     async def publish_batch(self) -> int:
         """Publish up to one batch; returns how many rows were acknowledged (and deleted)."""
+        producer = await self._started_producer()
         async with self._pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK_KEY):
+                return 0  # another relay is publishing a batch of this database
             rows = await conn.fetch(
                 """
                 SELECT id, event_id, aggregate_id, event_type, topic, source, occurred_at, payload::text AS payload,
-                       verbatim_value, verbatim_headers
-                FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+                       verbatim_key, verbatim_value, verbatim_headers
+                FROM outbox o
+                WHERE NOT EXISTS (SELECT 1 FROM outbox waiting
+                                  WHERE waiting.retry_after > now() AND waiting.aggregate_id = o.aggregate_id
+                                    AND waiting.id <= o.id)
+                ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
                 """,
                 self._batch_size,
             )
             if not rows:
                 return 0
-            records = [_to_record(row) for row in rows]
-            deliveries = [
-                await self._producer.send(record.topic, record.value, key=record.key, headers=record.headers)
-                for record in records
-            ]
-            outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
-            published, failed, held_back = _split(records, outcomes)
+            published, failed = await _send_in_order(producer, [_to_record(row) for row in rows])
             if published:
-                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", published)
+                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r.id for r in published])
             if failed:
                 await conn.executemany(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
-                    failed,
+                    """
+                    UPDATE outbox SET attempts = attempts + 1, last_error = $2,
+                        retry_after = now() + make_interval(secs => least($3::float8, 2 ^ attempts))
+                    WHERE id = $1
+                    """,
+                    [(record.id, error, MAX_BACKOFF_SECONDS) for record, error in failed],
                 )
-        published_ids = set(published)
-        for record in records:
-            if record.id in published_ids:
-                self._metrics.outbox_published.labels(record.topic).inc()
+        for record in published:
+            self._metrics.outbox_published.labels(record.topic).inc()
+        if published:
+            self._metrics.outbox_last_publish.set_to_current_time()
         if failed:
             self._metrics.outbox_publish_failures.inc(len(failed))
-            logger.warning("outbox rows not acknowledged by Kafka", extra={"rows": len(failed), "held_back": held_back})
+            logger.warning("%d outbox rows not acknowledged by Kafka: %s", len(failed), failed[0][1])
+            await self._discard_producer()
         return len(published)
 
     async def drain(self) -> int:
-        """Publish until nothing committed is left (or publishing fails); returns rows published."""
+        """Publish until nothing publishable is left (or publishing fails); returns rows published."""
         total = 0
         while count := await self.publish_batch():
             total += count
@@ -195,46 +224,50 @@ class OutboxRelay:
     def wake(self) -> None:
         self._wake.set()
 
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
-
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
 
+    async def close(self) -> None:
+        await self._discard_producer()
+
     async def run(self) -> None:
-        """Hold the relay lock, then publish whenever woken by a commit or the poll interval passes."""
+        """Publish whenever a commit notifies or the poll interval passes, until stopped; then a last drain.
+
+        Any failure (database or Kafka unreachable) is logged and retried with backoff: the relay never
+        dies of it, and what is committed stays in the outbox until it is acknowledged.
+        """
+        backoff = self._poll_interval
+        last_measured = 0.0
         while not self._stopping.is_set():
             try:
-                async with self._pool.acquire() as lock_conn:
-                    if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY):
-                        await self._sleep(5 * self._poll_interval)
-                        continue
-                    self.is_leader = True
-                    await lock_conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+                async with self._pool.acquire() as listener:
+                    await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
                     try:
-                        await self._publish_loop()
+                        while not self._stopping.is_set():
+                            self._wake.clear()
+                            published = await self.drain()
+                            backoff = self._poll_interval
+                            if time.monotonic() - last_measured > 5:
+                                await self._measure_backlog()
+                                last_measured = time.monotonic()
+                            if not published:
+                                await self._sleep(self._poll_interval)
                     finally:
-                        self.is_leader = False
                         with contextlib.suppress(Exception):
-                            await lock_conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-                            await lock_conn.execute("SELECT pg_advisory_unlock($1)", RELAY_LOCK_KEY)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                logger.error("outbox relay lost its database connection: %s", error)
-                await self._sleep(self._poll_interval)
+                            await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+            except Exception as error:  # the relay must outlive any outage; it retries with backoff
+                logger.error("outbox relay failed, retrying in %.1f s: %r", backoff, error)
+                await self._discard_producer()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), backoff)
+                backoff = min(backoff * 2, 30.0)
+        with contextlib.suppress(Exception):
+            await self.drain()  # publish what was committed while stopping
+        await self._discard_producer()
 
-    async def _publish_loop(self) -> None:
-        last_measured = 0.0
-        while True:
-            self._wake.clear()
-            published = await self.drain()
-            if time.monotonic() - last_measured > 5:
-                await self._measure_backlog()
-                last_measured = time.monotonic()
-            if self._stopping.is_set():
-                return
-            if not published:
-                await self._sleep(self._poll_interval)
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -249,18 +282,36 @@ class OutboxRelay:
         self._metrics.outbox_oldest_age.set(float(oldest or 0))
 
 
-def _split(records: list[_Row], outcomes: list[object]) -> tuple[list[int], list[tuple[int, str]], int]:
-    """Which rows to mark published and which failed; after a failure, later rows of that aggregate wait."""
-    published: list[int] = []
-    failed: list[tuple[int, str]] = []
-    blocked: set[str] = set()
-    held_back = 0
-    for record, outcome in zip(records, outcomes, strict=True):
-        if isinstance(outcome, BaseException):
-            failed.append((record.id, f"{type(outcome).__name__}: {outcome}"[:1000]))
-            blocked.add(record.aggregate_id)
-        elif record.aggregate_id in blocked:
-            held_back += 1
-        else:
-            published.append(record.id)
-    return published, failed, held_back
+async def _send_in_order(producer: AIOKafkaProducer, records: list[_Row]) -> tuple[list[_Row], list[tuple[_Row, str]]]:
+    """Send records in waves: the next record of an aggregate only after the previous one was acknowledged.
+
+    An aggregate whose record fails sends nothing more in this batch. Returns (acknowledged, failed).
+    """
+    queues: OrderedDict[str, deque[_Row]] = OrderedDict()
+    for record in records:
+        queues.setdefault(record.aggregate_id, deque()).append(record)
+    published: list[_Row] = []
+    failed: list[tuple[_Row, str]] = []
+    while queues:
+        wave = [queue.popleft() for queue in queues.values()]
+        deliveries = [await _send(producer, record) for record in wave]
+        outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
+        for record, outcome in zip(wave, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                failed.append((record, f"{type(outcome).__name__}: {outcome}"[:1000]))
+                del queues[record.aggregate_id]
+            else:
+                published.append(record)
+        for aggregate_id in [a for a, queue in queues.items() if not queue]:
+            del queues[aggregate_id]
+    return published, failed
+
+
+async def _send(producer: AIOKafkaProducer, record: _Row) -> asyncio.Future:
+    """The delivery future of one record; a send that raises at once becomes a failed future."""
+    try:
+        return await producer.send(record.topic, record.value, key=record.key, headers=record.headers)
+    except Exception as error:  # e.g. unknown topic, record too large, a producer in a fatal state
+        failure: asyncio.Future = asyncio.get_running_loop().create_future()
+        failure.set_exception(error)
+        return failure

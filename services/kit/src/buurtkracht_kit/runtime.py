@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ class Service:
         self.pool: asyncpg.Pool | None = None
         self.consumer: EventConsumer | None = None
         self.relay: OutboxRelay | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         if spec.subscribed_topics:
             self._subscribe()
         for model in spec.publishes:  # declared for the AsyncAPI document; the outbox relay does the publishing
@@ -82,7 +84,11 @@ class Service:
         self.app = FastAPI(
             title=spec.title, version=spec.version, description=spec.description, lifespan=self._lifespan
         )
-        http.install(self.app, self.metrics, {"database": self._check_database, "kafka": self._check_kafka})
+        http.install(
+            self.app,
+            self.metrics,
+            {"database": self._check_database, "kafka": self._check_kafka, "workers": self._check_tasks},
+        )
         self.app.add_api_route("/asyncapi.json", self.asyncapi, include_in_schema=False)
         for error_type, to_problem in spec.problems.items():
             problems.answer(self.app, error_type, to_problem)
@@ -92,7 +98,9 @@ class Service:
     def unit_of_work(self) -> UnitOfWork:
         """A new unit of work on this service's database, recording events from this service."""
         assert self.pool is not None, "the service has not started"
-        return UnitOfWork(self.pool, self.settings.event_source)
+        return UnitOfWork(
+            self.pool, self.settings.event_source, acquire_timeout=self.settings.db_acquire_timeout_seconds
+        )
 
     def _subscribe(self) -> None:
         handled = ", ".join(f"`{model.event_type}`" for model in self.spec.handlers)
@@ -104,7 +112,9 @@ class Service:
             description=f"Consumer group `{self.spec.name}` (binary-mode CloudEvents); acts on {handled}, "
             "ignores other types; dead letters go to " + dead_letter_topic(self.spec.name),
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            no_reply=True,  # a record's reply_to header never makes this service publish anything
             auto_offset_reset=self.settings.consumer_start,
+            parser=_tolerant_parser,
             decoder=_raw_body,
         )
         async def on_record(message: KafkaMessage) -> None:
@@ -116,7 +126,12 @@ class Service:
         settings = self.settings
         if settings.migrate_on_start:
             await asyncio.to_thread(migrations.apply, settings.database_url, self.spec.migrations)
-        self.pool = await create_pool(settings.database_url, settings.db_pool_min_size, settings.db_pool_max_size)
+        self.pool = await create_pool(
+            settings.database_url,
+            settings.db_pool_min_size,
+            settings.db_pool_max_size,
+            command_timeout=settings.db_command_timeout_seconds,
+        )
         app.state.pool = self.pool
         app.state.settings = settings
         app.state.metrics = self.metrics
@@ -126,18 +141,16 @@ class Service:
             public_key_file=settings.jwt_public_key_file,
             jwks_url=settings.jwt_jwks_url,
         )
-        producer = kafka_producer(settings.kafka_client_options())
         relay_task = None
         if settings.relay_enabled:
-            await producer.start()
             self.relay = OutboxRelay(
                 self.pool,
-                producer,
+                lambda: kafka_producer(settings.kafka_client_options()),
                 self.metrics,
                 batch_size=settings.relay_batch_size,
                 poll_interval=settings.relay_poll_interval_seconds,
             )
-            relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
+            relay_task = self._supervised(self.relay.run(), "outbox-relay")
         self.consumer = EventConsumer(
             self.spec.name,
             self.pool,
@@ -146,9 +159,10 @@ class Service:
             self.spec.handlers,
             max_attempts=settings.consumer_max_attempts,
             backoff_seconds=settings.consumer_retry_backoff_seconds,
+            handler_timeout_seconds=settings.consumer_handler_timeout_seconds,
         )
         await self.broker.start()
-        background = [asyncio.create_task(task(self), name=task.__name__) for task in self.spec.background]
+        background = [self._supervised(task(self), task.__name__) for task in self.spec.background]
         logger.info("%s ready", self.spec.name)
         try:
             yield
@@ -161,13 +175,29 @@ class Service:
                 self.relay.stop()
                 try:
                     await asyncio.wait_for(relay_task, settings.shutdown_grace_seconds)
-                except TimeoutError:
-                    logger.warning(
-                        "outbox relay did not finish within the grace period; the rest is published on restart"
-                    )
-                await producer.stop()
+                except Exception:  # a timeout included: what is not published stays in the outbox
+                    logger.warning("outbox relay did not finish cleanly; the rest is published on restart")
+                await self.relay.close()
             await self.pool.close()
             logger.info("%s stopped", self.spec.name)
+
+    def _supervised(self, work: Awaitable[None], name: str) -> asyncio.Task[None]:
+        """A task whose unexpected end is logged at once and makes the service not ready."""
+        task = asyncio.ensure_future(work)
+        task.set_name(name)
+        self._tasks.append(task)
+
+        def ended(done: asyncio.Task[None]) -> None:
+            if not done.cancelled() and done.exception() is not None:
+                logger.error("%s stopped with an error", name, exc_info=done.exception())
+
+        task.add_done_callback(ended)
+        return task
+
+    async def _check_tasks(self) -> None:
+        stopped = [task.get_name() for task in self._tasks if task.done()]
+        if stopped:
+            raise RuntimeError(f"stopped: {', '.join(stopped)}")
 
     def asyncapi(self) -> dict[str, Any]:
         """The AsyncAPI 3.0 document of what this service consumes and publishes, from the contract models."""
@@ -196,6 +226,29 @@ class Service:
     async def _check_kafka(self) -> None:
         if not await self.broker.ping(timeout=2.0):
             raise ConnectionError("Kafka does not answer")
+
+
+async def _tolerant_parser(record: Any, original_parser: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream's parser, made to accept header values that are null or not UTF-8 (Kafka allows both).
+
+    The kit's consumer still gets the record exactly as it came (`raw_message`), and parks it."""
+    try:
+        return await original_parser(record)
+    except (AttributeError, UnicodeDecodeError):
+        readable = [(name, value) for name, value in record.headers if _utf8(value)]
+        message = await original_parser(dataclasses.replace(record, headers=readable))
+        message.raw_message = record
+        return message
+
+
+def _utf8(value: bytes | None) -> bool:
+    if value is None:
+        return False
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _raw_body(message: object) -> object:

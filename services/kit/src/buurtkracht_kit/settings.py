@@ -39,6 +39,9 @@ class KitSettings(BaseSettings):
     )
     consumer_max_attempts: int = Field(5, ge=1)
     consumer_retry_backoff_seconds: float = Field(0.2, ge=0)
+    consumer_handler_timeout_seconds: float = Field(30.0, gt=0)
+    db_acquire_timeout_seconds: float = Field(10.0, gt=0)
+    db_command_timeout_seconds: float = Field(30.0, gt=0)
 
     jwt_public_key_file: Path | None = None
     jwt_jwks_url: str | None = None

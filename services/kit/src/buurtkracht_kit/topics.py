@@ -25,7 +25,13 @@ async def ensure(client_options: dict[str, object], specs: list[TopicSpec], repl
                         spec.name,
                         num_partitions=spec.partitions,
                         replication_factor=replication_factor,
-                        topic_configs={"retention.ms": str(spec.retention_ms)},
+                        topic_configs={
+                            "retention.ms": str(spec.retention_ms),
+                            # an acknowledged event survives the loss of one broker, and no out-of-date
+                            # replica is ever made leader (it would drop acknowledged events)
+                            "min.insync.replicas": "2" if replication_factor >= 3 else "1",
+                            "unclean.leader.election.enable": "false",
+                        },
                     )
                     for spec in missing
                 ]

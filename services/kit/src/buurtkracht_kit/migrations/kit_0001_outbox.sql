@@ -10,9 +10,13 @@ CREATE TABLE outbox (
     source           text        NOT NULL,
     occurred_at      timestamptz NOT NULL,
     payload          jsonb       NOT NULL,
+    verbatim_key     bytea,
     verbatim_value   bytea,
     verbatim_headers jsonb,
     created_at       timestamptz NOT NULL DEFAULT now(),
     attempts         integer     NOT NULL DEFAULT 0,
-    last_error       text
+    last_error       text,
+    retry_after      timestamptz
 );
+-- Rows in backoff after a failed send; they hold back the later rows of their aggregate.
+CREATE INDEX outbox_waiting ON outbox (aggregate_id, id) WHERE retry_after IS NOT NULL;
