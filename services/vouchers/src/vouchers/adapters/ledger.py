@@ -1,0 +1,263 @@
+"""The ledger in PostgreSQL.
+
+Concurrency, chosen deliberately: transactions run at READ COMMITTED, and a balance changes only by
+`UPDATE accounts SET balance_cents = balance_cents + delta`, one account at a time in id order. The
+update takes the row lock and works on the latest committed balance, so concurrent movements queue
+on an account instead of losing each other's updates, and the `no_overdraft` CHECK refuses any update
+that would take a balance below zero — the transaction then rolls back and nothing moves. Serializable
+isolation would add retries for no extra safety here. Commands that decide an amount from a balance
+(the pledge cap) first lock the row that serialises them (the initiative), see the service layer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from ..domain.ledger import Account, Entry, Kind
+from ..domain.model import InsufficientFunds
+
+
+@dataclass(frozen=True)
+class Balance:
+    kind: Kind
+    owner: str
+    balance_cents: int
+
+
+class DuplicateEntry(Exception):
+    """The command this entry records was booked before."""
+
+
+class Ledger:
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._conn = connection
+
+    async def open_accounts(self, round_id: uuid.UUID, accounts: list[Account]) -> dict[Account, int]:
+        """The ids of the round's accounts, opening those that do not exist yet."""
+        kinds = [a.kind.value for a in accounts]
+        owners = [a.owner for a in accounts]
+        await self._conn.execute(
+            """INSERT INTO accounts (round_id, kind, owner)
+               SELECT $1, k, o FROM unnest($2::text[], $3::text[]) AS t(k, o)
+               ON CONFLICT (round_id, kind, owner) DO NOTHING""",
+            round_id,
+            kinds,
+            owners,
+        )
+        rows = await self._conn.fetch(
+            """SELECT a.id, a.kind, a.owner FROM accounts a JOIN unnest($2::text[], $3::text[]) AS t(k, o)
+               ON a.kind = t.k AND a.owner = t.o WHERE a.round_id = $1""",
+            round_id,
+            kinds,
+            owners,
+        )
+        return {Account(Kind(r["kind"]), r["owner"]): r["id"] for r in rows}
+
+    async def post(self, round_id: uuid.UUID, entry: Entry) -> int:
+        """Book a balanced entry; raises InsufficientFunds when it would overdraw an account."""
+        ids = await self.open_accounts(round_id, [account for account, _ in entry.lines])
+        deltas: dict[int, int] = {}
+        for account, amount in entry.lines:
+            deltas[ids[account]] = deltas.get(ids[account], 0) + amount
+        for account_id in sorted(deltas):  # one lock order for every command: no deadlocks between them
+            try:
+                await self._conn.execute(
+                    "UPDATE accounts SET balance_cents = balance_cents + $2 WHERE id = $1",
+                    account_id,
+                    deltas[account_id],
+                )
+            except asyncpg.CheckViolationError:
+                raise InsufficientFunds("not enough money in the account for this", "insufficient_funds") from None
+        try:
+            entry_id = await self._conn.fetchval(
+                "INSERT INTO journal_entries (round_id, kind, reference) VALUES ($1, $2, $3) RETURNING id",
+                round_id,
+                entry.kind,
+                entry.reference,
+            )
+        except asyncpg.UniqueViolationError:
+            raise DuplicateEntry(f"{entry.kind}/{entry.reference}") from None
+        await self._conn.execute(
+            """INSERT INTO journal_lines (entry_id, account_id, amount_cents)
+               SELECT $1, a, c FROM unnest($2::bigint[], $3::bigint[]) AS t(a, c)""",
+            entry_id,
+            [ids[a] for a, _ in entry.lines],
+            [c for _, c in entry.lines],
+        )
+        return entry_id
+
+    async def balance(self, round_id: uuid.UUID, account: Account, *, for_update: bool = False) -> int | None:
+        """The account's balance, or None when it was never opened."""
+        return await self._conn.fetchval(
+            "SELECT balance_cents FROM accounts WHERE round_id = $1 AND kind = $2 AND owner = $3"
+            + (" FOR UPDATE" if for_update else ""),
+            round_id,
+            account.kind.value,
+            account.owner,
+        )
+
+    async def balances(self, round_id: uuid.UUID, owner: str | None = None) -> list[Balance]:
+        rows = await self._conn.fetch(
+            """SELECT kind, owner, balance_cents FROM accounts WHERE round_id = $1 AND ($2::text IS NULL OR owner = $2)
+               ORDER BY kind, owner""",
+            round_id,
+            owner,
+        )
+        return [Balance(Kind(r["kind"]), r["owner"], r["balance_cents"]) for r in rows]
+
+    async def totals(self, round_id: uuid.UUID) -> dict[Kind, int]:
+        """The round's money per kind of account (all wallets together, all budgets together, ...)."""
+        rows = await self._conn.fetch(
+            "SELECT kind, sum(balance_cents) AS total FROM accounts WHERE round_id = $1 GROUP BY kind", round_id
+        )
+        return {Kind(r["kind"]): int(r["total"]) for r in rows}
+
+    async def issue_wallets(
+        self, round_id: uuid.UUID, resident_ids: list[str], amount_cents: int, reference: str
+    ) -> list[str]:
+        """Open a wallet holding `amount_cents` for each resident who has none yet, funded from the pool, in one
+        entry; returns the residents who got one. Set-based, so a million residents take seconds, not hours."""
+        await self._conn.execute("CREATE TEMP TABLE incoming (resident_id text) ON COMMIT DROP")
+        await self._conn.copy_records_to_table("incoming", records=[(r,) for r in resident_ids])
+        issued = await self._conn.fetch(
+            """INSERT INTO accounts (round_id, kind, owner, balance_cents)
+               SELECT DISTINCT $1::uuid, 'wallet', resident_id, $2::bigint FROM incoming
+               ON CONFLICT (round_id, kind, owner) DO NOTHING RETURNING id, owner""",
+            round_id,
+            amount_cents,
+        )
+        if not issued:
+            return []
+        total = amount_cents * len(issued)
+        pool_id = (await self.open_accounts(round_id, [Account.pool()]))[Account.pool()]
+        try:
+            await self._conn.execute(
+                "UPDATE accounts SET balance_cents = balance_cents - $2 WHERE id = $1", pool_id, total
+            )
+        except asyncpg.CheckViolationError:
+            raise InsufficientFunds(
+                f"the pool cannot fund {len(issued)} wallets of {amount_cents} cents", "insufficient_funds"
+            ) from None
+        entry_id = await self._conn.fetchval(
+            "INSERT INTO journal_entries (round_id, kind, reference) VALUES ($1, 'wallets_issued', $2) RETURNING id",
+            round_id,
+            reference,
+        )
+        await self._conn.execute(
+            "INSERT INTO journal_lines (entry_id, account_id, amount_cents) VALUES ($1, $2, $3)",
+            entry_id,
+            pool_id,
+            -total,
+        )
+        await self._conn.copy_records_to_table(
+            "journal_lines",
+            records=[(entry_id, r["id"], amount_cents) for r in issued],
+            columns=["entry_id", "account_id", "amount_cents"],
+        )
+        return [r["owner"] for r in issued]
+
+    async def sweep(self, round_id: uuid.UUID, kind: Kind, target: Account, entry_kind: str, reference: str) -> int:
+        """Move every positive balance of accounts of `kind` into `target`, in one entry; returns the total moved."""
+        rows = await self._conn.fetch(
+            """UPDATE accounts SET balance_cents = 0 FROM (
+                   SELECT id, balance_cents AS moved FROM accounts
+                   WHERE round_id = $1 AND kind = $2 AND balance_cents > 0 ORDER BY id FOR UPDATE) AS old
+               WHERE accounts.id = old.id RETURNING accounts.id, old.moved""",
+            round_id,
+            kind.value,
+        )
+        total = sum(r["moved"] for r in rows)
+        if not total:
+            return 0
+        target_id = (await self.open_accounts(round_id, [target]))[target]
+        await self._conn.execute(
+            "UPDATE accounts SET balance_cents = balance_cents + $2 WHERE id = $1", target_id, total
+        )
+        entry_id = await self._conn.fetchval(
+            "INSERT INTO journal_entries (round_id, kind, reference) VALUES ($1, $2, $3) RETURNING id",
+            round_id,
+            entry_kind,
+            reference,
+        )
+        await self._conn.copy_records_to_table(
+            "journal_lines",
+            records=[(entry_id, r["id"], -r["moved"]) for r in rows] + [(entry_id, target_id, total)],
+            columns=["entry_id", "account_id", "amount_cents"],
+        )
+        return total
+
+    async def journal(self, round_id: uuid.UUID, limit: int, after_id: int) -> list[asyncpg.Record]:
+        return await self._conn.fetch(
+            """SELECT e.id, e.kind, e.reference, e.created_at,
+                      json_agg(json_build_object(
+                          'account', a.kind || CASE WHEN a.owner = '' THEN '' ELSE ':' || a.owner END,
+                          'amount_cents', l.amount_cents) ORDER BY l.amount_cents) AS lines
+               FROM journal_entries e JOIN journal_lines l ON l.entry_id = e.id JOIN accounts a ON a.id = l.account_id
+               WHERE e.round_id = $1 AND e.id > $2 GROUP BY e.id ORDER BY e.id LIMIT $3""",
+            round_id,
+            after_id,
+            limit,
+        )
+
+    async def check(self, round_id: uuid.UUID | None = None) -> list[str]:
+        """Every violated ledger invariant, for one round or all; empty when the books are right."""
+        problems: list[str] = []
+        for row in await self._conn.fetch(
+            """SELECT e.id, e.kind, e.reference, sum(l.amount_cents) AS total FROM journal_entries e
+               LEFT JOIN journal_lines l ON l.entry_id = e.id WHERE ($1::uuid IS NULL OR e.round_id = $1)
+               GROUP BY e.id HAVING coalesce(sum(l.amount_cents), 0) <> 0 OR count(l.*) = 0""",
+            round_id,
+        ):
+            problems.append(f"entry {row['id']} ({row['kind']} {row['reference']}) does not balance: {row['total']}")
+        for row in await self._conn.fetch(
+            """SELECT a.id, a.round_id, a.kind, a.owner, a.balance_cents, coalesce(sum(l.amount_cents), 0) AS booked
+               FROM accounts a LEFT JOIN journal_lines l ON l.account_id = a.id
+               WHERE ($1::uuid IS NULL OR a.round_id = $1)
+               GROUP BY a.id HAVING a.balance_cents <> coalesce(sum(l.amount_cents), 0)""",
+            round_id,
+        ):
+            problems.append(
+                f"account {row['kind']}:{row['owner']} of round {row['round_id']} holds "
+                f"{row['balance_cents']} but its journal lines add up to {row['booked']}"
+            )
+        for row in await self._conn.fetch(
+            """SELECT id, kind, owner, balance_cents FROM accounts
+               WHERE ($1::uuid IS NULL OR round_id = $1) AND kind <> 'municipality' AND balance_cents < 0""",
+            round_id,
+        ):
+            problems.append(f"account {row['kind']}:{row['owner']} is below zero: {row['balance_cents']}")
+        for row in await self._conn.fetch(
+            """SELECT r.id, r.total_budget_cents, coalesce(sum(a.balance_cents), 0) AS total,
+                      coalesce(sum(a.balance_cents) FILTER (WHERE a.kind = 'municipality'), 0) AS municipality
+               FROM rounds r LEFT JOIN accounts a ON a.round_id = r.id WHERE ($1::uuid IS NULL OR r.id = $1)
+               GROUP BY r.id HAVING coalesce(sum(a.balance_cents), 0) <> 0
+                   OR coalesce(sum(a.balance_cents) FILTER (WHERE a.kind = 'municipality'), 0)
+                      <> -r.total_budget_cents""",
+            round_id,
+        ):
+            problems.append(
+                f"round {row['id']} does not balance: accounts add up to {row['total']}, "
+                f"the municipality put in {-row['municipality']} of a budget of {row['total_budget_cents']}"
+            )
+        for row in await self._conn.fetch(
+            """SELECT a.round_id, a.owner, a.balance_cents, coalesce(p.active, 0) AS active FROM accounts a
+               LEFT JOIN (SELECT round_id, initiative_id::text AS owner, sum(amount_cents) AS active FROM pledges
+                          WHERE status = 'active' GROUP BY 1, 2) p ON p.round_id = a.round_id AND p.owner = a.owner
+               WHERE a.kind = 'pledged' AND ($1::uuid IS NULL OR a.round_id = $1)
+                 AND a.balance_cents <> coalesce(p.active, 0)""",
+            round_id,
+        ):
+            problems.append(
+                f"pledged account of initiative {row['owner']} holds {row['balance_cents']} but its "
+                f"active pledges add up to {row['active']}"
+            )
+        for row in await self._conn.fetch(
+            """SELECT p.id FROM pledges p LEFT JOIN journal_entries e ON e.kind = 'pledge' AND e.reference = p.id::text
+               WHERE e.id IS NULL AND ($1::uuid IS NULL OR p.round_id = $1)""",
+            round_id,
+        ):
+            problems.append(f"pledge {row['id']} was accepted but never booked")
+        return problems

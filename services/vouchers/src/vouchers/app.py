@@ -1,0 +1,83 @@
+"""Wiring of the vouchers service: routes, reactions to initiative events, round closing and the ledger check."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prometheus_client import Gauge
+
+from buurtkracht_contracts.registry import models_on
+from buurtkracht_contracts.topics import INITIATIVES_EVENTS, VOUCHERS_EVENTS
+from buurtkracht_kit.runtime import Service, ServiceSpec
+
+from .adapters.ledger import Ledger
+from .domain.model import DomainError
+from .entrypoints import events, http
+from .service import commands
+from .settings import VouchersSettings
+
+logger = logging.getLogger(__name__)
+
+
+async def close_due_rounds(service: Service) -> None:
+    """Rounds close themselves at `closes_at`."""
+    settings: VouchersSettings = service.settings  # type: ignore[assignment]
+    while True:
+        try:
+            closed = await commands.close_due_rounds(service.unit_of_work, datetime.now(UTC))
+            if closed:
+                logger.info("closed %d rounds whose closing time passed", closed)
+        except Exception:  # tried again next time; the error is logged
+            logger.exception("closing due rounds failed")
+        await asyncio.sleep(settings.round_closing_check_seconds)
+
+
+async def check_ledger(service: Service) -> None:
+    """Verify every ledger invariant now and then; operators alert on the gauge."""
+    settings: VouchersSettings = service.settings  # type: ignore[assignment]
+    failures = Gauge(
+        "buurtkracht_ledger_check_failures",
+        "Ledger invariants violated at the last check",
+        registry=service.metrics.registry,
+    )
+    checked = Gauge(
+        "buurtkracht_ledger_check_timestamp_seconds",
+        "When the ledger was last checked",
+        registry=service.metrics.registry,
+    )
+    while True:
+        try:
+            async with service.pool.acquire() as conn:  # type: ignore[union-attr]
+                problems = await Ledger(conn).check()
+            failures.set(len(problems))
+            checked.set_to_current_time()
+            for problem in problems[:20]:
+                logger.error("ledger check: %s", problem)
+        except Exception:
+            logger.exception("ledger check could not run")
+        await asyncio.sleep(settings.ledger_check_seconds)
+
+
+SPEC = ServiceSpec(
+    name="vouchers",
+    title="Buurtkracht vouchers",
+    version="1.0.0",
+    description="Neighbourhood budgets as vouchers: rounds, wallets, pledges, steering group awards, expense "
+    "claims and payouts, on a double-entry ledger in integer cents.",
+    migrations=Path(__file__).resolve().parents[2] / "migrations",
+    routers=[http.router],
+    subscribed_topics=[INITIATIVES_EVENTS],
+    handlers=events.HANDLERS,
+    problems={DomainError: http.problem_for},
+    background=[close_due_rounds, check_ledger],
+    publishes=models_on(VOUCHERS_EVENTS),
+)
+
+
+def create(settings: VouchersSettings | None = None) -> Service:
+    service = Service(SPEC, settings or VouchersSettings())
+    service.app.state.service = service
+    return service
