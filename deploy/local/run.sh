@@ -18,5 +18,6 @@ if [ ! -s "$procfile" ] || ! grep -q '^[a-z]' "$procfile"; then
 fi
 echo
 echo "  initiatives API:       http://127.0.0.1:8001/docs  (AsyncAPI: /asyncapi.json, metrics: /metrics)"
+echo "  vouchers API:          http://127.0.0.1:8002/docs  (ledger check: make ledger-check)"
 echo
 exec uv run --frozen --no-sync honcho -f "$procfile" start

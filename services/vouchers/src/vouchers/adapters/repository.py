@@ -165,7 +165,7 @@ class Repository:
 
     async def awarded_total(self, round_id: uuid.UUID) -> int:
         return await self._conn.fetchval(
-            "SELECT coalesce(sum(awarded_cents), 0) FROM initiatives WHERE round_id = $1", round_id
+            "SELECT coalesce(sum(awarded_cents), 0)::bigint FROM initiatives WHERE round_id = $1", round_id
         )
 
     async def awarded_in(self, round_id: uuid.UUID) -> list[uuid.UUID]:
