@@ -11,6 +11,7 @@
 #   make docs       regenerate each service's OpenAPI and AsyncAPI documents (services/*/docs/)
 #   make bench      the benchmarks in bench/ (needs the stack)
 #   make ledger-check   verify every invariant of the vouchers ledger (needs the stack)
+#   make mail       list the email the local SMTP sink received
 #   make test-unit | test-integration | test-fault    one tier (integration and fault need the stack)
 #   stack targets:  see stack.mk (stack-up, stack-down, stack-status, stack-clean, stack-env)
 
@@ -33,10 +34,10 @@ RUN := $(UV) run --frozen --no-sync
 PYTEST := $(RUN) pytest
 SERVICES := $(notdir $(patsubst %/app.py,%,$(wildcard services/*/src/*/app.py)))
 
-.PHONY: help install run test test-unit test-integration test-fault topics migrate lint schemas docs bench keys ledger-check
+.PHONY: help install run test test-unit test-integration test-fault topics migrate lint schemas docs bench keys ledger-check mail
 
 help:
-	@sed -n '2,16p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,17p' Makefile | sed 's/^# \{0,1\}//'
 
 $(UV):
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11+ is needed: apt-get install python3.11 python3.11-venv"; exit 1; }
@@ -88,6 +89,9 @@ schemas: install
 
 docs: install
 	@for service in $(SERVICES); do $(RUN) buurtkracht docs "$$service" --out "services/$$service/docs"; done
+
+mail:
+	@$(RUN) python deploy/local/smtp_sink.py list --dir "$(LOCAL_DIR)/mail"
 
 ledger-check: install
 	BK_DATABASE_URL="$(VOUCHERS_DATABASE_URL)" $(RUN) python -m vouchers.ledger_check

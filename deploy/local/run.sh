@@ -19,5 +19,7 @@ fi
 echo
 echo "  initiatives API:       http://127.0.0.1:8001/docs  (AsyncAPI: /asyncapi.json, metrics: /metrics)"
 echo "  vouchers API:          http://127.0.0.1:8002/docs  (ledger check: make ledger-check)"
+echo "  notifications API:     http://127.0.0.1:8003/docs"
+echo "  email sent (SMTP sink on 127.0.0.1:10025): make mail"
 echo
 exec uv run --frozen --no-sync honcho -f "$procfile" start

@@ -3,7 +3,7 @@
 Importing the package registers every event model (one module per producing context).
 """
 
-from . import initiatives, vouchers
+from . import initiatives, notifications, vouchers
 from .event import Envelope, Event, source_urn
 from .money import Cents
 from .registry import UnknownEventType, event_types, model_for, parse, register
@@ -16,6 +16,7 @@ __all__ = [
     "event_types",
     "initiatives",
     "model_for",
+    "notifications",
     "parse",
     "register",
     "source_urn",

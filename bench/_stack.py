@@ -1,0 +1,471 @@
+"""Shared pieces of the benchmarks that run a service as its own process against the local stack.
+
+Scratch databases, a throw-away token-signing key pair, the vouchers service as a child process,
+Kafka end offsets and a counter of one aggregate's records, latency percentiles, pgbench.
+
+Run as a script, it is the vouchers service with a consumer group of its own:
+
+    python bench/_stack.py serve-vouchers        # configured by BK_* variables, like `python -m vouchers`
+
+`python -m vouchers` always joins the consumer group `vouchers` (the group id is `SPEC.name`, not
+`BK_SERVICE_NAME`), so a benchmark instance would take partitions of `initiatives.events` away from any
+other vouchers process on the stack. This entry point builds the very same service with the spec named
+after `BK_SERVICE_NAME`; routes, database work and the outbox relay are unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+ADMIN_URL = os.environ.get("BK_PG_ADMIN_URL", "postgresql://postgres:postgres@127.0.0.1:15432/postgres")
+BOOTSTRAP = os.environ.get("BK_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+PGBENCH = os.environ.get("BK_PGBENCH", "/usr/lib/postgresql/15/bin/pgbench")
+ISSUER, AUDIENCE = "https://login.buurtkracht.local", "buurtkracht"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def log(message: str) -> None:
+    """Progress, on stderr; the figures go to stdout."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# -- PostgreSQL --------------------------------------------------------------------------------
+
+
+def database_url(name: str) -> str:
+    return ADMIN_URL.rpartition("/")[0] + "/" + name
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(prefix: str = "bench") -> AsyncIterator[str]:
+    """A fresh, empty database on the stack's PostgreSQL, dropped afterwards (even when connected)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield database_url(name)
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def _pg_env(url: str) -> dict[str, str]:
+    parsed = urlparse(url)
+    return os.environ | {
+        "PGHOST": parsed.hostname or "127.0.0.1",
+        "PGPORT": str(parsed.port or 5432),
+        "PGUSER": parsed.username or "postgres",
+        "PGPASSWORD": parsed.password or "",
+        "PGDATABASE": parsed.path.lstrip("/"),
+    }
+
+
+@dataclass(frozen=True)
+class PgbenchResult:
+    tps: float
+    latency_ms: float
+    transactions: int
+    clients: int
+    seconds: int
+
+
+async def pgbench(scale: int = 10, clients: int = 16, threads: int = 2, seconds: int = 30) -> PgbenchResult:
+    """The built-in simple-update script (`-N`) on a scratch pgbench database of the same PostgreSQL."""
+    async with scratch_database("bench_pgbench") as url:
+        env = _pg_env(url)
+        await asyncio.to_thread(
+            subprocess.run, [PGBENCH, "-i", "-q", "-s", str(scale)], env=env, check=True, capture_output=True
+        )
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [PGBENCH, "-N", "-c", str(clients), "-j", str(threads), "-T", str(seconds)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", done.stdout)
+    latency = re.search(r"latency average = ([\d.]+) ms", done.stdout)
+    processed = re.search(r"number of transactions actually processed: (\d+)", done.stdout)
+    if not (tps and latency and processed):
+        raise RuntimeError(f"unexpected pgbench output:\n{done.stdout}\n{done.stderr}")
+    return PgbenchResult(float(tps[1]), float(latency[1]), int(processed[1]), clients, seconds)
+
+
+# -- tokens ------------------------------------------------------------------------------------
+
+
+def key_pair() -> tuple[str, str]:
+    """A throw-away RS256 key pair (private PEM, public PEM), like the identity provider's."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
+def signing_key(private_pem: str) -> object:
+    """The parsed private key. `mint` takes a PEM string and PyJWT parses it on every call, which with
+    cryptography's RSA key validation costs ~50 ms a token; PyJWT takes the key object as well (~0.5 ms)."""
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.load_pem_private_key(private_pem.encode(), None, unsafe_skip_rsa_key_validation=True)
+
+
+def token(key: object, subject: str, roles: list[str], areas: list[str], ttl_seconds: int = 4 * 3600) -> str:
+    """A bearer token as the identity provider would issue it; `key` from `signing_key` (or a PEM string)."""
+    from buurtkracht_kit.auth import mint
+
+    return mint(
+        key,  # type: ignore[arg-type]
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        subject=subject,
+        roles=roles,
+        areas=areas,
+        ttl_seconds=ttl_seconds,
+    )
+
+
+def _mint_chunk(args: tuple[str, list[tuple[str, str]], list[str]]) -> list[str]:
+    private_pem, subjects_and_areas, roles = args
+    key = signing_key(private_pem)
+    return [token(key, subject, roles, [area]) for subject, area in subjects_and_areas]
+
+
+def mint_many(private_pem: str, subjects_and_areas: Sequence[tuple[str, str]], roles: list[str]) -> list[str]:
+    """One token per (subject, area), signed on every core."""
+    workers = os.cpu_count() or 1
+    size = max(1, len(subjects_and_areas) // workers + 1)
+    chunks = [
+        (private_pem, list(subjects_and_areas[i : i + size]), roles) for i in range(0, len(subjects_and_areas), size)
+    ]
+    with ProcessPoolExecutor(workers) as pool:
+        return [minted for chunk in pool.map(_mint_chunk, chunks) for minted in chunk]
+
+
+# -- the service as a process ----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServiceProcess:
+    """The vouchers service in a child process, configured by BK_* variables; stopped with SIGTERM."""
+
+    database_url: str
+    public_pem: str
+    pool_max_size: int = 20
+    launch: str = "isolated"  # "isolated": this file's entry point; "module": `python -m vouchers` verbatim
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    service_name: str = field(default_factory=lambda: f"vouchers-bench-{uuid.uuid4().hex[:8]}")
+
+    def __post_init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="bk-bench-")
+        self.log_path = Path(self._dir.name) / "service.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    async def start(self, timeout: float = 60.0) -> float:
+        """Start the process and wait until `/readyz` answers 200; returns the seconds it took."""
+        key_file = Path(self._dir.name) / "jwt-public.pem"
+        key_file.write_text(self.public_pem)
+        env = os.environ | {
+            "BK_DATABASE_URL": self.database_url,
+            "BK_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
+            "BK_HTTP_PORT": str(self.port),
+            "BK_JWT_PUBLIC_KEY_FILE": str(key_file),
+            "BK_SERVICE_NAME": self.service_name,
+            "BK_LOG_LEVEL": "WARNING",
+            "BK_DB_POOL_MAX_SIZE": str(self.pool_max_size),
+            # a new consumer group starts at the end of initiatives.events instead of replaying its history
+            "BK_CONSUMER_START": "latest",
+            "BK_LEDGER_CHECK_SECONDS": "86400",  # the benchmark checks the ledger itself, after the load
+        } | self.extra_env
+        command = (
+            [sys.executable, "-m", "vouchers"]
+            if self.launch == "module"
+            else [sys.executable, str(Path(__file__).resolve()), "serve-vouchers"]
+        )
+        started = time.perf_counter()
+        with self.log_path.open("wb") as out:
+            self._process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=2.0) as client:
+            while time.perf_counter() - started < timeout:
+                if self._process.poll() is not None:
+                    raise RuntimeError(f"the service exited with {self._process.returncode}:\n{self.log_tail()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get("/readyz")).status_code == 200:
+                        return time.perf_counter() - started
+                await asyncio.sleep(0.2)
+        raise RuntimeError(f"the service was not ready within {timeout} s:\n{self.log_tail()}")
+
+    async def stop(self, timeout: float = 60.0) -> tuple[int | None, float]:
+        """SIGTERM and wait (the relay publishes what is committed first); returns (exit code, seconds).
+
+        uvicorn (0.29 and later) re-raises the signal it caught once it has shut down gracefully, so a clean
+        stop ends with -SIGTERM; `clean_exit` accepts both."""
+        if self._process is None or self._process.poll() is not None:
+            return (self._process.returncode if self._process else None), 0.0
+        started = time.perf_counter()
+        self._process.send_signal(signal.SIGTERM)
+        try:
+            code = await asyncio.to_thread(self._process.wait, timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            code = await asyncio.to_thread(self._process.wait)
+            log(f"the service did not stop within {timeout} s after SIGTERM; killed it")
+        return code, time.perf_counter() - started
+
+    @staticmethod
+    def clean_exit(code: int | None) -> bool:
+        return code in (0, -signal.SIGTERM)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def cleanup(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._dir.cleanup()
+
+
+# -- Kafka -----------------------------------------------------------------------------------
+
+
+async def end_offsets(topic: str) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+    await consumer.start()  # fetches the subscribed topic's metadata
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        if not partitions:
+            raise RuntimeError(f"topic {topic} does not exist; run `make topics`")
+        return {tp.partition: offset for tp, offset in (await consumer.end_offsets(partitions)).items()}
+    finally:
+        await consumer.stop()
+
+
+class KeyCounter:
+    """Reads a topic from given offsets and counts the records with one key (one aggregate's events), noting when
+    each arrived; the topic is shared, so other records are skipped rather than assumed absent."""
+
+    def __init__(self, topic: str, start: dict[int, int], key: str) -> None:
+        self.topic, self.start, self.key = topic, start, key.encode()
+        self.arrivals: list[float] = []
+        self.types: dict[str, int] = {}
+        self.other_records = 0
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def __aenter__(self) -> KeyCounter:
+        self._task = asyncio.create_task(self._run())
+        await self._ready.wait()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    @property
+    def count(self) -> int:
+        return len(self.arrivals)
+
+    async def _run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=BOOTSTRAP, enable_auto_commit=False, fetch_max_bytes=64 * 1024 * 1024
+        )
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(self.topic, p) for p in self.start]
+            consumer.assign(partitions)
+            for tp in partitions:
+                consumer.seek(tp, self.start[tp.partition])
+            self._ready.set()
+            while True:
+                batches = await consumer.getmany(timeout_ms=50, max_records=10_000)
+                now = time.perf_counter()
+                for records in batches.values():
+                    for record in records:
+                        if record.key == self.key:
+                            self.arrivals.append(now)
+                            kind = dict(record.headers).get("ce_type", b"?").decode().rsplit(".", 2)[-2]
+                            self.types[kind] = self.types.get(kind, 0) + 1
+                        else:
+                            self.other_records += 1
+        finally:
+            self._ready.set()
+            await consumer.stop()
+
+    async def wait_for(self, expected: int, timeout: float) -> float | None:
+        """The perf_counter time the `expected`-th record arrived, or None after `timeout` seconds."""
+        deadline = time.perf_counter() + timeout
+        while self.count < expected:
+            if time.perf_counter() > deadline or (self._task is not None and self._task.done()):
+                return None
+            await asyncio.sleep(0.02)
+        return self.arrivals[expected - 1]
+
+
+async def wait_outbox_empty(pool: asyncpg.Pool, timeout: float, interval: float = 0.05) -> float | None:
+    """The perf_counter time the outbox was first seen empty, or None after `timeout` seconds."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if not await pool.fetchval("SELECT EXISTS (SELECT 1 FROM outbox)"):
+            return time.perf_counter()
+        await asyncio.sleep(interval)
+    return None
+
+
+# -- where the CPU goes ------------------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(service_pid: int | None = None) -> dict[str, float]:
+    """CPU seconds used so far by this process, the service process, PostgreSQL and Kafka (from /proc)."""
+    used = {"bench": 0.0, "service": 0.0, "postgres": 0.0, "kafka": 0.0}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                text = stat.read()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        seconds = (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+        pid = int(entry.name)
+        if pid == os.getpid():
+            used["bench"] += seconds
+        elif pid == service_pid:
+            used["service"] += seconds
+        elif comm.startswith("postgres") or comm.startswith("postmaster"):
+            used["postgres"] += seconds
+        elif comm == "java":
+            used["kafka"] += seconds
+    return used
+
+
+def cpu_share(before: dict[str, float], after: dict[str, float], wall: float) -> str:
+    """Cores used by each, e.g. `service 0.95, postgres 0.61, ...`."""
+    return ", ".join(f"{name} {(after[name] - before[name]) / wall:.2f}" for name in before)
+
+
+class WaitSampler:
+    """Samples what the database's active backends wait on (pg_stat_activity), a few times a second."""
+
+    def __init__(self, pool: asyncpg.Pool, database: str, interval: float = 0.1) -> None:
+        self.pool, self.database, self.interval = pool, database, interval
+        self.samples = 0
+        self.counts: dict[str, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> WaitSampler:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        while True:
+            rows = await self.pool.fetch(
+                """SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') AS waiting, count(*) AS n
+                   FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND pid <> pg_backend_pid()
+                   GROUP BY 1""",
+                self.database,
+            )
+            self.samples += 1
+            for row in rows:
+                self.counts[row["waiting"]] = self.counts.get(row["waiting"], 0) + row["n"]
+            await asyncio.sleep(self.interval)
+
+    def summary(self, top: int = 6) -> str:
+        """Average number of active backends per wait event, e.g. `CPU 3.1, Lock:tuple 2.0`."""
+        ranked = sorted(self.counts.items(), key=lambda item: -item[1])[:top]
+        return ", ".join(f"{name} {count / max(self.samples, 1):.1f}" for name, count in ranked) or "idle"
+
+
+# -- figures ---------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of already sorted values."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, min(len(sorted_values), round(fraction * len(sorted_values) + 0.5)))
+    return sorted_values[rank - 1]
+
+
+# -- entry point: the vouchers service with a consumer group of its own ------------------------
+
+
+def _serve_vouchers() -> None:
+    import dataclasses
+
+    from buurtkracht_kit.runtime import Service, serve
+    from vouchers.app import SPEC
+    from vouchers.settings import VouchersSettings
+
+    settings = VouchersSettings()
+    service = Service(dataclasses.replace(SPEC, name=settings.service_name), settings)
+    service.app.state.service = service  # as vouchers.app.create does
+    serve(service)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["serve-vouchers"]:
+        raise SystemExit("usage: python bench/_stack.py serve-vouchers")
+    _serve_vouchers()

@@ -1,0 +1,283 @@
+"""Voucher day: residents pledge concurrently through the vouchers service's HTTP API.
+
+Starts the vouchers service as its own process (uvicorn, a free port) on a scratch database, opens a pledge
+round for WK036300 as an official, makes the approved initiatives known to the service directly in its
+database (`commands.initiative_approved` in a unit of work, as the Kafka handler would call it, without the
+trip through `initiatives.events`), issues a wallet to every resident through the wallet-issuances endpoint,
+then has every resident pledge once, `--concurrency` requests in flight, each with its own bearer token
+(minted before the clock starts) and Idempotency-Key.
+
+Most initiatives are approved for more than their pledges add up to; `--awarded-share` of them for less,
+so they are awarded during the run: the pledge that completes an award is capped, later ones are
+refused with 409. Then it measures how long after the last HTTP answer the outbox is empty and every
+event of the round (PledgeMade, InitiativeAwarded, ...) is on `vouchers.events`, checks the ledger,
+stops the service with SIGTERM, and runs pgbench's simple-update script (`-N`) on a scratch pgbench
+database of the same PostgreSQL for comparison. Needs the local stack (`make stack-up`, `make topics`).
+
+    /work/main/.venv/bin/python bench/voucher_day.py                      # 20,000 pledges, 50 initiatives
+    /work/main/.venv/bin/python bench/voucher_day.py --pledges 5000 --concurrency 32 --pgbench-seconds 0
+
+Prints one line of figures per run on stdout (progress and diagnostics on stderr); exits 1 when an HTTP
+error, a missing event or a ledger problem was found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import random
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from _stack import (
+    KeyCounter,
+    ServiceProcess,
+    WaitSampler,
+    cpu_seconds,
+    cpu_share,
+    end_offsets,
+    key_pair,
+    log,
+    mint_many,
+    percentile,
+    pgbench,
+    scratch_database,
+    signing_key,
+    token,
+    wait_outbox_empty,
+)
+from buurtkracht_contracts.topics import VOUCHERS_EVENTS
+from buurtkracht_kit import migrations
+from buurtkracht_kit.db import UnitOfWork, create_pool
+from vouchers.adapters.ledger import Ledger
+from vouchers.app import SPEC
+from vouchers.service import commands
+
+WIJK = "WK036300"
+BUURTEN = [f"BU036300{n:02d}" for n in range(1, 10)]
+AMOUNTS = (500, 1_000, 1_500, 2_000)
+INITIATIVES_SOURCE = "urn:nld:oin:00000000000000000000:systeem:buurtkracht-initiatives"
+
+
+def plan(args: argparse.Namespace) -> tuple[list[tuple[str, str, int, int]], list[int]]:
+    """Who pledges what to which initiative, and each initiative's approved amount (seeded, reproducible)."""
+    rng = random.Random(args.seed)
+    pledges = [
+        (f"bench-r-{i:07d}", rng.choice(BUURTEN), rng.randrange(args.initiatives), rng.choice(AMOUNTS))
+        for i in range(args.pledges)
+    ]
+    demand = [0] * args.initiatives
+    for _, _, initiative, amount in pledges:
+        demand[initiative] += amount
+    awarded = set(rng.sample(range(args.initiatives), round(args.initiatives * args.awarded_share)))
+    approved = [
+        max(1, int(demand[i] * (rng.uniform(0.70, 0.95) if i in awarded else rng.uniform(1.2, 3.0))))
+        for i in range(args.initiatives)
+    ]
+    return pledges, approved
+
+
+async def main(args: argparse.Namespace) -> int:
+    pledges, approved = plan(args)
+    private_pem, public_pem = key_pair()
+    official = {"Authorization": "Bearer " + token(signing_key(private_pem), "o-bench", ["official"], [WIJK])}
+    started = time.perf_counter()
+    residents = mint_many(private_pem, [(rid, buurt) for rid, buurt, _, _ in pledges], ["resident"])
+    log(f"{len(residents)} resident tokens minted in {time.perf_counter() - started:.1f} s")
+
+    async with scratch_database("bench_voucher_day") as database_url:
+        await asyncio.to_thread(migrations.apply, database_url, SPEC.migrations)
+        pool = await create_pool(database_url, 1, 3)
+        service = ServiceProcess(database_url, public_pem, pool_max_size=args.pool_size, launch=args.launch)
+        try:
+            ready = await service.start()
+            log(f"service {service.service_name} ready on {service.base_url} in {ready:.1f} s (pid {service.pid})")
+            async with httpx.AsyncClient(
+                base_url=service.base_url,
+                timeout=httpx.Timeout(120.0),
+                limits=httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency),
+            ) as client:
+                code = await voucher_day(args, client, pool, service, database_url, pledges, approved, residents,
+                                         official)
+        finally:
+            exit_code, stopping = await service.stop()
+            log(f"service stopped by SIGTERM: exit code {exit_code} after {stopping:.1f} s")
+            if not service.clean_exit(exit_code):
+                log("service log:\n" + service.log_tail())
+                code = 1
+            service.cleanup()
+            await pool.close()
+    return code
+
+
+async def voucher_day(
+    args, client, pool, service, database_url, pledges, approved, residents, official
+) -> int:
+    before = await end_offsets(VOUCHERS_EVENTS)
+    now = datetime.now(UTC)
+    answer = await client.post(
+        "/api/v1/rounds",
+        headers=official,
+        json={
+            "area_code": WIJK,
+            "name": "Voucher day (benchmark)",
+            "total_budget_cents": args.voucher_cents * len(pledges),
+            "opens_at": (now - timedelta(minutes=1)).isoformat(),
+            "closes_at": (now + timedelta(days=1)).isoformat(),
+            "mechanism": "pledge",
+            "voucher_amount_cents": args.voucher_cents,
+        },
+    )
+    answer.raise_for_status()
+    round_id = answer.json()["id"]
+
+    initiative_ids = [uuid.uuid4() for _ in approved]
+    async with UnitOfWork(pool, INITIATIVES_SOURCE) as uow:  # what the InitiativeApproved handler does
+        for number, (initiative_id, cents) in enumerate(zip(initiative_ids, approved, strict=True)):
+            await commands.initiative_approved(
+                uow, initiative_id, BUURTEN[number % len(BUURTEN)], f"Initiative {number}", [f"bench-i-{number}"],
+                cents,
+            )
+        await uow.commit()
+
+    async with KeyCounter(VOUCHERS_EVENTS, before, round_id) as kafka:
+        started = time.perf_counter()
+        answer = await client.post(
+            f"/api/v1/rounds/{round_id}/wallet-issuances",
+            headers=official,
+            json={"resident_ids": [rid for rid, _, _, _ in pledges]},
+        )
+        issuing = time.perf_counter() - started
+        answer.raise_for_status()
+        assert answer.json()["issued"] == len(pledges), answer.text
+        setup_events = 1 + math.ceil(len(pledges) / 5_000)  # RoundOpened, WalletsIssued per 5,000 residents
+        if await kafka.wait_for(setup_events, args.drain_timeout) is None:
+            log(f"only {kafka.count} of {setup_events} set-up events reached Kafka")
+            return 1
+        log(f"round {round_id}: {len(approved)} initiatives, {len(pledges)} wallets issued in {issuing:.2f} s")
+
+        # -- the pledges ------------------------------------------------------------------
+        latencies: list[float] = []
+        statuses: dict[int, int] = {}
+        capped = 0
+        errors: list[str] = []
+        queue = iter(range(len(pledges)))
+
+        async def resident_pledges() -> None:
+            nonlocal capped
+            for i in queue:
+                _, _, initiative, amount = pledges[i]
+                sent = time.perf_counter()
+                try:
+                    reply = await client.post(
+                        f"/api/v1/rounds/{round_id}/pledges",
+                        headers={"Authorization": f"Bearer {residents[i]}", "Idempotency-Key": str(uuid.uuid4())},
+                        json={"initiative_id": str(initiative_ids[initiative]), "amount_cents": amount},
+                    )
+                except httpx.HTTPError as error:
+                    statuses[0] = statuses.get(0, 0) + 1
+                    errors.append(f"{type(error).__name__}: {error}")
+                    continue
+                latencies.append(time.perf_counter() - sent)
+                statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
+                if reply.status_code == 201:
+                    capped += reply.json()["amount_cents"] < amount
+                elif reply.status_code != 409:
+                    errors.append(f"{reply.status_code}: {reply.text[:300]}")
+
+        cpu_before = cpu_seconds(service.pid)
+        async with WaitSampler(pool, database_url.rpartition("/")[2]) as waits:
+            started = time.perf_counter()
+            await asyncio.gather(*(resident_pledges() for _ in range(args.concurrency)))
+            last_answer = time.perf_counter()
+        pledging = last_answer - started
+        cpu = cpu_share(cpu_before, cpu_seconds(service.pid), pledging)
+        on_kafka_at_last_answer = kafka.count
+
+        # -- the events -------------------------------------------------------------------
+        accepted = statuses.get(201, 0)
+        awarded = await pool.fetchval("SELECT count(*) FROM initiatives WHERE status = 'awarded'")
+        expected = setup_events + accepted + awarded
+        outbox_empty = await wait_outbox_empty(pool, args.drain_timeout)
+        all_on_kafka = await kafka.wait_for(expected, args.drain_timeout)
+        await asyncio.sleep(1.0)  # anything beyond what was expected would show up now
+        on_kafka = kafka.count
+
+    # -- the books --------------------------------------------------------------------------
+    async with pool.acquire() as conn:
+        problems = await Ledger(conn).check()
+        booked = await conn.fetchval("SELECT count(*) FROM pledges")
+        overfunded = await conn.fetchval(
+            """SELECT count(*) FROM initiatives i WHERE (SELECT coalesce(sum(amount_cents), 0) FROM pledges p
+               WHERE p.initiative_id = i.id) > i.approved_amount_cents"""
+        )
+    for problem in problems[:10]:
+        log(f"ledger: {problem}")
+    for error in errors[:5]:
+        log(f"HTTP error: {error}")
+
+    # -- PostgreSQL on its own ----------------------------------------------------------------
+    tps = None
+    if args.pgbench_seconds:
+        log(f"pgbench -N -c {args.pgbench_clients} -j 2 -T {args.pgbench_seconds} (scale {args.pgbench_scale})")
+        result = await pgbench(args.pgbench_scale, args.pgbench_clients, 2, args.pgbench_seconds)
+        tps = result.tps
+
+    latencies.sort()
+    rate = len(pledges) / pledging
+    http_errors = sum(n for status, n in statuses.items() if status not in (201, 409))
+    drained = (max(outbox_empty, all_on_kafka) - last_answer) if outbox_empty and all_on_kafka else None
+    print(
+        f"voucher day: {len(pledges)} pledges in {pledging:.1f} s = {rate:,.0f} pledges/s "
+        f"(concurrency {args.concurrency}, pool {args.pool_size}); latency ms p50 "
+        f"{percentile(latencies, 0.50) * 1000:.0f} p95 {percentile(latencies, 0.95) * 1000:.0f} "
+        f"p99 {percentile(latencies, 0.99) * 1000:.0f} max {latencies[-1] * 1000:.0f}; "
+        f"accepted {accepted - capped} capped {capped} refused {statuses.get(409, 0)} HTTP errors {http_errors}; "
+        f"{awarded} of {len(approved)} initiatives awarded; events on Kafka "
+        + (f"{drained:.1f} s after the last answer" if drained is not None else "NOT all within the timeout")
+        + f" ({on_kafka_at_last_answer - setup_events} of {expected - setup_events} there at the last answer, "
+        f"{on_kafka - setup_events} at the end); "
+        + (f"pgbench -N {tps:,.0f} tps, pledges/s / tps = {rate / tps:.3f}; " if tps else "")
+        + f"ledger problems {len(problems)}"
+    )
+    log(f"CPU cores used while pledging: {cpu}")
+    log(f"database backends active while pledging, on average: {waits.summary()}")
+    log(f"Kafka records of the round by type: {json.dumps(kafka.types)}; other records read {kafka.other_records}")
+    failed = (
+        http_errors
+        or problems
+        or overfunded
+        or booked != accepted
+        or on_kafka != expected
+        or drained is None
+    )
+    if failed:
+        log(f"FAILED: http_errors={http_errors} problems={len(problems)} overfunded={overfunded} "
+            f"booked={booked}/{accepted} on_kafka={on_kafka}/{expected}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pledges", type=int, default=20_000, help="residents, each with a wallet and one pledge")
+    parser.add_argument("--initiatives", type=int, default=50)
+    parser.add_argument("--awarded-share", type=float, default=0.2,
+                        help="share of initiatives approved for less than their pledges (awarded during the run)")
+    parser.add_argument("--voucher-cents", type=int, default=2_000)
+    parser.add_argument("--concurrency", type=int, default=48, help="pledge requests in flight")
+    parser.add_argument("--pool-size", type=int, default=20, help="the service's BK_DB_POOL_MAX_SIZE")
+    parser.add_argument("--launch", choices=["isolated", "module"], default="isolated",
+                        help="isolated: bench/_stack.py serve-vouchers (own consumer group); "
+                             "module: `python -m vouchers` verbatim (joins the shared group `vouchers`)")
+    parser.add_argument("--drain-timeout", type=float, default=600.0)
+    parser.add_argument("--pgbench-seconds", type=int, default=30, help="0 skips pgbench")
+    parser.add_argument("--pgbench-clients", type=int, default=16)
+    parser.add_argument("--pgbench-scale", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=2026)
+    sys.exit(asyncio.run(main(parser.parse_args())))

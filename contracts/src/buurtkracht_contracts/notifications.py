@@ -1,0 +1,76 @@
+"""Events of the notifications service, for operators: what was delivered, what failed, which webhook
+subscriptions were disabled. Recipients appear as pseudonymous ids; no addresses, no message text."""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar, Literal
+
+from .event import TYPE_PREFIX, Event
+from .registry import register
+from .topics import NOTIFICATIONS_EVENTS
+
+Channel = Literal["email", "inbox"]
+
+
+def _type(name: str, version: int = 1) -> str:
+    return f"{TYPE_PREFIX}.notifications.{name}.v{version}"
+
+
+class NotificationEvent(Event):
+    aggregate_type: ClassVar[str] = "notification"
+    topic: ClassVar[str] = NOTIFICATIONS_EVENTS
+
+    notification_id: uuid.UUID
+    recipient_id: str
+    channel: Channel
+    kind: str
+    source_event_id: uuid.UUID | None
+
+    def subject(self) -> str:
+        return str(self.notification_id)
+
+
+@register
+class NotificationSent(NotificationEvent):
+    event_type: ClassVar[str] = _type("notification-sent")
+    attempts: int
+
+
+@register
+class NotificationFailed(NotificationEvent):
+    """Sending failed; `final` when no more attempts will be made."""
+
+    event_type: ClassVar[str] = _type("notification-failed")
+    attempts: int
+    error: str
+    final: bool
+
+
+class WebhookEvent(Event):
+    aggregate_type: ClassVar[str] = "webhook-subscription"
+    topic: ClassVar[str] = NOTIFICATIONS_EVENTS
+
+    subscription_id: uuid.UUID
+
+    def subject(self) -> str:
+        return str(self.subscription_id)
+
+
+@register
+class WebhookDeliveryFailed(WebhookEvent):
+    """A delivery gave up after its last attempt."""
+
+    event_type: ClassVar[str] = _type("webhook-delivery-failed")
+    delivery_id: uuid.UUID
+    source_event_id: uuid.UUID
+    attempts: int
+    last_status_code: int | None
+    error: str
+
+
+@register
+class WebhookSubscriptionDisabled(WebhookEvent):
+    event_type: ClassVar[str] = _type("webhook-subscription-disabled")
+    reason: Literal["gone", "repeated_failures"]
+    admin_id: str

@@ -1,0 +1,175 @@
+"""Who is who, in PostgreSQL: contact details, preferences, area follows, officials' areas, and the
+people involved in initiatives as learned from the events. The only personal data of Buurtkracht
+(email addresses) lives in this module's tables."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+
+def _around(area_code: str) -> tuple[list[str], list[str]]:
+    """The CBS areas containing `area_code` (itself included), and LIKE patterns for the areas inside it."""
+    digits = area_code[2:]
+    if area_code.startswith("BU"):
+        return [area_code, f"WK{digits[:6]}", f"GM{digits[:4]}"], []
+    if area_code.startswith("WK"):
+        return [area_code, f"GM{digits[:4]}"], [f"BU{digits}%"]
+    return [area_code], [f"WK{digits}%", f"BU{digits}%"]
+
+
+@dataclass(frozen=True)
+class Reachable:
+    resident_id: str
+    email: str
+    language: str
+    email_enabled: bool
+    frequency: str
+    muted_kinds: list[str]
+
+
+class People:
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._conn = connection
+
+    # -- what the events tell ----------------------------------------------------------------
+    async def learn_initiative(
+        self, initiative_id: uuid.UUID, title: str, area_code: str, initiators: list[str]
+    ) -> None:
+        await self._conn.execute(
+            """INSERT INTO initiatives_known (initiative_id, title, area_code) VALUES ($1, $2, $3)
+               ON CONFLICT (initiative_id) DO UPDATE SET title = EXCLUDED.title, area_code = EXCLUDED.area_code""",
+            initiative_id,
+            title,
+            area_code,
+        )
+        await self._conn.execute(
+            """DELETE FROM initiative_people
+               WHERE initiative_id = $1 AND role = 'initiator' AND NOT resident_id = ANY($2)""",
+            initiative_id,
+            initiators,
+        )
+        await self.involve(initiative_id, initiators, "initiator")
+
+    async def involve(self, initiative_id: uuid.UUID, resident_ids: list[str], role: str) -> None:
+        await self._conn.execute(
+            """INSERT INTO initiative_people (initiative_id, resident_id, role)
+               SELECT $1, r, $3 FROM unnest($2::text[]) r ON CONFLICT DO NOTHING""",
+            initiative_id,
+            resident_ids,
+            role,
+        )
+
+    async def uninvolve(self, initiative_id: uuid.UUID, resident_id: str, role: str) -> None:
+        await self._conn.execute(
+            "DELETE FROM initiative_people WHERE initiative_id = $1 AND resident_id = $2 AND role = $3",
+            initiative_id,
+            resident_id,
+            role,
+        )
+
+    async def title_of(self, initiative_id: uuid.UUID) -> str | None:
+        return await self._conn.fetchval("SELECT title FROM initiatives_known WHERE initiative_id = $1", initiative_id)
+
+    # -- audiences ---------------------------------------------------------------------------
+    async def involved(self, initiative_id: uuid.UUID, role: str) -> list[str]:
+        rows = await self._conn.fetch(
+            "SELECT resident_id FROM initiative_people WHERE initiative_id = $1 AND role = $2 ORDER BY resident_id",
+            initiative_id,
+            role,
+        )
+        return [r["resident_id"] for r in rows]
+
+    async def followers(self, area_code: str) -> list[str]:
+        """Residents following the area, an area around it, or an area inside it."""
+        containing, inside = _around(area_code)
+        rows = await self._conn.fetch(
+            """SELECT DISTINCT resident_id FROM area_follows
+               WHERE area_code = ANY($1::text[]) OR area_code LIKE ANY($2::text[]) ORDER BY resident_id""",
+            containing,
+            inside,
+        )
+        return [r["resident_id"] for r in rows]
+
+    async def officials(self, area_code: str) -> list[str]:
+        """Officials responsible for the area or an area around it."""
+        containing, _ = _around(area_code)
+        rows = await self._conn.fetch(
+            "SELECT DISTINCT official_id FROM official_areas WHERE area_code = ANY($1::text[]) ORDER BY official_id",
+            containing,
+        )
+        return [r["official_id"] for r in rows]
+
+    async def reachable(self, resident_ids: list[str]) -> dict[str, Reachable]:
+        """Contact details and preferences of those of `resident_ids` who registered an address."""
+        rows = await self._conn.fetch(
+            """SELECT c.resident_id, c.email, c.language, coalesce(p.email_enabled, true) AS email_enabled,
+                      coalesce(p.frequency, 'immediate') AS frequency, coalesce(p.muted_kinds, '{}') AS muted_kinds
+               FROM contact_details c LEFT JOIN preferences p ON p.resident_id = c.resident_id
+               WHERE c.resident_id = ANY($1::text[])""",
+            resident_ids,
+        )
+        return {r["resident_id"]: Reachable(**dict(r)) for r in rows}
+
+    # -- what residents tell -----------------------------------------------------------------
+    async def set_contact(self, resident_id: str, email: str, language: str) -> None:
+        await self._conn.execute(
+            """INSERT INTO contact_details (resident_id, email, language) VALUES ($1, $2, $3)
+               ON CONFLICT (resident_id) DO UPDATE SET email = $2, language = $3, updated_at = now()""",
+            resident_id,
+            email,
+            language,
+        )
+
+    async def contact(self, resident_id: str) -> asyncpg.Record | None:
+        return await self._conn.fetchrow(
+            "SELECT email, language, updated_at FROM contact_details WHERE resident_id = $1", resident_id
+        )
+
+    async def forget(self, resident_id: str) -> None:
+        """Remove everything personal of the resident (contact details, preferences, follows)."""
+        for table in ("contact_details", "preferences", "area_follows", "official_areas"):
+            column = "official_id" if table == "official_areas" else "resident_id"
+            await self._conn.execute(f"DELETE FROM {table} WHERE {column} = $1", resident_id)
+
+    async def set_official_areas(self, official_id: str, areas: list[str]) -> None:
+        await self._conn.execute("DELETE FROM official_areas WHERE official_id = $1", official_id)
+        await self._conn.execute(
+            "INSERT INTO official_areas (official_id, area_code) SELECT $1, a FROM unnest($2::text[]) a",
+            official_id,
+            areas,
+        )
+
+    async def set_preferences(
+        self, resident_id: str, email_enabled: bool, frequency: str, muted_kinds: list[str]
+    ) -> None:
+        await self._conn.execute(
+            """INSERT INTO preferences (resident_id, email_enabled, frequency, muted_kinds) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (resident_id) DO UPDATE SET email_enabled = $2, frequency = $3, muted_kinds = $4,
+                   updated_at = now()""",
+            resident_id,
+            email_enabled,
+            frequency,
+            muted_kinds,
+        )
+
+    async def preferences(self, resident_id: str) -> asyncpg.Record | None:
+        return await self._conn.fetchrow(
+            "SELECT email_enabled, frequency, muted_kinds FROM preferences WHERE resident_id = $1", resident_id
+        )
+
+    async def set_follows(self, resident_id: str, area_codes: list[str]) -> None:
+        await self._conn.execute("DELETE FROM area_follows WHERE resident_id = $1", resident_id)
+        await self._conn.execute(
+            "INSERT INTO area_follows (resident_id, area_code) SELECT $1, a FROM unnest($2::text[]) a",
+            resident_id,
+            area_codes,
+        )
+
+    async def follows(self, resident_id: str) -> list[str]:
+        rows = await self._conn.fetch(
+            "SELECT area_code FROM area_follows WHERE resident_id = $1 ORDER BY area_code", resident_id
+        )
+        return [r["area_code"] for r in rows]

@@ -1,0 +1,327 @@
+"""Webhook subscriptions and deliveries in PostgreSQL (the only SQL about them), and the HTTP post of one attempt.
+
+Invariants kept here:
+- a (subscription, event) pair has one delivery row, so a redelivered event adds nothing;
+- a delivery is sent by one dispatcher at a time: it is claimed with `FOR UPDATE SKIP LOCKED` by setting
+  a lease (`leased_until`) in a short transaction, and not claimed again before the lease ends;
+- an outcome is written only by the attempt that claimed the delivery last (`attempts` is the fence): a
+  dispatcher whose lease ran out cannot overwrite the outcome of a later attempt;
+- a subscription holds at most `per_subscription` leased deliveries, so its backlog or a slow endpoint
+  never takes every sending slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+import httpx
+
+from ..domain.webhooks import Delivery, DeliveryStatus, Reason, Subscription, SubscriptionStatus
+
+MAX_ERROR_LENGTH = 1000
+MAX_RESPONSE_EXCERPT = 300
+
+_SUBSCRIPTION_COLUMNS = (
+    "id, url, event_types, description, created_by, status, disabled_reason, disabled_at, consecutive_failures, "
+    "created_at"
+)
+_DELIVERY_COLUMNS = (
+    "id, subscription_id, event_id, event_type, status, attempts, next_attempt_at, last_attempt_at, "
+    "last_status_code, last_error, delivered_at, created_at"
+)
+
+
+def _subscription(row: asyncpg.Record) -> Subscription:
+    return Subscription(**{**dict(row), "status": SubscriptionStatus(row["status"])})
+
+
+def _delivery(row: asyncpg.Record) -> Delivery:
+    return Delivery(**{**dict(row), "status": DeliveryStatus(row["status"])})
+
+
+# --- subscriptions --------------------------------------------------------------------------------------------
+
+
+async def add_subscription(
+    conn: asyncpg.Connection,
+    *,
+    subscription_id: uuid.UUID,
+    url: str,
+    secret: str,
+    event_types: Sequence[str],
+    description: str,
+    created_by: str,
+) -> Subscription:
+    row = await conn.fetchrow(
+        f"""INSERT INTO webhook_subscriptions (id, url, secret, event_types, description, created_by)
+            VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_SUBSCRIPTION_COLUMNS}""",
+        subscription_id,
+        url,
+        secret,
+        list(event_types),
+        description,
+        created_by,
+    )
+    return _subscription(row)
+
+
+async def subscription(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> Subscription | None:
+    row = await conn.fetchrow(
+        f"SELECT {_SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE id = $1", subscription_id
+    )
+    return _subscription(row) if row else None
+
+
+async def subscriptions(
+    conn: asyncpg.Connection, status: SubscriptionStatus | None, limit: int, offset: int
+) -> tuple[list[Subscription], int]:
+    """A page of subscriptions (newest first) and how many there are."""
+    rows = await conn.fetch(
+        f"""SELECT {_SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE $1::text IS NULL OR status = $1
+            ORDER BY created_at DESC, id LIMIT $2 OFFSET $3""",
+        status,
+        limit,
+        offset,
+    )
+    total = await conn.fetchval(
+        "SELECT count(*) FROM webhook_subscriptions WHERE $1::text IS NULL OR status = $1", status
+    )
+    return [_subscription(row) for row in rows], total
+
+
+async def active_filters(conn: asyncpg.Connection) -> list[tuple[uuid.UUID, list[str]]]:
+    """Every active subscription's id and event-type filters."""
+    rows = await conn.fetch("SELECT id, event_types FROM webhook_subscriptions WHERE status = 'active'")
+    return [(row["id"], list(row["event_types"])) for row in rows]
+
+
+async def count_failure(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> int:
+    """One more failed attempt in the subscription's current run; returns the run's length."""
+    return await conn.fetchval(
+        """UPDATE webhook_subscriptions SET consecutive_failures = consecutive_failures + 1
+           WHERE id = $1 RETURNING consecutive_failures""",
+        subscription_id,
+    )
+
+
+async def reset_failures(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> None:
+    await conn.execute(
+        "UPDATE webhook_subscriptions SET consecutive_failures = 0 WHERE id = $1 AND consecutive_failures <> 0",
+        subscription_id,
+    )
+
+
+async def disable(conn: asyncpg.Connection, subscription_id: uuid.UUID, reason: Reason) -> Subscription | None:
+    """Switch an active subscription off; `None` when it was not active (someone else did it already)."""
+    row = await conn.fetchrow(
+        f"""UPDATE webhook_subscriptions SET status = 'disabled', disabled_reason = $2, disabled_at = now()
+            WHERE id = $1 AND status = 'active' RETURNING {_SUBSCRIPTION_COLUMNS}""",
+        subscription_id,
+        reason,
+    )
+    return _subscription(row) if row else None
+
+
+async def enable(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> Subscription | None:
+    """Switch a subscription on again with a clean failure count; its waiting deliveries are due at once."""
+    row = await conn.fetchrow(
+        f"""UPDATE webhook_subscriptions
+            SET status = 'active', disabled_reason = NULL, disabled_at = NULL, consecutive_failures = 0
+            WHERE id = $1 RETURNING {_SUBSCRIPTION_COLUMNS}""",
+        subscription_id,
+    )
+    if row is None:
+        return None
+    if row["status"] == "active":
+        await conn.execute(
+            """UPDATE webhook_deliveries SET next_attempt_at = least(next_attempt_at, now())
+               WHERE subscription_id = $1 AND status = 'pending'""",
+            subscription_id,
+        )
+    return _subscription(row)
+
+
+# --- deliveries -----------------------------------------------------------------------------------------------
+
+
+async def add_deliveries(
+    conn: asyncpg.Connection, subscription_ids: Sequence[uuid.UUID], event_id: uuid.UUID, event_type: str, body: str
+) -> int:
+    """One pending delivery of the event per subscription, skipping pairs stored before; returns how many new."""
+    if not subscription_ids:
+        return 0
+    rows = await conn.fetch(
+        """INSERT INTO webhook_deliveries (id, subscription_id, event_id, event_type, body)
+           SELECT gen_random_uuid(), s, $2, $3, $4 FROM unnest($1::uuid[]) AS s
+           ON CONFLICT (subscription_id, event_id) DO NOTHING RETURNING id""",
+        list(subscription_ids),
+        event_id,
+        event_type,
+        body,
+    )
+    return len(rows)
+
+
+async def deliveries(
+    conn: asyncpg.Connection, subscription_id: uuid.UUID, status: DeliveryStatus | None, limit: int, offset: int
+) -> tuple[list[Delivery], int]:
+    """A page of a subscription's delivery log (newest first) and how many deliveries it holds."""
+    rows = await conn.fetch(
+        f"""SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries
+            WHERE subscription_id = $1 AND ($2::text IS NULL OR status = $2)
+            ORDER BY created_at DESC, id LIMIT $3 OFFSET $4""",
+        subscription_id,
+        status,
+        limit,
+        offset,
+    )
+    total = await conn.fetchval(
+        "SELECT count(*) FROM webhook_deliveries WHERE subscription_id = $1 AND ($2::text IS NULL OR status = $2)",
+        subscription_id,
+        status,
+    )
+    return [_delivery(row) for row in rows], total
+
+
+async def delivery(conn: asyncpg.Connection, delivery_id: uuid.UUID) -> Delivery | None:
+    row = await conn.fetchrow(f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = $1", delivery_id)
+    return _delivery(row) if row else None
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery leased for one attempt, with what it takes to send it."""
+
+    delivery_id: uuid.UUID
+    subscription_id: uuid.UUID
+    attempt: int  # 1-based number of this attempt; the fence for its outcome
+    event_id: uuid.UUID
+    event_type: str
+    body: str
+    url: str
+    secret: str
+    created_by: str
+
+
+async def claim(conn: asyncpg.Connection, limit: int, per_subscription: int, lease_seconds: float) -> list[Claimed]:
+    """Lease up to `limit` due deliveries of active subscriptions, oldest due first, at most `per_subscription`
+    leased per subscription at any time; commit at once, before sending."""
+    if limit <= 0:
+        return []
+    rows = await conn.fetch(
+        """WITH claimable AS (
+               SELECT due.id
+               FROM webhook_subscriptions s
+               CROSS JOIN LATERAL (
+                   SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
+                   WHERE d.subscription_id = s.id AND d.status = 'pending' AND d.next_attempt_at <= now()
+                     AND (d.leased_until IS NULL OR d.leased_until <= now())
+                   ORDER BY d.next_attempt_at
+                   LIMIT greatest($2 - (SELECT count(*) FROM webhook_deliveries leased
+                                        WHERE leased.subscription_id = s.id AND leased.status = 'pending'
+                                          AND leased.leased_until > now()), 0)
+                   FOR UPDATE OF d SKIP LOCKED
+               ) due
+               WHERE s.status = 'active'
+               ORDER BY due.next_attempt_at
+               LIMIT $1
+           )
+           UPDATE webhook_deliveries d
+           SET leased_until = now() + make_interval(secs => $3), attempts = d.attempts + 1, last_attempt_at = now()
+           FROM claimable, webhook_subscriptions s
+           WHERE d.id = claimable.id AND s.id = d.subscription_id
+           RETURNING d.id, d.subscription_id, d.attempts, d.event_id, d.event_type, d.body, s.url, s.secret,
+                     s.created_by""",
+        limit,
+        per_subscription,
+        lease_seconds,
+    )
+    return [
+        Claimed(
+            delivery_id=row["id"],
+            subscription_id=row["subscription_id"],
+            attempt=row["attempts"],
+            event_id=row["event_id"],
+            event_type=row["event_type"],
+            body=row["body"],
+            url=row["url"],
+            secret=row["secret"],
+            created_by=row["created_by"],
+        )
+        for row in rows
+    ]
+
+
+async def mark_delivered(conn: asyncpg.Connection, claimed: Claimed, status_code: int) -> bool:
+    """Record a 2xx answer; `False` when a later attempt holds the delivery (the fence)."""
+    done = await conn.fetchval(
+        """UPDATE webhook_deliveries
+           SET status = 'delivered', delivered_at = now(), next_attempt_at = NULL, leased_until = NULL,
+               last_status_code = $3, last_error = NULL
+           WHERE id = $1 AND attempts = $2 AND status = 'pending' RETURNING true""",
+        claimed.delivery_id,
+        claimed.attempt,
+        status_code,
+    )
+    return bool(done)
+
+
+async def mark_failed_attempt(
+    conn: asyncpg.Connection, claimed: Claimed, status_code: int | None, error: str, retry_in_seconds: float | None
+) -> bool:
+    """Record a failed attempt: due again after `retry_in_seconds`, or failed for good when that is `None`.
+    `False` when a later attempt holds the delivery (the fence)."""
+    done = await conn.fetchval(
+        """UPDATE webhook_deliveries
+           SET status = CASE WHEN $5::float8 IS NULL THEN 'failed' ELSE 'pending' END,
+               next_attempt_at = now() + make_interval(secs => $5::float8), leased_until = NULL,
+               last_status_code = $3, last_error = $4
+           WHERE id = $1 AND attempts = $2 AND status = 'pending' RETURNING true""",
+        claimed.delivery_id,
+        claimed.attempt,
+        status_code,
+        error[:MAX_ERROR_LENGTH],
+        retry_in_seconds,
+    )
+    return bool(done)
+
+
+# --- HTTP -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one attempt got back: a status code, or none (timeout, no connection) and why."""
+
+    status_code: int | None
+    error: str | None
+    started_at: datetime | None = None
+
+
+async def post(client: httpx.AsyncClient, url: str, headers: dict[str, str], body: str, timeout: float) -> Answer:
+    """POST the body; the whole attempt, reading the answer included, ends after `timeout` seconds.
+    Only the first few hundred bytes of an answer are read (they go into the delivery log on failure)."""
+    try:
+        async with asyncio.timeout(timeout):
+            async with client.stream("POST", url, content=body.encode(), headers=headers) as response:
+                excerpt = b""
+                async for chunk in response.aiter_bytes():
+                    excerpt += chunk
+                    if len(excerpt) >= MAX_RESPONSE_EXCERPT:
+                        break
+    except TimeoutError:
+        return Answer(None, f"timed out after {timeout:g} s")
+    except httpx.TimeoutException as error:
+        return Answer(None, f"timed out: {type(error).__name__}")
+    except (httpx.HTTPError, OSError) as error:
+        return Answer(None, f"{type(error).__name__}: {error}"[:MAX_ERROR_LENGTH])
+    if 200 <= response.status_code < 300:
+        return Answer(response.status_code, None)
+    text = excerpt[:MAX_RESPONSE_EXCERPT].decode("utf-8", errors="replace").strip()
+    error = f"HTTP {response.status_code} {response.reason_phrase}".strip()
+    return Answer(response.status_code, f"{error}: {text}" if text else error)

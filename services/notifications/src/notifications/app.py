@@ -1,0 +1,34 @@
+"""Wiring of the notifications service: its APIs, the events it hears, and its senders (email, digests, webhooks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from buurtkracht_contracts.registry import models_on
+from buurtkracht_contracts.topics import INITIATIVES_EVENTS, NOTIFICATIONS_EVENTS, VOUCHERS_EVENTS
+from buurtkracht_kit.runtime import Service, ServiceSpec
+
+from .entrypoints import events, http, webhooks_http
+from .service import dispatch, webhooks
+from .settings import NotificationsSettings
+
+SPEC = ServiceSpec(
+    name="notifications",
+    title="Buurtkracht notifications",
+    version="1.0.0",
+    description="Residents, initiators and officials hear what happens (email, in-app inbox, digests, nl/en); "
+    "integrations get signed webhooks (Standard Webhooks).",
+    migrations=Path(__file__).resolve().parents[2] / "migrations",
+    routers=[http.router, webhooks_http.router],
+    subscribed_topics=[INITIATIVES_EVENTS, VOUCHERS_EVENTS],
+    handlers=events.HANDLERS,
+    problems=http.PROBLEMS,
+    background=[dispatch.send_due_email, dispatch.send_due_digests, webhooks.run_dispatcher],
+    publishes=models_on(NOTIFICATIONS_EVENTS),
+)
+
+
+def create(settings: NotificationsSettings | None = None) -> Service:
+    service = Service(SPEC, settings or NotificationsSettings())
+    service.app.state.service = service
+    return service

@@ -1,0 +1,204 @@
+"""Webhook rules, free of I/O: which subscriptions hear an event, how a delivery is signed, what an
+endpoint's answer means, when the next attempt is due and when a subscription is switched off.
+
+Invariants: a delivery is attempted at most `max_attempts` times (a crashed attempt counts), spread
+over hours with jitter so that many failing deliveries do not retry in lockstep; only a 2xx answer
+counts as delivered; 410 Gone switches the subscription off at once; a run of failed attempts as
+long as the threshold does so too, and any success ends the run.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import re
+import secrets
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Literal
+from urllib.parse import urlsplit
+
+from standardwebhooks.webhooks import Webhook
+
+SECRET_PREFIX = "whsec_"
+SECRET_BYTES = 32
+CONTENT_TYPE = "application/cloudevents+json"
+
+# Seconds before the attempt after attempt n (n = 1, 2, ...): 5 s, 1 min, 5 min, 30 min, 2 h, 5 h, 10 h;
+# later attempts wait as long as the last step. Eight attempts span about 18 hours.
+RETRY_SCHEDULE: tuple[float, ...] = (5, 60, 300, 1800, 7200, 18_000, 36_000)
+JITTER = 0.2
+
+MAX_URL_LENGTH = 2000
+MAX_FILTERS = 50
+_FILTER = re.compile(r"^(\*|[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*(\.\*)?)$")
+
+Reason = Literal["gone", "repeated_failures"]
+
+
+class SubscriptionStatus(StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Subscription:
+    id: uuid.UUID
+    url: str
+    event_types: list[str]
+    description: str
+    created_by: str
+    status: SubscriptionStatus
+    disabled_reason: Reason | None
+    disabled_at: datetime | None
+    consecutive_failures: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event for one subscription, as the delivery log shows it."""
+
+    id: uuid.UUID
+    subscription_id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+    created_at: datetime
+
+
+# --- subscriptions --------------------------------------------------------------------------------------------
+
+
+def new_secret() -> str:
+    """A signing secret in the Standard Webhooks format: `whsec_` and 32 random bytes in base64."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def check_url(url: str) -> str:
+    """The endpoint URL as given, when it is an absolute http(s) URL with a host; else `ValueError`."""
+    if len(url) > MAX_URL_LENGTH:
+        raise ValueError(f"at most {MAX_URL_LENGTH} characters")
+    if any(character.isspace() for character in url):
+        raise ValueError("must not contain whitespace")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as error:
+        raise ValueError(f"not a valid URL: {error}") from error
+    if parts.scheme not in {"http", "https"}:
+        raise ValueError("must be an http or https URL")
+    if not parts.hostname:
+        raise ValueError("must name a host")
+    if parts.fragment:
+        raise ValueError("must not have a fragment")
+    return url
+
+
+def check_filter(pattern: str) -> str:
+    """An event-type filter: a full CloudEvents type, a prefix ending in `.*`, or `*`; else `ValueError`."""
+    if not _FILTER.match(pattern):
+        raise ValueError("must be a CloudEvents type (nl.buurtkracht.vouchers.pledge-made.v1) or a prefix ending in .*")
+    return pattern
+
+
+def normalised_filters(patterns: Sequence[str]) -> list[str]:
+    """The filters without duplicates, in the order given; `*` anywhere means every type (no filter)."""
+    if "*" in patterns:
+        return []
+    return list(dict.fromkeys(patterns))
+
+
+def matches(patterns: Sequence[str], event_type: str) -> bool:
+    """Whether a subscription with these filters hears `event_type`; no filters means every type."""
+    if not patterns:
+        return True
+    for pattern in patterns:
+        if pattern == "*" or pattern == event_type:
+            return True
+        if pattern.endswith(".*") and event_type.startswith(pattern[:-1]):
+            return True
+    return False
+
+
+# --- deliveries -----------------------------------------------------------------------------------------------
+
+
+def signed_headers(secret: str, message_id: str, body: str, at: datetime | None = None) -> dict[str, str]:
+    """The Standard Webhooks headers of one attempt: the stable message id, the time, and the signature."""
+    timestamp = datetime.fromtimestamp(int((at or datetime.now(UTC)).timestamp()), UTC)
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(timestamp.timestamp())),
+        "webhook-signature": Webhook(secret).sign(message_id, timestamp, body),
+        "content-type": CONTENT_TYPE,
+    }
+
+
+class Verdict(StrEnum):
+    DELIVERED = "delivered"
+    GONE = "gone"  # the receiver says the endpoint no longer exists: stop sending to it
+    FAILED = "failed"  # any other answer, a timeout or no connection: try again later
+
+
+def judge(status_code: int | None) -> Verdict:
+    """What an endpoint's answer means; `None` when there was no answer (timeout, connection error)."""
+    if status_code is not None and 200 <= status_code < 300:
+        return Verdict.DELIVERED
+    if status_code == 410:
+        return Verdict.GONE
+    return Verdict.FAILED
+
+
+def retry_delay(
+    attempts_made: int,
+    *,
+    schedule: Sequence[float] = RETRY_SCHEDULE,
+    jitter: float = JITTER,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """Seconds to wait after failed attempt number `attempts_made` (1-based): the schedule's step, ±jitter."""
+    step = schedule[min(max(attempts_made, 1), len(schedule)) - 1]
+    return step * (1 + jitter * (2 * rand() - 1))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What follows from one finished attempt."""
+
+    delivered: bool
+    final: bool  # no attempt follows: delivered, or failed for good
+    disable: Reason | None  # switch the subscription off, and why
+
+
+def outcome(
+    verdict: Verdict, attempts_made: int, max_attempts: int, consecutive_failures: int, disable_after: int
+) -> Outcome:
+    """The consequence of an attempt; `consecutive_failures` counts the subscription's run including this one."""
+    if verdict is Verdict.DELIVERED:
+        return Outcome(delivered=True, final=True, disable=None)
+    disable: Reason | None = None
+    if verdict is Verdict.GONE:
+        disable = "gone"
+    elif consecutive_failures >= disable_after:
+        disable = "repeated_failures"
+    return Outcome(delivered=False, final=attempts_made >= max_attempts, disable=disable)
+
+
+def describe_answer(status_code: int, reason: str) -> str:
+    return f"HTTP {status_code} {reason}".strip()

@@ -1,0 +1,79 @@
+"""From an event to messages: learn who is involved, work out who hears of it, and queue one inbox
+message and (if they registered an address) one email per recipient — in the consumer's transaction.
+
+Invariant: one event gives a recipient at most one message per channel (the event id is the dedup key,
+unique per recipient and channel); the actor of an event is not told of their own action.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from buurtkracht_contracts import Envelope, Event
+from buurtkracht_contracts import initiatives as i
+from buurtkracht_contracts import vouchers as v
+from buurtkracht_kit.db import UnitOfWork
+
+from ..adapters import notifications
+from ..adapters.notifications import NewNotification
+from ..adapters.people import People
+from ..domain.recipients import Audience, actor, named_residents, params, rules_for
+
+
+async def learn(people: People, event: Event) -> None:
+    """Keep track of initiatives and who is involved in them."""
+    if isinstance(event, i.InitiativeEvent):
+        await people.learn_initiative(event.initiative_id, event.title, event.area_code, event.initiators)
+    if isinstance(event, i.InitiativeSupported):
+        await people.involve(event.initiative_id, [event.supporter_id], "supporter")
+    elif isinstance(event, i.InitiativeSupportWithdrawn):
+        await people.uninvolve(event.initiative_id, event.supporter_id, "supporter")
+    elif isinstance(event, i.VolunteerJoined):
+        await people.involve(event.initiative_id, [event.volunteer_id], "volunteer")
+
+
+async def audience(people: People, event: Event, who: Audience) -> list[str]:
+    initiative_id: uuid.UUID | None = getattr(event, "initiative_id", None)
+    if who is Audience.INITIATORS:
+        direct = getattr(event, "initiators", None)
+        return list(direct) if direct else (await people.involved(initiative_id, "initiator") if initiative_id else [])
+    if who is Audience.SUPPORTERS:
+        return await people.involved(initiative_id, "supporter") if initiative_id else []
+    if who is Audience.VOLUNTEERS:
+        return await people.involved(initiative_id, "volunteer") if initiative_id else []
+    if who is Audience.FOLLOWERS:
+        return await people.followers(event.area_code)  # type: ignore[attr-defined]
+    if who is Audience.OFFICIALS:
+        return await people.officials(event.area_code)  # type: ignore[attr-defined]
+    return named_residents(event)
+
+
+async def handle(uow: UnitOfWork, event: Event, envelope: Envelope) -> int:
+    """Queue the messages an event causes; returns how many were new."""
+    people = People(uow.connection)
+    await learn(people, event)
+    rules = rules_for(event)
+    if not rules:
+        return 0
+    values = params(event)
+    if isinstance(event, v.RoundEvent) and (initiative_id := getattr(event, "initiative_id", None)):
+        values["initiative_title"] = await people.title_of(initiative_id) or ""
+    acting = actor(event)
+    kinds: dict[str, str] = {}  # recipient -> kind: the first rule that names someone decides their message
+    for rule in rules:
+        for who in rule.audiences:
+            for resident_id in await audience(people, event, who):
+                if resident_id != acting:
+                    kinds.setdefault(resident_id, rule.kind)
+    if not kinds:
+        return 0
+    reachable = await people.reachable(list(kinds))
+    dedup_key = str(envelope.id)
+    queued = []
+    for resident_id, kind in kinds.items():
+        queued.append(NewNotification(resident_id, "inbox", kind, values, dedup_key, envelope.id, "delivered"))
+        contact = reachable.get(resident_id)
+        if contact and contact.email_enabled and kind not in contact.muted_kinds:
+            status = "pending" if contact.frequency == "immediate" else "digest"
+            queued.append(NewNotification(resident_id, "email", kind, values, dedup_key, envelope.id, status))
+    return await notifications.add(uow.connection, queued)

@@ -1,0 +1,31 @@
+"""The notifications service's settings: the kit's, plus SMTP, dispatching, digests and webhooks."""
+
+from pydantic import Field
+
+from buurtkracht_kit.settings import KitSettings
+
+
+class NotificationsSettings(KitSettings):
+    service_name: str = "notifications"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 10025
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = Field(10.0, gt=0)
+    mail_from: str = "Buurtkracht <noreply@buurtkracht.local>"
+    public_base_url: str = Field("http://127.0.0.1:8080", description="Where links in messages point")
+    dispatch_interval_seconds: float = Field(1.0, gt=0, description="How often pending email is sent")
+    dispatch_batch_size: int = Field(100, ge=1)
+    email_max_attempts: int = Field(8, ge=1, description="Attempts before an email is given up (about a day)")
+    digest_check_seconds: float = Field(300.0, gt=0, description="How often due digests are sent")
+    digest_hour: int = Field(
+        8, ge=0, le=23, description="Local hour (Europe/Amsterdam) daily and weekly digests go out"
+    )
+    webhook_timeout_seconds: float = Field(5.0, gt=0, description="Per delivery attempt")
+    webhook_concurrency: int = Field(20, ge=1, description="Deliveries in flight at once")
+    webhook_max_attempts: int = Field(8, ge=1, description="Attempts of one delivery, spread over about a day")
+    webhook_disable_after_failures: int = Field(
+        20, ge=1, description="Consecutive failed attempts after which a subscription is disabled"
+    )
+    webhook_dispatch_interval_seconds: float = Field(1.0, gt=0)

@@ -1,0 +1,280 @@
+"""The notifications service on the real stack: events from Kafka become inbox messages and email received by a
+real SMTP server, in the right language, once — also when an event is delivered twice or the mail server is down."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import socket
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiosmtpd.controller import Controller
+from asgi_lifespan import LifespanManager
+from notifications.app import create
+from notifications.service import dispatch
+from notifications.settings import NotificationsSettings
+
+from buurtkracht_contracts import Envelope, Event
+from buurtkracht_contracts import initiatives as i
+from buurtkracht_contracts.kafka import to_kafka
+from buurtkracht_contracts.topics import INITIATIVES_EVENTS, all_topics
+from buurtkracht_kit import topics
+from buurtkracht_kit.auth import mint
+from tests.keys import PRIVATE, PUBLIC
+
+pytestmark = pytest.mark.integration
+
+WIJK, BUURT = "WK036300", "BU03630001"
+SOURCE = "urn:nld:oin:00000000000000000000:systeem:buurtkracht-initiatives"
+
+
+def token(sub: str, roles: list[str], areas: list[str]) -> dict[str, str]:
+    return {
+        "Authorization": "Bearer "
+        + mint(
+            PRIVATE,
+            issuer="https://login.buurtkracht.local",
+            audience="buurtkracht",
+            subject=sub,
+            roles=roles,
+            areas=areas,
+        )
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        return "250 OK"
+
+    def to(self, address: str) -> list[email.message.EmailMessage]:
+        return [m for m in self.messages if m["To"].addresses[0].addr_spec == address]
+
+
+@pytest.fixture(scope="module")
+def smtp():
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller, mailbox
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+async def service(scratch_database, kafka_bootstrap, tmp_path_factory, smtp):
+    await topics.ensure({"bootstrap_servers": kafka_bootstrap}, all_topics())
+    key = tmp_path_factory.mktemp("keys") / "public.pem"
+    key.write_text(PUBLIC)
+    settings = NotificationsSettings(
+        service_name=f"notifications-test-{uuid.uuid4().hex[:6]}",
+        database_url=scratch_database,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        jwt_public_key_file=key,
+        consumer_start="latest",
+        smtp_port=smtp[0].port,
+        dispatch_interval_seconds=0.2,
+        relay_poll_interval_seconds=0.1,
+        digest_check_seconds=3600,
+    )
+    service = create(settings)
+    async with LifespanManager(service.app):
+        for _ in range(300):
+            if service.assigned_partitions():
+                break
+            await asyncio.sleep(0.1)
+        assert service.assigned_partitions()
+        yield service
+
+
+@pytest.fixture(scope="module")
+async def api(service):
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://test") as client:
+        yield client
+
+
+async def publish(kafka_bootstrap: str, *events: Event) -> list[Envelope]:
+    envelopes = [Envelope.wrap(event, SOURCE) for event in events]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for envelope in envelopes:
+            record = to_kafka(envelope)
+            await producer.send_and_wait(INITIATIVES_EVENTS, record.value, key=record.key, headers=record.headers)
+    finally:
+        await producer.stop()
+    return envelopes
+
+
+async def eventually(check, timeout: float = 30.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if result := await check():
+            return result
+        await asyncio.sleep(0.2)
+    return await check()
+
+
+async def register(api, sub: str, address: str, language: str, roles=("resident",), areas=(BUURT,), **preferences):
+    headers = token(sub, list(roles), list(areas))
+    answer = await api.put("/api/v1/contact-details/me", json={"email": address, "language": language}, headers=headers)
+    assert answer.status_code == 200, answer.text
+    if preferences:
+        assert (await api.put("/api/v1/preferences/me", json=preferences, headers=headers)).status_code == 200
+    return headers
+
+
+def facts(initiative_id: uuid.UUID) -> dict:
+    return {"initiative_id": initiative_id, "area_code": BUURT, "title": "Geveltuinen", "initiators": ["r-owner"]}
+
+
+async def test_events_become_inbox_messages_and_email_in_each_persons_language_once(
+    api, service, kafka_bootstrap, smtp
+):
+    _, mailbox = smtp
+    owner = await register(api, "r-owner", "owner@example.nl", "nl")
+    supporter = await register(api, "r-sup", "supporter@example.nl", "en")
+    follower = await register(api, "r-fol", "follower@example.nl", "nl", frequency="daily")
+    assert (await api.put("/api/v1/area-follows/me", json={"area_codes": [WIJK]}, headers=follower)).status_code == 200
+    await register(api, "o-1", "official@gemeente.example", "nl", roles=("official",), areas=(WIJK,))
+
+    iid = uuid.uuid4()
+    submitted = i.InitiativeSubmitted(
+        **facts(iid),
+        category="green",
+        summary="Groen langs de gevels",
+        requested_amount_cents=75_000,
+        status="gathering_support",
+        support_threshold=1,
+        support_deadline=datetime.now(UTC) + timedelta(days=42),
+    )
+    envelopes = await publish(
+        kafka_bootstrap,
+        submitted,
+        i.InitiativeSupported(**facts(iid), supporter_id="r-sup", support_count=1),
+        i.SupportThresholdReached(**facts(iid), support_count=1),
+        i.InitiativeApproved(
+            **facts(iid), official_id="o-1", requested_amount_cents=75_000, approved_amount_cents=70_000
+        ),
+    )
+    await publish(kafka_bootstrap, submitted)  # a new envelope of the same fact: a new event id
+    record = to_kafka(envelopes[0])  # the same event delivered again
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    await producer.send_and_wait(INITIATIVES_EVENTS, record.value, key=record.key, headers=record.headers)
+    await producer.stop()
+
+    async def owner_mail():
+        return (
+            len(mailbox.to("owner@example.nl")) >= 5
+            and mailbox.to("supporter@example.nl")
+            and mailbox.to("official@gemeente.example")
+        )
+
+    assert await eventually(owner_mail), [m["Subject"] for m in mailbox.messages]
+    await asyncio.sleep(1.0)  # anything duplicated would have arrived by now
+    subjects = sorted(m["Subject"] for m in mailbox.to("owner@example.nl"))
+    assert subjects == sorted(
+        [
+            "Je initiatief 'Geveltuinen' is ingediend",
+            "Je initiatief 'Geveltuinen' is ingediend",
+            "Een buur steunt 'Geveltuinen'",
+            "Genoeg steun voor 'Geveltuinen'",
+            "'Geveltuinen' is goedgekeurd",
+        ]
+    )
+    assert [m["Subject"] for m in mailbox.to("supporter@example.nl")] == ["'Geveltuinen' was approved"]
+    assert [m["Subject"] for m in mailbox.to("official@gemeente.example")] == [
+        "Ter beoordeling: 'Geveltuinen' (BU03630001)"
+    ]
+    approved = next(m for m in mailbox.to("owner@example.nl") if "goedgekeurd" in m["Subject"])
+    assert "€ 700,00" in approved.get_body(("plain",)).get_content()
+    assert approved.get_body(("html",)) is not None and approved["Message-ID"].endswith("@buurtkracht>")
+
+    inbox = (await api.get("/api/v1/inbox", headers=owner)).json()
+    assert inbox["total"] == 5 and inbox["unread"] == 5
+    assert sorted(item["kind"] for item in inbox["items"]) == sorted(
+        ["initiative_submitted", "initiative_submitted", "new_supporter", "threshold_reached", "initiative_approved"]
+    )
+    read = await api.post(f"/api/v1/inbox/{inbox['items'][0]['id']}/read", headers=owner)
+    assert read.status_code == 200 and read.json()["read_at"] is not None
+    assert (await api.get("/api/v1/inbox", headers=owner)).json()["unread"] == 4
+    other = await api.post(f"/api/v1/inbox/{inbox['items'][0]['id']}/read", headers=supporter)
+    assert other.status_code == 404
+
+    assert mailbox.to("follower@example.nl") == [], "a daily digest waits"
+    statuses = (await api.get("/api/v1/notifications/me", headers=follower)).json()
+    assert {(n["channel"], n["status"]) for n in statuses} == {("inbox", "delivered"), ("email", "digest")}
+    assert await dispatch.send_digest(service, "r-fol") == 1
+    assert await dispatch.send_digest(service, "r-fol") == 0, "a digest is never empty"
+    [digest] = mailbox.to("follower@example.nl")
+    assert digest["Subject"] == "Buurtkracht: 2 nieuwe meldingen"
+
+
+async def test_email_waits_in_the_database_while_the_mail_server_is_down(api, service, kafka_bootstrap, smtp):
+    controller, mailbox = smtp
+    await register(api, "r-owner", "owner@example.nl", "nl")
+    iid = uuid.uuid4()
+    controller.stop()
+    try:
+        await publish(kafka_bootstrap, i.InitiativeRejected(**facts(iid), official_id="o-1", reason="Buiten budget"))
+
+        async def failed_once():
+            async with service.pool.acquire() as conn:
+                return await conn.fetchrow(
+                    """SELECT attempts, last_error, status FROM notifications
+                       WHERE channel = 'email' AND kind = 'initiative_rejected' AND params->>'initiative_id' = $1""",
+                    str(iid),
+                )
+
+        row = await eventually(lambda: _attempted(failed_once))
+        assert row["status"] == "pending" and row["attempts"] >= 1 and row["last_error"]
+    finally:
+        controller.start()
+    async with service.pool.acquire() as conn:
+        await conn.execute("UPDATE notifications SET next_attempt_at = now() WHERE status = 'pending'")
+
+    async def delivered():
+        return [m for m in mailbox.to("owner@example.nl") if "afgewezen" in m["Subject"]]
+
+    assert len(await eventually(delivered)) == 1
+
+
+async def _attempted(query):
+    row = await query()
+    return row if row and row["attempts"] >= 1 else None
+
+
+@pytest.mark.parametrize(
+    "path, body, field",
+    [
+        ("/api/v1/contact-details/me", {"email": "not-an-address", "language": "nl"}, "email"),
+        ("/api/v1/contact-details/me", {"email": "a@b.nl", "language": "fr"}, "language"),
+        ("/api/v1/preferences/me", {"frequency": "hourly"}, "frequency"),
+        ("/api/v1/preferences/me", {"muted_kinds": ["spam"]}, "muted_kinds"),
+        ("/api/v1/area-follows/me", {"area_codes": ["Amsterdam"]}, "area_codes.0"),
+    ],
+)
+async def test_invalid_input_is_422_naming_the_field(api, path, body, field):
+    answer = await api.put(path, json=body, headers=token("r-x", ["resident"], [BUURT]))
+    assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
+    assert field in [error["field"] for error in answer.json()["errors"]]
+
+
+async def test_forgetting_removes_the_address(api):
+    headers = await register(api, "r-gone", "gone@example.nl", "en")
+    assert (await api.delete("/api/v1/contact-details/me", headers=headers)).status_code == 204
+    assert (await api.get("/api/v1/contact-details/me", headers=headers)).status_code == 404

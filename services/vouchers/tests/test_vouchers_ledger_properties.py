@@ -1,0 +1,874 @@
+"""Property tests of the vouchers ledger: random sequences of commands through the real command functions
+on the real PostgreSQL, checked against a small reference model of the rules.
+
+After every step: the ledger's own check finds nothing (`Ledger.check()`), the database holds exactly the
+balances, pledges, initiatives, claims and payouts the model says, and the model-level invariants hold
+(no wallet below zero, a round's money adds up to its budget, no initiative awarded more than approved,
+the pledges of an initiative awarded by pledges add up to exactly its approved amount, ...). Every command
+is either accepted — when the model accepts it — or refused with the DomainError the model names, and a
+refused command changes nothing in the database at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from buurtkracht_contracts.event import source_urn
+from buurtkracht_kit import migrations
+from buurtkracht_kit.auth import Principal, Role
+from buurtkracht_kit.db import UnitOfWork, create_pool
+from vouchers.adapters.ledger import Ledger
+from vouchers.app import SPEC
+from vouchers.domain.ledger import Kind
+from vouchers.domain.model import (
+    Conflict,
+    DomainError,
+    InitiativeStatus,
+    InsufficientFunds,
+    InvalidInput,
+    Mechanism,
+    NotAllowed,
+    NotFound,
+)
+from vouchers.service import commands
+
+pytestmark = pytest.mark.integration
+
+SOURCE = source_urn("00000000000000000000", "buurtkracht-vouchers")
+RESIDENTS = ["r-1", "r-2", "r-3", "r-4", "r-5"]
+FAR_RESIDENT = "r-far"  # lives outside every round's area
+INITIATORS = ["i-1", "i-2", "i-3"]
+MEMBERS = ["sg-1", "sg-2", "sg-3"]
+REFUSED = object()
+
+# Every example gets wijken of its own: closing a round expires every approved initiative of its area, so
+# examples sharing an area would touch each other's initiatives. The database is not assumed empty.
+_wijken = itertools.count(random.randrange(100_000, 800_000, 1_000))
+
+
+def fresh_wijk() -> str:
+    return f"WK{next(_wijken):06d}"
+
+
+def person(subject: str, role: Role, area: str) -> Principal:
+    return Principal(subject, frozenset({role}), frozenset({area}))
+
+
+@dataclass
+class Stack:
+    loop: asyncio.AbstractEventLoop
+    pool: asyncpg.Pool
+
+    def run(self, coroutine):
+        return self.loop.run_until_complete(coroutine)
+
+
+@pytest.fixture(scope="module")
+def stack(scratch_database):
+    """A migrated scratch database and a small pool on an event loop of our own, driven from the state machine."""
+    migrations.apply(scratch_database, SPEC.migrations)
+    loop = asyncio.new_event_loop()
+    pool = loop.run_until_complete(create_pool(scratch_database, min_size=1, max_size=4))
+    try:
+        yield Stack(loop, pool)
+    finally:
+        loop.run_until_complete(pool.close())
+        loop.close()
+
+
+# -- the reference model -----------------------------------------------------------------------
+
+
+@dataclass
+class MRound:
+    id: uuid.UUID
+    area: str
+    mechanism: Mechanism
+    total: int
+    voucher: int | None
+    allow_claims: bool
+    quorum: int | None
+    opens_at: datetime
+    closes_at: datetime
+    closed: bool = False
+    wallets: set[str] = field(default_factory=set)
+    balances: defaultdict[tuple[Kind, str], int] = field(default_factory=lambda: defaultdict(int))
+
+    def refuses_now(self, now: datetime) -> bool:
+        """Whether `Round.require_open` refuses at `now`."""
+        return self.closed or now >= self.closes_at or now < self.opens_at
+
+    def move(self, source: tuple[Kind, str], target: tuple[Kind, str], cents: int) -> None:
+        assert cents > 0
+        self.balances[source] -= cents
+        self.balances[target] += cents
+        assert source[0] is Kind.MUNICIPALITY or self.balances[source] >= 0, "the model overdrew an account"
+
+    def nonzero(self) -> dict[tuple[Kind, str], int]:
+        return {account: cents for account, cents in self.balances.items() if cents}
+
+
+@dataclass
+class MInitiative:
+    id: uuid.UUID
+    area: str
+    initiators: list[str]
+    approved: int
+    status: InitiativeStatus = InitiativeStatus.APPROVED
+    round_id: uuid.UUID | None = None
+    awarded: int | None = None
+    by_pledges: bool = False
+    returned_unspent: int = 0
+
+
+@dataclass
+class MPledge:
+    id: uuid.UUID
+    round_id: uuid.UUID
+    initiative_id: uuid.UUID
+    resident: str
+    amount: int
+    requested: int
+    status: str = "active"
+
+
+@dataclass
+class MClaim:
+    id: uuid.UUID
+    initiative_id: uuid.UUID
+    round_id: uuid.UUID
+    amount: int
+    status: str = "held"
+
+
+@dataclass
+class MPayout:
+    id: uuid.UUID
+    initiative_id: uuid.UUID
+    round_id: uuid.UUID
+    amount: int
+    status: str = "requested"
+    bank_reference: str | None = None
+
+
+def within(area: str, outer: str) -> bool:
+    """CBS codes nest by prefix (WK036300 ⊃ BU03630001); the model's own, simpler version."""
+    return area[2:].startswith(outer[2:])
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    stack: Stack  # set by the test before running
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.home, self.away = fresh_wijk(), fresh_wijk()
+        self.buurt, self.away_buurt = f"BU{self.home[2:]}01", f"BU{self.away[2:]}01"
+        self.rounds: dict[uuid.UUID, MRound] = {}
+        self.initiatives: dict[uuid.UUID, MInitiative] = {}
+        self.pledges: dict[uuid.UUID, MPledge] = {}
+        self.claims: dict[uuid.UUID, MClaim] = {}
+        self.payouts: dict[uuid.UUID, MPayout] = {}
+        self.invoices: set[tuple[uuid.UUID, str]] = set()
+
+    # -- principals ---------------------------------------------------------------------------
+    def official(self, who: str) -> Principal:
+        return {
+            "official": person("o-1", Role.OFFICIAL, self.home),
+            "outsider": person("o-9", Role.OFFICIAL, self.away),
+            "steering": person("sg-1", Role.STEERING_GROUP, self.home),
+            "resident": person("r-1", Role.RESIDENT, self.buurt),
+        }[who]
+
+    def resident(self, subject: str) -> Principal:
+        return person(subject, Role.RESIDENT, self.away_buurt if subject == FAR_RESIDENT else self.buurt)
+
+    # -- running commands ---------------------------------------------------------------------
+    def run(self, coroutine):
+        return self.stack.run(coroutine)
+
+    def attempt(self, expected: type[DomainError] | None, command):
+        """Run `command(uow)` in a unit of work that commits. It must be refused with exactly `expected`, or be
+        accepted when `expected` is None; a refused command must leave the database exactly as it was."""
+        before = self.run(self.snapshot())
+
+        async def in_unit_of_work():
+            async with UnitOfWork(self.stack.pool, SOURCE) as uow:
+                result = await command(uow)
+                await uow.commit()
+                return result
+
+        try:
+            result = self.run(in_unit_of_work())
+        except DomainError as refusal:
+            assert expected is not None, f"refused, but the model accepts it: {refusal!r}"
+            assert type(refusal) is expected, f"refused with {refusal!r}; the model expected {expected.__name__}"
+            assert self.run(self.snapshot()) == before, "a refused command changed the database"
+            return REFUSED
+        assert expected is None, f"accepted, but the model refuses it with {expected.__name__}"
+        return result
+
+    async def snapshot(self) -> tuple:
+        """Everything a command could change: row counts of every table, and the example's rows."""
+        rounds, initiatives = list(self.rounds), list(self.initiatives)
+        async with self.stack.pool.acquire() as conn:
+            counts = await conn.fetchrow(
+                """SELECT (SELECT count(*) FROM rounds) AS rounds, (SELECT count(*) FROM accounts) AS accounts,
+                          (SELECT count(*) FROM journal_entries) AS entries,
+                          (SELECT count(*) FROM journal_lines) AS lines,
+                          (SELECT count(*) FROM pledges) AS pledges,
+                          (SELECT count(*) FROM award_decisions) AS decisions,
+                          (SELECT count(*) FROM expense_claims) AS claims,
+                          (SELECT count(*) FROM payouts) AS payouts,
+                          (SELECT count(*) FROM initiatives) AS initiatives,
+                          (SELECT count(*) FROM outbox) AS outbox"""
+            )
+            accounts = await conn.fetch(
+                "SELECT id, balance_cents FROM accounts WHERE round_id = ANY($1::uuid[]) ORDER BY id", rounds
+            )
+            round_rows = await conn.fetch(
+                "SELECT id, status FROM rounds WHERE id = ANY($1::uuid[]) ORDER BY id", rounds
+            )
+            pledges = await conn.fetch(
+                "SELECT id, status FROM pledges WHERE round_id = ANY($1::uuid[]) ORDER BY id", rounds
+            )
+            initiative_rows = await conn.fetch(
+                "SELECT id, status, round_id, awarded_cents FROM initiatives WHERE id = ANY($1::uuid[]) ORDER BY id",
+                initiatives,
+            )
+            claims = await conn.fetch(
+                "SELECT id, status FROM expense_claims WHERE initiative_id = ANY($1::uuid[]) ORDER BY id", initiatives
+            )
+            payouts = await conn.fetch(
+                "SELECT id, status, bank_reference FROM payouts WHERE initiative_id = ANY($1::uuid[]) ORDER BY id",
+                initiatives,
+            )
+        return tuple(
+            [tuple(counts)]
+            + [[tuple(row) for row in rows] for rows in (accounts, round_rows, pledges, initiative_rows, claims, payouts)]
+        )
+
+    # -- choosing -----------------------------------------------------------------------------
+    def choose_round(self, data, allow_unknown: bool = True) -> MRound | None:
+        options: list[MRound | None] = list(self.rounds.values())
+        if allow_unknown:
+            options.append(None)
+        return data.draw(st.sampled_from(options), label="round")
+
+    def choose_initiative(self, data, allow_unknown: bool = True) -> MInitiative | None:
+        options: list[MInitiative | None] = list(self.initiatives.values())
+        if allow_unknown:
+            options.append(None)
+        return data.draw(st.sampled_from(options), label="initiative")
+
+    def when(self, data, round_: MRound | None) -> datetime:
+        """Now, or (sometimes) just after the round's closing time, before anyone closed it."""
+        late = round_ is not None and data.draw(st.integers(0, 5), label="late") == 0
+        return round_.closes_at + timedelta(seconds=1) if late else datetime.now(UTC)
+
+    # -- rules: rounds ------------------------------------------------------------------------
+    def _open_round(
+        self, mechanism: Mechanism, total: int, voucher, allow_claims: bool, quorum, timing: str, by: str
+    ) -> None:
+        actor = self.official(by)
+        now = datetime.now(UTC)
+        opens_at, closes_at = {
+            "open": (now - timedelta(minutes=1), now + timedelta(days=30)),
+            "later": (now + timedelta(days=1), now + timedelta(days=30)),
+            "backwards": (now, now - timedelta(minutes=1)),
+        }[timing]
+        expected: type[DomainError] | None = None
+        if by != "official":
+            expected = NotAllowed
+        elif total <= 0 or closes_at <= opens_at:
+            expected = InvalidInput
+        elif mechanism is Mechanism.PLEDGE and (not voucher or voucher <= 0 or voucher > total):
+            expected = InvalidInput
+        elif mechanism is Mechanism.COMMITTEE and (not quorum or quorum < 1):
+            expected = InvalidInput
+        opened = self.attempt(
+            expected,
+            lambda uow: commands.open_round(
+                uow,
+                actor,
+                area_code=self.home,
+                name="Buurtbudget",
+                mechanism=mechanism,
+                total_budget_cents=total,
+                opens_at=opens_at,
+                closes_at=closes_at,
+                voucher_amount_cents=voucher,
+                allow_wallet_claims=allow_claims,
+                committee_quorum=quorum,
+            ),
+        )
+        if opened is REFUSED:
+            return
+        pledge_round = mechanism is Mechanism.PLEDGE
+        round_ = MRound(
+            opened.id,
+            self.home,
+            mechanism,
+            total,
+            voucher if pledge_round else None,
+            allow_claims and pledge_round,
+            None if pledge_round else quorum,
+            opens_at,
+            closes_at,
+        )
+        round_.move((Kind.MUNICIPALITY, ""), (Kind.POOL, ""), total)
+        self.rounds[round_.id] = round_
+
+    @initialize(
+        total=st.sampled_from([6_000, 20_000, 50_000]),
+        voucher=st.sampled_from([1_000, 2_500, 5_000]),
+        allow_claims=st.booleans(),
+        amount=st.sampled_from([2_500, 4_000, 7_500]),
+    )
+    def start(self, total, voucher, allow_claims, amount):
+        """A pledge round with a few wallets and an approved initiative, so examples get deep quickly."""
+        self._open_round(Mechanism.PLEDGE, total, voucher, allow_claims, None, "open", "official")
+        self._approve(self.buurt, amount, ["i-1"])
+        round_ = next(iter(self.rounds.values()))
+        self._issue(round_, ["r-1", "r-2", "r-3"], "official", datetime.now(UTC))
+
+    @rule(
+        mechanism=st.sampled_from(Mechanism),
+        total=st.sampled_from([0, 3_000, 10_000, 40_000]) | st.integers(1, 60_000),
+        voucher=st.sampled_from([None, 0, 500, 1_000, 2_500, 5_000]),
+        allow_claims=st.booleans(),
+        quorum=st.sampled_from([None, 0, 1, 2, 3]),
+        timing=st.sampled_from(["open", "open", "open", "later", "backwards"]),
+        by=st.sampled_from(["official", "official", "official", "outsider", "resident"]),
+    )
+    def open_round(self, mechanism, total, voucher, allow_claims, quorum, timing, by):
+        self._open_round(mechanism, total, voucher, allow_claims, quorum, timing, by)
+
+    def _issue(self, round_: MRound | None, residents: list[str], by: str, now: datetime) -> None:
+        actor = self.official(by)
+        unique = list(dict.fromkeys(residents))
+        expected: type[DomainError] | None = None
+        new: list[str] = []
+        if round_ is None:
+            expected = NotFound
+        elif by != "official":
+            expected = NotAllowed
+        elif round_.mechanism is not Mechanism.PLEDGE or round_.closed or now >= round_.closes_at:
+            expected = Conflict
+        elif not unique:
+            expected = InvalidInput
+        else:
+            new = [r for r in unique if r not in round_.wallets]
+            if round_.balances[Kind.POOL, ""] < (round_.voucher or 0) * len(new):
+                expected = InsufficientFunds
+        round_id = round_.id if round_ else uuid.uuid4()
+        issued = self.attempt(expected, lambda uow: commands.issue_wallets(uow, actor, round_id, residents, now))
+        if issued is REFUSED:
+            return
+        assert (issued.issued, issued.already_had_a_wallet) == (len(new), len(unique) - len(new))
+        for resident in new:
+            round_.wallets.add(resident)
+            round_.move((Kind.POOL, ""), (Kind.WALLET, resident), round_.voucher)
+
+    @precondition(lambda self: self.rounds)
+    @rule(
+        data=st.data(),
+        residents=st.lists(st.sampled_from([*RESIDENTS, FAR_RESIDENT]), max_size=5),
+        by=st.sampled_from(["official", "official", "outsider", "resident"]),
+    )
+    def issue_wallets(self, data, residents, by):
+        round_ = self.choose_round(data)
+        self._issue(round_, residents, by, self.when(data, round_))
+
+    @precondition(lambda self: self.rounds)
+    @rule(data=st.data(), subject=st.sampled_from([*RESIDENTS, FAR_RESIDENT]))
+    def claim_wallet(self, data, subject):
+        round_ = self.choose_round(data, allow_unknown=False)
+        now = self.when(data, round_)
+        expected: type[DomainError] | None = None
+        if round_.mechanism is not Mechanism.PLEDGE or round_.refuses_now(now):
+            expected = Conflict
+        elif subject == FAR_RESIDENT:
+            expected = NotAllowed
+        elif not round_.allow_claims or subject in round_.wallets:
+            expected = Conflict
+        elif round_.balances[Kind.POOL, ""] < round_.voucher:
+            expected = InsufficientFunds
+        claimed = self.attempt(
+            expected, lambda uow: commands.claim_wallet(uow, self.resident(subject), round_.id, now)
+        )
+        if claimed is REFUSED:
+            return
+        assert claimed == round_.voucher
+        round_.wallets.add(subject)
+        round_.move((Kind.POOL, ""), (Kind.WALLET, subject), round_.voucher)
+
+    @precondition(lambda self: self.rounds)
+    @rule(data=st.data(), by=st.sampled_from(["official", "official", "official", "outsider", "deadline"]))
+    def close_round(self, data, by):
+        round_ = self.choose_round(data)
+        actor = None if by == "deadline" else self.official(by)
+        now = datetime.now(UTC)
+        expected: type[DomainError] | None = None
+        if round_ is None:
+            expected = NotFound
+        elif actor is not None and by != "official":
+            expected = NotAllowed
+        elif round_.closed:
+            expected = Conflict
+        round_id = round_.id if round_ else uuid.uuid4()
+        summary = self.attempt(expected, lambda uow: commands.close_round(uow, actor, round_id, now))
+        if summary is REFUSED:
+            return
+        for pledge in self.pledges.values():
+            if pledge.round_id == round_.id and pledge.status == "active":
+                round_.move((Kind.PLEDGED, str(pledge.initiative_id)), (Kind.WALLET, pledge.resident), pledge.amount)
+                pledge.status = "returned"
+        for account, cents in list(round_.balances.items()):
+            if account[0] is Kind.WALLET and cents:
+                round_.move(account, (Kind.POOL, ""), cents)
+        returned = round_.balances[Kind.POOL, ""]
+        if returned:
+            round_.move((Kind.POOL, ""), (Kind.RETURNED, ""), returned)
+        for initiative in self.initiatives.values():
+            if initiative.status is InitiativeStatus.APPROVED and within(initiative.area, round_.area):
+                initiative.status = InitiativeStatus.EXPIRED
+        awarded = sum(i.awarded or 0 for i in self.initiatives.values() if i.round_id == round_.id)
+        assert summary == {"awarded_cents": awarded, "returned_cents": returned}
+        round_.closed = True
+
+    # -- rules: initiatives -------------------------------------------------------------------
+    def _approve(self, area: str, amount: int, initiators: list[str]) -> MInitiative:
+        initiative = MInitiative(uuid.uuid4(), area, initiators, amount)
+        self.attempt(
+            None,
+            lambda uow: commands.initiative_approved(uow, initiative.id, area, "Geveltuinen", initiators, amount),
+        )
+        self.initiatives[initiative.id] = initiative
+        return initiative
+
+    @rule(
+        home=st.sampled_from([True, True, True, False]),
+        amount=st.sampled_from([1_000, 2_500, 4_000, 7_500, 20_000]),
+        initiators=st.lists(st.sampled_from(INITIATORS), min_size=1, max_size=2, unique=True),
+    )
+    def approve_initiative(self, home, amount, initiators):
+        self._approve(self.buurt if home else self.away_buurt, amount, initiators)
+
+    @precondition(lambda self: self.initiatives)
+    @rule(data=st.data(), amount=st.sampled_from([1_000, 99_000]))
+    def approve_initiative_again(self, data, amount):
+        """The approval is delivered again (with another amount, even): nothing changes."""
+        initiative = self.choose_initiative(data, allow_unknown=False)
+        self.attempt(
+            None,
+            lambda uow: commands.initiative_approved(
+                uow, initiative.id, initiative.area, "Geveltuinen", initiative.initiators, amount
+            ),
+        )
+
+    @rule(data=st.data())
+    def initiative_withdrawn(self, data):
+        initiative = self.choose_initiative(data)
+        initiative_id = initiative.id if initiative else uuid.uuid4()
+        returned = self.attempt(None, lambda uow: commands.initiative_withdrawn(uow, initiative_id))
+        expected = 0
+        if initiative is not None and initiative.status is InitiativeStatus.APPROVED:
+            for pledge in self.pledges.values():
+                if pledge.initiative_id == initiative.id and pledge.status == "active":
+                    self.rounds[pledge.round_id].move(
+                        (Kind.PLEDGED, str(initiative.id)), (Kind.WALLET, pledge.resident), pledge.amount
+                    )
+                    pledge.status = "returned"
+                    expected += pledge.amount
+            initiative.status = InitiativeStatus.WITHDRAWN
+        assert returned == expected
+
+    @rule(data=st.data(), cancelled=st.booleans())
+    def initiative_finished(self, data, cancelled):
+        initiative = self.choose_initiative(data)
+        initiative_id = initiative.id if initiative else uuid.uuid4()
+        returned = self.attempt(None, lambda uow: commands.initiative_finished(uow, initiative_id, cancelled))
+        expected = 0
+        if initiative is not None and initiative.status is InitiativeStatus.AWARDED:
+            round_ = self.rounds[initiative.round_id]
+            expected = round_.balances[Kind.BUDGET, str(initiative.id)]
+            if expected:
+                target = (Kind.RETURNED, "") if round_.closed else (Kind.POOL, "")
+                round_.move((Kind.BUDGET, str(initiative.id)), target, expected)
+                initiative.returned_unspent += expected
+            initiative.status = InitiativeStatus.CANCELLED if cancelled else InitiativeStatus.COMPLETED
+        assert returned == expected
+
+    # -- rules: pledges -----------------------------------------------------------------------
+    @precondition(lambda self: self.rounds and self.initiatives)
+    @rule(
+        data=st.data(),
+        subject=st.sampled_from([*RESIDENTS, FAR_RESIDENT]),
+        amount=st.sampled_from([0, 1, 300, 1_000, 2_500, 5_000, 6_000, 25_000]),
+    )
+    def pledge(self, data, subject, amount):
+        round_ = self.choose_round(data)
+        initiative = self.choose_initiative(data)
+        now = self.when(data, round_)
+        expected: type[DomainError] | None = None
+        take = 0
+        if round_ is None:
+            expected = NotFound
+        elif round_.mechanism is not Mechanism.PLEDGE or round_.refuses_now(now):
+            expected = Conflict
+        elif initiative is None:
+            expected = NotFound
+        elif initiative.status is not InitiativeStatus.APPROVED or not within(initiative.area, round_.area):
+            expected = Conflict
+        elif subject not in round_.wallets:
+            expected = NotFound
+        elif amount <= 0:
+            expected = InvalidInput
+        else:
+            still_needed = initiative.approved - round_.balances[Kind.PLEDGED, str(initiative.id)]
+            assert still_needed > 0, "an approved initiative always still needs pledges in an open round"
+            take = min(amount, still_needed)
+            if round_.balances[Kind.WALLET, subject] < take:
+                expected = InsufficientFunds
+        round_id = round_.id if round_ else uuid.uuid4()
+        initiative_id = initiative.id if initiative else uuid.uuid4()
+        made = self.attempt(
+            expected, lambda uow: commands.pledge(uow, self.resident(subject), round_id, initiative_id, amount, now)
+        )
+        if made is REFUSED:
+            return
+        pledged = (Kind.PLEDGED, str(initiative.id))
+        round_.move((Kind.WALLET, subject), pledged, take)
+        completes = round_.balances[pledged] == initiative.approved
+        assert (made.pledge.amount_cents, made.pledge.requested_cents, made.pledge.status) == (take, amount, "active")
+        assert made.wallet_balance_cents == round_.balances[Kind.WALLET, subject]
+        assert made.pledged_to_initiative_cents == round_.balances[pledged]
+        assert made.awarded is completes
+        self.pledges[made.pledge.id] = MPledge(made.pledge.id, round_.id, initiative.id, subject, take, amount)
+        if completes:
+            for pledge in self.pledges.values():
+                if pledge.round_id == round_.id and pledge.initiative_id == initiative.id and pledge.status == "active":
+                    pledge.status = "awarded"
+            round_.move(pledged, (Kind.BUDGET, str(initiative.id)), initiative.approved)
+            initiative.status = InitiativeStatus.AWARDED
+            initiative.round_id, initiative.awarded, initiative.by_pledges = round_.id, initiative.approved, True
+
+    @precondition(lambda self: self.pledges)
+    @rule(data=st.data(), as_owner=st.sampled_from([True, True, True, False]), own_round=st.booleans())
+    def withdraw_pledge(self, data, as_owner, own_round):
+        pledge = data.draw(st.sampled_from([*self.pledges.values(), None]), label="pledge")
+        round_ = self.rounds[pledge.round_id] if pledge and own_round else self.choose_round(data, allow_unknown=False)
+        subject = pledge.resident if pledge and as_owner else data.draw(st.sampled_from(RESIDENTS), label="subject")
+        now = self.when(data, round_)
+        expected: type[DomainError] | None = None
+        if round_.refuses_now(now):
+            expected = Conflict
+        elif pledge is None or pledge.round_id != round_.id or pledge.resident != subject:
+            expected = NotFound
+        elif pledge.status != "active":
+            expected = Conflict
+        pledge_id = pledge.id if pledge else uuid.uuid4()
+        withdrawn = self.attempt(
+            expected, lambda uow: commands.withdraw_pledge(uow, self.resident(subject), round_.id, pledge_id, now)
+        )
+        if withdrawn is REFUSED:
+            return
+        round_.move((Kind.PLEDGED, str(pledge.initiative_id)), (Kind.WALLET, subject), pledge.amount)
+        pledge.status = "withdrawn"
+        assert withdrawn.wallet_balance_cents == round_.balances[Kind.WALLET, subject]
+        assert withdrawn.pledged_to_initiative_cents == round_.balances[Kind.PLEDGED, str(pledge.initiative_id)]
+
+    # -- rules: committee ---------------------------------------------------------------------
+    @precondition(lambda self: self.rounds and self.initiatives)
+    @rule(
+        data=st.data(),
+        recorder=st.sampled_from([*MEMBERS, "sg-away", "official"]),
+        share=st.sampled_from([0, 0.5, 1, 1.01]),
+        votes=st.lists(
+            st.tuples(st.sampled_from(MEMBERS), st.sampled_from(["for", "for", "against", "abstain"])), max_size=4
+        ),
+    )
+    def decide_award(self, data, recorder, share, votes):
+        round_ = self.choose_round(data)
+        initiative = self.choose_initiative(data)
+        now = self.when(data, round_)
+        actor = {
+            "sg-away": person("sg-away", Role.STEERING_GROUP, self.away),
+            "official": self.official("official"),
+        }.get(recorder) or person(recorder, Role.STEERING_GROUP, self.home)
+        amount = int((initiative.approved if initiative else 10_000) * share)
+        members = [member for member, _ in votes]
+        awarded = sum(v == "for" for _, v in votes) > sum(v == "against" for _, v in votes)
+        expected: type[DomainError] | None = None
+        if round_ is None:
+            expected = NotFound
+        elif recorder in ("sg-away", "official"):
+            expected = NotAllowed
+        elif round_.mechanism is not Mechanism.COMMITTEE or round_.refuses_now(now):
+            expected = Conflict
+        elif initiative is None:
+            expected = NotFound
+        elif initiative.status is not InitiativeStatus.APPROVED or not within(initiative.area, round_.area):
+            expected = Conflict
+        elif not 0 < amount <= initiative.approved:
+            expected = InvalidInput
+        elif len(set(members)) != len(members):
+            expected = InvalidInput
+        elif recorder not in members:
+            expected = NotAllowed
+        elif len(members) < round_.quorum:
+            expected = Conflict
+        elif awarded and round_.balances[Kind.POOL, ""] < amount:
+            expected = InsufficientFunds
+        round_id = round_.id if round_ else uuid.uuid4()
+        initiative_id = initiative.id if initiative else uuid.uuid4()
+        decided = self.attempt(
+            expected, lambda uow: commands.decide_award(uow, actor, round_id, initiative_id, amount, votes, now)
+        )
+        if decided is REFUSED:
+            return
+        assert decided[1] is awarded
+        if awarded:
+            round_.move((Kind.POOL, ""), (Kind.BUDGET, str(initiative.id)), amount)
+            initiative.status = InitiativeStatus.AWARDED
+            initiative.round_id, initiative.awarded = round_.id, amount
+
+    # -- rules: spending ----------------------------------------------------------------------
+    @precondition(lambda self: self.initiatives)
+    @rule(
+        data=st.data(),
+        claimer=st.sampled_from([*INITIATORS, "r-1"]),
+        amount=st.sampled_from([0, 100, 1_000, "left", "over"]),
+        invoice=st.sampled_from(["F-1", "F-2", "F-3"]),
+    )
+    def claim_expense(self, data, claimer, amount, invoice):
+        initiative = self.choose_initiative(data)
+        left = 0
+        if initiative is not None and initiative.round_id is not None:
+            left = self.rounds[initiative.round_id].balances[Kind.BUDGET, str(initiative.id)]
+        cents = {"left": left, "over": left + 1}.get(amount, amount)
+        expected: type[DomainError] | None = None
+        if initiative is None:
+            expected = NotFound
+        elif claimer not in initiative.initiators:
+            expected = NotAllowed
+        elif initiative.status is not InitiativeStatus.AWARDED:
+            expected = Conflict
+        elif cents <= 0:
+            expected = InvalidInput
+        elif left < cents or (initiative.id, invoice) in self.invoices:
+            expected = Conflict
+        initiative_id = initiative.id if initiative else uuid.uuid4()
+        actor = person(claimer, Role.RESIDENT, self.buurt)
+        claimed = self.attempt(
+            expected,
+            lambda uow: commands.claim_expense(
+                uow, actor, initiative_id, "Tuincentrum", cents, invoice, datetime.now(UTC)
+            ),
+        )
+        if claimed is REFUSED:
+            return
+        claim, budget = claimed
+        round_ = self.rounds[initiative.round_id]
+        round_.move((Kind.BUDGET, str(initiative.id)), (Kind.HELD, str(initiative.id)), cents)
+        self.claims[claim.id] = MClaim(claim.id, initiative.id, round_.id, cents)
+        self.invoices.add((initiative.id, invoice))
+        assert budget.left_cents == round_.balances[Kind.BUDGET, str(initiative.id)]
+        assert budget.held_cents == round_.balances[Kind.HELD, str(initiative.id)]
+
+    @precondition(lambda self: self.claims)
+    @rule(
+        data=st.data(),
+        by=st.sampled_from(["official", "steering", "outsider", "resident"]),
+        approve=st.booleans(),
+        reason=st.sampled_from([None, "  ", "te duur"]),
+    )
+    def decide_expense(self, data, by, approve, reason):
+        claim = data.draw(st.sampled_from([*self.claims.values(), None]), label="claim")
+        expected: type[DomainError] | None = None
+        if claim is None:
+            expected = NotFound
+        elif by not in ("official", "steering"):
+            expected = NotAllowed
+        elif claim.status != "held":
+            expected = Conflict
+        elif not approve and not (reason and reason.strip()):
+            expected = InvalidInput
+        claim_id = claim.id if claim else uuid.uuid4()
+        decided = self.attempt(
+            expected,
+            lambda uow: commands.decide_expense(uow, self.official(by), claim_id, approve, reason, datetime.now(UTC)),
+        )
+        if decided is REFUSED:
+            return
+        round_, owner = self.rounds[claim.round_id], str(claim.initiative_id)
+        _, payout = decided
+        if approve:
+            round_.move((Kind.HELD, owner), (Kind.PAYABLE, owner), claim.amount)
+            claim.status = "approved"
+            assert payout is not None and payout.amount_cents == claim.amount
+            self.payouts[payout.id] = MPayout(payout.id, claim.initiative_id, round_.id, claim.amount)
+        else:
+            round_.move((Kind.HELD, owner), (Kind.BUDGET, owner), claim.amount)
+            claim.status = "declined"
+            assert payout is None
+
+    @precondition(lambda self: self.payouts)
+    @rule(data=st.data(), finance=st.sampled_from([True, True, True, False]), bank=st.sampled_from(["B-1", "B-2"]))
+    def confirm_payout(self, data, finance, bank):
+        payout = data.draw(st.sampled_from([*self.payouts.values(), None]), label="payout")
+        actor = person("finance", Role.INTEGRATION, self.home) if finance else self.official("official")
+        expected: type[DomainError] | None = None
+        if not finance:
+            expected = NotAllowed
+        elif payout is None:
+            expected = NotFound
+        elif payout.status == "settled" and payout.bank_reference != bank:
+            expected = Conflict
+        payout_id = payout.id if payout else uuid.uuid4()
+        settled = self.attempt(
+            expected, lambda uow: commands.confirm_payout(uow, actor, payout_id, bank, datetime.now(UTC))
+        )
+        if settled is REFUSED:
+            return
+        if payout.status != "settled":
+            owner = str(payout.initiative_id)
+            self.rounds[payout.round_id].move((Kind.PAYABLE, owner), (Kind.PAID, owner), payout.amount)
+            payout.status, payout.bank_reference = "settled", bank
+        assert (settled.status, settled.bank_reference) == ("settled", bank)
+
+    # -- invariants ---------------------------------------------------------------------------
+    @invariant()
+    def books_are_right(self):
+        self.run(self.verify())
+
+    async def verify(self) -> None:
+        rounds, initiatives = list(self.rounds), list(self.initiatives)
+        async with self.stack.pool.acquire() as conn:
+            assert await Ledger(conn).check() == []
+            account_rows = await conn.fetch(
+                "SELECT round_id, kind, owner, balance_cents FROM accounts WHERE round_id = ANY($1::uuid[])", rounds
+            )
+            round_rows = await conn.fetch("SELECT id, status FROM rounds WHERE id = ANY($1::uuid[])", rounds)
+            pledge_rows = await conn.fetch(
+                """SELECT id, round_id, initiative_id, resident_id, amount_cents, requested_cents, status
+                   FROM pledges WHERE round_id = ANY($1::uuid[])""",
+                rounds,
+            )
+            initiative_rows = await conn.fetch(
+                """SELECT id, status, round_id, awarded_cents, approved_amount_cents FROM initiatives
+                   WHERE id = ANY($1::uuid[])""",
+                initiatives,
+            )
+            claim_rows = await conn.fetch(
+                "SELECT id, amount_cents, status FROM expense_claims WHERE initiative_id = ANY($1::uuid[])",
+                initiatives,
+            )
+            payout_rows = await conn.fetch(
+                "SELECT id, amount_cents, status, bank_reference FROM payouts WHERE initiative_id = ANY($1::uuid[])",
+                initiatives,
+            )
+            pledge_entries = await conn.fetchval(
+                "SELECT count(*) FROM journal_entries WHERE kind = 'pledge' AND reference = ANY($1::text[])",
+                [str(p) for p in self.pledges],
+            )
+
+        # The database holds exactly what the model says.
+        balances: dict[uuid.UUID, dict[tuple[Kind, str], int]] = {r: {} for r in rounds}
+        wallets: dict[uuid.UUID, set[str]] = {r: set() for r in rounds}
+        for row in account_rows:
+            account = (Kind(row["kind"]), row["owner"])
+            if row["balance_cents"]:
+                balances[row["round_id"]][account] = row["balance_cents"]
+            if account[0] is Kind.WALLET:
+                wallets[row["round_id"]].add(row["owner"])
+        for round_id, round_ in self.rounds.items():
+            assert balances[round_id] == round_.nonzero(), f"balances of round {round_id}"
+            assert wallets[round_id] == round_.wallets
+        assert {r["id"]: r["status"] for r in round_rows} == {
+            r.id: "closed" if r.closed else "open" for r in self.rounds.values()
+        }
+        assert {
+            r["id"]: (r["round_id"], r["initiative_id"], r["resident_id"], r["amount_cents"], r["requested_cents"])
+            + (r["status"],)
+            for r in pledge_rows
+        } == {
+            p.id: (p.round_id, p.initiative_id, p.resident, p.amount, p.requested, p.status)
+            for p in self.pledges.values()
+        }
+        assert {r["id"]: (InitiativeStatus(r["status"]), r["round_id"], r["awarded_cents"]) for r in initiative_rows} == {
+            i.id: (i.status, i.round_id, i.awarded) for i in self.initiatives.values()
+        }
+        assert {r["id"]: (r["amount_cents"], r["status"]) for r in claim_rows} == {
+            c.id: (c.amount, c.status) for c in self.claims.values()
+        }
+        assert {r["id"]: (r["amount_cents"], r["status"], r["bank_reference"]) for r in payout_rows} == {
+            p.id: (p.amount, p.status, p.bank_reference) for p in self.payouts.values()
+        }
+        assert pledge_entries == len(self.pledges), "every accepted pledge is booked exactly once"
+
+        # Model-level invariants, on what the database holds.
+        for round_ in self.rounds.values():
+            held = balances[round_.id]
+            assert held.get((Kind.MUNICIPALITY, ""), 0) == -round_.total
+            assert sum(c for (kind, _), c in held.items() if kind is not Kind.MUNICIPALITY) == round_.total
+            assert all(c >= 0 for (kind, _), c in held.items() if kind is not Kind.MUNICIPALITY)
+            pledges = [p for p in self.pledges.values() if p.round_id == round_.id]
+            if round_.closed:
+                assert not [p for p in pledges if p.status == "active"], "no pledge stays active in a closed round"
+                assert not [a for a in held if a[0] in (Kind.POOL, Kind.WALLET, Kind.PLEDGED)]
+            else:
+                for resident in round_.wallets:  # a resident's voucher is in the wallet or in their pledges
+                    mine = [p for p in pledges if p.resident == resident and p.status in ("active", "awarded")]
+                    assert held.get((Kind.WALLET, resident), 0) + sum(p.amount for p in mine) == round_.voucher
+            for pledge in pledges:
+                assert 0 < pledge.amount <= pledge.requested
+        for row in initiative_rows:
+            initiative = self.initiatives[row["id"]]
+            if row["awarded_cents"] is None:
+                continue
+            assert 0 < row["awarded_cents"] <= row["approved_amount_cents"], "never awarded above the approved amount"
+            held = balances[row["round_id"]]
+            owner = str(row["id"])
+            spent = sum(held.get((kind, owner), 0) for kind in (Kind.BUDGET, Kind.HELD, Kind.PAYABLE, Kind.PAID))
+            assert spent + initiative.returned_unspent == row["awarded_cents"], "an award is never more or less"
+            if initiative.by_pledges:
+                awarded_pledges = [
+                    p.amount
+                    for p in self.pledges.values()
+                    if p.initiative_id == row["id"] and p.round_id == row["round_id"] and p.status == "awarded"
+                ]
+                assert sum(awarded_pledges) == row["awarded_cents"] == row["approved_amount_cents"]
+
+
+def test_random_command_sequences_keep_the_books_right_and_refusals_move_nothing(stack):
+    LedgerMachine.stack = stack
+    run_state_machine_as_test(
+        LedgerMachine,
+        settings=settings(
+            max_examples=30,
+            stateful_step_count=30,
+            deadline=None,
+            database=None,  # no .hypothesis directory in the repository
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
