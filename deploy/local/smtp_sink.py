@@ -27,7 +27,7 @@ class Keep:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd's hook name)
+    async def handle_DATA(self, server, session, envelope) -> str:
         name = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}.eml"
         (self.directory / name).write_bytes(envelope.original_content or envelope.content)
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)

@@ -65,13 +65,27 @@ class Mailbox:
         return [m for m in self.messages if m["To"].addresses[0].addr_spec == address]
 
 
+class SmtpServer:
+    """A real SMTP server (aiosmtpd) that can be stopped and started again on the same port."""
+
+    def __init__(self, mailbox: Mailbox) -> None:
+        self.mailbox, self.port, self._controller = mailbox, free_port(), None
+
+    def start(self) -> None:
+        self._controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+
 @pytest.fixture(scope="module")
 def smtp():
     mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller, mailbox
-    controller.stop()
+    server = SmtpServer(mailbox)
+    server.start()
+    yield server, mailbox
+    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,9 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from asgi_lifespan import LifespanManager
+from vouchers.adapters.ledger import Ledger
+from vouchers.app import create
+from vouchers.settings import VouchersSettings
 
 from buurtkracht_contracts import Envelope
 from buurtkracht_contracts import initiatives as initiative_events
@@ -20,9 +23,6 @@ from buurtkracht_kit import topics
 from buurtkracht_kit.auth import mint
 from tests.integration.kit_domain import read_topic
 from tests.keys import PRIVATE, PUBLIC
-from vouchers.adapters.ledger import Ledger
-from vouchers.app import create
-from vouchers.settings import VouchersSettings
 
 pytestmark = pytest.mark.integration
 

@@ -23,19 +23,7 @@ import asyncpg
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import (
-    RuleBasedStateMachine,
-    initialize,
-    invariant,
-    precondition,
-    rule,
-    run_state_machine_as_test,
-)
-
-from buurtkracht_contracts.event import source_urn
-from buurtkracht_kit import migrations
-from buurtkracht_kit.auth import Principal, Role
-from buurtkracht_kit.db import UnitOfWork, create_pool
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 from vouchers.adapters.ledger import Ledger
 from vouchers.app import SPEC
 from vouchers.domain.ledger import Kind
@@ -50,6 +38,11 @@ from vouchers.domain.model import (
     NotFound,
 )
 from vouchers.service import commands
+
+from buurtkracht_contracts.event import source_urn
+from buurtkracht_kit import migrations
+from buurtkracht_kit.auth import Principal, Role
+from buurtkracht_kit.db import UnitOfWork, create_pool
 
 pytestmark = pytest.mark.integration
 
@@ -67,6 +60,17 @@ _wijken = itertools.count(random.randrange(100_000, 800_000, 1_000))
 
 def fresh_wijk() -> str:
     return f"WK{next(_wijken):06d}"
+
+
+def command(weight: int = 1, needs=lambda machine: True, **strategies):
+    """Marks a method as one command the machine may run: drawn with `weight` among the commands of its rule
+    whose `needs` hold, with arguments drawn from `strategies`."""
+
+    def mark(method):
+        method.weight, method.needs, method.strategies = weight, needs, strategies
+        return method
+
+    return mark
 
 
 def person(subject: str, role: Role, area: str) -> Principal:
@@ -263,25 +267,29 @@ class LedgerMachine(RuleBasedStateMachine):
             )
         return tuple(
             [tuple(counts)]
-            + [[tuple(row) for row in rows] for rows in (accounts, round_rows, pledges, initiative_rows, claims, payouts)]
+            + [
+                [tuple(row) for row in rows]
+                for rows in (accounts, round_rows, pledges, initiative_rows, claims, payouts)
+            ]
         )
 
     # -- choosing -----------------------------------------------------------------------------
-    def choose_round(self, data, allow_unknown: bool = True) -> MRound | None:
-        options: list[MRound | None] = list(self.rounds.values())
-        if allow_unknown:
-            options.append(None)
+    def choose_round(self, data, mechanism: Mechanism | None = None, allow_unknown: bool = True) -> MRound | None:
+        """A round of the example, more often an open one of `mechanism`; sometimes one nobody knows (None)."""
+        rounds = list(self.rounds.values())
+        likely = [r for r in rounds if not r.closed and mechanism in (None, r.mechanism)]
+        options: list[MRound | None] = likely * 3 + rounds + ([None] if allow_unknown else [])
         return data.draw(st.sampled_from(options), label="round")
 
-    def choose_initiative(self, data, allow_unknown: bool = True) -> MInitiative | None:
-        options: list[MInitiative | None] = list(self.initiatives.values())
-        if allow_unknown:
-            options.append(None)
-        return data.draw(st.sampled_from(options), label="initiative")
+    def choose_initiative(self, data, status: InitiativeStatus | None = None) -> MInitiative | None:
+        """An initiative of the example, more often one in `status` in the home area; sometimes an unknown one."""
+        initiatives = list(self.initiatives.values())
+        likely = [i for i in initiatives if status in (None, i.status) and i.area == self.buurt]
+        return data.draw(st.sampled_from(likely * 3 + initiatives + [None]), label="initiative")
 
     def when(self, data, round_: MRound | None) -> datetime:
         """Now, or (sometimes) just after the round's closing time, before anyone closed it."""
-        late = round_ is not None and data.draw(st.integers(0, 5), label="late") == 0
+        late = round_ is not None and data.draw(st.integers(0, 7), label="late") == 0
         return round_.closes_at + timedelta(seconds=1) if late else datetime.now(UTC)
 
     # -- rules: rounds ------------------------------------------------------------------------
@@ -341,16 +349,44 @@ class LedgerMachine(RuleBasedStateMachine):
         total=st.sampled_from([6_000, 20_000, 50_000]),
         voucher=st.sampled_from([1_000, 2_500, 5_000]),
         allow_claims=st.booleans(),
-        amount=st.sampled_from([2_500, 4_000, 7_500]),
+        committee_total=st.sampled_from([3_000, 50_000]),
+        quorum=st.sampled_from([1, 2]),
+        amounts=st.lists(st.sampled_from([1_000, 4_000, 7_500, 20_000]), min_size=1, max_size=3),
+        awarded=st.sampled_from([1_000, 2_500]),
     )
-    def start(self, total, voucher, allow_claims, amount):
-        """A pledge round with a few wallets and an approved initiative, so examples get deep quickly."""
+    def start(self, total, voucher, allow_claims, committee_total, quorum, amounts, awarded):
+        """A pledge round with wallets, a committee round, approved initiatives and one awarded by the committee:
+        examples get to pledging and spending quickly."""
         self._open_round(Mechanism.PLEDGE, total, voucher, allow_claims, None, "open", "official")
-        self._approve(self.buurt, amount, ["i-1"])
-        round_ = next(iter(self.rounds.values()))
-        self._issue(round_, ["r-1", "r-2", "r-3"], "official", datetime.now(UTC))
+        self._open_round(Mechanism.COMMITTEE, committee_total, None, False, quorum, "open", "official")
+        pledge_round, committee_round = self.rounds.values()
+        self._issue(pledge_round, RESIDENTS[: max(1, total // voucher - 1)], "official", datetime.now(UTC))
+        initiative = self._approve(self.buurt, awarded, ["i-1", "i-2"])
+        votes = [("sg-1", "for"), ("sg-2", "for")]
+        decided = self.attempt(
+            None,
+            lambda uow: commands.decide_award(
+                uow,
+                person("sg-1", Role.STEERING_GROUP, self.home),
+                committee_round.id,
+                initiative.id,
+                awarded,
+                votes,
+                datetime.now(UTC),
+            ),
+        )
+        assert decided[1] is True
+        committee_round.move((Kind.POOL, ""), (Kind.BUDGET, str(initiative.id)), awarded)
+        initiative.status, initiative.round_id, initiative.awarded = (
+            InitiativeStatus.AWARDED,
+            committee_round.id,
+            awarded,
+        )
+        for amount in amounts:
+            self._approve(self.buurt, amount, ["i-1"])
 
-    @rule(
+    @command(
+        weight=2,
         mechanism=st.sampled_from(Mechanism),
         total=st.sampled_from([0, 3_000, 10_000, 40_000]) | st.integers(1, 60_000),
         voucher=st.sampled_from([None, 0, 500, 1_000, 2_500, 5_000]),
@@ -359,7 +395,7 @@ class LedgerMachine(RuleBasedStateMachine):
         timing=st.sampled_from(["open", "open", "open", "later", "backwards"]),
         by=st.sampled_from(["official", "official", "official", "outsider", "resident"]),
     )
-    def open_round(self, mechanism, total, voucher, allow_claims, quorum, timing, by):
+    def open_round(self, data, mechanism, total, voucher, allow_claims, quorum, timing, by):
         self._open_round(mechanism, total, voucher, allow_claims, quorum, timing, by)
 
     def _issue(self, round_: MRound | None, residents: list[str], by: str, now: datetime) -> None:
@@ -388,20 +424,18 @@ class LedgerMachine(RuleBasedStateMachine):
             round_.wallets.add(resident)
             round_.move((Kind.POOL, ""), (Kind.WALLET, resident), round_.voucher)
 
-    @precondition(lambda self: self.rounds)
-    @rule(
-        data=st.data(),
+    @command(
+        weight=2,
         residents=st.lists(st.sampled_from([*RESIDENTS, FAR_RESIDENT]), max_size=5),
         by=st.sampled_from(["official", "official", "outsider", "resident"]),
     )
     def issue_wallets(self, data, residents, by):
-        round_ = self.choose_round(data)
+        round_ = self.choose_round(data, Mechanism.PLEDGE)
         self._issue(round_, residents, by, self.when(data, round_))
 
-    @precondition(lambda self: self.rounds)
-    @rule(data=st.data(), subject=st.sampled_from([*RESIDENTS, FAR_RESIDENT]))
+    @command(weight=2, subject=st.sampled_from([*RESIDENTS, FAR_RESIDENT]))
     def claim_wallet(self, data, subject):
-        round_ = self.choose_round(data, allow_unknown=False)
+        round_ = self.choose_round(data, Mechanism.PLEDGE, allow_unknown=False)
         now = self.when(data, round_)
         expected: type[DomainError] | None = None
         if round_.mechanism is not Mechanism.PLEDGE or round_.refuses_now(now):
@@ -412,19 +446,22 @@ class LedgerMachine(RuleBasedStateMachine):
             expected = Conflict
         elif round_.balances[Kind.POOL, ""] < round_.voucher:
             expected = InsufficientFunds
-        claimed = self.attempt(
-            expected, lambda uow: commands.claim_wallet(uow, self.resident(subject), round_.id, now)
-        )
+        claimed = self.attempt(expected, lambda uow: commands.claim_wallet(uow, self.resident(subject), round_.id, now))
         if claimed is REFUSED:
             return
         assert claimed == round_.voucher
         round_.wallets.add(subject)
         round_.move((Kind.POOL, ""), (Kind.WALLET, subject), round_.voucher)
 
-    @precondition(lambda self: self.rounds)
-    @rule(data=st.data(), by=st.sampled_from(["official", "official", "official", "outsider", "deadline"]))
+    @command(weight=2, by=st.sampled_from(["official", "official", "official", "outsider", "deadline"]))
     def close_round(self, data, by):
-        round_ = self.choose_round(data)
+        pledged = sorted({p.round_id for p in self.pledges.values() if p.status == "active"})
+        with_pledges = [self.rounds[r] for r in pledged] * 3
+        round_ = (
+            data.draw(st.sampled_from(with_pledges), label="round")
+            if with_pledges and data.draw(st.booleans(), label="with pledges")
+            else self.choose_round(data)
+        )
         actor = None if by == "deadline" else self.official(by)
         now = datetime.now(UTC)
         expected: type[DomainError] | None = None
@@ -465,19 +502,19 @@ class LedgerMachine(RuleBasedStateMachine):
         self.initiatives[initiative.id] = initiative
         return initiative
 
-    @rule(
+    @command(
+        weight=3,
         home=st.sampled_from([True, True, True, False]),
         amount=st.sampled_from([1_000, 2_500, 4_000, 7_500, 20_000]),
         initiators=st.lists(st.sampled_from(INITIATORS), min_size=1, max_size=2, unique=True),
     )
-    def approve_initiative(self, home, amount, initiators):
+    def approve_initiative(self, data, home, amount, initiators):
         self._approve(self.buurt if home else self.away_buurt, amount, initiators)
 
-    @precondition(lambda self: self.initiatives)
-    @rule(data=st.data(), amount=st.sampled_from([1_000, 99_000]))
+    @command(amount=st.sampled_from([1_000, 99_000]))
     def approve_initiative_again(self, data, amount):
         """The approval is delivered again (with another amount, even): nothing changes."""
-        initiative = self.choose_initiative(data, allow_unknown=False)
+        initiative = data.draw(st.sampled_from(list(self.initiatives.values())), label="initiative")
         self.attempt(
             None,
             lambda uow: commands.initiative_approved(
@@ -485,9 +522,15 @@ class LedgerMachine(RuleBasedStateMachine):
             ),
         )
 
-    @rule(data=st.data())
+    @command()
     def initiative_withdrawn(self, data):
-        initiative = self.choose_initiative(data)
+        pledged = {p.initiative_id for p in self.pledges.values() if p.status == "active"}
+        with_pledges = [self.initiatives[i] for i in sorted(pledged)] * 3
+        initiative = (
+            data.draw(st.sampled_from(with_pledges), label="initiative")
+            if with_pledges and data.draw(st.booleans(), label="with pledges")
+            else self.choose_initiative(data, InitiativeStatus.APPROVED)
+        )
         initiative_id = initiative.id if initiative else uuid.uuid4()
         returned = self.attempt(None, lambda uow: commands.initiative_withdrawn(uow, initiative_id))
         expected = 0
@@ -502,9 +545,9 @@ class LedgerMachine(RuleBasedStateMachine):
             initiative.status = InitiativeStatus.WITHDRAWN
         assert returned == expected
 
-    @rule(data=st.data(), cancelled=st.booleans())
+    @command(weight=2, cancelled=st.booleans())
     def initiative_finished(self, data, cancelled):
-        initiative = self.choose_initiative(data)
+        initiative = self.choose_initiative(data, InitiativeStatus.AWARDED)
         initiative_id = initiative.id if initiative else uuid.uuid4()
         returned = self.attempt(None, lambda uow: commands.initiative_finished(uow, initiative_id, cancelled))
         expected = 0
@@ -519,15 +562,15 @@ class LedgerMachine(RuleBasedStateMachine):
         assert returned == expected
 
     # -- rules: pledges -----------------------------------------------------------------------
-    @precondition(lambda self: self.rounds and self.initiatives)
-    @rule(
-        data=st.data(),
-        subject=st.sampled_from([*RESIDENTS, FAR_RESIDENT]),
-        amount=st.sampled_from([0, 1, 300, 1_000, 2_500, 5_000, 6_000, 25_000]),
+    @command(
+        weight=4,
+        amount=st.sampled_from([0, 1, 300, 1_000, 1_000, 2_500, 2_500, 5_000, 6_000, 25_000]),
     )
-    def pledge(self, data, subject, amount):
-        round_ = self.choose_round(data)
-        initiative = self.choose_initiative(data)
+    def pledge(self, data, amount):
+        round_ = self.choose_round(data, Mechanism.PLEDGE)
+        initiative = self.choose_initiative(data, InitiativeStatus.APPROVED)
+        holders = sorted(round_.wallets) if round_ else []
+        subject = data.draw(st.sampled_from(holders * 5 + [*RESIDENTS, FAR_RESIDENT]), label="subject")
         now = self.when(data, round_)
         expected: type[DomainError] | None = None
         take = 0
@@ -572,10 +615,12 @@ class LedgerMachine(RuleBasedStateMachine):
             initiative.status = InitiativeStatus.AWARDED
             initiative.round_id, initiative.awarded, initiative.by_pledges = round_.id, initiative.approved, True
 
-    @precondition(lambda self: self.pledges)
-    @rule(data=st.data(), as_owner=st.sampled_from([True, True, True, False]), own_round=st.booleans())
+    @command(
+        needs=lambda self: self.pledges, as_owner=st.sampled_from([True, True, True, False]), own_round=st.booleans()
+    )
     def withdraw_pledge(self, data, as_owner, own_round):
-        pledge = data.draw(st.sampled_from([*self.pledges.values(), None]), label="pledge")
+        active = [p for p in self.pledges.values() if p.status == "active"]
+        pledge = data.draw(st.sampled_from(active * 3 + [*self.pledges.values(), None]), label="pledge")
         round_ = self.rounds[pledge.round_id] if pledge and own_round else self.choose_round(data, allow_unknown=False)
         subject = pledge.resident if pledge and as_owner else data.draw(st.sampled_from(RESIDENTS), label="subject")
         now = self.when(data, round_)
@@ -598,18 +643,22 @@ class LedgerMachine(RuleBasedStateMachine):
         assert withdrawn.pledged_to_initiative_cents == round_.balances[Kind.PLEDGED, str(pledge.initiative_id)]
 
     # -- rules: committee ---------------------------------------------------------------------
-    @precondition(lambda self: self.rounds and self.initiatives)
-    @rule(
-        data=st.data(),
-        recorder=st.sampled_from([*MEMBERS, "sg-away", "official"]),
-        share=st.sampled_from([0, 0.5, 1, 1.01]),
+    @command(
+        recorder=st.sampled_from([*MEMBERS, *MEMBERS, "sg-away", "official"]),
+        share=st.sampled_from([0, 0.5, 1, 1, 1.01]),
+        recorder_votes=st.sampled_from([None, "for", "for", "against", "abstain"]),
         votes=st.lists(
-            st.tuples(st.sampled_from(MEMBERS), st.sampled_from(["for", "for", "against", "abstain"])), max_size=4
-        ),
+            st.tuples(st.sampled_from(MEMBERS), st.sampled_from(["for", "for", "against", "abstain"])),
+            max_size=3,
+            unique_by=lambda vote: vote[0],
+        )
+        | st.lists(st.tuples(st.sampled_from(MEMBERS), st.sampled_from(["for", "against"])), max_size=3),
     )
-    def decide_award(self, data, recorder, share, votes):
-        round_ = self.choose_round(data)
-        initiative = self.choose_initiative(data)
+    def decide_award(self, data, recorder, share, recorder_votes, votes):
+        round_ = self.choose_round(data, Mechanism.COMMITTEE)
+        initiative = self.choose_initiative(data, InitiativeStatus.APPROVED)
+        if recorder_votes and recorder in MEMBERS:
+            votes = [(recorder, recorder_votes), *(vote for vote in votes if vote[0] != recorder)]
         now = self.when(data, round_)
         actor = {
             "sg-away": person("sg-away", Role.STEERING_GROUP, self.away),
@@ -653,15 +702,19 @@ class LedgerMachine(RuleBasedStateMachine):
             initiative.round_id, initiative.awarded = round_.id, amount
 
     # -- rules: spending ----------------------------------------------------------------------
-    @precondition(lambda self: self.initiatives)
-    @rule(
-        data=st.data(),
-        claimer=st.sampled_from([*INITIATORS, "r-1"]),
+    @command(
+        weight=2,
+        initiator=st.sampled_from([True, True, True, False]),
         amount=st.sampled_from([0, 100, 1_000, "left", "over"]),
         invoice=st.sampled_from(["F-1", "F-2", "F-3"]),
     )
-    def claim_expense(self, data, claimer, amount, invoice):
-        initiative = self.choose_initiative(data)
+    def claim_expense(self, data, initiator, amount, invoice):
+        initiative = self.choose_initiative(data, InitiativeStatus.AWARDED)
+        claimer = (
+            initiative.initiators[0]
+            if initiative and initiator
+            else data.draw(st.sampled_from([*INITIATORS, "r-1"]), label="claimer")
+        )
         left = 0
         if initiative is not None and initiative.round_id is not None:
             left = self.rounds[initiative.round_id].balances[Kind.BUDGET, str(initiative.id)]
@@ -695,15 +748,16 @@ class LedgerMachine(RuleBasedStateMachine):
         assert budget.left_cents == round_.balances[Kind.BUDGET, str(initiative.id)]
         assert budget.held_cents == round_.balances[Kind.HELD, str(initiative.id)]
 
-    @precondition(lambda self: self.claims)
-    @rule(
-        data=st.data(),
-        by=st.sampled_from(["official", "steering", "outsider", "resident"]),
+    @command(
+        weight=2,
+        needs=lambda self: self.claims,
+        by=st.sampled_from(["official", "steering", "official", "steering", "outsider", "resident"]),
         approve=st.booleans(),
         reason=st.sampled_from([None, "  ", "te duur"]),
     )
     def decide_expense(self, data, by, approve, reason):
-        claim = data.draw(st.sampled_from([*self.claims.values(), None]), label="claim")
+        held = [c for c in self.claims.values() if c.status == "held"]
+        claim = data.draw(st.sampled_from(held * 3 + [*self.claims.values(), None]), label="claim")
         expected: type[DomainError] | None = None
         if claim is None:
             expected = NotFound
@@ -732,10 +786,15 @@ class LedgerMachine(RuleBasedStateMachine):
             claim.status = "declined"
             assert payout is None
 
-    @precondition(lambda self: self.payouts)
-    @rule(data=st.data(), finance=st.sampled_from([True, True, True, False]), bank=st.sampled_from(["B-1", "B-2"]))
+    @command(
+        weight=2,
+        needs=lambda self: self.payouts,
+        finance=st.sampled_from([True, True, True, False]),
+        bank=st.sampled_from(["B-1", "B-2"]),
+    )
     def confirm_payout(self, data, finance, bank):
-        payout = data.draw(st.sampled_from([*self.payouts.values(), None]), label="payout")
+        requested = [p for p in self.payouts.values() if p.status == "requested"]
+        payout = data.draw(st.sampled_from(requested * 3 + [*self.payouts.values(), None]), label="payout")
         actor = person("finance", Role.INTEGRATION, self.home) if finance else self.official("official")
         expected: type[DomainError] | None = None
         if not finance:
@@ -756,6 +815,35 @@ class LedgerMachine(RuleBasedStateMachine):
             payout.status, payout.bank_reference = "settled", bank
         assert (settled.status, settled.bank_reference) == ("settled", bank)
 
+    # -- rules: each runs one command of its group --------------------------------------------
+    def perform(self, data, names: list[str]) -> None:
+        available = [name for name in names if getattr(self, name).needs(self)]
+        name = data.draw(st.sampled_from([n for n in available for _ in range(getattr(self, n).weight)]), label="do")
+        method = getattr(self, name)
+        method(data, **{arg: data.draw(strategy, label=arg) for arg, strategy in method.strategies.items()})
+
+    @rule(data=st.data())
+    def rounds_and_wallets(self, data):
+        self.perform(data, ["open_round", "issue_wallets", "claim_wallet", "close_round"])
+
+    @rule(data=st.data())
+    def initiatives_change(self, data):
+        self.perform(
+            data, ["approve_initiative", "approve_initiative_again", "initiative_withdrawn", "initiative_finished"]
+        )
+
+    @rule(data=st.data())
+    def residents_pledge(self, data):
+        self.perform(data, ["pledge", "withdraw_pledge"])
+
+    @rule(data=st.data())
+    def steering_group_decides(self, data):
+        self.perform(data, ["decide_award"])
+
+    @rule(data=st.data())
+    def initiatives_spend(self, data):
+        self.perform(data, ["claim_expense", "decide_expense", "confirm_payout"])
+
     # -- invariants ---------------------------------------------------------------------------
     @invariant()
     def books_are_right(self):
@@ -764,7 +852,8 @@ class LedgerMachine(RuleBasedStateMachine):
     async def verify(self) -> None:
         rounds, initiatives = list(self.rounds), list(self.initiatives)
         async with self.stack.pool.acquire() as conn:
-            assert await Ledger(conn).check() == []
+            for round_id in rounds:  # the example's rounds: a failed example leaves the next ones alone
+                assert await Ledger(conn).check(round_id) == []
             account_rows = await conn.fetch(
                 "SELECT round_id, kind, owner, balance_cents FROM accounts WHERE round_id = ANY($1::uuid[])", rounds
             )
@@ -807,17 +896,14 @@ class LedgerMachine(RuleBasedStateMachine):
         assert {r["id"]: r["status"] for r in round_rows} == {
             r.id: "closed" if r.closed else "open" for r in self.rounds.values()
         }
-        assert {
-            r["id"]: (r["round_id"], r["initiative_id"], r["resident_id"], r["amount_cents"], r["requested_cents"])
-            + (r["status"],)
-            for r in pledge_rows
-        } == {
+        columns = ("round_id", "initiative_id", "resident_id", "amount_cents", "requested_cents", "status")
+        assert {r["id"]: tuple(r[c] for c in columns) for r in pledge_rows} == {
             p.id: (p.round_id, p.initiative_id, p.resident, p.amount, p.requested, p.status)
             for p in self.pledges.values()
         }
-        assert {r["id"]: (InitiativeStatus(r["status"]), r["round_id"], r["awarded_cents"]) for r in initiative_rows} == {
-            i.id: (i.status, i.round_id, i.awarded) for i in self.initiatives.values()
-        }
+        assert {
+            r["id"]: (InitiativeStatus(r["status"]), r["round_id"], r["awarded_cents"]) for r in initiative_rows
+        } == {i.id: (i.status, i.round_id, i.awarded) for i in self.initiatives.values()}
         assert {r["id"]: (r["amount_cents"], r["status"]) for r in claim_rows} == {
             c.id: (c.amount, c.status) for c in self.claims.values()
         }

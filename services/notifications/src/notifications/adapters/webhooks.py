@@ -16,7 +16,6 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import asyncpg
 import httpx
@@ -300,14 +299,13 @@ class Answer:
 
     status_code: int | None
     error: str | None
-    started_at: datetime | None = None
 
 
-async def post(client: httpx.AsyncClient, url: str, headers: dict[str, str], body: str, timeout: float) -> Answer:
-    """POST the body; the whole attempt, reading the answer included, ends after `timeout` seconds.
+async def post(client: httpx.AsyncClient, url: str, headers: dict[str, str], body: str, seconds: float) -> Answer:
+    """POST the body; the whole attempt, reading the answer included, ends after `seconds`.
     Only the first few hundred bytes of an answer are read (they go into the delivery log on failure)."""
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(seconds):
             async with client.stream("POST", url, content=body.encode(), headers=headers) as response:
                 excerpt = b""
                 async for chunk in response.aiter_bytes():
@@ -315,7 +313,7 @@ async def post(client: httpx.AsyncClient, url: str, headers: dict[str, str], bod
                     if len(excerpt) >= MAX_RESPONSE_EXCERPT:
                         break
     except TimeoutError:
-        return Answer(None, f"timed out after {timeout:g} s")
+        return Answer(None, f"timed out after {seconds:g} s")
     except httpx.TimeoutException as error:
         return Answer(None, f"timed out: {type(error).__name__}")
     except (httpx.HTTPError, OSError) as error:

@@ -198,7 +198,3 @@ def outcome(
     elif consecutive_failures >= disable_after:
         disable = "repeated_failures"
     return Outcome(delivered=False, final=attempts_made >= max_attempts, disable=disable)
-
-
-def describe_answer(status_code: int, reason: str) -> str:
-    return f"HTTP {status_code} {reason}".strip()

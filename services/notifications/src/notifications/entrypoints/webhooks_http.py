@@ -1,5 +1,190 @@
-"""Webhook subscriptions API (being written)."""
+"""HTTP API of webhook subscriptions (`/api/v1/webhook-subscriptions`), for admins only.
 
-from fastapi import APIRouter
+The signing secret is answered once, to the admin who creates the subscription; no other answer holds it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from buurtkracht_kit.auth import Principal, Role, require
+from buurtkracht_kit.db import UnitOfWork
+from buurtkracht_kit.problems import Problem
+
+from ..adapters import webhooks as store
+from ..domain import webhooks as rules
+from ..domain.webhooks import Delivery, DeliveryStatus, Reason, Subscription, SubscriptionStatus
+from ..service import webhooks
 
 router = APIRouter(prefix="/api/v1/webhook-subscriptions", tags=["webhooks"])
+
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+EndpointUrl = Annotated[
+    str,
+    Field(min_length=1, max_length=rules.MAX_URL_LENGTH, examples=["https://example.org/hooks/buurtkracht"]),
+    AfterValidator(rules.check_url),
+]
+EventTypeFilter = Annotated[
+    str,
+    Field(min_length=1, max_length=200, examples=["nl.buurtkracht.vouchers.*"]),
+    AfterValidator(rules.check_filter),
+]
+
+
+class NewSubscription(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: EndpointUrl = Field(description="Where deliveries are POSTed (http or https)")
+    event_types: list[EventTypeFilter] = Field(
+        default_factory=list,
+        max_length=rules.MAX_FILTERS,
+        description="CloudEvents types, or prefixes ending in `.*`; empty means every type",
+    )
+    description: str = Field("", max_length=500)
+
+
+class SubscriptionOut(BaseModel):
+    id: uuid.UUID
+    url: str
+    event_types: list[str]
+    description: str
+    status: SubscriptionStatus
+    disabled_reason: Reason | None
+    disabled_at: datetime | None
+    consecutive_failures: int
+    created_by: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, subscription: Subscription) -> SubscriptionOut:
+        return cls(
+            id=subscription.id,
+            url=subscription.url,
+            event_types=subscription.event_types,
+            description=subscription.description,
+            status=subscription.status,
+            disabled_reason=subscription.disabled_reason,
+            disabled_at=subscription.disabled_at,
+            consecutive_failures=subscription.consecutive_failures,
+            created_by=subscription.created_by,
+            created_at=subscription.created_at,
+        )
+
+
+class CreatedSubscription(SubscriptionOut):
+    secret: str = Field(description="The Standard Webhooks signing secret (`whsec_...`); shown only in this answer")
+
+
+class SubscriptionPage(BaseModel):
+    items: list[SubscriptionOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class DeliveryOut(BaseModel):
+    id: uuid.UUID = Field(description="The `webhook-id` header of every attempt")
+    event_id: uuid.UUID
+    event_type: str
+    status: DeliveryStatus
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None = Field(description="While pending; not sent while the subscription is disabled")
+    delivered_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, delivery: Delivery) -> DeliveryOut:
+        return cls(
+            id=delivery.id,
+            event_id=delivery.event_id,
+            event_type=delivery.event_type,
+            status=delivery.status,
+            attempts=delivery.attempts,
+            last_status_code=delivery.last_status_code,
+            last_error=delivery.last_error,
+            last_attempt_at=delivery.last_attempt_at,
+            next_attempt_at=delivery.next_attempt_at,
+            delivered_at=delivery.delivered_at,
+            created_at=delivery.created_at,
+        )
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut]
+    total: int
+    limit: int
+    offset: int
+
+
+def _unit_of_work(request: Request) -> UnitOfWork:
+    return UnitOfWork(request.app.state.pool, request.app.state.settings.event_source)
+
+
+@router.post("", status_code=201, summary="Subscribe an endpoint to events; the answer holds the signing secret once")
+async def create_subscription(
+    body: NewSubscription, admin: Admin, request: Request, response: Response
+) -> CreatedSubscription:
+    async with _unit_of_work(request) as uow:
+        subscription, secret = await webhooks.create_subscription(
+            uow, admin, url=body.url, event_types=body.event_types, description=body.description
+        )
+        await uow.commit()
+    response.headers["Location"] = f"{router.prefix}/{subscription.id}"
+    return CreatedSubscription(**SubscriptionOut.of(subscription).model_dump(), secret=secret)
+
+
+@router.get("", summary="Every webhook subscription, newest first")
+async def list_subscriptions(
+    admin: Admin,
+    request: Request,
+    status: SubscriptionStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> SubscriptionPage:
+    async with request.app.state.pool.acquire() as conn:
+        found, total = await store.subscriptions(conn, status, limit, offset)
+    return SubscriptionPage(items=[SubscriptionOut.of(s) for s in found], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{subscription_id}", summary="One webhook subscription")
+async def get_subscription(subscription_id: uuid.UUID, admin: Admin, request: Request) -> SubscriptionOut:
+    async with request.app.state.pool.acquire() as conn:
+        subscription = await store.subscription(conn, subscription_id)
+    if subscription is None:
+        raise Problem.not_found(f"webhook subscription {subscription_id}")
+    return SubscriptionOut.of(subscription)
+
+
+@router.get("/{subscription_id}/deliveries", summary="The delivery log of a subscription, newest first")
+async def list_deliveries(
+    subscription_id: uuid.UUID,
+    admin: Admin,
+    request: Request,
+    status: DeliveryStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> DeliveryPage:
+    async with request.app.state.pool.acquire() as conn:
+        if await store.subscription(conn, subscription_id) is None:
+            raise Problem.not_found(f"webhook subscription {subscription_id}")
+        found, total = await store.deliveries(conn, subscription_id, status, limit, offset)
+    return DeliveryPage(items=[DeliveryOut.of(d) for d in found], total=total, limit=limit, offset=offset)
+
+
+@router.post("/{subscription_id}/enable", summary="Switch a disabled subscription on again; what waited is sent")
+async def enable_subscription(subscription_id: uuid.UUID, admin: Admin, request: Request) -> SubscriptionOut:
+    try:
+        async with _unit_of_work(request) as uow:
+            subscription = await webhooks.enable_subscription(uow, subscription_id)
+            await uow.commit()
+    except webhooks.NotFound as error:
+        raise Problem.not_found(str(error)) from error
+    return SubscriptionOut.of(subscription)
