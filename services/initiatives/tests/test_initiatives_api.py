@@ -69,10 +69,10 @@ async def service(scratch_database, kafka_bootstrap, tmp_path_factory):
     service = create(settings)
     async with LifespanManager(service.app):
         for _ in range(300):  # the consumer starts at the end of the topic: wait until it holds its partitions
-            if service.assigned_partitions():
+            if await service.consuming():
                 break
             await asyncio.sleep(0.1)
-        assert service.assigned_partitions(), "the consumer group never got its partitions"
+        assert await service.consuming(), "the consumer group never got its partitions"
         yield service
 
 

@@ -29,8 +29,11 @@ from tests.keys import PRIVATE, PUBLIC
 
 pytestmark = pytest.mark.integration
 
-WIJK, BUURT = "WK036300", "BU03630001"
+WIJK = f"WK0599{uuid.uuid4().int % 100:02d}"  # an area of its own: other tests put events of WK036300 on Kafka
+BUURT = f"BU{WIJK[2:]}01"
 SOURCE = "urn:nld:oin:00000000000000000000:systeem:buurtkracht-initiatives"
+RUN = uuid.uuid4().hex[:6]  # other tests put events of their own residents on the same topics
+OWNER, SUPPORTER, FOLLOWER, OFFICIAL = (f"{who}-{RUN}" for who in ("r-owner", "r-sup", "r-fol", "o-1"))
 
 
 def token(sub: str, roles: list[str], areas: list[str]) -> dict[str, str]:
@@ -107,10 +110,10 @@ async def service(scratch_database, kafka_bootstrap, tmp_path_factory, smtp):
     service = create(settings)
     async with LifespanManager(service.app):
         for _ in range(300):
-            if service.assigned_partitions():
+            if await service.consuming():
                 break
             await asyncio.sleep(0.1)
-        assert service.assigned_partitions()
+        assert await service.consuming()
         yield service
 
 
@@ -152,18 +155,18 @@ async def register(api, sub: str, address: str, language: str, roles=("resident"
 
 
 def facts(initiative_id: uuid.UUID) -> dict:
-    return {"initiative_id": initiative_id, "area_code": BUURT, "title": "Geveltuinen", "initiators": ["r-owner"]}
+    return {"initiative_id": initiative_id, "area_code": BUURT, "title": "Geveltuinen", "initiators": [OWNER]}
 
 
 async def test_events_become_inbox_messages_and_email_in_each_persons_language_once(
     api, service, kafka_bootstrap, smtp
 ):
     _, mailbox = smtp
-    owner = await register(api, "r-owner", "owner@example.nl", "nl")
-    supporter = await register(api, "r-sup", "supporter@example.nl", "en")
-    follower = await register(api, "r-fol", "follower@example.nl", "nl", frequency="daily")
+    owner = await register(api, OWNER, "owner@example.nl", "nl")
+    supporter = await register(api, SUPPORTER, "supporter@example.nl", "en")
+    follower = await register(api, FOLLOWER, "follower@example.nl", "nl", frequency="daily")
     assert (await api.put("/api/v1/area-follows/me", json={"area_codes": [WIJK]}, headers=follower)).status_code == 200
-    await register(api, "o-1", "official@gemeente.example", "nl", roles=("official",), areas=(WIJK,))
+    await register(api, OFFICIAL, "official@gemeente.example", "nl", roles=("official",), areas=(WIJK,))
 
     iid = uuid.uuid4()
     submitted = i.InitiativeSubmitted(
@@ -178,10 +181,10 @@ async def test_events_become_inbox_messages_and_email_in_each_persons_language_o
     envelopes = await publish(
         kafka_bootstrap,
         submitted,
-        i.InitiativeSupported(**facts(iid), supporter_id="r-sup", support_count=1),
+        i.InitiativeSupported(**facts(iid), supporter_id=SUPPORTER, support_count=1),
         i.SupportThresholdReached(**facts(iid), support_count=1),
         i.InitiativeApproved(
-            **facts(iid), official_id="o-1", requested_amount_cents=75_000, approved_amount_cents=70_000
+            **facts(iid), official_id=OFFICIAL, requested_amount_cents=75_000, approved_amount_cents=70_000
         ),
     )
     await publish(kafka_bootstrap, submitted)  # a new envelope of the same fact: a new event id
@@ -212,7 +215,7 @@ async def test_events_become_inbox_messages_and_email_in_each_persons_language_o
     )
     assert [m["Subject"] for m in mailbox.to("supporter@example.nl")] == ["'Geveltuinen' was approved"]
     assert [m["Subject"] for m in mailbox.to("official@gemeente.example")] == [
-        "Ter beoordeling: 'Geveltuinen' (BU03630001)"
+        f"Ter beoordeling: 'Geveltuinen' ({BUURT})"
     ]
     approved = next(m for m in mailbox.to("owner@example.nl") if "goedgekeurd" in m["Subject"])
     assert "€ 700,00" in approved.get_body(("plain",)).get_content()
@@ -232,19 +235,19 @@ async def test_events_become_inbox_messages_and_email_in_each_persons_language_o
     assert mailbox.to("follower@example.nl") == [], "a daily digest waits"
     statuses = (await api.get("/api/v1/notifications/me", headers=follower)).json()
     assert {(n["channel"], n["status"]) for n in statuses} == {("inbox", "delivered"), ("email", "digest")}
-    assert await dispatch.send_digest(service, "r-fol") == 1
-    assert await dispatch.send_digest(service, "r-fol") == 0, "a digest is never empty"
+    assert await dispatch.send_digest(service, FOLLOWER) == 1
+    assert await dispatch.send_digest(service, FOLLOWER) == 0, "a digest is never empty"
     [digest] = mailbox.to("follower@example.nl")
     assert digest["Subject"] == "Buurtkracht: 2 nieuwe meldingen"
 
 
 async def test_email_waits_in_the_database_while_the_mail_server_is_down(api, service, kafka_bootstrap, smtp):
     controller, mailbox = smtp
-    await register(api, "r-owner", "owner@example.nl", "nl")
+    await register(api, OWNER, "owner@example.nl", "nl")
     iid = uuid.uuid4()
     controller.stop()
     try:
-        await publish(kafka_bootstrap, i.InitiativeRejected(**facts(iid), official_id="o-1", reason="Buiten budget"))
+        await publish(kafka_bootstrap, i.InitiativeRejected(**facts(iid), official_id=OFFICIAL, reason="Buiten budget"))
 
         async def failed_once():
             async with service.pool.acquire() as conn:

@@ -740,10 +740,10 @@ async def test_an_event_from_kafka_reaches_a_subscribed_endpoint_signed_and_once
         service = create(settings)
         async with LifespanManager(service.app):
             for _ in range(300):
-                if service.assigned_partitions():
+                if await service.consuming():
                     break
                 await asyncio.sleep(0.1)
-            assert service.assigned_partitions()
+            assert await service.consuming()
             transport = httpx.ASGITransport(app=service.app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
                 hook, other = path(), path()

@@ -67,10 +67,10 @@ async def service(scratch_database, kafka_bootstrap, tmp_path_factory):
     service = create(settings)
     async with LifespanManager(service.app):
         for _ in range(300):
-            if service.assigned_partitions():
+            if await service.consuming():
                 break
             await asyncio.sleep(0.1)
-        assert service.assigned_partitions()
+        assert await service.consuming()
         yield service
 
 

@@ -210,6 +210,17 @@ class Service:
         )
         return document.to_specification().to_jsonable()
 
+    async def consuming(self) -> bool:
+        """Whether the consumer holds partitions and knows where it reads from in each (its starting offsets
+        are resolved: with `consumer_start=latest`, records produced after this are consumed)."""
+        found = False
+        for subscriber in self.broker.subscribers:
+            consumer = getattr(subscriber, "consumer", None)
+            for partition in consumer.assignment() if consumer is not None else ():
+                await consumer.position(partition)
+                found = True
+        return found
+
     def assigned_partitions(self) -> set[tuple[str, int]]:
         """The (topic, partition) pairs this replica consumes now; empty before the group assigned any."""
         assigned: set[tuple[str, int]] = set()
