@@ -2,6 +2,7 @@
 #
 #   make run        install, start the local stack (Kafka, PostgreSQL), create topics, run the services
 #   make test       install, start the stack, run every test tier, stop the stack (if this run started it)
+#   make demo       walk the resident journey against the running system (after make run), with a timeline
 #
 #   make install    the Python workspace (contracts, kit, services) from uv.lock, and local signing keys
 #   make topics     create the event and dead-letter topics
@@ -34,10 +35,10 @@ RUN := $(UV) run --frozen --no-sync
 PYTEST := $(RUN) pytest
 SERVICES := $(notdir $(patsubst %/app.py,%,$(wildcard services/*/src/*/app.py)))
 
-.PHONY: help install run test test-unit test-integration test-fault topics migrate lint schemas docs bench keys ledger-check mail
+.PHONY: help install run test test-unit test-integration test-fault topics migrate lint schemas docs bench keys ledger-check mail demo
 
 help:
-	@sed -n '2,17p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,18p' Makefile | sed 's/^# \{0,1\}//'
 
 $(UV):
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11+ is needed: apt-get install python3.11 python3.11-venv"; exit 1; }
@@ -89,6 +90,9 @@ schemas: install
 
 docs: install
 	@for service in $(SERVICES); do $(RUN) buurtkracht docs "$$service" --out "services/$$service/docs"; done
+
+demo: install
+	@$(RUN) python deploy/local/journey.py demo
 
 mail:
 	@$(RUN) python deploy/local/smtp_sink.py list --dir "$(LOCAL_DIR)/mail"

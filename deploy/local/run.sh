@@ -1,25 +1,25 @@
 #!/usr/bin/env bash
-# `make run`, after the stack is up, topics exist and migrations ran: run every service under one supervisor.
+# `make run`, after the stack is up, topics exist and migrations ran: every service under one supervisor
+# (honcho; Ctrl-C stops them all), demo data loaded once, and where everything is.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-procfile=deploy/local/Procfile
-echo
-echo "Buurtkracht local stack"
-deploy/local/stack.sh status
-echo
-echo "  connection variables:  make stack-env"
-echo "  a token for the APIs:  uv run buurtkracht token --sub r-123 --role resident --area BU03630001"
-echo "  logs:                  ${LOCAL_DIR:-.local}/logs/"
-echo "  stop the stack:        make stack-down"
-if [ ! -s "$procfile" ] || ! grep -q '^[a-z]' "$procfile"; then
-  echo
-  echo "No services are defined in $procfile yet: the stack stays up until 'make stack-down'."
-  exit 0
+uv run --frozen --no-sync honcho -f deploy/local/Procfile start &
+supervisor=$!
+trap 'kill -TERM "$supervisor" 2>/dev/null; wait "$supervisor"' INT TERM
+if ! uv run --frozen --no-sync python deploy/local/journey.py demo-data; then
+  echo "demo data could not be loaded; the services keep running (see their output above)" >&2
 fi
-echo
-echo "  initiatives API:       http://127.0.0.1:8001/docs  (AsyncAPI: /asyncapi.json, metrics: /metrics)"
-echo "  vouchers API:          http://127.0.0.1:8002/docs  (ledger check: make ledger-check)"
-echo "  notifications API:     http://127.0.0.1:8003/docs"
-echo "  email sent (SMTP sink on 127.0.0.1:10025): make mail"
-echo
-exec uv run --frozen --no-sync honcho -f "$procfile" start
+cat <<TEXT
+
+Buurtkracht is running on the local stack:
+$(deploy/local/stack.sh status)
+  initiatives API      http://127.0.0.1:8001/docs   AsyncAPI /asyncapi.json, metrics /metrics
+  vouchers API         http://127.0.0.1:8002/docs   (make ledger-check)
+  notifications API    http://127.0.0.1:8003/docs
+  email sent           SMTP sink on 127.0.0.1:10025: make mail
+  the whole journey    make demo   (in a second terminal)
+  a token              uv run buurtkracht token --sub r-123 --role resident --area BU03630001
+  connection variables make stack-env;  logs of Kafka and PostgreSQL in ${LOCAL_DIR:-.local}/logs/
+Ctrl-C stops the services; make stack-down stops Kafka and PostgreSQL.
+TEXT
+wait "$supervisor"

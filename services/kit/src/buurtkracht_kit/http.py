@@ -17,7 +17,12 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-def install(app: FastAPI, metrics: ServiceMetrics, readiness: dict[str, ReadinessCheck]) -> None:
+def install(
+    app: FastAPI,
+    metrics: ServiceMetrics,
+    readiness: dict[str, ReadinessCheck],
+    consuming: Callable[[], Awaitable[bool]] | None = None,
+) -> None:
     problems.install(app)
 
     @app.middleware("http")
@@ -52,9 +57,13 @@ def install(app: FastAPI, metrics: ServiceMetrics, readiness: dict[str, Readines
             except Exception as error:  # any failure means not ready; the reason is reported
                 results[name] = f"failing: {type(error).__name__}"
         ready = all(value == "ok" for value in results.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": results}, status_code=200 if ready else 503
-        )
+        body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": results}
+        if consuming is not None:  # informational: a replica without partitions is still ready to serve HTTP
+            try:
+                body["consuming"] = await asyncio.wait_for(consuming(), timeout=2.0)
+            except Exception:
+                body["consuming"] = False
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:

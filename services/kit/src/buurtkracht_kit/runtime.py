@@ -88,6 +88,7 @@ class Service:
             self.app,
             self.metrics,
             {"database": self._check_database, "kafka": self._check_kafka, "workers": self._check_tasks},
+            consuming=self.consuming if spec.subscribed_topics else None,
         )
         self.app.add_api_route("/asyncapi.json", self.asyncapi, include_in_schema=False)
         for error_type, to_problem in spec.problems.items():

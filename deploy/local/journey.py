@@ -1,0 +1,522 @@
+"""The resident journey through the three services' public APIs, with a readable timeline.
+
+Used by `make demo` (against the running system of `make run`), by `make run` to load demo data, and by
+the end-to-end tests (against services they start themselves). Every step goes through HTTP only; the
+timeline also shows the events on Kafka and the notifications that followed.
+
+    python deploy/local/journey.py demo        # walk the journey, printing the timeline
+    python deploy/local/journey.py demo-data   # load demo data once (a second run changes nothing)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+from buurtkracht_kit.auth import mint
+
+CITY, WIJK = "GM0363", "WK036300"  # Amsterdam; a wijk of Centrum and three of its buurten (CBS codes)
+BUURTEN = ("BU03630000", "BU03630001", "BU03630002")
+ISSUER, AUDIENCE = "https://login.buurtkracht.local", "buurtkracht"
+
+
+@dataclass
+class Endpoints:
+    initiatives: str = "http://127.0.0.1:8001"
+    vouchers: str = "http://127.0.0.1:8002"
+    notifications: str = "http://127.0.0.1:8003"
+    kafka: str = os.environ.get("BK_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    private_key: Path = Path(os.environ.get("BK_JWT_PRIVATE_KEY_FILE", ".local/keys/jwt-private.pem"))
+
+
+class Refused(Exception):
+    def __init__(self, answer: httpx.Response) -> None:
+        super().__init__(f"{answer.request.method} {answer.request.url.path}: {answer.status_code} {answer.text}")
+        self.answer = answer
+
+
+@dataclass
+class Journey:
+    """A walk through the system; `say` prints the timeline (or collects it, in tests)."""
+
+    endpoints: Endpoints
+    say: Any = print
+    run: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    started: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self._key = self.endpoints.private_key.read_text()
+        self.http = httpx.AsyncClient(timeout=30)
+
+    def token(self, sub: str, roles: list[str], areas: list[str]) -> dict[str, str]:
+        issued = mint(self._key, issuer=ISSUER, audience=AUDIENCE, subject=sub, roles=roles, areas=areas)
+        return {"Authorization": f"Bearer {issued}"}
+
+    def resident(self, name: str, buurt: str = BUURTEN[1]) -> dict[str, str]:
+        return self.token(f"r-{name}-{self.run}", ["resident"], [buurt])
+
+    def official(self, area: str = WIJK) -> dict[str, str]:
+        return self.token(f"o-wijkcoordinator-{self.run}", ["official"], [area])
+
+    def steering(self, n: int) -> dict[str, str]:
+        return self.token(f"sg-{n}-{self.run}", ["steering_group", "resident"], [WIJK])
+
+    def admin(self) -> dict[str, str]:
+        return self.token(f"admin-{self.run}", ["admin"], [CITY])
+
+    def finance(self) -> dict[str, str]:
+        return self.token("finance-integration", ["integration"], [])
+
+    def step(self, text: str) -> None:
+        self.say(f"[{time.monotonic() - self.started:6.1f}s] {text}")
+
+    async def call(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        json: Any = None,
+        expect: int | tuple[int, ...] = (200, 201, 204),
+        **kwargs: Any,
+    ) -> Any:
+        answer = await self.http.request(
+            method, getattr(self.endpoints, service) + path, headers=headers, json=json, **kwargs
+        )
+        if answer.status_code not in ((expect,) if isinstance(expect, int) else expect):
+            raise Refused(answer)
+        return answer.json() if answer.content and answer.headers.get("content-type", "").endswith("json") else None
+
+    async def until(self, what: str, check, timeout: float = 60.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if result := await check():
+                    return result
+            except Refused:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waited {timeout:.0f}s for {what}")
+            await asyncio.sleep(0.3)
+
+    async def ready(self, timeout: float = 120.0) -> None:
+        for service in ("initiatives", "vouchers", "notifications"):
+
+            async def is_ready(service=service):
+                try:
+                    return (await self.http.get(getattr(self.endpoints, service) + "/readyz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await self.until(f"{service} to be ready", is_ready, timeout)
+
+    # -- the journey ---------------------------------------------------------------------------
+
+    async def walk(self, webhook_url: str | None = None) -> dict[str, Any]:
+        """The whole journey; returns the ids a test needs to check what followed."""
+        owner, official, finance = self.resident("anna", BUURTEN[1]), self.official(), self.finance()
+        self.step(f"residents, an official and a steering group of {WIJK} register their email and language")
+        await self.call(
+            "notifications",
+            "PUT",
+            "/api/v1/contact-details/me",
+            owner,
+            {"email": f"anna-{self.run}@example.nl", "language": "nl"},
+        )
+        await self.call(
+            "notifications",
+            "PUT",
+            "/api/v1/contact-details/me",
+            official,
+            {"email": f"wijkcoordinator-{self.run}@amsterdam.example", "language": "nl"},
+        )
+        neighbour = self.resident("bas", BUURTEN[2])
+        await self.call(
+            "notifications",
+            "PUT",
+            "/api/v1/contact-details/me",
+            neighbour,
+            {"email": f"bas-{self.run}@example.nl", "language": "en"},
+        )
+        await self.call("notifications", "PUT", "/api/v1/area-follows/me", neighbour, {"area_codes": [WIJK]})
+        subscription = None
+        if webhook_url:
+            subscription = await self.call(
+                "notifications",
+                "POST",
+                "/api/v1/webhook-subscriptions",
+                self.admin(),
+                {
+                    "url": webhook_url,
+                    "event_types": ["nl.buurtkracht.vouchers.*"],
+                    "description": "finance integration",
+                },
+            )
+            self.step(f"an admin subscribes the finance system to voucher events: {webhook_url}")
+
+        initiative = await self.call(
+            "initiatives",
+            "POST",
+            "/api/v1/initiatives",
+            owner,
+            {
+                "title": f"Geveltuinen Oudekerksplein {self.run}",
+                "summary": "Groen langs de gevels",
+                "description": "Veertig geveltuinen, samen aangelegd en onderhouden.",
+                "area_code": BUURTEN[1],
+                "category": "green",
+                "volunteers_wanted": 6,
+                "budget_lines": [
+                    {"description": "planten", "amount_cents": 45_000},
+                    {"description": "gereedschap", "amount_cents": 15_000},
+                ],
+            },
+        )
+        iid = initiative["id"]
+        self.step(f"Anna drafts '{initiative['title']}' asking € 600,00 ({iid})")
+        submitted = await self.call("initiatives", "POST", f"/api/v1/initiatives/{iid}/submit", owner)
+        self.step(f"Anna submits it: {submitted['status']}, {submitted['support_threshold']} supporters needed")
+        supporters = 0
+        while submitted["status"] == "gathering_support" or supporters == 0:
+            supporters += 1
+            submitted = await self.call(
+                "initiatives",
+                "POST",
+                f"/api/v1/initiatives/{iid}/supports",
+                self.resident(f"buur{supporters}", BUURTEN[1]),
+            )
+            if submitted["status"] != "gathering_support":
+                break
+        self.step(f"{supporters} neighbours support it: {submitted['status']}")
+        await self.call(
+            "initiatives",
+            "POST",
+            f"/api/v1/initiatives/{iid}/volunteers",
+            neighbour,
+            {"offer": "Ik heb een bakfiets en groene vingers"},
+        )
+        self.step("Bas signs up as a volunteer")
+        approved = await self.call(
+            "initiatives",
+            "POST",
+            f"/api/v1/initiatives/{iid}/review",
+            official,
+            {"decision": "approve", "approved_amount_cents": 50_000},
+        )
+        self.step(f"the wijkcoördinator approves it with € 500,00: {approved['status']}")
+
+        now = datetime.now(UTC)
+        round_ = await self.call(
+            "vouchers",
+            "POST",
+            "/api/v1/rounds",
+            official,
+            {
+                "area_code": WIJK,
+                "name": f"Buurtbudget Burgwallen {self.run}",
+                "total_budget_cents": 2_000_000,
+                "opens_at": (now - timedelta(minutes=1)).isoformat(),
+                "closes_at": (now + timedelta(days=30)).isoformat(),
+                "mechanism": "pledge",
+                "voucher_amount_cents": 2_500,
+                "allow_wallet_claims": True,
+            },
+        )
+        rid = round_["id"]
+        pledgers = [self.resident(f"pledger{n}", BUURTEN[n % 3]) for n in range(25)]
+        ids = [f"r-pledger{n}-{self.run}" for n in range(25)]
+        issued = await self.call(
+            "vouchers", "POST", f"/api/v1/rounds/{rid}/wallet-issuances", official, {"resident_ids": ids}
+        )
+        self.step(f"the official opens a pledge round of € 20.000,00 and issues {issued['issued']} wallets of € 25,00")
+        await self.until(
+            "the vouchers service to know the approved initiative",
+            lambda: self.call("vouchers", "GET", f"/api/v1/initiative-budgets/{iid}", owner),
+        )
+        pledged, awarded = 0, False
+        for n, pledger in enumerate(pledgers):
+            answer = await self.call(
+                "vouchers",
+                "POST",
+                f"/api/v1/rounds/{rid}/pledges",
+                pledger | {"Idempotency-Key": f"pledge-{self.run}-{n}"},
+                {"initiative_id": iid, "amount_cents": 2_500},
+            )
+            pledged += answer["amount_cents"]
+            if answer["initiative_awarded"]:
+                awarded = True
+                self.step(
+                    f"{n + 1} residents pledge € {pledged / 100:.2f}; the last pledge is capped at "
+                    f"€ {answer['amount_cents'] / 100:.2f}: the initiative is awarded"
+                )
+                break
+        assert awarded, "pledges did not reach the approved amount"
+        await self.until("the initiative to be funded", lambda: self._status_is(iid, owner, "funded"))
+        self.step("the initiatives service hears of the award: funded")
+
+        committee = await self.committee_round(official)
+        started = await self.call("initiatives", "POST", f"/api/v1/initiatives/{iid}/start", owner)
+        self.step(f"Anna starts: {started['status']}")
+        claim = await self.call(
+            "vouchers",
+            "POST",
+            "/api/v1/expense-claims",
+            owner | {"Idempotency-Key": f"claim-{self.run}"},
+            {
+                "initiative_id": iid,
+                "supplier": "Tuincentrum Amstel",
+                "amount_cents": 30_000,
+                "invoice_reference": f"F-2026-{self.run}",
+            },
+        )
+        self.step(f"Anna claims the plant invoice of € 300,00 ({claim['status']})")
+        decided = await self.call(
+            "vouchers",
+            "POST",
+            f"/api/v1/expense-claims/{claim['id']}/decision",
+            official | {"Idempotency-Key": f"decide-{self.run}"},
+            {"decision": "approve"},
+        )
+        self.step(f"the official approves it: payout {decided['payout_reference']} requested from finance")
+        paid = await self.call(
+            "vouchers",
+            "POST",
+            f"/api/v1/payouts/{decided['payout_id']}/confirmation",
+            finance,
+            {"bank_reference": f"SEPA-{self.run}", "paid_at": datetime.now(UTC).isoformat()},
+        )
+        self.step(f"finance confirms the payout by its reference: {paid['status']}")
+        report = {
+            "what_was_done": "38 geveltuinen aangelegd met 14 buren.",
+            "spending": [
+                {"description": "planten", "spent_cents": 30_000},
+                {"description": "gereedschap", "spent_cents": 0},
+            ],
+        }
+        completed = await self.call("initiatives", "POST", f"/api/v1/initiatives/{iid}/report", owner, report)
+        self.step(f"Anna reports what was done and spent: {completed['status']}")
+        budget = await self.until("the unspent budget to return", lambda: self._returned(iid, owner))
+        self.step(f"the unspent € {budget['returned_cents'] / 100:.2f} returns to the round's pool")
+        closed = await self.call("vouchers", "POST", f"/api/v1/rounds/{rid}/close", official)
+        self.step(
+            f"the round closes: € {closed['totals'].get('returned', 0) / 100:.2f} back to the municipality, "
+            f"€ {closed['totals'].get('paid', 0) / 100:.2f} paid out"
+        )
+        ledger = await self.call("vouchers", "GET", f"/api/v1/rounds/{rid}/ledger", official)
+        self.step(
+            f"the round's ledger: {len(ledger['entries'])} journal entries, "
+            f"{len(ledger['problems'])} invariant violations"
+        )
+        return {
+            "initiative_id": iid,
+            "round_id": rid,
+            "committee_round_id": committee,
+            "owner": owner,
+            "neighbour": neighbour,
+            "official": official,
+            "subscription": subscription,
+            "pledgers": pledgers,
+            "claim_id": claim["id"],
+            "payout_id": decided["payout_id"],
+            "ledger": ledger,
+        }
+
+    async def committee_round(self, official: dict[str, str]) -> str:
+        owner = self.resident("cem", BUURTEN[0])
+        initiative = await self.call(
+            "initiatives",
+            "POST",
+            "/api/v1/initiatives",
+            owner,
+            {
+                "title": f"Buurtfeest Zeedijk {self.run}",
+                "summary": "Een feest voor de hele buurt",
+                "description": "Muziek, eten en kennismaken.",
+                "area_code": BUURTEN[0],
+                "category": "social",
+                "budget_lines": [{"description": "podium", "amount_cents": 80_000}],
+            },
+        )
+        iid = initiative["id"]
+        state = await self.call("initiatives", "POST", f"/api/v1/initiatives/{iid}/submit", owner)
+        n = 0
+        while state["status"] == "gathering_support":
+            n += 1
+            state = await self.call(
+                "initiatives", "POST", f"/api/v1/initiatives/{iid}/supports", self.resident(f"feest{n}", BUURTEN[0])
+            )
+        await self.call(
+            "initiatives",
+            "POST",
+            f"/api/v1/initiatives/{iid}/review",
+            official,
+            {"decision": "approve", "approved_amount_cents": 80_000},
+        )
+        now = datetime.now(UTC)
+        round_ = await self.call(
+            "vouchers",
+            "POST",
+            "/api/v1/rounds",
+            official,
+            {
+                "area_code": WIJK,
+                "name": f"Regiegroep Burgwallen {self.run}",
+                "total_budget_cents": 500_000,
+                "opens_at": (now - timedelta(minutes=1)).isoformat(),
+                "closes_at": (now + timedelta(days=60)).isoformat(),
+                "mechanism": "committee",
+                "committee_quorum": 3,
+            },
+        )
+        await self.until(
+            "the vouchers service to know the festival",
+            lambda: self.call("vouchers", "GET", f"/api/v1/initiative-budgets/{iid}", owner),
+        )
+        votes = [
+            {"member_id": f"sg-{m}-{self.run}", "vote": vote} for m, vote in ((1, "for"), (2, "for"), (3, "against"))
+        ]
+        decision = await self.call(
+            "vouchers",
+            "POST",
+            f"/api/v1/rounds/{round_['id']}/awards",
+            self.steering(1) | {"Idempotency-Key": f"award-{self.run}"},
+            {"initiative_id": iid, "amount_cents": 80_000, "votes": votes},
+        )
+        self.step(
+            f"a committee round: the steering group votes 2–1 and awards '{initiative['title']}' € 800,00 "
+            f"({'awarded' if decision['awarded'] else 'not awarded'})"
+        )
+        await self.until("the festival to be funded", lambda: self._status_is(iid, owner, "funded"))
+        return round_["id"]
+
+    async def _status_is(self, iid: str, headers: dict[str, str], status: str) -> bool:
+        return (await self.call("initiatives", "GET", f"/api/v1/initiatives/{iid}", headers))["status"] == status
+
+    async def _returned(self, iid: str, headers: dict[str, str]) -> dict | None:
+        budget = await self.call("vouchers", "GET", f"/api/v1/initiative-budgets/{iid}", headers)
+        return budget if budget["status"] == "completed" else None
+
+    async def events_about(self, *keys: str, topics=("initiatives.events", "vouchers.events")) -> list[tuple[str, str]]:
+        """(topic, CloudEvents type) of every event on Kafka keyed by one of `keys`, in order per topic."""
+        consumer = AIOKafkaConsumer(
+            *topics, bootstrap_servers=self.endpoints.kafka, auto_offset_reset="earliest", enable_auto_commit=False
+        )
+        await consumer.start()
+        found: list[tuple[str, str]] = []
+        try:
+            wanted = {key.encode() for key in keys}
+            while batch := await consumer.getmany(timeout_ms=1500, max_records=50_000):
+                for records in batch.values():
+                    found += [(r.topic, dict(r.headers)["ce_type"].decode()) for r in records if r.key in wanted]
+        finally:
+            await consumer.stop()
+        return found
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+async def demo(endpoints: Endpoints) -> None:
+    journey = Journey(endpoints)
+    try:
+        await journey.ready()
+        ids = await journey.walk()
+        events = await journey.events_about(ids["initiative_id"], ids["round_id"])
+        journey.step(f"on Kafka: {len(events)} events about the initiative and its round:")
+        for topic, event_type in events:
+            print(f"           {topic:20} {event_type}")
+        inbox = await journey.call("notifications", "GET", "/api/v1/inbox", ids["owner"])
+        journey.step(
+            f"Anna's inbox: {inbox['total']} messages ({inbox['unread']} unread), e.g. "
+            + "; ".join(item["kind"] for item in inbox["items"][:5])
+        )
+        mails = await journey.call("notifications", "GET", "/api/v1/notifications/me", ids["owner"])
+        sent = [m for m in mails if m["channel"] == "email"]
+        journey.step(
+            f"email to Anna: {sum(m['status'] == 'sent' for m in sent)} sent of {len(sent)} "
+            "(`make mail` lists what the SMTP sink received)"
+        )
+    finally:
+        await journey.close()
+
+
+async def demo_data(endpoints: Endpoints) -> None:
+    """Load demo data once: a second run finds it and changes nothing."""
+    journey = Journey(endpoints, run="demo")
+    try:
+        await journey.ready()
+        owner = journey.resident("anna", BUURTEN[1])
+        existing = await journey.call("initiatives", "GET", f"/api/v1/initiatives?area_code={WIJK}&limit=100", owner)
+        if any(item["title"].endswith(" demo") for item in existing["items"]):
+            print("demo data: already loaded")
+            return
+        await journey.walk()
+        for title, status in (("Speeltuin opknappen demo", "draft"), ("Bankjes langs de gracht demo", "submit")):
+            made = await journey.call(
+                "initiatives",
+                "POST",
+                "/api/v1/initiatives",
+                journey.resident("dirk"),
+                {
+                    "title": title,
+                    "summary": title,
+                    "description": title,
+                    "area_code": BUURTEN[2],
+                    "category": "play" if "Speel" in title else "social",
+                    "budget_lines": [{"description": "materiaal", "amount_cents": 25_000}],
+                },
+            )
+            if status == "submit":
+                await journey.call(
+                    "initiatives", "POST", f"/api/v1/initiatives/{made['id']}/submit", journey.resident("dirk")
+                )
+        now = datetime.now(UTC)
+        official = journey.official()
+        round_ = await journey.call(
+            "vouchers",
+            "POST",
+            "/api/v1/rounds",
+            official,
+            {
+                "area_code": WIJK,
+                "name": "Buurtbudget Burgwallen 2027 demo",
+                "total_budget_cents": 5_000_000,
+                "opens_at": (now - timedelta(minutes=1)).isoformat(),
+                "closes_at": (now + timedelta(days=90)).isoformat(),
+                "mechanism": "pledge",
+                "voucher_amount_cents": 2_500,
+                "allow_wallet_claims": True,
+            },
+        )
+        await journey.call(
+            "vouchers",
+            "POST",
+            f"/api/v1/rounds/{round_['id']}/wallet-issuances",
+            official,
+            {"resident_ids": [f"r-pledger{n}-demo" for n in range(25)] + ["r-anna-demo", "r-bas-demo"]},
+        )
+        print(f"demo data: loaded (open pledge round {round_['id']})")
+    finally:
+        await journey.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["demo", "demo-data"])
+    args = parser.parse_args()
+    try:
+        asyncio.run(demo(Endpoints()) if args.command == "demo" else demo_data(Endpoints()))
+    except (Refused, TimeoutError) as error:
+        print(f"the journey stopped: {error}", file=sys.stderr)
+        raise SystemExit(1) from error

@@ -1,0 +1,332 @@
+"""The whole resident journey with every service as its own process on the real stack: state through the
+public APIs only, the events on Kafka, the email received by a real SMTP server and the signed webhook
+received by an integration's endpoint — and the refusals a person would try, each changing nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import importlib.util
+import json
+import os
+import signal
+import socket
+import sys
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+import uvicorn
+from aiosmtpd.controller import Controller
+from fastapi import FastAPI, Request, Response
+from standardwebhooks.webhooks import Webhook
+
+from buurtkracht_contracts.topics import all_topics
+from buurtkracht_kit import topics
+
+from ..keys import PRIVATE, PUBLIC
+from ..stack import PG_ADMIN_URL, database_url
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).parents[2]
+spec = importlib.util.spec_from_file_location("journey", ROOT / "deploy" / "local" / "journey.py")
+journey_module = importlib.util.module_from_spec(spec)
+sys.modules["journey"] = journey_module
+spec.loader.exec_module(journey_module)
+Journey, Endpoints, Refused = journey_module.Journey, journey_module.Endpoints, journey_module.Refused
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        return "250 OK"
+
+
+class WebhookEndpoint:
+    """An integration's HTTPS endpoint stand-in: a real HTTP server that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.port = free_port()
+        app = FastAPI()
+
+        @app.post("/hooks")
+        async def receive(request: Request) -> Response:
+            self.received.append((dict(request.headers), await request.body()))
+            return Response(status_code=204)
+
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks"
+
+
+@pytest.fixture(scope="module")
+async def system(kafka_bootstrap, tmp_path_factory):
+    """Three service processes on databases of their own, a real SMTP server and a webhook endpoint."""
+    await topics.ensure({"bootstrap_servers": kafka_bootstrap}, all_topics())
+    run = uuid.uuid4().hex[:6]
+    keys = tmp_path_factory.mktemp("keys")
+    (keys / "public.pem").write_text(PUBLIC)
+    (keys / "private.pem").write_text(PRIVATE)
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    mailbox, smtp_port = Mailbox(), free_port()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    hooks = WebhookEndpoint()
+    hooks_task = asyncio.create_task(hooks.server.serve())
+    processes, ports, databases = {}, {}, []
+    logs = tmp_path_factory.mktemp("logs")
+    try:
+        for service in ("initiatives", "vouchers", "notifications"):
+            name = f"e2e_{service}_{run}"
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            databases.append(name)
+            ports[service] = free_port()
+            env = os.environ | {
+                "BK_SERVICE_NAME": f"{service}-e2e-{run}",
+                "BK_DATABASE_URL": database_url(name),
+                "BK_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+                "BK_HTTP_PORT": str(ports[service]),
+                "BK_JWT_PUBLIC_KEY_FILE": str(keys / "public.pem"),
+                "BK_CONSUMER_START": "latest",
+                "BK_RELAY_POLL_INTERVAL_SECONDS": "0.2",
+                "BK_SUPPORT_THRESHOLD": "3",
+                "BK_SMTP_PORT": str(smtp_port),
+                "BK_DISPATCH_INTERVAL_SECONDS": "0.3",
+                "BK_WEBHOOK_DISPATCH_INTERVAL_SECONDS": "0.3",
+                "BK_LOG_LEVEL": "WARNING",
+            }
+            with (logs / f"{service}.log").open("wb") as out:
+                processes[service] = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", service, env=env, cwd=ROOT, stdout=out, stderr=out
+                )
+        endpoints = Endpoints(
+            **{s: f"http://127.0.0.1:{p}" for s, p in ports.items()},
+            kafka=kafka_bootstrap,
+            private_key=keys / "private.pem",
+        )
+        journey = Journey(endpoints, say=lambda line: None, run=run)
+        await journey.ready()
+
+        async def all_consuming():
+            for port in ports.values():
+                body = (await journey.http.get(f"http://127.0.0.1:{port}/readyz")).json()
+                if not body.get("consuming"):
+                    return False
+            return True
+
+        await journey.until("every consumer to hold its partitions", all_consuming)
+        yield journey, mailbox, hooks, processes, logs
+        await journey.close()
+    finally:
+        for process in processes.values():
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes.values():
+            await asyncio.wait_for(process.wait(), 60)
+        hooks.server.should_exit = True
+        await hooks_task
+        smtp.stop()
+        for name in databases:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_the_resident_journey_from_idea_to_accountability(system):
+    journey, mailbox, hooks, processes, logs = system
+    timeline: list[str] = []
+    journey.say = timeline.append
+    ids = await journey.walk(webhook_url=hooks.url)
+
+    iid, rid = ids["initiative_id"], ids["round_id"]
+    initiative = await journey.call("initiatives", "GET", f"/api/v1/initiatives/{iid}", ids["owner"])
+    assert initiative["status"] == "completed" and initiative["report"]["spending"][0]["spent_cents"] == 30_000
+    assert [h["to_status"] for h in initiative["history"]] == [
+        "draft",
+        "gathering_support",
+        "in_review",
+        "approved",
+        "funded",
+        "in_progress",
+        "completed",
+    ]
+    budget = await journey.call("vouchers", "GET", f"/api/v1/initiative-budgets/{iid}", ids["owner"])
+    assert (budget["awarded_cents"], budget["paid_cents"], budget["returned_cents"], budget["left_cents"]) == (
+        50_000,
+        30_000,
+        20_000,
+        0,
+    )
+    assert ids["ledger"]["problems"] == []
+    round_ = await journey.call("vouchers", "GET", f"/api/v1/rounds/{rid}", ids["official"])
+    assert round_["status"] == "closed" and sum(round_["totals"].values()) == round_["total_budget_cents"]
+
+    events = await journey.events_about(iid, rid)
+    types = [event_type.split(".")[-2] for _, event_type in events]
+    for expected in (
+        "initiative-submitted",
+        "support-threshold-reached",
+        "initiative-approved",
+        "round-opened",
+        "wallets-issued",
+        "pledge-made",
+        "initiative-awarded",
+        "initiative-funded",
+        "initiative-started",
+        "expense-claimed",
+        "payout-requested",
+        "payout-settled",
+        "initiative-completed",
+        "funds-returned",
+        "round-closed",
+    ):
+        assert expected in types, f"{expected} not on Kafka: {types}"
+    assert types.count("initiative-awarded") == 1 and types.count("initiative-funded") == 1
+
+    owner_address = f"anna-{journey.run}@example.nl"
+
+    async def owner_mail():
+        subjects = [m["Subject"] for m in mailbox.messages if m["To"].addresses[0].addr_spec == owner_address]
+        return subjects if any("krijgt" in s for s in subjects) and any("Betaald" in s for s in subjects) else None
+
+    try:
+        subjects = await journey.until("Anna's email", owner_mail)
+    except TimeoutError:
+        raise AssertionError(f"Anna's email: {[(m['To'], m['Subject']) for m in mailbox.messages]}") from None
+    assert len([s for s in subjects if "is goedgekeurd" in s]) == 1, subjects
+    inbox = await journey.call("notifications", "GET", "/api/v1/inbox", ids["owner"])
+    assert inbox["unread"] == inbox["total"] >= len(subjects)
+
+    async def payout_hook():
+        for headers, body in hooks.received:
+            if json.loads(body)["type"] == "nl.buurtkracht.vouchers.payout-requested.v1":
+                return headers, body
+        return None
+
+    headers, body = await journey.until("the signed payout webhook", payout_hook)
+    secret = ids["subscription"]["secret"]
+    verified = Webhook(secret).verify(body, {k: v for k, v in headers.items() if k.startswith("webhook-")})
+    assert verified["data"]["payout_id"] == ids["payout_id"], verified
+    assert verified["subject"] == verified["data"]["round_id"] == rid, (verified, ids["committee_round_id"])
+    assert all(json.loads(b)["type"].startswith("nl.buurtkracht.vouchers.") for _, b in hooks.received)
+    for service, process in processes.items():
+        assert process.returncode is None, f"{service} died: {(logs / f'{service}.log').read_text()[-2000:]}"
+
+
+async def test_the_refusals_a_person_would_try_are_clear_and_change_nothing(system):
+    journey, *_ = system
+    owner, official = journey.resident("eva"), journey.official()
+    other_official = journey.token(f"o-elsewhere-{journey.run}", ["official"], ["WK036301"])
+    initiative = await journey.call(
+        "initiatives",
+        "POST",
+        "/api/v1/initiatives",
+        owner,
+        {
+            "title": f"Zitbankjes {journey.run}",
+            "summary": "Bankjes",
+            "description": "Drie bankjes",
+            "area_code": "BU03630001",
+            "category": "social",
+            "budget_lines": [{"description": "bankjes", "amount_cents": 9_000}],
+        },
+    )
+    iid = initiative["id"]
+    await journey.call("initiatives", "POST", f"/api/v1/initiatives/{iid}/submit", owner)
+    supporter = journey.resident("fenna")
+    await journey.call("initiatives", "POST", f"/api/v1/initiatives/{iid}/supports", supporter)
+
+    async def refused(service, method, path, headers, body=None) -> dict:
+        with pytest.raises(Refused) as caught:
+            await journey.call(service, method, path, headers, body)
+        answer = caught.value.answer
+        assert answer.headers["content-type"] == "application/problem+json"
+        return {"status": answer.status_code, **answer.json()}
+
+    twice = await refused("initiatives", "POST", f"/api/v1/initiatives/{iid}/supports", supporter)
+    assert twice["status"] == 409 and "already" in twice["detail"]
+    for n in range(2):
+        await journey.call("initiatives", "POST", f"/api/v1/initiatives/{iid}/supports", journey.resident(f"g{n}"))
+    elsewhere = await refused(
+        "initiatives",
+        "POST",
+        f"/api/v1/initiatives/{iid}/review",
+        other_official,
+        {"decision": "approve", "approved_amount_cents": 9_000},
+    )
+    assert elsewhere["status"] == 403
+    state = await journey.call("initiatives", "GET", f"/api/v1/initiatives/{iid}", owner)
+    assert state["status"] == "in_review" and state["support_count"] == 3 and state["approved_amount_cents"] is None
+
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    round_ = await journey.call(
+        "vouchers",
+        "POST",
+        "/api/v1/rounds",
+        official,
+        {
+            "area_code": "WK036300",
+            "name": f"Refusals {journey.run}",
+            "total_budget_cents": 100_000,
+            "opens_at": (now - timedelta(minutes=1)).isoformat(),
+            "closes_at": (now + timedelta(days=1)).isoformat(),
+            "mechanism": "pledge",
+            "voucher_amount_cents": 1_000,
+        },
+    )
+    rid = round_["id"]
+    await journey.call(
+        "vouchers",
+        "POST",
+        f"/api/v1/rounds/{rid}/wallet-issuances",
+        official,
+        {"resident_ids": [f"r-hugo-{journey.run}"]},
+    )
+    hugo = journey.resident("hugo")
+    unapproved = await refused(
+        "vouchers",
+        "POST",
+        f"/api/v1/rounds/{rid}/pledges",
+        hugo | {"Idempotency-Key": str(uuid.uuid4())},
+        {"initiative_id": iid, "amount_cents": 500},
+    )
+    assert unapproved["status"] == 404  # not approved, so unknown to the vouchers service
+    await journey.call(
+        "initiatives",
+        "POST",
+        f"/api/v1/initiatives/{iid}/review",
+        official,
+        {"decision": "approve", "approved_amount_cents": 9_000},
+    )
+    await journey.until(
+        "the approval to reach the vouchers service",
+        lambda: journey.call("vouchers", "GET", f"/api/v1/initiative-budgets/{iid}", owner),
+    )
+    too_much = await refused(
+        "vouchers",
+        "POST",
+        f"/api/v1/rounds/{rid}/pledges",
+        hugo | {"Idempotency-Key": str(uuid.uuid4())},
+        {"initiative_id": iid, "amount_cents": 1_001},
+    )
+    assert too_much["status"] == 409 and too_much["type"].endswith("/insufficient-funds")
+    wallet = await journey.call("vouchers", "GET", f"/api/v1/rounds/{rid}/wallets/me", hugo)
+    assert wallet["balance_cents"] == 1_000 and wallet["pledges"] == []
+    round_now = await journey.call("vouchers", "GET", f"/api/v1/rounds/{rid}", official)
+    assert round_now["totals"] == {"pool": 99_000, "wallet": 1_000}
