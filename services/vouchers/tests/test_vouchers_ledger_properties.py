@@ -48,6 +48,7 @@ pytestmark = pytest.mark.integration
 
 SOURCE = source_urn("00000000000000000000", "buurtkracht-vouchers")
 RESIDENTS = ["r-1", "r-2", "r-3", "r-4", "r-5"]
+CLAIMERS = ["r-6", "r-7"]  # residents no official issues a wallet to: they claim one
 FAR_RESIDENT = "r-far"  # lives outside every round's area
 INITIATORS = ["i-1", "i-2", "i-3"]
 MEMBERS = ["sg-1", "sg-2", "sg-3"]
@@ -433,7 +434,7 @@ class LedgerMachine(RuleBasedStateMachine):
         round_ = self.choose_round(data, Mechanism.PLEDGE)
         self._issue(round_, residents, by, self.when(data, round_))
 
-    @command(weight=2, subject=st.sampled_from([*RESIDENTS, FAR_RESIDENT]))
+    @command(weight=2, subject=st.sampled_from([*CLAIMERS, *CLAIMERS, *RESIDENTS, FAR_RESIDENT]))
     def claim_wallet(self, data, subject):
         round_ = self.choose_round(data, Mechanism.PLEDGE, allow_unknown=False)
         now = self.when(data, round_)
@@ -486,7 +487,15 @@ class LedgerMachine(RuleBasedStateMachine):
         if returned:
             round_.move((Kind.POOL, ""), (Kind.RETURNED, ""), returned)
         for initiative in self.initiatives.values():
-            if initiative.status is InitiativeStatus.APPROVED and within(initiative.area, round_.area):
+            other_open = any(
+                not other.closed and other.id != round_.id and within(initiative.area, other.area)
+                for other in self.rounds.values()
+            )
+            if (
+                initiative.status is InitiativeStatus.APPROVED
+                and within(initiative.area, round_.area)
+                and not other_open
+            ):
                 initiative.status = InitiativeStatus.EXPIRED
         awarded = sum(i.awarded or 0 for i in self.initiatives.values() if i.round_id == round_.id)
         assert summary == {"awarded_cents": awarded, "returned_cents": returned}
@@ -782,7 +791,9 @@ class LedgerMachine(RuleBasedStateMachine):
             assert payout is not None and payout.amount_cents == claim.amount
             self.payouts[payout.id] = MPayout(payout.id, claim.initiative_id, round_.id, claim.amount)
         else:
-            round_.move((Kind.HELD, owner), (Kind.BUDGET, owner), claim.amount)
+            finished = self.initiatives[claim.initiative_id].status is not InitiativeStatus.AWARDED
+            release_to = ((Kind.RETURNED if round_.closed else Kind.POOL), "") if finished else (Kind.BUDGET, owner)
+            round_.move((Kind.HELD, owner), release_to, claim.amount)
             claim.status = "declined"
             assert payout is None
 
@@ -958,3 +969,52 @@ def test_random_command_sequences_keep_the_books_right_and_refusals_move_nothing
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),
     )
+
+
+def test_a_claim_declined_after_its_initiative_finished_goes_back_to_the_pool(stack):
+    wijk = fresh_wijk()
+    buurt = f"BU{wijk[2:]}01"
+    official, member = person("o-1", Role.OFFICIAL, wijk), person("sg-1", Role.STEERING_GROUP, wijk)
+    initiative_id, now = uuid.uuid4(), datetime.now(UTC)
+
+    async def scenario() -> tuple[dict[Kind, int], list[str]]:
+        async def once(command):
+            async with UnitOfWork(stack.pool, SOURCE) as uow:
+                result = await command(uow)
+                await uow.commit()
+                return result
+
+        round_ = await once(
+            lambda uow: commands.open_round(
+                uow,
+                official,
+                area_code=wijk,
+                name="Buurtbudget",
+                mechanism=Mechanism.COMMITTEE,
+                total_budget_cents=100_000,
+                opens_at=now - timedelta(minutes=1),
+                closes_at=now + timedelta(days=30),
+                voucher_amount_cents=None,
+                allow_wallet_claims=False,
+                committee_quorum=1,
+            )
+        )
+        await once(lambda uow: commands.initiative_approved(uow, initiative_id, buurt, "Geveltuinen", ["i-1"], 10_000))
+        await once(
+            lambda uow: commands.decide_award(uow, member, round_.id, initiative_id, 10_000, [("sg-1", "for")], now)
+        )
+        claim, _ = await once(
+            lambda uow: commands.claim_expense(
+                uow, person("i-1", Role.RESIDENT, buurt), initiative_id, "Tuincentrum", 3_000, "F-1", now
+            )
+        )
+        assert await once(lambda uow: commands.initiative_finished(uow, initiative_id, cancelled=True)) == 7_000
+        await once(lambda uow: commands.decide_expense(uow, official, claim.id, False, "geen bon", now))
+        await once(lambda uow: commands.close_round(uow, official, round_.id, now))
+        async with stack.pool.acquire() as conn:
+            return await Ledger(conn).totals(round_.id), await Ledger(conn).check(round_.id)
+
+    totals, problems = stack.run(scenario())
+    assert problems == []
+    assert totals.get(Kind.BUDGET, 0) == 0, "a cancelled initiative keeps no budget"
+    assert totals[Kind.RETURNED] == 100_000, "all that was not spent goes back to the municipality"

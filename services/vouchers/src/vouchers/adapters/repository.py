@@ -163,6 +163,19 @@ class Repository:
         rows = await self._conn.fetch("SELECT id, area_code FROM initiatives WHERE status = 'approved'")
         return [r["id"] for r in rows if within(r["area_code"], round_.area_code)]
 
+    async def expire_if_still_approved(self, initiative_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+        """Expire those still approved (an award committed meanwhile wins); returns the ids expired."""
+        rows = await self._conn.fetch(
+            """UPDATE initiatives SET status = 'expired', updated_at = now()
+               WHERE id = ANY($1::uuid[]) AND status = 'approved' RETURNING id""",
+            initiative_ids,
+        )
+        return sorted((r["id"] for r in rows), key=initiative_ids.index)
+
+    async def other_open_round_covers(self, initiative_id: uuid.UUID, closing_round_id: uuid.UUID) -> bool:
+        area = await self._conn.fetchval("SELECT area_code FROM initiatives WHERE id = $1", initiative_id)
+        return any(r != closing_round_id for r in await self.open_rounds_around(area))
+
     async def awarded_total(self, round_id: uuid.UUID) -> int:
         return await self._conn.fetchval(
             "SELECT coalesce(sum(awarded_cents), 0)::bigint FROM initiatives WHERE round_id = $1", round_id

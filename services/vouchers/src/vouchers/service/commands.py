@@ -414,9 +414,8 @@ async def close_round(uow: UnitOfWork, actor: Principal | None, round_id: uuid.U
     await _return_pledges(uow, repo, ledger, round_, None, "round_closed")
     await ledger.sweep(round_id, Kind.WALLET, Account.pool(), "wallets_expired", str(round_id))
     returned = await ledger.sweep(round_id, Kind.POOL, Account.returned(), "round_closed", str(round_id))
-    unawarded = await repo.approved_in(round_)
-    for initiative_id in unawarded:
-        await repo.set_initiative_status(initiative_id, InitiativeStatus.EXPIRED)
+    candidates = [i for i in await repo.approved_in(round_) if not await repo.other_open_round_covers(i, round_id)]
+    unawarded = await repo.expire_if_still_approved(candidates)  # re-checked under each initiative's row lock
     awarded_ids = await repo.awarded_in(round_id)
     awarded_cents = await repo.awarded_total(round_id)
     await repo.close_round(round_id)
@@ -578,17 +577,32 @@ async def decide_expense(
     if not approve:
         if not reason or not reason.strip():
             raise InvalidInput("a declined claim needs a reason", "reason")
+        # The hold goes back to the budget; when the initiative has finished meanwhile, its budget was
+        # returned already, so the released amount follows it: to the pool, or to the municipality.
+        finished = initiative.status is not InitiativeStatus.AWARDED
+        closed = round_.status is RoundStatus.CLOSED
+        release_to = (
+            (Account.returned() if closed else Account.pool())
+            if finished
+            else (Account.of_initiative(Kind.BUDGET, claim.initiative_id))
+        )
         await ledger.post(
-            claim.round_id,
-            Entry.transfer(
-                "claim_declined",
-                str(claim_id),
-                held,
-                Account.of_initiative(Kind.BUDGET, claim.initiative_id),
-                claim.amount_cents,
-            ),
+            claim.round_id, Entry.transfer("claim_declined", str(claim_id), held, release_to, claim.amount_cents)
         )
         await repo.decide_claim(claim_id, "declined", actor.subject, reason)
+        if finished:
+            uow.record(
+                events.FundsReturned(
+                    round_id=claim.round_id,
+                    area_code=round_.area_code,
+                    initiative_id=claim.initiative_id,
+                    amount_cents=claim.amount_cents,
+                    to="municipality" if closed else "pool",
+                    reason="initiative_cancelled"
+                    if initiative.status is InitiativeStatus.CANCELLED
+                    else "initiative_completed",
+                )
+            )
         left = await ledger.balance(claim.round_id, Account.of_initiative(Kind.BUDGET, claim.initiative_id)) or 0
         uow.record(events.ExpenseDeclined(**common, reason=reason, left_cents=left))
         return await repo.claim(claim_id), None  # type: ignore[return-value]
@@ -696,10 +710,13 @@ async def initiative_approved(
 async def initiative_withdrawn(uow: UnitOfWork, initiative_id: uuid.UUID) -> int:
     """Its pledges go back to the wallets; it can no longer receive any. Returns the cents returned."""
     repo, ledger = Repository(uow.connection), Ledger(uow.connection)
-    rounds = [await _round(repo, r) for r in await repo.rounds_with_active_pledges(initiative_id)]
+    # The initiative's lock first: a pledge in flight commits before this reads the pledges, and any pledge
+    # after it finds the initiative withdrawn. (Round rows are not locked here; pledge rows are.)
     initiative = await repo.initiative(initiative_id, for_update=True)
     if initiative is None or initiative.status is not InitiativeStatus.APPROVED:
         return 0
+    await repo.set_initiative_status(initiative_id, InitiativeStatus.WITHDRAWN)
+    rounds = [await _round(repo, r, lock=None) for r in await repo.rounds_with_active_pledges(initiative_id)]
     returned = 0
     for round_ in rounds:
         amount = await _return_pledges(uow, repo, ledger, round_, initiative_id, "initiative_withdrawn")
@@ -715,7 +732,6 @@ async def initiative_withdrawn(uow: UnitOfWork, initiative_id: uuid.UUID) -> int
                 )
             )
         returned += amount
-    await repo.set_initiative_status(initiative_id, InitiativeStatus.WITHDRAWN)
     return returned
 
 
