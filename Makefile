@@ -7,7 +7,7 @@
 #   make install    the Python workspace (contracts, kit, services) from uv.lock, and local signing keys
 #   make topics     create the event and dead-letter topics
 #   make migrate    apply every service's database migrations
-#   make lint       ruff, and the event-schema compatibility check
+#   make lint       ruff, the event-schema compatibility check, and k8s-lint (manifests and Dockerfiles)
 #   make schemas    regenerate contracts/schemas/ after changing an event model
 #   make docs       regenerate each service's OpenAPI and AsyncAPI documents (services/*/docs/)
 #   make bench      the benchmarks in bench/ (needs the stack)
@@ -21,6 +21,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 include stack.mk
+include k8s.mk
 
 UV_VERSION := 0.13.8
 PYTHON     ?= python3.11
@@ -84,6 +85,7 @@ test: install
 lint: install
 	$(RUN) ruff check .
 	$(RUN) python -m buurtkracht_contracts.schemas check
+	@$(MAKE) --no-print-directory k8s-lint
 
 schemas: install
 	$(RUN) python -m buurtkracht_contracts.schemas write

@@ -269,17 +269,21 @@ def _raw_body(message: object) -> object:
 
 
 def _broker_security(settings: KitSettings) -> dict[str, object]:
-    if not settings.kafka_sasl_mechanism:
-        return {}
-    from faststream.security import SASLPlaintext, SASLScram256, SASLScram512
+    """FastStream's security object for the broker: SASL (PLAIN or SCRAM) and/or TLS, as configured."""
+    from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
-    kinds = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
-    use_ssl = settings.kafka_security_protocol.endswith("SSL")
-    return {
-        "security": kinds[settings.kafka_sasl_mechanism](
-            settings.kafka_sasl_username, settings.kafka_sasl_password, use_ssl=use_ssl
-        )
-    }
+    context = settings.kafka_ssl_context()
+    if settings.kafka_sasl_mechanism:
+        kinds = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
+        return {
+            "security": kinds[settings.kafka_sasl_mechanism](
+                settings.kafka_sasl_username,
+                settings.kafka_sasl_password,
+                ssl_context=context,
+                use_ssl=context is not None,
+            )
+        }
+    return {"security": BaseSecurity(ssl_context=context, use_ssl=True)} if context is not None else {}
 
 
 def serve(service: Service) -> None:

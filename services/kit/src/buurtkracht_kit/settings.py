@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 from pydantic import Field
@@ -20,6 +21,7 @@ class KitSettings(BaseSettings):
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
+    kafka_ssl_ca_file: Path | None = Field(None, description="CA bundle of the brokers (e.g. Strimzi's cluster CA)")
     municipality_oin: str = Field("00000000000000000000", description="OIN of the municipality, in event sources")
 
     http_host: str = "127.0.0.1"
@@ -66,8 +68,12 @@ class KitSettings(BaseSettings):
                 "sasl_plain_username": self.kafka_sasl_username,
                 "sasl_plain_password": self.kafka_sasl_password,
             }
-        if self.kafka_security_protocol.endswith("SSL"):
-            import ssl
-
-            options["ssl_context"] = ssl.create_default_context()
+        if (context := self.kafka_ssl_context()) is not None:
+            options["ssl_context"] = context
         return options
+
+    def kafka_ssl_context(self) -> ssl.SSLContext | None:
+        """TLS to the brokers when the protocol is SSL or SASL_SSL, trusting `kafka_ssl_ca_file` if set."""
+        if not self.kafka_security_protocol.endswith("SSL"):
+            return None
+        return ssl.create_default_context(cafile=str(self.kafka_ssl_ca_file) if self.kafka_ssl_ca_file else None)

@@ -1,0 +1,295 @@
+"""Checks on rendered overlays that no schema can express: the rules the manifests promise.
+
+Schemas say a field is spelled right and has the right type; these say the objects agree with each
+other and with the code:
+- every Deployment's pods run non-root, read-only, without capabilities or privilege escalation,
+  with seccomp, probes (/healthz live, /readyz ready), requests and limits, an emptyDir on /tmp, a
+  pinned image, and a grace period longer than preStop + drain + relay flush;
+- each service logs in to Kafka as its own KafkaUser, whose group ACL is the service's consumer group;
+- no Secret is in the manifests, and every Secret they read is one an operator writes
+  (CloudNativePG `<cluster>-app`, Strimzi's KafkaUser and cluster CA Secrets) or one the platform
+  provides (listed in docs/kubernetes.md);
+- the KafkaTopics are exactly the topics of contracts/src/buurtkracht_contracts/topics.py with
+  its retention, and no topic is replicated more than there are brokers;
+- every ScaledObject scales a Deployment, uses the service's consumer group, reads existing topics,
+  keeps maxReplicaCount at or below their partitions, and keeps at least one replica (the API);
+- Services, PodDisruptionBudgets and the Ingress point at pods and ports that exist.
+
+    python policy.py RENDERED.yaml...    (k8s.mk's k8s-lint passes the rendered overlays)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+TOPICS_MODULE = REPO / "contracts" / "src" / "buurtkracht_contracts" / "topics.py"
+# Secrets the platform team creates (docs/kubernetes.md, "Secrets"); every other one comes from an operator.
+PLATFORM_SECRETS = {"notifications-smtp"}
+
+
+def contract_topics() -> dict[str, int]:
+    """topic name -> retention.ms, from the contracts (a module without dependencies: loaded by path)."""
+    spec = importlib.util.spec_from_file_location("buurtkracht_topics", TOPICS_MODULE)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return {topic.name: topic.retention_ms for topic in module.all_topics()}
+
+
+def objects(path: Path) -> list[dict]:
+    with path.open() as stream:
+        return [document for document in yaml.safe_load_all(stream) if document]
+
+
+def of_kind(docs: list[dict], kind: str) -> Iterator[dict]:
+    return (doc for doc in docs if doc.get("kind") == kind)
+
+
+def matches(selector: dict, labels: dict) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def check_deployment(deployment: dict, settings: dict[str, str], problems: list[str]) -> None:
+    name = deployment["metadata"]["name"]
+    pod = deployment["spec"]["template"]["spec"]
+    where = f"Deployment {name}"
+    pod_security = pod.get("securityContext", {})
+    if pod.get("automountServiceAccountToken") is not False:
+        problems.append(f"{where}: automountServiceAccountToken must be false (the services never call the API)")
+    if "replicas" in deployment["spec"]:
+        problems.append(f"{where}: sets replicas, but its ScaledObject owns them")
+    volumes = {volume["name"]: volume for volume in pod.get("volumes", [])}
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    for container in pod["containers"]:
+        cname = f"{where} container {container['name']}"
+        security = container.get("securityContext", {})
+
+        def setting(key: str, container_security: dict = security) -> object:
+            return container_security.get(key, pod_security.get(key))
+
+        if setting("runAsNonRoot") is not True:
+            problems.append(f"{cname}: runAsNonRoot must be true")
+        if not isinstance(setting("runAsUser"), int) or setting("runAsUser") == 0:
+            problems.append(f"{cname}: runAsUser must be a numeric non-root UID")
+        if security.get("readOnlyRootFilesystem") is not True:
+            problems.append(f"{cname}: readOnlyRootFilesystem must be true")
+        if security.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{cname}: allowPrivilegeEscalation must be false")
+        if security.get("capabilities", {}).get("drop") != ["ALL"]:
+            problems.append(f"{cname}: capabilities must drop ALL")
+        if security.get("capabilities", {}).get("add"):
+            problems.append(f"{cname}: adds capabilities")
+        if (setting("seccompProfile") or {}).get("type") != "RuntimeDefault":
+            problems.append(f"{cname}: seccompProfile must be RuntimeDefault")
+        image = container.get("image", "")
+        if "@sha256:" not in image and (":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")):
+            problems.append(f"{cname}: image {image!r} has no pinned tag (set it in the overlay's images:)")
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            if probe not in container:
+                problems.append(f"{cname}: no {probe}")
+        if container.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/healthz":
+            problems.append(f"{cname}: liveness must ask /healthz (cheap, no dependencies)")
+        if container.get("readinessProbe", {}).get("httpGet", {}).get("path") != "/readyz":
+            problems.append(f"{cname}: readiness must ask /readyz (database, Kafka, workers)")
+        resources = container.get("resources", {})
+        for needed in ("requests.cpu", "requests.memory", "limits.memory"):
+            section, key = needed.split(".")
+            if key not in resources.get(section, {}):
+                problems.append(f"{cname}: no resources.{needed}")
+        tmp = [mount for mount in container.get("volumeMounts", []) if mount["mountPath"] == "/tmp"]
+        if not tmp or "emptyDir" not in volumes.get(tmp[0]["name"], {}):
+            problems.append(f"{cname}: /tmp must be an emptyDir (the root filesystem is read-only)")
+        pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
+        sleep = int(pre_stop[1]) if len(pre_stop) == 2 and pre_stop[0] == "sleep" else 0
+        if not sleep:
+            problems.append(f"{cname}: no preStop sleep (endpoints must be removed before the drain)")
+        drain = float(settings.get("BK_SHUTDOWN_GRACE_SECONDS", 20))
+        # the HTTP drain and the relay's flush may each take the whole grace time
+        if grace < sleep + 2 * drain + 5:
+            problems.append(f"{cname}: terminationGracePeriodSeconds {grace} < preStop {sleep} + 2 x drain {drain} + 5")
+        if not any(port.get("name") == "http" for port in container.get("ports", [])):
+            problems.append(f"{cname}: no port named http")
+
+
+def check(path: Path, topics_in_contracts: dict[str, int]) -> list[str]:
+    docs = objects(path)
+    problems: list[str] = []
+
+    if any(doc["kind"] == "Secret" for doc in docs):
+        problems.append("a Secret is in the manifests: secrets are referenced, never committed")
+
+    config = {doc["metadata"]["name"]: doc.get("data", {}) for doc in of_kind(docs, "ConfigMap")}
+    deployments = {doc["metadata"]["name"]: doc for doc in of_kind(docs, "Deployment")}
+    for deployment in deployments.values():
+        settings: dict[str, str] = {}
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            for source in container.get("envFrom", []):
+                settings |= config.get(source.get("configMapRef", {}).get("name"), {})
+        check_deployment(deployment, settings, problems)
+        if settings.get("BK_SERVICE_NAME") != deployment["metadata"]["name"]:
+            problems.append(
+                f"Deployment {deployment['metadata']['name']}: BK_SERVICE_NAME is "
+                f"{settings.get('BK_SERVICE_NAME')!r}, not the Deployment's name (the consumer group id)"
+            )
+
+    # Secrets: written by an operator or provided by the platform
+    clusters = {doc["metadata"]["name"] for doc in of_kind(docs, "Cluster")}
+    users = {doc["metadata"]["name"] for doc in of_kind(docs, "KafkaUser")}
+    kafkas = {doc["metadata"]["name"] for doc in of_kind(docs, "Kafka")}
+    known = {f"{name}-app" for name in clusters} | users | {f"{name}-cluster-ca-cert" for name in kafkas}
+    known |= PLATFORM_SECRETS
+    for deployment in deployments.values():
+        pod = deployment["spec"]["template"]["spec"]
+        referenced = [volume["secret"]["secretName"] for volume in pod.get("volumes", []) if "secret" in volume]
+        for container in pod["containers"]:
+            referenced += [
+                env["valueFrom"]["secretKeyRef"]["name"]
+                for env in container.get("env", [])
+                if "secretKeyRef" in env.get("valueFrom", {})
+            ]
+        for name in referenced:
+            if name not in known:
+                problems.append(
+                    f"Deployment {deployment['metadata']['name']}: reads Secret {name}, which no "
+                    "operator writes and the platform is not asked for"
+                )
+    # Kafka identity: the username is a KafkaUser, the password its Secret, its group ACL the service's
+    acls = {doc["metadata"]["name"]: doc["spec"]["authorization"]["acls"] for doc in of_kind(docs, "KafkaUser")}
+    for name, deployment in deployments.items():
+        settings = {}
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        for source in container.get("envFrom", []):
+            settings |= config.get(source.get("configMapRef", {}).get("name"), {})
+        username = settings.get("BK_KAFKA_SASL_USERNAME")
+        password = [
+            env["valueFrom"]["secretKeyRef"]["name"]
+            for env in container.get("env", [])
+            if env["name"] == "BK_KAFKA_SASL_PASSWORD" and "secretKeyRef" in env.get("valueFrom", {})
+        ]
+        if username not in users or password != [username]:
+            problems.append(
+                f"Deployment {name}: Kafka user {username!r} with the password of {password}: "
+                "both must be the service's KafkaUser"
+            )
+        groups = [acl["resource"].get("name") for acl in acls.get(username, []) if acl["resource"]["type"] == "group"]
+        if groups != [name]:
+            problems.append(f"KafkaUser {username}: group ACLs {groups}, but the consumer group is {name!r}")
+    for auth in of_kind(docs, "TriggerAuthentication"):
+        for ref in auth["spec"].get("secretTargetRef", []):
+            if ref["name"] not in known:
+                problems.append(f"TriggerAuthentication {auth['metadata']['name']}: unknown Secret {ref['name']}")
+
+    # Kafka: topics as in the contracts, replication within the brokers
+    brokers = sum(
+        pool["spec"]["replicas"] for pool in of_kind(docs, "KafkaNodePool") if "broker" in pool["spec"]["roles"]
+    )
+    topics = {doc["spec"].get("topicName", doc["metadata"]["name"]): doc for doc in of_kind(docs, "KafkaTopic")}
+    if set(topics) != set(topics_in_contracts):
+        problems.append(f"KafkaTopics {sorted(topics)} are not the contracts' topics {sorted(topics_in_contracts)}")
+    for name, topic in topics.items():
+        spec = topic["spec"]
+        if name in topics_in_contracts and int(spec["config"].get("retention.ms", -1)) != topics_in_contracts[name]:
+            problems.append(f"KafkaTopic {name}: retention.ms differs from the contracts' {topics_in_contracts[name]}")
+        if spec["replicas"] > brokers:
+            problems.append(f"KafkaTopic {name}: {spec['replicas']} replicas, but {brokers} broker(s)")
+        min_isr = int(spec["config"].get("min.insync.replicas", 1))
+        if spec["replicas"] >= 3 and min_isr != spec["replicas"] - 1:
+            problems.append(
+                f"KafkaTopic {name}: min.insync.replicas {min_isr} with {spec['replicas']} replicas "
+                "(an acknowledged event must survive one broker, and one broker may be down)"
+            )
+        if min_isr > spec["replicas"]:
+            problems.append(f"KafkaTopic {name}: min.insync.replicas above replicas: nothing could be written")
+    for kafka in of_kind(docs, "Kafka"):
+        kafka_config = kafka["spec"]["kafka"].get("config", {})
+        for key in (
+            "default.replication.factor",
+            "offsets.topic.replication.factor",
+            "transaction.state.log.replication.factor",
+        ):
+            if int(kafka_config.get(key, 1)) > brokers:
+                problems.append(f"Kafka {kafka['metadata']['name']}: {key} above the {brokers} broker(s)")
+
+    # KEDA
+    for scaled in of_kind(docs, "ScaledObject"):
+        spec = scaled["spec"]
+        target = spec["scaleTargetRef"]["name"]
+        where = f"ScaledObject {scaled['metadata']['name']}"
+        if target not in deployments:
+            problems.append(f"{where}: scales {target}, which is no Deployment here")
+        if spec.get("minReplicaCount", 0) < 1:
+            problems.append(f"{where}: minReplicaCount below 1 would stop the HTTP API")
+        if spec.get("minReplicaCount", 0) > spec.get("maxReplicaCount", 100):
+            problems.append(f"{where}: minReplicaCount above maxReplicaCount")
+        kafka_triggers = [trigger for trigger in spec["triggers"] if trigger["type"] == "kafka"]
+        if not kafka_triggers:
+            problems.append(f"{where}: no kafka trigger")
+        for trigger in kafka_triggers:
+            metadata = trigger["metadata"]
+            if metadata.get("consumerGroup") != target:
+                problems.append(
+                    f"{where}: consumerGroup {metadata.get('consumerGroup')!r} is not the service's group id {target!r}"
+                )
+            topic = topics.get(metadata.get("topic"))
+            if topic is None:
+                problems.append(f"{where}: topic {metadata.get('topic')!r} is no KafkaTopic")
+            elif spec["maxReplicaCount"] > topic["spec"]["partitions"]:
+                problems.append(
+                    f"{where}: maxReplicaCount {spec['maxReplicaCount']} above the "
+                    f"{topic['spec']['partitions']} partitions of {metadata['topic']}"
+                )
+            namespace = scaled["metadata"].get("namespace")
+            if f".{namespace}.svc:" not in metadata.get("bootstrapServers", ""):
+                problems.append(
+                    f"{where}: bootstrapServers {metadata.get('bootstrapServers')!r} is not in "
+                    f"namespace {namespace} (KEDA resolves it from its own namespace)"
+                )
+
+    # Services, PodDisruptionBudgets, Ingress
+    pod_labels = {name: d["spec"]["template"]["metadata"]["labels"] for name, d in deployments.items()}
+    services = {doc["metadata"]["name"]: doc for doc in of_kind(docs, "Service")}
+    for kind, selector_of in (
+        ("Service", lambda d: d["spec"]["selector"]),
+        ("PodDisruptionBudget", lambda d: d["spec"]["selector"]["matchLabels"]),
+    ):
+        for doc in of_kind(docs, kind):
+            if not any(matches(selector_of(doc), labels) for labels in pod_labels.values()):
+                problems.append(f"{kind} {doc['metadata']['name']}: selects no Deployment's pods")
+    for ingress in of_kind(docs, "Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                service = services.get(backend["name"])
+                port_names = {port.get("name") for port in service["spec"]["ports"]} if service else set()
+                if backend["port"].get("name") not in port_names:
+                    problems.append(
+                        f"Ingress {ingress['metadata']['name']}: {path['path']} goes to "
+                        f"{backend['name']}:{backend['port']}, which does not exist"
+                    )
+    return problems
+
+
+def main() -> None:
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    topics_in_contracts = contract_topics()
+    failed = False
+    for argument in sys.argv[1:]:
+        path = Path(argument)
+        problems = check(path, topics_in_contracts)
+        for problem in problems:
+            print(f"{path.name}: {problem}")
+        failed |= bool(problems)
+        print(f"{path.name}: {'FAILED' if problems else 'ok'} ({len(objects(path))} objects)")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
