@@ -104,3 +104,5 @@ ledger-check: install
 
 bench: install
 	$(RUN) python bench/relay_throughput.py
+	$(RUN) python bench/voucher_day.py
+	$(RUN) python bench/wallet_issuance.py

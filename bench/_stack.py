@@ -1,16 +1,19 @@
 """Shared pieces of the benchmarks that run a service as its own process against the local stack.
 
-Scratch databases, a throw-away token-signing key pair, the vouchers service as a child process,
-Kafka end offsets and a counter of one aggregate's records, latency percentiles, pgbench.
+Scratch databases, a throw-away token-signing key pair, the vouchers service as a child process
+(optionally profiled), Kafka end offsets and a counter of one aggregate's records, the CPU each party uses
+(the machine is shared), what the database's backends wait on, latency percentiles, pgbench.
 
-Run as a script, it is the vouchers service with a consumer group of its own:
+Run as a script, it is the vouchers service without its Kafka consumer:
 
     python bench/_stack.py serve-vouchers        # configured by BK_* variables, like `python -m vouchers`
 
 `python -m vouchers` always joins the consumer group `vouchers` (the group id is `SPEC.name`, not
 `BK_SERVICE_NAME`), so a benchmark instance would take partitions of `initiatives.events` away from any
-other vouchers process on the stack. This entry point builds the very same service with the spec named
-after `BK_SERVICE_NAME`; routes, database work and the outbox relay are unchanged.
+other vouchers process on the stack, and whatever other people's tests put on that topic meanwhile (poison
+records included) would land in the benchmark's database and outbox. The benchmarks make initiatives known
+directly in the database, so this entry point builds the very same service (routes, database work, outbox
+relay, background tasks) with the spec named after `BK_SERVICE_NAME` and subscribed to nothing.
 """
 
 from __future__ import annotations
@@ -189,7 +192,7 @@ class ServiceProcess:
     database_url: str
     public_pem: str
     pool_max_size: int = 20
-    launch: str = "isolated"  # "isolated": this file's entry point; "module": `python -m vouchers` verbatim
+    launch: str = "isolated"  # "isolated": this file's entry point (no consumer); "module": `python -m vouchers`
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     service_name: str = field(default_factory=lambda: f"vouchers-bench-{uuid.uuid4().hex[:8]}")
@@ -212,26 +215,32 @@ class ServiceProcess:
         """Start the process and wait until `/readyz` answers 200; returns the seconds it took."""
         key_file = Path(self._dir.name) / "jwt-public.pem"
         key_file.write_text(self.public_pem)
-        env = os.environ | {
-            "BK_DATABASE_URL": self.database_url,
-            "BK_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
-            "BK_HTTP_PORT": str(self.port),
-            "BK_JWT_PUBLIC_KEY_FILE": str(key_file),
-            "BK_SERVICE_NAME": self.service_name,
-            "BK_LOG_LEVEL": "WARNING",
-            "BK_DB_POOL_MAX_SIZE": str(self.pool_max_size),
-            # a new consumer group starts at the end of initiatives.events instead of replaying its history
-            "BK_CONSUMER_START": "latest",
-            "BK_LEDGER_CHECK_SECONDS": "86400",  # the benchmark checks the ledger itself, after the load
-        } | self.extra_env
+        env = (
+            os.environ
+            | {
+                "BK_DATABASE_URL": self.database_url,
+                "BK_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
+                "BK_HTTP_PORT": str(self.port),
+                "BK_JWT_PUBLIC_KEY_FILE": str(key_file),
+                "BK_SERVICE_NAME": self.service_name,
+                "BK_LOG_LEVEL": "WARNING",
+                "BK_DB_POOL_MAX_SIZE": str(self.pool_max_size),
+                # a new consumer group starts at the end of initiatives.events instead of replaying its history
+                "BK_CONSUMER_START": "latest",
+                "BK_LEDGER_CHECK_SECONDS": "86400",  # the benchmark checks the ledger itself, after the load
+            }
+            | self.extra_env
+        )
         command = (
             [sys.executable, "-m", "vouchers"]
             if self.launch == "module"
-            else [sys.executable, str(Path(__file__).resolve()), "serve-vouchers"]
+            else [sys.executable, str(REPO / "bench" / "_stack.py"), "serve-vouchers"]
         )
         started = time.perf_counter()
         with self.log_path.open("wb") as out:
-            self._process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+            self._process = await asyncio.to_thread(
+                subprocess.Popen, command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO
+            )
         async with httpx.AsyncClient(base_url=self.base_url, timeout=2.0) as client:
             while time.perf_counter() - started < timeout:
                 if self._process.poll() is not None:
@@ -354,11 +363,14 @@ class KeyCounter:
         return self.arrivals[expected - 1]
 
 
-async def wait_outbox_empty(pool: asyncpg.Pool, timeout: float, interval: float = 0.05) -> float | None:
-    """The perf_counter time the outbox was first seen empty, or None after `timeout` seconds."""
+async def wait_outbox_empty(
+    pool: asyncpg.Pool, timeout: float, topic: str = "vouchers.events", interval: float = 0.05
+) -> float | None:
+    """The perf_counter time the outbox first held no row for `topic`, or None after `timeout` seconds (rows for
+    other topics, such as a dead letter of a record from someone else's test, are not waited for)."""
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
-        if not await pool.fetchval("SELECT EXISTS (SELECT 1 FROM outbox)"):
+        if not await pool.fetchval("SELECT EXISTS (SELECT 1 FROM outbox WHERE topic = $1)", topic):
             return time.perf_counter()
         await asyncio.sleep(interval)
     return None
@@ -369,8 +381,18 @@ async def wait_outbox_empty(pool: asyncpg.Pool, timeout: float, interval: float 
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(service_pid: int | None = None) -> dict[str, float]:
-    """CPU seconds used so far by this process, the service process, PostgreSQL and Kafka (from /proc)."""
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy since boot (every core, /proc/stat)."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / _TICK
+
+
+def cpu_seconds(service_pid: int | None = None, database: str | None = None) -> dict[str, float]:
+    """CPU seconds used so far by this process, the service process, PostgreSQL (the backends of `database` and the
+    server's own processes), Kafka, and everything else on the machine ("others": other databases' backends,
+    other people's test runs...), from /proc."""
     used = {"bench": 0.0, "service": 0.0, "postgres": 0.0, "kafka": 0.0}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -378,6 +400,8 @@ def cpu_seconds(service_pid: int | None = None) -> dict[str, float]:
         try:
             with open(f"/proc/{entry.name}/stat") as stat:
                 text = stat.read()
+            with open(f"/proc/{entry.name}/cmdline", "rb") as cmdline:
+                command = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
         comm = text[text.index("(") + 1 : text.rindex(")")]
@@ -388,16 +412,26 @@ def cpu_seconds(service_pid: int | None = None) -> dict[str, float]:
             used["bench"] += seconds
         elif pid == service_pid:
             used["service"] += seconds
-        elif comm.startswith("postgres") or comm.startswith("postmaster"):
-            used["postgres"] += seconds
+        elif comm == "postgres" and command.startswith("postgres: "):
+            words = command.split()
+            # "postgres: USER DATABASE HOST(PORT) STATE" for a backend, "postgres: walwriter" and such otherwise
+            backend = len(words) >= 4 and "(" in words[3]
+            if not backend or (database is not None and words[2] == database):
+                used["postgres"] += seconds
+        elif comm == "postgres" and "-D" in command:
+            used["postgres"] += seconds  # the postmaster
         elif comm == "java":
             used["kafka"] += seconds
+    used["others"] = _busy_seconds() - sum(used.values())
     return used
 
 
 def cpu_share(before: dict[str, float], after: dict[str, float], wall: float) -> str:
-    """Cores used by each, e.g. `service 0.95, postgres 0.61, ...`."""
-    return ", ".join(f"{name} {(after[name] - before[name]) / wall:.2f}" for name in before)
+    """Cores used by each over `wall` seconds, e.g. `service 0.95, postgres 0.61, ..., others 0.40 (of 2)`.
+
+    A backend or process that ended in between is counted under "others"."""
+    shares = ", ".join(f"{name} {(after[name] - before[name]) / wall:.2f}" for name in before)
+    return f"{shares} (of {os.cpu_count()})"
 
 
 class WaitSampler:
@@ -452,17 +486,78 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
 # -- entry point: the vouchers service with a consumer group of its own ------------------------
 
 
+class _StackSampler:
+    """A poor man's sampling profiler: the main thread's stack every few milliseconds, wall clock (so an idle event
+    loop shows as `select`), written as collapsed stacks (`frame;frame;... count`, flamegraph.pl input).
+    The sampler needs the GIL, so it over-samples the points where the main thread releases it (socket writes,
+    `select`): good for seeing which code path waits, not for CPU shares (use a `.pstats` file for those)."""
+
+    def __init__(self, path: str, interval: float = 0.002) -> None:
+        import threading
+
+        self.path, self.interval = path, interval
+        self.counts: dict[str, int] = {}
+        self._main = threading.main_thread().ident
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stack-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            frame = sys._current_frames().get(self._main)
+            stack = []
+            while frame is not None:
+                code = frame.f_code
+                stack.append(f"{Path(code.co_filename).name}:{code.co_name}")
+                frame = frame.f_back
+            line = ";".join(reversed(stack))
+            self.counts[line] = self.counts.get(line, 0) + 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        with open(self.path, "w") as out:
+            for line, count in sorted(self.counts.items(), key=lambda item: -item[1]):
+                out.write(f"{line} {count}\n")
+
+
 def _serve_vouchers() -> None:
     import dataclasses
 
-    from buurtkracht_kit.runtime import Service, serve
     from vouchers.app import SPEC
     from vouchers.settings import VouchersSettings
 
+    from buurtkracht_kit.runtime import Service, serve
+
     settings = VouchersSettings()
-    service = Service(dataclasses.replace(SPEC, name=settings.service_name), settings)
+    service = Service(dataclasses.replace(SPEC, name=settings.service_name, subscribed_topics=()), settings)
     service.app.state.service = service  # as vouchers.app.create does
-    serve(service)
+    profile = os.environ.get("BENCH_PROFILE")
+    if not profile:
+        serve(service)
+        return
+    # uvicorn re-raises SIGTERM after a graceful shutdown; ignore that one, so the profile gets written
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    if profile.endswith(".pstats"):  # cProfile on the main thread's CPU time (not wall time)
+        import cProfile
+        import time as clock
+
+        profiler = cProfile.Profile(clock.thread_time)
+        profiler.enable()
+        try:
+            serve(service)
+        finally:
+            profiler.disable()
+            profiler.dump_stats(profile)
+        return
+    sampler = _StackSampler(profile)
+    sampler.start()
+    try:
+        serve(service)
+    finally:
+        sampler.stop()
 
 
 if __name__ == "__main__":

@@ -10,12 +10,18 @@ then has every resident pledge once, `--concurrency` requests in flight, each wi
 Most initiatives are approved for more than their pledges add up to; `--awarded-share` of them for less,
 so they are awarded during the run: the pledge that completes an award is capped, later ones are
 refused with 409. Then it measures how long after the last HTTP answer the outbox is empty and every
-event of the round (PledgeMade, InitiativeAwarded, ...) is on `vouchers.events`, checks the ledger,
-stops the service with SIGTERM, and runs pgbench's simple-update script (`-N`) on a scratch pgbench
-database of the same PostgreSQL for comparison. Needs the local stack (`make stack-up`, `make topics`).
+event of the round (PledgeMade, InitiativeAwarded, ...) is on `vouchers.events`, checks the ledger, runs
+pgbench's simple-update script (`-N`) on a scratch pgbench database of the same PostgreSQL for comparison
+(the service idle meanwhile), and stops the service with SIGTERM. The CPU each party used while pledging is
+measured too: the machine is shared, and what others run ("others") takes cores from the benchmark.
+Needs the local stack (`make stack-up`, `make topics`).
 
-    /work/main/.venv/bin/python bench/voucher_day.py                      # 20,000 pledges, 50 initiatives
-    /work/main/.venv/bin/python bench/voucher_day.py --pledges 5000 --concurrency 32 --pgbench-seconds 0
+    /work/main/.venv/bin/python bench/voucher_day.py                      # 5,000 pledges, 50 initiatives
+    /work/main/.venv/bin/python bench/voucher_day.py --pledges 20000 --concurrency 48 --pgbench-seconds 0
+
+The default size takes about two minutes on the 2-core development machine: the service answers some 100
+pledges/s there and its outbox relay publishes a round's events one at a time (~110/s at best), so 20,000
+pledges take five minutes or more.
 
 Prints one line of figures per run on stdout (progress and diagnostics on stderr); exits 1 when an HTTP
 error, a missing event or a ledger problem was found.
@@ -34,7 +40,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
-
 from _stack import (
     KeyCounter,
     ServiceProcess,
@@ -52,12 +57,13 @@ from _stack import (
     token,
     wait_outbox_empty,
 )
-from buurtkracht_contracts.topics import VOUCHERS_EVENTS
-from buurtkracht_kit import migrations
-from buurtkracht_kit.db import UnitOfWork, create_pool
 from vouchers.adapters.ledger import Ledger
 from vouchers.app import SPEC
 from vouchers.service import commands
+
+from buurtkracht_contracts.topics import VOUCHERS_EVENTS
+from buurtkracht_kit import migrations
+from buurtkracht_kit.db import UnitOfWork, create_pool
 
 WIJK = "WK036300"
 BUURTEN = [f"BU036300{n:02d}" for n in range(1, 10)]
@@ -94,17 +100,32 @@ async def main(args: argparse.Namespace) -> int:
     async with scratch_database("bench_voucher_day") as database_url:
         await asyncio.to_thread(migrations.apply, database_url, SPEC.migrations)
         pool = await create_pool(database_url, 1, 3)
-        service = ServiceProcess(database_url, public_pem, pool_max_size=args.pool_size, launch=args.launch)
+        service = ServiceProcess(
+            database_url,
+            public_pem,
+            pool_max_size=args.pool_size,
+            launch=args.launch,
+            extra_env=dict(pair.split("=", 1) for pair in args.service_env)
+            | ({"BENCH_PROFILE": args.profile} if args.profile else {}),
+        )
         try:
             ready = await service.start()
             log(f"service {service.service_name} ready on {service.base_url} in {ready:.1f} s (pid {service.pid})")
             async with httpx.AsyncClient(
                 base_url=service.base_url,
                 timeout=httpx.Timeout(120.0),
-                limits=httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency),
+                limits=httpx.Limits(
+                    max_connections=args.concurrency,
+                    max_keepalive_connections=args.concurrency,
+                    # uvicorn closes a connection idle for 5 s (its timeout_keep_alive), httpx keeps one for 5 s
+                    # (keepalive_expiry): a request sent on a connection just as the server closes it fails with
+                    # ReadError. Dropping idle connections first avoids that race; --keepalive-expiry 5 shows it.
+                    keepalive_expiry=args.keepalive_expiry,
+                ),
             ) as client:
-                code = await voucher_day(args, client, pool, service, database_url, pledges, approved, residents,
-                                         official)
+                code = await voucher_day(
+                    args, client, pool, service, database_url, pledges, approved, residents, official
+                )
         finally:
             exit_code, stopping = await service.stop()
             log(f"service stopped by SIGTERM: exit code {exit_code} after {stopping:.1f} s")
@@ -116,9 +137,7 @@ async def main(args: argparse.Namespace) -> int:
     return code
 
 
-async def voucher_day(
-    args, client, pool, service, database_url, pledges, approved, residents, official
-) -> int:
+async def voucher_day(args, client, pool, service, database_url, pledges, approved, residents, official) -> int:
     before = await end_offsets(VOUCHERS_EVENTS)
     now = datetime.now(UTC)
     answer = await client.post(
@@ -141,7 +160,11 @@ async def voucher_day(
     async with UnitOfWork(pool, INITIATIVES_SOURCE) as uow:  # what the InitiativeApproved handler does
         for number, (initiative_id, cents) in enumerate(zip(initiative_ids, approved, strict=True)):
             await commands.initiative_approved(
-                uow, initiative_id, BUURTEN[number % len(BUURTEN)], f"Initiative {number}", [f"bench-i-{number}"],
+                uow,
+                initiative_id,
+                BUURTEN[number % len(BUURTEN)],
+                f"Initiative {number}",
+                [f"bench-i-{number}"],
                 cents,
             )
         await uow.commit()
@@ -169,35 +192,51 @@ async def voucher_day(
         errors: list[str] = []
         queue = iter(range(len(pledges)))
 
+        retried: list[str] = []  # transport errors, each followed by a retry with the same Idempotency-Key
+        replayed = 0
+
         async def resident_pledges() -> None:
-            nonlocal capped
+            """A resident's client: on a transport error it sends the same request again, with the same key."""
+            nonlocal capped, replayed
             for i in queue:
                 _, _, initiative, amount = pledges[i]
+                headers = {"Authorization": f"Bearer {residents[i]}", "Idempotency-Key": str(uuid.uuid4())}
                 sent = time.perf_counter()
-                try:
-                    reply = await client.post(
-                        f"/api/v1/rounds/{round_id}/pledges",
-                        headers={"Authorization": f"Bearer {residents[i]}", "Idempotency-Key": str(uuid.uuid4())},
-                        json={"initiative_id": str(initiative_ids[initiative]), "amount_cents": amount},
-                    )
-                except httpx.HTTPError as error:
+                for attempt in range(3):
+                    try:
+                        reply = await client.post(
+                            f"/api/v1/rounds/{round_id}/pledges",
+                            headers=headers,
+                            json={"initiative_id": str(initiative_ids[initiative]), "amount_cents": amount},
+                        )
+                        break
+                    except httpx.TransportError as error:
+                        retried.append(
+                            f"{type(error).__name__} {error!r} {time.perf_counter() - started:.1f} s into the run, "
+                            f"{time.perf_counter() - sent:.2f} s after sending (attempt {attempt + 1})"
+                        )
+                else:
                     statuses[0] = statuses.get(0, 0) + 1
-                    errors.append(f"{type(error).__name__}: {error}")
+                    errors.append(f"no answer after 3 attempts: {retried[-1]}")
                     continue
                 latencies.append(time.perf_counter() - sent)
                 statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
+                replayed += reply.headers.get("Idempotent-Replayed") == "true"
                 if reply.status_code == 201:
                     capped += reply.json()["amount_cents"] < amount
                 elif reply.status_code != 409:
                     errors.append(f"{reply.status_code}: {reply.text[:300]}")
 
-        cpu_before = cpu_seconds(service.pid)
-        async with WaitSampler(pool, database_url.rpartition("/")[2]) as waits:
+        database = database_url.rpartition("/")[2]
+        cpu_before = cpu_seconds(service.pid, database)
+        async with WaitSampler(pool, database) as waits:
             started = time.perf_counter()
             await asyncio.gather(*(resident_pledges() for _ in range(args.concurrency)))
             last_answer = time.perf_counter()
         pledging = last_answer - started
-        cpu = cpu_share(cpu_before, cpu_seconds(service.pid), pledging)
+        cpu_after = cpu_seconds(service.pid, database)
+        cpu = cpu_share(cpu_before, cpu_after, pledging)
+        per_pledge = {name: (cpu_after[name] - cpu_before[name]) / len(pledges) * 1000 for name in cpu_before}
         on_kafka_at_last_answer = kafka.count
 
         # -- the events -------------------------------------------------------------------
@@ -221,6 +260,8 @@ async def voucher_day(
         log(f"ledger: {problem}")
     for error in errors[:5]:
         log(f"HTTP error: {error}")
+    for transport_error in retried[:5]:
+        log(f"retried with the same Idempotency-Key after: {transport_error}")
 
     # -- PostgreSQL on its own ----------------------------------------------------------------
     tps = None
@@ -238,46 +279,69 @@ async def voucher_day(
         f"(concurrency {args.concurrency}, pool {args.pool_size}); latency ms p50 "
         f"{percentile(latencies, 0.50) * 1000:.0f} p95 {percentile(latencies, 0.95) * 1000:.0f} "
         f"p99 {percentile(latencies, 0.99) * 1000:.0f} max {latencies[-1] * 1000:.0f}; "
-        f"accepted {accepted - capped} capped {capped} refused {statuses.get(409, 0)} HTTP errors {http_errors}; "
+        f"accepted {accepted - capped} capped {capped} refused {statuses.get(409, 0)} HTTP errors {http_errors} "
+        f"(transport errors retried {len(retried)}, answers replayed {replayed}); "
         f"{awarded} of {len(approved)} initiatives awarded; events on Kafka "
         + (f"{drained:.1f} s after the last answer" if drained is not None else "NOT all within the timeout")
         + f" ({on_kafka_at_last_answer - setup_events} of {expected - setup_events} there at the last answer, "
         f"{on_kafka - setup_events} at the end); "
         + (f"pgbench -N {tps:,.0f} tps, pledges/s / tps = {rate / tps:.3f}; " if tps else "")
-        + f"ledger problems {len(problems)}"
+        + f"CPU ms/pledge service {per_pledge['service']:.1f} postgres {per_pledge['postgres']:.1f} "
+        f"client {per_pledge['bench']:.1f}; ledger problems {len(problems)}"
     )
     log(f"CPU cores used while pledging: {cpu}")
     log(f"database backends active while pledging, on average: {waits.summary()}")
     log(f"Kafka records of the round by type: {json.dumps(kafka.types)}; other records read {kafka.other_records}")
-    failed = (
-        http_errors
-        or problems
-        or overfunded
-        or booked != accepted
-        or on_kafka != expected
-        or drained is None
-    )
+    failed = http_errors or problems or overfunded or booked != accepted or on_kafka != expected or drained is None
     if failed:
-        log(f"FAILED: http_errors={http_errors} problems={len(problems)} overfunded={overfunded} "
-            f"booked={booked}/{accepted} on_kafka={on_kafka}/{expected}")
+        log(
+            f"FAILED: http_errors={http_errors} problems={len(problems)} overfunded={overfunded} "
+            f"booked={booked}/{accepted} on_kafka={on_kafka}/{expected}"
+        )
+    if failed or retried:
+        log("service log (warnings and errors):\n" + service.log_tail())
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pledges", type=int, default=20_000, help="residents, each with a wallet and one pledge")
+    parser.add_argument("--pledges", type=int, default=5_000, help="residents, each with a wallet and one pledge")
     parser.add_argument("--initiatives", type=int, default=50)
-    parser.add_argument("--awarded-share", type=float, default=0.2,
-                        help="share of initiatives approved for less than their pledges (awarded during the run)")
+    parser.add_argument(
+        "--awarded-share",
+        type=float,
+        default=0.2,
+        help="share of initiatives approved for less than their pledges (awarded during the run)",
+    )
     parser.add_argument("--voucher-cents", type=int, default=2_000)
-    parser.add_argument("--concurrency", type=int, default=48, help="pledge requests in flight")
+    parser.add_argument("--concurrency", type=int, default=32, help="pledge requests in flight")
     parser.add_argument("--pool-size", type=int, default=20, help="the service's BK_DB_POOL_MAX_SIZE")
-    parser.add_argument("--launch", choices=["isolated", "module"], default="isolated",
-                        help="isolated: bench/_stack.py serve-vouchers (own consumer group); "
-                             "module: `python -m vouchers` verbatim (joins the shared group `vouchers`)")
+    parser.add_argument(
+        "--keepalive-expiry", type=float, default=2.0, help="seconds the client keeps an idle connection (httpx: 5)"
+    )
+    parser.add_argument(
+        "--launch",
+        choices=["isolated", "module"],
+        default="isolated",
+        help="isolated: bench/_stack.py serve-vouchers (the service without its Kafka consumer); "
+        "module: `python -m vouchers` verbatim (joins the shared consumer group `vouchers`)",
+    )
     parser.add_argument("--drain-timeout", type=float, default=600.0)
     parser.add_argument("--pgbench-seconds", type=int, default=30, help="0 skips pgbench")
     parser.add_argument("--pgbench-clients", type=int, default=16)
     parser.add_argument("--pgbench-scale", type=int, default=10)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="profile the service (--launch isolated only): FILE.pstats = cProfile of the main "
+        "thread's CPU time; any other name = wall-clock stack samples, collapsed",
+    )
+    parser.add_argument(
+        "--service-env",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="an extra environment variable for the service process (repeatable), e.g. BK_RELAY_BATCH_SIZE=500",
+    )
     sys.exit(asyncio.run(main(parser.parse_args())))

@@ -103,7 +103,9 @@ def docs(
     """Write a service's OpenAPI and AsyncAPI documents (generated from its routes and contract models)."""
     import json
 
-    os.environ.setdefault("BK_DATABASE_URL", "postgresql://docs@localhost/docs")
+    # The documents describe the service, not this machine: the same settings wherever they are made.
+    os.environ.pop("BK_SERVICE_NAME", None)
+    os.environ.update(BK_DATABASE_URL="postgresql://docs@localhost/docs", BK_KAFKA_BOOTSTRAP_SERVERS="kafka:9092")
     built = importlib.import_module(f"{service}.app").create()
     out.mkdir(parents=True, exist_ok=True)
     for name, document in (("openapi.json", built.app.openapi()), ("asyncapi.json", built.asyncapi())):

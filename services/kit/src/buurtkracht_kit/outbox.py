@@ -128,7 +128,7 @@ def kafka_producer(client_options: dict[str, object]) -> AIOKafkaProducer:
         **client_options,
         acks="all",
         enable_idempotence=True,
-        linger_ms=5,
+        linger_ms=0,  # a batch is sent in waves that each wait for acknowledgement: lingering only adds latency
         max_batch_size=512 * 1024,
         request_timeout_ms=30_000,
     )

@@ -108,10 +108,10 @@ class Service:
 
         @self.broker.subscriber(
             *self.spec.subscribed_topics,
-            group_id=self.spec.name,
-            title=f"{','.join(self.spec.subscribed_topics)}:{self.spec.name}",
-            description=f"Consumer group `{self.spec.name}` (binary-mode CloudEvents); acts on {handled}, "
-            "ignores other types; dead letters go to " + dead_letter_topic(self.spec.name),
+            group_id=self.settings.service_name,
+            title=f"{','.join(self.spec.subscribed_topics)}:{self.settings.service_name}",
+            description=f"Consumer group `{self.settings.service_name}` (binary-mode CloudEvents); acts on "
+            f"{handled}, ignores other types; dead letters go to {dead_letter_topic(self.settings.service_name)}",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             no_reply=True,  # a record's reply_to header never makes this service publish anything
             auto_offset_reset=self.settings.consumer_start,
@@ -153,7 +153,7 @@ class Service:
             )
             relay_task = self._supervised(self.relay.run(), "outbox-relay")
         self.consumer = EventConsumer(
-            self.spec.name,
+            settings.service_name,
             self.pool,
             settings.event_source,
             self.metrics,
@@ -297,4 +297,5 @@ def serve(service: Service) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        timeout_keep_alive=75,  # longer than a load balancer's idle timeout, so it never reuses a closed connection
     )

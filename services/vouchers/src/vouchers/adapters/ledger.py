@@ -27,6 +27,9 @@ class Balance:
     balance_cents: int
 
 
+BULK_TIMEOUT = 600.0  # seconds a statement of a bulk issuance may take (a million wallets take about half a minute)
+
+
 class DuplicateEntry(Exception):
     """The command this entry records was booked before."""
 
@@ -121,13 +124,14 @@ class Ledger:
         """Open a wallet holding `amount_cents` for each resident who has none yet, funded from the pool, in one
         entry; returns the residents who got one. Set-based, so a million residents take seconds, not hours."""
         await self._conn.execute("CREATE TEMP TABLE incoming (resident_id text) ON COMMIT DROP")
-        await self._conn.copy_records_to_table("incoming", records=[(r,) for r in resident_ids])
+        await self._conn.copy_records_to_table("incoming", records=[(r,) for r in resident_ids], timeout=BULK_TIMEOUT)
         issued = await self._conn.fetch(
             """INSERT INTO accounts (round_id, kind, owner, balance_cents)
                SELECT DISTINCT $1::uuid, 'wallet', resident_id, $2::bigint FROM incoming
                ON CONFLICT (round_id, kind, owner) DO NOTHING RETURNING id, owner""",
             round_id,
             amount_cents,
+            timeout=BULK_TIMEOUT,
         )
         if not issued:
             return []
@@ -156,6 +160,7 @@ class Ledger:
             "journal_lines",
             records=[(entry_id, r["id"], amount_cents) for r in issued],
             columns=["entry_id", "account_id", "amount_cents"],
+            timeout=BULK_TIMEOUT,
         )
         return [r["owner"] for r in issued]
 
