@@ -20,6 +20,8 @@ from . import topics as kafka_topics
 app = typer.Typer(no_args_is_help=True, help="Buurtkracht operations.")
 topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics.")
 app.add_typer(topics_app, name="topics")
+dlq_app = typer.Typer(no_args_is_help=True, help="Dead-letter topics: list and replay parked messages.")
+app.add_typer(dlq_app, name="dlq")
 
 DEFAULT_KEY_DIR = Path(os.environ.get("BK_LOCAL_DIR", ".local")) / "keys"
 
@@ -150,6 +152,57 @@ async def _relay(database_url: str, bootstrap: str, batch_size: int, once: bool)
     finally:
         await outbox_relay.close()
         await pool.close()
+
+
+@dlq_app.command("list")
+def dlq_list(
+    group: Annotated[str, typer.Option(help="consumer group (the service's name), e.g. vouchers")],
+    bootstrap: Annotated[str, typer.Option(envvar="BK_KAFKA_BOOTSTRAP_SERVERS")] = "127.0.0.1:19092",
+) -> None:
+    """List the records on the group's dead-letter topic `<group>.dlq`."""
+    from . import dead_letters
+
+    try:
+        records = asyncio.run(dead_letters.read({"bootstrap_servers": bootstrap}, group))
+    except LookupError as error:
+        raise typer.BadParameter(str(error), param_hint="--group") from error
+    for r in records:
+        typer.echo(
+            f"{r.partition}:{r.offset}\tce_id={r.ce_id or '-'}\tce_type={r.ce_type or '-'}\t"
+            f"from={r.original_topic}/{r.original_partition}@{r.original_offset}\tattempts={r.attempts}\t"
+            f"failed_at={r.failed_at}\terror={r.error}"
+        )
+    typer.echo(f"{len(records)} dead letter(s) on {group}.dlq")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    group: Annotated[str, typer.Option(help="consumer group (the service's name), e.g. vouchers")],
+    database_url: Annotated[str, typer.Option(help="the database of the service that owns the group")],
+    event_id: Annotated[list[str], typer.Option(help="CloudEvent id to replay; repeat for several")] = [],  # noqa: B006
+    all_: Annotated[bool, typer.Option("--all", help="replay every dead letter of the group")] = False,
+    bootstrap: Annotated[str, typer.Option(envvar="BK_KAFKA_BOOTSTRAP_SERVERS")] = "127.0.0.1:19092",
+) -> None:
+    """Republish dead letters to their original topic whose inbox row is still 'dead_lettered' (safe to rerun)."""
+    from . import dead_letters
+
+    if all_ == bool(event_id):
+        raise typer.BadParameter("give either --all or one or more --event-id", param_hint="--all/--event-id")
+    try:
+        report = asyncio.run(
+            dead_letters.replay({"bootstrap_servers": bootstrap}, database_url, group, None if all_ else event_id)
+        )
+    except LookupError as error:
+        raise typer.BadParameter(str(error), param_hint="--group") from error
+    for message_id in report.replayed:
+        typer.echo(f"replayed {message_id}")
+    for message_id, why in report.skipped:
+        typer.echo(f"skipped {message_id}: {why}")
+    for message_id in report.not_found:
+        typer.echo(f"not on {group}.dlq: {message_id}")
+    typer.echo(f"{len(report.replayed)} replayed, {len(report.skipped)} skipped, {len(report.not_found)} not found")
+    if report.not_found:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

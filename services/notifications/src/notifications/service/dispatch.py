@@ -71,7 +71,7 @@ async def send_email_batch(service: Service) -> int:
     if not claimed:
         return 0
     mailer = Mailer(settings)
-    outcomes: list[tuple[object, str | None]] = []
+    recorded: set[object] = set()
     try:
         async with mailer.client() as smtp:
             for row in claimed:
@@ -80,13 +80,16 @@ async def send_email_batch(service: Service) -> int:
                     await smtp.send_message(
                         compose(row["id"], row["email"], message, settings.mail_from, row["language"])
                     )
-                    outcomes.append((row, None))
+                    outcome = None
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-                    outcomes.append((row, f"{type(error).__name__}: {error}"))
+                    outcome = f"{type(error).__name__}: {error}"
+                # recorded at once, not per batch: a crash resends at most the message in hand (same Message-ID)
+                await _record(service, [(row, outcome)])
+                recorded.add(row["id"])
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:  # the server cannot be reached at all
-        done = {id(row) for row, _ in outcomes}
-        outcomes += [(row, f"{type(error).__name__}: {error}") for row in claimed if id(row) not in done]
-    await _record(service, outcomes)
+        await _record(
+            service, [(row, f"{type(error).__name__}: {error}") for row in claimed if row["id"] not in recorded]
+        )
     return len(claimed)
 
 
