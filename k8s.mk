@@ -1,7 +1,7 @@
 # Kubernetes manifests (k8s/) and images (services/*/Dockerfile): render every overlay and validate it,
 # offline. Included by the main Makefile; also usable alone:  make -f k8s.mk k8s-lint
 #
-#   make k8s-lint     yamllint k8s/, hadolint the Dockerfiles, the Grafana dashboard up to date, render
+#   make k8s-lint     yamllint k8s/ and deploy/, hadolint the Dockerfiles, the Grafana dashboard up to date, render
 #                     every overlay (kubectl kustomize), validate every object with kubeconform -strict
 #                     (core kinds against Kubernetes' schemas, custom resources against the operators'
 #                     CRD schemas in $(K8S_SCHEMAS)), make sure it still rejects the known mistakes in
@@ -129,8 +129,8 @@ k8s-render:
 
 k8s-lint: k8s-tools
 	@[ -d $(K8S_SCHEMAS) ] || { echo "k8s-lint: no CRD schemas at $(K8S_SCHEMAS) (set K8S_SCHEMAS)"; exit 1; }
-	@echo "== yamllint k8s/"
-	@$(K8S_BIN)/yamllint --strict -c $(K8S_ROOT)/k8s/yamllint.yaml $(K8S_ROOT)/k8s
+	@echo "== yamllint k8s/ deploy/"
+	@$(K8S_BIN)/yamllint --strict -c $(K8S_ROOT)/k8s/yamllint.yaml $(K8S_ROOT)/k8s $(K8S_ROOT)/deploy
 	@echo "== hadolint $(notdir $(patsubst %/Dockerfile,%,$(K8S_DOCKERFILES)))"
 	@$(K8S_BIN)/hadolint $(K8S_DOCKERFILES)
 	@echo "== Grafana dashboard"
