@@ -14,9 +14,11 @@
 #                     with Go, fetches the Python tools from PyPI and promtool from Debian; later runs do
 #                     nothing)
 #   make k8s-tools-clean   remove them
+#   make k8s-schemas  refresh the copies in k8s/schemas from shared/k8s-schemas
 #
 # Settings (override on the command line or in the environment):
-#   K8S_SCHEMAS   the operators' CRD schemas (shared/k8s-schemas beside the clone)
+#   K8S_SCHEMAS   the operators' CRD schemas: shared/k8s-schemas beside the clone when it is there,
+#                 else the copies of the ones we use in k8s/schemas
 #   K8S_VERSION   the Kubernetes version whose schemas core kinds are checked against
 #   K8S_OVERLAYS  the overlays rendered and validated
 
@@ -25,7 +27,10 @@ K8S_ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-K8S_SCHEMAS  ?= $(K8S_ROOT)/../shared/k8s-schemas
+K8S_SHARED_SCHEMAS := $(K8S_ROOT)/../shared/k8s-schemas
+K8S_OWN_SCHEMAS    := $(K8S_ROOT)/k8s/schemas
+K8S_SCHEMAS  ?= $(if $(wildcard $(K8S_SHARED_SCHEMAS)/kafka.strimzi.io),$(K8S_SHARED_SCHEMAS),$(K8S_OWN_SCHEMAS))
+K8S_OWN_SCHEMA_FILES = $(patsubst $(K8S_OWN_SCHEMAS)/%,%,$(wildcard $(K8S_OWN_SCHEMAS)/*/*.json))
 K8S_VERSION  ?= 1.33.0
 K8S_OVERLAYS ?= dev test acc prod
 K8S_PYTHON   ?= $(if $(PYTHON),$(PYTHON),python3)
@@ -66,7 +71,7 @@ ifeq ($(.DEFAULT_GOAL),)
 .DEFAULT_GOAL := k8s-lint
 endif
 
-.PHONY: k8s-lint k8s-render k8s-tools k8s-tools-clean k8s-force
+.PHONY: k8s-lint k8s-render k8s-tools k8s-tools-clean k8s-force k8s-schemas k8s-schemas-check
 
 # a stamp whose tool has gone missing is out of date
 k8s-force:
@@ -127,7 +132,22 @@ endef
 k8s-render:
 	$(k8s_render)
 
-k8s-lint: k8s-tools
+# the copies in k8s/schemas, refreshed from the shared collection (only the files already there)
+k8s-schemas:
+	@[ -d $(K8S_SHARED_SCHEMAS) ] || { echo "k8s-schemas: no shared collection at $(K8S_SHARED_SCHEMAS)"; exit 1; }
+	@for file in $(K8S_OWN_SCHEMA_FILES); do install -m 644 $(K8S_SHARED_SCHEMAS)/$$file $(K8S_OWN_SCHEMAS)/$$file; done
+	@install -m 644 $(K8S_SHARED_SCHEMAS)/LICENSES/* $(K8S_OWN_SCHEMAS)/LICENSES/
+	@echo "k8s-schemas: $(words $(K8S_OWN_SCHEMA_FILES)) schemas copied from $(K8S_SHARED_SCHEMAS)"
+
+# with the shared collection present, every copy must equal its original
+k8s-schemas-check:
+	@if [ -d $(K8S_SHARED_SCHEMAS) ]; then \
+	  for file in $(K8S_OWN_SCHEMA_FILES); do cmp -s $(K8S_SHARED_SCHEMAS)/$$file $(K8S_OWN_SCHEMAS)/$$file || \
+	    { echo "k8s/schemas/$$file differs from $(K8S_SHARED_SCHEMAS)/$$file: run make k8s-schemas"; exit 1; }; done; \
+	  echo "k8s/schemas: $(words $(K8S_OWN_SCHEMA_FILES)) copies equal the shared collection"; \
+	else echo "k8s/schemas: no shared collection beside the clone; validating against the copies"; fi
+
+k8s-lint: k8s-tools k8s-schemas-check
 	@[ -d $(K8S_SCHEMAS) ] || { echo "k8s-lint: no CRD schemas at $(K8S_SCHEMAS) (set K8S_SCHEMAS)"; exit 1; }
 	@echo "== yamllint k8s/ deploy/"
 	@$(K8S_BIN)/yamllint --strict -c $(K8S_ROOT)/k8s/yamllint.yaml $(K8S_ROOT)/k8s $(K8S_ROOT)/deploy

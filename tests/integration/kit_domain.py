@@ -19,6 +19,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 SOURCE = "urn:nld:oin:00000000000000000000:systeem:buurtkracht-kit-test"
 
 
+def own_topic(name: str) -> str:
+    """A topic for one test's consumer group alone: a new group reads from the start, so a topic shared
+    with other tests would hand it their messages (and their poison) too."""
+    return f"kit-test.{RUN_ID}.{name}"
+
+
 @register
 class CounterIncremented(Event):
     event_type: ClassVar[str] = "nl.buurtkracht.kit-test.counter-incremented.v1"

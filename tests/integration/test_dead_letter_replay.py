@@ -19,7 +19,7 @@ from buurtkracht_kit.outbox import kafka_producer
 from buurtkracht_kit.runtime import Service, ServiceSpec
 
 from ..keys import PUBLIC
-from .kit_domain import MIGRATIONS, SOURCE, TEST_TOPIC, CounterIncremented, PoisonError, read_topic
+from .kit_domain import MIGRATIONS, SOURCE, CounterIncremented, PoisonError, own_topic, read_topic
 from .test_outbox_and_consumer import settings_for, wait_for
 
 pytestmark = pytest.mark.integration
@@ -58,8 +58,7 @@ async def pool(database):
 
 
 @pytest.fixture(scope="module")
-async def kafka(kafka_bootstrap):
-    await topics.ensure({"bootstrap_servers": kafka_bootstrap}, [TopicSpec(TEST_TOPIC, 6, 3_600_000)])
+def kafka(kafka_bootstrap):
     return kafka_bootstrap
 
 
@@ -81,8 +80,8 @@ async def test_a_replayed_dead_letter_is_processed_once_and_a_second_replay_does
 ):
     BUG["fixed"] = False
     group = f"kit-replay-{uuid.uuid4().hex[:8]}"
-    dlq = dead_letter_topic(group)
-    await topics.ensure({"bootstrap_servers": kafka}, [TopicSpec(dlq, 1, 3_600_000)])
+    topic, dlq = own_topic(group), dead_letter_topic(group)
+    await topics.ensure({"bootstrap_servers": kafka}, [TopicSpec(topic, 6, 3_600_000), TopicSpec(dlq, 1, 3_600_000)])
     key_file = tmp_path / "key.pem"
     key_file.write_text(PUBLIC)
     service = Service(
@@ -91,7 +90,7 @@ async def test_a_replayed_dead_letter_is_processed_once_and_a_second_replay_does
             title="kit replay test",
             version="0",
             migrations=MIGRATIONS,
-            subscribed_topics=[TEST_TOPIC],
+            subscribed_topics=[topic],
             handlers={CounterIncremented: apply_unless_buggy},
         ),
         settings_for(database, kafka, group, key_file),
@@ -118,7 +117,7 @@ async def test_a_replayed_dead_letter_is_processed_once_and_a_second_replay_does
         async with service._lifespan(service.app):
             for envelope in (good, poison):
                 record = to_kafka(envelope)
-                await producer.send_and_wait(TEST_TOPIC, record.value, key=record.key, headers=record.headers)
+                await producer.send_and_wait(topic, record.value, key=record.key, headers=record.headers)
 
             async def parked() -> bool:
                 return await value() == 5 and await outcome() == "dead_lettered"
@@ -126,7 +125,7 @@ async def test_a_replayed_dead_letter_is_processed_once_and_a_second_replay_does
             assert await wait_for(parked), "the good message was not applied or the poison not parked"
             assert len(await read_topic(kafka, dlq, at_least=1, timeout=30)) == 1
             listed = await dead_letters.read({"bootstrap_servers": kafka}, group)
-            assert [(d.ce_id, d.original_topic, d.attempts) for d in listed] == [(poison_id, TEST_TOPIC, 3)]
+            assert [(d.ce_id, d.original_topic, d.attempts) for d in listed] == [(poison_id, topic, 3)]
             assert b"PoisonError" in (listed[0].error or "").encode()
             assert [name for name, _ in listed[0].original_headers] == [name for name, _ in to_kafka(poison).headers]
 
@@ -149,7 +148,7 @@ async def test_a_replayed_dead_letter_is_processed_once_and_a_second_replay_does
                                 poison_id,
                             )
                             await crash_producer.send_and_wait(
-                                TEST_TOPIC, listed[0].value, key=listed[0].key, headers=listed[0].original_headers
+                                topic, listed[0].value, key=listed[0].key, headers=listed[0].original_headers
                             )
                             await asyncio.sleep(1)  # the consumer reads the copy and waits on the row lock
                             raise ConnectionAbortedError("the replay dies before its commit")

@@ -29,6 +29,7 @@ from .kit_domain import (
     CounterIncremented,
     apply_increment,
     increment,
+    own_topic,
     read_topic,
 )
 
@@ -208,8 +209,8 @@ async def test_poison_message_is_dead_lettered_once_and_the_messages_behind_it_a
 ):
     """Through the full service wiring: FastStream subscriber, kit consumer, outbox relay to the DLQ."""
     group = f"kit-test-{uuid.uuid4().hex[:8]}"
-    dlq = dead_letter_topic(group)
-    await topics.ensure({"bootstrap_servers": kafka}, [TopicSpec(dlq, 1, 3_600_000)])
+    topic, dlq = own_topic(group), dead_letter_topic(group)
+    await topics.ensure({"bootstrap_servers": kafka}, [TopicSpec(topic, 6, 3_600_000), TopicSpec(dlq, 1, 3_600_000)])
     key_file = tmp_path / "key.pem"
     key_file.write_text(PUBLIC)
     service = Service(
@@ -218,7 +219,7 @@ async def test_poison_message_is_dead_lettered_once_and_the_messages_behind_it_a
             title="kit test",
             version="0",
             migrations=MIGRATIONS,
-            subscribed_topics=[TEST_TOPIC],
+            subscribed_topics=[topic],
             handlers={CounterIncremented: apply_increment},
         ),
         settings_for(database, kafka, group, key_file),
@@ -233,11 +234,11 @@ async def test_poison_message_is_dead_lettered_once_and_the_messages_behind_it_a
         async with service._lifespan(service.app):
             for envelope in (good_before, poison, good_after, good_before, poison):
                 record = to_kafka(envelope)
-                await producer.send_and_wait(TEST_TOPIC, record.value, key=record.key, headers=record.headers)
+                await producer.send_and_wait(topic, record.value, key=record.key, headers=record.headers)
             garbage_key = counter.encode()
-            await producer.send_and_wait(TEST_TOPIC, b"{broken", key=garbage_key, headers=[("ce_id", b"garbage-1")])
+            await producer.send_and_wait(topic, b"{broken", key=garbage_key, headers=[("ce_id", b"garbage-1")])
             await producer.send_and_wait(
-                TEST_TOPIC, b"{}", key=garbage_key, headers=[("ce_id", None), ("x", None), ("y", b"\xff")]
+                topic, b"{}", key=garbage_key, headers=[("ce_id", None), ("x", None), ("y", b"\xff")]
             )
 
             async def settled() -> bool:

@@ -104,11 +104,14 @@ def docs(
 ) -> None:
     """Write a service's OpenAPI and AsyncAPI documents (generated from its routes and contract models)."""
     import json
+    from unittest import mock
 
-    # The documents describe the service, not this machine: the same settings wherever they are made.
-    os.environ.pop("BK_SERVICE_NAME", None)
-    os.environ.update(BK_DATABASE_URL="postgresql://docs@localhost/docs", BK_KAFKA_BOOTSTRAP_SERVERS="kafka:9092")
-    built = importlib.import_module(f"{service}.app").create()
+    # The documents describe the service, not this machine: the same settings wherever they are made
+    # (and the caller's environment is left as it was).
+    placeholders = {"BK_DATABASE_URL": "postgresql://docs@localhost/docs", "BK_KAFKA_BOOTSTRAP_SERVERS": "kafka:9092"}
+    environment = {name: value for name, value in os.environ.items() if name != "BK_SERVICE_NAME"} | placeholders
+    with mock.patch.dict(os.environ, environment, clear=True):
+        built = importlib.import_module(f"{service}.app").create()
     out.mkdir(parents=True, exist_ok=True)
     for name, document in (("openapi.json", built.app.openapi()), ("asyncapi.json", built.asyncapi())):
         (out / name).write_text(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
