@@ -16,6 +16,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -640,6 +641,101 @@ async def test_the_secret_is_answered_once_and_never_again(db, api, receiver):
 
 
 @pytest.mark.integration
+async def test_a_rotated_secret_signs_beside_the_new_one_until_its_overlap_ends(db, api, receiver, settings):
+    hook = path()
+    subscription = await subscribe(api, receiver.url(hook))
+    old = subscription["secret"]
+    rotated = await api.post(f"{BASE}/{subscription['id']}/secret", headers=ADMIN)
+    assert rotated.status_code == 200, rotated.text
+    new = rotated.json()["secret"]
+    assert new.startswith("whsec_") and new != old
+    overlap = datetime.fromisoformat(rotated.json()["previous_secret_until"]) - datetime.now(UTC)
+    assert timedelta(hours=23, minutes=59) < overlap <= timedelta(hours=24)
+    one = (await api.get(f"{BASE}/{subscription['id']}", headers=ADMIN)).json()
+    assert "secret" not in one and one["previous_secret_until"] == rotated.json()["previous_secret_until"]
+
+    await enqueue(db, envelope())
+    async with dispatcher(db, settings) as sender:
+        assert await sender.dispatch_once() == 1
+    (during,) = receiver.received[hook]
+    assert len(during.headers["webhook-signature"].split(" ")) == 2
+    for secret in (new, old):  # a receiver on either secret accepts the delivery
+        Webhook(secret).verify(during.body, during.headers)
+
+    # Rotating again without overlap: only the newest secret signs, the two before it are refused.
+    again = await api.post(f"{BASE}/{subscription['id']}/secret", json={"overlap_hours": 0}, headers=ADMIN)
+    assert again.status_code == 200 and again.json()["previous_secret_until"] is None
+    newest = again.json()["secret"]
+    await enqueue(db, envelope())
+    async with dispatcher(db, settings) as sender:
+        assert await sender.dispatch_once() == 1
+    after = receiver.received[hook][1]
+    assert len(after.headers["webhook-signature"].split(" ")) == 1
+    Webhook(newest).verify(after.body, after.headers)
+    for secret in (new, old):
+        with pytest.raises(WebhookVerificationError):
+            Webhook(secret).verify(after.body, after.headers)
+
+
+@pytest.mark.integration
+async def test_a_rotated_secret_stops_signing_when_its_overlap_has_passed(db, api, receiver, settings):
+    hook = path()
+    subscription = await subscribe(api, receiver.url(hook))
+    rotated = (await api.post(f"{BASE}/{subscription['id']}/secret", json={"overlap_hours": 1}, headers=ADMIN)).json()
+    await db.execute(
+        "UPDATE webhook_subscriptions SET previous_secret_until = now() - interval '1 second' WHERE id = $1",
+        uuid.UUID(subscription["id"]),
+    )
+    await enqueue(db, envelope())
+    async with dispatcher(db, settings) as sender:
+        assert await sender.dispatch_once() == 1
+    (received,) = receiver.received[hook]
+    Webhook(rotated["secret"]).verify(received.body, received.headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(subscription["secret"]).verify(received.body, received.headers)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("overlap", [-1, 169, "a day"])
+async def test_a_rotation_with_an_invalid_overlap_is_refused_and_changes_nothing(db, api, receiver, overlap):
+    subscription = await subscribe(api, receiver.url(path()))
+    before = await db.fetchrow("SELECT secret, previous_secret FROM webhook_subscriptions")
+    answer = await api.post(f"{BASE}/{subscription['id']}/secret", json={"overlap_hours": overlap}, headers=ADMIN)
+    assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
+    assert "overlap_hours" in [error["field"] for error in answer.json()["errors"]]
+    assert await db.fetchrow("SELECT secret, previous_secret FROM webhook_subscriptions") == before
+
+
+@pytest.mark.integration
+async def test_a_deleted_subscription_hears_nothing_more_and_its_log_is_gone(db, api, receiver, settings):
+    hook = path()
+    subscription = await subscribe(api, receiver.url(hook))
+    kept = await subscribe(api, receiver.url(path()))
+    await enqueue(db, envelope())
+    async with dispatcher(db, settings) as sender:
+        (in_flight,) = [c for c in await sender.claim(10) if str(c.subscription_id) == subscription["id"]]
+
+        deleted = await api.delete(f"{BASE}/{subscription['id']}", headers=ADMIN)
+        assert deleted.status_code == 204 and deleted.content == b""
+        assert (await api.get(f"{BASE}/{subscription['id']}", headers=ADMIN)).status_code == 404
+        assert (await api.delete(f"{BASE}/{subscription['id']}", headers=ADMIN)).status_code == 404
+
+        receiver.answers[hook] = 500
+        await sender.deliver(in_flight)  # the attempt that was in flight: its outcome is dropped, nothing raised
+        assert await enqueue(db, envelope()) == 1  # only the subscription that is left
+        await sender.dispatch_once()
+    assert len(receiver.received[hook]) == 1
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM webhook_deliveries WHERE subscription_id = $1", uuid.UUID(subscription["id"])
+        )
+        == 0
+    )
+    assert [s["id"] for s in (await api.get(BASE, headers=ADMIN)).json()["items"]] == [kept["id"]]
+    assert await outbox(db, WebhookDeliveryFailed.event_type) == []
+
+
+@pytest.mark.integration
 async def test_the_delivery_log_is_paginated(db, api, receiver):
     subscription = await subscribe(api, receiver.url(path()))
     for _ in range(3):
@@ -659,6 +755,8 @@ async def test_unknown_subscriptions_are_not_found(db, api):
         await api.get(f"{BASE}/{unknown}", headers=ADMIN),
         await api.get(f"{BASE}/{unknown}/deliveries", headers=ADMIN),
         await api.post(f"{BASE}/{unknown}/enable", headers=ADMIN),
+        await api.post(f"{BASE}/{unknown}/secret", headers=ADMIN),
+        await api.delete(f"{BASE}/{unknown}", headers=ADMIN),
     ):
         assert answer.status_code == 404
         assert answer.headers["content-type"] == "application/problem+json"
@@ -697,6 +795,8 @@ async def test_only_admins_manage_webhook_subscriptions(db, api, receiver):
         ("GET", target, None),
         ("GET", f"{target}/deliveries", None),
         ("POST", f"{target}/enable", None),
+        ("POST", f"{target}/secret", None),
+        ("DELETE", target, None),
     ]
     others = [
         token("r-1", ["resident"], ["BU03630001"]),
@@ -712,6 +812,7 @@ async def test_only_admins_manage_webhook_subscriptions(db, api, receiver):
         anonymous = await api.request(method, url, json=body)
         assert anonymous.status_code == 401
     assert await db.fetchval("SELECT count(*) FROM webhook_subscriptions") == 1
+    assert await db.fetchval("SELECT secret FROM webhook_subscriptions") == subscription["secret"]
 
 
 # --- the whole service ----------------------------------------------------------------------------------------

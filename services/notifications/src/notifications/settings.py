@@ -29,3 +29,6 @@ class NotificationsSettings(KitSettings):
         20, ge=1, description="Consecutive failed attempts after which a subscription is disabled"
     )
     webhook_dispatch_interval_seconds: float = Field(1.0, gt=0)
+    webhook_secret_overlap_hours: float = Field(
+        24.0, ge=0, le=168, description="How long a rotated secret still signs deliveries beside the new one"
+    )

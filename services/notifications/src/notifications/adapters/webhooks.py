@@ -27,7 +27,7 @@ MAX_RESPONSE_EXCERPT = 300
 
 _SUBSCRIPTION_COLUMNS = (
     "id, url, event_types, description, created_by, status, disabled_reason, disabled_at, consecutive_failures, "
-    "created_at"
+    "created_at, previous_secret_until"
 )
 _DELIVERY_COLUMNS = (
     "id, subscription_id, event_id, event_type, status, attempts, next_attempt_at, last_attempt_at, "
@@ -93,14 +93,38 @@ async def subscriptions(
     return [_subscription(row) for row in rows], total
 
 
+async def rotate_secret(
+    conn: asyncpg.Connection, subscription_id: uuid.UUID, secret: str, overlap_seconds: float
+) -> Subscription | None:
+    """Sign with `secret` from now on; the replaced one goes on signing beside it for `overlap_seconds`
+    (not at all when 0). `None` when there is no such subscription."""
+    row = await conn.fetchrow(
+        f"""UPDATE webhook_subscriptions
+            SET previous_secret = CASE WHEN $3::float8 > 0 THEN secret END,
+                previous_secret_until = CASE WHEN $3::float8 > 0 THEN now() + make_interval(secs => $3) END,
+                secret = $2
+            WHERE id = $1 RETURNING {_SUBSCRIPTION_COLUMNS}""",
+        subscription_id,
+        secret,
+        overlap_seconds,
+    )
+    return _subscription(row) if row else None
+
+
+async def delete_subscription(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> bool:
+    """Remove a subscription and its delivery log; `False` when there was none."""
+    return bool(await conn.fetchval("DELETE FROM webhook_subscriptions WHERE id = $1 RETURNING true", subscription_id))
+
+
 async def active_filters(conn: asyncpg.Connection) -> list[tuple[uuid.UUID, list[str]]]:
     """Every active subscription's id and event-type filters."""
     rows = await conn.fetch("SELECT id, event_types FROM webhook_subscriptions WHERE status = 'active'")
     return [(row["id"], list(row["event_types"])) for row in rows]
 
 
-async def count_failure(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> int:
-    """One more failed attempt in the subscription's current run; returns the run's length."""
+async def count_failure(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> int | None:
+    """One more failed attempt in the subscription's current run; returns the run's length (`None` when the
+    subscription was deleted meanwhile)."""
     return await conn.fetchval(
         """UPDATE webhook_subscriptions SET consecutive_failures = consecutive_failures + 1
            WHERE id = $1 RETURNING consecutive_failures""",
@@ -203,7 +227,7 @@ class Claimed:
     event_type: str
     body: str
     url: str
-    secret: str
+    secrets: tuple[str, ...]  # the current secret, and a rotated one while it still signs
     created_by: str
 
 
@@ -235,6 +259,7 @@ async def claim(conn: asyncpg.Connection, limit: int, per_subscription: int, lea
            FROM claimable, webhook_subscriptions s
            WHERE d.id = claimable.id AND s.id = d.subscription_id
            RETURNING d.id, d.subscription_id, d.attempts, d.event_id, d.event_type, d.body, s.url, s.secret,
+                     CASE WHEN s.previous_secret_until > now() THEN s.previous_secret END AS previous_secret,
                      s.created_by""",
         limit,
         per_subscription,
@@ -249,7 +274,7 @@ async def claim(conn: asyncpg.Connection, limit: int, per_subscription: int, lea
             event_type=row["event_type"],
             body=row["body"],
             url=row["url"],
-            secret=row["secret"],
+            secrets=(row["secret"], row["previous_secret"]) if row["previous_secret"] else (row["secret"],),
             created_by=row["created_by"],
         )
         for row in rows

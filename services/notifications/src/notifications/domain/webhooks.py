@@ -62,6 +62,7 @@ class Subscription:
     disabled_at: datetime | None
     consecutive_failures: int
     created_at: datetime
+    previous_secret_until: datetime | None  # a rotated secret signs beside the current one until then
 
 
 @dataclass(frozen=True)
@@ -139,13 +140,14 @@ def matches(patterns: Sequence[str], event_type: str) -> bool:
 # --- deliveries -----------------------------------------------------------------------------------------------
 
 
-def signed_headers(secret: str, message_id: str, body: str, at: datetime | None = None) -> dict[str, str]:
-    """The Standard Webhooks headers of one attempt: the stable message id, the time, and the signature."""
+def signed_headers(secrets: Sequence[str], message_id: str, body: str, at: datetime | None = None) -> dict[str, str]:
+    """The Standard Webhooks headers of one attempt: the stable message id, the time, and one signature per
+    secret (the current one first; a rotated one while it overlaps), space-separated as the specification says."""
     timestamp = datetime.fromtimestamp(int((at or datetime.now(UTC)).timestamp()), UTC)
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(int(timestamp.timestamp())),
-        "webhook-signature": Webhook(secret).sign(message_id, timestamp, body),
+        "webhook-signature": " ".join(Webhook(secret).sign(message_id, timestamp, body) for secret in secrets),
         "content-type": CONTENT_TYPE,
     }
 

@@ -1,6 +1,7 @@
 """HTTP API of webhook subscriptions (`/api/v1/webhook-subscriptions`), for admins only.
 
-The signing secret is answered once, to the admin who creates the subscription; no other answer holds it.
+The signing secret is answered once, to the admin who creates the subscription or rotates its secret; no other
+answer holds it.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ class SubscriptionOut(BaseModel):
     consecutive_failures: int
     created_by: str
     created_at: datetime
+    previous_secret_until: datetime | None = Field(
+        description="After a rotation: until when the replaced secret still signs deliveries beside the new one"
+    )
 
     @classmethod
     def of(cls, subscription: Subscription) -> SubscriptionOut:
@@ -73,11 +77,24 @@ class SubscriptionOut(BaseModel):
             consecutive_failures=subscription.consecutive_failures,
             created_by=subscription.created_by,
             created_at=subscription.created_at,
+            previous_secret_until=subscription.previous_secret_until,
         )
 
 
-class CreatedSubscription(SubscriptionOut):
+class SubscriptionWithSecret(SubscriptionOut):
     secret: str = Field(description="The Standard Webhooks signing secret (`whsec_...`); shown only in this answer")
+
+
+class SecretRotation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    overlap_hours: float | None = Field(
+        None,
+        ge=0,
+        le=168,
+        description="How long the replaced secret goes on signing beside the new one (0: stop at once); "
+        "by default the service's setting (24 hours)",
+    )
 
 
 class SubscriptionPage(BaseModel):
@@ -131,14 +148,14 @@ def _unit_of_work(request: Request) -> UnitOfWork:
 @router.post("", status_code=201, summary="Subscribe an endpoint to events; the answer holds the signing secret once")
 async def create_subscription(
     body: NewSubscription, admin: Admin, request: Request, response: Response
-) -> CreatedSubscription:
+) -> SubscriptionWithSecret:
     async with _unit_of_work(request) as uow:
         subscription, secret = await webhooks.create_subscription(
             uow, admin, url=body.url, event_types=body.event_types, description=body.description
         )
         await uow.commit()
     response.headers["Location"] = f"{router.prefix}/{subscription.id}"
-    return CreatedSubscription(**SubscriptionOut.of(subscription).model_dump(), secret=secret)
+    return SubscriptionWithSecret(**SubscriptionOut.of(subscription).model_dump(), secret=secret)
 
 
 @router.get("", summary="Every webhook subscription, newest first")
@@ -161,6 +178,36 @@ async def get_subscription(subscription_id: uuid.UUID, admin: Admin, request: Re
     if subscription is None:
         raise Problem.not_found(f"webhook subscription {subscription_id}")
     return SubscriptionOut.of(subscription)
+
+
+@router.delete("/{subscription_id}", status_code=204, summary="Stop and remove a subscription with its delivery log")
+async def delete_subscription(subscription_id: uuid.UUID, admin: Admin, request: Request) -> Response:
+    try:
+        async with _unit_of_work(request) as uow:
+            await webhooks.delete_subscription(uow, admin, subscription_id)
+            await uow.commit()
+    except webhooks.NotFound as error:
+        raise Problem.not_found(str(error)) from error
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{subscription_id}/secret",
+    summary="Rotate the signing secret; the answer holds the new one once, the old one signs beside it for a while",
+)
+async def rotate_secret(
+    subscription_id: uuid.UUID, admin: Admin, request: Request, body: SecretRotation | None = None
+) -> SubscriptionWithSecret:
+    overlap = request.app.state.settings.webhook_secret_overlap_hours
+    if body is not None and body.overlap_hours is not None:
+        overlap = body.overlap_hours
+    try:
+        async with _unit_of_work(request) as uow:
+            subscription, secret = await webhooks.rotate_secret(uow, admin, subscription_id, overlap)
+            await uow.commit()
+    except webhooks.NotFound as error:
+        raise Problem.not_found(str(error)) from error
+    return SubscriptionWithSecret(**SubscriptionOut.of(subscription).model_dump(), secret=secret)
 
 
 @router.get("/{subscription_id}/deliveries", summary="The delivery log of a subscription, newest first")

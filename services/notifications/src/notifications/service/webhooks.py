@@ -81,6 +81,31 @@ async def enable_subscription(uow: UnitOfWork, subscription_id: uuid.UUID) -> Su
     return subscription
 
 
+async def rotate_secret(
+    uow: UnitOfWork, admin: Principal, subscription_id: uuid.UUID, overlap_hours: float
+) -> tuple[Subscription, str]:
+    """A new signing secret (shown once, to this admin); the old one signs beside it for `overlap_hours`."""
+    secret = rules.new_secret()
+    subscription = await store.rotate_secret(uow.connection, subscription_id, secret, overlap_hours * 3600)
+    if subscription is None:
+        raise NotFound(f"webhook subscription {subscription_id}")
+    logger.info(
+        "webhook subscription %s: secret rotated by %s, the old one signs for %g more hours",
+        subscription_id,
+        admin.subject,
+        overlap_hours,
+    )
+    return subscription, secret
+
+
+async def delete_subscription(uow: UnitOfWork, admin: Principal, subscription_id: uuid.UUID) -> None:
+    """Stop sending to the endpoint for good: the subscription, its pending deliveries and its log are removed.
+    An attempt in flight may still arrive; its outcome is dropped."""
+    if not await store.delete_subscription(uow.connection, subscription_id):
+        raise NotFound(f"webhook subscription {subscription_id}")
+    logger.info("webhook subscription %s deleted by %s", subscription_id, admin.subject)
+
+
 # --- queueing -------------------------------------------------------------------------------------------------
 
 
@@ -220,7 +245,7 @@ class Dispatcher:
         """Send one attempt and record its outcome; never raises (an unrecorded attempt is retried after its lease)."""
         message_id = str(claimed.delivery_id)
         try:
-            headers = rules.signed_headers(claimed.secret, message_id, claimed.body)
+            headers = rules.signed_headers(claimed.secrets, message_id, claimed.body)
             started = time.perf_counter()
             self._metrics.in_flight.inc()
             try:
@@ -263,6 +288,8 @@ class Dispatcher:
                 )
                 return
             failures = await store.count_failure(conn, claimed.subscription_id)
+            if failures is None:  # the subscription was deleted while the attempt was in flight
+                return self._stale(claimed)
             outcome = rules.outcome(
                 verdict,
                 claimed.attempt,
@@ -330,7 +357,8 @@ class Dispatcher:
 
     def _stale(self, claimed: store.Claimed) -> None:
         logger.warning(
-            "webhook delivery %s of event %s: outcome of attempt %d dropped, a later attempt holds it",
+            "webhook delivery %s of event %s: outcome of attempt %d dropped (a later attempt holds it, or the "
+            "subscription was deleted)",
             claimed.delivery_id,
             claimed.event_id,
             claimed.attempt,
