@@ -60,7 +60,7 @@ migrate: install
 	[ -n "$(SERVICES)" ] || echo "no services yet: nothing to migrate"
 
 run: install stack-up topics migrate
-	@deploy/local/run.sh
+	@UV="$(UV)" deploy/local/run.sh
 
 test-unit: install
 	$(PYTEST) -m unit

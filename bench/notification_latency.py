@@ -7,7 +7,7 @@ second for T seconds. Each event names one registered resident as its initiator,
 ("Een buur steunt '<title>'", the title unique per event). The latency of one email is the time the SMTP server
 accepted it minus the time Kafka acknowledged its event. Needs the local stack (`make stack-up`). Prints one line.
 
-    uv run python bench/notification_latency.py --rate 20 --seconds 30 --residents 50
+    .venv/bin/python bench/notification_latency.py --rate 20 --seconds 30 --residents 50
 """
 
 from __future__ import annotations

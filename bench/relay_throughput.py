@@ -4,7 +4,7 @@ Fills a scratch database's outbox with N committed events (default 100,000, in u
 5,000), then times `OutboxRelay.drain()` and checks that Kafka's end offsets grew by exactly N.
 Needs the local stack (`make stack-up`). Prints one line of figures per run.
 
-    uv run python bench/relay_throughput.py --events 100000 --batch-size 1000
+    .venv/bin/python bench/relay_throughput.py --events 100000 --batch-size 1000
 """
 
 from __future__ import annotations

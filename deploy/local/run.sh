@@ -3,10 +3,11 @@
 # (honcho; Ctrl-C stops them all), demo data loaded once, and where everything is.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-uv run --frozen --no-sync honcho -f deploy/local/Procfile start &
+UV="${UV:-uv}"  # the Makefile passes the uv it installed
+"$UV" run --frozen --no-sync honcho -f deploy/local/Procfile start &
 supervisor=$!
 trap 'kill -TERM "$supervisor" 2>/dev/null; wait "$supervisor"' INT TERM
-if ! uv run --frozen --no-sync python deploy/local/journey.py demo-data; then
+if ! "$UV" run --frozen --no-sync python deploy/local/journey.py demo-data; then
   echo "demo data could not be loaded; the services keep running (see their output above)" >&2
 fi
 cat <<TEXT
@@ -18,7 +19,7 @@ $(deploy/local/stack.sh status)
   notifications API    http://127.0.0.1:8003/docs
   email sent           SMTP sink on 127.0.0.1:10025: make mail
   the whole journey    make demo   (in a second terminal)
-  a token              uv run buurtkracht token --sub r-123 --role resident --area BU03630001
+  a token              .venv/bin/buurtkracht token --sub r-123 --role resident --area BU03630001
   connection variables make stack-env;  logs of Kafka and PostgreSQL in ${LOCAL_DIR:-.local}/logs/
 Ctrl-C stops the services; make stack-down stops Kafka and PostgreSQL.
 TEXT
