@@ -330,3 +330,25 @@ async def test_the_refusals_a_person_would_try_are_clear_and_change_nothing(syst
     assert wallet["balance_cents"] == 1_000 and wallet["pledges"] == []
     round_now = await journey.call("vouchers", "GET", f"/api/v1/rounds/{rid}", official)
     assert round_now["totals"] == {"pool": 99_000, "wallet": 1_000}
+
+
+async def test_demo_data_loads_once_and_a_second_load_changes_nothing(system, capsys):
+    journey, *_ = system
+    demo_data, area = journey_module.demo_data, journey_module.WIJK
+
+    async def initiatives() -> list[tuple[str, str]]:
+        found = await journey.call(
+            "initiatives", "GET", f"/api/v1/initiatives?area_code={area}&limit=100", journey.official()
+        )
+        return sorted((item["title"], item["status"]) for item in found["items"] if item["title"].endswith(" demo"))
+
+    await demo_data(journey.endpoints)
+    assert "demo data: loaded (open pledge round" in capsys.readouterr().out
+    loaded = await initiatives()
+    assert ("Speeltuin opknappen demo", "draft") in loaded
+    assert ("Bankjes langs de gracht demo", "gathering_support") in loaded
+    assert any(status == "completed" for _, status in loaded)  # the journey's initiative, accounted for
+
+    await demo_data(journey.endpoints)
+    assert "demo data: already loaded" in capsys.readouterr().out
+    assert await initiatives() == loaded
