@@ -41,3 +41,18 @@ def test_a_missing_ca_file_is_an_error_not_a_silent_plaintext():
 
 def test_plaintext_has_no_security():
     assert _broker_security(settings()) == {} and "ssl_context" not in settings().kafka_client_options()
+
+
+def test_the_command_line_connects_as_the_environment_says(monkeypatch):
+    """`buurtkracht topics|relay|dlq` take the bootstrap address from their option, the rest as a service does."""
+    from buurtkracht_kit import cli
+
+    monkeypatch.setenv("BK_KAFKA_BOOTSTRAP_SERVERS", "ignored:9092")
+    monkeypatch.setenv("BK_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("BK_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("BK_KAFKA_SASL_USERNAME", "buurtkracht-operator")
+    monkeypatch.setenv("BK_KAFKA_SASL_PASSWORD", "secret")
+    options = cli._kafka("buurtkracht-kafka-bootstrap:9093")
+    assert options["bootstrap_servers"] == "buurtkracht-kafka-bootstrap:9093"
+    assert options["security_protocol"] == "SASL_SSL" and options["sasl_plain_username"] == "buurtkracht-operator"
+    assert isinstance(options["ssl_context"], ssl.SSLContext)

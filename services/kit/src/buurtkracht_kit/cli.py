@@ -16,6 +16,7 @@ from buurtkracht_contracts.topics import all_topics
 
 from . import auth, logs, migrations
 from . import topics as kafka_topics
+from .settings import KafkaSettings
 
 app = typer.Typer(no_args_is_help=True, help="Buurtkracht operations.")
 topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics.")
@@ -24,6 +25,12 @@ dlq_app = typer.Typer(no_args_is_help=True, help="Dead-letter topics: list and r
 app.add_typer(dlq_app, name="dlq")
 
 DEFAULT_KEY_DIR = Path(os.environ.get("BK_LOCAL_DIR", ".local")) / "keys"
+
+
+def _kafka(bootstrap: str) -> dict[str, object]:
+    """Client options for `bootstrap`, with the security protocol, SASL login and CA of the environment
+    (`BK_KAFKA_*`, as a service reads them), so every command also works against a TLS/SCRAM listener."""
+    return KafkaSettings(kafka_bootstrap_servers=bootstrap).kafka_client_options()
 
 
 @app.command("keys")
@@ -80,9 +87,7 @@ def topics_ensure(
     replication_factor: Annotated[int, typer.Option(envvar="BK_TOPIC_REPLICATION_FACTOR")] = 1,
 ) -> None:
     """Create every event and dead-letter topic that does not exist yet."""
-    created = asyncio.run(
-        kafka_topics.ensure({"bootstrap_servers": bootstrap}, all_topics(partitions), replication_factor)
-    )
+    created = asyncio.run(kafka_topics.ensure(_kafka(bootstrap), all_topics(partitions), replication_factor))
     typer.echo(f"topics created: {', '.join(created)}" if created else "topics: all present")
 
 
@@ -138,9 +143,10 @@ async def _relay(database_url: str, bootstrap: str, batch_size: int, once: bool)
 
     logs.configure("outbox-relay", os.environ.get("BK_LOG_LEVEL", "INFO"), os.environ.get("BK_LOG_FORMAT", "json"))
     pool = await create_pool(database_url, 1, 3)
+    client_options = _kafka(bootstrap)
     outbox_relay = OutboxRelay(
         pool,
-        lambda: kafka_producer({"bootstrap_servers": bootstrap}),
+        lambda: kafka_producer(client_options),
         ServiceMetrics("outbox-relay"),
         batch_size=batch_size,
     )
@@ -166,7 +172,7 @@ def dlq_list(
     from . import dead_letters
 
     try:
-        records = asyncio.run(dead_letters.read({"bootstrap_servers": bootstrap}, group))
+        records = asyncio.run(dead_letters.read(_kafka(bootstrap), group))
     except LookupError as error:
         raise typer.BadParameter(str(error), param_hint="--group") from error
     for r in records:
@@ -192,9 +198,7 @@ def dlq_replay(
     if all_ == bool(event_id):
         raise typer.BadParameter("give either --all or one or more --event-id", param_hint="--all/--event-id")
     try:
-        report = asyncio.run(
-            dead_letters.replay({"bootstrap_servers": bootstrap}, database_url, group, None if all_ else event_id)
-        )
+        report = asyncio.run(dead_letters.replay(_kafka(bootstrap), database_url, group, None if all_ else event_id))
     except LookupError as error:
         raise typer.BadParameter(str(error), param_hint="--group") from error
     for message_id in report.replayed:

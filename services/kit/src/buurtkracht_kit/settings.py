@@ -11,17 +11,44 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from buurtkracht_contracts.event import source_urn
 
 
-class KitSettings(BaseSettings):
+class KafkaSettings(BaseSettings):
+    """How to reach Kafka: what every service and the `buurtkracht` command line connect with."""
+
     model_config = SettingsConfigDict(env_prefix="BK_", extra="ignore")
 
-    service_name: str = Field(description="initiatives, vouchers or notifications; also the consumer group id")
-    database_url: str = Field(description="postgresql:// URL of the service's own database")
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
     kafka_ssl_ca_file: Path | None = Field(None, description="CA bundle of the brokers (e.g. Strimzi's cluster CA)")
+
+    def kafka_client_options(self) -> dict[str, object]:
+        """Connection options for aiokafka clients (plaintext locally, SASL/TLS on Kubernetes)."""
+        options: dict[str, object] = {
+            "bootstrap_servers": self.kafka_bootstrap_servers,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            options |= {
+                "sasl_mechanism": self.kafka_sasl_mechanism,
+                "sasl_plain_username": self.kafka_sasl_username,
+                "sasl_plain_password": self.kafka_sasl_password,
+            }
+        if (context := self.kafka_ssl_context()) is not None:
+            options["ssl_context"] = context
+        return options
+
+    def kafka_ssl_context(self) -> ssl.SSLContext | None:
+        """TLS to the brokers when the protocol is SSL or SASL_SSL, trusting `kafka_ssl_ca_file` if set."""
+        if not self.kafka_security_protocol.endswith("SSL"):
+            return None
+        return ssl.create_default_context(cafile=str(self.kafka_ssl_ca_file) if self.kafka_ssl_ca_file else None)
+
+
+class KitSettings(KafkaSettings):
+    service_name: str = Field(description="initiatives, vouchers or notifications; also the consumer group id")
+    database_url: str = Field(description="postgresql:// URL of the service's own database")
     municipality_oin: str = Field("00000000000000000000", description="OIN of the municipality, in event sources")
 
     http_host: str = "127.0.0.1"
@@ -55,25 +82,3 @@ class KitSettings(BaseSettings):
     @property
     def event_source(self) -> str:
         return source_urn(self.municipality_oin, f"buurtkracht-{self.service_name}")
-
-    def kafka_client_options(self) -> dict[str, object]:
-        """Connection options for aiokafka clients (plaintext locally, SASL/TLS on Kubernetes)."""
-        options: dict[str, object] = {
-            "bootstrap_servers": self.kafka_bootstrap_servers,
-            "security_protocol": self.kafka_security_protocol,
-        }
-        if self.kafka_sasl_mechanism:
-            options |= {
-                "sasl_mechanism": self.kafka_sasl_mechanism,
-                "sasl_plain_username": self.kafka_sasl_username,
-                "sasl_plain_password": self.kafka_sasl_password,
-            }
-        if (context := self.kafka_ssl_context()) is not None:
-            options["ssl_context"] = context
-        return options
-
-    def kafka_ssl_context(self) -> ssl.SSLContext | None:
-        """TLS to the brokers when the protocol is SSL or SASL_SSL, trusting `kafka_ssl_ca_file` if set."""
-        if not self.kafka_security_protocol.endswith("SSL"):
-            return None
-        return ssl.create_default_context(cafile=str(self.kafka_ssl_ca_file) if self.kafka_ssl_ca_file else None)
