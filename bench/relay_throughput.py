@@ -1,10 +1,12 @@
 """How fast the outbox relay drains a committed backlog into Kafka.
 
 Fills a scratch database's outbox with N committed events (default 100,000, in units of work of
-5,000), then times `OutboxRelay.drain()` and checks that Kafka's end offsets grew by exactly N.
+5,000) of A aggregates (default 10,000 wallets; `--aggregates 1` is one busy aggregate, as a round on a
+voucher day), then times `OutboxRelay.drain()` and checks that Kafka's end offsets grew by exactly N.
 Needs the local stack (`make stack-up`). Prints one line of figures per run.
 
     .venv/bin/python bench/relay_throughput.py --events 100000 --batch-size 1000
+    .venv/bin/python bench/relay_throughput.py --events 100000 --aggregates 1
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ async def main(args: argparse.Namespace) -> None:
         await topics.ensure({"bootstrap_servers": bootstrap}, [TopicSpec(BENCH_TOPIC, 6, 3_600_000)])
         pool = await create_pool(database_url, 2, 4)
         round_id = uuid.uuid4()
-        wallets = [uuid.uuid4() for _ in range(10_000)]
+        wallets = [uuid.uuid4() for _ in range(args.aggregates)]
         started = time.perf_counter()
         for start in range(0, args.events, 5_000):
             async with UnitOfWork(pool, SOURCE) as uow:
@@ -108,7 +110,7 @@ async def main(args: argparse.Namespace) -> None:
         await pool.close()
         print(
             f"relay drain: {published} events in {drained:.2f} s = {published / drained:,.0f} events/s "
-            f"(batch {args.batch_size}; {on_kafka} new records on Kafka; "
+            f"(batch {args.batch_size}, {args.aggregates:,} aggregates; {on_kafka} new records on Kafka; "
             f"outbox filled in {filled:.2f} s = {args.events / filled:,.0f} events/s)"
         )
         if published != args.events or on_kafka != args.events:
@@ -122,4 +124,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--aggregates", type=int, default=10_000, help="how many aggregates the events belong to")
     asyncio.run(main(parser.parse_args()))

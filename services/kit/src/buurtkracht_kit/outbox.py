@@ -5,13 +5,13 @@ Invariants:
 - a row is deleted only after the broker acknowledged it (`acks=all`, idempotent producer), in the
   transaction that claimed it, so a relay that dies at any point publishes it again: at least once,
   never lost (consumers deduplicate by event id);
-- one aggregate's events are published in the order they were committed, also when sends fail:
-  rows are read in `id` order; within a batch an aggregate's next row is sent only after Kafka
-  acknowledged the previous one (rows of different aggregates go out together); a row that failed
-  waits in backoff and holds back the later rows of its aggregate (and nothing else); and each batch
-  runs under a transaction-scoped advisory lock, so relays of several replicas take turns and never
-  overtake each other. Writers of one aggregate are serialised by the lock on the aggregate's row,
-  so `id` order is commit order per aggregate.
+- one aggregate's events are published in the order they were committed, also when sends fail: rows
+  are read in `id` order, and an aggregate's rows go to one partition (the key is the aggregate id) in
+  one Kafka record batch, which the broker writes or refuses as a whole; a partition's next batch is
+  sent only after the previous one was acknowledged. A row that failed waits in backoff and holds back
+  the later rows of its aggregate (and nothing else); and each batch runs under a transaction-scoped
+  advisory lock, so relays of several replicas take turns and never overtake each other. Writers of one
+  aggregate are serialised by the lock on the aggregate's row, so `id` order is commit order per aggregate.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ import contextlib
 import logging
 import time
 import uuid
-from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 from buurtkracht_contracts import Envelope, model_for
 from buurtkracht_contracts.event import DATACONTENTTYPE, SPECVERSION
@@ -128,8 +128,8 @@ def kafka_producer(client_options: dict[str, object]) -> AIOKafkaProducer:
         **client_options,
         acks="all",
         enable_idempotence=True,
-        linger_ms=0,  # a batch is sent in waves that each wait for acknowledgement: lingering only adds latency
-        max_batch_size=512 * 1024,
+        linger_ms=0,  # the relay hands over whole record batches: lingering would only add latency
+        max_batch_size=512 * 1024,  # one partition's share of a relay batch, usually in one record batch
         request_timeout_ms=30_000,
     )
 
@@ -282,36 +282,70 @@ class OutboxRelay:
         self._metrics.outbox_oldest_age.set(float(oldest or 0))
 
 
-async def _send_in_order(producer: AIOKafkaProducer, records: list[_Row]) -> tuple[list[_Row], list[tuple[_Row, str]]]:
-    """Send records in waves: the next record of an aggregate only after the previous one was acknowledged.
+_PARTITIONER = DefaultPartitioner()  # murmur2 of the key, as `send(key=...)` and the Java client pick
 
-    An aggregate whose record fails sends nothing more in this batch. Returns (acknowledged, failed).
+
+async def _send_in_order(producer: AIOKafkaProducer, records: list[_Row]) -> tuple[list[_Row], list[tuple[_Row, str]]]:
+    """Send the records as one Kafka record batch per partition (more when a partition's share outgrows the
+    producer's batch size, sent one after another), every partition at once.
+
+    A batch is acknowledged or fails as a whole. After a failed batch its partition sends nothing more in
+    this round; an aggregate whose rows would go to a second partition or topic sends only the rows before
+    that. Rows left out are neither published nor failed: the next round takes them, in order.
+    Returns (acknowledged, failed).
     """
-    queues: OrderedDict[str, deque[_Row]] = OrderedDict()
-    for record in records:
-        queues.setdefault(record.aggregate_id, deque()).append(record)
-    published: list[_Row] = []
+    groups: dict[tuple[str, int], list[_Row]] = {}
+    home: dict[str, tuple[str, int]] = {}
+    partitions: dict[str, list[int]] = {}
+    unknown: dict[str, str] = {}  # topic -> why it has no partitions
     failed: list[tuple[_Row, str]] = []
-    while queues:
-        wave = [queue.popleft() for queue in queues.values()]
-        deliveries = [await _send(producer, record) for record in wave]
-        outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
-        for record, outcome in zip(wave, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                failed.append((record, f"{type(outcome).__name__}: {outcome}"[:1000]))
-                del queues[record.aggregate_id]
-            else:
-                published.append(record)
-        for aggregate_id in [a for a, queue in queues.items() if not queue]:
-            del queues[aggregate_id]
+    for record in records:
+        if record.topic not in partitions and record.topic not in unknown:
+            try:
+                partitions[record.topic] = sorted(await producer.partitions_for(record.topic))
+            except Exception as error:  # unknown topic, no metadata
+                unknown[record.topic] = _describe(error)
+        if record.topic in unknown:
+            group = (record.topic, -1)
+        else:
+            key = record.key if record.key is not None else record.aggregate_id.encode()
+            group = (record.topic, _PARTITIONER(key, partitions[record.topic], None))
+        if home.setdefault(record.aggregate_id, group) != group:
+            home[record.aggregate_id] = ("", -1)  # cut: this aggregate's later rows wait for the next round
+        elif record.topic in unknown:
+            failed.append((record, unknown[record.topic]))
+        else:
+            groups.setdefault(group, []).append(record)
+    outcomes = await asyncio.gather(
+        *(_send_partition(producer, topic, partition, rows) for (topic, partition), rows in groups.items())
+    )
+    published = [record for sent, _ in outcomes for record in sent]
+    failed += [failure for _, failures in outcomes for failure in failures]
     return published, failed
 
 
-async def _send(producer: AIOKafkaProducer, record: _Row) -> asyncio.Future:
-    """The delivery future of one record; a send that raises at once becomes a failed future."""
-    try:
-        return await producer.send(record.topic, record.value, key=record.key, headers=record.headers)
-    except Exception as error:  # e.g. unknown topic, record too large, a producer in a fatal state
-        failure: asyncio.Future = asyncio.get_running_loop().create_future()
-        failure.set_exception(error)
-        return failure
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:1000]
+
+
+async def _send_partition(
+    producer: AIOKafkaProducer, topic: str, partition: int, records: list[_Row]
+) -> tuple[list[_Row], list[tuple[_Row, str]]]:
+    """One partition's records in record batches, each sent after the previous one was acknowledged."""
+    published: list[_Row] = []
+    pending = records
+    while pending:
+        batch, taken = producer.create_batch(), 0
+        for record in pending:
+            if batch.append(timestamp=None, key=record.key, value=record.value, headers=record.headers) is None:
+                break
+            taken += 1
+        chunk, pending = pending[: max(taken, 1)], pending[max(taken, 1) :]
+        try:
+            if taken == 0:
+                raise ValueError("the record does not fit in a record batch")
+            await (await producer.send_batch(batch, topic, partition=partition))
+        except Exception as error:  # not acknowledged, refused, too large, or a producer in a fatal state
+            return published, [(record, _describe(error)) for record in chunk]
+        published += chunk
+    return published, []
