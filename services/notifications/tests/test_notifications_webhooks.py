@@ -44,8 +44,8 @@ from buurtkracht_contracts import initiatives as initiative_events
 from buurtkracht_contracts.kafka import to_kafka
 from buurtkracht_contracts.notifications import WebhookDeliveryFailed, WebhookSubscriptionDisabled
 from buurtkracht_contracts.topics import INITIATIVES_EVENTS, all_topics
+from buurtkracht_kit import housekeeping, migrations, topics
 from buurtkracht_kit import http as kit_http
-from buurtkracht_kit import migrations, topics
 from buurtkracht_kit.auth import TokenVerifier, mint
 from buurtkracht_kit.db import UnitOfWork, create_pool
 from buurtkracht_kit.metrics import ServiceMetrics
@@ -733,6 +733,30 @@ async def test_a_deleted_subscription_hears_nothing_more_and_its_log_is_gone(db,
     )
     assert [s["id"] for s in (await api.get(BASE, headers=ADMIN)).json()["items"]] == [kept["id"]]
     assert await outbox(db, WebhookDeliveryFailed.event_type) == []
+
+
+@pytest.mark.integration
+async def test_finished_deliveries_leave_the_log_after_their_retention_and_pending_ones_never(
+    db, api, receiver, settings
+):
+    subscription = await subscribe(api, receiver.url(path()))
+    for _ in range(4):
+        await enqueue(db, envelope())
+    old_delivered, old_failed, old_pending, young_delivered = [
+        uuid.UUID(d["id"]) for d in (await deliveries_of(api, subscription["id"]))["items"]
+    ]
+    finish = "UPDATE webhook_deliveries SET status = $2, next_attempt_at = NULL WHERE id = $1"
+    for delivery, status in ((old_delivered, "delivered"), (old_failed, "failed"), (young_delivered, "delivered")):
+        await db.execute(finish, delivery, status)
+    days = settings.webhook_delivery_retention_days
+    await db.execute(
+        "UPDATE webhook_deliveries SET created_at = now() - make_interval(days => $2::int + 1) WHERE id = ANY($1)",
+        [old_delivered, old_failed, old_pending],
+        int(days),
+    )
+    assert await housekeeping.sweep(db, store.sweeps(days)) == {"webhook_deliveries": 2}
+    remaining = {uuid.UUID(d["id"]) for d in (await deliveries_of(api, subscription["id"]))["items"]}
+    assert remaining == {old_pending, young_delivered}
 
 
 @pytest.mark.integration

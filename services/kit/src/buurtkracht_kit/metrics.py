@@ -53,6 +53,12 @@ class ServiceMetrics:
             ["consumer", "event_type"],
             registry=r,
         )
+        self.housekeeping_deleted = Counter(
+            "buurtkracht_housekeeping_deleted_rows_total",
+            "Rows deleted because nothing can bring their message or request back",
+            ["table"],
+            registry=r,
+        )
         self.dead_letters = Counter(
             "buurtkracht_dead_letter_events_total", "Messages parked on the dead-letter topic", ["consumer"], registry=r
         )

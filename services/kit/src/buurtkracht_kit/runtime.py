@@ -28,7 +28,7 @@ from faststream.specification import AsyncAPI
 from buurtkracht_contracts import Event
 from buurtkracht_contracts.topics import dead_letter_topic
 
-from . import http, logs, migrations, problems
+from . import housekeeping, http, logs, migrations, problems
 from .auth import TokenVerifier
 from .consumer import EventConsumer, Handler
 from .db import UnitOfWork, create_pool
@@ -53,6 +53,7 @@ class ServiceSpec:
     handlers: Mapping[type[Event], Handler] = field(default_factory=dict)
     problems: Mapping[type[Exception], Callable[[Any], Problem]] = field(default_factory=dict)
     background: Sequence[Callable[[Service], Awaitable[None]]] = ()
+    sweeps: Callable[[Any], Sequence[housekeeping.Sweep]] = lambda settings: ()  # the service's old rows to delete
     publishes: Sequence[type[Event]] = ()
     description: str = ""
 
@@ -163,7 +164,8 @@ class Service:
             handler_timeout_seconds=settings.consumer_handler_timeout_seconds,
         )
         await self.broker.start()
-        background = [self._supervised(task(self), task.__name__) for task in self.spec.background]
+        tasks = (housekeeping.run_housekeeping, *self.spec.background)
+        background = [self._supervised(task(self), task.__name__) for task in tasks]
         logger.info("%s ready", self.spec.name)
         try:
             yield

@@ -9,6 +9,10 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from buurtkracht_contracts.event import source_urn
+from buurtkracht_contracts.topics import all_topics
+
+# an inbox row must outlive every message that could be delivered again: the longest topic retention
+LONGEST_TOPIC_RETENTION_DAYS = max(spec.retention_ms for spec in all_topics()) / (24 * 3600 * 1000)
 
 
 class KafkaSettings(BaseSettings):
@@ -78,6 +82,14 @@ class KitSettings(KafkaSettings):
     jwt_audience: str = "buurtkracht"
 
     shutdown_grace_seconds: float = Field(20.0, gt=0)
+
+    housekeeping_interval_seconds: float = Field(3600.0, gt=0, description="How often old rows are swept")
+    inbox_retention_days: float = Field(
+        45.0,
+        gt=LONGEST_TOPIC_RETENTION_DAYS,
+        description="How long a consumed message's inbox row is kept: longer than any topic keeps a message",
+    )
+    idempotency_retention_days: float = Field(7.0, gt=0, description="How long an Idempotency-Key is answered")
 
     @property
     def event_source(self) -> str:

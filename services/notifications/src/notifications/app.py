@@ -8,6 +8,7 @@ from buurtkracht_contracts.registry import models_on
 from buurtkracht_contracts.topics import INITIATIVES_EVENTS, NOTIFICATIONS_EVENTS, VOUCHERS_EVENTS
 from buurtkracht_kit.runtime import Service, ServiceSpec
 
+from .adapters import webhooks as deliveries
 from .entrypoints import events, http, webhooks_http
 from .service import dispatch, webhooks
 from .settings import NotificationsSettings
@@ -24,6 +25,7 @@ SPEC = ServiceSpec(
     handlers=events.HANDLERS,
     problems=http.PROBLEMS,
     background=[dispatch.send_due_email, dispatch.send_due_digests, webhooks.run_dispatcher],
+    sweeps=lambda settings: deliveries.sweeps(settings.webhook_delivery_retention_days),
     publishes=models_on(NOTIFICATIONS_EVENTS),
 )
 

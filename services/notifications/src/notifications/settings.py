@@ -29,6 +29,9 @@ class NotificationsSettings(KitSettings):
         20, ge=1, description="Consecutive failed attempts after which a subscription is disabled"
     )
     webhook_dispatch_interval_seconds: float = Field(1.0, gt=0)
+    webhook_delivery_retention_days: float = Field(
+        30.0, gt=0, description="How long the log keeps a delivered or failed webhook delivery"
+    )
     webhook_secret_overlap_hours: float = Field(
         24.0, ge=0, le=168, description="How long a rotated secret still signs deliveries beside the new one"
     )

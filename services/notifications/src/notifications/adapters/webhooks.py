@@ -16,9 +16,12 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import asyncpg
 import httpx
+
+from buurtkracht_kit.housekeeping import Sweep
 
 from ..domain.webhooks import Delivery, DeliveryStatus, Reason, Subscription, SubscriptionStatus
 
@@ -167,6 +170,11 @@ async def enable(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> Subscr
             subscription_id,
         )
     return _subscription(row)
+
+
+def sweeps(retention_days: float) -> list[Sweep]:
+    """Housekeeping: finished deliveries leave the log after `retention_days`; pending ones never do."""
+    return [Sweep("webhook_deliveries", "created_at", timedelta(days=retention_days), where="status <> 'pending'")]
 
 
 # --- deliveries -----------------------------------------------------------------------------------------------
