@@ -7,10 +7,16 @@ Invariants:
 - the offset is committed only after that transaction (FastStream `NACK_ON_ERROR`: an exception
   that escapes rewinds the partition to this message, so nothing behind it is committed past it);
 - a message whose handler fails `max_attempts` times (attempts counted in the database, across
-  restarts; a handler that hangs past its timeout fails), or that is not a valid event at all, is
-  dead-lettered: the inbox row marked `dead_lettered` and the
+  restarts; a handler that hangs past its timeout fails; an attempt during which the process died
+  counts too), or that is not a valid event at all, is dead-lettered: the inbox row marked
+  `dead_lettered` and the
   original record put in the outbox for the dead-letter topic, in one transaction; the partition
   then moves on. A redelivery after that is a duplicate, so the dead letter is written once.
+- a message that kills the process (out of memory, a crash in native code) cannot loop for ever: until
+  a partition has had a message processed since this process got it, each attempt there is first
+  marked `in_progress` in the database. After a restart the message that killed the process is the
+  first one not yet processed on its partition, so it is marked, and a mark it finds from the attempt
+  before counts as a failed attempt.
 """
 
 from __future__ import annotations
@@ -74,6 +80,8 @@ class EventConsumer:
         self._max_attempts = max_attempts
         self._backoff = backoff_seconds
         self._handler_timeout = handler_timeout_seconds
+        self._confirmed: set[tuple[str, int]] = set()  # partitions with a message processed by this process
+        self._interrupted: set[str] = set()  # messages this process gave up on for an outage, not a crash
 
     async def consume(self, record: Record) -> Outcome:
         fallback_id = f"{record.topic}:{record.partition}:{record.offset}"
@@ -104,17 +112,28 @@ class EventConsumer:
         """Failures of the handler are counted in the database and end in the dead-letter topic; failures
         of the infrastructure (the database unreachable, a deadlock) are retried without counting, and
         after a while raised, so the message is redelivered instead of committed."""
+        partition = (record.topic, record.partition)
         outages = 0
         while True:
             try:
+                if partition not in self._confirmed and outages == 0:
+                    unfinished = await self._begin_attempt(message_id)
+                    if unfinished >= self._max_attempts:
+                        error = ProcessDied(f"the process stopped while applying it, {unfinished} time(s)")
+                        return await self._dead_letter(record, message_id, envelope.type, error, unfinished)
                 async with asyncio.timeout(self._handler_timeout):
-                    return await self._apply(handler, envelope, event, message_id)
+                    outcome = await self._apply(handler, envelope, event, message_id)
+                if outcome == "processed":
+                    self._confirmed.add(partition)
+                self._interrupted.discard(message_id)
+                return outcome
             except Exception as error:
                 if _is_infrastructure(error):
                     outages += 1
                     logger.warning("infrastructure failure %d while applying: %r", outages, error)
                     await asyncio.sleep(min(5.0, self._backoff * 2**outages))
                     if outages >= 6:
+                        self._interrupted.add(message_id)  # its mark is not a crash when it comes again
                         raise  # not this message's fault: rewind the partition and try again later
                     continue
                 attempts = await self._record_failure(message_id, error)
@@ -123,6 +142,29 @@ class EventConsumer:
                 if attempts >= self._max_attempts:
                     return await self._dead_letter(record, message_id, envelope.type, error, attempts)
                 await asyncio.sleep(self._backoff * 2 ** (attempts - 1))
+
+    async def _begin_attempt(self, message_id: str) -> int:
+        """Mark an attempt as in progress; an earlier mark still there counts as a failed attempt (the
+        process applying it died), unless this process itself gave it up. Returns the failed attempts."""
+        async with self._pool.acquire() as conn:
+            return await conn.fetchval(
+                """
+                INSERT INTO consumer_failures (consumer, message_id, attempts, last_error, in_progress)
+                VALUES ($1, $2, 0, '', true)
+                ON CONFLICT (consumer, message_id) DO UPDATE SET
+                  attempts = consumer_failures.attempts + (consumer_failures.in_progress AND $3)::int,
+                  last_error = CASE WHEN consumer_failures.in_progress AND $3 THEN $4
+                               ELSE consumer_failures.last_error END,
+                  last_failed_at = CASE WHEN consumer_failures.in_progress AND $3 THEN now()
+                                   ELSE consumer_failures.last_failed_at END,
+                  in_progress = true
+                RETURNING attempts
+                """,
+                self.group,
+                message_id,
+                message_id not in self._interrupted,
+                "ProcessDied: the process stopped while applying it",
+            )
 
     async def _apply(self, handler: Handler, envelope: Envelope, event: Event, message_id: str) -> Outcome:
         async with UnitOfWork(self._pool, self._source) as uow:
@@ -136,6 +178,10 @@ class EventConsumer:
                 envelope.type,
             )
             if not first_time:
+                await uow.connection.execute(  # an attempt mark of this redelivery
+                    "DELETE FROM consumer_failures WHERE consumer = $1 AND message_id = $2", self.group, message_id
+                )
+                await uow.commit()
                 self._count(envelope.type, "duplicate")
                 return "duplicate"
             await handler(uow, event, envelope)
@@ -152,7 +198,8 @@ class EventConsumer:
                 """
                 INSERT INTO consumer_failures (consumer, message_id, attempts, last_error) VALUES ($1, $2, 1, $3)
                 ON CONFLICT (consumer, message_id) DO UPDATE
-                  SET attempts = consumer_failures.attempts + 1, last_error = $3, last_failed_at = now()
+                  SET attempts = consumer_failures.attempts + 1, last_error = $3, last_failed_at = now(),
+                      in_progress = false
                 RETURNING attempts
                 """,
                 self.group,
@@ -207,6 +254,10 @@ class EventConsumer:
 
     def _count(self, event_type: str, outcome: Outcome) -> None:
         self._metrics.inbox_events.labels(self.group, event_type, outcome).inc()
+
+
+class ProcessDied(RuntimeError):
+    """The process stopped (was killed, crashed) while applying the message, as often as attempts allow."""
 
 
 _INFRASTRUCTURE = (
