@@ -294,16 +294,20 @@ async def test_closing_a_round_amid_pledges_and_withdrawals_leaves_no_pledge_act
 # -- then commits; the outcome must be the one a serial order would give.
 
 
-async def waiting_on_a_lock(pool) -> None:
-    """Until some transaction of this database waits for a lock."""
+async def waiting_on_a_lock(pool, count: int = 1) -> None:
+    """Until `count` transactions of this database wait for a lock."""
     async with pool.acquire() as conn:
         for _ in range(1_000):
-            if await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            if (
+                await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                >= count
             ):
                 return
             await asyncio.sleep(0.01)
-    raise AssertionError("nothing ever waited for the lock")
+    raise AssertionError(f"{count} transaction(s) never waited for a lock")
 
 
 async def open_committee_round(pool) -> uuid.UUID:
@@ -361,3 +365,26 @@ async def test_withdrawing_an_initiative_returns_a_pledge_made_meanwhile(pool):
     assert await problems(pool, round_id) == []
     assert status == "returned", "a withdrawn initiative keeps no active pledge"
     assert (await balances(pool, round_id))[Kind.WALLET, "r-1"] == 2_000
+
+
+async def test_a_waiting_close_is_not_overtaken_by_pledges_that_come_after_it(pool):
+    """With row locks a steady stream of pledges could keep a close waiting for ever (shared locks let each
+    other in); the round's lock queues a pledge that comes after the close behind it."""
+    round_id = await pledge_round(pool, 100_000, 2_000, ["r-1", "r-2"])
+    first_initiative = await approved_initiative(pool, 50_000)
+    second_initiative = await approved_initiative(pool, 50_000)
+    async with UnitOfWork(pool, SOURCE) as first:
+        await pledging("r-1", round_id, first_initiative, 500)(first)  # holds the round, shared
+        closing = asyncio.ensure_future(
+            once(pool, lambda uow: commands.close_round(uow, OFFICIAL, round_id, datetime.now(UTC)))
+        )
+        await waiting_on_a_lock(pool)  # the close waits for the pledge in flight
+        later = asyncio.ensure_future(once(pool, pledging("r-2", round_id, second_initiative, 500)))
+        await waiting_on_a_lock(pool, 2)  # the later pledge (other wallet, other initiative) waits behind the close
+        assert not later.done()
+        await first.commit()
+    summary = await closing
+    assert summary
+    refused = await asyncio.gather(later, return_exceptions=True)
+    assert isinstance(refused[0], Conflict) and refused[0].current_status == "closed", refused
+    assert await problems(pool, round_id) == []

@@ -2,6 +2,11 @@
 
 `for_update` locks the row for the rest of the unit of work. Lock order, in every command:
 round, then initiative, then pledge or claim, then ledger accounts — so commands never deadlock.
+
+A round is locked with a transaction-scoped advisory lock on its id: shared by the commands that move
+money in it, exclusive for closing it. Unlike row locks (`FOR SHARE`), PostgreSQL queues these fairly:
+once a close waits, commands that come after it wait behind it, so a steady stream of pledges cannot
+keep a round from closing.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from datetime import datetime
 import asyncpg
 
 from ..domain.model import Conflict, Initiative, InitiativeStatus, Mechanism, Round, RoundStatus, within
+
+ROUND_LOCKS = 0x726F756E64  # the seed of the advisory lock keys of rounds
 
 
 def _round(row: asyncpg.Record) -> Round:
@@ -109,7 +116,10 @@ class Repository:
 
     async def round(self, round_id: uuid.UUID, lock: str | None = None) -> Round | None:
         """`lock`: None, "share" (commands that move money in the round) or "update" (closing it)."""
-        suffix = {None: "", "share": " FOR SHARE", "update": " FOR UPDATE"}[lock]
+        if lock is not None:
+            take = {"share": "pg_advisory_xact_lock_shared", "update": "pg_advisory_xact_lock"}[lock]
+            await self._conn.execute(f"SELECT {take}(hashtextextended($1::text, $2))", str(round_id), ROUND_LOCKS)
+        suffix = " FOR UPDATE" if lock == "update" else ""
         row = await self._conn.fetchrow(f"SELECT * FROM rounds WHERE id = $1{suffix}", round_id)
         return _round(row) if row else None
 
