@@ -12,15 +12,12 @@ from aiokafka import AIOKafkaProducer
 
 from buurtkracht_contracts import Envelope
 from buurtkracht_contracts.kafka import to_kafka
-from buurtkracht_contracts.topics import TopicSpec, dead_letter_topic
-from buurtkracht_kit import dead_letters, migrations, topics
+from buurtkracht_kit import dead_letters, migrations
 from buurtkracht_kit.db import UnitOfWork, create_pool
 from buurtkracht_kit.outbox import kafka_producer
-from buurtkracht_kit.runtime import Service, ServiceSpec
 
-from ..keys import PUBLIC
-from .kit_domain import MIGRATIONS, SOURCE, CounterIncremented, PoisonError, own_topic, read_topic
-from .test_outbox_and_consumer import settings_for, wait_for
+from .kit_domain import MIGRATIONS, SOURCE, CounterIncremented, PoisonError, read_topic
+from .test_outbox_and_consumer import consuming_service, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -80,21 +77,7 @@ async def test_a_replayed_dead_letter_is_processed_once_and_a_second_replay_does
 ):
     BUG["fixed"] = False
     group = f"kit-replay-{uuid.uuid4().hex[:8]}"
-    topic, dlq = own_topic(group), dead_letter_topic(group)
-    await topics.ensure({"bootstrap_servers": kafka}, [TopicSpec(topic, 6, 3_600_000), TopicSpec(dlq, 1, 3_600_000)])
-    key_file = tmp_path / "key.pem"
-    key_file.write_text(PUBLIC)
-    service = Service(
-        ServiceSpec(
-            name=group,
-            title="kit replay test",
-            version="0",
-            migrations=MIGRATIONS,
-            subscribed_topics=[topic],
-            handlers={CounterIncremented: apply_unless_buggy},
-        ),
-        settings_for(database, kafka, group, key_file),
-    )
+    service, topic, dlq = await consuming_service(database, kafka, group, tmp_path, apply_unless_buggy)
     counter = f"replay-{uuid.uuid4()}"
     good = Envelope.wrap(CounterIncremented(counter_id=counter, amount=5), SOURCE)
     poison = Envelope.wrap(CounterIncremented(counter_id=counter, amount=-2), SOURCE)

@@ -195,6 +195,24 @@ def settings_for(database: str, kafka: str, group: str, key_file) -> KitSettings
     )
 
 
+async def consuming_service(database: str, kafka: str, group: str, tmp_path, handler) -> tuple[Service, str, str]:
+    """A kit service whose consumer group `group` applies `handler` to a topic of its own; returns the service
+    (not started), that topic and the group's dead-letter topic, both created."""
+    topic, dlq = own_topic(group), dead_letter_topic(group)
+    await topics.ensure({"bootstrap_servers": kafka}, [TopicSpec(topic, 6, 3_600_000), TopicSpec(dlq, 1, 3_600_000)])
+    key_file = tmp_path / "key.pem"
+    key_file.write_text(PUBLIC)
+    spec = ServiceSpec(
+        name=group,
+        title="kit test",
+        version="0",
+        migrations=MIGRATIONS,
+        subscribed_topics=[topic],
+        handlers={CounterIncremented: handler},
+    )
+    return Service(spec, settings_for(database, kafka, group, key_file)), topic, dlq
+
+
 async def wait_for(predicate, timeout=60.0):
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
@@ -209,21 +227,7 @@ async def test_poison_message_is_dead_lettered_once_and_the_messages_behind_it_a
 ):
     """Through the full service wiring: FastStream subscriber, kit consumer, outbox relay to the DLQ."""
     group = f"kit-test-{uuid.uuid4().hex[:8]}"
-    topic, dlq = own_topic(group), dead_letter_topic(group)
-    await topics.ensure({"bootstrap_servers": kafka}, [TopicSpec(topic, 6, 3_600_000), TopicSpec(dlq, 1, 3_600_000)])
-    key_file = tmp_path / "key.pem"
-    key_file.write_text(PUBLIC)
-    service = Service(
-        ServiceSpec(
-            name=group,
-            title="kit test",
-            version="0",
-            migrations=MIGRATIONS,
-            subscribed_topics=[topic],
-            handlers={CounterIncremented: apply_increment},
-        ),
-        settings_for(database, kafka, group, key_file),
-    )
+    service, topic, dlq = await consuming_service(database, kafka, group, tmp_path, apply_increment)
     counter = f"poison-{uuid.uuid4()}"
     good_before = Envelope.wrap(CounterIncremented(counter_id=counter, amount=1), SOURCE)
     poison = Envelope.wrap(CounterIncremented(counter_id=counter, amount=-1), SOURCE)
