@@ -9,9 +9,9 @@ Invariants:
 - a message whose handler fails `max_attempts` times (attempts counted in the database, across
   restarts; a handler that hangs past its timeout fails; an attempt during which the process died
   counts too), or that is not a valid event at all, is dead-lettered: the inbox row marked
-  `dead_lettered` and the
-  original record put in the outbox for the dead-letter topic, in one transaction; the partition
-  then moves on. A redelivery after that is a duplicate, so the dead letter is written once.
+  `dead_lettered` and the original record put in the outbox for the dead-letter topic, in one
+  transaction; the partition then moves on. A redelivery after that is a duplicate, so the dead
+  letter is written once.
 - a message that kills the process (out of memory, a crash in native code) cannot loop for ever: until
   a partition has had a message processed since this process got it, each attempt there is first
   marked `in_progress` in the database. After a restart the message that killed the process is the
