@@ -13,7 +13,7 @@
 #   make bench      the benchmarks in bench/ (needs the stack)
 #   make ledger-check   verify every invariant of the vouchers ledger (needs the stack)
 #   make mail       list the email the local SMTP sink received
-#   make test-unit | test-integration | test-fault    one tier (integration and fault need the stack)
+#   make test-unit | test-integration | test-e2e | test-fault    one tier (all but unit need the stack)
 #   stack targets:  see stack.mk (stack-up, stack-down, stack-status, stack-clean, stack-env)
 
 SHELL := /bin/bash
@@ -36,7 +36,7 @@ RUN := $(UV) run --frozen --no-sync
 PYTEST := $(RUN) pytest
 SERVICES := $(notdir $(patsubst %/app.py,%,$(wildcard services/*/src/*/app.py)))
 
-.PHONY: help install run test test-unit test-integration test-fault topics migrate lint schemas docs bench keys ledger-check mail demo
+.PHONY: help install run test test-unit test-integration test-e2e test-fault topics migrate lint schemas docs bench keys ledger-check mail demo
 
 help:
 	@sed -n '2,18p' Makefile | sed 's/^# \{0,1\}//'
@@ -67,6 +67,9 @@ test-unit: install
 
 test-integration: install
 	$(PYTEST) -m integration
+
+test-e2e: install
+	$(PYTEST) -m e2e
 
 test-fault: install
 	$(PYTEST) -m fault
@@ -104,5 +107,7 @@ ledger-check: install
 
 bench: install
 	$(RUN) python bench/relay_throughput.py
+	$(RUN) python bench/relay_throughput.py --aggregates 1
 	$(RUN) python bench/voucher_day.py
 	$(RUN) python bench/wallet_issuance.py
+	$(RUN) python bench/notification_latency.py
