@@ -108,6 +108,7 @@ async def system(kafka_bootstrap, tmp_path_factory):
                 "BK_SMTP_PORT": str(smtp_port),
                 "BK_DISPATCH_INTERVAL_SECONDS": "0.3",
                 "BK_WEBHOOK_DISPATCH_INTERVAL_SECONDS": "0.3",
+                "BK_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",  # the integration's endpoint is on 127.0.0.1
                 "BK_LOG_LEVEL": "WARNING",
             }
             with (logs / f"{service}.log").open("wb") as out:

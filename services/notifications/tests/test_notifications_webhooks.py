@@ -191,6 +191,7 @@ def make_settings(database: str, public_key: Path, **overrides: object) -> Notif
         "webhook_max_attempts": 3,
         "webhook_disable_after_failures": 20,
         "webhook_dispatch_interval_seconds": 0.1,
+        "webhook_allow_private_addresses": True,  # the receiving endpoints are on 127.0.0.1
     }
     return NotificationsSettings(**(values | overrides))
 
@@ -200,8 +201,8 @@ def settings(database, public_key) -> NotificationsSettings:
     return make_settings(database, public_key)
 
 
-@pytest.fixture(scope="module")
-async def api(pool, settings):
+@contextlib.asynccontextmanager
+async def api_client(pool, settings: NotificationsSettings) -> AsyncIterator[httpx.AsyncClient]:
     """The subscriptions router in an app wired as the kit wires a service's (problem+json, auth, pool)."""
     app = FastAPI()
     kit_http.install(app, ServiceMetrics("notifications-webhooks-test"), {})
@@ -212,6 +213,12 @@ async def api(pool, settings):
         issuer=settings.jwt_issuer, audience=settings.jwt_audience, public_key_file=settings.jwt_public_key_file
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def api(pool, settings):
+    async with api_client(pool, settings) as client:
         yield client
 
 
@@ -293,6 +300,39 @@ def test_event_type_filters_match_full_types_and_prefixes():
     for bad in ("", "nl.buurtkracht.*.v1", "nl..x", "nl.buurtkracht.vouchers.", "nl buurtkracht", ".*"):
         with pytest.raises(ValueError):
             rules.check_filter(bad)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.216.34", True),
+        ("8.8.8.8", True),
+        ("2001:4860:4860::8888", True),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.10", False),
+        ("127.0.0.1", False),
+        ("169.254.169.254", False),  # a cloud's metadata service
+        ("100.64.0.1", False),  # carrier-grade NAT
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("::1", False),
+        ("fe80::1%eth0", False),
+        ("fd00::1", False),
+        ("::ffff:10.0.0.1", False),
+        ("::ffff:93.184.216.34", True),
+    ],
+)
+def test_only_public_internet_addresses_count_as_public(address, public):
+    assert rules.is_public(address) is public
+
+
+@pytest.mark.unit
+def test_a_url_names_a_literal_address_or_a_host_name():
+    assert rules.literal_address("https://10.0.0.7:8443/hooks") == "10.0.0.7"
+    assert rules.literal_address("http://[::1]/hooks") == "::1"
+    assert rules.literal_address("https://hooks.example.org/x") is None
 
 
 @pytest.mark.unit
@@ -760,6 +800,30 @@ async def test_finished_deliveries_leave_the_log_after_their_retention_and_pendi
 
 
 @pytest.mark.integration
+async def test_without_private_addresses_an_endpoint_must_be_on_the_public_internet(db, pool, api, receiver, settings):
+    """The production default: a URL naming a private address is refused with the field at fault, and a host
+    name that resolves to one (here `localhost`) is never contacted."""
+    public_only = settings.model_copy(update={"webhook_allow_private_addresses": False})
+    async with api_client(pool, public_only) as strict:
+        for url in ("http://10.1.2.3/hooks", "https://[::1]/hooks", "http://169.254.169.254/latest/meta-data"):
+            answer = await strict.post(BASE, json={"url": url}, headers=ADMIN)
+            assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
+            assert [error["field"] for error in answer.json()["errors"]] == ["url"], answer.text
+        assert await db.fetchval("SELECT count(*) FROM webhook_subscriptions") == 0
+
+        hook = path()
+        by_name = receiver.url(hook).replace("127.0.0.1", "localhost")
+        subscription = await subscribe(strict, by_name)
+    await enqueue(db, envelope())
+    async with dispatcher(db, public_only) as sender:
+        assert await sender.dispatch_once() == 1
+    assert receiver.received[hook] == []
+    (delivery,) = (await deliveries_of(api, subscription["id"]))["items"]
+    assert delivery["status"] == "pending" and delivery["attempts"] == 1
+    assert delivery["last_error"].startswith("refused: localhost resolves to ")
+
+
+@pytest.mark.integration
 async def test_the_delivery_log_is_paginated(db, api, receiver):
     subscription = await subscribe(api, receiver.url(path()))
     for _ in range(3):
@@ -861,6 +925,7 @@ async def test_an_event_from_kafka_reaches_a_subscribed_endpoint_signed_and_once
             dispatch_interval_seconds=3600,
             digest_check_seconds=3600,
             webhook_dispatch_interval_seconds=0.1,
+            webhook_allow_private_addresses=True,  # the receiving endpoint is on 127.0.0.1
         )
         service = create(settings)
         async with LifespanManager(service.app):

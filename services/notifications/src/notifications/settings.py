@@ -29,6 +29,11 @@ class NotificationsSettings(KitSettings):
         20, ge=1, description="Consecutive failed attempts after which a subscription is disabled"
     )
     webhook_dispatch_interval_seconds: float = Field(1.0, gt=0)
+    webhook_allow_private_addresses: bool = Field(
+        False,
+        description="Let webhooks reach private, loopback and link-local addresses (a local setup only): "
+        "otherwise an endpoint must be on the public internet",
+    )
     webhook_delivery_retention_days: float = Field(
         30.0, gt=0, description="How long the log keeps a delivered or failed webhook delivery"
     )

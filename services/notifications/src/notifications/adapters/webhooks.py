@@ -13,17 +13,19 @@ Invariants kept here:
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 
 from buurtkracht_kit.housekeeping import Sweep
 
-from ..domain.webhooks import Delivery, DeliveryStatus, Reason, Subscription, SubscriptionStatus
+from ..domain.webhooks import Delivery, DeliveryStatus, Reason, Subscription, SubscriptionStatus, is_public
 
 MAX_ERROR_LENGTH = 1000
 MAX_RESPONSE_EXCERPT = 300
@@ -334,11 +336,16 @@ class Answer:
     error: str | None
 
 
-async def post(client: httpx.AsyncClient, url: str, headers: dict[str, str], body: str, seconds: float) -> Answer:
-    """POST the body; the whole attempt, reading the answer included, ends after `seconds`.
-    Only the first few hundred bytes of an answer are read (they go into the delivery log on failure)."""
+async def post(
+    client: httpx.AsyncClient, url: str, headers: dict[str, str], body: str, seconds: float, public_only: bool = True
+) -> Answer:
+    """POST the body; the whole attempt, resolving the host and reading the answer included, ends after
+    `seconds`. With `public_only`, a host that resolves to any address not on the public internet is not
+    contacted. Only the first few hundred bytes of an answer are read (they go into the delivery log)."""
     try:
         async with asyncio.timeout(seconds):
+            if public_only and (refused := await _not_public(url)):
+                return Answer(None, refused)
             async with client.stream("POST", url, content=body.encode(), headers=headers) as response:
                 excerpt = b""
                 async for chunk in response.aiter_bytes():
@@ -356,3 +363,14 @@ async def post(client: httpx.AsyncClient, url: str, headers: dict[str, str], bod
     text = excerpt[:MAX_RESPONSE_EXCERPT].decode("utf-8", errors="replace").strip()
     error = f"HTTP {response.status_code} {response.reason_phrase}".strip()
     return Answer(response.status_code, f"{error}: {text}" if text else error)
+
+
+async def _not_public(url: str) -> str | None:
+    """Why the URL's host may not be contacted (it resolves to a non-public address), or None."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    found = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    for *_, address in found:
+        if not is_public(address[0]):
+            return f"refused: {parts.hostname} resolves to {address[0]}, not a public internet address"
+    return None

@@ -4,12 +4,16 @@ endpoint's answer means, when the next attempt is due and when a subscription is
 Invariants: a delivery is attempted at most `max_attempts` times (a crashed attempt counts), spread
 over hours with jitter so that many failing deliveries do not retry in lockstep; only a 2xx answer
 counts as delivered; 410 Gone switches the subscription off at once; a run of failed attempts as
-long as the threshold does so too, and any success ends the run.
+long as the threshold does so too, and any success ends the run. Unless private addresses are allowed
+(a local setup), an endpoint must be on the public internet: a URL naming a private, loopback,
+link-local or otherwise special address is refused, and so is a host name that resolves to one, at
+every attempt (so a webhook cannot be used to reach the municipality's internal systems).
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import random
 import re
 import secrets
@@ -109,6 +113,24 @@ def check_url(url: str) -> str:
     if parts.fragment:
         raise ValueError("must not have a fragment")
     return url
+
+
+def is_public(address: str) -> bool:
+    """Whether an IP address is one on the public internet (not private, loopback, link-local, shared,
+    multicast, reserved or unspecified; an IPv4-mapped IPv6 address is judged as its IPv4 address)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def literal_address(url: str) -> str | None:
+    """The IP address a URL names as its host, if it names one (rather than a host name)."""
+    host = urlsplit(url).hostname or ""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
 
 
 def check_filter(pattern: str) -> str:

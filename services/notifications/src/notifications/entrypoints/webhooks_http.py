@@ -149,11 +149,19 @@ def _unit_of_work(request: Request) -> UnitOfWork:
 async def create_subscription(
     body: NewSubscription, admin: Admin, request: Request, response: Response
 ) -> SubscriptionWithSecret:
-    async with _unit_of_work(request) as uow:
-        subscription, secret = await webhooks.create_subscription(
-            uow, admin, url=body.url, event_types=body.event_types, description=body.description
-        )
-        await uow.commit()
+    try:
+        async with _unit_of_work(request) as uow:
+            subscription, secret = await webhooks.create_subscription(
+                uow,
+                admin,
+                url=body.url,
+                event_types=body.event_types,
+                description=body.description,
+                allow_private_addresses=request.app.state.settings.webhook_allow_private_addresses,
+            )
+            await uow.commit()
+    except webhooks.NotPublic as error:
+        raise Problem.invalid("url", str(error)) from error
     response.headers["Location"] = f"{router.prefix}/{subscription.id}"
     return SubscriptionWithSecret(**SubscriptionOut.of(subscription).model_dump(), secret=secret)
 

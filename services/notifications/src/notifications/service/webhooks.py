@@ -51,13 +51,28 @@ class NotFound(Exception):
     pass
 
 
+class NotPublic(ValueError):
+    """The endpoint is not on the public internet, and private addresses are not allowed."""
+
+
 # --- subscriptions --------------------------------------------------------------------------------------------
 
 
 async def create_subscription(
-    uow: UnitOfWork, admin: Principal, *, url: str, event_types: list[str], description: str
+    uow: UnitOfWork,
+    admin: Principal,
+    *,
+    url: str,
+    event_types: list[str],
+    description: str,
+    allow_private_addresses: bool = False,
 ) -> tuple[Subscription, str]:
-    """A new active subscription and its signing secret (which is shown once, to its creator)."""
+    """A new active subscription and its signing secret (which is shown once, to its creator). A URL that
+    names a non-public IP address is refused unless private addresses are allowed; host names are checked
+    when they are resolved, at every attempt."""
+    address = rules.literal_address(url)
+    if address is not None and not allow_private_addresses and not rules.is_public(address):
+        raise NotPublic(f"{address} is not a public internet address")
     secret = rules.new_secret()
     subscription = await store.add_subscription(
         uow.connection,
@@ -250,7 +265,12 @@ class Dispatcher:
             self._metrics.in_flight.inc()
             try:
                 answer = await store.post(
-                    self._client, claimed.url, headers, claimed.body, self._settings.webhook_timeout_seconds
+                    self._client,
+                    claimed.url,
+                    headers,
+                    claimed.body,
+                    self._settings.webhook_timeout_seconds,
+                    public_only=not self._settings.webhook_allow_private_addresses,
                 )
             finally:
                 self._metrics.in_flight.dec()
