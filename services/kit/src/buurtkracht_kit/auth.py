@@ -7,10 +7,7 @@ Claims: `sub` (pseudonymous id), `roles` (resident, official, steering_group, ad
 from __future__ import annotations
 
 import re
-import time
-import uuid
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -18,16 +15,11 @@ import jwt
 from fastapi import Depends, Request
 
 from .problems import Problem
+from .tokens import Role, mint
+
+__all__ = ["ALGORITHMS", "Caller", "Principal", "Role", "TokenVerifier", "authenticated", "mint", "require"]
 
 ALGORITHMS = ["RS256"]
-
-
-class Role(StrEnum):
-    RESIDENT = "resident"
-    OFFICIAL = "official"
-    STEERING_GROUP = "steering_group"
-    ADMIN = "admin"
-    INTEGRATION = "integration"
 
 
 @dataclass(frozen=True)
@@ -108,33 +100,6 @@ def _invalid_token(error: Exception) -> Problem:
         kind="unauthorized",
         headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
     )
-
-
-def mint(
-    private_key_pem: str,
-    *,
-    issuer: str,
-    audience: str,
-    subject: str,
-    roles: list[str],
-    areas: list[str],
-    ttl_seconds: int = 3600,
-    key_id: str | None = None,
-) -> str:
-    """A signed token as the identity provider would issue it (local use and tests)."""
-    now = int(time.time())
-    claims = {
-        "iss": issuer,
-        "aud": audience,
-        "sub": subject,
-        "roles": roles,
-        "areas": areas,
-        "iat": now,
-        "nbf": now,
-        "exp": now + ttl_seconds,
-        "jti": str(uuid.uuid4()),
-    }
-    return jwt.encode(claims, private_key_pem, algorithm="RS256", headers={"kid": key_id} if key_id else None)
 
 
 def authenticated(request: Request) -> Principal:

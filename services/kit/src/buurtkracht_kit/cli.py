@@ -1,4 +1,7 @@
-"""`buurtkracht`: the operator's command line (tokens for local use, signing keys, topics, migrations)."""
+"""`buurtkracht`: the operator's command line (tokens for local use, signing keys, topics, migrations).
+
+Each command imports what it needs when it runs, so that a quick one (a token) starts quickly.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +12,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-from buurtkracht_contracts.topics import all_topics
-
-from . import auth, logs, migrations
-from . import topics as kafka_topics
-from .settings import KafkaSettings
+from .tokens import Role, mint
 
 app = typer.Typer(no_args_is_help=True, help="Buurtkracht operations.")
 topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics.")
@@ -30,12 +27,17 @@ DEFAULT_KEY_DIR = Path(os.environ.get("BK_LOCAL_DIR", ".local")) / "keys"
 def _kafka(bootstrap: str) -> dict[str, object]:
     """Client options for `bootstrap`, with the security protocol, SASL login and CA of the environment
     (`BK_KAFKA_*`, as a service reads them), so every command also works against a TLS/SCRAM listener."""
+    from .settings import KafkaSettings
+
     return KafkaSettings(kafka_bootstrap_servers=bootstrap).kafka_client_options()
 
 
 @app.command("keys")
 def keys(directory: Annotated[Path, typer.Option(help="where the key pair is written")] = DEFAULT_KEY_DIR) -> None:
     """Create the local token-signing key pair (RS256), unless it exists."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     private, public = directory / "jwt-private.pem", directory / "jwt-public.pem"
     if private.exists() and public.exists():
         typer.echo(f"keys exist: {public}")
@@ -55,7 +57,7 @@ def keys(directory: Annotated[Path, typer.Option(help="where the key pair is wri
 @app.command("token")
 def token(
     sub: Annotated[str, typer.Option(help="pseudonymous subject id, e.g. r-123")],
-    role: Annotated[list[auth.Role], typer.Option(help="role; repeat for several")],
+    role: Annotated[list[Role], typer.Option(help="role; repeat for several")],
     area: Annotated[list[str], typer.Option(help="CBS area code; repeat for several")] = [],  # noqa: B006
     ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 8 * 3600,
     private_key: Annotated[Path, typer.Option(envvar="BK_JWT_PRIVATE_KEY_FILE")] = DEFAULT_KEY_DIR / "jwt-private.pem",
@@ -68,7 +70,7 @@ def token(
             f"{private_key} does not exist; run `buurtkracht keys` first", param_hint="--private-key"
         )
     typer.echo(
-        auth.mint(
+        mint(
             private_key.read_text(),
             issuer=issuer,
             audience=audience,
@@ -87,6 +89,10 @@ def topics_ensure(
     replication_factor: Annotated[int, typer.Option(envvar="BK_TOPIC_REPLICATION_FACTOR")] = 1,
 ) -> None:
     """Create every event and dead-letter topic that does not exist yet."""
+    from buurtkracht_contracts.topics import all_topics
+
+    from . import topics as kafka_topics
+
     created = asyncio.run(kafka_topics.ensure(_kafka(bootstrap), all_topics(partitions), replication_factor))
     typer.echo(f"topics created: {', '.join(created)}" if created else "topics: all present")
 
@@ -97,6 +103,8 @@ def migrate(
     database_url: Annotated[str, typer.Option(envvar="BK_DATABASE_URL")],
 ) -> None:
     """Apply the kit's and the service's pending migrations to the service's database."""
+    from . import migrations
+
     spec = importlib.import_module(f"{service}.app").SPEC
     applied = migrations.apply(database_url, spec.migrations)
     typer.echo(f"{service}: applied {', '.join(applied)}" if applied else f"{service}: up to date")
@@ -137,6 +145,7 @@ def relay(
 async def _relay(database_url: str, bootstrap: str, batch_size: int, once: bool) -> None:
     import signal
 
+    from . import logs
     from .db import create_pool
     from .metrics import ServiceMetrics
     from .outbox import OutboxRelay, kafka_producer
