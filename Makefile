@@ -108,6 +108,8 @@ ledger-check: install
 bench: install
 	$(RUN) python bench/relay_throughput.py
 	$(RUN) python bench/relay_throughput.py --aggregates 1
+	$(RUN) python bench/consumer_throughput.py
+	$(RUN) python bench/consumer_throughput.py --ignored
 	$(RUN) python bench/voucher_day.py
 	$(RUN) python bench/wallet_issuance.py
 	$(RUN) python bench/notification_latency.py

@@ -182,20 +182,23 @@ async def test_per_aggregate_order_is_kept_under_concurrent_writers_and_two_rela
         assert seen == list(range(1, len(seen) + 1)), f"{counter} out of order: {seen}"
 
 
-def settings_for(database: str, kafka: str, group: str, key_file) -> KitSettings:
-    return KitSettings(
-        service_name=group,
-        database_url=database,
-        kafka_bootstrap_servers=kafka,
-        jwt_public_key_file=key_file,
-        consumer_max_attempts=3,
-        consumer_retry_backoff_seconds=0.05,
-        relay_poll_interval_seconds=0.1,
-        migrate_on_start=True,
-    )
+def settings_for(database: str, kafka: str, group: str, key_file, **overrides) -> KitSettings:
+    values = {
+        "service_name": group,
+        "database_url": database,
+        "kafka_bootstrap_servers": kafka,
+        "jwt_public_key_file": key_file,
+        "consumer_max_attempts": 3,
+        "consumer_retry_backoff_seconds": 0.05,
+        "relay_poll_interval_seconds": 0.1,
+        "migrate_on_start": True,
+    }
+    return KitSettings(**(values | overrides))
 
 
-async def consuming_service(database: str, kafka: str, group: str, tmp_path, handler) -> tuple[Service, str, str]:
+async def consuming_service(
+    database: str, kafka: str, group: str, tmp_path, handler, **settings
+) -> tuple[Service, str, str]:
     """A kit service whose consumer group `group` applies `handler` to a topic of its own; returns the service
     (not started), that topic and the group's dead-letter topic, both created."""
     topic, dlq = own_topic(group), dead_letter_topic(group)
@@ -210,7 +213,7 @@ async def consuming_service(database: str, kafka: str, group: str, tmp_path, han
         subscribed_topics=[topic],
         handlers={CounterIncremented: handler},
     )
-    return Service(spec, settings_for(database, kafka, group, key_file)), topic, dlq
+    return Service(spec, settings_for(database, kafka, group, key_file, **settings)), topic, dlq
 
 
 async def wait_for(predicate, timeout=60.0):

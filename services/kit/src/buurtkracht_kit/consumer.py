@@ -4,8 +4,8 @@ message that cannot take effect is parked on the group's dead-letter topic, once
 Invariants:
 - the inbox row (`INSERT ... ON CONFLICT DO NOTHING RETURNING`) and the handler's effects commit in
   one transaction: a redelivered message finds its row and changes nothing;
-- the offset is committed only after that transaction (FastStream `NACK_ON_ERROR`: an exception
-  that escapes rewinds the partition to this message, so nothing behind it is committed past it);
+- the offset is committed only after that transaction (see `offsets`; an exception that escapes
+  rewinds the partition to this message, so nothing behind it is committed past it);
 - a message whose handler fails `max_attempts` times (attempts counted in the database, across
   restarts; a handler that hangs past its timeout fails; an attempt during which the process died
   counts too), or that is not a valid event at all, is dead-lettered: the inbox row marked

@@ -33,6 +33,7 @@ from .auth import TokenVerifier
 from .consumer import EventConsumer, Handler
 from .db import UnitOfWork, create_pool
 from .metrics import ServiceMetrics
+from .offsets import OffsetCommitter
 from .outbox import OutboxRelay, kafka_producer
 from .problems import Problem
 from .settings import KitSettings
@@ -72,6 +73,7 @@ class Service:
         self.consumer: EventConsumer | None = None
         self.relay: OutboxRelay | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.offsets = OffsetCommitter(settings.consumer_commit_interval_seconds)
         if spec.subscribed_topics:
             self._subscribe()
         for model in spec.publishes:  # declared for the AsyncAPI document; the outbox relay does the publishing
@@ -113,7 +115,8 @@ class Service:
             title=f"{','.join(self.spec.subscribed_topics)}:{self.settings.service_name}",
             description=f"Consumer group `{self.settings.service_name}` (binary-mode CloudEvents); acts on "
             f"{handled}, ignores other types; dead letters go to {dead_letter_topic(self.settings.service_name)}",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
+            ack_policy=AckPolicy.MANUAL,  # rewound on error below, committed by `self.offsets` in the background
+            listener=self.offsets,
             no_reply=True,  # a record's reply_to header never makes this service publish anything
             auto_offset_reset=self.settings.consumer_start,
             parser=_tolerant_parser,
@@ -121,7 +124,12 @@ class Service:
         )
         async def on_record(message: KafkaMessage) -> None:
             assert self.consumer is not None
-            await self.consumer.consume(message.raw_message)
+            try:
+                await self.consumer.consume(message.raw_message)
+            except BaseException:
+                await message.nack()  # back to this record: nothing behind it is applied or committed first
+                raise
+            await self.offsets.applied(message.raw_message, message.consumer)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
@@ -166,6 +174,7 @@ class Service:
         await self.broker.start()
         tasks = (housekeeping.run_housekeeping, *self.spec.background)
         background = [self._supervised(task(self), task.__name__) for task in tasks]
+        background.append(self._supervised(self.offsets.run(), "offset-commits"))
         logger.info("%s ready", self.spec.name)
         try:
             yield
@@ -173,6 +182,7 @@ class Service:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            await self.offsets.stopping()
             await self.broker.stop()
             if self.relay and relay_task:
                 self.relay.stop()

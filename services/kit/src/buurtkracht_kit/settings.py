@@ -73,6 +73,9 @@ class KitSettings(KafkaSettings):
     consumer_max_attempts: int = Field(5, ge=1)
     consumer_retry_backoff_seconds: float = Field(0.2, ge=0)
     consumer_handler_timeout_seconds: float = Field(30.0, gt=0)
+    consumer_commit_interval_seconds: float = Field(
+        0.5, gt=0, description="How often the consumer group's offsets are committed (a crash redelivers at most this)"
+    )
     db_acquire_timeout_seconds: float = Field(10.0, gt=0)
     db_command_timeout_seconds: float = Field(30.0, gt=0)
 
