@@ -681,6 +681,47 @@ async def test_the_secret_is_answered_once_and_never_again(db, api, receiver):
 
 
 @pytest.mark.integration
+async def test_a_subscription_changes_endpoint_filter_and_description_and_nothing_else(db, api, receiver, settings):
+    old_hook, new_hook = path(), path()
+    subscription = await subscribe(api, receiver.url(old_hook), ["nl.buurtkracht.vouchers.*"])
+    target = f"{BASE}/{subscription['id']}"
+
+    change = {"url": receiver.url(new_hook), "event_types": [APPROVED], "description": "Subsidies"}
+    changed = await api.patch(target, json=change, headers=ADMIN)
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert body["url"] == receiver.url(new_hook) and body["event_types"] == [APPROVED]
+    assert body["description"] == "Subsidies" and "secret" not in body
+    kept = await api.patch(target, json={"description": "Subsidieregeling"}, headers=ADMIN)
+    assert kept.json()["url"] == receiver.url(new_hook) and kept.json()["event_types"] == [APPROVED]
+
+    assert await enqueue(db, envelope(PLEDGE_MADE)) == 0  # no longer heard
+    assert await enqueue(db, envelope(APPROVED)) == 1
+    async with dispatcher(db, settings) as sender:
+        assert await sender.dispatch_once() == 1
+    (received,) = receiver.received[new_hook]
+    Webhook(subscription["secret"]).verify(received.body, received.headers)  # the secret stays
+    assert receiver.received[old_hook] == []
+
+    for refused, field in (
+        ({"url": "ftp://example.org/hooks"}, "url"),
+        ({"event_types": ["nl.buurtkracht.*.v1"]}, "event_types.0"),
+        ({"secret": "whsec_mine"}, "secret"),
+    ):
+        answer = await api.patch(target, json=refused, headers=ADMIN)
+        assert answer.status_code == 422 and field in [e["field"] for e in answer.json()["errors"]], answer.text
+    async with api_client(db, settings.model_copy(update={"webhook_allow_private_addresses": False})) as strict:
+        answer = await strict.patch(target, json={"url": "http://10.0.0.8/hooks"}, headers=ADMIN)
+        assert answer.status_code == 422 and [e["field"] for e in answer.json()["errors"]] == ["url"]
+    after = (await api.get(target, headers=ADMIN)).json()
+    assert (after["url"], after["event_types"], after["description"]) == (
+        receiver.url(new_hook),
+        [APPROVED],
+        "Subsidieregeling",
+    )
+
+
+@pytest.mark.integration
 async def test_a_rotated_secret_signs_beside_the_new_one_until_its_overlap_ends(db, api, receiver, settings):
     hook = path()
     subscription = await subscribe(api, receiver.url(hook))
@@ -844,6 +885,7 @@ async def test_unknown_subscriptions_are_not_found(db, api):
         await api.get(f"{BASE}/{unknown}/deliveries", headers=ADMIN),
         await api.post(f"{BASE}/{unknown}/enable", headers=ADMIN),
         await api.post(f"{BASE}/{unknown}/secret", headers=ADMIN),
+        await api.patch(f"{BASE}/{unknown}", json={"description": "x"}, headers=ADMIN),
         await api.delete(f"{BASE}/{unknown}", headers=ADMIN),
     ):
         assert answer.status_code == 404
@@ -884,6 +926,7 @@ async def test_only_admins_manage_webhook_subscriptions(db, api, receiver):
         ("GET", f"{target}/deliveries", None),
         ("POST", f"{target}/enable", None),
         ("POST", f"{target}/secret", None),
+        ("PATCH", target, {"description": "mine now"}),
         ("DELETE", target, None),
     ]
     others = [

@@ -116,6 +116,28 @@ async def rotate_secret(
     return _subscription(row) if row else None
 
 
+async def change_subscription(
+    conn: asyncpg.Connection,
+    subscription_id: uuid.UUID,
+    *,
+    url: str | None,
+    event_types: Sequence[str] | None,
+    description: str | None,
+) -> Subscription | None:
+    """Change what is given (None: keep); `None` when there is no such subscription."""
+    row = await conn.fetchrow(
+        f"""UPDATE webhook_subscriptions
+            SET url = coalesce($2, url), event_types = coalesce($3, event_types),
+                description = coalesce($4, description)
+            WHERE id = $1 RETURNING {_SUBSCRIPTION_COLUMNS}""",
+        subscription_id,
+        url,
+        list(event_types) if event_types is not None else None,
+        description,
+    )
+    return _subscription(row) if row else None
+
+
 async def delete_subscription(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> bool:
     """Remove a subscription and its delivery log; `False` when there was none."""
     return bool(await conn.fetchval("DELETE FROM webhook_subscriptions WHERE id = $1 RETURNING true", subscription_id))

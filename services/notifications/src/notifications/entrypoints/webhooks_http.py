@@ -49,6 +49,16 @@ class NewSubscription(BaseModel):
     description: str = Field("", max_length=500)
 
 
+class SubscriptionChange(BaseModel):
+    """What to change; a field left out keeps its value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: EndpointUrl | None = None
+    event_types: list[EventTypeFilter] | None = Field(None, max_length=rules.MAX_FILTERS)
+    description: str | None = Field(None, max_length=500)
+
+
 class SubscriptionOut(BaseModel):
     id: uuid.UUID
     url: str
@@ -185,6 +195,29 @@ async def get_subscription(subscription_id: uuid.UUID, admin: Admin, request: Re
         subscription = await store.subscription(conn, subscription_id)
     if subscription is None:
         raise Problem.not_found(f"webhook subscription {subscription_id}")
+    return SubscriptionOut.of(subscription)
+
+
+@router.patch("/{subscription_id}", summary="Change a subscription's endpoint, event-type filter or description")
+async def change_subscription(
+    subscription_id: uuid.UUID, body: SubscriptionChange, admin: Admin, request: Request
+) -> SubscriptionOut:
+    try:
+        async with _unit_of_work(request) as uow:
+            subscription = await webhooks.change_subscription(
+                uow,
+                admin,
+                subscription_id,
+                url=body.url,
+                event_types=body.event_types,
+                description=body.description,
+                allow_private_addresses=request.app.state.settings.webhook_allow_private_addresses,
+            )
+            await uow.commit()
+    except webhooks.NotFound as error:
+        raise Problem.not_found(str(error)) from error
+    except webhooks.NotPublic as error:
+        raise Problem.invalid("url", str(error)) from error
     return SubscriptionOut.of(subscription)
 
 

@@ -70,9 +70,7 @@ async def create_subscription(
     """A new active subscription and its signing secret (which is shown once, to its creator). A URL that
     names a non-public IP address is refused unless private addresses are allowed; host names are checked
     when they are resolved, at every attempt."""
-    address = rules.literal_address(url)
-    if address is not None and not allow_private_addresses and not rules.is_public(address):
-        raise NotPublic(f"{address} is not a public internet address")
+    _check_public(url, allow_private_addresses)
     secret = rules.new_secret()
     subscription = await store.add_subscription(
         uow.connection,
@@ -85,6 +83,38 @@ async def create_subscription(
     )
     logger.info("webhook subscription %s created by %s", subscription.id, admin.subject)
     return subscription, secret
+
+
+def _check_public(url: str, allow_private_addresses: bool) -> None:
+    address = rules.literal_address(url)
+    if address is not None and not allow_private_addresses and not rules.is_public(address):
+        raise NotPublic(f"{address} is not a public internet address")
+
+
+async def change_subscription(
+    uow: UnitOfWork,
+    admin: Principal,
+    subscription_id: uuid.UUID,
+    *,
+    url: str | None = None,
+    event_types: list[str] | None = None,
+    description: str | None = None,
+    allow_private_addresses: bool = False,
+) -> Subscription:
+    """Change the endpoint, the filter or the description; what is given replaces what was. Deliveries still
+    pending go to the new URL; events already queued stay queued whatever the new filter says."""
+    if url is not None:
+        _check_public(rules.check_url(url), allow_private_addresses)
+    patterns = None
+    if event_types is not None:
+        patterns = rules.normalised_filters([rules.check_filter(pattern) for pattern in event_types])
+    subscription = await store.change_subscription(
+        uow.connection, subscription_id, url=url, event_types=patterns, description=description
+    )
+    if subscription is None:
+        raise NotFound(f"webhook subscription {subscription_id}")
+    logger.info("webhook subscription %s changed by %s", subscription_id, admin.subject)
+    return subscription
 
 
 async def enable_subscription(uow: UnitOfWork, subscription_id: uuid.UUID) -> Subscription:
