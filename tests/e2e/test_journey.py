@@ -23,7 +23,7 @@ from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Request, Response
 from standardwebhooks.webhooks import Webhook
 
-from buurtkracht_contracts.topics import all_topics
+from buurtkracht_contracts.topics import TopicSpec, all_topics, dead_letter_topic
 from buurtkracht_kit import topics
 
 from ..keys import PRIVATE, PUBLIC
@@ -77,8 +77,12 @@ class WebhookEndpoint:
 @pytest.fixture(scope="module")
 async def system(kafka_bootstrap, tmp_path_factory):
     """Three service processes on databases of their own, a real SMTP server and a webhook endpoint."""
-    await topics.ensure({"bootstrap_servers": kafka_bootstrap}, all_topics())
     run = uuid.uuid4().hex[:6]
+    groups = [f"{service}-e2e-{run}" for service in ("initiatives", "vouchers", "notifications")]
+    # the services' dead-letter topics too: a stray record on the shared topics is parked there
+    await topics.ensure(
+        {"bootstrap_servers": kafka_bootstrap}, [*all_topics(), *(TopicSpec(dead_letter_topic(g), 1) for g in groups)]
+    )
     keys = tmp_path_factory.mktemp("keys")
     (keys / "public.pem").write_text(PUBLIC)
     (keys / "private.pem").write_text(PRIVATE)

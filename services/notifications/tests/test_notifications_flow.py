@@ -22,7 +22,7 @@ from notifications.settings import NotificationsSettings
 from buurtkracht_contracts import Envelope, Event
 from buurtkracht_contracts import initiatives as i
 from buurtkracht_contracts.kafka import to_kafka
-from buurtkracht_contracts.topics import INITIATIVES_EVENTS, all_topics
+from buurtkracht_contracts.topics import INITIATIVES_EVENTS, TopicSpec, all_topics, dead_letter_topic
 from buurtkracht_kit import topics
 from buurtkracht_kit.auth import mint
 from tests.keys import PRIVATE, PUBLIC
@@ -93,11 +93,13 @@ def smtp():
 
 @pytest.fixture(scope="module")
 async def service(scratch_database, kafka_bootstrap, tmp_path_factory, smtp):
-    await topics.ensure({"bootstrap_servers": kafka_bootstrap}, all_topics())
+    group = f"notifications-test-{uuid.uuid4().hex[:6]}"
+    # its dead-letter topic too: a stray record on the shared topics is parked there, as in production
+    await topics.ensure({"bootstrap_servers": kafka_bootstrap}, [*all_topics(), TopicSpec(dead_letter_topic(group), 1)])
     key = tmp_path_factory.mktemp("keys") / "public.pem"
     key.write_text(PUBLIC)
     settings = NotificationsSettings(
-        service_name=f"notifications-test-{uuid.uuid4().hex[:6]}",
+        service_name=group,
         database_url=scratch_database,
         kafka_bootstrap_servers=kafka_bootstrap,
         jwt_public_key_file=key,

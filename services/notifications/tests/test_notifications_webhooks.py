@@ -43,7 +43,7 @@ from buurtkracht_contracts import Envelope
 from buurtkracht_contracts import initiatives as initiative_events
 from buurtkracht_contracts.kafka import to_kafka
 from buurtkracht_contracts.notifications import WebhookDeliveryFailed, WebhookSubscriptionDisabled
-from buurtkracht_contracts.topics import INITIATIVES_EVENTS, all_topics
+from buurtkracht_contracts.topics import INITIATIVES_EVENTS, TopicSpec, all_topics, dead_letter_topic
 from buurtkracht_kit import housekeeping, migrations, topics
 from buurtkracht_kit import http as kit_http
 from buurtkracht_kit.auth import TokenVerifier, mint
@@ -953,13 +953,15 @@ async def test_only_admins_manage_webhook_subscriptions(db, api, receiver):
 async def test_an_event_from_kafka_reaches_a_subscribed_endpoint_signed_and_once(receiver, kafka_bootstrap, public_key):
     """The service as it runs: its consumer queues the delivery, its own background loop sends it. Its own
     database, so that loop never meets the deliveries the other tests drive by hand."""
-    await topics.ensure({"bootstrap_servers": kafka_bootstrap}, all_topics())
+    group = f"notifications-webhooks-test-{uuid.uuid4().hex[:6]}"
+    # its dead-letter topic too: a stray record on the shared topics is parked there, as in production
+    await topics.ensure({"bootstrap_servers": kafka_bootstrap}, [*all_topics(), TopicSpec(dead_letter_topic(group), 1)])
     name = f"test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(PG_ADMIN_URL)
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
         settings = NotificationsSettings(
-            service_name=f"notifications-webhooks-test-{uuid.uuid4().hex[:6]}",
+            service_name=group,
             database_url=database_url(name),
             kafka_bootstrap_servers=kafka_bootstrap,
             jwt_public_key_file=public_key,

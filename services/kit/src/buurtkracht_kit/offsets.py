@@ -21,6 +21,8 @@ from aiokafka.abc import ConsumerRebalanceListener
 
 logger = logging.getLogger(__name__)
 
+STOP_FLUSH_SECONDS = 2.0  # a commit while stopping waits no longer (what it misses comes again, as a duplicate)
+
 
 class OffsetCommitter(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, interval_seconds: float) -> None:
@@ -34,7 +36,7 @@ class OffsetCommitter(ConsumerRebalanceListener):  # type: ignore[misc]
         self._pending[TopicPartition(record.topic, record.partition)] = record.offset + 1
         self._consumer = consumer
         if self._at_once:
-            await self.flush()
+            await self._flush_before_stop()
 
     async def flush(self, partitions: set[TopicPartition] | None = None) -> None:
         """Commit what is pending (for `partitions`, or all); what fails stays pending while still ours."""
@@ -62,7 +64,13 @@ class OffsetCommitter(ConsumerRebalanceListener):  # type: ignore[misc]
     async def stopping(self) -> None:
         """From now on every applied record is committed at once; what is pending is committed now."""
         self._at_once = True
-        await self.flush()
+        await self._flush_before_stop()
+
+    async def _flush_before_stop(self) -> None:
+        try:
+            await asyncio.wait_for(self.flush(), STOP_FLUSH_SECONDS)
+        except TimeoutError:
+            logger.warning("offset commit while stopping took over %g s; those records come again", STOP_FLUSH_SECONDS)
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         await self.flush(set(revoked))
