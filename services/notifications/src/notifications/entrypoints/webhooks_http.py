@@ -6,7 +6,9 @@ answer holds it.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated
 
@@ -151,6 +153,18 @@ class DeliveryPage(BaseModel):
     offset: int
 
 
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """The service's refusals as problems: an unknown subscription is a 404, an endpoint that is not on the
+    public internet a 422 on `url`."""
+    try:
+        yield
+    except webhooks.NotFound as error:
+        raise Problem.not_found(str(error)) from error
+    except webhooks.NotPublic as error:
+        raise Problem.invalid("url", str(error)) from error
+
+
 def _unit_of_work(request: Request) -> UnitOfWork:
     return UnitOfWork(request.app.state.pool, request.app.state.settings.event_source)
 
@@ -159,7 +173,7 @@ def _unit_of_work(request: Request) -> UnitOfWork:
 async def create_subscription(
     body: NewSubscription, admin: Admin, request: Request, response: Response
 ) -> SubscriptionWithSecret:
-    try:
+    with _refusals():
         async with _unit_of_work(request) as uow:
             subscription, secret = await webhooks.create_subscription(
                 uow,
@@ -170,8 +184,6 @@ async def create_subscription(
                 allow_private_addresses=request.app.state.settings.webhook_allow_private_addresses,
             )
             await uow.commit()
-    except webhooks.NotPublic as error:
-        raise Problem.invalid("url", str(error)) from error
     response.headers["Location"] = f"{router.prefix}/{subscription.id}"
     return SubscriptionWithSecret(**SubscriptionOut.of(subscription).model_dump(), secret=secret)
 
@@ -202,7 +214,7 @@ async def get_subscription(subscription_id: uuid.UUID, admin: Admin, request: Re
 async def change_subscription(
     subscription_id: uuid.UUID, body: SubscriptionChange, admin: Admin, request: Request
 ) -> SubscriptionOut:
-    try:
+    with _refusals():
         async with _unit_of_work(request) as uow:
             subscription = await webhooks.change_subscription(
                 uow,
@@ -214,21 +226,15 @@ async def change_subscription(
                 allow_private_addresses=request.app.state.settings.webhook_allow_private_addresses,
             )
             await uow.commit()
-    except webhooks.NotFound as error:
-        raise Problem.not_found(str(error)) from error
-    except webhooks.NotPublic as error:
-        raise Problem.invalid("url", str(error)) from error
     return SubscriptionOut.of(subscription)
 
 
 @router.delete("/{subscription_id}", status_code=204, summary="Stop and remove a subscription with its delivery log")
 async def delete_subscription(subscription_id: uuid.UUID, admin: Admin, request: Request) -> Response:
-    try:
+    with _refusals():
         async with _unit_of_work(request) as uow:
             await webhooks.delete_subscription(uow, admin, subscription_id)
             await uow.commit()
-    except webhooks.NotFound as error:
-        raise Problem.not_found(str(error)) from error
     return Response(status_code=204)
 
 
@@ -242,12 +248,10 @@ async def rotate_secret(
     overlap = request.app.state.settings.webhook_secret_overlap_hours
     if body is not None and body.overlap_hours is not None:
         overlap = body.overlap_hours
-    try:
+    with _refusals():
         async with _unit_of_work(request) as uow:
             subscription, secret = await webhooks.rotate_secret(uow, admin, subscription_id, overlap)
             await uow.commit()
-    except webhooks.NotFound as error:
-        raise Problem.not_found(str(error)) from error
     return SubscriptionWithSecret(**SubscriptionOut.of(subscription).model_dump(), secret=secret)
 
 
@@ -269,10 +273,8 @@ async def list_deliveries(
 
 @router.post("/{subscription_id}/enable", summary="Switch a disabled subscription on again; what waited is sent")
 async def enable_subscription(subscription_id: uuid.UUID, admin: Admin, request: Request) -> SubscriptionOut:
-    try:
+    with _refusals():
         async with _unit_of_work(request) as uow:
             subscription = await webhooks.enable_subscription(uow, subscription_id)
             await uow.commit()
-    except webhooks.NotFound as error:
-        raise Problem.not_found(str(error)) from error
     return SubscriptionOut.of(subscription)
