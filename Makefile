@@ -14,6 +14,7 @@
 #   make ledger-check   verify every invariant of the vouchers ledger (needs the stack)
 #   make mail       list the email the local SMTP sink received
 #   make test-unit | test-integration | test-e2e | test-fault    one tier (all but unit need the stack)
+#   make test-explore   the property tests with random seeds and ten times the steps (needs the stack)
 #   stack targets:  see stack.mk (stack-up, stack-down, stack-status, stack-clean, stack-env)
 
 SHELL := /bin/bash
@@ -36,10 +37,10 @@ RUN := $(UV) run --frozen --no-sync
 PYTEST := $(RUN) pytest
 SERVICES := $(notdir $(patsubst %/app.py,%,$(wildcard services/*/src/*/app.py)))
 
-.PHONY: help install run test test-unit test-integration test-e2e test-fault topics migrate lint schemas docs bench keys ledger-check mail demo
+.PHONY: help install run test test-unit test-integration test-e2e test-fault test-explore topics migrate lint schemas docs bench keys ledger-check mail demo
 
 help:
-	@sed -n '2,18p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,19p' Makefile | sed 's/^# \{0,1\}//'
 
 $(UV):
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11+ is needed: apt-get install python3.11 python3.11-venv"; exit 1; }
@@ -73,6 +74,11 @@ test-e2e: install
 
 test-fault: install
 	$(PYTEST) -m fault
+
+# make test runs every property test derandomized (the same examples each time); this hunts for new
+# counterexamples with random seeds. A failure prints the seed and the shrunk steps to keep as a test.
+test-explore: install
+	HYPOTHESIS_PROFILE=explore $(PYTEST) -m properties -p no:cacheprovider --hypothesis-show-statistics
 
 # Starts the stack when it is not running, and stops it afterwards only in that case.
 test: install

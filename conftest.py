@@ -2,6 +2,8 @@
 
 import pytest
 
+import tests.properties  # noqa: F401  (registers and loads the Hypothesis profile before any test module)
+
 pytest_plugins = ["tests.stack"]  # fixtures for the tiers that use the local stack
 
 TIERS = ("unit", "integration", "e2e", "fault")

@@ -21,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 from vouchers.adapters.ledger import Ledger
@@ -43,6 +42,7 @@ from buurtkracht_contracts.event import source_urn
 from buurtkracht_kit import migrations
 from buurtkracht_kit.auth import Principal, Role
 from buurtkracht_kit.db import UnitOfWork, create_pool
+from tests.properties import state_machine_settings
 
 pytestmark = pytest.mark.integration
 
@@ -791,9 +791,12 @@ class LedgerMachine(RuleBasedStateMachine):
             assert payout is not None and payout.amount_cents == claim.amount
             self.payouts[payout.id] = MPayout(payout.id, claim.initiative_id, round_.id, claim.amount)
         else:
-            finished = self.initiatives[claim.initiative_id].status is not InitiativeStatus.AWARDED
+            initiative = self.initiatives[claim.initiative_id]
+            finished = initiative.status is not InitiativeStatus.AWARDED
             release_to = ((Kind.RETURNED if round_.closed else Kind.POOL), "") if finished else (Kind.BUDGET, owner)
             round_.move((Kind.HELD, owner), release_to, claim.amount)
+            if finished:  # its budget went back already: the released hold follows it, out of the award
+                initiative.returned_unspent += claim.amount
             claim.status = "declined"
             assert payout is None
 
@@ -957,17 +960,12 @@ class LedgerMachine(RuleBasedStateMachine):
                 assert sum(awarded_pledges) == row["awarded_cents"] == row["approved_amount_cents"]
 
 
+@pytest.mark.properties
 def test_random_command_sequences_keep_the_books_right_and_refusals_move_nothing(stack):
     LedgerMachine.stack = stack
     run_state_machine_as_test(
         LedgerMachine,
-        settings=settings(
-            max_examples=30,
-            stateful_step_count=30,
-            deadline=None,
-            database=None,  # no .hypothesis directory in the repository
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-        ),
+        settings=state_machine_settings(max_examples=30, steps=30),
     )
 
 
@@ -1018,3 +1016,63 @@ def test_a_claim_declined_after_its_initiative_finished_goes_back_to_the_pool(st
     assert problems == []
     assert totals.get(Kind.BUDGET, 0) == 0, "a cancelled initiative keeps no budget"
     assert totals[Kind.RETURNED] == 100_000, "all that was not spent goes back to the municipality"
+
+
+def test_an_award_adds_up_when_a_claim_is_declined_after_its_initiative_completed(stack):
+    """The example the state machine once shrank to: a committee award of 1,000, a claim of 100 held, the
+    initiative completes (900 go back to the pool), then the claim is declined: its 100 follow the budget back
+    to the pool, so the award is accounted for as 0 spent + 1,000 returned, not 900."""
+    wijk = fresh_wijk()
+    buurt = f"BU{wijk[2:]}01"
+    official, member = person("o-1", Role.OFFICIAL, wijk), person("sg-1", Role.STEERING_GROUP, wijk)
+    initiative_id, now = uuid.uuid4(), datetime.now(UTC)
+
+    async def scenario() -> tuple[dict[Kind, int], list[str], list[tuple[str, int]]]:
+        async def once(command):
+            async with UnitOfWork(stack.pool, SOURCE) as uow:
+                result = await command(uow)
+                await uow.commit()
+                return result
+
+        round_ = await once(
+            lambda uow: commands.open_round(
+                uow,
+                official,
+                area_code=wijk,
+                name="Buurtbudget",
+                mechanism=Mechanism.COMMITTEE,
+                total_budget_cents=10_000,
+                opens_at=now - timedelta(minutes=1),
+                closes_at=now + timedelta(days=30),
+                voucher_amount_cents=None,
+                allow_wallet_claims=False,
+                committee_quorum=1,
+            )
+        )
+        await once(lambda uow: commands.initiative_approved(uow, initiative_id, buurt, "Bankjes", ["i-1"], 1_000))
+        await once(
+            lambda uow: commands.decide_award(uow, member, round_.id, initiative_id, 1_000, [("sg-1", "for")], now)
+        )
+        claim, _ = await once(
+            lambda uow: commands.claim_expense(
+                uow, person("i-1", Role.RESIDENT, buurt), initiative_id, "Houthandel", 100, "F-1", now
+            )
+        )
+        assert await once(lambda uow: commands.initiative_finished(uow, initiative_id, cancelled=False)) == 900
+        await once(lambda uow: commands.decide_expense(uow, official, claim.id, False, "te duur", now))
+        async with stack.pool.acquire() as conn:
+            returned = await conn.fetch(
+                """SELECT e.kind, l.amount_cents FROM journal_entries e JOIN journal_lines l ON l.entry_id = e.id
+                   JOIN accounts a ON a.id = l.account_id
+                   WHERE e.round_id = $1 AND a.kind = 'pool' AND e.kind IN ('unspent_returned', 'claim_declined')
+                   ORDER BY e.id""",
+                round_.id,
+            )
+            ledger = Ledger(conn)
+            return await ledger.totals(round_.id), await ledger.check(round_.id), [tuple(r) for r in returned]
+
+    totals, problems, returned = stack.run(scenario())
+    assert problems == []
+    assert returned == [("unspent_returned", 900), ("claim_declined", 100)], "the whole award went back, once"
+    assert all(totals.get(kind, 0) == 0 for kind in (Kind.BUDGET, Kind.HELD, Kind.PAYABLE, Kind.PAID))
+    assert totals[Kind.POOL] == 10_000, "the pool has its whole budget again"
