@@ -6,13 +6,14 @@ Claims: `sub` (pseudonymous id), `roles` (resident, official, steering_group, ad
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import jwt
 from fastapi import Depends, Request
+
+from buurtkracht_contracts.areas import within
 
 from .problems import Problem
 from .tokens import Role, mint
@@ -36,24 +37,11 @@ class Principal:
 
         CBS codes nest by prefix after the kind: GM0363 ⊃ WK036301 ⊃ BU03630001.
         """
-        return any(_contains(area, area_code) for area in self.areas)
+        return any(within(area_code, area) for area in self.areas)
 
     def lives_in(self, area_code: str) -> bool:
         """Whether the caller's home buurt lies in `area_code` (a resident's `areas` is their buurt)."""
-        return any(_contains(area_code, home) for home in self.areas)
-
-
-AREA_CODE = re.compile(r"^(GM\d{4}|WK\d{6}|BU\d{8})$")
-_LEVEL = {"GM": 0, "WK": 1, "BU": 2}
-
-
-def _contains(outer: str, inner: str) -> bool:
-    """Whether CBS area `outer` is `inner` or contains it; malformed codes contain nothing."""
-    if not (AREA_CODE.match(outer) and AREA_CODE.match(inner)):
-        return False
-    if outer == inner:
-        return True
-    return _LEVEL[outer[:2]] < _LEVEL[inner[:2]] and inner[2:].startswith(outer[2:])
+        return any(within(home, area_code) for home in self.areas)
 
 
 class TokenVerifier:

@@ -70,6 +70,7 @@ class EventConsumer:
         max_attempts: int = 5,
         backoff_seconds: float = 0.2,
         handler_timeout_seconds: float = 30.0,
+        unit_of_work: Callable[[], UnitOfWork] | None = None,
     ) -> None:
         self.group = group
         self.dead_letter_topic = dead_letter_topic(group)
@@ -80,6 +81,7 @@ class EventConsumer:
         self._max_attempts = max_attempts
         self._backoff = backoff_seconds
         self._handler_timeout = handler_timeout_seconds
+        self._unit_of_work = unit_of_work or (lambda: UnitOfWork(pool, source))
         self._confirmed: set[tuple[str, int]] = set()  # partitions with a message processed by this process
         self._interrupted: set[str] = set()  # messages this process gave up on for an outage, not a crash
 
@@ -167,7 +169,7 @@ class EventConsumer:
             )
 
     async def _apply(self, handler: Handler, envelope: Envelope, event: Event, message_id: str) -> Outcome:
-        async with UnitOfWork(self._pool, self._source) as uow:
+        async with self._unit_of_work() as uow:
             first_time = await uow.connection.fetchval(
                 """
                 INSERT INTO inbox (consumer, message_id, event_type, outcome) VALUES ($1, $2, $3, 'processed')

@@ -32,7 +32,12 @@ async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10, command_t
 
 
 class UnitOfWork:
-    """`async with UnitOfWork(pool, source) as uow:` ... `uow.record(*events)` ... `await uow.commit()`."""
+    """`async with UnitOfWork(pool, source) as uow:` ... `uow.record(*events)` ... `await uow.commit()`.
+
+    A service's own unit of work is a subclass that hands its commands repositories on the transaction's
+    connection (`uow.rounds`, `uow.ledger`, ...) from `bind`; the service builds it (`Service.unit_of_work`)
+    for HTTP requests, event handlers and background work alike.
+    """
 
     def __init__(
         self, pool: asyncpg.Pool, source: str, isolation: Isolation = "read_committed", acquire_timeout: float = 10.0
@@ -53,7 +58,11 @@ class UnitOfWork:
         except BaseException:  # cancelled or failed before the block: the connection goes back
             await self._pool.release(self.connection)
             raise
+        self.bind(self.connection)
         return self
+
+    def bind(self, connection: asyncpg.Connection) -> None:
+        """Make the repositories of this unit of work on `connection` (the transaction's); none here."""
 
     async def __aexit__(self, *exc_info: object) -> None:
         try:

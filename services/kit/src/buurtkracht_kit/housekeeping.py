@@ -13,7 +13,6 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +20,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import asyncpg
+
+from . import periodic
 
 if TYPE_CHECKING:
     from .runtime import Service
@@ -72,17 +73,16 @@ async def sweep(pool: asyncpg.Pool, sweeps: Sequence[Sweep], batch_size: int = B
 
 
 async def run_housekeeping(service: Service) -> None:
-    """Sweep every `housekeeping_interval_seconds` until cancelled; a failed sweep is logged and tried again."""
+    """Sweep every `housekeeping_interval_seconds` until cancelled."""
     settings = service.settings
     sweeps = kit_sweeps(settings) + list(service.spec.sweeps(settings))
-    while True:
+
+    async def once() -> None:
         assert service.pool is not None
-        try:
-            deleted = await sweep(service.pool, sweeps)
-            for table, count in deleted.items():
-                service.metrics.housekeeping_deleted.labels(table).inc(count)
-            if any(deleted.values()):
-                logger.info("housekeeping deleted %s", ", ".join(f"{n} from {t}" for t, n in deleted.items() if n))
-        except Exception:  # the next round tries again
-            logger.exception("housekeeping failed")
-        await asyncio.sleep(settings.housekeeping_interval_seconds)
+        deleted = await sweep(service.pool, sweeps)
+        for table, count in deleted.items():
+            service.metrics.housekeeping_deleted.labels(table).inc(count)
+        if any(deleted.values()):
+            logger.info("housekeeping deleted %s", ", ".join(f"{n} from {t}" for t, n in deleted.items() if n))
+
+    await periodic.every(settings.housekeeping_interval_seconds, once, "housekeeping")

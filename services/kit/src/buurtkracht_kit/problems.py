@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from buurtkracht_contracts.refusals import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
+
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
@@ -75,6 +77,20 @@ class Problem(Exception):
         return cls(409, "Conflict", detail, kind=kind, **extensions)
 
 
+def refusal(error: DomainError) -> Problem:
+    """The answer to a command the rules refused, by the kind of refusal (see `buurtkracht_contracts.refusals`)."""
+    if isinstance(error, NotFound):
+        return Problem.not_found(str(error))
+    if isinstance(error, NotAllowed):
+        return Problem.forbidden(str(error))
+    if isinstance(error, InvalidInput):
+        return Problem.invalid(error.field or "body", str(error))
+    if isinstance(error, Conflict):
+        extensions = {"current_status": error.current_status} if error.current_status else {}
+        return Problem.conflict(str(error), kind=error.kind, **extensions)
+    return Problem.conflict(str(error))
+
+
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
     return JSONResponse(
         problem.body(request.url.path if request else None),
@@ -105,6 +121,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, problem: Problem) -> JSONResponse:
         return problem_response(problem, request)
+
+    answer(app, DomainError, refusal)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -57,6 +57,7 @@ class ServiceSpec:
     sweeps: Callable[[Any], Sequence[housekeeping.Sweep]] = lambda settings: ()  # the service's old rows to delete
     publishes: Sequence[type[Event]] = ()
     description: str = ""
+    unit_of_work: type[UnitOfWork] = UnitOfWork  # the service's own, with its repositories
 
 
 class Service:
@@ -102,7 +103,7 @@ class Service:
     def unit_of_work(self) -> UnitOfWork:
         """A new unit of work on this service's database, recording events from this service."""
         assert self.pool is not None, "the service has not started"
-        return UnitOfWork(
+        return self.spec.unit_of_work(
             self.pool, self.settings.event_source, acquire_timeout=self.settings.db_acquire_timeout_seconds
         )
 
@@ -170,6 +171,7 @@ class Service:
             max_attempts=settings.consumer_max_attempts,
             backoff_seconds=settings.consumer_retry_backoff_seconds,
             handler_timeout_seconds=settings.consumer_handler_timeout_seconds,
+            unit_of_work=self.unit_of_work,
         )
         await self.broker.start()
         tasks = (housekeeping.run_housekeeping, *self.spec.background)

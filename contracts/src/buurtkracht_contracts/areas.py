@@ -1,0 +1,39 @@
+"""CBS area codes, in one place: their format and how they nest.
+
+A municipality `GM0363` contains its wijken `WK0363xx`, a wijk `WK036301` its buurten `BU036301xx`: a code
+names its level by its prefix, and the digits after the prefix of an outer area start the digits of every
+area inside it. An area contains itself. A malformed code contains nothing and lies in nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import Field
+
+PATTERN = r"^(GM\d{4}|WK\d{6}|BU\d{8})$"
+_FORMAT = re.compile(PATTERN)
+_LEVEL = {"GM": 0, "WK": 1, "BU": 2}
+
+AreaCode = Annotated[
+    str,
+    Field(
+        pattern=PATTERN,
+        description="CBS code of a municipality (GM0363), wijk (WK036301) or buurt (BU03630101)",
+        examples=["WK036301"],
+    ),
+]
+
+
+def is_area_code(code: str) -> bool:
+    return bool(_FORMAT.match(code))
+
+
+def within(area: str, outer: str) -> bool:
+    """Whether `area` is `outer` or lies inside it."""
+    if not (is_area_code(area) and is_area_code(outer)):
+        return False
+    if area == outer:
+        return True
+    return _LEVEL[outer[:2]] < _LEVEL[area[:2]] and area[2:].startswith(outer[2:])
