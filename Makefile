@@ -7,7 +7,7 @@
 #   make install    the Python workspace (contracts, kit, services) from uv.lock, and local signing keys
 #   make topics     create the event and dead-letter topics
 #   make migrate    apply every service's database migrations
-#   make lint       ruff, the event-schema compatibility check, and k8s-lint (manifests and Dockerfiles)
+#   make lint       ruff, the event-schema compatibility check, and k8s-lint (manifests and the Dockerfile)
 #   make schemas    regenerate contracts/schemas/ after changing an event model
 #   make docs       regenerate each service's OpenAPI and AsyncAPI documents (services/*/docs/)
 #   make bench      the benchmarks in bench/ (needs the stack)

@@ -1,7 +1,7 @@
-# Kubernetes manifests (k8s/) and images (services/*/Dockerfile): render every overlay and validate it,
+# Kubernetes manifests (k8s/) and images (services/Dockerfile): render every overlay and validate it,
 # offline. Included by the main Makefile; also usable alone:  make -f k8s.mk k8s-lint
 #
-#   make k8s-lint     yamllint k8s/ and deploy/, hadolint the Dockerfiles, the Grafana dashboard up to date, render
+#   make k8s-lint     yamllint k8s/ and deploy/, hadolint the Dockerfile, the Grafana dashboard up to date, render
 #                     every overlay (kubectl kustomize), validate every object with kubeconform -strict
 #                     (core kinds against Kubernetes' schemas, custom resources against the operators'
 #                     CRD schemas in $(K8S_SCHEMAS)), make sure it still rejects the known mistakes in
@@ -48,7 +48,7 @@ K8S_VENV        := $(K8S_TOOLS_DIR)/venv
 K8S_OUT         := $(K8S_LOCAL)/k8s/rendered
 K8S_CORE_SCHEMAS := $(K8S_LOCAL)/k8s/schemas/v$(K8S_VERSION)-standalone-strict
 K8S_REQUIREMENTS := $(K8S_ROOT)/k8s/tools/requirements.txt
-K8S_DOCKERFILES := $(wildcard $(K8S_ROOT)/services/*/Dockerfile)
+K8S_DOCKERFILE := $(K8S_ROOT)/services/Dockerfile
 
 KUBECONFORM := $(K8S_BIN)/kubeconform
 PROMTOOL    := $(K8S_BIN)/promtool
@@ -151,8 +151,8 @@ k8s-lint: k8s-tools k8s-schemas-check
 	@[ -d $(K8S_SCHEMAS) ] || { echo "k8s-lint: no CRD schemas at $(K8S_SCHEMAS) (set K8S_SCHEMAS)"; exit 1; }
 	@echo "== yamllint k8s/ deploy/"
 	@$(K8S_BIN)/yamllint --strict -c $(K8S_ROOT)/k8s/yamllint.yaml $(K8S_ROOT)/k8s $(K8S_ROOT)/deploy
-	@echo "== hadolint $(notdir $(patsubst %/Dockerfile,%,$(K8S_DOCKERFILES)))"
-	@$(K8S_BIN)/hadolint $(K8S_DOCKERFILES)
+	@echo "== hadolint services/Dockerfile"
+	@$(K8S_BIN)/hadolint $(K8S_DOCKERFILE)
 	@echo "== Grafana dashboard"
 	@$(K8S_TOOLS_PY) $(K8S_ROOT)/k8s/tools/dashboard.py --check
 	@echo "== kubectl kustomize"
