@@ -203,11 +203,14 @@ def settings(database, public_key) -> NotificationsSettings:
 
 @contextlib.asynccontextmanager
 async def api_client(pool, settings: NotificationsSettings) -> AsyncIterator[httpx.AsyncClient]:
-    """The subscriptions router in an app wired as the kit wires a service's (problem+json, auth, pool)."""
+    """The subscriptions router in an app wired as the kit wires a service's (problem+json, auth, the service's
+    unit of work on `pool`)."""
+    service = create(settings)
+    service.pool = pool
     app = FastAPI()
     kit_http.install(app, ServiceMetrics("notifications-webhooks-test"), {})
     app.include_router(webhooks_http.router)
-    app.state.pool = pool
+    app.state.service = service
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(
         issuer=settings.jwt_issuer, audience=settings.jwt_audience, public_key_file=settings.jwt_public_key_file

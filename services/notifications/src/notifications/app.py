@@ -11,6 +11,7 @@ from buurtkracht_kit.runtime import Service, ServiceSpec
 from .adapters import webhooks as deliveries
 from .entrypoints import events, http, webhooks_http
 from .service import dispatch, webhooks
+from .service.unit_of_work import NotificationsUnitOfWork
 from .settings import NotificationsSettings
 
 SPEC = ServiceSpec(
@@ -23,10 +24,10 @@ SPEC = ServiceSpec(
     routers=[http.router, webhooks_http.router],
     subscribed_topics=[INITIATIVES_EVENTS, VOUCHERS_EVENTS],
     handlers=events.HANDLERS,
-    problems=http.PROBLEMS,
     background=[dispatch.send_due_email, dispatch.send_due_digests, webhooks.run_dispatcher],
     sweeps=lambda settings: deliveries.sweeps(settings.webhook_delivery_retention_days),
     publishes=models_on(NOTIFICATIONS_EVENTS),
+    unit_of_work=NotificationsUnitOfWork,
 )
 
 

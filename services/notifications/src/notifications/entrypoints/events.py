@@ -6,12 +6,12 @@ from __future__ import annotations
 from buurtkracht_contracts import Envelope, Event
 from buurtkracht_contracts.registry import models_on
 from buurtkracht_contracts.topics import INITIATIVES_EVENTS, VOUCHERS_EVENTS
-from buurtkracht_kit.db import UnitOfWork
 
 from ..service import notify, webhooks
+from ..service.unit_of_work import NotificationsUnitOfWork
 
 
-async def on_event(uow: UnitOfWork, event: Event, envelope: Envelope) -> None:
+async def on_event(uow: NotificationsUnitOfWork, event: Event, envelope: Envelope) -> None:
     await notify.handle(uow, event, envelope)
     await webhooks.enqueue(uow, envelope)
 

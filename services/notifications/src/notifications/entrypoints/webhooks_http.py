@@ -6,9 +6,7 @@ answer holds it.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated
 
@@ -16,13 +14,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from buurtkracht_kit.auth import Principal, Role, require
-from buurtkracht_kit.db import UnitOfWork
-from buurtkracht_kit.problems import Problem
 
 from ..adapters import webhooks as store
 from ..domain import webhooks as rules
-from ..domain.webhooks import Delivery, DeliveryStatus, Reason, Subscription, SubscriptionStatus
+from ..domain.webhooks import DeliveryStatus, Reason, SubscriptionStatus
 from ..service import webhooks
+from ..service.unit_of_work import NotificationsUnitOfWork
 
 router = APIRouter(prefix="/api/v1/webhook-subscriptions", tags=["webhooks"])
 
@@ -62,6 +59,8 @@ class SubscriptionChange(BaseModel):
 
 
 class SubscriptionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     url: str
     event_types: list[str]
@@ -75,22 +74,6 @@ class SubscriptionOut(BaseModel):
     previous_secret_until: datetime | None = Field(
         description="After a rotation: until when the replaced secret still signs deliveries beside the new one"
     )
-
-    @classmethod
-    def of(cls, subscription: Subscription) -> SubscriptionOut:
-        return cls(
-            id=subscription.id,
-            url=subscription.url,
-            event_types=subscription.event_types,
-            description=subscription.description,
-            status=subscription.status,
-            disabled_reason=subscription.disabled_reason,
-            disabled_at=subscription.disabled_at,
-            consecutive_failures=subscription.consecutive_failures,
-            created_by=subscription.created_by,
-            created_at=subscription.created_at,
-            previous_secret_until=subscription.previous_secret_until,
-        )
 
 
 class SubscriptionWithSecret(SubscriptionOut):
@@ -117,6 +100,8 @@ class SubscriptionPage(BaseModel):
 
 
 class DeliveryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID = Field(description="The `webhook-id` header of every attempt")
     event_id: uuid.UUID
     event_type: str
@@ -129,22 +114,6 @@ class DeliveryOut(BaseModel):
     delivered_at: datetime | None
     created_at: datetime
 
-    @classmethod
-    def of(cls, delivery: Delivery) -> DeliveryOut:
-        return cls(
-            id=delivery.id,
-            event_id=delivery.event_id,
-            event_type=delivery.event_type,
-            status=delivery.status,
-            attempts=delivery.attempts,
-            last_status_code=delivery.last_status_code,
-            last_error=delivery.last_error,
-            last_attempt_at=delivery.last_attempt_at,
-            next_attempt_at=delivery.next_attempt_at,
-            delivered_at=delivery.delivered_at,
-            created_at=delivery.created_at,
-        )
-
 
 class DeliveryPage(BaseModel):
     items: list[DeliveryOut]
@@ -153,39 +122,26 @@ class DeliveryPage(BaseModel):
     offset: int
 
 
-@contextlib.contextmanager
-def _refusals() -> Iterator[None]:
-    """The service's refusals as problems: an unknown subscription is a 404, an endpoint that is not on the
-    public internet a 422 on `url`."""
-    try:
-        yield
-    except webhooks.NotFound as error:
-        raise Problem.not_found(str(error)) from error
-    except webhooks.NotPublic as error:
-        raise Problem.invalid("url", str(error)) from error
-
-
-def _unit_of_work(request: Request) -> UnitOfWork:
-    return UnitOfWork(request.app.state.pool, request.app.state.settings.event_source)
+def _unit_of_work(request: Request) -> NotificationsUnitOfWork:
+    return request.app.state.service.unit_of_work()
 
 
 @router.post("", status_code=201, summary="Subscribe an endpoint to events; the answer holds the signing secret once")
 async def create_subscription(
     body: NewSubscription, admin: Admin, request: Request, response: Response
 ) -> SubscriptionWithSecret:
-    with _refusals():
-        async with _unit_of_work(request) as uow:
-            subscription, secret = await webhooks.create_subscription(
-                uow,
-                admin,
-                url=body.url,
-                event_types=body.event_types,
-                description=body.description,
-                allow_private_addresses=request.app.state.settings.webhook_allow_private_addresses,
-            )
-            await uow.commit()
+    async with _unit_of_work(request) as uow:
+        subscription, secret = await webhooks.create_subscription(
+            uow,
+            admin,
+            url=body.url,
+            event_types=body.event_types,
+            description=body.description,
+            allow_private_addresses=request.app.state.settings.webhook_allow_private_addresses,
+        )
+        await uow.commit()
     response.headers["Location"] = f"{router.prefix}/{subscription.id}"
-    return SubscriptionWithSecret(**SubscriptionOut.of(subscription).model_dump(), secret=secret)
+    return SubscriptionWithSecret(**SubscriptionOut.model_validate(subscription).model_dump(), secret=secret)
 
 
 @router.get("", summary="Every webhook subscription, newest first")
@@ -196,45 +152,45 @@ async def list_subscriptions(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> SubscriptionPage:
-    async with request.app.state.pool.acquire() as conn:
-        found, total = await store.subscriptions(conn, status, limit, offset)
-    return SubscriptionPage(items=[SubscriptionOut.of(s) for s in found], total=total, limit=limit, offset=offset)
+    async with _unit_of_work(request) as uow:
+        found, total = await store.subscriptions(uow.connection, status, limit, offset)
+    return SubscriptionPage(
+        items=[SubscriptionOut.model_validate(s) for s in found], total=total, limit=limit, offset=offset
+    )
 
 
 @router.get("/{subscription_id}", summary="One webhook subscription")
 async def get_subscription(subscription_id: uuid.UUID, admin: Admin, request: Request) -> SubscriptionOut:
-    async with request.app.state.pool.acquire() as conn:
-        subscription = await store.subscription(conn, subscription_id)
+    async with _unit_of_work(request) as uow:
+        subscription = await store.subscription(uow.connection, subscription_id)
     if subscription is None:
-        raise Problem.not_found(f"webhook subscription {subscription_id}")
-    return SubscriptionOut.of(subscription)
+        raise webhooks.UnknownSubscription(subscription_id)
+    return SubscriptionOut.model_validate(subscription)
 
 
 @router.patch("/{subscription_id}", summary="Change a subscription's endpoint, event-type filter or description")
 async def change_subscription(
     subscription_id: uuid.UUID, body: SubscriptionChange, admin: Admin, request: Request
 ) -> SubscriptionOut:
-    with _refusals():
-        async with _unit_of_work(request) as uow:
-            subscription = await webhooks.change_subscription(
-                uow,
-                admin,
-                subscription_id,
-                url=body.url,
-                event_types=body.event_types,
-                description=body.description,
-                allow_private_addresses=request.app.state.settings.webhook_allow_private_addresses,
-            )
-            await uow.commit()
-    return SubscriptionOut.of(subscription)
+    async with _unit_of_work(request) as uow:
+        subscription = await webhooks.change_subscription(
+            uow,
+            admin,
+            subscription_id,
+            url=body.url,
+            event_types=body.event_types,
+            description=body.description,
+            allow_private_addresses=request.app.state.settings.webhook_allow_private_addresses,
+        )
+        await uow.commit()
+    return SubscriptionOut.model_validate(subscription)
 
 
 @router.delete("/{subscription_id}", status_code=204, summary="Stop and remove a subscription with its delivery log")
 async def delete_subscription(subscription_id: uuid.UUID, admin: Admin, request: Request) -> Response:
-    with _refusals():
-        async with _unit_of_work(request) as uow:
-            await webhooks.delete_subscription(uow, admin, subscription_id)
-            await uow.commit()
+    async with _unit_of_work(request) as uow:
+        await webhooks.delete_subscription(uow, admin, subscription_id)
+        await uow.commit()
     return Response(status_code=204)
 
 
@@ -248,11 +204,10 @@ async def rotate_secret(
     overlap = request.app.state.settings.webhook_secret_overlap_hours
     if body is not None and body.overlap_hours is not None:
         overlap = body.overlap_hours
-    with _refusals():
-        async with _unit_of_work(request) as uow:
-            subscription, secret = await webhooks.rotate_secret(uow, admin, subscription_id, overlap)
-            await uow.commit()
-    return SubscriptionWithSecret(**SubscriptionOut.of(subscription).model_dump(), secret=secret)
+    async with _unit_of_work(request) as uow:
+        subscription, secret = await webhooks.rotate_secret(uow, admin, subscription_id, overlap)
+        await uow.commit()
+    return SubscriptionWithSecret(**SubscriptionOut.model_validate(subscription).model_dump(), secret=secret)
 
 
 @router.get("/{subscription_id}/deliveries", summary="The delivery log of a subscription, newest first")
@@ -264,17 +219,16 @@ async def list_deliveries(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> DeliveryPage:
-    async with request.app.state.pool.acquire() as conn:
-        if await store.subscription(conn, subscription_id) is None:
-            raise Problem.not_found(f"webhook subscription {subscription_id}")
-        found, total = await store.deliveries(conn, subscription_id, status, limit, offset)
-    return DeliveryPage(items=[DeliveryOut.of(d) for d in found], total=total, limit=limit, offset=offset)
+    async with _unit_of_work(request) as uow:
+        if await store.subscription(uow.connection, subscription_id) is None:
+            raise webhooks.UnknownSubscription(subscription_id)
+        found, total = await store.deliveries(uow.connection, subscription_id, status, limit, offset)
+    return DeliveryPage(items=[DeliveryOut.model_validate(d) for d in found], total=total, limit=limit, offset=offset)
 
 
 @router.post("/{subscription_id}/enable", summary="Switch a disabled subscription on again; what waited is sent")
 async def enable_subscription(subscription_id: uuid.UUID, admin: Admin, request: Request) -> SubscriptionOut:
-    with _refusals():
-        async with _unit_of_work(request) as uow:
-            subscription = await webhooks.enable_subscription(uow, subscription_id)
-            await uow.commit()
-    return SubscriptionOut.of(subscription)
+    async with _unit_of_work(request) as uow:
+        subscription = await webhooks.enable_subscription(uow, subscription_id)
+        await uow.commit()
+    return SubscriptionOut.model_validate(subscription)

@@ -8,7 +8,6 @@ replicas never send the same message at once; its outcome is recorded in a new t
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import uuid
@@ -19,6 +18,7 @@ import aiosmtplib
 from prometheus_client import Counter
 
 from buurtkracht_contracts import notifications as events
+from buurtkracht_kit import periodic
 from buurtkracht_kit.runtime import Service
 
 from ..adapters.mail import Mailer, compose
@@ -38,14 +38,14 @@ def retry_delay(attempts: int) -> timedelta:
 
 
 async def send_due_email(service: Service) -> None:
+    """Send due immediate email, batch after batch while any is due, every `dispatch_interval_seconds`."""
     settings: NotificationsSettings = service.settings  # type: ignore[assignment]
-    while True:
-        try:
-            while await send_email_batch(service):
-                pass
-        except Exception:
-            logger.exception("sending email failed; trying again")
-        await asyncio.sleep(settings.dispatch_interval_seconds)
+
+    async def send_all_due() -> None:
+        while await send_email_batch(service):
+            pass
+
+    await periodic.every(settings.dispatch_interval_seconds, send_all_due, "sending email")
 
 
 async def send_email_batch(service: Service) -> int:
@@ -145,13 +145,11 @@ def _email_outcomes(service: Service) -> Counter:
 
 
 async def send_due_digests(service: Service) -> None:
+    """Send the digests that are due, every `digest_check_seconds`."""
     settings: NotificationsSettings = service.settings  # type: ignore[assignment]
-    while True:
-        try:
-            await send_digests(service, datetime.now(UTC))
-        except Exception:
-            logger.exception("sending digests failed; trying again")
-        await asyncio.sleep(settings.digest_check_seconds)
+    await periodic.every(
+        settings.digest_check_seconds, lambda: send_digests(service, datetime.now(UTC)), "sending digests"
+    )
 
 
 def digest_due(frequency: str, last_sent: datetime | None, now: datetime, hour: int) -> bool:
@@ -166,8 +164,8 @@ def digest_due(frequency: str, last_sent: datetime | None, now: datetime, hour: 
 async def send_digests(service: Service, now: datetime) -> int:
     """Send every due digest (one message with everything that waited); returns how many were sent."""
     settings: NotificationsSettings = service.settings  # type: ignore[assignment]
-    async with service.pool.acquire() as conn:  # type: ignore[union-attr]
-        waiting = await conn.fetch(
+    async with service.unit_of_work() as uow:
+        waiting = await uow.connection.fetch(
             """SELECT DISTINCT n.recipient_id, p.frequency, p.last_digest_at FROM notifications n
                JOIN preferences p ON p.resident_id = n.recipient_id WHERE n.status = 'digest'"""
         )

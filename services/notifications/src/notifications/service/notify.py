@@ -12,12 +12,12 @@ import uuid
 from buurtkracht_contracts import Envelope, Event
 from buurtkracht_contracts import initiatives as i
 from buurtkracht_contracts import vouchers as v
-from buurtkracht_kit.db import UnitOfWork
 
 from ..adapters import notifications
 from ..adapters.notifications import NewNotification
 from ..adapters.people import People
 from ..domain.recipients import Audience, actor, named_residents, params, rules_for
+from .unit_of_work import NotificationsUnitOfWork
 
 
 async def learn(people: People, event: Event) -> None:
@@ -48,9 +48,9 @@ async def audience(people: People, event: Event, who: Audience) -> list[str]:
     return named_residents(event)
 
 
-async def handle(uow: UnitOfWork, event: Event, envelope: Envelope) -> int:
+async def handle(uow: NotificationsUnitOfWork, event: Event, envelope: Envelope) -> int:
     """Queue the messages an event causes; returns how many were new."""
-    people = People(uow.connection)
+    people = uow.people
     await learn(people, event)
     rules = rules_for(event)
     if not rules:

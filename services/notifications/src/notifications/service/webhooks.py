@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from buurtkracht_contracts import Envelope
 from buurtkracht_contracts.notifications import WebhookDeliveryFailed, WebhookSubscriptionDisabled
+from buurtkracht_contracts.refusals import InvalidInput, NotFound
 from buurtkracht_kit.auth import Principal
 from buurtkracht_kit.db import UnitOfWork
 from buurtkracht_kit.runtime import Service
@@ -47,12 +48,18 @@ DISABLED_KIND = "webhook_disabled"
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 
-class NotFound(Exception):
-    pass
+class UnknownSubscription(NotFound):
+    """There is no webhook subscription with this id."""
+
+    def __init__(self, subscription_id: uuid.UUID) -> None:
+        super().__init__(f"webhook subscription {subscription_id}")
 
 
-class NotPublic(ValueError):
+class NotPublic(InvalidInput):
     """The endpoint is not on the public internet, and private addresses are not allowed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="url")
 
 
 # --- subscriptions --------------------------------------------------------------------------------------------
@@ -112,7 +119,7 @@ async def change_subscription(
         uow.connection, subscription_id, url=url, event_types=patterns, description=description
     )
     if subscription is None:
-        raise NotFound(f"webhook subscription {subscription_id}")
+        raise UnknownSubscription(subscription_id)
     logger.info("webhook subscription %s changed by %s", subscription_id, admin.subject)
     return subscription
 
@@ -121,7 +128,7 @@ async def enable_subscription(uow: UnitOfWork, subscription_id: uuid.UUID) -> Su
     """Switch a (disabled) subscription on again; the deliveries that waited are due at once."""
     subscription = await store.enable(uow.connection, subscription_id)
     if subscription is None:
-        raise NotFound(f"webhook subscription {subscription_id}")
+        raise UnknownSubscription(subscription_id)
     logger.info("webhook subscription %s enabled", subscription_id)
     return subscription
 
@@ -133,7 +140,7 @@ async def rotate_secret(
     secret = rules.new_secret()
     subscription = await store.rotate_secret(uow.connection, subscription_id, secret, overlap_hours * 3600)
     if subscription is None:
-        raise NotFound(f"webhook subscription {subscription_id}")
+        raise UnknownSubscription(subscription_id)
     logger.info(
         "webhook subscription %s: secret rotated by %s, the old one signs for %g more hours",
         subscription_id,
@@ -147,7 +154,7 @@ async def delete_subscription(uow: UnitOfWork, admin: Principal, subscription_id
     """Stop sending to the endpoint for good: the subscription, its pending deliveries and its log are removed.
     An attempt in flight may still arrive; its outcome is dropped."""
     if not await store.delete_subscription(uow.connection, subscription_id):
-        raise NotFound(f"webhook subscription {subscription_id}")
+        raise UnknownSubscription(subscription_id)
     logger.info("webhook subscription %s deleted by %s", subscription_id, admin.subject)
 
 
