@@ -1,7 +1,10 @@
-"""Events of the initiatives service: one per transition of an initiative, and per support or volunteer change.
+"""Events of the initiatives service: one per transition of an initiative, and per support, volunteer or
+co-initiator change.
 
 Every event carries what a consumer needs to act without calling back: the initiative, its area,
-its title and its initiators (pseudonymous resident ids, owner first). No names, no contact data.
+its title and its initiators (pseudonymous resident ids, owner first, then the co-initiators who accepted
+their invitation; an invited resident is not an initiator until `CoInitiatorJoined`). No names, no contact
+data.
 """
 
 from __future__ import annotations
@@ -79,9 +82,17 @@ class InitiativeSupported(InitiativeEvent):
 
 @register
 class InitiativeSupportWithdrawn(InitiativeEvent):
+    """The resident no longer supports the initiative: they took their support back, or they became one of its
+    initiators (who never count as supporters). `support_count` is the count after the change."""
+
     event_type: ClassVar[str] = _type("initiative-support-withdrawn")
     supporter_id: ResidentId
     support_count: int = Field(ge=0)
+    reason: Literal["withdrawn_by_supporter", "became_initiator"] | None = Field(
+        None,
+        description="Why the support ended: the supporter took it back, or the supporter joined the initiative "
+        "as a co-initiator; absent in events recorded before the reason was given (taken back)",
+    )
 
 
 @register
@@ -131,6 +142,14 @@ class VolunteerJoined(InitiativeEvent):
     event_type: ClassVar[str] = _type("volunteer-joined")
     volunteer_id: ResidentId
     volunteer_count: int = Field(ge=1)
+
+
+@register
+class CoInitiatorJoined(InitiativeEvent):
+    """An invited resident accepted and co-initiates the initiative; `initiators` already includes them."""
+
+    event_type: ClassVar[str] = _type("co-initiator-joined")
+    resident_id: ResidentId = Field(description="The resident who joined as a co-initiator")
 
 
 @register

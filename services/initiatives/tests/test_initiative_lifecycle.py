@@ -16,6 +16,7 @@ from initiatives.domain.model import (
     Initiative,
     InvalidInput,
     NotAllowed,
+    NotInvited,
     Rules,
     Spending,
     Status,
@@ -217,10 +218,132 @@ def test_the_report_accounts_for_every_budget_line_once():
     }
 
 
-def test_co_initiators_are_added_by_the_owner_and_appear_in_events():
+FRIEND = "r-friend"
+FINAL = {S.REJECTED, S.WITHDRAWN, S.EXPIRED, S.COMPLETED, S.CANCELLED}
+
+
+def test_co_initiators_are_invited_by_the_owner_and_appear_in_events_once_they_accept():
     initiative = initiative_in(Status.DRAFT)
     with pytest.raises(NotAllowed):
-        initiative.add_co_initiator(NEIGHBOUR, "r-friend")
-    initiative.add_co_initiator(OWNER, "r-friend")
-    initiative.submit("r-friend", RULES, NOW)
-    assert initiative.events[0].initiators == [OWNER, "r-friend"]
+        initiative.invite_co_initiator(NEIGHBOUR, FRIEND)
+    initiative.invite_co_initiator(OWNER, FRIEND)
+    initiative.accept_co_initiator_invitation(FRIEND, FRIEND, supports=False)
+    initiative.submit(FRIEND, RULES, NOW)
+    assert [type(e) for e in initiative.events] == [events.CoInitiatorJoined, events.InitiativeSubmitted]
+    assert [e.initiators for e in initiative.events] == [[OWNER, FRIEND], [OWNER, FRIEND]]
+    assert initiative.events[0].resident_id == FRIEND
+
+
+def test_an_invited_resident_is_not_an_initiator_until_they_accept():
+    initiative = initiative_in(Status.DRAFT)
+    initiative.invite_co_initiator(OWNER, FRIEND)
+    assert initiative.initiators == [OWNER] and initiative.invited_co_initiators == [FRIEND]
+    assert not initiative.is_initiator(FRIEND) and not initiative.events
+    before = state(initiative)
+    with pytest.raises(NotAllowed):
+        initiative.submit(FRIEND, RULES, NOW)
+    with pytest.raises(NotAllowed):
+        initiative.edit(FRIEND, RULES, title="Mine now")
+    assert state(initiative) == before
+    with pytest.raises(AlreadyDone) as twice:
+        initiative.invite_co_initiator(OWNER, FRIEND)
+    assert twice.value.field == "resident_id"
+
+
+@pytest.mark.parametrize(
+    "attempt, refusal",
+    [
+        (lambda i: i.accept_co_initiator_invitation(OWNER, FRIEND, False), NotAllowed),
+        (lambda i: i.accept_co_initiator_invitation(NEIGHBOUR, FRIEND, False), NotAllowed),
+        (lambda i: i.accept_co_initiator_invitation(NEIGHBOUR, NEIGHBOUR, False), NotInvited),
+        (lambda i: i.accept_co_initiator_invitation(OWNER, OWNER, False), AlreadyDone),
+    ],
+    ids=["the owner accepts for the invitee", "a neighbour accepts for the invitee", "not invited", "the owner"],
+)
+def test_only_the_invited_resident_accepts_their_own_invitation(attempt, refusal):
+    initiative = initiative_in(Status.GATHERING_SUPPORT)
+    initiative.invite_co_initiator(OWNER, FRIEND)
+    before = state(initiative)
+    with pytest.raises(refusal):
+        attempt(initiative)
+    assert state(initiative) == before
+
+
+@pytest.mark.parametrize("status", list(Status), ids=[s.value for s in Status])
+def test_co_initiators_are_invited_and_join_in_every_status_but_a_final_one(status):
+    initiative = initiative_in(status)
+    if status in FINAL:
+        with pytest.raises(IllegalTransition):
+            initiative.invite_co_initiator(OWNER, FRIEND)
+        initiative.invited_co_initiators.append(FRIEND)  # invited before the initiative ended
+        before = state(initiative)
+        with pytest.raises(IllegalTransition) as refused:
+            initiative.accept_co_initiator_invitation(FRIEND, FRIEND, False)
+        assert refused.value.status is status and state(initiative) == before
+        return
+    initiative.invite_co_initiator(OWNER, FRIEND)
+    initiative.accept_co_initiator_invitation(FRIEND, FRIEND, False)
+    assert initiative.status is status and initiative.initiators == [OWNER, FRIEND]
+    assert initiative.invited_co_initiators == [] and not initiative.transitions
+    [joined] = initiative.events
+    assert isinstance(joined, events.CoInitiatorJoined) and joined.initiators == [OWNER, FRIEND]
+
+
+def test_a_supporter_who_becomes_a_co_initiator_no_longer_counts_as_a_supporter():
+    initiative = initiative_in(Status.GATHERING_SUPPORT)
+    initiative.support(FRIEND, True, False, NOW)
+    initiative.events.clear()
+    initiative.invite_co_initiator(OWNER, FRIEND)
+    initiative.accept_co_initiator_invitation(FRIEND, FRIEND, supports=True)
+    assert initiative.support_count == 1 and initiative.status is Status.GATHERING_SUPPORT
+    withdrawn, joined = initiative.events
+    assert isinstance(withdrawn, events.InitiativeSupportWithdrawn) and withdrawn.reason == "became_initiator"
+    assert (withdrawn.supporter_id, withdrawn.support_count, withdrawn.initiators) == (FRIEND, 1, [OWNER])
+    assert isinstance(joined, events.CoInitiatorJoined) and joined.initiators == [OWNER, FRIEND]
+
+
+def test_support_of_a_new_co_initiator_no_longer_counts_towards_the_threshold_on_resubmission():
+    initiative = initiative_in(Status.CHANGES_REQUESTED)
+    initiative.support_count = RULES.support_threshold  # FRIEND among the supporters
+    initiative.invite_co_initiator(OWNER, FRIEND)
+    initiative.accept_co_initiator_invitation(FRIEND, FRIEND, supports=True)
+    initiative.submit(OWNER, RULES, NOW)
+    assert initiative.support_count == RULES.support_threshold - 1
+    assert initiative.status is Status.GATHERING_SUPPORT, "the support of an initiator counted"
+
+
+def test_withdrawn_support_says_the_supporter_took_it_back():
+    initiative = initiative_in(Status.GATHERING_SUPPORT)
+    initiative.withdraw_support(NEIGHBOUR, True, NOW)
+    [withdrawn] = initiative.events
+    assert withdrawn.reason == "withdrawn_by_supporter" and withdrawn.support_count == 0
+
+
+REVIEWS = {
+    "approve": lambda i, official: i.approve(official, 70_000, NOW),
+    "reject": lambda i, official: i.reject(official, "not in this budget", NOW),
+    "request_changes": lambda i, official: i.request_changes(official, "add a maintenance plan", NOW),
+}
+
+
+@pytest.mark.parametrize("decision", REVIEWS)
+def test_an_official_cannot_review_an_initiative_they_co_initiate(decision):
+    initiative = initiative_in(Status.IN_REVIEW)
+    initiative.invite_co_initiator(OWNER, OFFICIAL)
+    initiative.accept_co_initiator_invitation(OFFICIAL, OFFICIAL, False)
+    initiative.events.clear()
+    before = state(initiative)
+    with pytest.raises(NotAllowed) as refused:
+        REVIEWS[decision](initiative, OFFICIAL)
+    assert "initiate or co-initiate" in str(refused.value)
+    assert state(initiative) == before
+
+
+@pytest.mark.parametrize("decision", REVIEWS)
+def test_an_official_cannot_review_an_initiative_they_initiate(decision):
+    initiative = initiative_in(Status.IN_REVIEW)
+    before = state(initiative)
+    with pytest.raises(NotAllowed) as refused:
+        REVIEWS[decision](initiative, OWNER)
+    assert "nobody decides their own case" in str(refused.value)
+    assert state(initiative) == before

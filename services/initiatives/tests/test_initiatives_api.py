@@ -4,6 +4,7 @@ reactions to voucher events delivered through Kafka (also twice)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import httpx
@@ -167,10 +168,12 @@ async def test_the_whole_lifecycle_puts_exactly_one_event_per_change_on_kafka(ap
     assert initiative["status"] == "draft" and initiative["requested_amount_cents"] == 75_000
     changed = await api.patch(f"/api/v1/initiatives/{iid}", json={"volunteers_wanted": 10}, headers=resident(OWNER))
     assert changed.json()["volunteers_wanted"] == 10
-    added = await api.post(
+    invited = await api.post(
         f"/api/v1/initiatives/{iid}/co-initiators", json={"resident_id": FRIEND}, headers=resident(OWNER)
     )
-    assert added.json()["co_initiators"] == [FRIEND]
+    assert invited.json()["co_initiators"] == [] and invited.json()["invited_co_initiators"] == [FRIEND]
+    joined = await api.post(f"/api/v1/initiatives/{iid}/co-initiators/{FRIEND}/acceptance", headers=resident(FRIEND))
+    assert joined.json()["co_initiators"] == [FRIEND] and joined.json()["invited_co_initiators"] == []
     assert (await api.post(f"/api/v1/initiatives/{iid}/submit", headers=resident(FRIEND))).json()[
         "status"
     ] == "gathering_support"
@@ -219,6 +222,7 @@ async def test_the_whole_lifecycle_puts_exactly_one_event_per_change_on_kafka(ap
     assert completed.json()["status"] == "completed" and completed.json()["report"] == report
 
     expected = [
+        "co-initiator-joined",
         "initiative-submitted",
         "initiative-supported",
         "initiative-supported",
@@ -484,3 +488,209 @@ async def test_an_unknown_initiative_is_404(api):
     await refused(api, "GET", f"/api/v1/initiatives/{uuid.uuid4()}", resident(OWNER), 404)
     await refused(api, "POST", f"/api/v1/initiatives/{uuid.uuid4()}/submit", resident(OWNER), 404)
     await refused(api, "GET", "/api/v1/initiatives/not-a-uuid", resident(OWNER), 422)
+
+
+# -- co-initiators join by invitation; nobody decides their own case ----------------------------
+
+OFFICIAL_NEIGHBOUR = "r-official-neighbour"
+
+
+def official_living_in_the_buurt() -> dict[str, str]:
+    """A wijkcoördinator of the wijk who lives in one of its buurten: one sign-in, both roles."""
+    return token(OFFICIAL_NEIGHBOUR, ["resident", "official"], [BUURT, WIJK])
+
+
+async def invite(api, iid: str, invitee: str) -> dict:
+    answer = await api.post(
+        f"/api/v1/initiatives/{iid}/co-initiators", json={"resident_id": invitee}, headers=resident(OWNER)
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def accept(api, iid: str, invitee: str, headers: dict[str, str] | None = None):
+    return api.post(
+        f"/api/v1/initiatives/{iid}/co-initiators/{invitee}/acceptance", headers=headers or resident(invitee)
+    )
+
+
+async def supports_of(service, iid: str) -> list[str]:
+    async with service.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT resident_id FROM supports WHERE initiative_id = $1 ORDER BY resident_id", uuid.UUID(iid)
+        )
+    return [r["resident_id"] for r in rows]
+
+
+def ce_types(records) -> list[str]:
+    return [dict(r.headers)["ce_type"].decode().removeprefix(PREFIX).removesuffix(".v1") for r in records]
+
+
+async def test_a_co_initiator_counts_only_after_accepting(api, kafka_bootstrap):
+    initiative = await draft(api)
+    iid = initiative["id"]
+    invited = await invite(api, iid, FRIEND)
+    assert invited["co_initiators"] == [] and invited["invited_co_initiators"] == [FRIEND]
+    await refused(api, "POST", f"/api/v1/initiatives/{iid}/submit", resident(FRIEND), 403)
+    await refused(api, "PATCH", f"/api/v1/initiatives/{iid}", resident(FRIEND), 403, {"title": "Ours"})
+    seen = await api.get(f"/api/v1/initiatives/{iid}", headers=resident(FRIEND))
+    assert seen.status_code == 200, "the invitee reads the draft they are asked to join"
+    assert seen.json()["invited_co_initiators"] == [FRIEND]
+    await invite(api, iid, "r-second")
+    seen = await api.get(f"/api/v1/initiatives/{iid}", headers=resident(FRIEND))
+    assert seen.json()["invited_co_initiators"] == [FRIEND], "an invitee sees only their own invitation"
+    listed = await api.get("/api/v1/initiatives", params={"limit": 100}, headers=resident(FRIEND))
+    assert iid in {i["id"] for i in listed.json()["items"]}
+    problem = await refused(
+        api, "POST", f"/api/v1/initiatives/{iid}/co-initiators", resident(OWNER), 409, {"resident_id": FRIEND}
+    )
+    assert problem["type"].endswith("/already-done")
+
+    joined = await accept(api, iid, FRIEND)
+    assert joined.status_code == 200, joined.text
+    assert joined.json()["co_initiators"] == [FRIEND] and joined.json()["invited_co_initiators"] == ["r-second"]
+    owner_view = (await api.get(f"/api/v1/initiatives/{iid}", headers=resident(OWNER))).json()
+    assert owner_view["co_initiators"] == [FRIEND] and owner_view["invited_co_initiators"] == ["r-second"]
+    problem = await refused(
+        api, "POST", f"/api/v1/initiatives/{iid}/co-initiators/{FRIEND}/acceptance", resident(FRIEND), 409
+    )
+    assert problem["type"].endswith("/already-done")
+    assert (await api.post(f"/api/v1/initiatives/{iid}/submit", headers=resident(FRIEND))).status_code == 200
+
+    records = sorted(await events_of(kafka_bootstrap, iid, 2), key=lambda r: r.offset)
+    assert ce_types(records) == ["co-initiator-joined", "initiative-submitted"]
+    joined_event = json.loads(records[0].value)
+    assert joined_event["resident_id"] == FRIEND and joined_event["initiators"] == [OWNER, FRIEND]
+    assert json.loads(records[1].value)["initiators"] == [OWNER, FRIEND]
+
+
+async def test_only_the_invited_resident_accepts_their_own_invitation(api):
+    initiative = await draft(api)
+    iid = initiative["id"]
+    await invite(api, iid, FRIEND)
+    initiative = (await api.get(f"/api/v1/initiatives/{iid}", headers=resident(OWNER))).json()
+    problem = await refused(
+        api, "POST", f"/api/v1/initiatives/{iid}/co-initiators/{FRIEND}/acceptance", resident(OWNER), 403
+    )
+    assert FRIEND in problem["detail"]
+    await refused(api, "POST", f"/api/v1/initiatives/{iid}/co-initiators/{FRIEND}/acceptance", resident("r-x"), 403)
+    await refused(api, "POST", f"/api/v1/initiatives/{iid}/co-initiators/{FRIEND}/acceptance", {}, 401)
+    problem = await refused(
+        api, "POST", f"/api/v1/initiatives/{iid}/co-initiators/r-uninvited/acceptance", resident("r-uninvited"), 404
+    )
+    assert problem["type"].endswith("/not-found") and "not invited" in problem["detail"]
+    await refused(
+        api,
+        "POST",
+        f"/api/v1/initiatives/{uuid.uuid4()}/co-initiators/{FRIEND}/acceptance",
+        resident(FRIEND),
+        404,
+    )
+    await unchanged(api, initiative)
+    owner_view = await api.get(f"/api/v1/initiatives/{iid}", headers=resident(OWNER))
+    assert owner_view.json()["invited_co_initiators"] == [FRIEND]
+
+
+async def test_an_invitation_to_an_initiative_that_ended_cannot_be_accepted(api):
+    initiative = await submitted(api)
+    iid = initiative["id"]
+    await invite(api, iid, FRIEND)
+    assert (await api.post(f"/api/v1/initiatives/{iid}/withdraw", headers=resident(OWNER))).status_code == 200
+    problem = await refused(
+        api, "POST", f"/api/v1/initiatives/{iid}/co-initiators/{FRIEND}/acceptance", resident(FRIEND), 409
+    )
+    assert problem["current_status"] == "withdrawn" and problem["type"].endswith("/illegal-transition")
+    await refused(
+        api, "POST", f"/api/v1/initiatives/{iid}/co-initiators", resident(OWNER), 409, {"resident_id": "r-late"}
+    )
+    assert (await api.get(f"/api/v1/initiatives/{iid}", headers=resident(OWNER))).json()["co_initiators"] == []
+
+
+async def test_a_supporter_who_joins_as_co_initiator_no_longer_counts_as_a_supporter(api, service, kafka_bootstrap):
+    initiative = await submitted(api)
+    iid = initiative["id"]
+    assert (await api.post(f"/api/v1/initiatives/{iid}/supports", headers=resident(FRIEND))).status_code == 201
+    await invite(api, iid, FRIEND)
+    joined = (await accept(api, iid, FRIEND)).json()
+    assert joined["support_count"] == 0 and joined["status"] == "gathering_support"
+    assert await supports_of(service, iid) == []
+    await refused(api, "POST", f"/api/v1/initiatives/{iid}/supports", resident(FRIEND), 403)
+    await refused(api, "DELETE", f"/api/v1/initiatives/{iid}/supports", resident(FRIEND), 409)
+
+    records = sorted(await events_of(kafka_bootstrap, iid, 4), key=lambda r: r.offset)
+    assert ce_types(records) == [
+        "initiative-submitted",
+        "initiative-supported",
+        "initiative-support-withdrawn",
+        "co-initiator-joined",
+    ]
+    withdrawn = json.loads(records[2].value)
+    assert withdrawn["reason"] == "became_initiator" and withdrawn["support_count"] == 0
+    assert withdrawn["supporter_id"] == FRIEND and withdrawn["initiators"] == [OWNER]
+
+
+async def test_support_of_a_new_co_initiator_no_longer_counts_towards_the_threshold(api, service):
+    initiative = await submitted(api)
+    iid = initiative["id"]
+    await invite(api, iid, FRIEND)
+    for supporter in ("r-t1", FRIEND):  # the threshold is 2: the friend's support sends it to review
+        assert (await api.post(f"/api/v1/initiatives/{iid}/supports", headers=resident(supporter))).status_code == 201
+    joined = (await accept(api, iid, FRIEND)).json()
+    assert joined["status"] == "in_review" and joined["support_count"] == 1
+    assert await supports_of(service, iid) == ["r-t1"]
+    changes = await api.post(
+        f"/api/v1/initiatives/{iid}/review",
+        headers=official([WIJK]),
+        json={"decision": "request_changes", "comment": "Add a maintenance plan"},
+    )
+    assert changes.json()["status"] == "changes_requested"
+    resubmitted = await api.post(f"/api/v1/initiatives/{iid}/submit", headers=resident(FRIEND))
+    assert resubmitted.json()["status"] == "gathering_support", "the support of an initiator counted"
+
+
+@pytest.mark.parametrize(
+    "decision",
+    [
+        {"decision": "approve", "approved_amount_cents": 70_000},
+        {"decision": "reject", "reason": "not in this budget"},
+        {"decision": "request_changes", "comment": "add a maintenance plan"},
+    ],
+    ids=lambda d: d["decision"],
+)
+async def test_an_official_cannot_review_an_initiative_they_co_initiate(api, decision):
+    initiative = await draft(api)
+    iid = initiative["id"]
+    await invite(api, iid, OFFICIAL_NEIGHBOUR)
+    assert (await accept(api, iid, OFFICIAL_NEIGHBOUR, official_living_in_the_buurt())).status_code == 200
+    await api.post(f"/api/v1/initiatives/{iid}/submit", headers=resident(OWNER))
+    for neighbour in ("r-n1", "r-n2"):
+        await api.post(f"/api/v1/initiatives/{iid}/supports", headers=resident(neighbour))
+    initiative = (await api.get(f"/api/v1/initiatives/{iid}", headers=resident(OWNER))).json()
+    assert initiative["status"] == "in_review"
+    problem = await refused(
+        api, "POST", f"/api/v1/initiatives/{iid}/review", official_living_in_the_buurt(), 403, decision
+    )
+    assert "initiate or co-initiate" in problem["detail"] and "own case" in problem["detail"]
+    await unchanged(api, initiative)
+    reviewed = await api.post(f"/api/v1/initiatives/{iid}/review", headers=official([WIJK]), json=decision)
+    assert reviewed.status_code == 200, "another official of the area reviews it"
+
+
+async def test_an_official_cannot_review_an_initiative_they_initiate(api):
+    initiative = await draft(api, owner=OFFICIAL_NEIGHBOUR)
+    iid = initiative["id"]
+    headers = official_living_in_the_buurt()
+    assert (await api.post(f"/api/v1/initiatives/{iid}/submit", headers=headers)).status_code == 200
+    for neighbour in ("r-n1", "r-n2"):
+        await api.post(f"/api/v1/initiatives/{iid}/supports", headers=resident(neighbour))
+    initiative = (await api.get(f"/api/v1/initiatives/{iid}", headers=headers)).json()
+    problem = await refused(
+        api,
+        "POST",
+        f"/api/v1/initiatives/{iid}/review",
+        headers,
+        403,
+        {"decision": "approve", "approved_amount_cents": 70_000},
+    )
+    assert problem["type"].endswith("/forbidden") and "initiate or co-initiate" in problem["detail"]
+    await unchanged(api, initiative)

@@ -14,8 +14,8 @@ import asyncpg
 
 from ..domain.model import BudgetLine, Category, Initiative, Spending, Status, Transition
 
-_COLUMNS = """id, owner_id, co_initiators, title, summary, description, area_code, category, budget_lines,
-    status, support_threshold, support_deadline, support_count, volunteer_count, approved_amount_cents,
+_COLUMNS = """id, owner_id, co_initiators, invited_co_initiators, title, summary, description, area_code, category,
+    budget_lines, status, support_threshold, support_deadline, support_count, volunteer_count, approved_amount_cents,
     awarded_amount_cents, round_id, review_note, what_was_done, spending, created_at, version, volunteers_wanted"""
 
 
@@ -37,6 +37,7 @@ def _from_row(row: asyncpg.Record) -> Initiative:
         id=row["id"],
         owner_id=row["owner_id"],
         co_initiators=list(row["co_initiators"]),
+        invited_co_initiators=list(row["invited_co_initiators"]),
         title=row["title"],
         summary=row["summary"],
         description=row["description"],
@@ -74,13 +75,15 @@ class InitiativeRepository:
     async def add(self, initiative: Initiative) -> None:
         await self._conn.execute(
             """
-            INSERT INTO initiatives (id, owner_id, co_initiators, title, summary, description, area_code, category,
-                                     budget_lines, requested_amount_cents, volunteers_wanted, status, created_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+            INSERT INTO initiatives (id, owner_id, co_initiators, invited_co_initiators, title, summary, description,
+                                     area_code, category, budget_lines, requested_amount_cents, volunteers_wanted,
+                                     status, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
             """,
             initiative.id,
             initiative.owner_id,
             initiative.co_initiators,
+            initiative.invited_co_initiators,
             initiative.title,
             initiative.summary,
             initiative.description,
@@ -102,7 +105,8 @@ class InitiativeRepository:
                 budget_lines = $7, requested_amount_cents = $8, volunteers_wanted = $9, status = $10,
                 support_threshold = $11, support_deadline = $12, support_count = $13, volunteer_count = $14,
                 approved_amount_cents = $15, awarded_amount_cents = $16, round_id = $17, review_note = $18,
-                what_was_done = $19, spending = $20, updated_at = now(), version = version + 1
+                what_was_done = $19, spending = $20, invited_co_initiators = $21, updated_at = now(),
+                version = version + 1
             WHERE id = $1
             """,
             initiative.id,
@@ -127,6 +131,7 @@ class InitiativeRepository:
             [{"description": s.description, "spent_cents": s.spent_cents} for s in initiative.spending]
             if initiative.spending is not None
             else None,
+            initiative.invited_co_initiators,
         )
         await self._add_transitions(initiative)
 
@@ -229,7 +234,8 @@ class InitiativeRepository:
         limit: int,
         offset: int,
     ) -> Page:
-        """Public initiatives, plus drafts the caller initiates and, for officials, those of their areas."""
+        """Public initiatives, plus drafts the caller initiates or is invited to co-initiate and, for officials,
+        those of their areas."""
         conditions, args = [], []
 
         def arg(value: object) -> str:
@@ -246,7 +252,8 @@ class InitiativeRepository:
         official_prefixes = arg([pattern for area in official_areas for pattern in _within(area)])
         conditions.append(
             f"""(status NOT IN ('draft', 'changes_requested') OR owner_id = {caller}
-                 OR {caller} = ANY (co_initiators) OR area_code LIKE ANY ({official_prefixes}))"""
+                 OR {caller} = ANY (co_initiators) OR {caller} = ANY (invited_co_initiators)
+                 OR area_code LIKE ANY ({official_prefixes}))"""
         )
         where = " AND ".join(conditions)
         total = await self._conn.fetchval(f"SELECT count(*) FROM initiatives WHERE {where}", *args)

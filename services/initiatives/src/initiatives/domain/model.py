@@ -5,8 +5,12 @@ command changes nothing):
 - only the transitions of the lifecycle below happen; any other is an `IllegalTransition`;
 - the requested amount is the sum of the budget lines and never above the municipal maximum;
 - an approved amount is positive and at most the requested amount;
+- the initiators are the owner and the co-initiators who accepted the owner's invitation; an invitation
+  alone makes nobody an initiator;
 - support comes once per resident, from residents of the area, never from an initiator, and only
-  while support is being gathered before the deadline;
+  while support is being gathered before the deadline; a supporter who becomes a co-initiator loses their
+  support, so the support count is always the number of supporters who are not initiators;
+- nobody decides their own case: an official never reviews an initiative they initiate or co-initiate;
 - every transition records exactly one event and one history entry.
 
     draft ─submit─▶ gathering_support ─threshold─▶ in_review ─approve─▶ approved ─awarded─▶ funded
@@ -79,11 +83,16 @@ class IllegalTransition(DomainError):
 
 
 class NotAllowed(DomainError):
-    """The actor may not do this (not an initiator, not of the area, an initiator supporting themselves)."""
+    """The actor may not do this (not an initiator, not of the area, an initiator supporting themselves or
+    reviewing their own initiative)."""
 
 
 class AlreadyDone(DomainError):
-    """The resident already supports, or already volunteered for, this initiative."""
+    """The resident already supports, volunteers for, co-initiates or is invited to co-initiate this initiative."""
+
+
+class NotInvited(DomainError):
+    """There is no open invitation for the resident to co-initiate this initiative."""
 
 
 class InvalidInput(DomainError):
@@ -134,6 +143,7 @@ class Initiative:
     created_at: datetime
     status: Status = Status.DRAFT
     co_initiators: list[str] = field(default_factory=list)
+    invited_co_initiators: list[str] = field(default_factory=list)
     support_threshold: int | None = None
     support_deadline: datetime | None = None
     support_count: int = 0
@@ -184,7 +194,7 @@ class Initiative:
 
     @property
     def initiators(self) -> list[str]:
-        """The owner first, then the co-initiators."""
+        """The owner first, then the co-initiators who accepted their invitation (in the order they joined)."""
         return [self.owner_id, *self.co_initiators]
 
     @property
@@ -212,14 +222,47 @@ class Initiative:
                 setattr(self, name, value)
             raise
 
-    def add_co_initiator(self, actor_id: str, resident_id: str) -> None:
+    def invite_co_initiator(self, actor_id: str, resident_id: str) -> None:
+        """The owner invites a resident to co-initiate; they count as an initiator only once they accept."""
         if actor_id != self.owner_id:
-            raise NotAllowed("only the owner adds co-initiators")
+            raise NotAllowed("only the owner invites co-initiators")
         if self.status in FINAL:
-            raise IllegalTransition("add a co-initiator to", self.status)
+            raise IllegalTransition("invite a co-initiator to", self.status)
         if self.is_initiator(resident_id):
             raise AlreadyDone(f"{resident_id} is already an initiator", field="resident_id")
+        if resident_id in self.invited_co_initiators:
+            raise AlreadyDone(f"{resident_id} is already invited to co-initiate", field="resident_id")
+        self.invited_co_initiators.append(resident_id)
+
+    def accept_co_initiator_invitation(self, actor_id: str, resident_id: str, supports: bool) -> None:
+        """The invited resident, and only they, accepts and becomes a co-initiator.
+
+        A co-initiator cannot support their own initiative: support they gave earlier is withdrawn first
+        (`InitiativeSupportWithdrawn` with reason `became_initiator`, recorded while they are not yet an
+        initiator), then `CoInitiatorJoined` carries the initiators with them. `supports` says whether the
+        resident supports the initiative now.
+        """
+        if actor_id != resident_id:
+            raise NotAllowed(f"only {resident_id} can accept their own invitation to co-initiate")
+        if self.is_initiator(resident_id):
+            raise AlreadyDone(f"{resident_id} already co-initiates this initiative", field="resident_id")
+        if resident_id not in self.invited_co_initiators:
+            raise NotInvited(f"{resident_id} is not invited to co-initiate this initiative", field="resident_id")
+        if self.status in FINAL:
+            raise IllegalTransition("join as a co-initiator", self.status)
+        if supports:
+            self.support_count -= 1
+            self._record(
+                events.InitiativeSupportWithdrawn(
+                    **self._facts(),
+                    supporter_id=resident_id,
+                    support_count=self.support_count,
+                    reason="became_initiator",
+                )
+            )
+        self.invited_co_initiators.remove(resident_id)
         self.co_initiators.append(resident_id)
+        self._record(events.CoInitiatorJoined(**self._facts(), resident_id=resident_id))
 
     # -- the lifecycle ----------------------------------------------------------------------
 
@@ -273,7 +316,10 @@ class Initiative:
         self.support_count -= 1
         self._record(
             events.InitiativeSupportWithdrawn(
-                **self._facts(), supporter_id=resident_id, support_count=self.support_count
+                **self._facts(),
+                supporter_id=resident_id,
+                support_count=self.support_count,
+                reason="withdrawn_by_supporter",
             )
         )
 
@@ -290,6 +336,7 @@ class Initiative:
         )
 
     def approve(self, official_id: str, approved_amount_cents: int, now: datetime) -> None:
+        self._require_independent_reviewer(official_id, "approve")
         self._require_status("approve", Status.IN_REVIEW)
         if not 0 < approved_amount_cents <= self.requested_amount_cents:
             raise InvalidInput(
@@ -308,6 +355,7 @@ class Initiative:
         )
 
     def reject(self, official_id: str, reason: str, now: datetime) -> None:
+        self._require_independent_reviewer(official_id, "reject")
         self._require_status("reject", Status.IN_REVIEW)
         self._require_text(reason, "reason")
         self.review_note = reason
@@ -315,6 +363,7 @@ class Initiative:
         self._record(events.InitiativeRejected(**self._facts(), official_id=official_id, reason=reason))
 
     def request_changes(self, official_id: str, comment: str, now: datetime) -> None:
+        self._require_independent_reviewer(official_id, "request changes to")
         self._require_status("request changes to", Status.IN_REVIEW)
         self._require_text(comment, "comment")
         self.review_note = comment
@@ -429,6 +478,13 @@ class Initiative:
     def _require_initiator(self, actor_id: str, action: str) -> None:
         if not self.is_initiator(actor_id):
             raise NotAllowed(f"only the initiators can {action} this initiative")
+
+    def _require_independent_reviewer(self, official_id: str, action: str) -> None:
+        """Nobody decides their own case: an official who (co-)initiates the initiative does not review it."""
+        if self.is_initiator(official_id):
+            raise NotAllowed(
+                f"an official cannot {action} an initiative they initiate or co-initiate: nobody decides their own case"
+            )
 
     def _require_status(self, action: str, status: Status) -> None:
         if self.status is not status:

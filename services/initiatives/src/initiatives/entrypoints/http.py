@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from buurtkracht_kit.auth import Caller, Principal, Role
@@ -28,6 +28,7 @@ from ..domain.model import (
     Initiative,
     InvalidInput,
     NotAllowed,
+    NotInvited,
     Rules,
     Spending,
     Status,
@@ -126,7 +127,11 @@ class InitiativeOut(BaseModel):
     area_code: str
     category: Category
     owner_id: str
-    co_initiators: list[str]
+    co_initiators: list[str] = Field(description="The co-initiators who accepted their invitation")
+    invited_co_initiators: list[str] = Field(
+        description="Open invitations to co-initiate: every one for the initiators, only their own for an invited "
+        "resident, none for anyone else"
+    )
     budget_lines: list[BudgetLineIn]
     requested_amount_cents: int
     volunteers_wanted: int
@@ -142,7 +147,8 @@ class InitiativeOut(BaseModel):
     history: list[TransitionOut] | None = None
 
     @classmethod
-    def of(cls, initiative: Initiative, history: list[Transition] | None = None) -> InitiativeOut:
+    def of(cls, initiative: Initiative, viewer: str, history: list[Transition] | None = None) -> InitiativeOut:
+        """The initiative as `viewer` (a caller's subject) may see it."""
         report = None
         if initiative.what_was_done is not None and initiative.spending is not None:
             report = Report(
@@ -161,6 +167,11 @@ class InitiativeOut(BaseModel):
             category=initiative.category,
             owner_id=initiative.owner_id,
             co_initiators=initiative.co_initiators,
+            invited_co_initiators=[
+                invited
+                for invited in initiative.invited_co_initiators
+                if invited == viewer or initiative.is_initiator(viewer)
+            ],
             budget_lines=[
                 BudgetLineIn(description=b.description, amount_cents=b.amount_cents) for b in initiative.budget_lines
             ],
@@ -196,6 +207,8 @@ def problem_for(error: DomainError) -> Problem:
     """The HTTP answer to a refused command."""
     if isinstance(error, NotFound):
         return Problem.not_found(str(error).removesuffix(" does not exist"))
+    if isinstance(error, NotInvited):
+        return Problem(404, "Not found", str(error), kind="not-found")
     if isinstance(error, IllegalTransition):
         return Problem.conflict(str(error), kind="illegal-transition", current_status=error.status.value)
     if isinstance(error, NotAllowed):
@@ -216,20 +229,29 @@ def _now() -> datetime:
 
 
 async def _run(
-    request: Request, command: Callable[..., Awaitable[Initiative]], *args: Any, **kwargs: Any
+    request: Request,
+    command: Callable[..., Awaitable[Initiative]],
+    caller: Principal,
+    *args: Any,
+    **kwargs: Any,
 ) -> InitiativeOut:
+    """Run `command` for `caller` in one unit of work; answer the initiative as the caller may see it."""
     settings = request.app.state.settings
     async with UnitOfWork(request.app.state.pool, settings.event_source) as uow:
-        initiative = await command(uow, *args, **kwargs)
+        initiative = await command(uow, caller, *args, **kwargs)
         await uow.commit()
-    return InitiativeOut.of(initiative)
+    return InitiativeOut.of(initiative, caller.subject)
 
 
 def _can_see(initiative: Initiative, caller: Principal) -> bool:
+    """Drafts (and initiatives back with their initiators for changes) are seen by their initiators, the residents
+    invited to co-initiate them, and the officials of their area."""
     if initiative.status not in {Status.DRAFT, Status.CHANGES_REQUESTED}:
         return True
-    return initiative.is_initiator(caller.subject) or (
-        caller.has(Role.OFFICIAL) and caller.acts_for(initiative.area_code)
+    return (
+        initiative.is_initiator(caller.subject)
+        or caller.subject in initiative.invited_co_initiators
+        or (caller.has(Role.OFFICIAL) and caller.acts_for(initiative.area_code))
     )
 
 
@@ -275,7 +297,10 @@ async def list_initiatives(
             offset=offset,
         )
     return InitiativePage(
-        items=[InitiativeOut.of(i) for i in page.initiatives], total=page.total, limit=limit, offset=offset
+        items=[InitiativeOut.of(i, caller.subject) for i in page.initiatives],
+        total=page.total,
+        limit=limit,
+        offset=offset,
     )
 
 
@@ -286,7 +311,7 @@ async def get_initiative(initiative_id: uuid.UUID, caller: Caller, request: Requ
         initiative = await repository.get(initiative_id)
         if initiative is None or not _can_see(initiative, caller):
             raise Problem.not_found(f"initiative {initiative_id}")
-        return InitiativeOut.of(initiative, await repository.history(initiative_id))
+        return InitiativeOut.of(initiative, caller.subject, await repository.history(initiative_id))
 
 
 @router.patch("/{initiative_id}", summary="Edit a draft, or an initiative with changes requested")
@@ -304,11 +329,27 @@ async def edit_initiative(
     return await _run(request, commands.edit, caller, initiative_id, _rules(request), **changes)
 
 
-@router.post("/{initiative_id}/co-initiators", summary="The owner adds a co-initiator")
-async def add_co_initiator(
+@router.post(
+    "/{initiative_id}/co-initiators",
+    summary="The owner invites a resident to co-initiate (they count as an initiator once they accept)",
+)
+async def invite_co_initiator(
     initiative_id: uuid.UUID, body: CoInitiator, caller: Caller, request: Request
 ) -> InitiativeOut:
-    return await _run(request, commands.add_co_initiator, caller, initiative_id, body.resident_id)
+    return await _run(request, commands.invite_co_initiator, caller, initiative_id, body.resident_id)
+
+
+@router.post(
+    "/{initiative_id}/co-initiators/{resident_id}/acceptance",
+    summary="The invited resident accepts and joins as a co-initiator (their support, if any, ends)",
+)
+async def accept_co_initiator_invitation(
+    initiative_id: uuid.UUID,
+    resident_id: Annotated[str, Path(min_length=1, max_length=100)],
+    caller: Caller,
+    request: Request,
+) -> InitiativeOut:
+    return await _run(request, commands.accept_co_initiator_invitation, caller, initiative_id, resident_id)
 
 
 @router.post("/{initiative_id}/submit", summary="Ask the neighbourhood for support")

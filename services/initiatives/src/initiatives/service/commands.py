@@ -81,9 +81,25 @@ async def edit(
     return await _save(uow, repository, initiative)
 
 
-async def add_co_initiator(uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, resident_id: str) -> Initiative:
+async def invite_co_initiator(
+    uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, resident_id: str
+) -> Initiative:
+    """The owner invites a resident to co-initiate; the invitation makes them nothing until they accept."""
     repository, initiative = await _load(uow, initiative_id)
-    initiative.add_co_initiator(actor.subject, resident_id)
+    initiative.invite_co_initiator(actor.subject, resident_id)
+    return await _save(uow, repository, initiative)
+
+
+async def accept_co_initiator_invitation(
+    uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, resident_id: str
+) -> Initiative:
+    """The invited resident accepts with their own sign-in; support they gave ends as they become an initiator."""
+    _require_resident(actor)
+    repository, initiative = await _load(uow, initiative_id)
+    supports = await repository.supports(initiative_id, resident_id)
+    initiative.accept_co_initiator_invitation(actor.subject, resident_id, supports)
+    if supports:
+        await repository.remove_support(initiative_id, resident_id)
     return await _save(uow, repository, initiative)
 
 
