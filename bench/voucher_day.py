@@ -2,7 +2,7 @@
 
 Starts the vouchers service as its own process (uvicorn, a free port) on a scratch database, opens a pledge
 round for WK036300 as an official, makes the approved initiatives known to the service directly in its
-database (`commands.initiative_approved` in a unit of work, as the Kafka handler would call it, without the
+database (`reactions.initiative_approved` in a unit of work, as the Kafka handler would call it, without the
 trip through `initiatives.events`), issues a wallet to every resident through the wallet-issuances endpoint,
 then has every resident pledge once, `--concurrency` requests in flight, each with its own bearer token
 (minted before the clock starts) and Idempotency-Key.
@@ -58,12 +58,13 @@ from _stack import (
     wait_outbox_empty,
 )
 from vouchers.adapters.ledger import Ledger
+from vouchers.adapters.unit_of_work import VouchersUnitOfWork
 from vouchers.app import SPEC
-from vouchers.service import commands
+from vouchers.service import reactions
 
 from buurtkracht_contracts.topics import VOUCHERS_EVENTS
 from buurtkracht_kit import migrations
-from buurtkracht_kit.db import UnitOfWork, create_pool
+from buurtkracht_kit.db import create_pool
 
 WIJK = "WK036300"
 BUURTEN = [f"BU036300{n:02d}" for n in range(1, 10)]
@@ -142,7 +143,7 @@ async def voucher_day(args, client, pool, service, database_url, pledges, approv
     now = datetime.now(UTC)
     answer = await client.post(
         "/api/v1/rounds",
-        headers=official,
+        headers=official | {"Idempotency-Key": str(uuid.uuid4())},
         json={
             "area_code": WIJK,
             "name": "Voucher day (benchmark)",
@@ -157,9 +158,9 @@ async def voucher_day(args, client, pool, service, database_url, pledges, approv
     round_id = answer.json()["id"]
 
     initiative_ids = [uuid.uuid4() for _ in approved]
-    async with UnitOfWork(pool, INITIATIVES_SOURCE) as uow:  # what the InitiativeApproved handler does
+    async with VouchersUnitOfWork(pool, INITIATIVES_SOURCE) as uow:  # what the InitiativeApproved handler does
         for number, (initiative_id, cents) in enumerate(zip(initiative_ids, approved, strict=True)):
-            await commands.initiative_approved(
+            await reactions.initiative_approved(
                 uow,
                 initiative_id,
                 BUURTEN[number % len(BUURTEN)],

@@ -30,6 +30,7 @@ import json
 import math
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -54,7 +55,7 @@ from buurtkracht_kit import migrations
 from buurtkracht_kit.db import create_pool
 
 WIJK = "WK036300"
-WALLETS_PER_EVENT = 5_000  # vouchers.service.commands.WALLETS_PER_EVENT
+WALLETS_PER_EVENT = 5_000  # vouchers.domain.rounds.WALLETS_PER_EVENT
 
 
 def body(resident_ids: list[str], form: str) -> tuple[bytes, str]:
@@ -69,7 +70,7 @@ async def issuance(args, form: str, client, pool, service, official, database: s
     now = datetime.now(UTC)
     answer = await client.post(
         "/api/v1/rounds",
-        headers=official,
+        headers=official | {"Idempotency-Key": str(uuid.uuid4())},
         json={
             "area_code": WIJK,
             "name": f"Wallet issuance ({form}, benchmark)",
@@ -152,9 +153,7 @@ async def issuance(args, form: str, client, pool, service, official, database: s
 
 async def breakdown(args: argparse.Namespace) -> int:
     """Where the time of one issuance goes, without HTTP: one line of seconds per step."""
-    import uuid
-
-    from vouchers.entrypoints.http import Issuance
+    from vouchers.entrypoints.http.wallets import Issuance
 
     from buurtkracht_contracts import Envelope
     from buurtkracht_contracts import vouchers as events

@@ -221,7 +221,7 @@ class Journey:
             "vouchers",
             "POST",
             "/api/v1/rounds",
-            official,
+            official | {"Idempotency-Key": f"round-{self.run}"},
             {
                 "area_code": WIJK,
                 "name": f"Buurtbudget Burgwallen {self.run}",
@@ -368,7 +368,7 @@ class Journey:
             "vouchers",
             "POST",
             "/api/v1/rounds",
-            official,
+            official | {"Idempotency-Key": f"committee-round-{self.run}"},
             {
                 "area_code": WIJK,
                 "name": f"Regiegroep Burgwallen {self.run}",
@@ -474,7 +474,7 @@ async def demo_data(endpoints: Endpoints) -> None:
             "vouchers",
             "POST",
             "/api/v1/rounds",
-            official,
+            official | {"Idempotency-Key": str(uuid.uuid4())},
             {
                 "area_code": WIJK,
                 "name": "Buurtbudget Burgwallen 2027 demo",

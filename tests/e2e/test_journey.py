@@ -284,7 +284,7 @@ async def test_the_refusals_a_person_would_try_are_clear_and_change_nothing(syst
         "vouchers",
         "POST",
         "/api/v1/rounds",
-        official,
+        official | {"Idempotency-Key": str(uuid.uuid4())},
         {
             "area_code": "WK036300",
             "name": f"Refusals {journey.run}",

@@ -60,8 +60,13 @@ class PledgeEvent(RoundEvent):
     initiative_id: uuid.UUID
     resident_id: str
     amount_cents: Cents
-    wallet_balance_cents: Cents
-    pledged_to_initiative_cents: Cents
+    wallet_balance_cents: Cents = Field(
+        description="What the resident's wallet holds once the transaction that recorded this event committed; "
+        "0 after a round closed, since its wallets then expire to the pool"
+    )
+    pledged_to_initiative_cents: Cents = Field(
+        description="What is pledged to the initiative in the round once that transaction committed"
+    )
 
 
 @register
@@ -72,6 +77,9 @@ class PledgeMade(PledgeEvent):
 
 @register
 class PledgeWithdrawn(PledgeEvent):
+    """A pledge went back to the wallet: withdrawn by the resident, or returned because the initiative was
+    withdrawn or the round closed (when the wallet expires to the pool in the same transaction: its balance is 0)."""
+
     event_type: ClassVar[str] = _type("pledge-withdrawn")
     reason: Literal["withdrawn_by_resident", "initiative_withdrawn", "round_closed"]
 

@@ -122,7 +122,7 @@ async def open_round(api, mechanism="pledge", **extra) -> dict:
         if mechanism == "pledge"
         else {"committee_quorum": 2}
     )
-    answer = await api.post("/api/v1/rounds", json=body | extra, headers=OFFICIAL)
+    answer = await api.post("/api/v1/rounds", json=body | extra, headers=OFFICIAL | key())
     assert answer.status_code == 201, answer.text
     return answer.json()
 
@@ -291,9 +291,9 @@ async def test_a_pledge_round_from_wallets_to_payout_and_closing(api, service, k
     )
 
     async with service.unit_of_work() as uow:  # the initiatives service reports the initiative completed
-        from vouchers.service import commands
+        from vouchers.service import reactions
 
-        assert await commands.initiative_finished(uow, initiative, cancelled=False) == 2_000
+        assert await reactions.initiative_finished(uow, initiative, cancelled=False) == 2_000
         await uow.commit()
     spent = (await api.get(f"/api/v1/initiative-budgets/{initiative}", headers=resident("r-owner"))).json()
     assert (spent["paid_cents"], spent["returned_cents"], spent["left_cents"]) == (3_000, 2_000, 0)
@@ -435,17 +435,103 @@ async def test_round_input_is_validated(api):
         "voucher_amount_cents": 100,
     }
     problem = await refused(
-        await api.post("/api/v1/rounds", json=base | {"total_budget_cents": 10.5}, headers=OFFICIAL), 422
+        await api.post("/api/v1/rounds", json=base | {"total_budget_cents": 10.5}, headers=OFFICIAL | key()), 422
     )
     assert problem["errors"][0]["field"] == "total_budget_cents"
     problem = await refused(
-        await api.post("/api/v1/rounds", json=base | {"closes_at": now.isoformat()}, headers=OFFICIAL), 422
+        await api.post("/api/v1/rounds", json=base | {"closes_at": now.isoformat()}, headers=OFFICIAL | key()), 422
     )
     assert problem["errors"][0]["field"] == "closes_at"
     problem = await refused(
-        await api.post("/api/v1/rounds", json=base | {"voucher_amount_cents": None}, headers=OFFICIAL), 422
+        await api.post("/api/v1/rounds", json=base | {"voucher_amount_cents": None}, headers=OFFICIAL | key()), 422
     )
     assert problem["errors"][0]["field"] == "voucher_amount_cents"
-    await refused(await api.post("/api/v1/rounds", json=base | {"area_code": "WK036302"}, headers=OFFICIAL), 403)
-    await refused(await api.post("/api/v1/rounds", json=base, headers=resident("r-1")), 403)
+    await refused(
+        await api.post("/api/v1/rounds", json=base | {"area_code": "WK036302"}, headers=OFFICIAL | key()), 403
+    )
+    await refused(await api.post("/api/v1/rounds", json=base, headers=resident("r-1") | key()), 403)
     await refused(await api.get(f"/api/v1/rounds/{uuid.uuid4()}", headers=OFFICIAL), 404)
+
+
+async def test_opening_a_round_takes_an_idempotency_key_and_a_retry_opens_no_second_funded_round(api, service):
+    now = datetime.now(UTC)
+    body = {
+        "area_code": WIJK,
+        "name": f"Buurtbudget {uuid.uuid4()}",
+        "total_budget_cents": 250_000,
+        "opens_at": (now - timedelta(minutes=1)).isoformat(),
+        "closes_at": (now + timedelta(days=30)).isoformat(),
+        "mechanism": "committee",
+        "committee_quorum": 1,
+    }
+    problem = await refused(await api.post("/api/v1/rounds", json=body, headers=OFFICIAL), 400)
+    assert problem["errors"][0]["field"] == "Idempotency-Key"
+    same_key = key()
+    first = await api.post("/api/v1/rounds", json=body, headers=OFFICIAL | same_key)
+    retried = await api.post("/api/v1/rounds", json=body, headers=OFFICIAL | same_key)
+    assert first.status_code == retried.status_code == 201, retried.text
+    assert retried.json() == first.json() and retried.headers.get("idempotent-replayed") == "true"
+    await refused(
+        await api.post("/api/v1/rounds", json=body | {"total_budget_cents": 1}, headers=OFFICIAL | same_key), 409
+    )
+    async with service.pool.acquire() as conn:
+        opened = await conn.fetch("SELECT id FROM rounds WHERE name = $1", body["name"])
+        assert [r["id"] for r in opened] == [uuid.UUID(first.json()["id"])], "one round, funded once"
+        assert await Ledger(conn).check() == []
+
+
+async def test_finance_confirms_a_payout_by_its_reference_and_a_confirmation_for_another_amount_moves_nothing(
+    api, service, kafka_bootstrap
+):
+    round_ = await open_round(api, mechanism="committee")
+    initiative = await approve_initiative(service, kafka_bootstrap, 8_000)
+    member = token("sg-1", ["steering_group"], [WIJK])
+    votes = [{"member_id": "sg-1", "vote": "for"}, {"member_id": "sg-2", "vote": "for"}]
+    awarded = await api.post(
+        f"/api/v1/rounds/{round_['id']}/awards",
+        json={"initiative_id": str(initiative), "amount_cents": 8_000, "votes": votes},
+        headers=member | key(),
+    )
+    assert awarded.json()["awarded"] is True
+    claim = await api.post(
+        "/api/v1/expense-claims",
+        json={
+            "initiative_id": str(initiative),
+            "supplier": "Drukkerij",
+            "amount_cents": 2_500,
+            "invoice_reference": "D-7",
+        },
+        headers=resident("r-owner") | key(),
+    )
+    approved = await api.post(
+        f"/api/v1/expense-claims/{claim.json()['id']}/decision", json={"decision": "approve"}, headers=OFFICIAL | key()
+    )
+    reference, payout_id = approved.json()["payout_reference"], approved.json()["payout_id"]
+    by_reference = f"/api/v1/payouts/by-reference/{reference}/confirmation"
+    confirmation = {"bank_reference": "NL-SEPA-4455", "paid_at": datetime.now(UTC).isoformat(), "amount_cents": 2_500}
+
+    problem = await refused(
+        await api.post(by_reference, json=confirmation | {"amount_cents": 2_499}, headers=FINANCE), 409
+    )
+    assert problem["type"].endswith("/amount-mismatch") and "amount_cents" in problem["detail"]
+    budget = (await api.get(f"/api/v1/initiative-budgets/{initiative}", headers=resident("r-owner"))).json()
+    assert (budget["payable_cents"], budget["paid_cents"]) == (2_500, 0), "a refused confirmation moves nothing"
+    await refused(await api.post(by_reference, json=confirmation, headers=OFFICIAL), 403)
+    await refused(
+        await api.post("/api/v1/payouts/by-reference/BK-UNKNOWN/confirmation", json=confirmation, headers=FINANCE), 404
+    )
+    await refused(await api.post(by_reference, json=confirmation | {"amount_cents": None}, headers=FINANCE), 422)
+
+    settled = await api.post(by_reference, json=confirmation, headers=FINANCE)
+    assert settled.status_code == 200, settled.text
+    assert settled.json()["id"] == payout_id and settled.json()["status"] == "settled"
+    again = await api.post(by_reference, json=confirmation, headers=FINANCE)
+    assert again.status_code == 200 and again.json() == settled.json()
+    by_id = f"/api/v1/payouts/{payout_id}/confirmation"
+    problem = await refused(await api.post(by_id, json=confirmation | {"amount_cents": 3_000}, headers=FINANCE), 409)
+    assert problem["type"].endswith("/amount-mismatch") and "amount_cents" in problem["detail"]
+    assert (await api.post(by_id, json=confirmation, headers=FINANCE)).json() == settled.json()
+    budget = (await api.get(f"/api/v1/initiative-budgets/{initiative}", headers=resident("r-owner"))).json()
+    assert (budget["payable_cents"], budget["paid_cents"], budget["left_cents"]) == (0, 2_500, 5_500)
+    async with service.pool.acquire() as conn:
+        assert await Ledger(conn).check() == []

@@ -17,15 +17,18 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 from vouchers.adapters.ledger import Ledger
+from vouchers.adapters.unit_of_work import VouchersUnitOfWork
 from vouchers.app import SPEC
-from vouchers.domain.ledger import Kind
-from vouchers.domain.model import Conflict, DomainError, InsufficientFunds, Mechanism
-from vouchers.service import commands
+from vouchers.domain.ledger import InsufficientFunds, Kind
+from vouchers.domain.rounds import Mechanism
+from vouchers.service import awards, reactions, rounds, wallets
+from vouchers.service.pledges import PledgeResult, pledge, withdraw_pledge
 
 from buurtkracht_contracts.event import source_urn
+from buurtkracht_contracts.refusals import Conflict, DomainError
 from buurtkracht_kit import migrations
 from buurtkracht_kit.auth import Principal, Role
-from buurtkracht_kit.db import UnitOfWork, create_pool
+from buurtkracht_kit.db import create_pool
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +54,7 @@ async def pool(scratch_database):
 
 async def once(pool, command):
     """`command(uow)` in a unit of work of its own, committed."""
-    async with UnitOfWork(pool, SOURCE) as uow:
+    async with VouchersUnitOfWork(pool, SOURCE) as uow:
         result = await command(uow)
         await uow.commit()
         return result
@@ -65,7 +68,7 @@ async def simultaneously(pool, calls) -> list:
 
     async def one(call):
         nonlocal ready
-        async with UnitOfWork(pool, SOURCE, acquire_timeout=60) as uow:
+        async with VouchersUnitOfWork(pool, SOURCE, acquire_timeout=60) as uow:
             ready += 1
             if ready >= target:
                 go.set()
@@ -81,7 +84,7 @@ async def pledge_round(pool, total: int, voucher: int, residents: list[str]) -> 
     now = datetime.now(UTC)
     round_ = await once(
         pool,
-        lambda uow: commands.open_round(
+        lambda uow: rounds.open_round(
             uow,
             OFFICIAL,
             area_code=WIJK,
@@ -95,7 +98,7 @@ async def pledge_round(pool, total: int, voucher: int, residents: list[str]) -> 
             committee_quorum=None,
         ),
     )
-    issued = await once(pool, lambda uow: commands.issue_wallets(uow, OFFICIAL, round_.id, residents, now))
+    issued = await once(pool, lambda uow: wallets.issue_wallets(uow, OFFICIAL, round_.id, residents, now))
     assert issued.issued == len(residents)
     return round_.id
 
@@ -104,13 +107,13 @@ async def approved_initiative(pool, amount: int) -> uuid.UUID:
     initiative_id = uuid.uuid4()
     await once(
         pool,
-        lambda uow: commands.initiative_approved(uow, initiative_id, BUURT, "Geveltuinen", ["i-1"], amount),
+        lambda uow: reactions.initiative_approved(uow, initiative_id, BUURT, "Geveltuinen", ["i-1"], amount),
     )
     return initiative_id
 
 
 def pledging(subject: str, round_id: uuid.UUID, initiative_id: uuid.UUID, cents: int):
-    return lambda uow: commands.pledge(uow, resident(subject), round_id, initiative_id, cents, datetime.now(UTC))
+    return lambda uow: pledge(uow, resident(subject), round_id, initiative_id, cents, datetime.now(UTC))
 
 
 async def balances(pool, round_id: uuid.UUID) -> dict[tuple[Kind, str], int]:
@@ -242,16 +245,14 @@ async def test_closing_a_round_amid_pledges_and_withdrawals_leaves_no_pledge_act
     ]
 
     def withdrawing(pledge):
-        return lambda uow: commands.withdraw_pledge(
-            uow, resident(pledge.resident_id), round_id, pledge.id, datetime.now(UTC)
-        )
+        return lambda uow: withdraw_pledge(uow, resident(pledge.resident_id), round_id, pledge.id, datetime.now(UTC))
 
     calls = [withdrawing(p) for p in earlier]
     calls += [pledging(r, round_id, initiatives[n % 10], 900) for n, r in enumerate(residents)]
     random.Random(timing).shuffle(calls)
 
     def close(uow):
-        return commands.close_round(uow, OFFICIAL, round_id, datetime.now(UTC))
+        return rounds.close_round(uow, OFFICIAL, round_id, datetime.now(UTC))
 
     if timing == "half behind the close":
         outcomes = await behind_the_close(pool, round_id, calls, close)
@@ -276,7 +277,7 @@ async def test_closing_a_round_amid_pledges_and_withdrawals_leaves_no_pledge_act
         )
     assert status == "closed"
     assert not [p for p in pledges if p["status"] == "active"], "no pledge is left active in the closed round"
-    made = {a.pledge.id for a in accepted if isinstance(a, commands.PledgeResult)}
+    made = {a.pledge.id for a in accepted if isinstance(a, PledgeResult)}
     assert made <= {p["id"] for p in pledges}
     booked = Counter((e["kind"], e["reference"]) for e in entries)
     assert max(booked.values()) == 1, "no command was booked twice"
@@ -314,7 +315,7 @@ async def open_committee_round(pool) -> uuid.UUID:
     now = datetime.now(UTC)
     round_ = await once(
         pool,
-        lambda uow: commands.open_round(
+        lambda uow: rounds.open_round(
             uow,
             OFFICIAL,
             area_code=WIJK,
@@ -335,12 +336,12 @@ async def test_closing_a_round_never_expires_an_initiative_another_round_awards_
     closing_round, awarding_round = await open_committee_round(pool), await open_committee_round(pool)
     initiative_id = await approved_initiative(pool, 10_000)
     member = Principal("sg-1", frozenset({Role.STEERING_GROUP}), frozenset({WIJK}))
-    async with UnitOfWork(pool, SOURCE) as award:
-        await commands.decide_award(
+    async with VouchersUnitOfWork(pool, SOURCE) as award:
+        await awards.decide_award(
             award, member, awarding_round, initiative_id, 10_000, [("sg-1", "for")], datetime.now(UTC)
         )
         closing = asyncio.ensure_future(
-            once(pool, lambda uow: commands.close_round(uow, OFFICIAL, closing_round, datetime.now(UTC)))
+            once(pool, lambda uow: rounds.close_round(uow, OFFICIAL, closing_round, datetime.now(UTC)))
         )
         await asyncio.sleep(0.3)  # the close runs while the award is uncommitted (it leaves the initiative alone:
         await award.commit()  # another open round covers it)
@@ -354,9 +355,9 @@ async def test_closing_a_round_never_expires_an_initiative_another_round_awards_
 async def test_withdrawing_an_initiative_returns_a_pledge_made_meanwhile(pool):
     round_id = await pledge_round(pool, 100_000, 2_000, ["r-1"])
     initiative_id = await approved_initiative(pool, 10_000)
-    async with UnitOfWork(pool, SOURCE) as pledge:
+    async with VouchersUnitOfWork(pool, SOURCE) as pledge:
         made = await pledging("r-1", round_id, initiative_id, 1_500)(pledge)
-        withdrawing = asyncio.ensure_future(once(pool, lambda uow: commands.initiative_withdrawn(uow, initiative_id)))
+        withdrawing = asyncio.ensure_future(once(pool, lambda uow: reactions.initiative_withdrawn(uow, initiative_id)))
         await waiting_on_a_lock(pool)
         await pledge.commit()
     await withdrawing
@@ -373,10 +374,10 @@ async def test_a_waiting_close_is_not_overtaken_by_pledges_that_come_after_it(po
     round_id = await pledge_round(pool, 100_000, 2_000, ["r-1", "r-2"])
     first_initiative = await approved_initiative(pool, 50_000)
     second_initiative = await approved_initiative(pool, 50_000)
-    async with UnitOfWork(pool, SOURCE) as first:
+    async with VouchersUnitOfWork(pool, SOURCE) as first:
         await pledging("r-1", round_id, first_initiative, 500)(first)  # holds the round, shared
         closing = asyncio.ensure_future(
-            once(pool, lambda uow: commands.close_round(uow, OFFICIAL, round_id, datetime.now(UTC)))
+            once(pool, lambda uow: rounds.close_round(uow, OFFICIAL, round_id, datetime.now(UTC)))
         )
         await waiting_on_a_lock(pool)  # the close waits for the pledge in flight
         later = asyncio.ensure_future(once(pool, pledging("r-2", round_id, second_initiative, 500)))

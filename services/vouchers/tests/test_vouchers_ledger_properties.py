@@ -24,24 +24,18 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 from vouchers.adapters.ledger import Ledger
+from vouchers.adapters.unit_of_work import VouchersUnitOfWork
 from vouchers.app import SPEC
-from vouchers.domain.ledger import Kind
-from vouchers.domain.model import (
-    Conflict,
-    DomainError,
-    InitiativeStatus,
-    InsufficientFunds,
-    InvalidInput,
-    Mechanism,
-    NotAllowed,
-    NotFound,
-)
-from vouchers.service import commands
+from vouchers.domain.initiatives import InitiativeStatus
+from vouchers.domain.ledger import InsufficientFunds, Kind
+from vouchers.domain.rounds import Mechanism
+from vouchers.service import awards, pledges, reactions, rounds, spending, wallets
 
 from buurtkracht_contracts.event import source_urn
+from buurtkracht_contracts.refusals import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
 from buurtkracht_kit import migrations
 from buurtkracht_kit.auth import Principal, Role
-from buurtkracht_kit.db import UnitOfWork, create_pool
+from buurtkracht_kit.db import create_pool
 from tests.properties import state_machine_settings
 
 pytestmark = pytest.mark.integration
@@ -216,7 +210,7 @@ class LedgerMachine(RuleBasedStateMachine):
         before = self.run(self.snapshot())
 
         async def in_unit_of_work():
-            async with UnitOfWork(self.stack.pool, SOURCE) as uow:
+            async with VouchersUnitOfWork(self.stack.pool, SOURCE) as uow:
                 result = await command(uow)
                 await uow.commit()
                 return result
@@ -315,7 +309,7 @@ class LedgerMachine(RuleBasedStateMachine):
             expected = InvalidInput
         opened = self.attempt(
             expected,
-            lambda uow: commands.open_round(
+            lambda uow: rounds.open_round(
                 uow,
                 actor,
                 area_code=self.home,
@@ -366,7 +360,7 @@ class LedgerMachine(RuleBasedStateMachine):
         votes = [("sg-1", "for"), ("sg-2", "for")]
         decided = self.attempt(
             None,
-            lambda uow: commands.decide_award(
+            lambda uow: awards.decide_award(
                 uow,
                 person("sg-1", Role.STEERING_GROUP, self.home),
                 committee_round.id,
@@ -417,7 +411,7 @@ class LedgerMachine(RuleBasedStateMachine):
             if round_.balances[Kind.POOL, ""] < (round_.voucher or 0) * len(new):
                 expected = InsufficientFunds
         round_id = round_.id if round_ else uuid.uuid4()
-        issued = self.attempt(expected, lambda uow: commands.issue_wallets(uow, actor, round_id, residents, now))
+        issued = self.attempt(expected, lambda uow: wallets.issue_wallets(uow, actor, round_id, residents, now))
         if issued is REFUSED:
             return
         assert (issued.issued, issued.already_had_a_wallet) == (len(new), len(unique) - len(new))
@@ -447,7 +441,7 @@ class LedgerMachine(RuleBasedStateMachine):
             expected = Conflict
         elif round_.balances[Kind.POOL, ""] < round_.voucher:
             expected = InsufficientFunds
-        claimed = self.attempt(expected, lambda uow: commands.claim_wallet(uow, self.resident(subject), round_.id, now))
+        claimed = self.attempt(expected, lambda uow: wallets.claim_wallet(uow, self.resident(subject), round_.id, now))
         if claimed is REFUSED:
             return
         assert claimed == round_.voucher
@@ -473,7 +467,7 @@ class LedgerMachine(RuleBasedStateMachine):
         elif round_.closed:
             expected = Conflict
         round_id = round_.id if round_ else uuid.uuid4()
-        summary = self.attempt(expected, lambda uow: commands.close_round(uow, actor, round_id, now))
+        summary = self.attempt(expected, lambda uow: rounds.close_round(uow, actor, round_id, now))
         if summary is REFUSED:
             return
         for pledge in self.pledges.values():
@@ -506,7 +500,7 @@ class LedgerMachine(RuleBasedStateMachine):
         initiative = MInitiative(uuid.uuid4(), area, initiators, amount)
         self.attempt(
             None,
-            lambda uow: commands.initiative_approved(uow, initiative.id, area, "Geveltuinen", initiators, amount),
+            lambda uow: reactions.initiative_approved(uow, initiative.id, area, "Geveltuinen", initiators, amount),
         )
         self.initiatives[initiative.id] = initiative
         return initiative
@@ -526,7 +520,7 @@ class LedgerMachine(RuleBasedStateMachine):
         initiative = data.draw(st.sampled_from(list(self.initiatives.values())), label="initiative")
         self.attempt(
             None,
-            lambda uow: commands.initiative_approved(
+            lambda uow: reactions.initiative_approved(
                 uow, initiative.id, initiative.area, "Geveltuinen", initiative.initiators, amount
             ),
         )
@@ -541,9 +535,11 @@ class LedgerMachine(RuleBasedStateMachine):
             else self.choose_initiative(data, InitiativeStatus.APPROVED)
         )
         initiative_id = initiative.id if initiative else uuid.uuid4()
-        returned = self.attempt(None, lambda uow: commands.initiative_withdrawn(uow, initiative_id))
+        returned = self.attempt(None, lambda uow: reactions.initiative_withdrawn(uow, initiative_id))
         expected = 0
-        if initiative is not None and initiative.status is InitiativeStatus.APPROVED:
+        if initiative is not None and initiative.status is InitiativeStatus.AWARDED:
+            expected = self._return_unspent(initiative, InitiativeStatus.WITHDRAWN)
+        elif initiative is not None and initiative.status is InitiativeStatus.APPROVED:
             for pledge in self.pledges.values():
                 if pledge.initiative_id == initiative.id and pledge.status == "active":
                     self.rounds[pledge.round_id].move(
@@ -558,17 +554,24 @@ class LedgerMachine(RuleBasedStateMachine):
     def initiative_finished(self, data, cancelled):
         initiative = self.choose_initiative(data, InitiativeStatus.AWARDED)
         initiative_id = initiative.id if initiative else uuid.uuid4()
-        returned = self.attempt(None, lambda uow: commands.initiative_finished(uow, initiative_id, cancelled))
+        returned = self.attempt(None, lambda uow: reactions.initiative_finished(uow, initiative_id, cancelled))
         expected = 0
         if initiative is not None and initiative.status is InitiativeStatus.AWARDED:
-            round_ = self.rounds[initiative.round_id]
-            expected = round_.balances[Kind.BUDGET, str(initiative.id)]
-            if expected:
-                target = (Kind.RETURNED, "") if round_.closed else (Kind.POOL, "")
-                round_.move((Kind.BUDGET, str(initiative.id)), target, expected)
-                initiative.returned_unspent += expected
-            initiative.status = InitiativeStatus.CANCELLED if cancelled else InitiativeStatus.COMPLETED
+            expected = self._return_unspent(
+                initiative, InitiativeStatus.CANCELLED if cancelled else InitiativeStatus.COMPLETED
+            )
         assert returned == expected
+
+    def _return_unspent(self, initiative: MInitiative, ended: InitiativeStatus) -> int:
+        """An awarded initiative ended: what is left of its budget goes back to its round."""
+        round_ = self.rounds[initiative.round_id]
+        left = round_.balances[Kind.BUDGET, str(initiative.id)]
+        if left:
+            target = (Kind.RETURNED, "") if round_.closed else (Kind.POOL, "")
+            round_.move((Kind.BUDGET, str(initiative.id)), target, left)
+            initiative.returned_unspent += left
+        initiative.status = ended
+        return left
 
     # -- rules: pledges -----------------------------------------------------------------------
     @command(
@@ -604,7 +607,7 @@ class LedgerMachine(RuleBasedStateMachine):
         round_id = round_.id if round_ else uuid.uuid4()
         initiative_id = initiative.id if initiative else uuid.uuid4()
         made = self.attempt(
-            expected, lambda uow: commands.pledge(uow, self.resident(subject), round_id, initiative_id, amount, now)
+            expected, lambda uow: pledges.pledge(uow, self.resident(subject), round_id, initiative_id, amount, now)
         )
         if made is REFUSED:
             return
@@ -642,7 +645,7 @@ class LedgerMachine(RuleBasedStateMachine):
             expected = Conflict
         pledge_id = pledge.id if pledge else uuid.uuid4()
         withdrawn = self.attempt(
-            expected, lambda uow: commands.withdraw_pledge(uow, self.resident(subject), round_.id, pledge_id, now)
+            expected, lambda uow: pledges.withdraw_pledge(uow, self.resident(subject), round_.id, pledge_id, now)
         )
         if withdrawn is REFUSED:
             return
@@ -700,7 +703,7 @@ class LedgerMachine(RuleBasedStateMachine):
         round_id = round_.id if round_ else uuid.uuid4()
         initiative_id = initiative.id if initiative else uuid.uuid4()
         decided = self.attempt(
-            expected, lambda uow: commands.decide_award(uow, actor, round_id, initiative_id, amount, votes, now)
+            expected, lambda uow: awards.decide_award(uow, actor, round_id, initiative_id, amount, votes, now)
         )
         if decided is REFUSED:
             return
@@ -743,7 +746,7 @@ class LedgerMachine(RuleBasedStateMachine):
         actor = person(claimer, Role.RESIDENT, self.buurt)
         claimed = self.attempt(
             expected,
-            lambda uow: commands.claim_expense(
+            lambda uow: spending.claim_expense(
                 uow, actor, initiative_id, "Tuincentrum", cents, invoice, datetime.now(UTC)
             ),
         )
@@ -779,7 +782,7 @@ class LedgerMachine(RuleBasedStateMachine):
         claim_id = claim.id if claim else uuid.uuid4()
         decided = self.attempt(
             expected,
-            lambda uow: commands.decide_expense(uow, self.official(by), claim_id, approve, reason, datetime.now(UTC)),
+            lambda uow: spending.decide_expense(uow, self.official(by), claim_id, approve, reason, datetime.now(UTC)),
         )
         if decided is REFUSED:
             return
@@ -819,7 +822,7 @@ class LedgerMachine(RuleBasedStateMachine):
             expected = Conflict
         payout_id = payout.id if payout else uuid.uuid4()
         settled = self.attempt(
-            expected, lambda uow: commands.confirm_payout(uow, actor, payout_id, bank, datetime.now(UTC))
+            expected, lambda uow: spending.confirm_payout(uow, actor, payout_id, bank, datetime.now(UTC))
         )
         if settled is REFUSED:
             return
@@ -977,13 +980,13 @@ def test_a_claim_declined_after_its_initiative_finished_goes_back_to_the_pool(st
 
     async def scenario() -> tuple[dict[Kind, int], list[str]]:
         async def once(command):
-            async with UnitOfWork(stack.pool, SOURCE) as uow:
+            async with VouchersUnitOfWork(stack.pool, SOURCE) as uow:
                 result = await command(uow)
                 await uow.commit()
                 return result
 
         round_ = await once(
-            lambda uow: commands.open_round(
+            lambda uow: rounds.open_round(
                 uow,
                 official,
                 area_code=wijk,
@@ -997,18 +1000,18 @@ def test_a_claim_declined_after_its_initiative_finished_goes_back_to_the_pool(st
                 committee_quorum=1,
             )
         )
-        await once(lambda uow: commands.initiative_approved(uow, initiative_id, buurt, "Geveltuinen", ["i-1"], 10_000))
+        await once(lambda uow: reactions.initiative_approved(uow, initiative_id, buurt, "Geveltuinen", ["i-1"], 10_000))
         await once(
-            lambda uow: commands.decide_award(uow, member, round_.id, initiative_id, 10_000, [("sg-1", "for")], now)
+            lambda uow: awards.decide_award(uow, member, round_.id, initiative_id, 10_000, [("sg-1", "for")], now)
         )
         claim, _ = await once(
-            lambda uow: commands.claim_expense(
+            lambda uow: spending.claim_expense(
                 uow, person("i-1", Role.RESIDENT, buurt), initiative_id, "Tuincentrum", 3_000, "F-1", now
             )
         )
-        assert await once(lambda uow: commands.initiative_finished(uow, initiative_id, cancelled=True)) == 7_000
-        await once(lambda uow: commands.decide_expense(uow, official, claim.id, False, "geen bon", now))
-        await once(lambda uow: commands.close_round(uow, official, round_.id, now))
+        assert await once(lambda uow: reactions.initiative_finished(uow, initiative_id, cancelled=True)) == 7_000
+        await once(lambda uow: spending.decide_expense(uow, official, claim.id, False, "geen bon", now))
+        await once(lambda uow: rounds.close_round(uow, official, round_.id, now))
         async with stack.pool.acquire() as conn:
             return await Ledger(conn).totals(round_.id), await Ledger(conn).check(round_.id)
 
@@ -1029,13 +1032,13 @@ def test_an_award_adds_up_when_a_claim_is_declined_after_its_initiative_complete
 
     async def scenario() -> tuple[dict[Kind, int], list[str], list[tuple[str, int]]]:
         async def once(command):
-            async with UnitOfWork(stack.pool, SOURCE) as uow:
+            async with VouchersUnitOfWork(stack.pool, SOURCE) as uow:
                 result = await command(uow)
                 await uow.commit()
                 return result
 
         round_ = await once(
-            lambda uow: commands.open_round(
+            lambda uow: rounds.open_round(
                 uow,
                 official,
                 area_code=wijk,
@@ -1049,17 +1052,17 @@ def test_an_award_adds_up_when_a_claim_is_declined_after_its_initiative_complete
                 committee_quorum=1,
             )
         )
-        await once(lambda uow: commands.initiative_approved(uow, initiative_id, buurt, "Bankjes", ["i-1"], 1_000))
+        await once(lambda uow: reactions.initiative_approved(uow, initiative_id, buurt, "Bankjes", ["i-1"], 1_000))
         await once(
-            lambda uow: commands.decide_award(uow, member, round_.id, initiative_id, 1_000, [("sg-1", "for")], now)
+            lambda uow: awards.decide_award(uow, member, round_.id, initiative_id, 1_000, [("sg-1", "for")], now)
         )
         claim, _ = await once(
-            lambda uow: commands.claim_expense(
+            lambda uow: spending.claim_expense(
                 uow, person("i-1", Role.RESIDENT, buurt), initiative_id, "Houthandel", 100, "F-1", now
             )
         )
-        assert await once(lambda uow: commands.initiative_finished(uow, initiative_id, cancelled=False)) == 900
-        await once(lambda uow: commands.decide_expense(uow, official, claim.id, False, "te duur", now))
+        assert await once(lambda uow: reactions.initiative_finished(uow, initiative_id, cancelled=False)) == 900
+        await once(lambda uow: spending.decide_expense(uow, official, claim.id, False, "te duur", now))
         async with stack.pool.acquire() as conn:
             returned = await conn.fetch(
                 """SELECT e.kind, l.amount_cents FROM journal_entries e JOIN journal_lines l ON l.entry_id = e.id

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,12 +10,12 @@ from prometheus_client import Gauge
 
 from buurtkracht_contracts.registry import models_on
 from buurtkracht_contracts.topics import INITIATIVES_EVENTS, VOUCHERS_EVENTS
+from buurtkracht_kit.periodic import every
 from buurtkracht_kit.runtime import Service, ServiceSpec
 
-from .adapters.ledger import Ledger
-from .domain.model import DomainError
+from .adapters.unit_of_work import VouchersUnitOfWork
 from .entrypoints import events, http
-from .service import commands
+from .service import rounds
 from .settings import VouchersSettings
 
 logger = logging.getLogger(__name__)
@@ -25,14 +24,13 @@ logger = logging.getLogger(__name__)
 async def close_due_rounds(service: Service) -> None:
     """Rounds close themselves at `closes_at`."""
     settings: VouchersSettings = service.settings  # type: ignore[assignment]
-    while True:
-        try:
-            closed = await commands.close_due_rounds(service.unit_of_work, datetime.now(UTC))
-            if closed:
-                logger.info("closed %d rounds whose closing time passed", closed)
-        except Exception:  # tried again next time; the error is logged
-            logger.exception("closing due rounds failed")
-        await asyncio.sleep(settings.round_closing_check_seconds)
+
+    async def close() -> None:
+        closed = await rounds.close_due_rounds(service.unit_of_work, datetime.now(UTC))  # type: ignore[arg-type]
+        if closed:
+            logger.info("closed %d rounds whose closing time passed", closed)
+
+    await every(settings.round_closing_check_seconds, close, "closing due rounds")
 
 
 async def check_ledger(service: Service) -> None:
@@ -48,17 +46,17 @@ async def check_ledger(service: Service) -> None:
         "When the ledger was last checked",
         registry=service.metrics.registry,
     )
-    while True:
-        try:
-            async with service.pool.acquire() as conn:  # type: ignore[union-attr]
-                problems = await Ledger(conn).check()
-            failures.set(len(problems))
-            checked.set_to_current_time()
-            for problem in problems[:20]:
-                logger.error("ledger check: %s", problem)
-        except Exception:
-            logger.exception("ledger check could not run")
-        await asyncio.sleep(settings.ledger_check_seconds)
+
+    async def check() -> None:
+        uow: VouchersUnitOfWork
+        async with service.unit_of_work() as uow:  # type: ignore[assignment]
+            problems = await uow.ledger.check()
+        failures.set(len(problems))
+        checked.set_to_current_time()
+        for problem in problems[:20]:
+            logger.error("ledger check: %s", problem)
+
+    await every(settings.ledger_check_seconds, check, "checking the ledger")
 
 
 SPEC = ServiceSpec(
@@ -71,9 +69,9 @@ SPEC = ServiceSpec(
     routers=[http.router],
     subscribed_topics=[INITIATIVES_EVENTS],
     handlers=events.HANDLERS,
-    problems={DomainError: http.problem_for},
     background=[close_due_rounds, check_ledger],
     publishes=models_on(VOUCHERS_EVENTS),
+    unit_of_work=VouchersUnitOfWork,
 )
 
 

@@ -5,17 +5,17 @@ import sys
 
 from buurtkracht_kit.db import create_pool
 
-from .adapters.ledger import Ledger
+from .adapters.unit_of_work import VouchersUnitOfWork
 from .settings import VouchersSettings
 
 
 async def main() -> int:
-    pool = await create_pool(VouchersSettings().database_url, 1, 2)
+    settings = VouchersSettings()
+    pool = await create_pool(settings.database_url, 1, 2)
     try:
-        async with pool.acquire() as conn:
-            problems = await Ledger(conn).check()
-            rounds = await conn.fetchval("SELECT count(*) FROM rounds")
-            entries = await conn.fetchval("SELECT count(*) FROM journal_entries")
+        async with VouchersUnitOfWork(pool, settings.event_source) as uow:
+            problems = await uow.ledger.check()
+            rounds, entries = await uow.ledger.extent()
     finally:
         await pool.close()
     for problem in problems:

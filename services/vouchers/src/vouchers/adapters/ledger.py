@@ -6,7 +6,8 @@ update takes the row lock and works on the latest committed balance, so concurre
 on an account instead of losing each other's updates, and the `no_overdraft` CHECK refuses any update
 that would take a balance below zero — the transaction then rolls back and nothing moves. Serializable
 isolation would add retries for no extra safety here. Commands that decide an amount from a balance
-(the pledge cap) first lock the row that serialises them (the initiative), see the service layer.
+(the pledge cap, what is left of a budget) first lock the row that serialises them (the initiative), and
+a wallet they take from (`for_update`), see the service layer.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from ..domain.ledger import Account, Entry, Kind
-from ..domain.model import InsufficientFunds
+from ..domain.initiatives import ENDED
+from ..domain.ledger import Account, Entry, InsufficientFunds, Kind
+from ..domain.pledges import Wallet
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class Ledger:
                     deltas[account_id],
                 )
             except asyncpg.CheckViolationError:
-                raise InsufficientFunds("not enough money in the account for this", "insufficient_funds") from None
+                raise InsufficientFunds("not enough money in the account for this") from None
         try:
             entry_id = await self._conn.fetchval(
                 "INSERT INTO journal_entries (round_id, kind, reference) VALUES ($1, $2, $3) RETURNING id",
@@ -92,6 +94,10 @@ class Ledger:
         )
         return entry_id
 
+    async def post_all(self, round_id: uuid.UUID, entries: list[Entry]) -> None:
+        for entry in entries:
+            await self.post(round_id, entry)
+
     async def balance(self, round_id: uuid.UUID, account: Account, *, for_update: bool = False) -> int | None:
         """The account's balance, or None when it was never opened."""
         return await self._conn.fetchval(
@@ -102,6 +108,21 @@ class Ledger:
             account.owner,
         )
 
+    async def wallet(self, round_id: uuid.UUID, resident_id: str, *, for_update: bool = False) -> Wallet | None:
+        """The resident's wallet in the round, or None when they have none; `for_update` locks it."""
+        balance = await self.balance(round_id, Account.wallet(resident_id), for_update=for_update)
+        return None if balance is None else Wallet(round_id, resident_id, balance)
+
+    async def wallet_balances(self, round_id: uuid.UUID, resident_ids: list[str]) -> dict[str, int]:
+        """The balances of these residents' wallets in the round, locked (in account order)."""
+        rows = await self._conn.fetch(
+            """SELECT owner, balance_cents FROM accounts WHERE round_id = $1 AND kind = 'wallet'
+               AND owner = ANY($2::text[]) ORDER BY id FOR UPDATE""",
+            round_id,
+            resident_ids,
+        )
+        return {r["owner"]: r["balance_cents"] for r in rows}
+
     async def balances(self, round_id: uuid.UUID, owner: str | None = None) -> list[Balance]:
         rows = await self._conn.fetch(
             """SELECT kind, owner, balance_cents FROM accounts WHERE round_id = $1 AND ($2::text IS NULL OR owner = $2)
@@ -110,6 +131,10 @@ class Ledger:
             owner,
         )
         return [Balance(Kind(r["kind"]), r["owner"], r["balance_cents"]) for r in rows]
+
+    async def of_initiative(self, round_id: uuid.UUID, initiative_id: uuid.UUID) -> dict[Kind, int]:
+        """The balances of an initiative's accounts in the round, by kind."""
+        return {b.kind: b.balance_cents for b in await self.balances(round_id, str(initiative_id))}
 
     async def totals(self, round_id: uuid.UUID) -> dict[Kind, int]:
         """The round's money per kind of account (all wallets together, all budgets together, ...)."""
@@ -142,9 +167,7 @@ class Ledger:
                 "UPDATE accounts SET balance_cents = balance_cents - $2 WHERE id = $1", pool_id, total
             )
         except asyncpg.CheckViolationError:
-            raise InsufficientFunds(
-                f"the pool cannot fund {len(issued)} wallets of {amount_cents} cents", "insufficient_funds"
-            ) from None
+            raise InsufficientFunds(f"the pool cannot fund {len(issued)} wallets of {amount_cents} cents") from None
         entry_id = await self._conn.fetchval(
             "INSERT INTO journal_entries (round_id, kind, reference) VALUES ($1, 'wallets_issued', $2) RETURNING id",
             round_id,
@@ -207,6 +230,13 @@ class Ledger:
             limit,
         )
 
+    async def extent(self) -> tuple[int, int]:
+        """How many rounds and journal entries the ledger holds."""
+        row = await self._conn.fetchrow(
+            "SELECT (SELECT count(*) FROM rounds) AS rounds, (SELECT count(*) FROM journal_entries) AS entries"
+        )
+        return row["rounds"], row["entries"]
+
     async def check(self, round_id: uuid.UUID | None = None) -> list[str]:
         """Every violated ledger invariant, for one round or all; empty when the books are right."""
         problems: list[str] = []
@@ -258,6 +288,17 @@ class Ledger:
             problems.append(
                 f"pledged account of initiative {row['owner']} holds {row['balance_cents']} but its "
                 f"active pledges add up to {row['active']}"
+            )
+        for row in await self._conn.fetch(
+            """SELECT a.round_id, a.owner, a.balance_cents, i.status FROM accounts a
+               JOIN initiatives i ON a.kind = 'budget' AND i.id::text = a.owner
+               WHERE i.status = ANY($2::text[]) AND a.balance_cents > 0 AND ($1::uuid IS NULL OR a.round_id = $1)""",
+            round_id,
+            sorted(status.value for status in ENDED),
+        ):
+            problems.append(
+                f"initiative {row['owner']} is {row['status']} but its budget in round {row['round_id']} still "
+                f"holds {row['balance_cents']}: what is left of an award goes back when the initiative ends"
             )
         for row in await self._conn.fetch(
             """SELECT p.id FROM pledges p LEFT JOIN journal_entries e ON e.kind = 'pledge' AND e.reference = p.id::text

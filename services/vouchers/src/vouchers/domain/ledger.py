@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from buurtkracht_contracts.refusals import Conflict
+
 
 class Kind(StrEnum):
     MUNICIPALITY = "municipality"
@@ -59,6 +61,15 @@ class Account:
 
 class Unbalanced(ValueError):
     pass
+
+
+class InsufficientFunds(Conflict):
+    """The account a movement would take money from does not hold enough."""
+
+    kind = "insufficient-funds"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "insufficient_funds")
 
 
 @dataclass(frozen=True)

@@ -1,31 +1,32 @@
 """Reactions to the initiatives service: an approved initiative may receive pledges or an award; a
-withdrawn one gets its pledges returned; a completed or cancelled one returns its unspent budget."""
+withdrawn one gets its pledges returned; an awarded one that is withdrawn, completed or cancelled returns its
+unspent budget."""
 
 from __future__ import annotations
 
 from buurtkracht_contracts import Envelope
 from buurtkracht_contracts import initiatives as events
-from buurtkracht_kit.db import UnitOfWork
 
-from ..service import commands
+from ..adapters.unit_of_work import VouchersUnitOfWork
+from ..service import reactions
 
 
-async def on_approved(uow: UnitOfWork, event: events.InitiativeApproved, envelope: Envelope) -> None:
-    await commands.initiative_approved(
+async def on_approved(uow: VouchersUnitOfWork, event: events.InitiativeApproved, envelope: Envelope) -> None:
+    await reactions.initiative_approved(
         uow, event.initiative_id, event.area_code, event.title, event.initiators, event.approved_amount_cents
     )
 
 
-async def on_withdrawn(uow: UnitOfWork, event: events.InitiativeWithdrawn, envelope: Envelope) -> None:
-    await commands.initiative_withdrawn(uow, event.initiative_id)
+async def on_withdrawn(uow: VouchersUnitOfWork, event: events.InitiativeWithdrawn, envelope: Envelope) -> None:
+    await reactions.initiative_withdrawn(uow, event.initiative_id)
 
 
-async def on_completed(uow: UnitOfWork, event: events.InitiativeCompleted, envelope: Envelope) -> None:
-    await commands.initiative_finished(uow, event.initiative_id, cancelled=False)
+async def on_completed(uow: VouchersUnitOfWork, event: events.InitiativeCompleted, envelope: Envelope) -> None:
+    await reactions.initiative_finished(uow, event.initiative_id, cancelled=False)
 
 
-async def on_cancelled(uow: UnitOfWork, event: events.InitiativeCancelled, envelope: Envelope) -> None:
-    await commands.initiative_finished(uow, event.initiative_id, cancelled=True)
+async def on_cancelled(uow: VouchersUnitOfWork, event: events.InitiativeCancelled, envelope: Envelope) -> None:
+    await reactions.initiative_finished(uow, event.initiative_id, cancelled=True)
 
 
 HANDLERS = {

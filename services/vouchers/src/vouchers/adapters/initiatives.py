@@ -1,0 +1,89 @@
+"""Initiatives as this service knows them, in PostgreSQL. `get(..., for_update=True)` locks the initiative's row
+for the rest of the transaction: commands on one initiative (pledges to it, its award, its claims, its end) run
+one after another, so an amount decided from its balances is exact."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from buurtkracht_contracts.areas import within
+
+from ..domain.initiatives import Initiative, InitiativeStatus
+from ..domain.rounds import Round
+
+
+def _initiative(row: asyncpg.Record) -> Initiative:
+    return Initiative(
+        id=row["id"],
+        area_code=row["area_code"],
+        title=row["title"],
+        initiators=list(row["initiators"]),
+        approved_amount_cents=row["approved_amount_cents"],
+        status=InitiativeStatus(row["status"]),
+        round_id=row["round_id"],
+        awarded_cents=row["awarded_cents"],
+    )
+
+
+class InitiativeRepository:
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._conn = connection
+
+    async def add_approved(self, initiative: Initiative) -> None:
+        """The first announcement of its approval counts; a repeat changes nothing."""
+        await self._conn.execute(
+            """INSERT INTO initiatives (id, area_code, title, initiators, approved_amount_cents, status)
+               VALUES ($1, $2, $3, $4, $5, 'approved') ON CONFLICT (id) DO NOTHING""",
+            initiative.id,
+            initiative.area_code,
+            initiative.title,
+            initiative.initiators,
+            initiative.approved_amount_cents,
+        )
+
+    async def get(self, initiative_id: uuid.UUID, *, for_update: bool = False) -> Initiative | None:
+        row = await self._conn.fetchrow(
+            "SELECT * FROM initiatives WHERE id = $1" + (" FOR UPDATE" if for_update else ""), initiative_id
+        )
+        return _initiative(row) if row else None
+
+    async def save(self, initiative: Initiative) -> None:
+        await self._conn.execute(
+            """UPDATE initiatives SET status = $2, round_id = $3, awarded_cents = $4, updated_at = now()
+               WHERE id = $1""",
+            initiative.id,
+            initiative.status.value,
+            initiative.round_id,
+            initiative.awarded_cents,
+        )
+
+    async def unawarded_in(self, round_: Round) -> list[uuid.UUID]:
+        """Approved, unawarded initiatives of the round's area."""
+        rows = await self._conn.fetch("SELECT id, area_code FROM initiatives WHERE status = 'approved'")
+        return [r["id"] for r in rows if within(r["area_code"], round_.area_code)]
+
+    async def covered_by_another_open_round(self, initiative_id: uuid.UUID, round_id: uuid.UUID) -> bool:
+        """Whether an open round other than `round_id` may still award the initiative."""
+        rows = await self._conn.fetch(
+            """SELECT r.area_code AS round_area, i.area_code FROM rounds r, initiatives i
+               WHERE i.id = $1 AND r.status = 'open' AND r.id <> $2""",
+            initiative_id,
+            round_id,
+        )
+        return any(within(r["area_code"], r["round_area"]) for r in rows)
+
+    async def expire_if_still_approved(self, initiative_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+        """Expire those still approved (an award committed meanwhile wins); returns the ids expired."""
+        rows = await self._conn.fetch(
+            """UPDATE initiatives SET status = 'expired', updated_at = now()
+               WHERE id = ANY($1::uuid[]) AND status = 'approved' RETURNING id""",
+            initiative_ids,
+        )
+        return sorted((r["id"] for r in rows), key=initiative_ids.index)
+
+    async def awarded_in(self, round_id: uuid.UUID) -> tuple[list[uuid.UUID], int]:
+        """The initiatives the round awarded, and the cents it awarded them."""
+        rows = await self._conn.fetch("SELECT id, awarded_cents FROM initiatives WHERE round_id = $1", round_id)
+        return [r["id"] for r in rows], sum(r["awarded_cents"] or 0 for r in rows)

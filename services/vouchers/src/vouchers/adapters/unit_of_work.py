@@ -1,0 +1,64 @@
+"""The vouchers service's unit of work: one transaction, with the repositories of this service on its
+connection. Commands reach the database only through these; the adapters are the only modules that speak SQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from buurtkracht_kit import idempotency
+from buurtkracht_kit.db import UnitOfWork
+
+from .awards import AwardRepository
+from .initiatives import InitiativeRepository
+from .ledger import Ledger
+from .pledges import PledgeRepository
+from .rounds import RoundRepository
+from .spending import ClaimRepository, PayoutRepository
+
+
+@dataclass(frozen=True)
+class IdempotencyKeys:
+    """The kit's `Idempotency-Key` records, on this transaction: a key is taken before the command runs."""
+
+    connection: asyncpg.Connection
+
+    async def begin(self, principal: str, key: str, fingerprint: str) -> idempotency.Replay | None:
+        return await idempotency.begin(self.connection, principal, key, fingerprint)
+
+    async def remember(self, principal: str, key: str, status_code: int, answer: Any) -> None:
+        await idempotency.remember(self.connection, principal, key, status_code, answer)
+
+
+class VouchersUnitOfWork(UnitOfWork):
+    rounds: RoundRepository
+    initiatives: InitiativeRepository
+    pledges: PledgeRepository
+    awards: AwardRepository
+    claims: ClaimRepository
+    payouts: PayoutRepository
+    ledger: Ledger
+    idempotency_keys: IdempotencyKeys
+
+    async def __aenter__(self) -> VouchersUnitOfWork:
+        await super().__aenter__()
+        return self
+
+    def bind(self, connection: asyncpg.Connection) -> None:
+        self.rounds = RoundRepository(connection)
+        self.initiatives = InitiativeRepository(connection)
+        self.pledges = PledgeRepository(connection)
+        self.awards = AwardRepository(connection)
+        self.claims = ClaimRepository(connection)
+        self.payouts = PayoutRepository(connection)
+        self.ledger = Ledger(connection)
+        self.idempotency_keys = IdempotencyKeys(connection)
+
+    def collect(self, *aggregates: Any) -> None:
+        """Record the events the aggregates recorded, in the order given, and clear them."""
+        for aggregate in aggregates:
+            if aggregate is not None:
+                self.record_all(aggregate.events)
+                aggregate.events.clear()

@@ -1,0 +1,270 @@
+"""Spending an award: expense claims, their decision, and payouts settled by the finance side.
+
+Invariants:
+- only an initiator claims, only while the initiative is awarded, a positive amount within what is left; the
+  claim holds its amount at once (left = awarded − held − payable − paid − returned);
+- a claim is decided once: approved, its hold becomes payable and a payout with its own reference is requested;
+  declined (with a reason), the hold goes back to where the budget is — the initiative's budget, or, when the
+  initiative has ended meanwhile, its round (the pool, or the municipality once the round has closed);
+- a payout settles once, for exactly its amount; the same confirmation again changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from buurtkracht_contracts import vouchers as events
+from buurtkracht_contracts.event import Event
+from buurtkracht_contracts.refusals import Conflict, InvalidInput, NotAllowed
+
+from .initiatives import Initiative, InitiativeStatus
+from .ledger import Account, Entry, Kind
+from .rounds import Round
+
+
+class ClaimStatus(StrEnum):
+    HELD = "held"
+    APPROVED = "approved"
+    DECLINED = "declined"
+
+
+class PayoutStatus(StrEnum):
+    REQUESTED = "requested"
+    SETTLED = "settled"
+
+
+class AmountMismatch(Conflict):
+    """A payout confirmation for another amount than the payout's."""
+
+    kind = "amount-mismatch"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "amount_mismatch")
+        self.field = "amount_cents"
+
+
+def over_budget(message: str) -> Conflict:
+    """A claim above what is left of the budget: a conflict answered with the insufficient-funds problem type."""
+    refusal = Conflict(message, "insufficient_funds")
+    refusal.kind = "insufficient-funds"
+    return refusal
+
+
+@dataclass
+class Payout:
+    id: uuid.UUID
+    claim_id: uuid.UUID
+    initiative_id: uuid.UUID
+    round_id: uuid.UUID
+    reference: str
+    amount_cents: int
+    status: PayoutStatus
+    bank_reference: str | None = None
+    settled_at: datetime | None = None
+    events: list[Event] = field(default_factory=list, repr=False, compare=False)
+
+    def settle(
+        self, round_: Round, initiative: Initiative, bank_reference: str, paid_at: datetime, amount_cents: int | None
+    ) -> Entry | None:
+        """The finance side paid the supplier. None when this confirmation settled the payout before."""
+        if amount_cents is not None and amount_cents != self.amount_cents:
+            raise AmountMismatch(
+                f"amount_cents: the confirmation is for {amount_cents} cents, payout {self.reference} "
+                f"is for {self.amount_cents} cents"
+            )
+        if self.status is PayoutStatus.SETTLED:
+            if self.bank_reference == bank_reference:
+                return None
+            raise Conflict("the payout was settled with another bank reference", "settled")
+        self.status, self.bank_reference, self.settled_at = PayoutStatus.SETTLED, bank_reference, paid_at
+        self.events.append(
+            events.PayoutSettled(
+                round_id=self.round_id,
+                area_code=round_.area_code,
+                initiative_id=self.initiative_id,
+                initiators=initiative.initiators,
+                payout_id=self.id,
+                payout_reference=self.reference,
+                amount_cents=self.amount_cents,
+                bank_reference=bank_reference,
+            )
+        )
+        return Entry.transfer(
+            "payout_settled",
+            str(self.id),
+            Account.of_initiative(Kind.PAYABLE, self.initiative_id),
+            Account.of_initiative(Kind.PAID, self.initiative_id),
+            self.amount_cents,
+        )
+
+
+@dataclass
+class Claim:
+    id: uuid.UUID
+    initiative_id: uuid.UUID
+    round_id: uuid.UUID
+    claimed_by: str
+    supplier: str
+    amount_cents: int
+    invoice_reference: str
+    status: ClaimStatus
+    decided_by: str | None
+    decision_reason: str | None
+    created_at: datetime
+    payout: Payout | None = field(default=None, compare=False)
+    events: list[Event] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def payout_id(self) -> uuid.UUID | None:
+        return self.payout.id if self.payout else None
+
+    @property
+    def payout_reference(self) -> str | None:
+        return self.payout.reference if self.payout else None
+
+    @property
+    def held_account(self) -> Account:
+        return Account.of_initiative(Kind.HELD, self.initiative_id)
+
+    @classmethod
+    def submit(
+        cls,
+        round_: Round | None,
+        initiative: Initiative,
+        claimant: str,
+        supplier: str,
+        amount_cents: int,
+        invoice_reference: str,
+        left_cents: int,
+        now: datetime,
+    ) -> tuple[Claim, Entry]:
+        """An initiator's claim on the budget, of which `left_cents` is left; the entry holds its amount."""
+        if claimant not in initiative.initiators:
+            raise NotAllowed("only the initiators can claim expenses of this initiative")
+        if initiative.status is not InitiativeStatus.AWARDED or round_ is None:
+            raise Conflict(
+                f"the initiative is {initiative.status.value}: it has no budget to spend", initiative.status.value
+            )
+        if amount_cents <= 0:
+            raise InvalidInput("a claim is a positive amount", "amount_cents")
+        if amount_cents > left_cents:
+            raise over_budget("the claim is above what is left of the budget")
+        claim = cls(
+            uuid.uuid4(),
+            initiative.id,
+            round_.id,
+            claimant,
+            supplier,
+            amount_cents,
+            invoice_reference,
+            ClaimStatus.HELD,
+            None,
+            None,
+            now,
+        )
+        claim.events.append(
+            events.ExpenseClaimed(
+                round_id=round_.id,
+                area_code=round_.area_code,
+                initiative_id=initiative.id,
+                initiators=initiative.initiators,
+                claim_id=claim.id,
+                claimed_by=claimant,
+                supplier=supplier,
+                amount_cents=amount_cents,
+                invoice_reference=invoice_reference,
+                left_cents=left_cents - amount_cents,
+            )
+        )
+        hold = Entry.transfer(
+            "claim_hold",
+            str(claim.id),
+            Account.of_initiative(Kind.BUDGET, initiative.id),
+            claim.held_account,
+            amount_cents,
+        )
+        return claim, hold
+
+    def _decided(self, status: ClaimStatus, decided_by: str, reason: str | None) -> None:
+        if self.status is not ClaimStatus.HELD:
+            raise Conflict(f"the claim was {self.status.value} already", self.status.value)
+        if status is ClaimStatus.DECLINED and (not reason or not reason.strip()):
+            raise InvalidInput("a declined claim needs a reason", "reason")
+        self.status, self.decided_by, self.decision_reason = status, decided_by, reason
+
+    def _facts(self, round_: Round, initiative: Initiative) -> dict[str, Any]:
+        return dict(
+            round_id=self.round_id,
+            area_code=round_.area_code,
+            initiative_id=self.initiative_id,
+            initiators=initiative.initiators,
+            claim_id=self.id,
+            decided_by=self.decided_by,
+            amount_cents=self.amount_cents,
+        )
+
+    def approve(self, round_: Round, initiative: Initiative, decided_by: str, reason: str | None) -> Entry:
+        """Approved: the hold becomes payable, and `self.payout` is requested from the finance side."""
+        self._decided(ClaimStatus.APPROVED, decided_by, reason)
+        payout_id = uuid.uuid4()
+        self.payout = Payout(
+            payout_id,
+            self.id,
+            self.initiative_id,
+            self.round_id,
+            f"BK-{payout_id.hex[:16].upper()}",
+            self.amount_cents,
+            PayoutStatus.REQUESTED,
+        )
+        self.events.append(events.ExpenseApproved(**self._facts(round_, initiative), payout_id=payout_id))
+        self.payout.events.append(
+            events.PayoutRequested(
+                round_id=self.round_id,
+                area_code=round_.area_code,
+                initiative_id=self.initiative_id,
+                initiators=initiative.initiators,
+                payout_id=payout_id,
+                payout_reference=self.payout.reference,
+                claim_id=self.id,
+                supplier=self.supplier,
+                amount_cents=self.amount_cents,
+                invoice_reference=self.invoice_reference,
+            )
+        )
+        return Entry.transfer(
+            "claim_approved",
+            str(self.id),
+            self.held_account,
+            Account.of_initiative(Kind.PAYABLE, self.initiative_id),
+            self.amount_cents,
+        )
+
+    def decline(
+        self, round_: Round, initiative: Initiative, decided_by: str, reason: str | None, left_cents: int
+    ) -> Entry:
+        """Declined: the hold goes back to the budget, of which `left_cents` is left — or, when the initiative has
+        ended and its budget went back to the round already, the released amount follows it there."""
+        self._decided(ClaimStatus.DECLINED, decided_by, reason)
+        if initiative.ended:
+            release_to, to = round_.returns_to()
+            self.events.append(
+                events.FundsReturned(
+                    round_id=self.round_id,
+                    area_code=round_.area_code,
+                    initiative_id=self.initiative_id,
+                    amount_cents=self.amount_cents,
+                    to=to,
+                    reason=initiative.ending_reason,
+                )
+            )
+        else:
+            release_to = Account.of_initiative(Kind.BUDGET, self.initiative_id)
+            left_cents += self.amount_cents
+        self.events.append(
+            events.ExpenseDeclined(**self._facts(round_, initiative), reason=reason or "", left_cents=left_cents)
+        )
+        return Entry.transfer("claim_declined", str(self.id), self.held_account, release_to, self.amount_cents)

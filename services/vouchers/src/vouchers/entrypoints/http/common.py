@@ -1,0 +1,60 @@
+"""What every route of the API shares: strict bodies, the service's unit of work, and running a money-moving
+command once per `Idempotency-Key` (the key is taken in the command's own transaction, so a repeat replays the
+first answer and two requests with one key never both move money)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Header, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from buurtkracht_kit import idempotency
+from buurtkracht_kit.auth import Principal
+
+from ...adapters.unit_of_work import VouchersUnitOfWork
+
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", description="Required: replays the first answer")
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def unit_of_work(request: Request) -> VouchersUnitOfWork:
+    return request.app.state.service.unit_of_work()
+
+
+async def money_moving(
+    request: Request,
+    caller: Principal,
+    key: str | None,
+    body: Any,
+    status_code: int,
+    command: Callable[[VouchersUnitOfWork], Awaitable[BaseModel]],
+) -> JSONResponse:
+    """Run a money-moving command once per Idempotency-Key; a repeat replays the first answer."""
+    key = idempotency.require_key(key)
+    fingerprint = idempotency.fingerprint(request.method, request.url.path, jsonable_encoder(body))
+    async with unit_of_work(request) as uow:
+        replay = await uow.idempotency_keys.begin(caller.subject, key, fingerprint)
+        if replay is not None:
+            return JSONResponse(replay.body, status_code=replay.status_code, headers={"Idempotent-Replayed": "true"})
+        answer = jsonable_encoder(await command(uow))
+        await uow.idempotency_keys.remember(caller.subject, key, status_code, answer)
+        await uow.commit()
+    return JSONResponse(answer, status_code=status_code)

@@ -1,0 +1,152 @@
+"""Spending over HTTP: an initiative's budget, expense claims and their decision, and payout confirmations by the
+finance integration."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Request
+from pydantic import Field, StrictInt
+
+from buurtkracht_kit.auth import Caller
+
+from ...adapters.unit_of_work import VouchersUnitOfWork
+from ...service import queries, spending
+from .common import Answer, IdempotencyKey, Strict, money_moving, now, unit_of_work
+
+router = APIRouter(tags=["spending"])
+
+
+class BudgetOut(Answer):
+    initiative_id: uuid.UUID
+    round_id: uuid.UUID | None
+    status: str
+    awarded_cents: int
+    held_cents: int = Field(description="Claimed, awaiting a decision")
+    payable_cents: int = Field(description="Approved, awaiting payout")
+    paid_cents: int
+    returned_cents: int
+    left_cents: int
+
+
+class NewClaim(Strict):
+    initiative_id: uuid.UUID
+    supplier: str = Field(min_length=1, max_length=200)
+    amount_cents: StrictInt = Field(gt=0)
+    invoice_reference: str = Field(min_length=1, max_length=100)
+
+
+class ClaimOut(Answer):
+    id: uuid.UUID
+    initiative_id: uuid.UUID
+    supplier: str
+    amount_cents: int
+    invoice_reference: str
+    status: str
+    decided_by: str | None
+    decision_reason: str | None
+    payout_id: uuid.UUID | None = None
+    payout_reference: str | None = None
+
+
+class ClaimDecision(Strict):
+    decision: Literal["approve", "decline"]
+    reason: str | None = Field(None, max_length=2000, description="Required to decline")
+
+
+class PayoutConfirmation(Strict):
+    bank_reference: str = Field(min_length=1, max_length=100)
+    paid_at: datetime
+    amount_cents: StrictInt | None = Field(
+        None, gt=0, description="What was paid; when given, a confirmation for another amount is refused"
+    )
+
+
+class ReferencedPayoutConfirmation(PayoutConfirmation):
+    amount_cents: StrictInt = Field(gt=0, description="What was paid: a confirmation for another amount is refused")
+
+
+class PayoutOut(Answer):
+    id: uuid.UUID
+    reference: str
+    claim_id: uuid.UUID
+    initiative_id: uuid.UUID
+    amount_cents: int
+    status: str
+    bank_reference: str | None
+    settled_at: datetime | None
+
+
+@router.get(
+    "/initiative-budgets/{initiative_id}",
+    summary="An initiative's budget: awarded, held, payable, paid, returned, left",
+)
+async def initiative_budget(initiative_id: uuid.UUID, caller: Caller, request: Request) -> BudgetOut:
+    async with unit_of_work(request) as uow:
+        return BudgetOut.model_validate(await queries.initiative_budget(uow, initiative_id), from_attributes=True)
+
+
+@router.post(
+    "/expense-claims",
+    status_code=201,
+    summary="An initiator claims an expense within the budget left (Idempotency-Key required)",
+)
+async def claim_expense(
+    body: NewClaim, caller: Caller, request: Request, idempotency_key: IdempotencyKey = None
+) -> ClaimOut:
+    async def command(uow: VouchersUnitOfWork) -> ClaimOut:
+        claim, _ = await spending.claim_expense(
+            uow, caller, body.initiative_id, body.supplier, body.amount_cents, body.invoice_reference, now()
+        )
+        return ClaimOut.model_validate(claim, from_attributes=True)
+
+    return await money_moving(request, caller, idempotency_key, body, 201, command)  # type: ignore[return-value]
+
+
+@router.post(
+    "/expense-claims/{claim_id}/decision",
+    summary="An official or the steering group approves (payout requested) or declines a claim",
+)
+async def decide_expense(
+    claim_id: uuid.UUID, body: ClaimDecision, caller: Caller, request: Request, idempotency_key: IdempotencyKey = None
+) -> ClaimOut:
+    async def command(uow: VouchersUnitOfWork) -> ClaimOut:
+        claim, _ = await spending.decide_expense(uow, caller, claim_id, body.decision == "approve", body.reason, now())
+        return ClaimOut.model_validate(claim, from_attributes=True)
+
+    return await money_moving(request, caller, idempotency_key, body, 200, command)  # type: ignore[return-value]
+
+
+@router.post(
+    "/payouts/{payout_id}/confirmation",
+    summary="The finance integration confirms a payout by its id; settles it",
+    responses={409: {"description": "Settled with another bank reference, or another amount (`amount-mismatch`)"}},
+)
+async def confirm_payout(payout_id: uuid.UUID, body: PayoutConfirmation, caller: Caller, request: Request) -> PayoutOut:
+    async with unit_of_work(request) as uow:
+        payout = await spending.confirm_payout(
+            uow, caller, payout_id, body.bank_reference, body.paid_at, body.amount_cents
+        )
+        await uow.commit()
+    return PayoutOut.model_validate(payout, from_attributes=True)
+
+
+@router.post(
+    "/payouts/by-reference/{reference}/confirmation",
+    summary="The finance integration confirms a payout by our payout reference (BK-...); settles it",
+    responses={409: {"description": "Settled with another bank reference, or another amount (`amount-mismatch`)"}},
+)
+async def confirm_payout_by_reference(
+    reference: Annotated[str, Path(min_length=1, max_length=100, examples=["BK-3F2A9C0D1E7B4A65"])],
+    body: ReferencedPayoutConfirmation,
+    caller: Caller,
+    request: Request,
+) -> PayoutOut:
+    async with unit_of_work(request) as uow:
+        payout = await spending.confirm_payout_by_reference(
+            uow, caller, reference, body.bank_reference, body.paid_at, body.amount_cents
+        )
+        await uow.commit()
+    return PayoutOut.model_validate(payout, from_attributes=True)

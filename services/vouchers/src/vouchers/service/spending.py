@@ -1,0 +1,119 @@
+"""Spending an award: expense claims, their decision, and payouts confirmed by the finance side. Each holds the
+round (shared), the initiative's row — so what is left of its budget is exact — and then the claim or payout."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from buurtkracht_contracts.refusals import NotAllowed, NotFound
+from buurtkracht_kit.auth import Principal, Role
+
+from ..adapters.unit_of_work import VouchersUnitOfWork
+from ..domain.initiatives import Budget, Initiative
+from ..domain.ledger import Account, Kind
+from ..domain.spending import Claim, Payout
+from .access import found, require
+from .locking import lock
+
+
+async def budget_of(uow: VouchersUnitOfWork, initiative: Initiative) -> Budget:
+    """Awarded, held by claims, payable, paid and left, from the initiative's ledger accounts."""
+    if initiative.round_id is None:
+        return initiative.budget({})
+    return initiative.budget(await uow.ledger.of_initiative(initiative.round_id, initiative.id))
+
+
+async def _left(uow: VouchersUnitOfWork, initiative: Initiative) -> int:
+    if initiative.round_id is None:
+        return 0
+    return await uow.ledger.balance(initiative.round_id, Account.of_initiative(Kind.BUDGET, initiative.id)) or 0
+
+
+async def claim_expense(
+    uow: VouchersUnitOfWork,
+    actor: Principal,
+    initiative_id: uuid.UUID,
+    supplier: str,
+    amount_cents: int,
+    invoice_reference: str,
+    now: datetime,
+) -> tuple[Claim, Budget]:
+    locked = await lock(uow, initiative_id=initiative_id)
+    initiative = found(locked.initiative, f"initiative {initiative_id}")
+    claim, hold = Claim.submit(
+        locked.round,
+        initiative,
+        actor.subject,
+        supplier,
+        amount_cents,
+        invoice_reference,
+        await _left(uow, initiative),
+        now,
+    )
+    await uow.ledger.post(claim.round_id, hold)
+    await uow.claims.add(claim)
+    uow.collect(claim)
+    return claim, await budget_of(uow, initiative)
+
+
+async def decide_expense(
+    uow: VouchersUnitOfWork, actor: Principal, claim_id: uuid.UUID, approve: bool, reason: str | None, now: datetime
+) -> tuple[Claim, Payout | None]:
+    """An official or the steering group approves the claim (its payout is requested) or declines it."""
+    locked = await lock(uow, claim_id=claim_id)
+    claim = found(locked.claim, f"expense claim {claim_id}")
+    round_, initiative = found(locked.round, "its round"), found(locked.initiative, "its initiative")
+    require(actor, {Role.OFFICIAL, Role.STEERING_GROUP}, round_.area_code, "decide on expense claims")
+    if approve:
+        entry = claim.approve(round_, initiative, actor.subject, reason)
+    else:
+        entry = claim.decline(round_, initiative, actor.subject, reason, await _left(uow, initiative))
+    await uow.ledger.post(claim.round_id, entry)
+    await uow.claims.save(claim)
+    if claim.payout is not None:
+        await uow.payouts.add(claim.payout)
+    uow.collect(claim, claim.payout)
+    return claim, claim.payout
+
+
+async def confirm_payout(
+    uow: VouchersUnitOfWork,
+    actor: Principal,
+    payout_id: uuid.UUID,
+    bank_reference: str,
+    paid_at: datetime,
+    amount_cents: int | None = None,
+) -> Payout:
+    """The finance integration paid the supplier; `amount_cents`, when given, must be the payout's amount."""
+    _require_finance(actor)
+    locked = await lock(uow, payout_id=payout_id)
+    payout = found(locked.payout, f"payout {payout_id}")
+    round_, initiative = found(locked.round, "its round"), found(locked.initiative, "its initiative")
+    entry = payout.settle(round_, initiative, bank_reference, paid_at, amount_cents)
+    if entry is not None:
+        await uow.ledger.post(payout.round_id, entry)
+        await uow.payouts.save(payout)
+        uow.collect(payout)
+    return found(await uow.payouts.get(payout_id), f"payout {payout_id}")
+
+
+async def confirm_payout_by_reference(
+    uow: VouchersUnitOfWork,
+    actor: Principal,
+    reference: str,
+    bank_reference: str,
+    paid_at: datetime,
+    amount_cents: int,
+) -> Payout:
+    """The same confirmation, for a payout the finance side knows by our reference (`BK-...`)."""
+    _require_finance(actor)
+    payout_id = await uow.payouts.id_of(reference)
+    if payout_id is None:
+        raise NotFound(f"payout {reference}")
+    return await confirm_payout(uow, actor, payout_id, bank_reference, paid_at, amount_cents)
+
+
+def _require_finance(actor: Principal) -> None:
+    if not actor.has(Role.INTEGRATION):
+        raise NotAllowed("only the finance integration confirms payouts")
