@@ -272,6 +272,30 @@ async def test_email_waits_in_the_database_while_the_mail_server_is_down(api, se
     assert len(await eventually(delivered)) == 1
 
 
+async def test_a_supporter_who_joins_as_co_initiator_is_announced_to_the_initiators_not_as_support_withdrawn(
+    api, service, kafka_bootstrap
+):
+    owner, joiner = f"r-owner-co-{RUN}", f"r-joiner-{RUN}"
+    iid = uuid.uuid4()
+    before = {"initiative_id": iid, "area_code": BUURT, "title": "Geveltuinen", "initiators": [owner]}
+    after = before | {"initiators": [owner, joiner]}
+    await publish(
+        kafka_bootstrap,
+        i.InitiativeSupported(**before, supporter_id=joiner, support_count=1),
+        i.InitiativeSupportWithdrawn(**before, supporter_id=joiner, support_count=0, reason="became_initiator"),
+        i.CoInitiatorJoined(**after, resident_id=joiner),
+    )
+
+    async def owner_kinds():
+        inbox = (await api.get("/api/v1/inbox", headers=token(owner, ["resident"], [BUURT]))).json()
+        kinds = sorted(item["kind"] for item in inbox["items"])
+        return kinds if "co_initiator_joined" in kinds else None
+
+    assert await eventually(owner_kinds) == ["co_initiator_joined", "new_supporter"]
+    joiners_inbox = (await api.get("/api/v1/inbox", headers=token(joiner, ["resident"], [BUURT]))).json()
+    assert joiners_inbox["total"] == 0, "the resident who joined is not told of their own joining"
+
+
 async def _attempted(query):
     row = await query()
     return row if row and row["attempts"] >= 1 else None

@@ -65,6 +65,7 @@ def test_every_consumed_event_type_has_a_rule():
         (i.SupportThresholdReached, [("threshold_reached", {"initiators"}), ("initiative_in_review", {"officials"})]),
         (i.InitiativeApproved, [("initiative_approved", {"initiators", "supporters", "volunteers"})]),
         (i.VolunteerJoined, [("new_volunteer", {"initiators"})]),
+        (i.CoInitiatorJoined, [("co_initiator_joined", {"initiators"})]),
         (i.InitiativeCompleted, [("initiative_completed", {"initiators", "supporters", "volunteers", "followers"})]),
         (v.RoundOpened, [("round_opened", {"followers"})]),
         (v.WalletsIssued, [("wallet_issued", {"named"})]),
@@ -91,6 +92,20 @@ def test_a_resident_is_not_told_of_their_own_withdrawn_pledge_nor_an_award_twice
 def test_the_actor_of_an_event_is_known():
     assert actor(sample(i.InitiativeSupported).model_copy(update={"supporter_id": "r-9"})) == "r-9"
     assert actor(sample(i.InitiativeApproved)) is None
+
+
+def test_the_resident_who_joins_as_co_initiator_is_the_actor_and_the_pledging_resident_is_not():
+    joined = sample(i.CoInitiatorJoined).model_copy(update={"initiators": ["r-owner", "r-9"], "resident_id": "r-9"})
+    assert actor(joined) == "r-9"
+    assert actor(sample(v.PledgeMade).model_copy(update={"resident_id": "r-9"})) is None
+
+
+def test_support_ended_by_becoming_an_initiator_is_not_told_as_support_withdrawn():
+    withdrawn = sample(i.InitiativeSupportWithdrawn)
+    assert rules_for(withdrawn.model_copy(update={"reason": "became_initiator"})) == ()
+    for reason in ("withdrawn_by_supporter", None):
+        [rule] = rules_for(withdrawn.model_copy(update={"reason": reason}))
+        assert (rule.kind, rule.audiences) == ("support_withdrawn", (Audience.INITIATORS,))
 
 
 def test_every_kind_has_a_message_in_every_language():

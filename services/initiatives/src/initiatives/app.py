@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
 from buurtkracht_contracts.registry import models_on
 from buurtkracht_contracts.topics import INITIATIVES_EVENTS, VOUCHERS_EVENTS
+from buurtkracht_kit.periodic import every
 from buurtkracht_kit.runtime import Service, ServiceSpec
 
-from .domain.model import DomainError
+from .adapters.unit_of_work import InitiativesUnitOfWork
 from .entrypoints import events, http
 from .service import commands
 from .settings import InitiativesSettings
@@ -22,14 +22,13 @@ logger = logging.getLogger(__name__)
 async def expire_overdue_initiatives(service: Service) -> None:
     """Every `expiry_check_seconds`: initiatives whose support period ended without enough support expire."""
     settings: InitiativesSettings = service.settings  # type: ignore[assignment]
-    while True:
-        try:
-            expired = await commands.expire_overdue(service.unit_of_work, datetime.now(UTC))
-            if expired:
-                logger.info("expired %d initiatives whose support period ended", expired)
-        except Exception:  # the next round tries again; the error is logged
-            logger.exception("expiring overdue initiatives failed")
-        await asyncio.sleep(settings.expiry_check_seconds)
+
+    async def expire() -> None:
+        expired = await commands.expire_overdue(service.unit_of_work, datetime.now(UTC))  # type: ignore[arg-type]
+        if expired:
+            logger.info("expired %d initiatives whose support period ended", expired)
+
+    await every(settings.expiry_check_seconds, expire, "expiring overdue initiatives")
 
 
 SPEC = ServiceSpec(
@@ -42,14 +41,15 @@ SPEC = ServiceSpec(
     routers=[http.router],
     subscribed_topics=[VOUCHERS_EVENTS],
     handlers=events.HANDLERS,
-    problems={DomainError: http.problem_for},
     background=[expire_overdue_initiatives],
     publishes=models_on(INITIATIVES_EVENTS),
+    unit_of_work=InitiativesUnitOfWork,
 )
 
 
 def create(settings: InitiativesSettings | None = None) -> Service:
     settings = settings or InitiativesSettings()
     service = Service(SPEC, settings)
+    service.app.state.service = service
     service.app.state.rules = settings.rules()
     return service

@@ -13,6 +13,11 @@ command changes nothing):
 - nobody decides their own case: an official never reviews an initiative they initiate or co-initiate;
 - every transition records exactly one event and one history entry.
 
+A refused command raises one of the contracts' refusals (`buurtkracht_contracts.refusals`), answered alike by
+every HTTP API: `NotAllowed` (not an initiator, not of the area, an initiator supporting themselves or reviewing
+their own initiative), `InvalidInput`, `NotInvited` (a `NotFound`), or a conflict: `IllegalTransition`,
+`AlreadyDone`, or a plain `DomainError`.
+
     draft ─submit─▶ gathering_support ─threshold─▶ in_review ─approve─▶ approved ─awarded─▶ funded
       ▲  (in_review directly when enough support)   │ reject → rejected                      │ start
       └──── changes_requested ◀── request changes ──┘        approved ─round closed─▶ expired ▼
@@ -30,6 +35,7 @@ from enum import StrEnum
 
 from buurtkracht_contracts import initiatives as events
 from buurtkracht_contracts.event import Event
+from buurtkracht_contracts.refusals import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
 
 
 class Status(StrEnum):
@@ -68,35 +74,32 @@ OPEN_FOR_VOLUNTEERS = frozenset(
 FINAL = frozenset({Status.REJECTED, Status.WITHDRAWN, Status.EXPIRED, Status.COMPLETED, Status.CANCELLED})
 
 
-class DomainError(Exception):
-    """A command the rules refuse; `field` names the input at fault, when there is one."""
+class IllegalTransition(Conflict):
+    """The lifecycle has no such transition from the initiative's current status."""
+
+    kind = "illegal-transition"
+
+    def __init__(self, action: str, status: Status) -> None:
+        super().__init__(f"cannot {action} an initiative that is {status.value}", status.value)
+        self.action, self.status = action, status
+
+
+class AlreadyDone(Conflict):
+    """The resident already supports, volunteers for, co-initiates or is invited to co-initiate this initiative."""
+
+    kind = "already-done"
 
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
 
 
-class IllegalTransition(DomainError):
-    def __init__(self, action: str, status: Status) -> None:
-        super().__init__(f"cannot {action} an initiative that is {status.value}")
-        self.action, self.status = action, status
-
-
-class NotAllowed(DomainError):
-    """The actor may not do this (not an initiator, not of the area, an initiator supporting themselves or
-    reviewing their own initiative)."""
-
-
-class AlreadyDone(DomainError):
-    """The resident already supports, volunteers for, co-initiates or is invited to co-initiate this initiative."""
-
-
-class NotInvited(DomainError):
+class NotInvited(NotFound):
     """There is no open invitation for the resident to co-initiate this initiative."""
 
-
-class InvalidInput(DomainError):
-    pass
+    def __init__(self, resident_id: str) -> None:
+        message = f"{resident_id} is not invited: an invitation for them to co-initiate this initiative"
+        super().__init__(message, field="resident_id")
 
 
 @dataclass(frozen=True)
@@ -247,7 +250,7 @@ class Initiative:
         if self.is_initiator(resident_id):
             raise AlreadyDone(f"{resident_id} already co-initiates this initiative", field="resident_id")
         if resident_id not in self.invited_co_initiators:
-            raise NotInvited(f"{resident_id} is not invited to co-initiate this initiative", field="resident_id")
+            raise NotInvited(resident_id)
         if self.status in FINAL:
             raise IllegalTransition("join as a co-initiator", self.status)
         if supports:

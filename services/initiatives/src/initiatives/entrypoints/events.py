@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 
 from buurtkracht_contracts import Envelope
 from buurtkracht_contracts.vouchers import InitiativeAwarded, RoundClosed
-from buurtkracht_kit.db import UnitOfWork
 
+from ..adapters.unit_of_work import InitiativesUnitOfWork
 from ..service import commands
 
 logger = logging.getLogger(__name__)
 
 
-async def on_initiative_awarded(uow: UnitOfWork, event: InitiativeAwarded, envelope: Envelope) -> None:
+async def on_initiative_awarded(uow: InitiativesUnitOfWork, event: InitiativeAwarded, envelope: Envelope) -> None:
     funded = await commands.mark_funded(
         uow, event.initiative_id, event.round_id, event.awarded_amount_cents, datetime.now(UTC)
     )
@@ -24,7 +24,7 @@ async def on_initiative_awarded(uow: UnitOfWork, event: InitiativeAwarded, envel
         logger.warning("award for initiative %s ignored: it is no longer approved", event.initiative_id)
 
 
-async def on_round_closed(uow: UnitOfWork, event: RoundClosed, envelope: Envelope) -> None:
+async def on_round_closed(uow: InitiativesUnitOfWork, event: RoundClosed, envelope: Envelope) -> None:
     for initiative_id in event.summary.unawarded_initiative_ids:
         await commands.expire_unawarded(uow, initiative_id, event.round_id, datetime.now(UTC))
 

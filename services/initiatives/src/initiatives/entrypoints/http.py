@@ -1,7 +1,8 @@
 """HTTP API of the initiatives service (`/api/v1/initiatives`): translates requests into commands.
 
-Every command runs in one unit of work; a refused command raises a domain error, which the app
-answers as problem+json (see `problem_for`) after the unit of work rolled back.
+Every command and every read runs in one unit of work the service builds (`Service.unit_of_work()`); a refused
+command raises one of the contracts' refusals, which the kit answers as problem+json after the unit of work
+rolled back.
 """
 
 from __future__ import annotations
@@ -14,32 +15,18 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from buurtkracht_contracts import areas
+from buurtkracht_contracts.areas import AreaCode
+from buurtkracht_contracts.refusals import NotAllowed, NotFound
 from buurtkracht_kit.auth import Caller, Principal, Role
-from buurtkracht_kit.db import UnitOfWork
 from buurtkracht_kit.problems import Problem
 
-from ..adapters.repository import InitiativeRepository
-from ..domain.model import (
-    AlreadyDone,
-    BudgetLine,
-    Category,
-    DomainError,
-    IllegalTransition,
-    Initiative,
-    InvalidInput,
-    NotAllowed,
-    NotInvited,
-    Rules,
-    Spending,
-    Status,
-    Transition,
-)
+from ..adapters.unit_of_work import InitiativesUnitOfWork
+from ..domain.model import BudgetLine, Category, Initiative, Rules, Spending, Status, Transition
 from ..service import commands
-from ..service.commands import NotFound
 
 router = APIRouter(prefix="/api/v1/initiatives", tags=["initiatives"])
 
-AreaCode = Annotated[str, Field(pattern=r"^(GM\d{4}|WK\d{6}|BU\d{8})$", examples=["BU03630001"])]
 ResidentId = Annotated[str, Field(min_length=1, max_length=100)]
 
 
@@ -101,21 +88,18 @@ class Report(Strict):
 
 
 class TransitionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     from_status: Status | None
     to_status: Status
     actor_id: str
     note: str | None
     at: datetime
 
-    @classmethod
-    def of(cls, transition: Transition) -> TransitionOut:
-        return cls(
-            from_status=transition.from_status,
-            to_status=transition.to_status,
-            actor_id=transition.actor_id,
-            note=transition.note,
-            at=transition.at,
-        )
+
+# The fields of InitiativeOut that are not the initiative's attribute of the same name: the open invitations
+# depend on who asks, the report is made of two attributes, the history is read separately.
+_NOT_ATTRIBUTES = {"invited_co_initiators", "report", "history"}
 
 
 class InitiativeOut(BaseModel):
@@ -149,44 +133,17 @@ class InitiativeOut(BaseModel):
     @classmethod
     def of(cls, initiative: Initiative, viewer: str, history: list[Transition] | None = None) -> InitiativeOut:
         """The initiative as `viewer` (a caller's subject) may see it."""
+        shown = {name: getattr(initiative, name) for name in cls.model_fields.keys() - _NOT_ATTRIBUTES}
+        invited = [
+            resident
+            for resident in initiative.invited_co_initiators
+            if resident == viewer or initiative.is_initiator(viewer)
+        ]
         report = None
         if initiative.what_was_done is not None and initiative.spending is not None:
-            report = Report(
-                what_was_done=initiative.what_was_done,
-                spending=[
-                    SpendingIn(description=s.description, spent_cents=s.spent_cents) for s in initiative.spending
-                ],
-            )
-        return cls(
-            id=initiative.id,
-            status=initiative.status,
-            title=initiative.title,
-            summary=initiative.summary,
-            description=initiative.description,
-            area_code=initiative.area_code,
-            category=initiative.category,
-            owner_id=initiative.owner_id,
-            co_initiators=initiative.co_initiators,
-            invited_co_initiators=[
-                invited
-                for invited in initiative.invited_co_initiators
-                if invited == viewer or initiative.is_initiator(viewer)
-            ],
-            budget_lines=[
-                BudgetLineIn(description=b.description, amount_cents=b.amount_cents) for b in initiative.budget_lines
-            ],
-            requested_amount_cents=initiative.requested_amount_cents,
-            volunteers_wanted=initiative.volunteers_wanted,
-            volunteer_count=initiative.volunteer_count,
-            support_count=initiative.support_count,
-            support_threshold=initiative.support_threshold,
-            support_deadline=initiative.support_deadline,
-            approved_amount_cents=initiative.approved_amount_cents,
-            awarded_amount_cents=initiative.awarded_amount_cents,
-            review_note=initiative.review_note,
-            report=report,
-            created_at=initiative.created_at,
-            history=[TransitionOut.of(t) for t in history] if history is not None else None,
+            report = {"what_was_done": initiative.what_was_done, "spending": initiative.spending}
+        return cls.model_validate(
+            shown | {"invited_co_initiators": invited, "report": report, "history": history}, from_attributes=True
         )
 
 
@@ -198,26 +155,15 @@ class InitiativePage(BaseModel):
 
 
 class VolunteerOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     resident_id: str
     offer: str
     joined_at: datetime
 
 
-def problem_for(error: DomainError) -> Problem:
-    """The HTTP answer to a refused command."""
-    if isinstance(error, NotFound):
-        return Problem.not_found(str(error).removesuffix(" does not exist"))
-    if isinstance(error, NotInvited):
-        return Problem(404, "Not found", str(error), kind="not-found")
-    if isinstance(error, IllegalTransition):
-        return Problem.conflict(str(error), kind="illegal-transition", current_status=error.status.value)
-    if isinstance(error, NotAllowed):
-        return Problem.forbidden(str(error))
-    if isinstance(error, InvalidInput):
-        return Problem.invalid(error.field or "body", str(error))
-    if isinstance(error, AlreadyDone):
-        return Problem.conflict(str(error), kind="already-done")
-    return Problem.conflict(str(error))
+def _unit_of_work(request: Request) -> InitiativesUnitOfWork:
+    return request.app.state.service.unit_of_work()
 
 
 def _rules(request: Request) -> Rules:
@@ -236,8 +182,7 @@ async def _run(
     **kwargs: Any,
 ) -> InitiativeOut:
     """Run `command` for `caller` in one unit of work; answer the initiative as the caller may see it."""
-    settings = request.app.state.settings
-    async with UnitOfWork(request.app.state.pool, settings.event_source) as uow:
+    async with _unit_of_work(request) as uow:
         initiative = await command(uow, caller, *args, **kwargs)
         await uow.commit()
     return InitiativeOut.of(initiative, caller.subject)
@@ -279,15 +224,15 @@ async def create_initiative(body: NewInitiative, caller: Caller, request: Reques
 async def list_initiatives(
     caller: Caller,
     request: Request,
-    area_code: Annotated[str | None, Query(pattern=r"^(GM\d{4}|WK\d{6}|BU\d{8})$")] = None,
+    area_code: Annotated[str | None, Query(pattern=areas.PATTERN)] = None,
     status: Status | None = None,
     category: Category | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> InitiativePage:
     official_areas = sorted(caller.areas) if caller.has(Role.OFFICIAL) else []
-    async with request.app.state.pool.acquire() as conn:
-        page = await InitiativeRepository(conn).search(
+    async with _unit_of_work(request) as uow:
+        page = await uow.initiatives.search(
             area_code=area_code,
             status=status,
             category=category,
@@ -306,12 +251,12 @@ async def list_initiatives(
 
 @router.get("/{initiative_id}", summary="An initiative with its history of transitions")
 async def get_initiative(initiative_id: uuid.UUID, caller: Caller, request: Request) -> InitiativeOut:
-    async with request.app.state.pool.acquire() as conn:
-        repository = InitiativeRepository(conn)
-        initiative = await repository.get(initiative_id)
+    async with _unit_of_work(request) as uow:
+        initiative = await uow.initiatives.get(initiative_id)
         if initiative is None or not _can_see(initiative, caller):
-            raise Problem.not_found(f"initiative {initiative_id}")
-        return InitiativeOut.of(initiative, caller.subject, await repository.history(initiative_id))
+            raise NotFound(f"initiative {initiative_id}")
+        history = await uow.initiatives.history(initiative_id)
+    return InitiativeOut.of(initiative, caller.subject, history)
 
 
 @router.patch("/{initiative_id}", summary="Edit a draft, or an initiative with changes requested")
@@ -374,18 +319,15 @@ async def volunteer(initiative_id: uuid.UUID, body: VolunteerIn, caller: Caller,
 
 @router.get("/{initiative_id}/volunteers", summary="Who signed up to help (initiators and officials of the area)")
 async def list_volunteers(initiative_id: uuid.UUID, caller: Caller, request: Request) -> list[VolunteerOut]:
-    async with request.app.state.pool.acquire() as conn:
-        repository = InitiativeRepository(conn)
-        initiative = await repository.get(initiative_id)
+    async with _unit_of_work(request) as uow:
+        initiative = await uow.initiatives.get(initiative_id)
         if initiative is None or not _can_see(initiative, caller):
-            raise Problem.not_found(f"initiative {initiative_id}")
+            raise NotFound(f"initiative {initiative_id}")
         official = caller.has(Role.OFFICIAL) and caller.acts_for(initiative.area_code)
         if not (initiative.is_initiator(caller.subject) or official):
-            raise Problem.forbidden("only the initiators and officials of the area see the volunteers")
-        return [
-            VolunteerOut(resident_id=v.resident_id, offer=v.offer, joined_at=v.joined_at)
-            for v in await repository.volunteers(initiative_id)
-        ]
+            raise NotAllowed("only the initiators and officials of the area see the volunteers")
+        volunteers = await uow.initiatives.volunteers(initiative_id)
+    return [VolunteerOut.model_validate(volunteer) for volunteer in volunteers]
 
 
 @router.post("/{initiative_id}/review", summary="An official of the area approves, rejects or requests changes")

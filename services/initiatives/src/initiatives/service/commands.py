@@ -1,34 +1,33 @@
 """One function per command. Each runs in the caller's unit of work, loads the initiative under its row
 lock, lets the aggregate decide, saves it and hands its events to the unit of work. A refused command
-raises before anything is written, and the unit of work rolls back.
+raises before anything is written, and the unit of work rolls back. Initiatives are reached only through the
+unit of work's `initiatives` repository.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
+from buurtkracht_contracts.refusals import NotFound
 from buurtkracht_kit.auth import Principal, Role
-from buurtkracht_kit.db import UnitOfWork
 
-from ..adapters.repository import InitiativeRepository
-from ..domain.model import BudgetLine, Category, DomainError, Initiative, NotAllowed, Rules, Spending
+from ..adapters.unit_of_work import InitiativesUnitOfWork
+from ..domain.model import BudgetLine, Category, Initiative, NotAllowed, Rules, Spending
 
-
-class NotFound(DomainError):
-    pass
+UnitOfWorkFactory = Callable[[], InitiativesUnitOfWork]
 
 
-async def _load(uow: UnitOfWork, initiative_id: uuid.UUID) -> tuple[InitiativeRepository, Initiative]:
-    repository = InitiativeRepository(uow.connection)
-    initiative = await repository.get(initiative_id, for_update=True)
+async def _load(uow: InitiativesUnitOfWork, initiative_id: uuid.UUID) -> Initiative:
+    initiative = await uow.initiatives.get(initiative_id, for_update=True)
     if initiative is None:
-        raise NotFound(f"initiative {initiative_id} does not exist")
-    return repository, initiative
+        raise NotFound(f"initiative {initiative_id}")
+    return initiative
 
 
-async def _save(uow: UnitOfWork, repository: InitiativeRepository, initiative: Initiative) -> Initiative:
-    await repository.save(initiative)
+async def _save(uow: InitiativesUnitOfWork, initiative: Initiative) -> Initiative:
+    await uow.initiatives.save(initiative)
     uow.record_all(initiative.events)
     initiative.events.clear()
     return initiative
@@ -40,7 +39,7 @@ def _require_resident(actor: Principal) -> None:
 
 
 async def create_draft(
-    uow: UnitOfWork,
+    uow: InitiativesUnitOfWork,
     actor: Principal,
     *,
     title: str,
@@ -69,76 +68,78 @@ async def create_draft(
         rules=rules,
         now=now,
     )
-    await InitiativeRepository(uow.connection).add(initiative)
+    await uow.initiatives.add(initiative)
     return initiative
 
 
 async def edit(
-    uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, rules: Rules, **changes: object
+    uow: InitiativesUnitOfWork, actor: Principal, initiative_id: uuid.UUID, rules: Rules, **changes: object
 ) -> Initiative:
-    repository, initiative = await _load(uow, initiative_id)
+    initiative = await _load(uow, initiative_id)
     initiative.edit(actor.subject, rules, **changes)
-    return await _save(uow, repository, initiative)
+    return await _save(uow, initiative)
 
 
 async def invite_co_initiator(
-    uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, resident_id: str
+    uow: InitiativesUnitOfWork, actor: Principal, initiative_id: uuid.UUID, resident_id: str
 ) -> Initiative:
     """The owner invites a resident to co-initiate; the invitation makes them nothing until they accept."""
-    repository, initiative = await _load(uow, initiative_id)
+    initiative = await _load(uow, initiative_id)
     initiative.invite_co_initiator(actor.subject, resident_id)
-    return await _save(uow, repository, initiative)
+    return await _save(uow, initiative)
 
 
 async def accept_co_initiator_invitation(
-    uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, resident_id: str
+    uow: InitiativesUnitOfWork, actor: Principal, initiative_id: uuid.UUID, resident_id: str
 ) -> Initiative:
     """The invited resident accepts with their own sign-in; support they gave ends as they become an initiator."""
     _require_resident(actor)
-    repository, initiative = await _load(uow, initiative_id)
-    supports = await repository.supports(initiative_id, resident_id)
+    initiative = await _load(uow, initiative_id)
+    supports = await uow.initiatives.supports(initiative_id, resident_id)
     initiative.accept_co_initiator_invitation(actor.subject, resident_id, supports)
     if supports:
-        await repository.remove_support(initiative_id, resident_id)
-    return await _save(uow, repository, initiative)
+        await uow.initiatives.remove_support(initiative_id, resident_id)
+    return await _save(uow, initiative)
 
 
 async def submit(
-    uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, rules: Rules, now: datetime
+    uow: InitiativesUnitOfWork, actor: Principal, initiative_id: uuid.UUID, rules: Rules, now: datetime
 ) -> Initiative:
-    repository, initiative = await _load(uow, initiative_id)
+    initiative = await _load(uow, initiative_id)
     initiative.submit(actor.subject, rules, now)
-    return await _save(uow, repository, initiative)
+    return await _save(uow, initiative)
 
 
-async def support(uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, now: datetime) -> Initiative:
+async def support(uow: InitiativesUnitOfWork, actor: Principal, initiative_id: uuid.UUID, now: datetime) -> Initiative:
     _require_resident(actor)
-    repository, initiative = await _load(uow, initiative_id)
-    already = await repository.supports(initiative_id, actor.subject)
+    initiative = await _load(uow, initiative_id)
+    already = await uow.initiatives.supports(initiative_id, actor.subject)
     initiative.support(actor.subject, actor.lives_in(initiative.area_code), already, now)
-    await repository.add_support(initiative_id, actor.subject, now)
-    return await _save(uow, repository, initiative)
+    await uow.initiatives.add_support(initiative_id, actor.subject, now)
+    return await _save(uow, initiative)
 
 
-async def withdraw_support(uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, now: datetime) -> Initiative:
-    repository, initiative = await _load(uow, initiative_id)
-    initiative.withdraw_support(actor.subject, await repository.supports(initiative_id, actor.subject), now)
-    await repository.remove_support(initiative_id, actor.subject)
-    return await _save(uow, repository, initiative)
+async def withdraw_support(
+    uow: InitiativesUnitOfWork, actor: Principal, initiative_id: uuid.UUID, now: datetime
+) -> Initiative:
+    initiative = await _load(uow, initiative_id)
+    initiative.withdraw_support(actor.subject, await uow.initiatives.supports(initiative_id, actor.subject), now)
+    await uow.initiatives.remove_support(initiative_id, actor.subject)
+    return await _save(uow, initiative)
 
 
 async def join_as_volunteer(
-    uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, offer: str, now: datetime
+    uow: InitiativesUnitOfWork, actor: Principal, initiative_id: uuid.UUID, offer: str, now: datetime
 ) -> Initiative:
     _require_resident(actor)
-    repository, initiative = await _load(uow, initiative_id)
-    initiative.join_as_volunteer(actor.subject, await repository.volunteers_with(initiative_id, actor.subject))
-    await repository.add_volunteer(initiative_id, actor.subject, offer, now)
-    return await _save(uow, repository, initiative)
+    initiative = await _load(uow, initiative_id)
+    initiative.join_as_volunteer(actor.subject, await uow.initiatives.volunteers_with(initiative_id, actor.subject))
+    await uow.initiatives.add_volunteer(initiative_id, actor.subject, offer, now)
+    return await _save(uow, initiative)
 
 
 async def review(
-    uow: UnitOfWork,
+    uow: InitiativesUnitOfWork,
     actor: Principal,
     initiative_id: uuid.UUID,
     *,
@@ -149,7 +150,7 @@ async def review(
     comment: str | None = None,
 ) -> Initiative:
     """An official responsible for the initiative's area approves, rejects or requests changes."""
-    repository, initiative = await _load(uow, initiative_id)
+    initiative = await _load(uow, initiative_id)
     if not actor.has(Role.OFFICIAL) or not actor.acts_for(initiative.area_code):
         raise NotAllowed(f"only an official responsible for {initiative.area_code} can review this initiative")
     if decision == "approve":
@@ -158,52 +159,54 @@ async def review(
         initiative.reject(actor.subject, reason or "", now)
     else:
         initiative.request_changes(actor.subject, comment or "", now)
-    return await _save(uow, repository, initiative)
+    return await _save(uow, initiative)
 
 
-async def withdraw(uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, now: datetime) -> Initiative:
-    repository, initiative = await _load(uow, initiative_id)
+async def withdraw(uow: InitiativesUnitOfWork, actor: Principal, initiative_id: uuid.UUID, now: datetime) -> Initiative:
+    initiative = await _load(uow, initiative_id)
     initiative.withdraw(actor.subject, now)
-    return await _save(uow, repository, initiative)
+    return await _save(uow, initiative)
 
 
-async def start(uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, now: datetime) -> Initiative:
-    repository, initiative = await _load(uow, initiative_id)
+async def start(uow: InitiativesUnitOfWork, actor: Principal, initiative_id: uuid.UUID, now: datetime) -> Initiative:
+    initiative = await _load(uow, initiative_id)
     initiative.start(actor.subject, now)
-    return await _save(uow, repository, initiative)
+    return await _save(uow, initiative)
 
 
-async def cancel(uow: UnitOfWork, actor: Principal, initiative_id: uuid.UUID, reason: str, now: datetime) -> Initiative:
-    repository, initiative = await _load(uow, initiative_id)
+async def cancel(
+    uow: InitiativesUnitOfWork, actor: Principal, initiative_id: uuid.UUID, reason: str, now: datetime
+) -> Initiative:
+    initiative = await _load(uow, initiative_id)
     initiative.cancel(actor.subject, reason, now)
-    return await _save(uow, repository, initiative)
+    return await _save(uow, initiative)
 
 
 async def report(
-    uow: UnitOfWork,
+    uow: InitiativesUnitOfWork,
     actor: Principal,
     initiative_id: uuid.UUID,
     what_was_done: str,
     spending: list[Spending],
     now: datetime,
 ) -> Initiative:
-    repository, initiative = await _load(uow, initiative_id)
+    initiative = await _load(uow, initiative_id)
     initiative.report(actor.subject, what_was_done, spending, now)
-    return await _save(uow, repository, initiative)
+    return await _save(uow, initiative)
 
 
-async def expire_overdue(uow_factory, now: datetime) -> int:
+async def expire_overdue(uow_factory: UnitOfWorkFactory, now: datetime) -> int:
     """Expire every initiative whose support period ended; one unit of work each. Returns how many."""
     async with uow_factory() as uow:
-        overdue = await InitiativeRepository(uow.connection).overdue(now)
+        overdue = await uow.initiatives.overdue(now)
     expired = 0
     for initiative_id in overdue:
         async with uow_factory() as uow:
-            repository, initiative = await _load(uow, initiative_id)
+            initiative = await _load(uow, initiative_id)
             if initiative.status.value != "gathering_support":
                 continue  # supported to the threshold or withdrawn meanwhile
             initiative.expire_support_period(now)
-            await _save(uow, repository, initiative)
+            await _save(uow, initiative)
             await uow.commit()
             expired += 1
     return expired
@@ -213,20 +216,21 @@ async def expire_overdue(uow_factory, now: datetime) -> int:
 
 
 async def mark_funded(
-    uow: UnitOfWork, initiative_id: uuid.UUID, round_id: uuid.UUID, awarded_amount_cents: int, now: datetime
+    uow: InitiativesUnitOfWork, initiative_id: uuid.UUID, round_id: uuid.UUID, awarded_amount_cents: int, now: datetime
 ) -> Initiative | None:
     """Awarded by a round: approved → funded. An initiative no longer approved (withdrawn meanwhile) stays as it is."""
-    repository, initiative = await _load(uow, initiative_id)
+    initiative = await _load(uow, initiative_id)
     if initiative.status.value != "approved":
         return None
     initiative.fund(round_id, awarded_amount_cents, now)
-    return await _save(uow, repository, initiative)
+    return await _save(uow, initiative)
 
 
-async def expire_unawarded(uow: UnitOfWork, initiative_id: uuid.UUID, round_id: uuid.UUID, now: datetime) -> None:
-    repository = InitiativeRepository(uow.connection)
-    initiative = await repository.get(initiative_id, for_update=True)
+async def expire_unawarded(
+    uow: InitiativesUnitOfWork, initiative_id: uuid.UUID, round_id: uuid.UUID, now: datetime
+) -> None:
+    initiative = await uow.initiatives.get(initiative_id, for_update=True)
     if initiative is None or initiative.status.value != "approved":
         return
     initiative.expire_unawarded(round_id, now)
-    await _save(uow, repository, initiative)
+    await _save(uow, initiative)

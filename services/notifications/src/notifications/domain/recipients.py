@@ -51,6 +51,7 @@ RULES: dict[type[Event], tuple[Rule, ...]] = {
     i.InitiativeWithdrawn: (Rule("initiative_withdrawn", INVOLVED),),
     i.InitiativeExpired: (Rule("initiative_expired", (A.INITIATORS, A.SUPPORTERS)),),
     i.VolunteerJoined: (Rule("new_volunteer", (A.INITIATORS,)),),
+    i.CoInitiatorJoined: (Rule("co_initiator_joined", (A.INITIATORS,)),),
     i.InitiativeFunded: (),  # the vouchers service's InitiativeAwarded tells the same people
     i.InitiativeStarted: (Rule("initiative_started", (A.SUPPORTERS, A.VOLUNTEERS)),),
     i.InitiativeCompleted: (Rule("initiative_completed", (*INVOLVED, A.FOLLOWERS)),),
@@ -78,6 +79,8 @@ def rules_for(event: Event) -> tuple[Rule, ...]:
         return ()  # an award is told by InitiativeAwarded
     if isinstance(event, v.PledgeWithdrawn) and event.reason == "withdrawn_by_resident":
         return ()  # the resident did it themselves
+    if isinstance(event, i.InitiativeSupportWithdrawn) and event.reason == "became_initiator":
+        return ()  # they did not take their support back: CoInitiatorJoined tells that they joined
     return RULES.get(type(event), ())
 
 
@@ -91,6 +94,8 @@ def named_residents(event: Event) -> list[str]:
 
 def actor(event: Event) -> str | None:
     """The resident whose action the event records; they are not told of it."""
+    if isinstance(event, i.CoInitiatorJoined):
+        return event.resident_id  # elsewhere `resident_id` names whom an event is about (a pledge's resident)
     for field in (
         "withdrawn_by",
         "started_by",

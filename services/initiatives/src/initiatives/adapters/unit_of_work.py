@@ -1,0 +1,22 @@
+"""The initiatives service's unit of work: one transaction (see `buurtkracht_kit.db.UnitOfWork`) with the
+initiative repository on its connection, so HTTP requests, event handlers and the expiry loop all reach
+initiatives the same way. The service builds it (`Service.unit_of_work()`), with the configured acquire timeout."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from buurtkracht_kit.db import UnitOfWork
+
+from .repository import InitiativeRepository
+
+
+class InitiativesUnitOfWork(UnitOfWork):
+    initiatives: InitiativeRepository
+
+    async def __aenter__(self) -> InitiativesUnitOfWork:
+        await super().__aenter__()
+        return self
+
+    def bind(self, connection: asyncpg.Connection) -> None:
+        self.initiatives = InitiativeRepository(connection)
