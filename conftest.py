@@ -2,7 +2,7 @@
 
 import pytest
 
-import tests.properties  # noqa: F401  (registers and loads the Hypothesis profile before any test module)
+from tests import properties  # registers and loads the Hypothesis profile before any test module
 
 pytest_plugins = ["tests.stack"]  # fixtures for the tiers that use the local stack
 
@@ -17,3 +17,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return TIERS.index(tiers.pop())
 
     items.sort(key=tier)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if properties.steps_run:
+        ran = ", ".join(f"{name} {steps:,}" for name, steps in sorted(properties.steps_run.items()))
+        terminalreporter.write_line(f"state-machine steps ({properties.settings.get_current_profile_name()}): {ran}")

@@ -10,10 +10,13 @@ without an example database, so a run passes or fails by the code alone. `make t
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 from hypothesis import HealthCheck, settings
+from hypothesis.stateful import RuleBasedStateMachine, invariant, run_state_machine_as_test
 
 EXPLORE_EXAMPLES, EXPLORE_STEPS = 5, 2  # ten times the steps in all
+steps_run: Counter[str] = Counter()  # steps each state machine ran in this test run, for the summary
 
 settings.register_profile(
     "ci",
@@ -44,3 +47,19 @@ def state_machine_settings(max_examples: int, steps: int) -> settings:
     if exploring():
         return settings(max_examples=max_examples * EXPLORE_EXAMPLES, stateful_step_count=steps * EXPLORE_STEPS)
     return settings(max_examples=max_examples, stateful_step_count=steps)
+
+
+def run_machine(machine: type[RuleBasedStateMachine], max_examples: int, steps: int) -> None:
+    """Run `machine` as a test with `state_machine_settings`, counting the steps it runs in `steps_run`."""
+
+    class Counted(machine):  # type: ignore[misc, valid-type]
+        checked_before = False
+
+        @invariant()
+        def count_step(self) -> None:  # invariants are checked once before the first step, then after each
+            if self.checked_before:
+                steps_run[machine.__name__] += 1
+            self.checked_before = True
+
+    Counted.__name__ = machine.__name__
+    run_state_machine_as_test(Counted, settings=state_machine_settings(max_examples, steps))

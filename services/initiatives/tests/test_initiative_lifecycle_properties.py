@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from initiatives.domain.model import (
     AlreadyDone,
     BudgetLine,
@@ -42,7 +42,7 @@ from initiatives.domain.model import (
 
 from buurtkracht_contracts import initiatives as events
 from buurtkracht_contracts.event import Event
-from tests.properties import state_machine_settings
+from tests.properties import run_machine
 
 pytestmark = [pytest.mark.unit, pytest.mark.properties]
 
@@ -599,4 +599,4 @@ class InitiativeLifecycle(RuleBasedStateMachine):
 
 
 def test_the_initiative_lifecycle_follows_its_rules_under_any_sequence_of_commands():
-    run_state_machine_as_test(InitiativeLifecycle, settings=state_machine_settings(max_examples=50, steps=40))
+    run_machine(InitiativeLifecycle, max_examples=50, steps=40)
