@@ -27,7 +27,7 @@ AreaCode = Annotated[
 
 
 def is_area_code(code: str) -> bool:
-    return bool(_FORMAT.match(code))
+    return bool(_FORMAT.fullmatch(code))
 
 
 def within(area: str, outer: str) -> bool:
@@ -37,3 +37,19 @@ def within(area: str, outer: str) -> bool:
     if area == outer:
         return True
     return _LEVEL[outer[:2]] < _LEVEL[area[:2]] and area[2:].startswith(outer[2:])
+
+
+def enclosing(code: str) -> list[str]:
+    """`code` and every area it lies in, innermost first (BU03630101 → itself, WK036301, GM0363)."""
+    if not is_area_code(code):
+        return []
+    digits = code[2:]
+    return [code] + {"GM": [], "WK": [f"GM{digits[:4]}"], "BU": [f"WK{digits[:6]}", f"GM{digits[:4]}"]}[code[:2]]
+
+
+def inside_prefixes(code: str) -> list[str]:
+    """The prefixes every area strictly inside `code` starts with (GM0363 → WK0363, BU0363; a buurt has none)."""
+    if not is_area_code(code):
+        return []
+    digits = code[2:]
+    return {"GM": [f"WK{digits}", f"BU{digits}"], "WK": [f"BU{digits}"], "BU": []}[code[:2]]

@@ -12,6 +12,8 @@ from datetime import datetime
 
 import asyncpg
 
+from buurtkracht_contracts.areas import inside_prefixes, is_area_code
+
 from ..domain.model import BudgetLine, Category, Initiative, Spending, Status, Transition
 
 _COLUMNS = """id, owner_id, co_initiators, invited_co_initiators, title, summary, description, area_code, category,
@@ -271,9 +273,4 @@ def _budget(initiative: Initiative) -> list[dict[str, object]]:
 
 def _within(area_code: str) -> list[str]:
     """LIKE patterns for the area and every area inside it (GM0363: its wijken and buurten; WK036301: its buurten)."""
-    digits = area_code[2:].replace("%", "").replace("_", "")
-    if area_code.startswith("GM"):
-        return [area_code, f"WK{digits}%", f"BU{digits}%"]
-    if area_code.startswith("WK"):
-        return [area_code, f"BU{digits}%"]
-    return [area_code]
+    return [area_code, *(f"{prefix}%" for prefix in inside_prefixes(area_code))] if is_area_code(area_code) else []

@@ -9,15 +9,12 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from buurtkracht_contracts.areas import enclosing, inside_prefixes
+
 
 def _around(area_code: str) -> tuple[list[str], list[str]]:
     """The CBS areas containing `area_code` (itself included), and LIKE patterns for the areas inside it."""
-    digits = area_code[2:]
-    if area_code.startswith("BU"):
-        return [area_code, f"WK{digits[:6]}", f"GM{digits[:4]}"], []
-    if area_code.startswith("WK"):
-        return [area_code, f"GM{digits[:4]}"], [f"BU{digits}%"]
-    return [area_code], [f"WK{digits}%", f"BU{digits}%"]
+    return enclosing(area_code), [f"{prefix}%" for prefix in inside_prefixes(area_code)]
 
 
 @dataclass(frozen=True)
