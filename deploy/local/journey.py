@@ -383,19 +383,32 @@ class Journey:
             "the vouchers service to know the festival",
             lambda: self.call("vouchers", "GET", f"/api/v1/initiative-budgets/{iid}", owner),
         )
-        votes = [
-            {"member_id": f"sg-{m}-{self.run}", "vote": vote} for m, vote in ((1, "for"), (2, "for"), (3, "against"))
-        ]
-        decision = await self.call(
+        group = await self.call(
+            "vouchers",
+            "PUT",
+            f"/api/v1/areas/{WIJK}/steering-group",
+            official,
+            {"members": [{"member_id": f"sg-{m}-{self.run}", "chair": m == 1} for m in (1, 2, 3)]},
+        )
+        self.step(f"the official registers the steering group of {WIJK}: {len(group['members'])} members")
+        proposal = await self.call(
             "vouchers",
             "POST",
             f"/api/v1/rounds/{round_['id']}/awards",
             self.steering(1) | {"Idempotency-Key": f"award-{self.run}"},
-            {"initiative_id": iid, "amount_cents": 80_000, "votes": votes},
+            {"initiative_id": iid, "amount_cents": 80_000},
         )
+        for m, vote in ((2, "for"), (3, "against")):
+            decision = await self.call(
+                "vouchers",
+                "PUT",
+                f"/api/v1/rounds/{round_['id']}/awards/{proposal['id']}/votes/me",
+                self.steering(m),
+                {"vote": vote},
+            )
         self.step(
-            f"a committee round: the steering group votes 2–1 and awards '{initiative['title']}' € 800,00 "
-            f"({'awarded' if decision['awarded'] else 'not awarded'})"
+            f"a committee round: the chair proposes € 800,00 for '{initiative['title']}', each member votes "
+            f"with their own sign-in, 2–1: {decision['status']}"
         )
         await self.until("the festival to be funded", lambda: self._status_is(iid, owner, "funded"))
         return round_["id"]

@@ -101,6 +101,43 @@ class Vote(BaseModel):
 
 
 @register
+class SteeringGroupChanged(Event):
+    """An official responsible for the area registered its steering group anew: who the members are after the
+    change, who chairs it, and who joined or left."""
+
+    event_type: ClassVar[str] = _type("steering-group-changed")
+    aggregate_type: ClassVar[str] = "steering_group"
+    topic: ClassVar[str] = VOUCHERS_EVENTS
+
+    area_code: str
+    member_ids: list[str] = Field(description="Every member after the change (pseudonymous ids), in the given order")
+    chair_id: str | None = Field(description="The member who chairs the group; null when nobody does")
+    joined_member_ids: list[str] = Field(description="Members who were not members before the change")
+    left_member_ids: list[str] = Field(description="Members who are no longer members after the change")
+    changed_by: str = Field(description="The official who registered the change")
+
+    def subject(self) -> str:
+        return self.area_code
+
+
+@register
+class AwardProposed(RoundEvent):
+    """A member of the steering group proposed to award an approved initiative of a committee round; the
+    proposer's vote is `for`. The eligible members vote until the proposal is decided (AwardDecided)."""
+
+    event_type: ClassVar[str] = _type("award-proposed")
+    initiative_id: uuid.UUID
+    decision_id: uuid.UUID = Field(description="The proposal; its AwardDecided carries the same decision_id")
+    amount_cents: Cents
+    proposed_by: str
+    quorum: int = Field(description="How many eligible members must vote before it can be awarded")
+    eligible_member_ids: list[str] = Field(
+        description="The members who may vote on it: the steering group of the round's area, but not the "
+        "initiative's initiators"
+    )
+
+
+@register
 class AwardDecided(RoundEvent):
     """The steering group decided on awarding an initiative, with who voted how."""
 
@@ -111,6 +148,9 @@ class AwardDecided(RoundEvent):
     awarded: bool
     votes: list[Vote]
     quorum: int
+    proposed_by: str | None = Field(
+        None, description="The member who proposed the award; absent in decisions recorded before proposals"
+    )
 
 
 class BudgetEvent(RoundEvent):

@@ -21,6 +21,7 @@ from notifications.settings import NotificationsSettings
 
 from buurtkracht_contracts import Envelope, Event
 from buurtkracht_contracts import initiatives as i
+from buurtkracht_contracts import vouchers as v
 from buurtkracht_contracts.kafka import to_kafka
 from buurtkracht_contracts.topics import INITIATIVES_EVENTS, TopicSpec, all_topics, dead_letter_topic
 from buurtkracht_kit import topics
@@ -130,9 +131,9 @@ async def publish(kafka_bootstrap: str, *events: Event) -> list[Envelope]:
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        for envelope in envelopes:
+        for event, envelope in zip(events, envelopes, strict=True):
             record = to_kafka(envelope)
-            await producer.send_and_wait(INITIATIVES_EVENTS, record.value, key=record.key, headers=record.headers)
+            await producer.send_and_wait(event.topic, record.value, key=record.key, headers=record.headers)
     finally:
         await producer.stop()
     return envelopes
@@ -294,6 +295,59 @@ async def test_a_supporter_who_joins_as_co_initiator_is_announced_to_the_initiat
     assert await eventually(owner_kinds) == ["co_initiator_joined", "new_supporter"]
     joiners_inbox = (await api.get("/api/v1/inbox", headers=token(joiner, ["resident"], [BUURT]))).json()
     assert joiners_inbox["total"] == 0, "the resident who joined is not told of their own joining"
+
+
+async def test_steering_group_members_hear_of_joining_leaving_and_proposals_to_vote_on_but_the_actors_do_not(
+    api, service, kafka_bootstrap, smtp
+):
+    _, mailbox = smtp
+    chair, member, leaver, proposer = (f"{who}-{RUN}" for who in ("m-chair", "m-new", "m-gone", "m-proposer"))
+    await register(api, member, f"member-{RUN}@example.nl", "en")
+    changer = f"o-steering-{RUN}"
+    round_id = uuid.uuid4()
+    await publish(
+        kafka_bootstrap,
+        v.SteeringGroupChanged(
+            area_code=BUURT,
+            member_ids=[proposer, chair, member],
+            chair_id=chair,
+            joined_member_ids=[chair, member],
+            left_member_ids=[leaver],
+            changed_by=changer,
+        ),
+        v.AwardProposed(
+            round_id=round_id,
+            area_code=BUURT,
+            initiative_id=uuid.uuid4(),
+            decision_id=uuid.uuid4(),
+            amount_cents=50_000,
+            proposed_by=proposer,
+            quorum=2,
+            eligible_member_ids=[proposer, chair, member],
+        ),
+    )
+
+    async def kinds_of(resident_id: str) -> list[str]:
+        inbox = (await api.get("/api/v1/inbox", headers=token(resident_id, ["resident"], [BUURT]))).json()
+        return sorted(item["kind"] for item in inbox["items"])
+
+    async def member_told_both():
+        kinds = await kinds_of(member)
+        return kinds if len(kinds) == 2 else None
+
+    assert await eventually(member_told_both) == ["award_to_vote", "steering_group_joined"]
+    assert await kinds_of(chair) == ["award_to_vote", "steering_group_chair"]
+    assert await kinds_of(leaver) == ["steering_group_left"]
+    assert await kinds_of(proposer) == [] and await kinds_of(changer) == []
+
+    async def member_mail():
+        subjects = sorted(m["Subject"] for m in mailbox.to(f"member-{RUN}@example.nl"))
+        return subjects if len(subjects) == 2 else None
+
+    assert await eventually(member_mail) == [
+        "Vote on a proposal to award €500.00",
+        f"You are a member of the steering group of {BUURT}",
+    ]
 
 
 async def _attempted(query):

@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 from notifications.domain.messages import LANGUAGES, catalogue, euro, render, render_digest
-from notifications.domain.recipients import KINDS, RULES, Audience, actor, rules_for
+from notifications.domain.recipients import KINDS, RULES, Audience, actor, params, rules_for
+from notifications.service import notify
 from pydantic import BaseModel
 
+from buurtkracht_contracts import Envelope, Event
 from buurtkracht_contracts import initiatives as i
 from buurtkracht_contracts import vouchers as v
 from buurtkracht_contracts.registry import models_on
@@ -70,6 +72,16 @@ def test_every_consumed_event_type_has_a_rule():
         (v.RoundOpened, [("round_opened", {"followers"})]),
         (v.WalletsIssued, [("wallet_issued", {"named"})]),
         (v.InitiativeAwarded, [("initiative_awarded", {"initiators", "supporters", "volunteers"})]),
+        (
+            v.SteeringGroupChanged,
+            [
+                ("steering_group_chair", {"named"}),
+                ("steering_group_joined", {"named"}),
+                ("steering_group_left", {"named"}),
+            ],
+        ),
+        (v.AwardProposed, [("award_to_vote", {"named"})]),
+        (v.AwardDecided, [("award_declined", {"initiators"})]),
         (v.ExpenseClaimed, [("expense_to_decide", {"officials"})]),
         (v.ExpenseDeclined, [("expense_declined", {"initiators"})]),
         (v.RoundClosed, [("round_results", {"followers", "officials"})]),
@@ -100,6 +112,212 @@ def test_the_resident_who_joins_as_co_initiator_is_the_actor_and_the_pledging_re
     assert actor(sample(v.PledgeMade).model_copy(update={"resident_id": "r-9"})) is None
 
 
+class FakePeople:
+    """What the service knows of an initiative and its people, without a database."""
+
+    def __init__(self, title: str | None = "Geveltuinen", initiators: tuple[str, ...] = ("r-owner",)) -> None:
+        self.title, self.initiators = title, list(initiators)
+
+    async def learn_initiative(self, *args) -> None:
+        pass
+
+    async def involve(self, *args) -> None:
+        pass
+
+    async def uninvolve(self, *args) -> None:
+        pass
+
+    async def title_of(self, initiative_id) -> str | None:
+        return self.title
+
+    async def involved(self, initiative_id, role: str) -> list[str]:
+        return self.initiators if role == "initiator" else []
+
+    async def followers(self, area_code: str) -> list[str]:
+        return ["r-follower"]
+
+    async def officials(self, area_code: str) -> list[str]:
+        return ["o-official"]
+
+    async def reachable(self, resident_ids: list[str]) -> dict:
+        return {}
+
+
+async def told(monkeypatch, event: Event, people: FakePeople | None = None) -> dict[str, tuple[str, dict]]:
+    """Who gets an inbox message of `event`: recipient -> (kind, the values its templates get)."""
+    queued = []
+
+    async def add(connection, notifications) -> int:
+        queued.extend(notifications)
+        return len(notifications)
+
+    monkeypatch.setattr(notify.notifications, "add", add)
+    uow = types.SimpleNamespace(people=people or FakePeople(), connection=None)
+    await notify.handle(uow, event, Envelope.wrap(event, "urn:test"))
+    return {n.recipient_id: (n.kind, n.params) for n in queued if n.channel == "inbox"}
+
+
+def steering_group_changed(**changes) -> v.SteeringGroupChanged:
+    return v.SteeringGroupChanged(
+        **{
+            "area_code": "BU03630001",
+            "member_ids": ["m-stays", "m-new", "m-chair"],
+            "chair_id": "m-chair",
+            "joined_member_ids": ["m-new", "m-chair"],
+            "left_member_ids": ["m-gone"],
+            "changed_by": "o-official",
+        }
+        | changes
+    )
+
+
+def award_proposed(**changes) -> v.AwardProposed:
+    return v.AwardProposed(
+        **{
+            "round_id": uuid.uuid4(),
+            "area_code": "BU03630001",
+            "initiative_id": uuid.uuid4(),
+            "decision_id": uuid.uuid4(),
+            "amount_cents": 50_000,
+            "proposed_by": "m-proposer",
+            "quorum": 3,
+            "eligible_member_ids": ["m-proposer", "m-1", "m-2"],
+        }
+        | changes
+    )
+
+
+async def test_new_steering_group_members_hear_they_joined_the_chair_that_they_chair_it_and_leavers_that_they_left(
+    monkeypatch,
+):
+    recipients = await told(monkeypatch, steering_group_changed())
+    assert {who: kind for who, (kind, _) in recipients.items()} == {
+        "m-chair": "steering_group_chair",
+        "m-new": "steering_group_joined",
+        "m-gone": "steering_group_left",
+    }, "a member who stays and the official who changed the group are not told"
+    for _, values in recipients.values():
+        assert values["area_code"] == "BU03630001"
+        assert not {"chair_id", "member_ids", "joined_member_ids", "left_member_ids"} & set(values)
+
+
+async def test_a_steering_group_without_a_chair_tells_new_members_only_that_they_joined(monkeypatch):
+    recipients = await told(monkeypatch, steering_group_changed(chair_id=None, left_member_ids=[]))
+    assert {who: kind for who, (kind, _) in recipients.items()} == {
+        "m-new": "steering_group_joined",
+        "m-chair": "steering_group_joined",
+    }
+    unchanged_members = steering_group_changed(chair_id="m-stays", joined_member_ids=[], left_member_ids=[])
+    assert await told(monkeypatch, unchanged_members) == {}, "a member who now chairs the group is not told"
+
+
+async def test_the_official_who_changes_the_steering_group_is_its_actor_and_is_not_told(monkeypatch):
+    event = steering_group_changed(joined_member_ids=["m-new", "o-official"], chair_id=None)
+    assert actor(event) == "o-official"
+    assert set(await told(monkeypatch, event)) == {"m-new", "m-gone"}
+
+
+async def test_the_eligible_members_but_the_proposer_hear_that_an_award_proposal_awaits_their_vote(monkeypatch):
+    event = award_proposed()
+    assert actor(event) == "m-proposer"
+    recipients = await told(monkeypatch, event)
+    assert {who: kind for who, (kind, _) in recipients.items()} == {"m-1": "award_to_vote", "m-2": "award_to_vote"}
+    values = recipients["m-1"][1]
+    assert values["initiative_title"] == "Geveltuinen" and "eligible_member_ids" not in values
+    for language, line in (("nl", "Stem over budget voor 'Geveltuinen'"), ("en", "Vote on a budget for 'Geveltuinen'")):
+        message = render("award_to_vote", language, values, "https://b.example")
+        assert message.subject == line
+        assert f"https://b.example/rondes/{event.round_id}" in message.text
+
+
+async def test_an_award_proposal_of_an_initiative_of_unknown_title_names_the_amount_and_links_to_the_round(
+    monkeypatch,
+):
+    event = award_proposed()
+    [(_, values), _] = (await told(monkeypatch, event, FakePeople(title=None))).values()
+    assert values["initiative_title"] == ""
+    dutch = render("award_to_vote", "nl", values, "https://b.example")
+    english = render("award_to_vote", "en", values, "https://b.example")
+    assert dutch.subject == "Stem over een voorstel om € 500,00 toe te kennen"
+    assert english.subject == "Vote on a proposal to award €500.00"
+    for message in (dutch, english):
+        assert "''" not in message.text and f"https://b.example/rondes/{event.round_id}" in message.text
+
+
+async def test_a_proposal_decided_by_the_proposers_own_vote_asks_nobody_to_vote(monkeypatch):
+    assert rules_for(award_proposed(quorum=1)) == ()
+    assert await told(monkeypatch, award_proposed(quorum=1)) == {}
+
+
+def test_the_proposer_of_a_decided_award_is_not_its_actor():
+    assert actor(sample(v.AwardDecided).model_copy(update={"proposed_by": "m-proposer"})) is None
+
+
+async def test_a_proposal_not_carried_tells_the_initiators_it_was_not_awarded(monkeypatch):
+    decided = v.AwardDecided(
+        round_id=uuid.uuid4(),
+        area_code="BU03630001",
+        initiative_id=uuid.uuid4(),
+        decision_id=uuid.uuid4(),
+        amount_cents=50_000,
+        awarded=False,
+        votes=[
+            v.Vote(member_id="m-proposer", vote="for"),
+            v.Vote(member_id="m-1", vote="against"),
+            v.Vote(member_id="m-2", vote="against"),
+        ],
+        quorum=3,
+        proposed_by="m-proposer",
+    )
+    recipients = await told(monkeypatch, decided, FakePeople(initiators=("r-owner", "r-co")))
+    assert {who: kind for who, (kind, _) in recipients.items()} == {
+        "r-owner": "award_declined",
+        "r-co": "award_declined",
+    }
+    values = recipients["r-owner"][1]
+    dutch = render("award_declined", "nl", values, "https://b.example")
+    assert dutch.subject == "De regiegroep kent 'Geveltuinen' geen budget toe"
+    assert "1 voor, 2 tegen. Het voorstel is niet aangenomen. Er is geen budget toegekend." in dutch.text
+    english = render("award_declined", "en", values, "https://b.example")
+    assert english.subject == "The steering group does not award 'Geveltuinen' a budget"
+    assert "1 for, 2 against. The proposal was not carried. No budget was awarded." in english.text
+    assert "het voorstel om € 500,00 toe te kennen" in dutch.text and "kan beginnen" not in dutch.text
+    assert "the proposal to award €500.00" in english.text and "can start" not in english.text
+
+    too_few = decided.model_copy(update={"votes": decided.votes[:2], "quorum": 3})
+    dutch = render("award_declined", "nl", params(too_few) | {"initiative_title": ""}, "https://b.example")
+    assert dutch.subject == "De regiegroep kent je initiatief geen budget toe"
+    assert "Er waren minstens 3 stemmen nodig, dus het voorstel is niet aangenomen." in dutch.text
+    english = render("award_declined", "en", params(too_few) | {"initiative_title": ""}, "https://b.example")
+    assert "It needed at least 3 votes, so the proposal was not carried." in english.text
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_steering_group_messages_render_in_both_languages_without_naming_members(language):
+    values = params(steering_group_changed())
+    subjects = {
+        kind: render(kind, language, values, "https://b.example").subject
+        for kind in ("steering_group_chair", "steering_group_joined", "steering_group_left")
+    }
+    assert (
+        subjects
+        == {
+            "nl": {
+                "steering_group_chair": "Je bent voorzitter van de regiegroep van BU03630001",
+                "steering_group_joined": "Je bent lid van de regiegroep van BU03630001",
+                "steering_group_left": "Je bent geen lid meer van de regiegroep van BU03630001",
+            },
+            "en": {
+                "steering_group_chair": "You chair the steering group of BU03630001",
+                "steering_group_joined": "You are a member of the steering group of BU03630001",
+                "steering_group_left": "You are no longer a member of the steering group of BU03630001",
+            },
+        }[language]
+    )
+    for kind in subjects:
+        assert "m-" not in render(kind, language, values, "https://b.example").text
+
+
 def test_support_ended_by_becoming_an_initiator_is_not_told_as_support_withdrawn():
     withdrawn = sample(i.InitiativeSupportWithdrawn)
     assert rules_for(withdrawn.model_copy(update={"reason": "became_initiator"})) == ()
@@ -118,7 +336,7 @@ RENDERED = [(model, rule.kind, language) for model in CONSUMED for rule in RULES
 
 @pytest.mark.parametrize("model, kind, language", RENDERED, ids=[f"{k}-{lang}" for _, k, lang in RENDERED])
 def test_every_message_renders_in_both_languages_without_missing_values(model, kind, language):
-    values = sample(model).model_dump(mode="json") | {"initiative_title": "Geveltuinen"}
+    values = params(sample(model)) | {"initiative_title": "Geveltuinen"}  # what a stored message holds
     message = render(kind, language, values, "https://buurtkracht.example")
     assert message.subject.strip() and "\n" not in message.subject
     assert message.text.strip() and message.html.startswith("<!DOCTYPE html>")
@@ -146,3 +364,19 @@ def test_a_digest_groups_messages_and_is_never_empty():
     assert digest.subject == "Buurtkracht: 2 new updates" and digest.text.count("• ") == 2
     with pytest.raises(ValueError):
         render_digest([], "nl", "https://b.example")
+
+
+def test_a_message_about_a_decision_tells_how_many_voted_how_but_never_who():
+    decided = v.AwardDecided(
+        round_id=uuid.uuid4(),
+        area_code="BU03630001",
+        initiative_id=uuid.uuid4(),
+        decision_id=uuid.uuid4(),
+        amount_cents=50_000,
+        awarded=False,
+        votes=[v.Vote(member_id="m-1", vote="for"), v.Vote(member_id="m-2", vote="against")],
+        quorum=2,
+    )
+    values = params(decided)
+    assert (values["votes_for"], values["votes_against"], values["votes_cast"]) == (1, 1, 2)
+    assert "votes" not in values and "m-1" not in str(values) and "m-2" not in str(values)

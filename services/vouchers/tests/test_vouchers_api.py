@@ -4,6 +4,7 @@ money at every step, each refusal moving nothing, and the ledger's invariants af
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -107,7 +108,7 @@ async def approve_initiative(service, kafka_bootstrap: str, amount: int, initiat
     raise AssertionError("the approved initiative never arrived")
 
 
-async def open_round(api, mechanism="pledge", **extra) -> dict:
+async def open_round(api, mechanism="pledge", headers=OFFICIAL, **extra) -> dict:
     now = datetime.now(UTC)
     body = {
         "area_code": WIJK,
@@ -122,7 +123,7 @@ async def open_round(api, mechanism="pledge", **extra) -> dict:
         if mechanism == "pledge"
         else {"committee_quorum": 2}
     )
-    answer = await api.post("/api/v1/rounds", json=body | extra, headers=OFFICIAL | key())
+    answer = await api.post("/api/v1/rounds", json=body | extra, headers=headers | key())
     assert answer.status_code == 201, answer.text
     return answer.json()
 
@@ -339,50 +340,254 @@ async def test_a_pledge_round_from_wallets_to_payout_and_closing(api, service, k
     assert types.count("initiative-awarded.v1") == 1 and types.count("payout-requested.v1") == 1
 
 
-async def test_a_committee_round_awards_by_quorum(api, service, kafka_bootstrap):
-    round_ = await open_round(api, mechanism="committee")
+def member(sub: str, area: str = WIJK) -> dict[str, str]:
+    return token(sub, ["steering_group", "resident"], [area])
+
+
+async def steering_group(api, area: str = WIJK, members=("sg-1", "sg-2", "sg-3"), official=OFFICIAL) -> dict:
+    """The officials register the area's steering group; the first member chairs it."""
+    body = {"members": [{"member_id": m, "chair": i == 0} for i, m in enumerate(members)]}
+    answer = await api.put(f"/api/v1/areas/{area}/steering-group", json=body, headers=official)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+async def propose(api, rid: str, initiative, amount: int, who: str = "sg-1", **headers) -> httpx.Response:
+    body = {"initiative_id": str(initiative), "amount_cents": amount}
+    return await api.post(f"/api/v1/rounds/{rid}/awards", json=body, headers=member(who) | key() | headers)
+
+
+async def vote(api, rid: str, award_id: str, who: str, how: str) -> httpx.Response:
+    return await api.put(f"/api/v1/rounds/{rid}/awards/{award_id}/votes/me", json={"vote": how}, headers=member(who))
+
+
+async def tell(kafka_bootstrap: str, *events) -> None:
+    """The initiatives service publishes `events` on its topic."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for event in events:
+            record = to_kafka(Envelope.wrap(event, INITIATIVES_SOURCE))
+            await producer.send_and_wait(INITIATIVES_EVENTS, record.value, key=record.key, headers=record.headers)
+    finally:
+        await producer.stop()
+
+
+async def events_keyed(service, kafka_bootstrap: str, key: str, at_least: int) -> list[tuple[str, dict]]:
+    """(type, data) of the events this service published keyed by `key`, in order, once `at_least` are on Kafka."""
+    source = service.settings.event_source.encode()
+    found: list = []
+    for _ in range(20):
+        records = await read_topic(kafka_bootstrap, VOUCHERS_EVENTS, at_least=1, timeout=10)
+        found = sorted(
+            (r for r in records if r.key == key.encode() and dict(r.headers).get("ce_source") == source),
+            key=lambda r: (r.partition, r.offset),
+        )
+        if len(found) >= at_least:
+            break
+        await asyncio.sleep(0.5)
+    return [(dict(r.headers)["ce_type"].decode().removeprefix(PREFIX), json.loads(r.value)) for r in found]
+
+
+async def test_an_official_registers_the_steering_group_of_their_area_and_only_they_and_its_members_see_it(
+    api, service, kafka_bootstrap
+):
+    area = "BU03630002"
+    path = f"/api/v1/areas/{area}/steering-group"
+    empty = await api.get(path, headers=OFFICIAL)
+    assert empty.status_code == 200 and empty.json()["members"] == [] and empty.json()["chair_id"] is None
+    body = {"members": [{"member_id": "sg-a", "chair": True}, {"member_id": "sg-b"}]}
+    await refused(await api.put(path, json=body, headers=token("o-9", ["official"], ["WK036302"])), 403)
+    await refused(await api.put(path, json=body, headers=member("sg-a")), 403)
+    two_chairs = {"members": [{"member_id": "sg-a", "chair": True}, {"member_id": "sg-b", "chair": True}]}
+    problem = await refused(await api.put(path, json=two_chairs, headers=OFFICIAL), 422)
+    assert problem["errors"][0]["field"] == "members" and "one chair" in problem["detail"]
+    twice = {"members": [{"member_id": "sg-a"}, {"member_id": "sg-a"}]}
+    await refused(await api.put(path, json=twice, headers=OFFICIAL), 422)
+    await refused(await api.put("/api/v1/areas/nowhere/steering-group", json=body, headers=OFFICIAL), 422)
+
+    registered = await api.put(path, json=body, headers=OFFICIAL)
+    assert registered.status_code == 200
+    assert registered.json() | {"changed_at": None} == {
+        "area_code": area,
+        "members": [{"member_id": "sg-a", "chair": True}, {"member_id": "sg-b", "chair": False}],
+        "chair_id": "sg-a",
+        "changed_by": "o-1",
+        "changed_at": None,
+    }
+    again = await api.put(path, json={"members": body["members"][::-1]}, headers=OFFICIAL)
+    assert again.json()["members"] == registered.json()["members"], "the same group again changes nothing"
+    assert (await api.get(path, headers=OFFICIAL)).json() == registered.json()
+    as_member = await api.get(path, headers=token("sg-b", ["resident"], [area]))
+    assert as_member.status_code == 200 and as_member.json() == registered.json()
+    await refused(await api.get(path, headers=resident("r-1", area)), 403)
+    await refused(await api.get(path, headers=token("o-9", ["official"], ["WK036302"])), 403)
+
+    replaced = await api.put(path, json={"members": [{"member_id": "sg-b"}, {"member_id": "sg-c"}]}, headers=OFFICIAL)
+    assert replaced.json()["chair_id"] is None
+    await refused(await api.get(path, headers=token("sg-a", ["steering_group"], [area])), 403)
+    told = [
+        data
+        for kind, data in await events_keyed(service, kafka_bootstrap, area, 2)
+        if kind == "steering-group-changed.v1"
+    ]
+    assert [(e["member_ids"], e["chair_id"], e["joined_member_ids"], e["left_member_ids"]) for e in told] == [
+        (["sg-a", "sg-b"], "sg-a", ["sg-a", "sg-b"], []),
+        (["sg-b", "sg-c"], None, ["sg-c"], ["sg-a"]),
+    ], "told once per change, not when the same group was registered again"
+
+
+async def test_each_member_votes_with_their_own_sign_in_and_a_quorum_of_them_awards(api, service, kafka_bootstrap):
+    await steering_group(api)
+    round_ = await open_round(api, mechanism="committee")  # quorum 2
     rid = round_["id"]
     initiative = await approve_initiative(service, kafka_bootstrap, 40_000)
-    member = token("sg-1", ["steering_group"], [WIJK])
-    decision = {
-        "initiative_id": str(initiative),
-        "amount_cents": 40_000,
-        "votes": [{"member_id": "sg-1", "vote": "for"}],
-    }
-    problem = await refused(await api.post(f"/api/v1/rounds/{rid}/awards", json=decision, headers=member | key()), 409)
-    assert problem["current_status"] == "no_quorum"
-    await refused(await api.post(f"/api/v1/rounds/{rid}/awards", json=decision, headers=OFFICIAL | key()), 403)
-    outsider = token("sg-9", ["steering_group"], ["WK036302"])
-    await refused(await api.post(f"/api/v1/rounds/{rid}/awards", json=decision, headers=outsider | key()), 403)
-    too_much = decision | {
-        "amount_cents": 40_001,
-        "votes": [{"member_id": "sg-1", "vote": "for"}, {"member_id": "sg-2", "vote": "for"}],
-    }
-    await refused(await api.post(f"/api/v1/rounds/{rid}/awards", json=too_much, headers=member | key()), 422)
+
+    problem = await refused(await propose(api, rid, initiative, 40_000, "sg-9"), 403)
+    assert "not a registered member of the steering group of WK036300" in problem["detail"]
+    no_role = {"Authorization": token("sg-1", ["resident"], [WIJK])["Authorization"]}
+    problem = await refused(await propose(api, rid, initiative, 40_000, **no_role), 403)
+    assert "steering_group role" in problem["detail"]
+    await refused(await propose(api, rid, initiative, 40_000, **OFFICIAL), 403)
+    await refused(await propose(api, rid, initiative, 40_001), 422)
+    await refused(
+        await api.post(
+            f"/api/v1/rounds/{rid}/awards",
+            json={"initiative_id": str(initiative), "amount_cents": 40_000},
+            headers=member("sg-1"),
+        ),
+        400,
+    )
+
+    same_key = key()
+    proposed = await propose(api, rid, initiative, 40_000, **same_key)
+    assert proposed.status_code == 201, proposed.text
+    award = proposed.json()
+    assert (award["status"], award["awarded"], award["quorum"], award["proposed_by"]) == ("open", None, 2, "sg-1")
+    assert [(v["member_id"], v["vote"], v["counted"]) for v in award["votes"]] == [("sg-1", "for", True)]
+    assert award["eligible_member_ids"] == ["sg-1", "sg-2", "sg-3"]
+    assert (await propose(api, rid, initiative, 40_000, **same_key)).json() == award, "the same key replays"
+    problem = await refused(await propose(api, rid, initiative, 30_000, "sg-2"), 409)
+    assert problem["current_status"] == "open", "one open proposal per initiative in a round"
+
+    aid = award["id"]
+    tied = await vote(api, rid, aid, "sg-2", "against")
+    assert tied.status_code == 200 and tied.json()["status"] == "open", "1 for, 1 against: not awarded yet"
+    await refused(await vote(api, rid, aid, "sg-9", "for"), 403)
+    await refused(
+        await api.put(f"/api/v1/rounds/{rid}/awards/{aid}/votes/me", json={"vote": "maybe"}, headers=member("sg-3")),
+        422,
+    )
+    await refused(await vote(api, rid, str(uuid.uuid4()), "sg-3", "for"), 404)
     assert await totals(api, rid) == {"pool": 1_000_000}
-    rejected = decision | {
-        "votes": [
-            {"member_id": "sg-1", "vote": "for"},
-            {"member_id": "sg-2", "vote": "against"},
-            {"member_id": "sg-3", "vote": "against"},
-        ]
-    }
-    answer = await api.post(f"/api/v1/rounds/{rid}/awards", json=rejected, headers=member | key())
-    assert answer.status_code == 201 and answer.json()["awarded"] is False
-    awarded = decision | {
-        "votes": [
-            {"member_id": "sg-1", "vote": "for"},
-            {"member_id": "sg-2", "vote": "for"},
-            {"member_id": "sg-3", "vote": "abstain"},
-        ]
-    }
-    answer = await api.post(f"/api/v1/rounds/{rid}/awards", json=awarded, headers=member | key())
-    assert answer.json()["awarded"] is True
+
+    decided = await vote(api, rid, aid, "sg-2", "abstain")  # sg-2 changes their vote
+    assert decided.json()["status"] == "awarded" and decided.json()["awarded"] is True
+    assert [(v["member_id"], v["vote"]) for v in decided.json()["votes"]] == [("sg-1", "for"), ("sg-2", "abstain")]
     assert await totals(api, rid) == {"pool": 960_000, "budget": 40_000}
-    await refused(await api.post(f"/api/v1/rounds/{rid}/awards", json=awarded, headers=member | key()), 409)
-    await refused(await api.post(f"/api/v1/rounds/{rid}/wallets/me", headers=resident("r-1")), 409)
+    problem = await refused(await vote(api, rid, aid, "sg-3", "for"), 409)
+    assert problem["current_status"] == "awarded", "a decided proposal takes no more votes"
+    await refused(await propose(api, rid, initiative, 40_000, "sg-3"), 409)
+
+    listed = await api.get(f"/api/v1/rounds/{rid}/awards", headers=OFFICIAL)
+    assert listed.status_code == 200 and listed.json()["total"] == 1
+    assert listed.json()["items"] == [decided.json()]
+    assert (await api.get(f"/api/v1/rounds/{rid}/awards/{aid}", headers=member("sg-3"))).json() == decided.json()
+    assert (await api.get(f"/api/v1/rounds/{rid}/awards?status=open", headers=OFFICIAL)).json()["total"] == 0
+    await refused(await api.get(f"/api/v1/rounds/{rid}/awards", headers=resident("r-1")), 403)
+    await refused(await api.get(f"/api/v1/rounds/{rid}/awards/{aid}", headers=member("sg-9")), 403)
+    await refused(await api.get(f"/api/v1/rounds/{rid}/awards/{uuid.uuid4()}", headers=OFFICIAL), 404)
+
+    told = await events_keyed(service, kafka_bootstrap, rid, 4)
+    kinds = [kind for kind, _ in told]
+    assert kinds[kinds.index("award-proposed.v1") :] == [
+        "award-proposed.v1",
+        "award-decided.v1",
+        "initiative-awarded.v1",
+    ]
+    proposed_event, decided_event = told[kinds.index("award-proposed.v1")][1], told[kinds.index("award-decided.v1")][1]
+    assert proposed_event["eligible_member_ids"] == ["sg-1", "sg-2", "sg-3"] and proposed_event["decision_id"] == aid
+    assert decided_event["awarded"] is True and decided_event["proposed_by"] == "sg-1"
+    assert decided_event["votes"] == [{"member_id": "sg-1", "vote": "for"}, {"member_id": "sg-2", "vote": "abstain"}]
     async with service.pool.acquire() as conn:
         assert await Ledger(conn).check() == []
+
+
+async def test_a_proposal_every_eligible_member_voted_on_without_a_majority_for_is_not_awarded(
+    api, service, kafka_bootstrap
+):
+    await steering_group(api)
+    rid = (await open_round(api, mechanism="committee"))["id"]
+    initiative = await approve_initiative(service, kafka_bootstrap, 10_000)
+    aid = (await propose(api, rid, initiative, 10_000)).json()["id"]
+    assert (await vote(api, rid, aid, "sg-2", "against")).json()["status"] == "open"
+    decided = await vote(api, rid, aid, "sg-3", "abstain")
+    assert (decided.json()["status"], decided.json()["awarded"]) == ("not_awarded", False)
+    assert decided.json()["decided_at"] is not None
+    assert await totals(api, rid) == {"pool": 1_000_000}, "nothing moved"
+    again = await propose(api, rid, initiative, 5_000, "sg-2")
+    assert again.status_code == 201, "a new proposal may follow one that was not carried"
+    closed = await api.post(f"/api/v1/rounds/{rid}/close", headers=OFFICIAL)
+    assert closed.json()["status"] == "closed"
+    lapsed = await api.get(f"/api/v1/rounds/{rid}/awards/{again.json()['id']}", headers=OFFICIAL)
+    assert lapsed.json()["status"] == "lapsed" and lapsed.json()["awarded"] is None
+    problem = await refused(await vote(api, rid, again.json()["id"], "sg-1", "for"), 409)
+    assert problem["current_status"] == "lapsed"
+    decided_events = [d for k, d in await events_keyed(service, kafka_bootstrap, rid, 3) if k == "award-decided.v1"]
+    assert [(e["awarded"], [v["vote"] for v in e["votes"]]) for e in decided_events] == [
+        (False, ["for", "against", "abstain"])
+    ]
+
+
+async def test_nobody_votes_on_the_award_of_an_initiative_they_joined_as_co_initiator(api, service, kafka_bootstrap):
+    await steering_group(api)
+    rid = (await open_round(api, mechanism="committee", committee_quorum=2))["id"]
+    initiative = await approve_initiative(service, kafka_bootstrap, 12_000)
+    unknown = uuid.uuid4()
+    joined = initiative_events.CoInitiatorJoined(
+        initiative_id=initiative,
+        area_code=BUURT,
+        title="Geveltuinen",
+        initiators=["r-owner", "sg-2"],
+        resident_id="sg-2",
+    )
+    await tell(kafka_bootstrap, joined.model_copy(update={"initiative_id": unknown}), joined)
+    for _ in range(300):
+        async with service.pool.acquire() as conn:
+            initiators = await conn.fetchval("SELECT initiators FROM initiatives WHERE id = $1", initiative)
+        if "sg-2" in initiators:
+            break
+        await asyncio.sleep(0.1)
+    assert initiators == ["r-owner", "sg-2"]
+    async with service.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM initiatives WHERE id = $1", unknown) == 0, "ignored"
+
+    problem = await refused(await propose(api, rid, initiative, 12_000, "sg-2"), 403)
+    assert "own initiative" in problem["detail"]
+    proposed = (await propose(api, rid, initiative, 12_000, "sg-1")).json()
+    assert proposed["eligible_member_ids"] == ["sg-1", "sg-3"], "a co-initiator is not eligible"
+    problem = await refused(await vote(api, rid, proposed["id"], "sg-2", "for"), 403)
+    assert "own initiative" in problem["detail"]
+    awarded = await vote(api, rid, proposed["id"], "sg-3", "for")
+    assert awarded.json()["status"] == "awarded"
+
+    claim = await api.post(
+        "/api/v1/expense-claims",
+        json={
+            "initiative_id": str(initiative),
+            "supplier": "Drukkerij",
+            "amount_cents": 2_000,
+            "invoice_reference": "Z",
+        },
+        headers=resident("r-owner") | key(),
+    )
+    decide = f"/api/v1/expense-claims/{claim.json()['id']}/decision"
+    for decider in (member("sg-2"), token("r-owner", ["official"], [WIJK])):
+        problem = await refused(await api.post(decide, json={"decision": "approve"}, headers=decider | key()), 403)
+        assert "nobody decides" in problem["detail"]
+    await refused(await api.post(decide, json={"decision": "approve"}, headers=member("sg-9") | key()), 403)
+    approved = await api.post(decide, json={"decision": "approve"}, headers=member("sg-1") | key())
+    assert approved.status_code == 200 and approved.json()["decided_by"] == "sg-1"
 
 
 async def test_a_withdrawn_initiative_gets_its_pledges_returned_through_kafka(api, service, kafka_bootstrap):
@@ -483,16 +688,11 @@ async def test_opening_a_round_takes_an_idempotency_key_and_a_retry_opens_no_sec
 async def test_finance_confirms_a_payout_by_its_reference_and_a_confirmation_for_another_amount_moves_nothing(
     api, service, kafka_bootstrap
 ):
-    round_ = await open_round(api, mechanism="committee")
+    await steering_group(api)
+    round_ = await open_round(api, mechanism="committee", committee_quorum=1)
     initiative = await approve_initiative(service, kafka_bootstrap, 8_000)
-    member = token("sg-1", ["steering_group"], [WIJK])
-    votes = [{"member_id": "sg-1", "vote": "for"}, {"member_id": "sg-2", "vote": "for"}]
-    awarded = await api.post(
-        f"/api/v1/rounds/{round_['id']}/awards",
-        json={"initiative_id": str(initiative), "amount_cents": 8_000, "votes": votes},
-        headers=member | key(),
-    )
-    assert awarded.json()["awarded"] is True
+    awarded = await propose(api, round_["id"], initiative, 8_000)
+    assert awarded.json()["awarded"] is True, "a quorum of one: the proposer's vote decides"
     claim = await api.post(
         "/api/v1/expense-claims",
         json={
@@ -535,3 +735,218 @@ async def test_finance_confirms_a_payout_by_its_reference_and_a_confirmation_for
     assert (budget["payable_cents"], budget["paid_cents"], budget["left_cents"]) == (0, 2_500, 5_500)
     async with service.pool.acquire() as conn:
         assert await Ledger(conn).check() == []
+
+
+# -- what officials, members, initiators and residents see ------------------------------------------------------
+
+
+async def test_officials_members_and_initiators_each_list_the_claims_and_payouts_they_act_on_and_nobody_else(
+    api, service, kafka_bootstrap
+):
+    wijk, buurt = "WK036309", "BU03630901"
+    official = token("o-9", ["official"], [wijk])
+    await steering_group(api, wijk, ["sg-l1"], official=official)
+    round_ = await open_round(api, mechanism="committee", area_code=wijk, committee_quorum=1, headers=official)
+    rid = round_["id"]
+    first = await approve_initiative(service, kafka_bootstrap, 10_000, initiators=("r-a",), area=buurt)
+    second = await approve_initiative(service, kafka_bootstrap, 5_000, initiators=("r-b",), area=buurt)
+    for initiative, amount in ((first, 10_000), (second, 5_000)):
+        body = {"initiative_id": str(initiative), "amount_cents": amount}
+        awarded = await api.post(f"/api/v1/rounds/{rid}/awards", json=body, headers=member("sg-l1", wijk) | key())
+        assert awarded.json()["awarded"] is True
+    claims = []
+    for initiative, initiator, cents in ((first, "r-a", 1_000), (first, "r-a", 2_000), (second, "r-b", 3_000)):
+        claimed = await api.post(
+            "/api/v1/expense-claims",
+            json={
+                "initiative_id": str(initiative),
+                "supplier": "Bouwmarkt",
+                "amount_cents": cents,
+                "invoice_reference": f"L-{cents}",
+            },
+            headers=resident(initiator, buurt) | key(),
+        )
+        claims.append(claimed.json()["id"])
+
+    async def listed(headers, query: str = "") -> tuple[list[str], int]:
+        answer = await api.get(f"/api/v1/expense-claims?round_id={rid}{query}", headers=headers)
+        assert answer.status_code == 200, answer.text
+        return [c["id"] for c in answer.json()["items"]], answer.json()["total"]
+
+    newest_first = claims[::-1]
+    assert await listed(official) == (newest_first, 3)
+    assert await listed(member("sg-l1", wijk)) == (newest_first, 3)
+    assert await listed(resident("r-a", buurt)) == (claims[1::-1], 2), "an initiator sees their own initiative's"
+    assert await listed(resident("r-b", buurt)) == ([claims[2]], 1)
+    assert await listed(OFFICIAL) == ([], 0), "an official of another wijk sees none"
+    assert await listed(member("sg-1", wijk)) == ([], 0), "the role alone makes no member"
+    assert await listed(official, "&limit=2") == (newest_first[:2], 3)
+    assert await listed(official, "&limit=2&offset=2") == (newest_first[2:], 3)
+    assert await listed(official, "&status=approved") == ([], 0)
+    page = (await api.get("/api/v1/expense-claims", headers=resident("r-b", buurt))).json()
+    assert page["items"][0] | {"created_at": None} == {
+        "id": claims[2],
+        "initiative_id": str(second),
+        "round_id": rid,
+        "claimed_by": "r-b",
+        "supplier": "Bouwmarkt",
+        "amount_cents": 3_000,
+        "invoice_reference": "L-3000",
+        "status": "held",
+        "decided_by": None,
+        "decision_reason": None,
+        "created_at": None,
+        "decided_at": None,
+        "payout_id": None,
+        "payout_reference": None,
+    }
+
+    one = f"/api/v1/expense-claims/{claims[0]}"
+    for allowed in (official, member("sg-l1", wijk), resident("r-a", buurt)):
+        assert (await api.get(one, headers=allowed)).json()["id"] == claims[0]
+    for stranger in (resident("r-b", buurt), OFFICIAL, member("sg-1", wijk), FINANCE):
+        await refused(await api.get(one, headers=stranger), 404)
+    await refused(await api.get(f"/api/v1/expense-claims/{uuid.uuid4()}", headers=official), 404)
+
+    approved = await api.post(f"{one}/decision", json={"decision": "approve"}, headers=official | key())
+    payout_id = approved.json()["payout_id"]
+    shown = (await api.get(one, headers=resident("r-a", buurt))).json()
+    assert (shown["status"], shown["payout_id"], shown["decided_by"]) == ("approved", payout_id, "o-9")
+    assert shown["decided_at"] is not None
+
+    async def payouts(headers, query: str = "") -> list[str]:
+        answer = await api.get(f"/api/v1/payouts?limit=100{query}", headers=headers)
+        assert answer.status_code == 200, answer.text
+        return [p["id"] for p in answer.json()["items"]]
+
+    assert await payouts(official) == [payout_id]
+    assert payout_id in await payouts(FINANCE)
+    assert payout_id not in await payouts(OFFICIAL)
+    assert await payouts(official, "&status=settled") == []
+    await refused(await api.get("/api/v1/payouts", headers=resident("r-a", buurt)), 403)
+    await refused(await api.get("/api/v1/payouts", headers=member("sg-l1", wijk)), 403)
+
+
+async def test_rounds_are_listed_for_anyone_signed_in_newest_first_by_area_and_status(api):
+    wijk = "WK036307"
+    official = token("o-7", ["official"], [wijk])
+    older = await open_round(api, mechanism="committee", area_code=wijk, headers=official)
+    newer = await open_round(api, area_code=wijk, headers=official)
+    closed = await api.post(f"/api/v1/rounds/{older['id']}/close", headers=official)
+    assert closed.json()["status"] == "closed"
+
+    async def ids(query: str, headers=None) -> list[str]:
+        answer = await api.get(f"/api/v1/rounds?{query}", headers=headers or resident("r-1", "BU03630701"))
+        assert answer.status_code == 200, answer.text
+        return [r["id"] for r in answer.json()["items"]]
+
+    assert await ids(f"area_code={wijk}") == [newer["id"], older["id"]]
+    assert await ids("area_code=BU03630701") == [newer["id"], older["id"]], "the rounds a buurt lies in"
+    assert (await ids("area_code=GM0363&limit=100"))[:2] == [newer["id"], older["id"]], "the rounds inside a city"
+    assert await ids("area_code=WK036308") == []
+    assert await ids(f"area_code={wijk}&status=closed") == [older["id"]]
+    page = (await api.get(f"/api/v1/rounds?area_code={wijk}&limit=1&offset=1", headers=FINANCE)).json()
+    assert (page["total"], page["limit"], page["offset"], [r["id"] for r in page["items"]]) == (2, 1, 1, [older["id"]])
+    assert page["items"][0]["status"] == "closed" and page["items"][0]["mechanism"] == "committee"
+    await refused(await api.get("/api/v1/rounds?area_code=WK36"), 401)
+    await refused(await api.get("/api/v1/rounds?area_code=WK36", headers=FINANCE), 422)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/rounds",
+        "/api/v1/expense-claims",
+        "/api/v1/payouts",
+        f"/api/v1/rounds/{uuid.UUID(int=1)}/awards",
+        f"/api/v1/rounds/{uuid.UUID(int=1)}/initiatives",
+    ],
+)
+@pytest.mark.parametrize("query", ["offset=2147483648", f"offset={10**30}", "offset=-1", "limit=0", "limit=101"])
+async def test_paging_beyond_its_bounds_is_invalid_input_not_a_server_error(api, path, query):
+    problem = await refused(await api.get(f"{path}?{query}", headers=FINANCE), 422)
+    assert problem["errors"][0]["field"] in ("offset", "limit")
+
+
+async def test_amounts_and_quorums_beyond_what_the_database_holds_are_invalid_input(api, service, kafka_bootstrap):
+    now = datetime.now(UTC)
+    base = {
+        "area_code": WIJK,
+        "name": "x",
+        "total_budget_cents": 1_000,
+        "opens_at": now.isoformat(),
+        "closes_at": (now + timedelta(days=1)).isoformat(),
+        "mechanism": "committee",
+        "committee_quorum": 1,
+    }
+    for field, value in (("total_budget_cents", 2**63), ("committee_quorum", 2**31)):
+        problem = await refused(
+            await api.post("/api/v1/rounds", json=base | {field: value}, headers=OFFICIAL | key()), 422
+        )
+        assert problem["errors"][0]["field"] == field
+    round_ = await open_round(api)
+    pledge = {"initiative_id": str(uuid.uuid4()), "amount_cents": 2**63}
+    problem = await refused(
+        await api.post(f"/api/v1/rounds/{round_['id']}/pledges", json=pledge, headers=resident("r-1") | key()), 422
+    )
+    assert problem["errors"][0]["field"] == "amount_cents"
+
+
+async def test_a_ledger_read_after_an_entry_id_beyond_any_is_invalid_input(api):
+    round_ = await open_round(api)
+    await refused(await api.get(f"/api/v1/rounds/{round_['id']}/ledger?after={2**63}", headers=OFFICIAL), 422)
+
+
+async def test_residents_of_the_area_see_how_far_each_initiative_of_a_pledge_round_is_before_they_pledge(
+    api, service, kafka_bootstrap
+):
+    wijk, buurt = "WK036308", "BU03630801"
+    official = token("o-8", ["official"], [wijk])
+    round_ = await open_round(api, area_code=wijk, headers=official)
+    rid = round_["id"]
+    slow = await approve_initiative(service, kafka_bootstrap, 5_000, area=buurt)
+    fast = await approve_initiative(service, kafka_bootstrap, 3_000, area=buurt)
+    elsewhere = await approve_initiative(service, kafka_bootstrap, 3_000, area="BU03630101")
+    residents = ["r-p1", "r-p2", "r-p3"]
+    await api.post(f"/api/v1/rounds/{rid}/wallet-issuances", json={"resident_ids": residents}, headers=official)
+    for who, initiative in (("r-p1", slow), ("r-p2", fast), ("r-p3", fast)):
+        pledged = await api.post(
+            f"/api/v1/rounds/{rid}/pledges",
+            json={"initiative_id": str(initiative), "amount_cents": 2_000},
+            headers=resident(who, buurt) | key(),
+        )
+        assert pledged.status_code == 201, pledged.text
+
+    answer = await api.get(f"/api/v1/rounds/{rid}/initiatives", headers=resident("r-p9", buurt))
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "items": [
+            {
+                "initiative_id": str(fast),
+                "title": "Geveltuinen",
+                "area_code": buurt,
+                "approved_amount_cents": 3_000,
+                "pledged_cents": 3_000,
+                "status": "awarded",
+                "awarded_cents": 3_000,
+            },
+            {
+                "initiative_id": str(slow),
+                "title": "Geveltuinen",
+                "area_code": buurt,
+                "approved_amount_cents": 5_000,
+                "pledged_cents": 2_000,
+                "status": "open",
+                "awarded_cents": None,
+            },
+        ],
+        "total": 2,
+        "limit": 20,
+        "offset": 0,
+    }
+    assert str(elsewhere) not in answer.text, "only the initiatives of the round's area"
+    as_official = await api.get(f"/api/v1/rounds/{rid}/initiatives?limit=1&offset=1", headers=official)
+    assert [i["initiative_id"] for i in as_official.json()["items"]] == [str(slow)]
+    await refused(await api.get(f"/api/v1/rounds/{rid}/initiatives", headers=resident("r-p9", "BU03630101")), 403)
+    await refused(await api.get(f"/api/v1/rounds/{rid}/initiatives", headers=OFFICIAL), 403)
+    await refused(await api.get(f"/api/v1/rounds/{uuid.uuid4()}/initiatives", headers=official), 404)

@@ -21,7 +21,8 @@ from vouchers.adapters.unit_of_work import VouchersUnitOfWork
 from vouchers.app import SPEC
 from vouchers.domain.ledger import InsufficientFunds, Kind
 from vouchers.domain.rounds import Mechanism
-from vouchers.service import awards, reactions, rounds, wallets
+from vouchers.domain.steering import Member
+from vouchers.service import awards, reactions, rounds, steering, wallets
 from vouchers.service.pledges import PledgeResult, pledge, withdraw_pledge
 
 from buurtkracht_contracts.event import source_urn
@@ -311,7 +312,21 @@ async def waiting_on_a_lock(pool, count: int = 1) -> None:
     raise AssertionError(f"{count} transaction(s) never waited for a lock")
 
 
-async def open_committee_round(pool) -> uuid.UUID:
+MEMBERS = [f"sg-{n}" for n in range(1, 7)]
+
+
+def member(subject: str) -> Principal:
+    return Principal(subject, frozenset({Role.STEERING_GROUP}), frozenset({WIJK}))
+
+
+async def steering_group(pool) -> None:
+    """The steering group of the wijk: six members, the first chairs it (registered again: nothing changes)."""
+    group = [Member(m, m == MEMBERS[0]) for m in MEMBERS]
+    await once(pool, lambda uow: steering.register_steering_group(uow, OFFICIAL, WIJK, group, datetime.now(UTC)))
+
+
+async def open_committee_round(pool, quorum: int = 1) -> uuid.UUID:
+    await steering_group(pool)
     now = datetime.now(UTC)
     round_ = await once(
         pool,
@@ -326,20 +341,90 @@ async def open_committee_round(pool) -> uuid.UUID:
             closes_at=now + timedelta(days=30),
             voucher_amount_cents=None,
             allow_wallet_claims=False,
-            committee_quorum=1,
+            committee_quorum=quorum,
         ),
     )
     return round_.id
 
 
+async def test_simultaneous_proposals_for_one_initiative_leave_one_open(pool):
+    round_id = await open_committee_round(pool, quorum=3)
+    initiative_id = await approved_initiative(pool, 10_000)
+    outcomes = await simultaneously(
+        pool,
+        [
+            lambda uow, m=m: awards.propose_award(uow, member(m), round_id, initiative_id, 10_000, datetime.now(UTC))
+            for m in MEMBERS
+        ],
+    )
+    accepted, refused = split(outcomes)
+    assert len(accepted) == 1 and accepted[0].award.status == "open"
+    assert all(type(r) is Conflict and r.current_status == "open" for r in refused) and len(refused) == 5
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM award_proposals WHERE initiative_id = $1", initiative_id) == 1
+
+
+async def test_simultaneous_votes_decide_a_proposal_once_and_award_it_once(pool):
+    round_id = await open_committee_round(pool, quorum=3)
+    initiative_id = await approved_initiative(pool, 10_000)
+    proposal = await once(
+        pool, lambda uow: awards.propose_award(uow, member("sg-1"), round_id, initiative_id, 10_000, datetime.now(UTC))
+    )
+    award_id = proposal.award.id
+    outcomes = await simultaneously(
+        pool,
+        [
+            lambda uow, m=m: awards.cast_vote(uow, member(m), round_id, award_id, "for", datetime.now(UTC))
+            for m in MEMBERS[1:]
+        ],
+    )
+    accepted, refused = split(outcomes)
+    assert len(accepted) == 2, "the second vote besides the proposer's makes the quorum of three and decides it"
+    assert [a.award.status for a in accepted].count("awarded") == 1
+    assert all(type(r) is Conflict and r.current_status == "awarded" for r in refused) and len(refused) == 3
+    async with pool.acquire() as conn:
+        entries = await conn.fetchval(
+            "SELECT count(*) FROM journal_entries WHERE kind = 'committee_award' AND reference = $1", str(award_id)
+        )
+        votes = await conn.fetchval("SELECT count(*) FROM award_votes WHERE award_id = $1", award_id)
+    assert (entries, votes) == (1, 3)
+    assert (await balances(pool, round_id))[Kind.BUDGET, str(initiative_id)] == 10_000
+    assert await problems(pool, round_id) == []
+
+
+async def test_deciding_votes_in_two_rounds_award_an_initiative_once(pool):
+    first, second = await open_committee_round(pool, quorum=2), await open_committee_round(pool, quorum=2)
+    initiative_id = await approved_initiative(pool, 10_000)
+    proposals = [
+        await once(
+            pool,
+            lambda uow, r=r: awards.propose_award(uow, member("sg-1"), r, initiative_id, 10_000, datetime.now(UTC)),
+        )
+        for r in (first, second)
+    ]
+    outcomes = await simultaneously(
+        pool,
+        [
+            lambda uow, p=p: awards.cast_vote(
+                uow, member("sg-2"), p.award.round_id, p.award.id, "for", datetime.now(UTC)
+            )
+            for p in proposals
+        ],
+    )
+    accepted, refused = split(outcomes)
+    assert len(accepted) == 1 and accepted[0].award.status == "awarded"
+    [late] = refused
+    assert type(late) is Conflict and late.current_status == "lapsed", "the other proposal lapsed with the award"
+    budgets = [(await balances(pool, r)).get((Kind.BUDGET, str(initiative_id)), 0) for r in (first, second)]
+    assert sorted(budgets) == [0, 10_000]
+    assert await problems(pool, first) == [] and await problems(pool, second) == []
+
+
 async def test_closing_a_round_never_expires_an_initiative_another_round_awards_meanwhile(pool):
     closing_round, awarding_round = await open_committee_round(pool), await open_committee_round(pool)
     initiative_id = await approved_initiative(pool, 10_000)
-    member = Principal("sg-1", frozenset({Role.STEERING_GROUP}), frozenset({WIJK}))
     async with VouchersUnitOfWork(pool, SOURCE) as award:
-        await awards.decide_award(
-            award, member, awarding_round, initiative_id, 10_000, [("sg-1", "for")], datetime.now(UTC)
-        )
+        await awards.propose_award(award, member("sg-1"), awarding_round, initiative_id, 10_000, datetime.now(UTC))
         closing = asyncio.ensure_future(
             once(pool, lambda uow: rounds.close_round(uow, OFFICIAL, closing_round, datetime.now(UTC)))
         )

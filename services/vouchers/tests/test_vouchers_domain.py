@@ -7,12 +7,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from vouchers.domain.awards import Award, decide_committee_award
+from vouchers.domain.awards import Award, AwardStatus, tally
 from vouchers.domain.initiatives import Ending, Initiative, InitiativeStatus
 from vouchers.domain.ledger import Account, Entry, InsufficientFunds, Kind, Unbalanced
 from vouchers.domain.pledges import Pledge, PledgeStatus, Wallet, award, give_back, pledge_take
 from vouchers.domain.rounds import WALLETS_PER_EVENT, Mechanism, Round, RoundStatus
 from vouchers.domain.spending import AmountMismatch, Claim, ClaimStatus, PayoutStatus
+from vouchers.domain.steering import MAX_MEMBERS, Member, SteeringGroup
 
 from buurtkracht_contracts import vouchers as events
 from buurtkracht_contracts.refusals import Conflict, InvalidInput, NotAllowed
@@ -335,29 +336,201 @@ def test_pledges_given_back_tell_each_wallet_what_it_holds_once_all_are_back():
 # -- committee awards --------------------------------------------------------------------------
 
 
-def test_a_committee_decision_needs_a_quorum_of_distinct_members_among_whom_the_recorder():
-    assert decide_committee_award([("a", "for"), ("b", "abstain")], 2, "a").awarded is True
-    assert decide_committee_award([("a", "for"), ("b", "against")], 2, "a").awarded is False
-    with pytest.raises(InvalidInput):
-        decide_committee_award([("a", "for"), ("a", "for")], 1, "a")
+def a_group(*members: str, chair: str | None = None, area: str = WIJK) -> SteeringGroup:
+    group = SteeringGroup(area)
+    group.replace([Member(m, m == chair) for m in members], "o-1", NOW)
+    group.events.clear()
+    return group
+
+
+def test_a_steering_group_names_each_member_once_with_at_most_one_chair():
+    group = SteeringGroup(WIJK)
+    for members in (
+        [Member("a"), Member("a")],
+        [Member("a", True), Member("b", True)],
+        [Member("")],
+        [Member("x" * 101)],
+        [Member(f"m-{n}") for n in range(MAX_MEMBERS + 1)],
+    ):
+        with pytest.raises(InvalidInput) as refused:
+            group.replace(members, "o-1", NOW)
+        assert refused.value.field == "members"
+    assert group.members == [] and group.events == []
+
+
+def test_a_steering_group_change_tells_who_the_members_are_who_chairs_and_who_joined_or_left():
+    group = a_group("a", "b", chair="a")
+    assert group.replace([Member("b", True), Member("c")], "o-1", NOW) is True
+    [told] = group.events
+    assert isinstance(told, events.SteeringGroupChanged) and told.subject() == WIJK
+    assert (told.member_ids, told.chair_id, told.joined_member_ids, told.left_member_ids, told.changed_by) == (
+        ["b", "c"],
+        "b",
+        ["c"],
+        ["a"],
+        "o-1",
+    )
+    assert (group.member_ids, group.chair_id) == (["b", "c"], "b")
+
+
+def test_registering_the_same_steering_group_again_changes_and_tells_nothing():
+    group = a_group("a", "b", chair="a")
+    assert group.replace([Member("b"), Member("a", True)], "o-2", NOW) is False
+    assert group.events == [] and group.changed_by == "o-1"
+    assert group.replace([Member("a"), Member("b")], "o-2", NOW) is True, "the chair stepped down"
+    assert group.events[0].chair_id is None
+
+
+def proposed(group: SteeringGroup, quorum: int = 2, proposer: str = "a", initiative: Initiative | None = None):
+    round_ = a_round(Mechanism.COMMITTEE, committee_quorum=quorum)
+    initiative = initiative or an_initiative(5_000)
+    award, entry = Award.propose(round_, initiative, group, proposer, True, 4_000, False, NOW)
+    return round_, initiative, award, entry
+
+
+def test_only_a_registered_member_signed_in_with_the_steering_group_role_proposes_or_votes():
+    group = a_group("a", "b")
+    round_, initiative = a_round(Mechanism.COMMITTEE), an_initiative()
+    with pytest.raises(NotAllowed) as refused:
+        Award.propose(round_, initiative, group, "z", True, 4_000, False, NOW)
+    assert "not a registered member of the steering group of WK036300" in str(refused.value)
+    with pytest.raises(NotAllowed) as refused:
+        Award.propose(round_, initiative, group, "a", False, 4_000, False, NOW)
+    assert "steering_group role" in str(refused.value)
+    _, _, award, _ = proposed(group)
+    for member, holds_role in (("z", True), ("b", False)):
+        with pytest.raises(NotAllowed):
+            award.cast(round_, initiative, group, member, holds_role, "for", NOW)
+    assert list(award.ballots) == ["a"]
+
+
+def test_nobody_proposes_or_votes_on_an_award_for_an_initiative_they_co_initiate():
+    group = a_group("a", "i-2", "b")
+    initiative = an_initiative()  # initiated by i-1 and i-2
+    with pytest.raises(NotAllowed) as refused:
+        proposed(group, proposer="i-2", initiative=initiative)
+    assert "nobody votes on an award for their own initiative" in str(refused.value)
+    round_, _, award, _ = proposed(group, initiative=initiative)
     with pytest.raises(NotAllowed):
-        decide_committee_award([("a", "for")], 1, "b")
+        award.cast(round_, initiative, group, "i-2", True, "for", NOW)
+    [told] = [e for e in award.events if isinstance(e, events.AwardProposed)]
+    assert told.eligible_member_ids == ["a", "b"] and told.proposed_by == "a" and told.quorum == 2
+
+
+def test_a_proposal_is_awarded_as_soon_as_a_quorum_of_eligible_members_votes_more_for_than_against():
+    group = a_group("a", "b", "c")
+    round_, initiative, award, entry = proposed(group, quorum=2)
+    assert entry is None and award.status is AwardStatus.OPEN and award.awarded is None
+    entry = award.cast(round_, initiative, group, "b", True, "abstain", NOW)
+    assert entry is not None and award.status is AwardStatus.AWARDED and award.decided_at == NOW
+    assert transfer(entry) == (Account.pool(), Account.of_initiative(Kind.BUDGET, initiative.id), 4_000)
+    assert (initiative.status, initiative.awarded_cents) == (InitiativeStatus.AWARDED, 4_000)
+    proposed_event, decided = award.events
+    assert isinstance(proposed_event, events.AwardProposed) and isinstance(decided, events.AwardDecided)
+    assert decided.awarded is True and decided.decision_id == award.id == proposed_event.decision_id
+    assert [(v.member_id, v.vote) for v in decided.votes] == [("a", "for"), ("b", "abstain")]
+    assert decided.proposed_by == "a" and decided.quorum == 2
+
+
+def test_a_quorum_of_one_awards_with_the_proposers_own_vote():
+    _, initiative, award, entry = proposed(a_group("a", "b"), quorum=1)
+    assert entry is not None and award.awarded is True and initiative.status is InitiativeStatus.AWARDED
+
+
+def test_a_tie_at_the_quorum_stays_open_until_more_votes_decide_it():
+    group = a_group("a", "b", "c")
+    round_, initiative, award, _ = proposed(group, quorum=2)
+    assert award.cast(round_, initiative, group, "b", True, "against", NOW) is None
+    assert award.status is AwardStatus.OPEN, "1 for, 1 against: not awarded yet, and c has not voted"
+    assert award.cast(round_, initiative, group, "c", True, "for", NOW) is not None
+    assert award.awarded is True
+
+
+def test_a_proposal_is_not_awarded_once_every_eligible_member_voted_without_more_for_than_against():
+    group = a_group("a", "b", "c")
+    round_, initiative, award, _ = proposed(group, quorum=2)
+    award.cast(round_, initiative, group, "b", True, "against", NOW)
+    assert award.cast(round_, initiative, group, "c", True, "abstain", NOW) is None
+    assert (award.status, award.awarded) == (AwardStatus.NOT_AWARDED, False)
+    assert initiative.status is InitiativeStatus.APPROVED and initiative.events == []
+    decided = award.events[-1]
+    assert isinstance(decided, events.AwardDecided) and decided.awarded is False and len(decided.votes) == 3
+
+
+def test_when_the_quorum_cannot_be_reached_the_last_eligible_vote_decides_not_awarded():
+    group = a_group("a", "b")
+    round_, initiative, award, _ = proposed(group, quorum=3)
+    award.cast(round_, initiative, group, "b", True, "for", NOW)
+    assert award.status is AwardStatus.NOT_AWARDED, "every eligible member voted: two votes never make three"
+
+
+def test_a_member_changes_their_vote_while_the_proposal_is_open_and_a_decided_one_takes_no_more_votes():
+    group = a_group("a", "b", "c")
+    round_, initiative, award, _ = proposed(group, quorum=3)
+    award.cast(round_, initiative, group, "b", True, "for", NOW)
+    award.cast(round_, initiative, group, "a", True, "against", NOW + timedelta(minutes=1))
+    assert [(b.member_id, b.vote) for b in award.ballots.values()] == [("b", "for"), ("a", "against")]
+    award.cast(round_, initiative, group, "c", True, "against", NOW)
+    assert award.status is AwardStatus.NOT_AWARDED
     with pytest.raises(Conflict) as refused:
-        decide_committee_award([("a", "for")], 2, "a")
-    assert refused.value.current_status == "no_quorum"
-
-
-def test_an_award_decision_is_recorded_with_the_votes_and_never_above_the_approved_amount():
-    round_, initiative = a_round(Mechanism.COMMITTEE), an_initiative(5_000)
+        award.cast(round_, initiative, group, "c", True, "for", NOW)
+    assert refused.value.current_status == "not_awarded"
     with pytest.raises(InvalidInput):
-        Award.decide(round_, initiative, 5_001, [("a", "for"), ("b", "for")], "a")
-    decision = Award.decide(round_, initiative, 5_000, [("a", "for"), ("b", "against"), ("c", "for")], "a")
-    assert (decision.awarded, decision.quorum) == (True, 2)
-    [told] = decision.events
-    assert isinstance(told, events.AwardDecided) and [v.member_id for v in told.votes] == ["a", "b", "c"]
+        proposed(group)[2].cast(round_, initiative, group, "b", True, "maybe", NOW)
+
+
+def test_a_vote_of_a_member_who_became_an_initiator_or_left_the_group_no_longer_counts():
+    group = a_group("a", "b", "c", "d")
+    round_, initiative, award, _ = proposed(group, quorum=3)
+    award.cast(round_, initiative, group, "b", True, "for", NOW)
+    initiative.initiators_changed(["i-1", "i-2", "b"])  # b joined the initiative as a co-initiator
+    group.replace([Member("a"), Member("b"), Member("c")], "o-1", NOW)  # d left
+    assert award.cast(round_, initiative, group, "c", True, "for", NOW) is None
+    assert award.status is AwardStatus.NOT_AWARDED, "a and c are all who are eligible now; two votes miss the quorum"
+    assert [v.member_id for v in award.events[-1].votes] == ["a", "c"], "b's vote did not count"
+
+
+def test_tallying_counts_only_the_votes_of_eligible_members():
+    assert tally({"a": "for", "b": "against"}, ["a", "b", "c"], 2) is None
+    assert tally({"a": "for", "b": "abstain"}, ["a", "b", "c"], 2) is True
+    assert tally({"a": "for", "x": "for"}, ["a", "b"], 2) is None, "x is no eligible member"
+    assert tally({"a": "against", "b": "for"}, ["a", "b"], 2) is False
+    assert tally({"a": "for"}, ["a"], 2) is False
+
+
+def test_an_award_proposal_is_never_above_the_approved_amount_nor_for_an_initiative_not_open_for_it():
+    group = a_group("a", "b")
+    round_, initiative = a_round(Mechanism.COMMITTEE), an_initiative(5_000)
+    for amount in (0, 5_001):
+        with pytest.raises(InvalidInput) as refused:
+            Award.propose(round_, initiative, group, "a", True, amount, False, NOW)
+        assert refused.value.field == "amount_cents"
+    with pytest.raises(Conflict) as refused:
+        Award.propose(round_, initiative, group, "a", True, 5_000, True, NOW)
+    assert refused.value.current_status == "open"
     initiative.status = InitiativeStatus.WITHDRAWN
     with pytest.raises(Conflict):
-        Award.decide(round_, initiative, 5_000, [("a", "for"), ("b", "for")], "a")
+        Award.propose(round_, initiative, group, "a", True, 5_000, False, NOW)
+
+
+def test_a_proposal_takes_no_votes_once_it_lapsed_or_its_round_closed():
+    group = a_group("a", "b", "c")
+    round_, initiative, award, _ = proposed(group)
+    round_.status = RoundStatus.CLOSED
+    with pytest.raises(Conflict) as refused:
+        award.cast(round_, initiative, group, "b", True, "for", NOW)
+    assert refused.value.current_status == "closed"
+    award.status = AwardStatus.LAPSED
+    with pytest.raises(Conflict) as refused:
+        award.cast(round_, initiative, group, "b", True, "for", NOW)
+    assert refused.value.current_status == "lapsed"
+
+
+def test_an_initiative_counts_a_co_initiator_once_they_joined():
+    initiative = an_initiative()
+    assert initiative.initiators_changed(["i-1", "i-2", "i-3"]) is True
+    assert initiative.initiators == ["i-1", "i-2", "i-3"]
+    assert initiative.initiators_changed(["i-1", "i-2", "i-3"]) is False, "told again: nothing changes"
 
 
 # -- spending ----------------------------------------------------------------------------------
@@ -431,6 +604,22 @@ def test_a_claim_declined_after_its_initiative_ended_follows_the_budget_back_to_
     returned, declined = claim.events
     assert (returned.reason, returned.to, returned.amount_cents) == ("initiative_cancelled", "pool", 3_000)
     assert declined.left_cents == 0
+
+
+def test_nobody_decides_their_own_expense_claim():
+    round_ = a_round(Mechanism.COMMITTEE)
+    initiative = awarded(round_)  # initiated by i-1 and i-2
+    claim = a_claim(round_, initiative)  # claimed by i-1
+    for decider in ("i-1", "i-2"):
+        with pytest.raises(NotAllowed) as refused:
+            claim.approve(round_, initiative, decider, None)
+        assert "nobody decides" in str(refused.value)
+        with pytest.raises(NotAllowed):
+            claim.decline(round_, initiative, decider, "te duur", 2_000)
+    initiative.initiators_changed(["i-2"])  # whoever claimed it stays its claimant
+    with pytest.raises(NotAllowed):
+        claim.approve(round_, initiative, "i-1", None)
+    assert claim.status is ClaimStatus.HELD and claim.events == [] and claim.payout is None
 
 
 def test_a_payout_settles_once_for_exactly_its_amount():

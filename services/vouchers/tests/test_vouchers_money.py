@@ -15,7 +15,8 @@ from vouchers.adapters.unit_of_work import VouchersUnitOfWork
 from vouchers.app import SPEC
 from vouchers.domain.ledger import Kind
 from vouchers.domain.rounds import Mechanism
-from vouchers.service import awards, pledges, reactions, rounds, spending, wallets
+from vouchers.domain.steering import Member
+from vouchers.service import awards, pledges, reactions, rounds, spending, steering, wallets
 
 from buurtkracht_contracts.event import source_urn
 from buurtkracht_contracts.refusals import Conflict
@@ -80,16 +81,24 @@ async def approved(pool, amount: int) -> uuid.UUID:
     return initiative_id
 
 
+async def steering_group(pool, *members: str) -> None:
+    await once(
+        pool,
+        lambda uow: steering.register_steering_group(
+            uow, OFFICIAL, WIJK, [Member(m, i == 0) for i, m in enumerate(members)], datetime.now(UTC)
+        ),
+    )
+
+
 async def awarded_by_committee(pool, amount: int) -> tuple[uuid.UUID, uuid.UUID]:
+    """Awarded by a round whose quorum is one: the proposal of its one member decides it."""
+    await steering_group(pool, "sg-1")
     round_id = await open_round(pool, Mechanism.COMMITTEE)
     initiative_id = await approved(pool, amount)
     decided = await once(
-        pool,
-        lambda uow: awards.decide_award(
-            uow, MEMBER, round_id, initiative_id, amount, [("sg-1", "for")], datetime.now(UTC)
-        ),
+        pool, lambda uow: awards.propose_award(uow, MEMBER, round_id, initiative_id, amount, datetime.now(UTC))
     )
-    assert decided[1] is True
+    assert decided.award.awarded is True
     return round_id, initiative_id
 
 
@@ -236,3 +245,52 @@ async def test_the_ledger_check_flags_budget_left_with_an_initiative_that_ended(
     assert str(initiative_id) in problem and "withdrawn" in problem and "10000" in problem
     assert problem in everywhere
     assert (await money(pool, round_id))[1] == []
+
+
+# -- an open award proposal lapses when nothing can award it any more -----------------------------------------
+
+
+async def test_an_open_award_proposal_lapses_when_its_initiative_is_awarded_by_pledges_or_withdrawn(pool):
+    await steering_group(pool, "sg-1", "sg-2", "sg-3")
+    now = datetime.now(UTC)
+    committee = await once(
+        pool,
+        lambda uow: rounds.open_round(
+            uow,
+            OFFICIAL,
+            area_code=WIJK,
+            name="Regiegroep",
+            mechanism=Mechanism.COMMITTEE,
+            total_budget_cents=100_000,
+            opens_at=now - timedelta(minutes=1),
+            closes_at=now + timedelta(days=30),
+            voucher_amount_cents=None,
+            allow_wallet_claims=False,
+            committee_quorum=3,
+        ),
+    )
+    pledge_round = await open_round(pool, Mechanism.PLEDGE)
+    pledged_to, withdrawn = await approved(pool, 2_000), await approved(pool, 5_000)
+    proposals = [
+        await once(pool, lambda uow, i=i: awards.propose_award(uow, MEMBER, committee.id, i, 1_000, now))
+        for i in (pledged_to, withdrawn)
+    ]
+    await once(pool, lambda uow: wallets.issue_wallets(uow, OFFICIAL, pledge_round, ["r-1"], now))
+    made = await once(pool, lambda uow: pledges.pledge(uow, resident("r-1"), pledge_round, pledged_to, 2_000, now))
+    assert made.awarded is True
+    await once(pool, lambda uow: reactions.initiative_withdrawn(uow, withdrawn))
+
+    async with pool.acquire() as conn:
+        statuses = [
+            await conn.fetchval("SELECT status FROM award_proposals WHERE id = $1", p.award.id) for p in proposals
+        ]
+    assert statuses == ["lapsed", "lapsed"]
+    member2 = Principal("sg-2", frozenset({Role.STEERING_GROUP}), frozenset({WIJK}))
+    for proposal in proposals:
+        with pytest.raises(Conflict) as refused:
+            await once(
+                pool, lambda uow, p=proposal: awards.cast_vote(uow, member2, committee.id, p.award.id, "for", now)
+            )
+        assert refused.value.current_status == "lapsed"
+    totals, problems = await money(pool, committee.id)
+    assert totals == {Kind.MUNICIPALITY: -100_000, Kind.POOL: 100_000} and problems == []

@@ -2,7 +2,9 @@
 
 An audience is resolved to residents by the service from this service's own data (initiators,
 supporters and volunteers learned from earlier events, residents following an area, officials of an
-area); the actor of an event never gets a message about their own action.
+area), or from the event itself (its named residents: a wallet's holders, a steering group's new or former
+members, the members who may vote on a proposal); the actor of an event never gets a message about their own
+action.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ class Audience(StrEnum):
     VOLUNTEERS = "volunteers"
     FOLLOWERS = "followers"  # residents following the event's area
     OFFICIALS = "officials"  # officials responsible for the event's area
-    NAMED = "named"  # residents named in the event itself
+    NAMED = "named"  # residents the event itself names for the rule's kind (see `named_residents`)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,12 @@ RULES: dict[type[Event], tuple[Rule, ...]] = {
     v.PledgeMade: (Rule("pledge_confirmed", (A.NAMED,)),),
     v.PledgeWithdrawn: (Rule("pledge_returned", (A.NAMED,)),),
     v.InitiativeAwarded: (Rule("initiative_awarded", INVOLVED),),
+    v.SteeringGroupChanged: (
+        Rule("steering_group_chair", (A.NAMED,)),
+        Rule("steering_group_joined", (A.NAMED,)),
+        Rule("steering_group_left", (A.NAMED,)),
+    ),
+    v.AwardProposed: (Rule("award_to_vote", (A.NAMED,)),),
     v.AwardDecided: (Rule("award_declined", (A.INITIATORS,)),),
     v.ExpenseClaimed: (Rule("expense_to_decide", (A.OFFICIALS,)),),
     v.ExpenseApproved: (Rule("expense_approved", (A.INITIATORS,)),),
@@ -77,6 +85,8 @@ KINDS = sorted({rule.kind for rules in RULES.values() for rule in rules} | {"web
 def rules_for(event: Event) -> tuple[Rule, ...]:
     if isinstance(event, v.AwardDecided) and event.awarded:
         return ()  # an award is told by InitiativeAwarded
+    if isinstance(event, v.AwardProposed) and event.quorum <= 1:
+        return ()  # the proposer's own vote decided it at once: nobody is left to vote (AwardDecided follows)
     if isinstance(event, v.PledgeWithdrawn) and event.reason == "withdrawn_by_resident":
         return ()  # the resident did it themselves
     if isinstance(event, i.InitiativeSupportWithdrawn) and event.reason == "became_initiator":
@@ -84,24 +94,39 @@ def rules_for(event: Event) -> tuple[Rule, ...]:
     return RULES.get(type(event), ())
 
 
-def named_residents(event: Event) -> list[str]:
+def named_residents(event: Event, kind: str) -> list[str]:
+    """The residents the event itself names, for a message of `kind`."""
     if isinstance(event, v.WalletsIssued):
         return list(event.resident_ids)
     if isinstance(event, v.PledgeMade | v.PledgeWithdrawn):
         return [event.resident_id]
+    if isinstance(event, v.SteeringGroupChanged):
+        joined = list(event.joined_member_ids)
+        if kind == "steering_group_chair":
+            return [member for member in joined if member == event.chair_id]
+        if kind == "steering_group_joined":
+            return [member for member in joined if member != event.chair_id]
+        if kind == "steering_group_left":
+            return list(event.left_member_ids)
+        return []  # a member who stays (also one who now chairs) is not told
+    if isinstance(event, v.AwardProposed):
+        return list(event.eligible_member_ids)  # the members who may vote on it; the proposer is the actor
     return []
 
 
 def actor(event: Event) -> str | None:
-    """The resident whose action the event records; they are not told of it."""
+    """The person (a resident, or an official) whose action the event records; they are not told of it."""
     if isinstance(event, i.CoInitiatorJoined):
         return event.resident_id  # elsewhere `resident_id` names whom an event is about (a pledge's resident)
+    if isinstance(event, v.AwardProposed):
+        return event.proposed_by  # an AwardDecided's proposer did not decide it: the group's votes did
     for field in (
         "withdrawn_by",
         "started_by",
         "reported_by",
         "cancelled_by",
         "claimed_by",
+        "changed_by",
         "supporter_id",
         "volunteer_id",
     ):
@@ -110,6 +135,27 @@ def actor(event: Event) -> str | None:
     return None
 
 
+# Residents a message is not about: lists of them, who chairs a steering group (each new member's kind of
+# message tells them whether they do) and who voted how (only the counts are told); templates never name
+# residents by their pseudonymous ids, and a stored message never says how a member voted.
+NOT_PARAMS = {
+    "resident_ids",
+    "member_ids",
+    "joined_member_ids",
+    "left_member_ids",
+    "eligible_member_ids",
+    "chair_id",
+    "votes",
+}
+
+
 def params(event: Event) -> dict[str, Any]:
-    """What a message template may use: the event's own fields, JSON-ready (without lists of residents)."""
-    return event.model_dump(mode="json", exclude={"resident_ids"})
+    """What a message template may use: the event's own fields, JSON-ready, without lists of residents; of votes,
+    how many were for, against and abstained."""
+    values = event.model_dump(mode="json", exclude=NOT_PARAMS)
+    votes = getattr(event, "votes", None)
+    if votes is not None:
+        values["votes_for"] = sum(1 for v in votes if v.vote == "for")
+        values["votes_against"] = sum(1 for v in votes if v.vote == "against")
+        values["votes_cast"] = len(votes)
+    return values

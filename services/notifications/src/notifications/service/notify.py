@@ -32,7 +32,7 @@ async def learn(people: People, event: Event) -> None:
         await people.involve(event.initiative_id, [event.volunteer_id], "volunteer")
 
 
-async def audience(people: People, event: Event, who: Audience) -> list[str]:
+async def audience(people: People, event: Event, who: Audience, kind: str) -> list[str]:
     initiative_id: uuid.UUID | None = getattr(event, "initiative_id", None)
     if who is Audience.INITIATORS:
         direct = getattr(event, "initiators", None)
@@ -45,7 +45,7 @@ async def audience(people: People, event: Event, who: Audience) -> list[str]:
         return await people.followers(event.area_code)  # type: ignore[attr-defined]
     if who is Audience.OFFICIALS:
         return await people.officials(event.area_code)  # type: ignore[attr-defined]
-    return named_residents(event)
+    return named_residents(event, kind)
 
 
 async def handle(uow: NotificationsUnitOfWork, event: Event, envelope: Envelope) -> int:
@@ -62,7 +62,7 @@ async def handle(uow: NotificationsUnitOfWork, event: Event, envelope: Envelope)
     kinds: dict[str, str] = {}  # recipient -> kind: the first rule that names someone decides their message
     for rule in rules:
         for who in rule.audiences:
-            for resident_id in await audience(people, event, who):
+            for resident_id in await audience(people, event, who, rule.kind):
                 if resident_id != acting:
                     kinds.setdefault(resident_id, rule.kind)
     if not kinds:

@@ -10,8 +10,9 @@ import asyncpg
 
 from buurtkracht_contracts.areas import within
 
-from ..domain.initiatives import Initiative, InitiativeStatus
-from ..domain.rounds import Round
+from ..domain.initiatives import Initiative, InitiativeStatus, Progress
+from ..domain.rounds import Mechanism, Round
+from .paging import fetch_page
 
 
 def _initiative(row: asyncpg.Record) -> Initiative:
@@ -51,13 +52,46 @@ class InitiativeRepository:
 
     async def save(self, initiative: Initiative) -> None:
         await self._conn.execute(
-            """UPDATE initiatives SET status = $2, round_id = $3, awarded_cents = $4, updated_at = now()
+            """UPDATE initiatives SET status = $2, round_id = $3, awarded_cents = $4, initiators = $5,
+                   updated_at = now()
                WHERE id = $1""",
             initiative.id,
             initiative.status.value,
             initiative.round_id,
             initiative.awarded_cents,
+            initiative.initiators,
         )
+
+    async def progress_in(self, round_: Round, limit: int, offset: int) -> tuple[list[Progress], int]:
+        """A page of the initiatives of the round's area that it may still award or awarded, newest approval
+        first, with what is pledged to each in the round; and how many there are in all."""
+        rows, total = await fetch_page(
+            self._conn,
+            """i.id, i.title, i.area_code, i.approved_amount_cents, i.awarded_cents,
+               i.round_id IS NOT DISTINCT FROM $1 AS awarded_here,
+               coalesce(a.balance_cents, 0) AS pledged""",
+            """initiatives i LEFT JOIN accounts a
+                   ON a.round_id = $1 AND a.kind = 'pledged' AND a.owner = i.id::text
+               WHERE i.round_id = $1
+                  OR (i.status = 'approved' AND starts_with(substr(i.area_code, 3), substr($2::text, 3)))""",
+            "i.approved_at DESC, i.id",
+            [round_.id, round_.area_code],
+            limit,
+            offset,
+        )
+        by_pledges = round_.mechanism is Mechanism.PLEDGE
+        return [
+            Progress(
+                r["id"],
+                r["title"],
+                r["area_code"],
+                r["approved_amount_cents"],
+                r["pledged"] + ((r["awarded_cents"] or 0) if r["awarded_here"] and by_pledges else 0),
+                "awarded" if r["awarded_here"] else "open",
+                r["awarded_cents"] if r["awarded_here"] else None,
+            )
+            for r in rows
+        ], total
 
     async def unawarded_in(self, round_: Round) -> list[uuid.UUID]:
         """Approved, unawarded initiatives of the round's area."""

@@ -15,9 +15,10 @@ from enum import StrEnum
 
 import asyncpg
 
-from buurtkracht_contracts.areas import within
+from buurtkracht_contracts.areas import enclosing, inside_prefixes, within
 
 from ..domain.rounds import Mechanism, Round, RoundStatus
+from .paging import fetch_page
 
 ROUND_LOCKS = 0x726F756E64  # the seed of the advisory lock keys of rounds
 
@@ -81,6 +82,24 @@ class RoundRepository:
             round_.id,
             round_.status.value,
         )
+
+    async def search(
+        self, area_code: str | None, status: RoundStatus | None, limit: int, offset: int
+    ) -> tuple[list[Round], int]:
+        """A page of rounds, newest first, and how many match in all: with `area_code`, the rounds of that area,
+        of the areas inside it and of the areas it lies in."""
+        inside = [f"{prefix}%" for prefix in inside_prefixes(area_code)] if area_code else []
+        rows, total = await fetch_page(
+            self._conn,
+            "*",
+            """rounds WHERE ($1::text[] IS NULL OR area_code = ANY($1::text[]) OR area_code LIKE ANY($2::text[]))
+                 AND ($3::text IS NULL OR status = $3)""",
+            "created_at DESC, id",
+            [enclosing(area_code) if area_code else None, inside, status.value if status else None],
+            limit,
+            offset,
+        )
+        return [_round(r) for r in rows], total
 
     async def due(self, now: datetime) -> list[uuid.UUID]:
         rows = await self._conn.fetch("SELECT id FROM rounds WHERE status = 'open' AND closes_at <= $1", now)

@@ -4,24 +4,48 @@ is found by its id or by its own reference, which the finance side reconciles by
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 import asyncpg
 
 from buurtkracht_contracts.refusals import Conflict
 
 from ..domain.spending import Claim, ClaimStatus, Payout, PayoutStatus
+from .paging import fetch_page
 
 _CLAIM = """id, initiative_id, round_id, claimed_by, supplier, amount_cents, invoice_reference, status, decided_by,
-    decision_reason, created_at"""
-_PAYOUT = "id, claim_id, initiative_id, round_id, reference, amount_cents, status, bank_reference, settled_at"
+    decision_reason, created_at, decided_at"""
+_PAYOUT = (
+    "id, claim_id, initiative_id, round_id, reference, amount_cents, status, bank_reference, settled_at, created_at"
+)
+_CLAIM_COLUMNS = [column.strip() for column in _CLAIM.split(",")]
+_PAYOUT_COLUMNS = [column.strip() for column in _PAYOUT.split(",")]
+# A claim with its payout, if it has one: the claim's columns as they are, the payout's prefixed `payout_`.
+_CLAIM_AND_PAYOUT = ", ".join(
+    [f"c.{column}" for column in _CLAIM_COLUMNS] + [f"p.{column} AS payout_{column}" for column in _PAYOUT_COLUMNS]
+)
+_CLAIM_WITH_PAYOUT = "expense_claims c LEFT JOIN payouts p ON p.claim_id = c.id"
 
 
 def _claim(row: asyncpg.Record) -> Claim:
-    return Claim(**{**dict(row), "status": ClaimStatus(row["status"])})
+    claim = Claim(**{column: row[column] for column in _CLAIM_COLUMNS} | {"status": ClaimStatus(row["status"])})
+    if row.get("payout_id") is not None:
+        claim.payout = _payout({column: row[f"payout_{column}"] for column in _PAYOUT_COLUMNS})
+    return claim
 
 
-def _payout(row: asyncpg.Record) -> Payout:
-    return Payout(**{**dict(row), "status": PayoutStatus(row["status"])})
+def _payout(row: Mapping[str, Any]) -> Payout:
+    return Payout(**{column: row[column] for column in _PAYOUT_COLUMNS} | {"status": PayoutStatus(row["status"])})
+
+
+def _visible(areas: str, member_areas: str, subject: str) -> str:
+    """Whose claims a caller sees: those of rounds in the areas they are an official for (`areas`), of rounds of
+    the areas whose steering group they are a member of (`member_areas`), and their own initiatives'."""
+    return f"""(EXISTS (SELECT 1 FROM unnest({areas}::text[]) AS o(area)
+                        WHERE starts_with(substr(r.area_code, 3), substr(o.area, 3)))
+               OR r.area_code = ANY({member_areas}::text[])
+               OR c.claimed_by = {subject} OR {subject} = ANY(i.initiators))"""
 
 
 class ClaimRepository:
@@ -51,6 +75,38 @@ class ClaimRepository:
             f"SELECT {_CLAIM} FROM expense_claims WHERE id = $1" + (" FOR UPDATE" if for_update else ""), claim_id
         )
         return _claim(row) if row else None
+
+    async def read(self, claim_id: uuid.UUID) -> Claim | None:
+        """The claim with its payout, if it has one."""
+        row = await self._conn.fetchrow(
+            f"SELECT {_CLAIM_AND_PAYOUT} FROM {_CLAIM_WITH_PAYOUT} WHERE c.id = $1", claim_id
+        )
+        return _claim(row) if row else None
+
+    async def search(
+        self,
+        *,
+        round_id: uuid.UUID | None,
+        status: ClaimStatus | None,
+        official_areas: list[str],
+        member_areas: list[str],
+        subject: str,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[Claim], int]:
+        """A page of the claims the caller may see (see `_visible`), newest first, and how many in all."""
+        rows, total = await fetch_page(
+            self._conn,
+            _CLAIM_AND_PAYOUT,
+            f"""{_CLAIM_WITH_PAYOUT} JOIN rounds r ON r.id = c.round_id JOIN initiatives i ON i.id = c.initiative_id
+                WHERE ($1::uuid IS NULL OR c.round_id = $1) AND ($2::text IS NULL OR c.status = $2)
+                  AND {_visible("$3", "$4", "$5")}""",
+            "c.created_at DESC, c.id",
+            [round_id, status.value if status else None, official_areas, member_areas, subject],
+            limit,
+            offset,
+        )
+        return [_claim(r) for r in rows], total
 
     async def save(self, claim: Claim) -> None:
         """Its decision."""
@@ -86,6 +142,25 @@ class PayoutRepository:
             f"SELECT {_PAYOUT} FROM payouts WHERE id = $1" + (" FOR UPDATE" if for_update else ""), payout_id
         )
         return _payout(row) if row else None
+
+    async def search(
+        self, *, status: PayoutStatus | None, every_area: bool, official_areas: list[str], limit: int, offset: int
+    ) -> tuple[list[Payout], int]:
+        """A page of payouts, newest first, and how many in all: of every round (`every_area`), or of the rounds in
+        the areas the caller is an official for."""
+        rows, total = await fetch_page(
+            self._conn,
+            ", ".join(f"p.{column}" for column in _PAYOUT_COLUMNS),
+            """payouts p JOIN rounds r ON r.id = p.round_id
+               WHERE ($1::text IS NULL OR p.status = $1)
+                 AND ($2 OR EXISTS (SELECT 1 FROM unnest($3::text[]) AS o(area)
+                                    WHERE starts_with(substr(r.area_code, 3), substr(o.area, 3))))""",
+            "p.created_at DESC, p.id",
+            [status.value if status else None, every_area, official_areas],
+            limit,
+            offset,
+        )
+        return [_payout(r) for r in rows], total
 
     async def id_of(self, reference: str) -> uuid.UUID | None:
         """The id of the payout with this reference of ours (`BK-...`)."""

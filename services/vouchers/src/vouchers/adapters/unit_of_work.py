@@ -17,6 +17,7 @@ from .ledger import Ledger
 from .pledges import PledgeRepository
 from .rounds import RoundRepository
 from .spending import ClaimRepository, PayoutRepository
+from .steering import SteeringGroupRepository
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class VouchersUnitOfWork(UnitOfWork):
     awards: AwardRepository
     claims: ClaimRepository
     payouts: PayoutRepository
+    steering_groups: SteeringGroupRepository
     ledger: Ledger
     idempotency_keys: IdempotencyKeys
 
@@ -53,6 +55,7 @@ class VouchersUnitOfWork(UnitOfWork):
         self.awards = AwardRepository(connection)
         self.claims = ClaimRepository(connection)
         self.payouts = PayoutRepository(connection)
+        self.steering_groups = SteeringGroupRepository(connection)
         self.ledger = Ledger(connection)
         self.idempotency_keys = IdempotencyKeys(connection)
 

@@ -69,6 +69,20 @@ class Budget:
         return self.awarded_cents - self.held_cents - self.payable_cents - self.paid_cents - self.left_cents
 
 
+@dataclass(frozen=True)
+class Progress:
+    """How far an initiative of a round's area is: what is pledged to it in the round (pledges still active, or
+    those that made its award), and whether the round awarded it (`awarded`) or it may still be (`open`)."""
+
+    initiative_id: uuid.UUID
+    title: str
+    area_code: str
+    approved_amount_cents: int
+    pledged_cents: int
+    status: str
+    awarded_cents: int | None
+
+
 @dataclass
 class Initiative:
     id: uuid.UUID
@@ -80,6 +94,14 @@ class Initiative:
     round_id: uuid.UUID | None = None
     awarded_cents: int | None = None
     events: list[Event] = field(default_factory=list, repr=False, compare=False)
+
+    def initiators_changed(self, initiators: list[str]) -> bool:
+        """The initiatives service told who initiates it now (a co-initiator joined); returns whether that
+        changed anything. Who may decide on its award and its claims follows from this list."""
+        if not initiators or initiators == self.initiators:
+            return False
+        self.initiators = list(initiators)
+        return True
 
     def require_pledgeable_in(self, round_: Round) -> None:
         if self.status is not InitiativeStatus.APPROVED:

@@ -3,6 +3,7 @@
 Invariants:
 - only an initiator claims, only while the initiative is awarded, a positive amount within what is left; the
   claim holds its amount at once (left = awarded − held − payable − paid − returned);
+- nobody decides their own claim: neither its claimant nor an initiator of its initiative;
 - a claim is decided once: approved, its hold becomes payable and a payout with its own reference is requested;
   declined (with a reason), the hold goes back to where the budget is — the initiative's budget, or, when the
   initiative has ended meanwhile, its round (the pool, or the municipality once the round has closed);
@@ -65,6 +66,7 @@ class Payout:
     status: PayoutStatus
     bank_reference: str | None = None
     settled_at: datetime | None = None
+    created_at: datetime | None = None
     events: list[Event] = field(default_factory=list, repr=False, compare=False)
 
     def settle(
@@ -115,6 +117,7 @@ class Claim:
     decided_by: str | None
     decision_reason: str | None
     created_at: datetime
+    decided_at: datetime | None = None
     payout: Payout | None = field(default=None, compare=False)
     events: list[Event] = field(default_factory=list, repr=False, compare=False)
 
@@ -189,7 +192,17 @@ class Claim:
         )
         return claim, hold
 
-    def _decided(self, status: ClaimStatus, decided_by: str, reason: str | None) -> None:
+    def require_not_own_case(self, initiative: Initiative, decided_by: str) -> None:
+        """Nobody decides their own claim: not its claimant, nor any initiator of its initiative."""
+        if decided_by == self.claimed_by:
+            raise NotAllowed("you submitted this claim: nobody decides their own claim")
+        if decided_by in initiative.initiators:
+            raise NotAllowed(
+                f"you (co-)initiate initiative {initiative.id}: nobody decides a claim on their own initiative"
+            )
+
+    def _decided(self, initiative: Initiative, status: ClaimStatus, decided_by: str, reason: str | None) -> None:
+        self.require_not_own_case(initiative, decided_by)
         if self.status is not ClaimStatus.HELD:
             raise Conflict(f"the claim was {self.status.value} already", self.status.value)
         if status is ClaimStatus.DECLINED and (not reason or not reason.strip()):
@@ -209,7 +222,7 @@ class Claim:
 
     def approve(self, round_: Round, initiative: Initiative, decided_by: str, reason: str | None) -> Entry:
         """Approved: the hold becomes payable, and `self.payout` is requested from the finance side."""
-        self._decided(ClaimStatus.APPROVED, decided_by, reason)
+        self._decided(initiative, ClaimStatus.APPROVED, decided_by, reason)
         payout_id = uuid.uuid4()
         self.payout = Payout(
             payout_id,
@@ -248,7 +261,7 @@ class Claim:
     ) -> Entry:
         """Declined: the hold goes back to the budget, of which `left_cents` is left — or, when the initiative has
         ended and its budget went back to the round already, the released amount follows it there."""
-        self._decided(ClaimStatus.DECLINED, decided_by, reason)
+        self._decided(initiative, ClaimStatus.DECLINED, decided_by, reason)
         if initiative.ended:
             release_to, to = round_.returns_to()
             self.events.append(

@@ -1,6 +1,6 @@
 """Reactions to the initiatives service: an approved initiative may receive pledges or an award; a
 withdrawn one gets its pledges returned; an awarded one that is withdrawn, completed or cancelled returns its
-unspent budget."""
+unspent budget; a co-initiator who joins counts as one of its initiators."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ async def on_approved(uow: VouchersUnitOfWork, event: events.InitiativeApproved,
     )
 
 
+async def on_co_initiator_joined(uow: VouchersUnitOfWork, event: events.CoInitiatorJoined, envelope: Envelope) -> None:
+    await reactions.co_initiator_joined(uow, event.initiative_id, event.initiators)
+
+
 async def on_withdrawn(uow: VouchersUnitOfWork, event: events.InitiativeWithdrawn, envelope: Envelope) -> None:
     await reactions.initiative_withdrawn(uow, event.initiative_id)
 
@@ -31,6 +35,7 @@ async def on_cancelled(uow: VouchersUnitOfWork, event: events.InitiativeCancelle
 
 HANDLERS = {
     events.InitiativeApproved: on_approved,
+    events.CoInitiatorJoined: on_co_initiator_joined,
     events.InitiativeWithdrawn: on_withdrawn,
     events.InitiativeCompleted: on_completed,
     events.InitiativeCancelled: on_cancelled,

@@ -1,43 +1,131 @@
-"""Committee awards: the steering group records its decision on an approved initiative; an award moves the amount
-from the round's pool to the initiative's budget in the same transaction as the decision."""
+"""Committee awards: a member of the steering group of the round's area proposes an award, every eligible member
+votes with their own sign-in, and the vote that decides it moves the award from the round's pool to the
+initiative's budget in the same transaction. Proposing and voting hold the round (shared), the initiative's row
+— so an initiative is awarded once, and at most one proposal for it is open in a round — and then the proposal.
+
+A proposal lapses, with no more votes, when nothing can award it any more: its round closed, or its initiative
+was awarded (in any round), withdrawn or expired. The commands that do that call `lapse`."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
+from buurtkracht_contracts.refusals import NotAllowed, NotFound
 from buurtkracht_kit.auth import Principal, Role
 
 from ..adapters.unit_of_work import VouchersUnitOfWork
-from ..domain.awards import Award, Vote
+from ..domain.awards import Award, AwardStatus
+from ..domain.initiatives import Initiative
+from ..domain.ledger import Entry
 from ..domain.rounds import Mechanism
-from .access import found, require
+from ..domain.steering import SteeringGroup
+from .access import found, is_official_for
 from .locking import lock
 
+KNOWN_APPROVED = "(the vouchers service knows approved initiatives only)"
 
-async def decide_award(
+
+@dataclass(frozen=True)
+class AwardView:
+    """A proposal as its readers see it: with the members eligible to vote on it now."""
+
+    award: Award
+    eligible_member_ids: list[str]
+
+
+async def propose_award(
     uow: VouchersUnitOfWork,
     actor: Principal,
     round_id: uuid.UUID,
     initiative_id: uuid.UUID,
     amount_cents: int,
-    votes: list[Vote],
     now: datetime,
-) -> tuple[uuid.UUID, bool]:
-    """Returns the decision's id and whether it awarded."""
+) -> AwardView:
     locked = await lock(uow, round_id=round_id, initiative_id=initiative_id)
     round_ = found(locked.round, f"round {round_id}")
-    require(actor, {Role.STEERING_GROUP}, round_.area_code, "record a steering group decision")
+    group = await uow.steering_groups.get(round_.area_code)
+    group.require_voter(actor.subject, actor.has(Role.STEERING_GROUP))
     round_.require_mechanism(Mechanism.COMMITTEE, "award by committee")
-    round_.require_open(now, "award")
-    initiative = found(
-        locked.initiative, f"initiative {initiative_id} (the vouchers service knows approved initiatives only)"
+    round_.require_open(now, "propose an award")
+    initiative = found(locked.initiative, f"initiative {initiative_id} {KNOWN_APPROVED}")
+    open_already = await uow.awards.open_for(round_id, initiative_id) is not None
+    award, entry = Award.propose(
+        round_, initiative, group, actor.subject, actor.has(Role.STEERING_GROUP), amount_cents, open_already, now
     )
-    award = Award.decide(round_, initiative, amount_cents, votes, actor.subject)
     await uow.awards.add(award)
+    await _decided(uow, award, entry, initiative)
+    return AwardView(award, group.eligible_for(initiative))
+
+
+async def cast_vote(
+    uow: VouchersUnitOfWork, actor: Principal, round_id: uuid.UUID, award_id: uuid.UUID, vote: str, now: datetime
+) -> AwardView:
+    """The caller's own vote on the proposal (a vote again replaces theirs while it is open)."""
+    locked = await lock(uow, round_id=round_id, award_id=award_id)
+    round_ = found(locked.round, f"round {round_id}")
+    award = found(locked.award, f"award proposal {award_id} in round {round_id}")
+    initiative = found(locked.initiative, f"initiative {award.initiative_id}")
+    group = await uow.steering_groups.get(round_.area_code)
+    entry = award.cast(round_, initiative, group, actor.subject, actor.has(Role.STEERING_GROUP), vote, now)
+    await uow.awards.save(award)
+    await _decided(uow, award, entry, initiative)
+    return AwardView(award, group.eligible_for(initiative))
+
+
+async def _decided(uow: VouchersUnitOfWork, award: Award, entry: Entry | None, initiative: Initiative) -> None:
+    """The proposal's events; when it was awarded, the award's money and the initiative, whose other open proposals
+    lapse."""
     uow.collect(award)
-    if award.awarded:
-        await uow.ledger.post(round_id, initiative.award_by_committee(round_, award.id, amount_cents))
-        await uow.initiatives.save(initiative)
-        uow.collect(initiative)
-    return award.id, award.awarded
+    if entry is None:
+        return
+    await uow.ledger.post(award.round_id, entry)
+    await uow.initiatives.save(initiative)
+    await lapse(uow, initiative_ids=[initiative.id])
+    uow.collect(initiative)
+
+
+async def lapse(
+    uow: VouchersUnitOfWork, *, round_id: uuid.UUID | None = None, initiative_ids: Sequence[uuid.UUID] = ()
+) -> None:
+    """The open proposals of the round (closed), or of these initiatives (no longer open for an award), lapse."""
+    if round_id is not None or initiative_ids:
+        await uow.awards.lapse_open(round_id=round_id, initiative_ids=initiative_ids)
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+async def _readable_group(uow: VouchersUnitOfWork, actor: Principal, round_id: uuid.UUID) -> SteeringGroup:
+    round_ = found(await uow.rounds.get(round_id), f"round {round_id}")
+    group = await uow.steering_groups.get(round_.area_code)
+    member = actor.has(Role.STEERING_GROUP) and group.is_member(actor.subject)
+    if not (is_official_for(actor, round_.area_code) or member):
+        raise NotAllowed(
+            f"only officials responsible for {round_.area_code} and the members of its steering group see its "
+            "award decisions"
+        )
+    return group
+
+
+async def awards_of_round(
+    uow: VouchersUnitOfWork, actor: Principal, round_id: uuid.UUID, status: AwardStatus | None, limit: int, offset: int
+) -> tuple[list[AwardView], int]:
+    group = await _readable_group(uow, actor, round_id)
+    awards, total = await uow.awards.of_round(round_id, status, limit, offset)
+    return [await _view(uow, group, award) for award in awards], total
+
+
+async def award_of(uow: VouchersUnitOfWork, actor: Principal, round_id: uuid.UUID, award_id: uuid.UUID) -> AwardView:
+    group = await _readable_group(uow, actor, round_id)
+    award = await uow.awards.get(award_id)
+    if award is None or award.round_id != round_id:
+        raise NotFound(f"award proposal {award_id} in round {round_id}")
+    return await _view(uow, group, award)
+
+
+async def _view(uow: VouchersUnitOfWork, group: SteeringGroup, award: Award) -> AwardView:
+    initiative = found(await uow.initiatives.get(award.initiative_id), f"initiative {award.initiative_id}")
+    return AwardView(award, group.eligible_for(initiative))

@@ -1,7 +1,13 @@
 """The one lock order of every command: the round (an advisory lock, shared by the commands that move money in
-it, exclusive for closing it), then the initiative's row, then the pledge, claim or payout row, then ledger
-accounts. No two commands wait for each other in opposite orders, so they never deadlock; and whatever a command
-decides on it reads once it holds the locks (read to learn what to lock, lock, read again)."""
+it, exclusive for closing it), then the initiative's row, then the pledge, claim, payout or award proposal row,
+then ledger accounts. No two commands wait for each other in opposite orders, so they never deadlock; and whatever
+a command decides on it reads once it holds the locks (read to learn what to lock, lock, read again). Lapsing open
+award proposals keeps the order: an award or a withdrawal lapses the initiative's proposals in every round while it
+holds the initiative's row, a close lapses its round's proposals while it holds the round exclusively and after
+the initiatives' rows it expires; and a command on a proposal takes its round and initiative before its row.
+
+An area's steering group has a lock of its own, taken only by the command that registers the group, which holds
+no other lock; the commands that read the group (awards, claim decisions) do not lock it."""
 
 from __future__ import annotations
 
@@ -10,10 +16,12 @@ from dataclasses import dataclass
 
 from ..adapters.rounds import RoundLock
 from ..adapters.unit_of_work import VouchersUnitOfWork
+from ..domain.awards import Award
 from ..domain.initiatives import Initiative
 from ..domain.pledges import Pledge
 from ..domain.rounds import Round
 from ..domain.spending import Claim, Payout
+from ..domain.steering import SteeringGroup
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,7 @@ class Locked:
     pledge: Pledge | None = None
     claim: Claim | None = None
     payout: Payout | None = None
+    award: Award | None = None
 
 
 async def lock(
@@ -36,13 +45,15 @@ async def lock(
     pledge_id: uuid.UUID | None = None,
     claim_id: uuid.UUID | None = None,
     payout_id: uuid.UUID | None = None,
+    award_id: uuid.UUID | None = None,
 ) -> Locked:
-    """Lock, in order, the round, the initiative and the pledge, claim or payout a command names, and load them.
+    """Lock, in order, the round, the initiative and the pledge, claim, payout or award proposal a command names,
+    and load them.
 
-    A pledge, claim or payout names its round and initiative; an initiative without a named round, the round that
-    awarded it. A pledge counts only in the round named with it. When a named round, initiative or pledge, claim
-    or payout does not exist, nothing after it is locked."""
-    pledge = claim = payout = None
+    A pledge, claim, payout or proposal names its round and initiative; an initiative without a named round, the
+    round that awarded it. A pledge or proposal counts only in the round named with it. When a named round,
+    initiative or pledge, claim, payout or proposal does not exist, nothing after it is locked."""
+    pledge = claim = payout = award = None
     if pledge_id is not None:
         pledge = await uow.pledges.get(pledge_id)
         if pledge is None or round_id not in (None, pledge.round_id):
@@ -58,6 +69,11 @@ async def lock(
         if payout is None:
             return Locked()
         round_id, initiative_id = payout.round_id, payout.initiative_id
+    if award_id is not None:
+        award = await uow.awards.get(award_id)
+        if award is None or round_id not in (None, award.round_id):
+            return Locked(round=await _round(uow, round_id, exclusive))
+        round_id, initiative_id = award.round_id, award.initiative_id
     if round_id is None and initiative_id is not None:
         seen = await uow.initiatives.get(initiative_id)
         if seen is None:
@@ -78,7 +94,13 @@ async def lock(
         await uow.pledges.get(pledge.id, for_update=True) if pledge else None,
         await uow.claims.get(claim.id, for_update=True) if claim else None,
         await uow.payouts.get(payout.id, for_update=True) if payout else None,
+        await uow.awards.get(award.id, for_update=True) if award else None,
     )
+
+
+async def lock_steering_group(uow: VouchersUnitOfWork, area_code: str) -> SteeringGroup:
+    """The area's steering group, locked for the command that registers it anew (it holds no other lock)."""
+    return await uow.steering_groups.get(area_code, for_update=True)
 
 
 async def _round(uow: VouchersUnitOfWork, round_id: uuid.UUID | None, exclusive: bool) -> Round | None:

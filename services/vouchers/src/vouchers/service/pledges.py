@@ -17,6 +17,7 @@ from ..domain.ledger import Account, Kind
 from ..domain.pledges import GivenBack, Pledge
 from ..domain.rounds import Mechanism, Round
 from .access import found
+from .awards import lapse
 from .locking import lock
 
 
@@ -60,6 +61,7 @@ async def pledge(
         await uow.pledges.save(awarded)
         await uow.ledger.post(round_id, award)
         await uow.initiatives.save(initiative)
+        await lapse(uow, initiative_ids=[initiative_id])
         uow.collect(initiative)
     return PledgeResult(made, wallet.balance_cents, pledged, award is not None)
 

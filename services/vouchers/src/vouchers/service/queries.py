@@ -1,5 +1,6 @@
-"""What the API shows without changing anything: a round with its live totals, its ledger (for its officials),
-a resident's wallet, an initiative's budget. Read in a unit of work that never commits."""
+"""What the API shows without changing anything: rounds (public), a round with its live totals, its ledger (for its
+officials), the progress of its initiatives (for the residents of its area and its officials), a resident's
+wallet, an initiative's budget. Read in a unit of work that never commits."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from buurtkracht_contracts.refusals import NotAllowed
 from buurtkracht_kit.auth import Principal, Role
 
 from ..adapters.unit_of_work import VouchersUnitOfWork
-from ..domain.initiatives import Budget
+from ..domain.initiatives import Budget, Progress
 from ..domain.ledger import Kind
 from ..domain.pledges import Pledge
-from ..domain.rounds import Round
-from .access import found
+from ..domain.rounds import Round, RoundStatus
+from .access import found, is_official_for
 from .spending import budget_of
 
 
@@ -52,11 +53,30 @@ async def round_with_totals(uow: VouchersUnitOfWork, round_id: uuid.UUID) -> tup
     return round_, {kind.value: cents for kind, cents in totals.items() if kind is not Kind.MUNICIPALITY}
 
 
+async def rounds(
+    uow: VouchersUnitOfWork, area_code: str | None, status: RoundStatus | None, limit: int, offset: int
+) -> tuple[list[Round], int]:
+    """Rounds are public: any signed-in caller lists them, newest first."""
+    return await uow.rounds.search(area_code, status, limit, offset)
+
+
+async def round_initiatives(
+    uow: VouchersUnitOfWork, actor: Principal, round_id: uuid.UUID, limit: int, offset: int
+) -> tuple[list[Progress], int]:
+    """Before they pledge, the residents of the round's area (and its officials) see how far each of its
+    initiatives is: what is pledged to it in the round, and whether the round awarded it."""
+    round_ = found(await uow.rounds.get(round_id), f"round {round_id}")
+    resident = actor.has(Role.RESIDENT) and actor.lives_in(round_.area_code)
+    if not (resident or is_official_for(actor, round_.area_code)):
+        raise NotAllowed(f"only residents of {round_.area_code} and officials responsible for it see its initiatives")
+    return await uow.initiatives.progress_in(round_, limit, offset)
+
+
 async def round_ledger(
     uow: VouchersUnitOfWork, actor: Principal, round_id: uuid.UUID, after: int, limit: int
 ) -> RoundLedger:
     round_ = found(await uow.rounds.get(round_id), f"round {round_id}")
-    if not (actor.has(Role.OFFICIAL) and actor.acts_for(round_.area_code)):
+    if not is_official_for(actor, round_.area_code):
         raise NotAllowed(f"only officials responsible for {round_.area_code} see this ledger")
     entries = await uow.ledger.journal(round_id, limit, after)
     return RoundLedger(

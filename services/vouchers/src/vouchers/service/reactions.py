@@ -1,7 +1,8 @@
 """Reactions to the initiatives service. An approved initiative may receive pledges or an award; a withdrawn one
 gets its pledges returned to the wallets; an awarded one that is withdrawn, cancelled or completed returns what is
-left of its budget to its round, so no money stays with an initiative that ended. Each reaction is idempotent: an
-event delivered again finds the initiative ended and does nothing."""
+left of its budget to its round, so no money stays with an initiative that ended; a co-initiator who joins is one
+of its initiators from then on, so they neither vote on its award nor decide its claims. Each reaction is
+idempotent: an event delivered again finds the initiative ended, or its initiators as told, and does nothing."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ..adapters.unit_of_work import VouchersUnitOfWork
 from ..domain.initiatives import Ending, Initiative, InitiativeStatus
 from ..domain.ledger import Account, Kind
 from .access import found
+from .awards import lapse
 from .locking import lock
 from .pledges import give_back_pledges
 
@@ -24,6 +26,18 @@ async def initiative_approved(
     approved_amount_cents: int,
 ) -> None:
     await uow.initiatives.add_approved(Initiative(initiative_id, area_code, title, initiators, approved_amount_cents))
+
+
+async def co_initiator_joined(uow: VouchersUnitOfWork, initiative_id: uuid.UUID, initiators: list[str]) -> bool:
+    """Who initiates it now: a co-initiator joined. It decides who may vote on its award or decide its claims, so
+    it is changed under the initiative's lock, between the commands that read it. An initiative this service does
+    not know (not approved yet: its approval will name every initiator) is left alone. Returns whether anything
+    changed."""
+    initiative = (await lock(uow, initiative_id=initiative_id)).initiative
+    if initiative is None or not initiative.initiators_changed(initiators):
+        return False
+    await uow.initiatives.save(initiative)
+    return True
 
 
 async def initiative_withdrawn(uow: VouchersUnitOfWork, initiative_id: uuid.UUID) -> int:
@@ -57,6 +71,7 @@ async def _ended(uow: VouchersUnitOfWork, initiative_id: uuid.UUID, how: Ending)
     if initiative.status is InitiativeStatus.APPROVED and how is Ending.WITHDRAWN:
         initiative.end(how, None, 0)
         await uow.initiatives.save(initiative)
+        await lapse(uow, initiative_ids=[initiative_id])
         returned = 0
         for round_id in await uow.pledges.rounds_with_active(initiative_id):
             round_ = found(await uow.rounds.get(round_id), f"round {round_id}")

@@ -15,6 +15,7 @@ from ..adapters.unit_of_work import VouchersUnitOfWork
 from ..domain.ledger import Account, Kind
 from ..domain.rounds import Mechanism, Round
 from .access import found, require
+from .awards import lapse
 from .locking import lock
 from .pledges import give_back_pledges
 
@@ -65,6 +66,7 @@ async def close_round(
         if not await uow.initiatives.covered_by_another_open_round(initiative_id, round_id)
     ]
     unawarded = await uow.initiatives.expire_if_still_approved(candidates)  # re-checked under each row's lock
+    await lapse(uow, round_id=round_id, initiative_ids=unawarded)  # after the initiatives' rows: the lock order
     await give_back_pledges(uow, round_, None, "round_closed")
     await uow.ledger.sweep(round_id, Kind.WALLET, Account.pool(), "wallets_expired", str(round_id))
     returned = await uow.ledger.sweep(round_id, Kind.POOL, Account.returned(), "round_closed", str(round_id))

@@ -1,19 +1,22 @@
 """Spending an award: expense claims, their decision, and payouts confirmed by the finance side. Each holds the
-round (shared), the initiative's row — so what is left of its budget is exact — and then the claim or payout."""
+round (shared), the initiative's row — so what is left of its budget is exact — and then the claim or payout.
+Claims are seen by the officials and steering group members of their round's area and by the initiators; payouts
+by the finance integration and the officials of their round's area."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
+from buurtkracht_contracts.areas import is_area_code
 from buurtkracht_contracts.refusals import NotAllowed, NotFound
 from buurtkracht_kit.auth import Principal, Role
 
 from ..adapters.unit_of_work import VouchersUnitOfWork
 from ..domain.initiatives import Budget, Initiative
 from ..domain.ledger import Account, Kind
-from ..domain.spending import Claim, Payout
-from .access import found, require
+from ..domain.spending import Claim, ClaimStatus, Payout, PayoutStatus
+from .access import found, is_member_for, is_official_for
 from .locking import lock
 
 
@@ -60,11 +63,16 @@ async def claim_expense(
 async def decide_expense(
     uow: VouchersUnitOfWork, actor: Principal, claim_id: uuid.UUID, approve: bool, reason: str | None, now: datetime
 ) -> tuple[Claim, Payout | None]:
-    """An official or the steering group approves the claim (its payout is requested) or declines it."""
+    """An official of the round's area or a member of its steering group approves the claim (its payout is
+    requested) or declines it; never its claimant or an initiator of its initiative."""
     locked = await lock(uow, claim_id=claim_id)
     claim = found(locked.claim, f"expense claim {claim_id}")
     round_, initiative = found(locked.round, "its round"), found(locked.initiative, "its initiative")
-    require(actor, {Role.OFFICIAL, Role.STEERING_GROUP}, round_.area_code, "decide on expense claims")
+    if not (is_official_for(actor, round_.area_code) or await is_member_for(uow, actor, round_.area_code)):
+        raise NotAllowed(
+            f"only an official responsible for {round_.area_code} or a member of its steering group decides on "
+            "expense claims"
+        )
     if approve:
         entry = claim.approve(round_, initiative, actor.subject, reason)
     else:
@@ -117,3 +125,63 @@ async def confirm_payout_by_reference(
 def _require_finance(actor: Principal) -> None:
     if not actor.has(Role.INTEGRATION):
         raise NotAllowed("only the finance integration confirms payouts")
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+async def _member_areas(uow: VouchersUnitOfWork, actor: Principal) -> list[str]:
+    return await uow.steering_groups.areas_of(actor.subject) if actor.has(Role.STEERING_GROUP) else []
+
+
+def _official_areas(actor: Principal) -> list[str]:
+    return sorted(area for area in actor.areas if is_area_code(area)) if actor.has(Role.OFFICIAL) else []
+
+
+async def claims(
+    uow: VouchersUnitOfWork,
+    actor: Principal,
+    round_id: uuid.UUID | None,
+    status: ClaimStatus | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Claim], int]:
+    """The claims the caller may see, newest first: of the rounds of the areas they are an official for or a
+    steering group member of, and of their own initiatives."""
+    return await uow.claims.search(
+        round_id=round_id,
+        status=status,
+        official_areas=_official_areas(actor),
+        member_areas=await _member_areas(uow, actor),
+        subject=actor.subject,
+        limit=limit,
+        offset=offset,
+    )
+
+
+async def claim_of(uow: VouchersUnitOfWork, actor: Principal, claim_id: uuid.UUID) -> Claim:
+    """One claim, for those who may see it; to anyone else it does not exist."""
+    claim = await uow.claims.read(claim_id)
+    if claim is None:
+        raise NotFound(f"expense claim {claim_id}")
+    round_ = found(await uow.rounds.get(claim.round_id), "its round")
+    initiative = found(await uow.initiatives.get(claim.initiative_id), "its initiative")
+    own = actor.subject == claim.claimed_by or actor.subject in initiative.initiators
+    if not (own or is_official_for(actor, round_.area_code) or await is_member_for(uow, actor, round_.area_code)):
+        raise NotFound(f"expense claim {claim_id}")
+    return claim
+
+
+async def payouts(
+    uow: VouchersUnitOfWork, actor: Principal, status: PayoutStatus | None, limit: int, offset: int
+) -> tuple[list[Payout], int]:
+    """Every payout for the finance integration; an official's, those of the rounds of their areas."""
+    if not (actor.has(Role.INTEGRATION) or actor.has(Role.OFFICIAL)):
+        raise NotAllowed("only the finance integration and officials see payouts")
+    return await uow.payouts.search(
+        status=status,
+        every_area=actor.has(Role.INTEGRATION),
+        official_areas=_official_areas(actor),
+        limit=limit,
+        offset=offset,
+    )

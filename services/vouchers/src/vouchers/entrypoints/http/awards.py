@@ -1,8 +1,10 @@
-"""Committee awards over HTTP: the steering group records a decision, with who voted how."""
+"""Committee awards over HTTP: a member of the steering group proposes an award, each member votes with their own
+sign-in, and the officials of the area and the members read the decisions with who voted how."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Request
@@ -11,42 +13,124 @@ from pydantic import Field, StrictInt
 from buurtkracht_kit.auth import Caller
 
 from ...adapters.unit_of_work import VouchersUnitOfWork
+from ...domain.awards import AwardStatus
 from ...service import awards
-from .common import Answer, IdempotencyKey, Strict, money_moving, now
+from ...service.awards import AwardView
+from .common import MAX_CENTS, Answer, IdempotencyKey, Limit, Offset, Paged, Strict, money_moving, now, unit_of_work
 
 router = APIRouter(tags=["awards"])
 
 
+class Proposal(Strict):
+    initiative_id: uuid.UUID
+    amount_cents: StrictInt = Field(gt=0, le=MAX_CENTS)
+
+
 class VoteIn(Strict):
-    member_id: str = Field(min_length=1, max_length=100)
     vote: Literal["for", "against", "abstain"]
 
 
-class AwardDecision(Strict):
-    initiative_id: uuid.UUID
-    amount_cents: StrictInt = Field(gt=0)
-    votes: list[VoteIn] = Field(min_length=1, max_length=100)
+class VoteOut(Answer):
+    member_id: str
+    vote: Literal["for", "against", "abstain"]
+    cast_at: datetime
+    counted: bool = Field(description="Whether it counts: the member is eligible to vote on this proposal now")
 
 
-class AwardDecisionOut(Answer):
-    decision_id: uuid.UUID
+class AwardOut(Answer):
+    id: uuid.UUID = Field(description="The proposal; AwardProposed and AwardDecided name it `decision_id`")
+    round_id: uuid.UUID
     initiative_id: uuid.UUID
-    awarded: bool
+    amount_cents: int
+    status: AwardStatus = Field(description="open (members vote), awarded, not_awarded, or lapsed")
+    awarded: bool | None = Field(description="The decision; null while open or when it lapsed")
+    quorum: int = Field(description="Counted votes needed before it can be awarded")
+    proposed_by: str
+    proposed_at: datetime
+    decided_at: datetime | None
+    eligible_member_ids: list[str] = Field(
+        description="Who may vote on it: the steering group of the round's area, but the initiative's initiators"
+    )
+    votes: list[VoteOut]
+
+    @classmethod
+    def of(cls, view: AwardView) -> AwardOut:
+        award = view.award
+        votes = [
+            VoteOut(
+                member_id=b.member_id, vote=b.vote, cast_at=b.cast_at, counted=b.member_id in view.eligible_member_ids
+            )
+            for b in award.ballots.values()
+        ]
+        return cls.model_validate(
+            vars(award) | {"awarded": award.awarded, "eligible_member_ids": view.eligible_member_ids, "votes": votes}
+        )
+
+
+class AwardPage(Paged):
+    items: list[AwardOut]
 
 
 @router.post(
     "/rounds/{round_id}/awards",
     status_code=201,
-    summary="The steering group records an award decision, with who voted how (Idempotency-Key required)",
+    summary="A member of the area's steering group proposes an award, voting for it (Idempotency-Key required)",
+    responses={
+        403: {"description": "Not a registered member of the steering group, or an initiator of the initiative"},
+        409: {"description": "A proposal for the initiative is open already, or it is not open for an award"},
+    },
 )
-async def decide_award(
-    round_id: uuid.UUID, body: AwardDecision, caller: Caller, request: Request, idempotency_key: IdempotencyKey = None
-) -> AwardDecisionOut:
-    async def command(uow: VouchersUnitOfWork) -> AwardDecisionOut:
-        votes = [(v.member_id, v.vote) for v in body.votes]
-        decision_id, awarded = await awards.decide_award(
-            uow, caller, round_id, body.initiative_id, body.amount_cents, votes, now()
+async def propose_award(
+    round_id: uuid.UUID, body: Proposal, caller: Caller, request: Request, idempotency_key: IdempotencyKey = None
+) -> AwardOut:
+    async def command(uow: VouchersUnitOfWork) -> AwardOut:
+        return AwardOut.of(
+            await awards.propose_award(uow, caller, round_id, body.initiative_id, body.amount_cents, now())
         )
-        return AwardDecisionOut(decision_id=decision_id, initiative_id=body.initiative_id, awarded=awarded)
 
     return await money_moving(request, caller, idempotency_key, body, 201, command)  # type: ignore[return-value]
+
+
+@router.put(
+    "/rounds/{round_id}/awards/{award_id}/votes/me",
+    summary="A member of the area's steering group casts (or changes) their own vote on an open proposal",
+    description="The same vote again changes nothing while the proposal is open. The vote that decides it answers "
+    "with the decision; a vote after that, a repeat included, is a 409 whose `current_status` is the decision.",
+    responses={
+        403: {"description": "Not a registered member of the steering group, or an initiator of the initiative"},
+        409: {"description": "The proposal was decided or lapsed, or the round is closed"},
+    },
+)
+async def cast_vote(
+    round_id: uuid.UUID, award_id: uuid.UUID, body: VoteIn, caller: Caller, request: Request
+) -> AwardOut:
+    async with unit_of_work(request) as uow:
+        view = await awards.cast_vote(uow, caller, round_id, award_id, body.vote, now())
+        await uow.commit()
+    return AwardOut.of(view)
+
+
+@router.get(
+    "/rounds/{round_id}/awards",
+    summary="The round's award proposals and decisions with who voted how, newest first (officials and members)",
+)
+async def list_awards(
+    round_id: uuid.UUID,
+    caller: Caller,
+    request: Request,
+    status: AwardStatus | None = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> AwardPage:
+    async with unit_of_work(request) as uow:
+        views, total = await awards.awards_of_round(uow, caller, round_id, status, limit, offset)
+    return AwardPage(items=[AwardOut.of(v) for v in views], total=total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/rounds/{round_id}/awards/{award_id}",
+    summary="One award proposal or decision with who voted how (officials and members)",
+)
+async def get_award(round_id: uuid.UUID, award_id: uuid.UUID, caller: Caller, request: Request) -> AwardOut:
+    async with unit_of_work(request) as uow:
+        return AwardOut.of(await awards.award_of(uow, caller, round_id, award_id))

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Header, Request
+from fastapi import Header, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
@@ -22,6 +22,12 @@ IdempotencyKey = Annotated[
     str | None, Header(alias="Idempotency-Key", description="Required: replays the first answer")
 ]
 
+# Integers are bounded where they come in, so a huge value is invalid input (422), never a server error.
+MAX_INTEGER = 2**31 - 1  # the most an integer column holds (a quorum); also what a page may skip
+MAX_CENTS = 2**63 - 1  # the most a bigint column holds (an amount)
+Offset = Annotated[int, Query(ge=0, le=MAX_INTEGER, description="How many items to skip")]
+Limit = Annotated[int, Query(ge=1, le=100, description="How many items at most")]
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -29,6 +35,14 @@ class Strict(BaseModel):
 
 class Answer(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+class Paged(Answer):
+    """A page of a list: `total` items match in all; this page skips `offset` of them and holds at most `limit`."""
+
+    total: int
+    limit: int
+    offset: int
 
 
 def now() -> datetime:

@@ -13,14 +13,14 @@ from buurtkracht_kit.auth import Caller
 from ...adapters.unit_of_work import VouchersUnitOfWork
 from ...service import pledges
 from ...service.pledges import PledgeResult
-from .common import Answer, IdempotencyKey, Strict, money_moving, now, unit_of_work
+from .common import MAX_CENTS, Answer, IdempotencyKey, Strict, money_moving, now, unit_of_work
 
 router = APIRouter(tags=["pledges"])
 
 
 class NewPledge(Strict):
     initiative_id: uuid.UUID
-    amount_cents: StrictInt = Field(gt=0)
+    amount_cents: StrictInt = Field(gt=0, le=MAX_CENTS)
 
 
 class PledgeOut(Answer):

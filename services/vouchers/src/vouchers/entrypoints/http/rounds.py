@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import Field, StrictInt
@@ -13,9 +13,21 @@ from buurtkracht_contracts.areas import AreaCode
 from buurtkracht_kit.auth import Caller
 
 from ...adapters.unit_of_work import VouchersUnitOfWork
-from ...domain.rounds import Mechanism, Round
+from ...domain.rounds import Mechanism, Round, RoundStatus
 from ...service import queries, rounds
-from .common import Answer, IdempotencyKey, Strict, money_moving, now, unit_of_work
+from .common import (
+    MAX_CENTS,
+    MAX_INTEGER,
+    Answer,
+    IdempotencyKey,
+    Limit,
+    Offset,
+    Paged,
+    Strict,
+    money_moving,
+    now,
+    unit_of_work,
+)
 
 router = APIRouter(tags=["rounds"])
 
@@ -23,13 +35,17 @@ router = APIRouter(tags=["rounds"])
 class NewRound(Strict):
     area_code: AreaCode
     name: str = Field(min_length=1, max_length=200)
-    total_budget_cents: StrictInt = Field(gt=0)
+    total_budget_cents: StrictInt = Field(gt=0, le=MAX_CENTS)
     opens_at: datetime
     closes_at: datetime
     mechanism: Mechanism
-    voucher_amount_cents: StrictInt | None = Field(None, gt=0, description="Per resident; pledge rounds only")
+    voucher_amount_cents: StrictInt | None = Field(
+        None, gt=0, le=MAX_CENTS, description="Per resident; pledge rounds only"
+    )
     allow_wallet_claims: bool = Field(False, description="Pledge rounds: residents of the area may claim a wallet")
-    committee_quorum: StrictInt | None = Field(None, gt=0, description="Committee rounds: votes needed")
+    committee_quorum: StrictInt | None = Field(
+        None, gt=0, le=MAX_INTEGER, description="Committee rounds: counted votes needed before an award"
+    )
 
 
 class RoundOut(Answer):
@@ -50,6 +66,40 @@ class RoundOut(Answer):
     def with_totals(cls, shown: tuple[Round, dict[str, int]]) -> RoundOut:
         round_, totals = shown
         return cls.model_validate(vars(round_) | {"totals": totals})
+
+
+class RoundSummaryOut(Answer):
+    """A round in a list (its live totals are on the round itself)."""
+
+    id: uuid.UUID
+    area_code: str
+    name: str
+    mechanism: Mechanism
+    status: RoundStatus
+    total_budget_cents: int
+    voucher_amount_cents: int | None
+    allow_wallet_claims: bool
+    committee_quorum: int | None
+    opens_at: datetime
+    closes_at: datetime
+
+
+class RoundPage(Paged):
+    items: list[RoundSummaryOut]
+
+
+class InitiativeProgressOut(Answer):
+    initiative_id: uuid.UUID
+    title: str
+    area_code: str
+    approved_amount_cents: int
+    pledged_cents: int = Field(description="Pledged to it in this round: active pledges, or those that awarded it")
+    status: Literal["open", "awarded"] = Field(description="awarded by this round, or open: it may still be awarded")
+    awarded_cents: int | None
+
+
+class InitiativeProgressPage(Paged):
+    items: list[InitiativeProgressOut]
 
 
 class JournalEntryOut(Answer):
@@ -83,6 +133,35 @@ async def open_round(
     return await money_moving(request, caller, idempotency_key, body, 201, command)  # type: ignore[return-value]
 
 
+@router.get("/rounds", summary="Budget rounds, newest first: of an area, the areas inside it and those it lies in")
+async def list_rounds(
+    caller: Caller,
+    request: Request,
+    area_code: Annotated[AreaCode | None, Query(description="Rounds of this area, inside it, or around it")] = None,
+    status: RoundStatus | None = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> RoundPage:
+    async with unit_of_work(request) as uow:
+        found, total = await queries.rounds(uow, area_code, status, limit, offset)
+    return RoundPage(items=[RoundSummaryOut.model_validate(r) for r in found], total=total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/rounds/{round_id}/initiatives",
+    summary="How far each initiative of the round's area is: pledged in the round, awarded or open (residents of "
+    "the area and officials)",
+)
+async def round_initiatives(
+    round_id: uuid.UUID, caller: Caller, request: Request, limit: Limit = 20, offset: Offset = 0
+) -> InitiativeProgressPage:
+    async with unit_of_work(request) as uow:
+        progress, total = await queries.round_initiatives(uow, caller, round_id, limit, offset)
+    return InitiativeProgressPage(
+        items=[InitiativeProgressOut.model_validate(p) for p in progress], total=total, limit=limit, offset=offset
+    )
+
+
 @router.get("/rounds/{round_id}", summary="A round with its live totals")
 async def get_round(round_id: uuid.UUID, caller: Caller, request: Request) -> RoundOut:
     async with unit_of_work(request) as uow:
@@ -103,7 +182,7 @@ async def round_ledger(
     round_id: uuid.UUID,
     caller: Caller,
     request: Request,
-    after: Annotated[int, Query(ge=0, description="Entries after this id")] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1, description="Entries after this id")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> LedgerOut:
     async with unit_of_work(request) as uow:

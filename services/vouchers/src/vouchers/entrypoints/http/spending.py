@@ -13,8 +13,9 @@ from pydantic import Field, StrictInt
 from buurtkracht_kit.auth import Caller
 
 from ...adapters.unit_of_work import VouchersUnitOfWork
+from ...domain.spending import ClaimStatus, PayoutStatus
 from ...service import queries, spending
-from .common import Answer, IdempotencyKey, Strict, money_moving, now, unit_of_work
+from .common import MAX_CENTS, Answer, IdempotencyKey, Limit, Offset, Paged, Strict, money_moving, now, unit_of_work
 
 router = APIRouter(tags=["spending"])
 
@@ -34,21 +35,29 @@ class BudgetOut(Answer):
 class NewClaim(Strict):
     initiative_id: uuid.UUID
     supplier: str = Field(min_length=1, max_length=200)
-    amount_cents: StrictInt = Field(gt=0)
+    amount_cents: StrictInt = Field(gt=0, le=MAX_CENTS)
     invoice_reference: str = Field(min_length=1, max_length=100)
 
 
 class ClaimOut(Answer):
     id: uuid.UUID
     initiative_id: uuid.UUID
+    round_id: uuid.UUID
+    claimed_by: str
     supplier: str
     amount_cents: int
     invoice_reference: str
     status: str
     decided_by: str | None
     decision_reason: str | None
+    created_at: datetime
+    decided_at: datetime | None = None
     payout_id: uuid.UUID | None = None
     payout_reference: str | None = None
+
+
+class ClaimPage(Paged):
+    items: list[ClaimOut]
 
 
 class ClaimDecision(Strict):
@@ -60,12 +69,14 @@ class PayoutConfirmation(Strict):
     bank_reference: str = Field(min_length=1, max_length=100)
     paid_at: datetime
     amount_cents: StrictInt | None = Field(
-        None, gt=0, description="What was paid; when given, a confirmation for another amount is refused"
+        None, gt=0, le=MAX_CENTS, description="What was paid; when given, a confirmation for another amount is refused"
     )
 
 
 class ReferencedPayoutConfirmation(PayoutConfirmation):
-    amount_cents: StrictInt = Field(gt=0, description="What was paid: a confirmation for another amount is refused")
+    amount_cents: StrictInt = Field(
+        gt=0, le=MAX_CENTS, description="What was paid: a confirmation for another amount is refused"
+    )
 
 
 class PayoutOut(Answer):
@@ -73,10 +84,16 @@ class PayoutOut(Answer):
     reference: str
     claim_id: uuid.UUID
     initiative_id: uuid.UUID
+    round_id: uuid.UUID
     amount_cents: int
     status: str
     bank_reference: str | None
     settled_at: datetime | None
+    created_at: datetime | None = None
+
+
+class PayoutPage(Paged):
+    items: list[PayoutOut]
 
 
 @router.get(
@@ -105,9 +122,39 @@ async def claim_expense(
     return await money_moving(request, caller, idempotency_key, body, 201, command)  # type: ignore[return-value]
 
 
+@router.get(
+    "/expense-claims",
+    summary="Expense claims, newest first: of the rounds of your areas (officials, steering group members) and of "
+    "your own initiatives",
+)
+async def list_claims(
+    caller: Caller,
+    request: Request,
+    round_id: uuid.UUID | None = None,
+    status: ClaimStatus | None = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> ClaimPage:
+    async with unit_of_work(request) as uow:
+        found, total = await spending.claims(uow, caller, round_id, status, limit, offset)
+    items = [ClaimOut.model_validate(c, from_attributes=True) for c in found]
+    return ClaimPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/expense-claims/{claim_id}",
+    summary="An expense claim (officials and steering group members of its round's area, its initiators)",
+    responses={404: {"description": "No such claim, or one the caller may not see"}},
+)
+async def get_claim(claim_id: uuid.UUID, caller: Caller, request: Request) -> ClaimOut:
+    async with unit_of_work(request) as uow:
+        return ClaimOut.model_validate(await spending.claim_of(uow, caller, claim_id), from_attributes=True)
+
+
 @router.post(
     "/expense-claims/{claim_id}/decision",
-    summary="An official or the steering group approves (payout requested) or declines a claim",
+    summary="An official or a steering group member of the round's area approves (payout requested) or declines a "
+    "claim; never its claimant or an initiator",
 )
 async def decide_expense(
     claim_id: uuid.UUID, body: ClaimDecision, caller: Caller, request: Request, idempotency_key: IdempotencyKey = None
@@ -117,6 +164,23 @@ async def decide_expense(
         return ClaimOut.model_validate(claim, from_attributes=True)
 
     return await money_moving(request, caller, idempotency_key, body, 200, command)  # type: ignore[return-value]
+
+
+@router.get(
+    "/payouts",
+    summary="Payouts, newest first: every one for the finance integration, those of their areas for officials",
+)
+async def list_payouts(
+    caller: Caller,
+    request: Request,
+    status: PayoutStatus | None = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> PayoutPage:
+    async with unit_of_work(request) as uow:
+        found, total = await spending.payouts(uow, caller, status, limit, offset)
+    items = [PayoutOut.model_validate(p, from_attributes=True) for p in found]
+    return PayoutPage(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.post(
