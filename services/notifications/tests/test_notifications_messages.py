@@ -380,3 +380,16 @@ def test_a_message_about_a_decision_tells_how_many_voted_how_but_never_who():
     values = params(decided)
     assert (values["votes_for"], values["votes_against"], values["votes_cast"]) == (1, 1, 2)
     assert "votes" not in values and "m-1" not in str(values) and "m-2" not in str(values)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_pledge_returned_when_its_round_closed_does_not_promise_a_wallet_balance(language):
+    closed = sample(v.PledgeWithdrawn).model_copy(
+        update={"reason": "round_closed", "amount_cents": 2_500, "wallet_balance_cents": 0}
+    )
+    message = render("pledge_returned", language, params(closed), "https://b.example")
+    assert ("buurtbudget" if language == "nl" else "neighbourhood budget") in message.subject
+    assert "0,00" not in message.text and "0.00" not in message.text
+    withdrawn = closed.model_copy(update={"reason": "initiative_withdrawn", "wallet_balance_cents": 2_500})
+    message = render("pledge_returned", language, params(withdrawn), "https://b.example")
+    assert ("25,00" if language == "nl" else "25.00") in message.text
