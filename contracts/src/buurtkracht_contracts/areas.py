@@ -53,3 +53,8 @@ def inside_prefixes(code: str) -> list[str]:
         return []
     digits = code[2:]
     return {"GM": [f"WK{digits}", f"BU{digits}"], "WK": [f"BU{digits}"], "BU": []}[code[:2]]
+
+
+def inside_patterns(code: str) -> list[str]:
+    """SQL LIKE patterns matching every area strictly inside `code` (codes hold no LIKE wildcards)."""
+    return [f"{prefix}%" for prefix in inside_prefixes(code)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Literal
+from typing import Literal, Self
 
 import asyncpg
 
@@ -50,7 +50,7 @@ class UnitOfWork:
         self._acquire_timeout = acquire_timeout
         self.connection: asyncpg.Connection
 
-    async def __aenter__(self) -> UnitOfWork:
+    async def __aenter__(self) -> Self:
         self.connection = await self._pool.acquire(timeout=self._acquire_timeout)
         try:
             self._transaction = self.connection.transaction(isolation=self._isolation)

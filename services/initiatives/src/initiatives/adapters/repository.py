@@ -12,7 +12,7 @@ from datetime import datetime
 
 import asyncpg
 
-from buurtkracht_contracts.areas import inside_prefixes, is_area_code
+from buurtkracht_contracts.areas import inside_patterns, is_area_code
 
 from ..domain.model import BudgetLine, Category, Initiative, Spending, Status, Transition
 
@@ -273,4 +273,4 @@ def _budget(initiative: Initiative) -> list[dict[str, object]]:
 
 def _within(area_code: str) -> list[str]:
     """LIKE patterns for the area and every area inside it (GM0363: its wijken and buurten; WK036301: its buurten)."""
-    return [area_code, *(f"{prefix}%" for prefix in inside_prefixes(area_code))] if is_area_code(area_code) else []
+    return [area_code, *inside_patterns(area_code)] if is_area_code(area_code) else []

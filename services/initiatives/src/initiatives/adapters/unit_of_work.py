@@ -14,9 +14,5 @@ from .repository import InitiativeRepository
 class InitiativesUnitOfWork(UnitOfWork):
     initiatives: InitiativeRepository
 
-    async def __aenter__(self) -> InitiativesUnitOfWork:
-        await super().__aenter__()
-        return self
-
     def bind(self, connection: asyncpg.Connection) -> None:
         self.initiatives = InitiativeRepository(connection)

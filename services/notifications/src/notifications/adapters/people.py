@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from buurtkracht_contracts.areas import enclosing, inside_prefixes
+from buurtkracht_contracts.areas import enclosing, inside_patterns
 
 
 def _around(area_code: str) -> tuple[list[str], list[str]]:
     """The CBS areas containing `area_code` (itself included), and LIKE patterns for the areas inside it."""
-    return enclosing(area_code), [f"{prefix}%" for prefix in inside_prefixes(area_code)]
+    return enclosing(area_code), inside_patterns(area_code)
 
 
 @dataclass(frozen=True)

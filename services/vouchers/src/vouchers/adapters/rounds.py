@@ -15,7 +15,7 @@ from enum import StrEnum
 
 import asyncpg
 
-from buurtkracht_contracts.areas import enclosing, inside_prefixes, within
+from buurtkracht_contracts.areas import enclosing, inside_patterns, within
 
 from ..domain.rounds import Mechanism, Round, RoundStatus
 from .paging import fetch_page
@@ -88,7 +88,7 @@ class RoundRepository:
     ) -> tuple[list[Round], int]:
         """A page of rounds, newest first, and how many match in all: with `area_code`, the rounds of that area,
         of the areas inside it and of the areas it lies in."""
-        inside = [f"{prefix}%" for prefix in inside_prefixes(area_code)] if area_code else []
+        inside = inside_patterns(area_code) if area_code else []
         rows, total = await fetch_page(
             self._conn,
             "*",

@@ -44,10 +44,6 @@ class VouchersUnitOfWork(UnitOfWork):
     ledger: Ledger
     idempotency_keys: IdempotencyKeys
 
-    async def __aenter__(self) -> VouchersUnitOfWork:
-        await super().__aenter__()
-        return self
-
     def bind(self, connection: asyncpg.Connection) -> None:
         self.rounds = RoundRepository(connection)
         self.initiatives = InitiativeRepository(connection)
