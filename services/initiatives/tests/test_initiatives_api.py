@@ -296,6 +296,14 @@ async def test_an_initiative_whose_support_period_ended_expires(api, service):
     assert answer.json()["status"] == "expired"
 
 
+@pytest.mark.parametrize("offset", [10**19, 2**31, -1])
+async def test_paging_beyond_its_bounds_is_invalid_input_naming_the_parameter(api, offset):
+    answer = await api.get("/api/v1/initiatives", params={"offset": offset}, headers=resident("r-reader"))
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert [e["field"] for e in answer.json()["errors"]] == ["offset"]
+
+
 async def test_list_filters_by_area_status_and_category_and_pages(api):
     mine = [await submitted(api, owner=f"r-lister-{i}") for i in range(3)]
     await draft(api, owner="r-secret")

@@ -19,6 +19,7 @@ from buurtkracht_contracts import areas
 from buurtkracht_contracts.areas import AreaCode
 from buurtkracht_contracts.refusals import NotAllowed, NotFound
 from buurtkracht_kit.auth import Caller, Principal, Role
+from buurtkracht_kit.paging import Limit, Offset
 from buurtkracht_kit.problems import Problem
 
 from ..adapters.unit_of_work import InitiativesUnitOfWork
@@ -227,8 +228,8 @@ async def list_initiatives(
     area_code: Annotated[str | None, Query(pattern=areas.PATTERN)] = None,
     status: Status | None = None,
     category: Category | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 20,
+    offset: Offset = 0,
 ) -> InitiativePage:
     official_areas = sorted(caller.areas) if caller.has(Role.OFFICIAL) else []
     async with _unit_of_work(request) as uow:
