@@ -371,6 +371,15 @@ async def test_invalid_input_is_422_naming_the_field(api, path, body, field):
     assert field in [error["field"] for error in answer.json()["errors"]]
 
 
+async def test_an_inbox_offset_beyond_any_page_is_422_naming_the_field(api):
+    headers = token("r-x", ["resident"], [BUURT])
+    answer = await api.get("/api/v1/inbox", params={"offset": 10_000_000_000_000_000_000}, headers=headers)
+    assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
+    assert "offset" in [error["field"] for error in answer.json()["errors"]]
+    largest = await api.get("/api/v1/inbox", params={"offset": 2**31 - 1}, headers=headers)
+    assert largest.status_code == 200 and largest.json()["items"] == []
+
+
 async def test_forgetting_removes_the_address(api):
     headers = await register(api, "r-gone", "gone@example.nl", "en")
     assert (await api.delete("/api/v1/contact-details/me", headers=headers)).status_code == 204

@@ -147,12 +147,11 @@ async def told(monkeypatch, event: Event, people: FakePeople | None = None) -> d
     """Who gets an inbox message of `event`: recipient -> (kind, the values its templates get)."""
     queued = []
 
-    async def add(connection, notifications) -> int:
+    async def add(notifications) -> int:
         queued.extend(notifications)
         return len(notifications)
 
-    monkeypatch.setattr(notify.notifications, "add", add)
-    uow = types.SimpleNamespace(people=people or FakePeople(), connection=None)
+    uow = types.SimpleNamespace(people=people or FakePeople(), notifications=types.SimpleNamespace(add=add))
     await notify.handle(uow, event, Envelope.wrap(event, "urn:test"))
     return {n.recipient_id: (n.kind, n.params) for n in queued if n.channel == "inbox"}
 
@@ -380,6 +379,89 @@ def test_a_message_about_a_decision_tells_how_many_voted_how_but_never_who():
     values = params(decided)
     assert (values["votes_for"], values["votes_against"], values["votes_cast"]) == (1, 1, 2)
     assert "votes" not in values and "m-1" not in str(values) and "m-2" not in str(values)
+
+
+# Every field of a consumed event that names a person, by whether a stored message (which the inbox and
+# notifications API answer) may hold it.
+NEVER_STORED = {
+    "proposed_by",  # a steering-group member whose vote is `for`
+    "decided_by",  # the steering-group member who decided an expense claim
+    "votes",  # who voted how
+    "member_ids",
+    "joined_member_ids",
+    "left_member_ids",
+    "eligible_member_ids",
+    "chair_id",
+    "resident_ids",  # the holders of wallets
+    "supporter_id",  # who supports an initiative is not public, only how many do
+}
+KNOWN_TO_RECIPIENTS = {
+    "initiators": "the initiators of an initiative are public",
+    "resident_id": "the recipient themself (their pledge), or a new co-initiator, public as one from then on",
+    "volunteer_id": "told to the initiators, who see their volunteers",
+    "withdrawn_by": "an initiator",
+    "started_by": "an initiator",
+    "reported_by": "an initiator",
+    "cancelled_by": "an initiator or an official",
+    "claimed_by": "an initiator, told to officials",
+    "official_id": "an official, acting in office",
+    "changed_by": "an official, acting in office",
+}
+PEOPLE_WORDS = ("resident", "member", "supporter", "volunteer", "initiator", "official", "chair", "admin")
+
+
+def _names_a_person(field: str) -> bool:
+    """By its name: `*_by`, `initiators`, `votes`, or the id (or ids) of a resident, member, official, ..."""
+    if field.endswith("_by") or field in {"initiators", "votes"}:
+        return True
+    return field.endswith(("_id", "_ids")) and any(word in field for word in PEOPLE_WORDS)
+
+
+def _strings(value: typing.Any) -> set[str]:
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, dict):
+        return set().union(*(_strings(item) for item in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_strings(item) for item in value))
+    return set()
+
+
+def test_every_field_of_a_consumed_event_that_names_a_person_is_either_never_stored_or_known_to_its_recipients():
+    people = {field for model in CONSUMED for field in model.model_fields if _names_a_person(field)}
+    unclassified = people - NEVER_STORED - KNOWN_TO_RECIPIENTS.keys()
+    assert not unclassified, f"decide whether a stored message may hold {sorted(unclassified)}"
+
+
+@pytest.mark.parametrize("model", CONSUMED, ids=[model.__name__ for model in CONSUMED])
+def test_a_stored_message_names_no_resident_its_recipient_does_not_already_know(model):
+    event = sample(model)  # every field a distinct value: "sample proposed_by", "sample member_id", ...
+    values = params(event)
+    assert not NEVER_STORED & set(values)
+    everything = event.model_dump(mode="json")
+    never = set().union(*(_strings(everything[field]) for field in NEVER_STORED & set(everything)))
+    assert not never & _strings(values), f"{model.__name__}: a stored message would name {sorted(never)}"
+    for field in set(values) - {"votes_for", "votes_against", "votes_cast"}:
+        assert not _names_a_person(field) or field in KNOWN_TO_RECIPIENTS, field
+
+
+async def test_the_initiators_told_an_award_was_declined_do_not_learn_who_proposed_it(monkeypatch):
+    decided = sample(v.AwardDecided).model_copy(
+        update={"proposed_by": "m-proposer", "votes": [v.Vote(member_id="m-proposer", vote="for")], "quorum": 3}
+    )
+    [(kind, values)] = (await told(monkeypatch, decided)).values()
+    assert kind == "award_declined" and "m-proposer" not in str(values)
+    for language in LANGUAGES:
+        assert "m-proposer" not in render(kind, language, values, "https://b.example").text
+
+
+@pytest.mark.parametrize("model", [v.ExpenseApproved, v.ExpenseDeclined])
+async def test_the_initiators_told_of_a_decided_expense_claim_do_not_learn_which_member_decided_it(monkeypatch, model):
+    decided = sample(model).model_copy(update={"decided_by": "m-decider"})
+    [(kind, values)] = (await told(monkeypatch, decided)).values()
+    assert "decided_by" not in values and "m-decider" not in str(values)
+    for language in LANGUAGES:
+        assert "m-decider" not in render(kind, language, values, "https://b.example").text
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaProducer
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from notifications.adapters import webhooks as store
+from notifications.adapters.unit_of_work import NotificationsUnitOfWork
 from notifications.app import create
 from notifications.domain import webhooks as rules
 from notifications.entrypoints import webhooks_http
@@ -47,7 +48,7 @@ from buurtkracht_contracts.topics import INITIATIVES_EVENTS, TopicSpec, all_topi
 from buurtkracht_kit import housekeeping, migrations, topics
 from buurtkracht_kit import http as kit_http
 from buurtkracht_kit.auth import TokenVerifier, mint
-from buurtkracht_kit.db import UnitOfWork, create_pool
+from buurtkracht_kit.db import create_pool
 from buurtkracht_kit.metrics import ServiceMetrics
 from buurtkracht_kit.runtime import Service, ServiceSpec
 from tests.keys import PRIVATE, PUBLIC
@@ -231,7 +232,9 @@ REGISTRY = CollectorRegistry()
 @contextlib.asynccontextmanager
 async def dispatcher(pool, settings: NotificationsSettings, **options) -> AsyncIterator[webhooks.Dispatcher]:
     options.setdefault("retry_delay", lambda attempts: 0.3 * attempts)
-    sender = webhooks.Dispatcher(lambda: UnitOfWork(pool, settings.event_source), settings, metrics(), **options)
+    sender = webhooks.Dispatcher(
+        lambda: NotificationsUnitOfWork(pool, settings.event_source), settings, metrics(), **options
+    )
     try:
         yield sender
     finally:
@@ -253,7 +256,7 @@ async def subscribe(api, url: str, event_types: list[str] | None = None, headers
 
 
 async def enqueue(pool, event: Envelope) -> int:
-    async with UnitOfWork(pool, VOUCHERS_SOURCE) as uow:
+    async with NotificationsUnitOfWork(pool, VOUCHERS_SOURCE) as uow:
         added = await webhooks.enqueue(uow, event)
         await uow.commit()
     return added
@@ -567,7 +570,7 @@ async def test_a_slow_endpoint_holds_up_neither_a_healthy_subscription_nor_the_c
         await enqueue(db, envelope(APPROVED))
 
     claims = 0
-    real_claim = store.claim
+    real_claim = store.Webhooks.claim
 
     async def claim_failing_once(*args, **kwargs):  # the loop survives an error (the database away a moment)
         nonlocal claims
@@ -576,8 +579,14 @@ async def test_a_slow_endpoint_holds_up_neither_a_healthy_subscription_nor_the_c
             raise ConnectionError("database away")
         return await real_claim(*args, **kwargs)
 
-    monkeypatch.setattr(store, "claim", claim_failing_once)
-    spec = ServiceSpec(name="notifications-webhooks-test", title="test", version="0", migrations=MIGRATIONS)
+    monkeypatch.setattr(store.Webhooks, "claim", claim_failing_once)
+    spec = ServiceSpec(
+        name="notifications-webhooks-test",
+        title="test",
+        version="0",
+        migrations=MIGRATIONS,
+        unit_of_work=NotificationsUnitOfWork,
+    )
     service = Service(spec, settings)
     service.pool = db
     started = time.monotonic()
@@ -626,8 +635,8 @@ async def test_a_leased_delivery_is_sent_by_one_dispatcher_and_a_late_outcome_is
         await enqueue(db, envelope())
 
     async def claim(limit: int) -> list[store.Claimed]:
-        async with UnitOfWork(db, VOUCHERS_SOURCE) as uow:
-            claimed = await store.claim(uow.connection, limit, 3, 60.0)
+        async with NotificationsUnitOfWork(db, VOUCHERS_SOURCE) as uow:
+            claimed = await uow.webhooks.claim(limit, 3, 60.0)
             await asyncio.sleep(0.2)  # both transactions overlap
             await uow.commit()
         return claimed
@@ -643,10 +652,10 @@ async def test_a_leased_delivery_is_sent_by_one_dispatcher_and_a_late_outcome_is
         await conn.execute(
             "UPDATE webhook_deliveries SET leased_until = now() - interval '1 second' WHERE id = $1", stale.delivery_id
         )
-        (again,) = await store.claim(conn, 1, 10, 60.0)
+        (again,) = await store.Webhooks(conn).claim(1, 10, 60.0)
         assert again.delivery_id == stale.delivery_id and again.attempt == stale.attempt + 1
-        assert not await store.mark_delivered(conn, stale, 200)  # the dispatcher whose lease ran out
-        assert await store.mark_delivered(conn, again, 200)
+        assert not await store.Webhooks(conn).mark_delivered(stale, 200)  # the dispatcher whose lease ran out
+        assert await store.Webhooks(conn).mark_delivered(again, 200)
     (delivered,) = (await deliveries_of(api, subscription["id"], status="delivered"))["items"]
     assert delivered["id"] == str(stale.delivery_id) and delivered["attempts"] == 2
 
@@ -878,6 +887,20 @@ async def test_the_delivery_log_is_paginated(db, api, receiver):
     assert len(first["items"]) == 2 and len(rest["items"]) == 1
     assert {d["id"] for d in first["items"]}.isdisjoint({d["id"] for d in rest["items"]})
     assert all(d["status"] == "pending" and d["attempts"] == 0 for d in first["items"] + rest["items"])
+
+
+@pytest.mark.integration
+async def test_an_offset_beyond_any_page_is_refused_naming_the_field_and_the_largest_is_an_empty_page(
+    db, api, receiver
+):
+    subscription = await subscribe(api, receiver.url(path()))
+    for listing in (BASE, f"{BASE}/{subscription['id']}/deliveries"):
+        answer = await api.get(listing, params={"offset": 10_000_000_000_000_000_000}, headers=ADMIN)
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert "offset" in [error["field"] for error in answer.json()["errors"]]
+        largest = await api.get(listing, params={"offset": 2**31 - 1}, headers=ADMIN)
+        assert largest.status_code == 200 and largest.json()["items"] == []
 
 
 @pytest.mark.integration

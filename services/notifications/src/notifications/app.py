@@ -9,9 +9,9 @@ from buurtkracht_contracts.topics import INITIATIVES_EVENTS, NOTIFICATIONS_EVENT
 from buurtkracht_kit.runtime import Service, ServiceSpec
 
 from .adapters import webhooks as deliveries
+from .adapters.unit_of_work import NotificationsUnitOfWork
 from .entrypoints import events, http, webhooks_http
 from .service import dispatch, webhooks
-from .service.unit_of_work import NotificationsUnitOfWork
 from .settings import NotificationsSettings
 
 SPEC = ServiceSpec(

@@ -152,6 +152,9 @@ class People:
             muted_kinds,
         )
 
+    async def digest_sent(self, resident_id: str) -> None:
+        await self._conn.execute("UPDATE preferences SET last_digest_at = now() WHERE resident_id = $1", resident_id)
+
     async def preferences(self, resident_id: str) -> asyncpg.Record | None:
         return await self._conn.fetchrow(
             "SELECT email_enabled, frequency, muted_kinds FROM preferences WHERE resident_id = $1", resident_id

@@ -48,206 +48,6 @@ def _delivery(row: asyncpg.Record) -> Delivery:
     return Delivery(**{**dict(row), "status": DeliveryStatus(row["status"])})
 
 
-# --- subscriptions --------------------------------------------------------------------------------------------
-
-
-async def add_subscription(
-    conn: asyncpg.Connection,
-    *,
-    subscription_id: uuid.UUID,
-    url: str,
-    secret: str,
-    event_types: Sequence[str],
-    description: str,
-    created_by: str,
-) -> Subscription:
-    row = await conn.fetchrow(
-        f"""INSERT INTO webhook_subscriptions (id, url, secret, event_types, description, created_by)
-            VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_SUBSCRIPTION_COLUMNS}""",
-        subscription_id,
-        url,
-        secret,
-        list(event_types),
-        description,
-        created_by,
-    )
-    return _subscription(row)
-
-
-async def subscription(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> Subscription | None:
-    row = await conn.fetchrow(
-        f"SELECT {_SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE id = $1", subscription_id
-    )
-    return _subscription(row) if row else None
-
-
-async def subscriptions(
-    conn: asyncpg.Connection, status: SubscriptionStatus | None, limit: int, offset: int
-) -> tuple[list[Subscription], int]:
-    """A page of subscriptions (newest first) and how many there are."""
-    rows = await conn.fetch(
-        f"""SELECT {_SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE $1::text IS NULL OR status = $1
-            ORDER BY created_at DESC, id LIMIT $2 OFFSET $3""",
-        status,
-        limit,
-        offset,
-    )
-    total = await conn.fetchval(
-        "SELECT count(*) FROM webhook_subscriptions WHERE $1::text IS NULL OR status = $1", status
-    )
-    return [_subscription(row) for row in rows], total
-
-
-async def rotate_secret(
-    conn: asyncpg.Connection, subscription_id: uuid.UUID, secret: str, overlap_seconds: float
-) -> Subscription | None:
-    """Sign with `secret` from now on; the replaced one goes on signing beside it for `overlap_seconds`
-    (not at all when 0). `None` when there is no such subscription."""
-    row = await conn.fetchrow(
-        f"""UPDATE webhook_subscriptions
-            SET previous_secret = CASE WHEN $3::float8 > 0 THEN secret END,
-                previous_secret_until = CASE WHEN $3::float8 > 0 THEN now() + make_interval(secs => $3) END,
-                secret = $2
-            WHERE id = $1 RETURNING {_SUBSCRIPTION_COLUMNS}""",
-        subscription_id,
-        secret,
-        overlap_seconds,
-    )
-    return _subscription(row) if row else None
-
-
-async def change_subscription(
-    conn: asyncpg.Connection,
-    subscription_id: uuid.UUID,
-    *,
-    url: str | None,
-    event_types: Sequence[str] | None,
-    description: str | None,
-) -> Subscription | None:
-    """Change what is given (None: keep); `None` when there is no such subscription."""
-    row = await conn.fetchrow(
-        f"""UPDATE webhook_subscriptions
-            SET url = coalesce($2, url), event_types = coalesce($3, event_types),
-                description = coalesce($4, description)
-            WHERE id = $1 RETURNING {_SUBSCRIPTION_COLUMNS}""",
-        subscription_id,
-        url,
-        list(event_types) if event_types is not None else None,
-        description,
-    )
-    return _subscription(row) if row else None
-
-
-async def delete_subscription(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> bool:
-    """Remove a subscription and its delivery log; `False` when there was none."""
-    return bool(await conn.fetchval("DELETE FROM webhook_subscriptions WHERE id = $1 RETURNING true", subscription_id))
-
-
-async def active_filters(conn: asyncpg.Connection) -> list[tuple[uuid.UUID, list[str]]]:
-    """Every active subscription's id and event-type filters."""
-    rows = await conn.fetch("SELECT id, event_types FROM webhook_subscriptions WHERE status = 'active'")
-    return [(row["id"], list(row["event_types"])) for row in rows]
-
-
-async def count_failure(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> int | None:
-    """One more failed attempt in the subscription's current run; returns the run's length (`None` when the
-    subscription was deleted meanwhile)."""
-    return await conn.fetchval(
-        """UPDATE webhook_subscriptions SET consecutive_failures = consecutive_failures + 1
-           WHERE id = $1 RETURNING consecutive_failures""",
-        subscription_id,
-    )
-
-
-async def reset_failures(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> None:
-    await conn.execute(
-        "UPDATE webhook_subscriptions SET consecutive_failures = 0 WHERE id = $1 AND consecutive_failures <> 0",
-        subscription_id,
-    )
-
-
-async def disable(conn: asyncpg.Connection, subscription_id: uuid.UUID, reason: Reason) -> Subscription | None:
-    """Switch an active subscription off; `None` when it was not active (someone else did it already)."""
-    row = await conn.fetchrow(
-        f"""UPDATE webhook_subscriptions SET status = 'disabled', disabled_reason = $2, disabled_at = now()
-            WHERE id = $1 AND status = 'active' RETURNING {_SUBSCRIPTION_COLUMNS}""",
-        subscription_id,
-        reason,
-    )
-    return _subscription(row) if row else None
-
-
-async def enable(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> Subscription | None:
-    """Switch a subscription on again with a clean failure count; its waiting deliveries are due at once."""
-    row = await conn.fetchrow(
-        f"""UPDATE webhook_subscriptions
-            SET status = 'active', disabled_reason = NULL, disabled_at = NULL, consecutive_failures = 0
-            WHERE id = $1 RETURNING {_SUBSCRIPTION_COLUMNS}""",
-        subscription_id,
-    )
-    if row is None:
-        return None
-    if row["status"] == "active":
-        await conn.execute(
-            """UPDATE webhook_deliveries SET next_attempt_at = least(next_attempt_at, now())
-               WHERE subscription_id = $1 AND status = 'pending'""",
-            subscription_id,
-        )
-    return _subscription(row)
-
-
-def sweeps(retention_days: float) -> list[Sweep]:
-    """Housekeeping: finished deliveries leave the log after `retention_days`; pending ones never do."""
-    return [Sweep("webhook_deliveries", "created_at", timedelta(days=retention_days), where="status <> 'pending'")]
-
-
-# --- deliveries -----------------------------------------------------------------------------------------------
-
-
-async def add_deliveries(
-    conn: asyncpg.Connection, subscription_ids: Sequence[uuid.UUID], event_id: uuid.UUID, event_type: str, body: str
-) -> int:
-    """One pending delivery of the event per subscription, skipping pairs stored before; returns how many new."""
-    if not subscription_ids:
-        return 0
-    rows = await conn.fetch(
-        """INSERT INTO webhook_deliveries (id, subscription_id, event_id, event_type, body)
-           SELECT gen_random_uuid(), s, $2, $3, $4 FROM unnest($1::uuid[]) AS s
-           ON CONFLICT (subscription_id, event_id) DO NOTHING RETURNING id""",
-        list(subscription_ids),
-        event_id,
-        event_type,
-        body,
-    )
-    return len(rows)
-
-
-async def deliveries(
-    conn: asyncpg.Connection, subscription_id: uuid.UUID, status: DeliveryStatus | None, limit: int, offset: int
-) -> tuple[list[Delivery], int]:
-    """A page of a subscription's delivery log (newest first) and how many deliveries it holds."""
-    rows = await conn.fetch(
-        f"""SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries
-            WHERE subscription_id = $1 AND ($2::text IS NULL OR status = $2)
-            ORDER BY created_at DESC, id LIMIT $3 OFFSET $4""",
-        subscription_id,
-        status,
-        limit,
-        offset,
-    )
-    total = await conn.fetchval(
-        "SELECT count(*) FROM webhook_deliveries WHERE subscription_id = $1 AND ($2::text IS NULL OR status = $2)",
-        subscription_id,
-        status,
-    )
-    return [_delivery(row) for row in rows], total
-
-
-async def delivery(conn: asyncpg.Connection, delivery_id: uuid.UUID) -> Delivery | None:
-    row = await conn.fetchrow(f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = $1", delivery_id)
-    return _delivery(row) if row else None
-
-
 @dataclass(frozen=True)
 class Claimed:
     """A delivery leased for one attempt, with what it takes to send it."""
@@ -263,88 +63,280 @@ class Claimed:
     created_by: str
 
 
-async def claim(conn: asyncpg.Connection, limit: int, per_subscription: int, lease_seconds: float) -> list[Claimed]:
-    """Lease up to `limit` due deliveries of active subscriptions, oldest due first, at most `per_subscription`
-    leased per subscription at any time; commit at once, before sending."""
-    if limit <= 0:
-        return []
-    rows = await conn.fetch(
-        """WITH claimable AS (
-               SELECT due.id
-               FROM webhook_subscriptions s
-               CROSS JOIN LATERAL (
-                   SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
-                   WHERE d.subscription_id = s.id AND d.status = 'pending' AND d.next_attempt_at <= now()
-                     AND (d.leased_until IS NULL OR d.leased_until <= now())
-                   ORDER BY d.next_attempt_at
-                   LIMIT greatest($2 - (SELECT count(*) FROM webhook_deliveries leased
-                                        WHERE leased.subscription_id = s.id AND leased.status = 'pending'
-                                          AND leased.leased_until > now()), 0)
-                   FOR UPDATE OF d SKIP LOCKED
-               ) due
-               WHERE s.status = 'active'
-               ORDER BY due.next_attempt_at
-               LIMIT $1
-           )
-           UPDATE webhook_deliveries d
-           SET leased_until = now() + make_interval(secs => $3), attempts = d.attempts + 1, last_attempt_at = now()
-           FROM claimable, webhook_subscriptions s
-           WHERE d.id = claimable.id AND s.id = d.subscription_id
-           RETURNING d.id, d.subscription_id, d.attempts, d.event_id, d.event_type, d.body, s.url, s.secret,
-                     CASE WHEN s.previous_secret_until > now() THEN s.previous_secret END AS previous_secret,
-                     s.created_by""",
-        limit,
-        per_subscription,
-        lease_seconds,
-    )
-    return [
-        Claimed(
-            delivery_id=row["id"],
-            subscription_id=row["subscription_id"],
-            attempt=row["attempts"],
-            event_id=row["event_id"],
-            event_type=row["event_type"],
-            body=row["body"],
-            url=row["url"],
-            secrets=(row["secret"], row["previous_secret"]) if row["previous_secret"] else (row["secret"],),
-            created_by=row["created_by"],
+def sweeps(retention_days: float) -> list[Sweep]:
+    """Housekeeping: finished deliveries leave the log after `retention_days`; pending ones never do."""
+    return [Sweep("webhook_deliveries", "created_at", timedelta(days=retention_days), where="status <> 'pending'")]
+
+
+class Webhooks:
+    """Webhook subscriptions and their deliveries, on one connection (a unit of work's transaction)."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._conn = connection
+
+    # -- subscriptions --------------------------------------------------------------------------------------------
+
+    async def add_subscription(
+        self,
+        *,
+        subscription_id: uuid.UUID,
+        url: str,
+        secret: str,
+        event_types: Sequence[str],
+        description: str,
+        created_by: str,
+    ) -> Subscription:
+        row = await self._conn.fetchrow(
+            f"""INSERT INTO webhook_subscriptions (id, url, secret, event_types, description, created_by)
+                VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_SUBSCRIPTION_COLUMNS}""",
+            subscription_id,
+            url,
+            secret,
+            list(event_types),
+            description,
+            created_by,
         )
-        for row in rows
-    ]
+        return _subscription(row)
 
+    async def subscription(self, subscription_id: uuid.UUID) -> Subscription | None:
+        row = await self._conn.fetchrow(
+            f"SELECT {_SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE id = $1", subscription_id
+        )
+        return _subscription(row) if row else None
 
-async def mark_delivered(conn: asyncpg.Connection, claimed: Claimed, status_code: int) -> bool:
-    """Record a 2xx answer; `False` when a later attempt holds the delivery (the fence)."""
-    done = await conn.fetchval(
-        """UPDATE webhook_deliveries
-           SET status = 'delivered', delivered_at = now(), next_attempt_at = NULL, leased_until = NULL,
-               last_status_code = $3, last_error = NULL
-           WHERE id = $1 AND attempts = $2 AND status = 'pending' RETURNING true""",
-        claimed.delivery_id,
-        claimed.attempt,
-        status_code,
-    )
-    return bool(done)
+    async def subscriptions(
+        self, status: SubscriptionStatus | None, limit: int, offset: int
+    ) -> tuple[list[Subscription], int]:
+        """A page of subscriptions (newest first) and how many there are."""
+        rows = await self._conn.fetch(
+            f"""SELECT {_SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE $1::text IS NULL OR status = $1
+                ORDER BY created_at DESC, id LIMIT $2 OFFSET $3""",
+            status,
+            limit,
+            offset,
+        )
+        total = await self._conn.fetchval(
+            "SELECT count(*) FROM webhook_subscriptions WHERE $1::text IS NULL OR status = $1", status
+        )
+        return [_subscription(row) for row in rows], total
 
+    async def rotate_secret(
+        self, subscription_id: uuid.UUID, secret: str, overlap_seconds: float
+    ) -> Subscription | None:
+        """Sign with `secret` from now on; the replaced one goes on signing beside it for `overlap_seconds`
+        (not at all when 0). `None` when there is no such subscription."""
+        row = await self._conn.fetchrow(
+            f"""UPDATE webhook_subscriptions
+                SET previous_secret = CASE WHEN $3::float8 > 0 THEN secret END,
+                    previous_secret_until = CASE WHEN $3::float8 > 0 THEN now() + make_interval(secs => $3) END,
+                    secret = $2
+                WHERE id = $1 RETURNING {_SUBSCRIPTION_COLUMNS}""",
+            subscription_id,
+            secret,
+            overlap_seconds,
+        )
+        return _subscription(row) if row else None
 
-async def mark_failed_attempt(
-    conn: asyncpg.Connection, claimed: Claimed, status_code: int | None, error: str, retry_in_seconds: float | None
-) -> bool:
-    """Record a failed attempt: due again after `retry_in_seconds`, or failed for good when that is `None`.
-    `False` when a later attempt holds the delivery (the fence)."""
-    done = await conn.fetchval(
-        """UPDATE webhook_deliveries
-           SET status = CASE WHEN $5::float8 IS NULL THEN 'failed' ELSE 'pending' END,
-               next_attempt_at = now() + make_interval(secs => $5::float8), leased_until = NULL,
-               last_status_code = $3, last_error = $4
-           WHERE id = $1 AND attempts = $2 AND status = 'pending' RETURNING true""",
-        claimed.delivery_id,
-        claimed.attempt,
-        status_code,
-        error[:MAX_ERROR_LENGTH],
-        retry_in_seconds,
-    )
-    return bool(done)
+    async def change_subscription(
+        self,
+        subscription_id: uuid.UUID,
+        *,
+        url: str | None,
+        event_types: Sequence[str] | None,
+        description: str | None,
+    ) -> Subscription | None:
+        """Change what is given (None: keep); `None` when there is no such subscription."""
+        row = await self._conn.fetchrow(
+            f"""UPDATE webhook_subscriptions
+                SET url = coalesce($2, url), event_types = coalesce($3, event_types),
+                    description = coalesce($4, description)
+                WHERE id = $1 RETURNING {_SUBSCRIPTION_COLUMNS}""",
+            subscription_id,
+            url,
+            list(event_types) if event_types is not None else None,
+            description,
+        )
+        return _subscription(row) if row else None
+
+    async def delete_subscription(self, subscription_id: uuid.UUID) -> bool:
+        """Remove a subscription and its delivery log; `False` when there was none."""
+        return bool(
+            await self._conn.fetchval("DELETE FROM webhook_subscriptions WHERE id = $1 RETURNING true", subscription_id)
+        )
+
+    async def active_filters(self) -> list[tuple[uuid.UUID, list[str]]]:
+        """Every active subscription's id and event-type filters."""
+        rows = await self._conn.fetch("SELECT id, event_types FROM webhook_subscriptions WHERE status = 'active'")
+        return [(row["id"], list(row["event_types"])) for row in rows]
+
+    async def count_failure(self, subscription_id: uuid.UUID) -> int | None:
+        """One more failed attempt in the subscription's current run; returns the run's length (`None` when the
+        subscription was deleted meanwhile)."""
+        return await self._conn.fetchval(
+            """UPDATE webhook_subscriptions SET consecutive_failures = consecutive_failures + 1
+               WHERE id = $1 RETURNING consecutive_failures""",
+            subscription_id,
+        )
+
+    async def reset_failures(self, subscription_id: uuid.UUID) -> None:
+        await self._conn.execute(
+            "UPDATE webhook_subscriptions SET consecutive_failures = 0 WHERE id = $1 AND consecutive_failures <> 0",
+            subscription_id,
+        )
+
+    async def disable(self, subscription_id: uuid.UUID, reason: Reason) -> Subscription | None:
+        """Switch an active subscription off; `None` when it was not active (someone else did it already)."""
+        row = await self._conn.fetchrow(
+            f"""UPDATE webhook_subscriptions SET status = 'disabled', disabled_reason = $2, disabled_at = now()
+                WHERE id = $1 AND status = 'active' RETURNING {_SUBSCRIPTION_COLUMNS}""",
+            subscription_id,
+            reason,
+        )
+        return _subscription(row) if row else None
+
+    async def enable(self, subscription_id: uuid.UUID) -> Subscription | None:
+        """Switch a subscription on again with a clean failure count; its waiting deliveries are due at once."""
+        row = await self._conn.fetchrow(
+            f"""UPDATE webhook_subscriptions
+                SET status = 'active', disabled_reason = NULL, disabled_at = NULL, consecutive_failures = 0
+                WHERE id = $1 RETURNING {_SUBSCRIPTION_COLUMNS}""",
+            subscription_id,
+        )
+        if row is None:
+            return None
+        if row["status"] == "active":
+            await self._conn.execute(
+                """UPDATE webhook_deliveries SET next_attempt_at = least(next_attempt_at, now())
+                   WHERE subscription_id = $1 AND status = 'pending'""",
+                subscription_id,
+            )
+        return _subscription(row)
+
+    # -- deliveries -----------------------------------------------------------------------------------------------
+
+    async def add_deliveries(
+        self, subscription_ids: Sequence[uuid.UUID], event_id: uuid.UUID, event_type: str, body: str
+    ) -> int:
+        """One pending delivery of the event per subscription, skipping pairs stored before; returns how many new."""
+        if not subscription_ids:
+            return 0
+        rows = await self._conn.fetch(
+            """INSERT INTO webhook_deliveries (id, subscription_id, event_id, event_type, body)
+               SELECT gen_random_uuid(), s, $2, $3, $4 FROM unnest($1::uuid[]) AS s
+               ON CONFLICT (subscription_id, event_id) DO NOTHING RETURNING id""",
+            list(subscription_ids),
+            event_id,
+            event_type,
+            body,
+        )
+        return len(rows)
+
+    async def deliveries(
+        self, subscription_id: uuid.UUID, status: DeliveryStatus | None, limit: int, offset: int
+    ) -> tuple[list[Delivery], int]:
+        """A page of a subscription's delivery log (newest first) and how many deliveries it holds."""
+        rows = await self._conn.fetch(
+            f"""SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries
+                WHERE subscription_id = $1 AND ($2::text IS NULL OR status = $2)
+                ORDER BY created_at DESC, id LIMIT $3 OFFSET $4""",
+            subscription_id,
+            status,
+            limit,
+            offset,
+        )
+        total = await self._conn.fetchval(
+            "SELECT count(*) FROM webhook_deliveries WHERE subscription_id = $1 AND ($2::text IS NULL OR status = $2)",
+            subscription_id,
+            status,
+        )
+        return [_delivery(row) for row in rows], total
+
+    async def delivery(self, delivery_id: uuid.UUID) -> Delivery | None:
+        row = await self._conn.fetchrow(
+            f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = $1", delivery_id
+        )
+        return _delivery(row) if row else None
+
+    async def claim(self, limit: int, per_subscription: int, lease_seconds: float) -> list[Claimed]:
+        """Lease up to `limit` due deliveries of active subscriptions, oldest due first, at most `per_subscription`
+        leased per subscription at any time; commit at once, before sending."""
+        if limit <= 0:
+            return []
+        rows = await self._conn.fetch(
+            """WITH claimable AS (
+                   SELECT due.id
+                   FROM webhook_subscriptions s
+                   CROSS JOIN LATERAL (
+                       SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
+                       WHERE d.subscription_id = s.id AND d.status = 'pending' AND d.next_attempt_at <= now()
+                         AND (d.leased_until IS NULL OR d.leased_until <= now())
+                       ORDER BY d.next_attempt_at
+                       LIMIT greatest($2 - (SELECT count(*) FROM webhook_deliveries leased
+                                            WHERE leased.subscription_id = s.id AND leased.status = 'pending'
+                                              AND leased.leased_until > now()), 0)
+                       FOR UPDATE OF d SKIP LOCKED
+                   ) due
+                   WHERE s.status = 'active'
+                   ORDER BY due.next_attempt_at
+                   LIMIT $1
+               )
+               UPDATE webhook_deliveries d
+               SET leased_until = now() + make_interval(secs => $3), attempts = d.attempts + 1, last_attempt_at = now()
+               FROM claimable, webhook_subscriptions s
+               WHERE d.id = claimable.id AND s.id = d.subscription_id
+               RETURNING d.id, d.subscription_id, d.attempts, d.event_id, d.event_type, d.body, s.url, s.secret,
+                         CASE WHEN s.previous_secret_until > now() THEN s.previous_secret END AS previous_secret,
+                         s.created_by""",
+            limit,
+            per_subscription,
+            lease_seconds,
+        )
+        return [
+            Claimed(
+                delivery_id=row["id"],
+                subscription_id=row["subscription_id"],
+                attempt=row["attempts"],
+                event_id=row["event_id"],
+                event_type=row["event_type"],
+                body=row["body"],
+                url=row["url"],
+                secrets=(row["secret"], row["previous_secret"]) if row["previous_secret"] else (row["secret"],),
+                created_by=row["created_by"],
+            )
+            for row in rows
+        ]
+
+    async def mark_delivered(self, claimed: Claimed, status_code: int) -> bool:
+        """Record a 2xx answer; `False` when a later attempt holds the delivery (the fence)."""
+        done = await self._conn.fetchval(
+            """UPDATE webhook_deliveries
+               SET status = 'delivered', delivered_at = now(), next_attempt_at = NULL, leased_until = NULL,
+                   last_status_code = $3, last_error = NULL
+               WHERE id = $1 AND attempts = $2 AND status = 'pending' RETURNING true""",
+            claimed.delivery_id,
+            claimed.attempt,
+            status_code,
+        )
+        return bool(done)
+
+    async def mark_failed_attempt(
+        self, claimed: Claimed, status_code: int | None, error: str, retry_in_seconds: float | None
+    ) -> bool:
+        """Record a failed attempt: due again after `retry_in_seconds`, or failed for good when that is `None`.
+        `False` when a later attempt holds the delivery (the fence)."""
+        done = await self._conn.fetchval(
+            """UPDATE webhook_deliveries
+               SET status = CASE WHEN $5::float8 IS NULL THEN 'failed' ELSE 'pending' END,
+                   next_attempt_at = now() + make_interval(secs => $5::float8), leased_until = NULL,
+                   last_status_code = $3, last_error = $4
+               WHERE id = $1 AND attempts = $2 AND status = 'pending' RETURNING true""",
+            claimed.delivery_id,
+            claimed.attempt,
+            status_code,
+            error[:MAX_ERROR_LENGTH],
+            retry_in_seconds,
+        )
+        return bool(done)
 
 
 # --- HTTP -----------------------------------------------------------------------------------------------------

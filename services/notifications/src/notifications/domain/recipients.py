@@ -135,9 +135,13 @@ def actor(event: Event) -> str | None:
     return None
 
 
-# Residents a message is not about: lists of them, who chairs a steering group (each new member's kind of
-# message tells them whether they do) and who voted how (only the counts are told); templates never name
-# residents by their pseudonymous ids, and a stored message never says how a member voted.
+# Residents a message is not about, none of whom its recipients may learn from it: lists of them, who chairs a
+# steering group (each new member's kind of message tells them whether they do), who voted how (only the counts
+# are told), who proposed an award (their vote is `for` by construction), which steering-group member decided an
+# expense claim, and who supports an initiative (only the count is public). Templates never name residents by
+# their pseudonymous ids; what a stored message keeps of people is the recipient's own initiative as they already
+# know it: its initiators, its volunteers (to its initiators), the officials and initiators acting on it, or the
+# recipient themself.
 NOT_PARAMS = {
     "resident_ids",
     "member_ids",
@@ -146,6 +150,9 @@ NOT_PARAMS = {
     "eligible_member_ids",
     "chair_id",
     "votes",
+    "proposed_by",
+    "decided_by",
+    "supporter_id",
 }
 
 

@@ -7,8 +7,8 @@ from buurtkracht_contracts import Envelope, Event
 from buurtkracht_contracts.registry import models_on
 from buurtkracht_contracts.topics import INITIATIVES_EVENTS, VOUCHERS_EVENTS
 
+from ..adapters.unit_of_work import NotificationsUnitOfWork
 from ..service import notify, webhooks
-from ..service.unit_of_work import NotificationsUnitOfWork
 
 
 async def on_event(uow: NotificationsUnitOfWork, event: Event, envelope: Envelope) -> None:

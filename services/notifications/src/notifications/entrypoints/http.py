@@ -12,11 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from buurtkracht_contracts.areas import AreaCode
 from buurtkracht_kit.auth import Caller, Role
+from buurtkracht_kit.paging import Offset
 from buurtkracht_kit.problems import Problem
 
-from ..adapters import notifications
+from ..adapters.unit_of_work import NotificationsUnitOfWork
 from ..domain.recipients import KINDS
-from ..service.unit_of_work import NotificationsUnitOfWork
 
 router = APIRouter(prefix="/api/v1")
 
@@ -133,10 +133,10 @@ async def inbox(
     caller: Caller,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> InboxPage:
     async with _unit_of_work(request) as uow:
-        items, total, unread = await notifications.inbox(uow.connection, caller.subject, limit, offset)
+        items, total, unread = await uow.notifications.inbox(caller.subject, limit, offset)
     return InboxPage(
         items=[NotificationOut.model_validate(i) for i in items], total=total, unread=unread, limit=limit, offset=offset
     )
@@ -145,7 +145,7 @@ async def inbox(
 @router.post("/inbox/{notification_id}/read", tags=["inbox"], summary="Mark a message read")
 async def mark_read(notification_id: uuid.UUID, caller: Caller, request: Request) -> NotificationOut:
     async with _unit_of_work(request) as uow:
-        stored = await notifications.mark_read(uow.connection, caller.subject, notification_id)
+        stored = await uow.notifications.mark_read(caller.subject, notification_id)
         await uow.commit()
     if stored is None:
         raise Problem.not_found(f"message {notification_id}")
@@ -157,7 +157,4 @@ async def my_notifications(
     caller: Caller, request: Request, limit: Annotated[int, Query(ge=1, le=200)] = 50
 ) -> list[NotificationOut]:
     async with _unit_of_work(request) as uow:
-        return [
-            NotificationOut.model_validate(s)
-            for s in await notifications.of_recipient(uow.connection, caller.subject, limit)
-        ]
+        return [NotificationOut.model_validate(s) for s in await uow.notifications.of_recipient(caller.subject, limit)]

@@ -14,12 +14,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from buurtkracht_kit.auth import Principal, Role, require
+from buurtkracht_kit.paging import Offset
 
-from ..adapters import webhooks as store
+from ..adapters.unit_of_work import NotificationsUnitOfWork
 from ..domain import webhooks as rules
 from ..domain.webhooks import DeliveryStatus, Reason, SubscriptionStatus
 from ..service import webhooks
-from ..service.unit_of_work import NotificationsUnitOfWork
 
 router = APIRouter(prefix="/api/v1/webhook-subscriptions", tags=["webhooks"])
 
@@ -150,10 +150,10 @@ async def list_subscriptions(
     request: Request,
     status: SubscriptionStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> SubscriptionPage:
     async with _unit_of_work(request) as uow:
-        found, total = await store.subscriptions(uow.connection, status, limit, offset)
+        found, total = await uow.webhooks.subscriptions(status, limit, offset)
     return SubscriptionPage(
         items=[SubscriptionOut.model_validate(s) for s in found], total=total, limit=limit, offset=offset
     )
@@ -162,7 +162,7 @@ async def list_subscriptions(
 @router.get("/{subscription_id}", summary="One webhook subscription")
 async def get_subscription(subscription_id: uuid.UUID, admin: Admin, request: Request) -> SubscriptionOut:
     async with _unit_of_work(request) as uow:
-        subscription = await store.subscription(uow.connection, subscription_id)
+        subscription = await uow.webhooks.subscription(subscription_id)
     if subscription is None:
         raise webhooks.UnknownSubscription(subscription_id)
     return SubscriptionOut.model_validate(subscription)
@@ -217,12 +217,12 @@ async def list_deliveries(
     request: Request,
     status: DeliveryStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> DeliveryPage:
     async with _unit_of_work(request) as uow:
-        if await store.subscription(uow.connection, subscription_id) is None:
+        if await uow.webhooks.subscription(subscription_id) is None:
             raise webhooks.UnknownSubscription(subscription_id)
-        found, total = await store.deliveries(uow.connection, subscription_id, status, limit, offset)
+        found, total = await uow.webhooks.deliveries(subscription_id, status, limit, offset)
     return DeliveryPage(items=[DeliveryOut.model_validate(d) for d in found], total=total, limit=limit, offset=offset)
 
 

@@ -22,6 +22,8 @@ from buurtkracht_kit import periodic
 from buurtkracht_kit.runtime import Service
 
 from ..adapters.mail import Mailer, compose
+from ..adapters.notifications import MAX_ERROR_LENGTH, DueEmail
+from ..adapters.unit_of_work import NotificationsUnitOfWork
 from ..domain.messages import render, render_digest
 from ..settings import NotificationsSettings
 
@@ -29,6 +31,10 @@ logger = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=2)
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+
+def _unit_of_work(service: Service) -> NotificationsUnitOfWork:
+    return service.unit_of_work()  # type: ignore[return-value]  # the spec's unit of work is this service's
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -51,84 +57,54 @@ async def send_due_email(service: Service) -> None:
 async def send_email_batch(service: Service) -> int:
     """Send one batch of due immediate email; returns how many were claimed."""
     settings: NotificationsSettings = service.settings  # type: ignore[assignment]
-    async with service.unit_of_work() as uow:
-        claimed = await uow.connection.fetch(
-            """UPDATE notifications n SET next_attempt_at = now() + $2::interval
-               FROM contact_details c
-               WHERE n.id IN (SELECT id FROM notifications WHERE status = 'pending' AND channel = 'email'
-                              AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-                 AND c.resident_id = n.recipient_id
-               RETURNING n.id, n.recipient_id, n.kind, n.params, n.source_event_id, n.attempts, c.email, c.language""",
-            settings.dispatch_batch_size,
-            LEASE,
-        )
-        await uow.connection.execute(  # queued for someone who removed their address since: nothing to send
-            """UPDATE notifications SET status = 'failed', last_error = 'no contact details'
-               WHERE status = 'pending' AND channel = 'email' AND next_attempt_at <= now()
-                 AND NOT EXISTS (SELECT 1 FROM contact_details c WHERE c.resident_id = notifications.recipient_id)"""
-        )
+    async with _unit_of_work(service) as uow:
+        claimed = await uow.notifications.claim_due_email(settings.dispatch_batch_size, LEASE)
+        await uow.notifications.fail_without_address()
         await uow.commit()
     if not claimed:
         return 0
     mailer = Mailer(settings)
-    recorded: set[object] = set()
+    recorded: set[uuid.UUID] = set()
     try:
         async with mailer.client() as smtp:
-            for row in claimed:
+            for due in claimed:
                 try:
-                    message = render(row["kind"], row["language"], row["params"], settings.public_base_url)
-                    await smtp.send_message(
-                        compose(row["id"], row["email"], message, settings.mail_from, row["language"])
-                    )
+                    message = render(due.kind, due.language, due.params, settings.public_base_url)
+                    await smtp.send_message(compose(due.id, due.email, message, settings.mail_from, due.language))
                     outcome = None
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
                     outcome = f"{type(error).__name__}: {error}"
                 # recorded at once, not per batch: a crash resends at most the message in hand (same Message-ID)
-                await _record(service, [(row, outcome)])
-                recorded.add(row["id"])
+                await _record(service, [(due, outcome)])
+                recorded.add(due.id)
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:  # the server cannot be reached at all
-        await _record(
-            service, [(row, f"{type(error).__name__}: {error}") for row in claimed if row["id"] not in recorded]
-        )
+        await _record(service, [(due, f"{type(error).__name__}: {error}") for due in claimed if due.id not in recorded])
     return len(claimed)
 
 
-async def _record(service: Service, outcomes: list[tuple[object, str | None]]) -> None:
+async def _record(service: Service, outcomes: list[tuple[DueEmail, str | None]]) -> None:
     settings: NotificationsSettings = service.settings  # type: ignore[assignment]
-    async with service.unit_of_work() as uow:
-        for row, error in outcomes:
-            attempts = row["attempts"] + 1  # type: ignore[index]
+    async with _unit_of_work(service) as uow:
+        for due, error in outcomes:
+            attempts = due.attempts + 1
             common = dict(
-                notification_id=row["id"],
-                recipient_id=row["recipient_id"],
-                channel="email",  # type: ignore[index]
-                kind=row["kind"],
-                source_event_id=row["source_event_id"],
+                notification_id=due.id,
+                recipient_id=due.recipient_id,
+                channel="email",
+                kind=due.kind,
+                source_event_id=due.source_event_id,
                 attempts=attempts,
-            )  # type: ignore[index]
+            )
             if error is None:
-                await uow.connection.execute(
-                    "UPDATE notifications SET status = 'sent', attempts = $2, sent_at = now(), last_error = NULL "
-                    "WHERE id = $1",
-                    row["id"],
-                    attempts,
-                )  # type: ignore[index]
+                await uow.notifications.mark_sent(due.id, attempts)
                 uow.record(events.NotificationSent(**common))
                 _email_outcomes(service).labels("sent").inc()
                 continue
             final = attempts >= settings.email_max_attempts
-            await uow.connection.execute(
-                "UPDATE notifications SET status = $2, attempts = $3, last_error = $4, next_attempt_at = now() + $5 "
-                "WHERE id = $1",
-                row["id"],
-                "failed" if final else "pending",
-                attempts,
-                error[:1000],
-                retry_delay(attempts),  # type: ignore[index]
-            )
-            uow.record(events.NotificationFailed(**common, error=error[:1000], final=final))
+            await uow.notifications.mark_failed_attempt(due.id, attempts, error, final, retry_delay(attempts))
+            uow.record(events.NotificationFailed(**common, error=error[:MAX_ERROR_LENGTH], final=final))
             _email_outcomes(service).labels("failed" if final else "retried").inc()
-            logger.warning("email %s failed (attempt %d): %s", row["id"], attempts, error)  # type: ignore[index]
+            logger.warning("email %s failed (attempt %d): %s", due.id, attempts, error)
         await uow.commit()
 
 
@@ -164,15 +140,12 @@ def digest_due(frequency: str, last_sent: datetime | None, now: datetime, hour: 
 async def send_digests(service: Service, now: datetime) -> int:
     """Send every due digest (one message with everything that waited); returns how many were sent."""
     settings: NotificationsSettings = service.settings  # type: ignore[assignment]
-    async with service.unit_of_work() as uow:
-        waiting = await uow.connection.fetch(
-            """SELECT DISTINCT n.recipient_id, p.frequency, p.last_digest_at FROM notifications n
-               JOIN preferences p ON p.resident_id = n.recipient_id WHERE n.status = 'digest'"""
-        )
+    async with _unit_of_work(service) as uow:
+        waiting = await uow.notifications.awaiting_digest()
     sent = 0
-    for row in waiting:
-        if digest_due(row["frequency"], row["last_digest_at"], now, settings.digest_hour):
-            sent += await send_digest(service, row["recipient_id"])
+    for resident in waiting:
+        if digest_due(resident.frequency, resident.last_digest_at, now, settings.digest_hour):
+            sent += await send_digest(service, resident.recipient_id)
     return sent
 
 
@@ -180,44 +153,31 @@ async def send_digest(service: Service, recipient_id: str) -> int:
     """One digest for one resident, of every waiting message; 0 when nothing waits (never an empty digest)."""
     settings: NotificationsSettings = service.settings  # type: ignore[assignment]
     digest_id = uuid.uuid4()
-    async with service.unit_of_work() as uow:
-        contact = await uow.connection.fetchrow(
-            "SELECT email, language FROM contact_details WHERE resident_id = $1", recipient_id
-        )
-        items = await uow.connection.fetch(
-            """SELECT id, kind, params FROM notifications WHERE recipient_id = $1 AND status = 'digest'
-               ORDER BY created_at FOR UPDATE SKIP LOCKED""",
-            recipient_id,
-        )
+    async with _unit_of_work(service) as uow:
+        contact = await uow.people.contact(recipient_id)
+        items = await uow.notifications.lock_digest_items(recipient_id)
         if not items or contact is None:
             return 0
         message = render_digest(
-            [(r["kind"], r["params"]) for r in items], contact["language"], settings.public_base_url
+            [(item.kind, item.params) for item in items], contact["language"], settings.public_base_url
         )
         async with Mailer(settings).client() as smtp:  # a failure rolls back: the items wait for the next try
             await smtp.send_message(
                 compose(digest_id, contact["email"], message, settings.mail_from, contact["language"])
             )
-        await uow.connection.execute(
-            "UPDATE notifications SET status = 'sent', sent_at = now(), attempts = attempts + 1, digest_id = $2 "
-            "WHERE id = ANY($1::uuid[])",
-            [r["id"] for r in items],
-            digest_id,
-        )
-        await uow.connection.execute(
-            "UPDATE preferences SET last_digest_at = now() WHERE resident_id = $1", recipient_id
-        )
+        await uow.notifications.mark_digest_sent([item.id for item in items], digest_id)
+        await uow.people.digest_sent(recipient_id)
         uow.record(
             *[
                 events.NotificationSent(
-                    notification_id=r["id"],
+                    notification_id=item.id,
                     recipient_id=recipient_id,
                     channel="email",
-                    kind=r["kind"],
+                    kind=item.kind,
                     source_event_id=None,
                     attempts=1,
                 )
-                for r in items
+                for item in items
             ]
         )
         await uow.commit()

@@ -13,11 +13,10 @@ from buurtkracht_contracts import Envelope, Event
 from buurtkracht_contracts import initiatives as i
 from buurtkracht_contracts import vouchers as v
 
-from ..adapters import notifications
 from ..adapters.notifications import NewNotification
 from ..adapters.people import People
+from ..adapters.unit_of_work import NotificationsUnitOfWork
 from ..domain.recipients import Audience, actor, named_residents, params, rules_for
-from .unit_of_work import NotificationsUnitOfWork
 
 
 async def learn(people: People, event: Event) -> None:
@@ -76,4 +75,4 @@ async def handle(uow: NotificationsUnitOfWork, event: Event, envelope: Envelope)
         if contact and contact.email_enabled and kind not in contact.muted_kinds:
             status = "pending" if contact.frequency == "immediate" else "digest"
             queued.append(NewNotification(resident_id, "email", kind, values, dedup_key, envelope.id, status))
-    return await notifications.add(uow.connection, queued)
+    return await uow.notifications.add(queued)

@@ -5,7 +5,7 @@ Invariants:
   consumer's own transaction (`enqueue`), so a redelivered event adds nothing and a rolled-back one nothing;
 - deliveries are sent from the database, never from Kafka: the dispatcher leases due deliveries in a short
   transaction, sends them with no transaction open, and records each outcome in a new one; a slow or dead
-  endpoint holds only its own few sending slots (see `adapters.webhooks.claim`), never the consumer's;
+  endpoint holds only its own few sending slots (see `adapters.webhooks.Webhooks.claim`), never the consumer's;
 - an attempt lasts at most `webhook_timeout_seconds`, well inside its lease, so no delivery is ever sent
   twice at the same time, also with several replicas dispatching;
 - the last failed attempt records `WebhookDeliveryFailed`; switching a subscription off records
@@ -29,11 +29,10 @@ from buurtkracht_contracts import Envelope
 from buurtkracht_contracts.notifications import WebhookDeliveryFailed, WebhookSubscriptionDisabled
 from buurtkracht_contracts.refusals import InvalidInput, NotFound
 from buurtkracht_kit.auth import Principal
-from buurtkracht_kit.db import UnitOfWork
 from buurtkracht_kit.runtime import Service
 
-from ..adapters import notifications as inbox
 from ..adapters import webhooks as store
+from ..adapters.unit_of_work import NotificationsUnitOfWork
 from ..domain import webhooks as rules
 from ..domain.webhooks import Reason, Subscription, Verdict
 from ..settings import NotificationsSettings
@@ -45,7 +44,7 @@ LEASE_MARGIN_SECONDS = 60.0  # a lease outlasts the attempt's timeout by this mu
 USER_AGENT = "Buurtkracht-Webhooks/1.0"
 DISABLED_KIND = "webhook_disabled"
 
-UnitOfWorkFactory = Callable[[], UnitOfWork]
+UnitOfWorkFactory = Callable[[], NotificationsUnitOfWork]
 
 
 class UnknownSubscription(NotFound):
@@ -66,7 +65,7 @@ class NotPublic(InvalidInput):
 
 
 async def create_subscription(
-    uow: UnitOfWork,
+    uow: NotificationsUnitOfWork,
     admin: Principal,
     *,
     url: str,
@@ -79,8 +78,7 @@ async def create_subscription(
     when they are resolved, at every attempt."""
     _check_public(url, allow_private_addresses)
     secret = rules.new_secret()
-    subscription = await store.add_subscription(
-        uow.connection,
+    subscription = await uow.webhooks.add_subscription(
         subscription_id=uuid.uuid4(),
         url=rules.check_url(url),
         secret=secret,
@@ -99,7 +97,7 @@ def _check_public(url: str, allow_private_addresses: bool) -> None:
 
 
 async def change_subscription(
-    uow: UnitOfWork,
+    uow: NotificationsUnitOfWork,
     admin: Principal,
     subscription_id: uuid.UUID,
     *,
@@ -115,8 +113,8 @@ async def change_subscription(
     patterns = None
     if event_types is not None:
         patterns = rules.normalised_filters([rules.check_filter(pattern) for pattern in event_types])
-    subscription = await store.change_subscription(
-        uow.connection, subscription_id, url=url, event_types=patterns, description=description
+    subscription = await uow.webhooks.change_subscription(
+        subscription_id, url=url, event_types=patterns, description=description
     )
     if subscription is None:
         raise UnknownSubscription(subscription_id)
@@ -124,9 +122,9 @@ async def change_subscription(
     return subscription
 
 
-async def enable_subscription(uow: UnitOfWork, subscription_id: uuid.UUID) -> Subscription:
+async def enable_subscription(uow: NotificationsUnitOfWork, subscription_id: uuid.UUID) -> Subscription:
     """Switch a (disabled) subscription on again; the deliveries that waited are due at once."""
-    subscription = await store.enable(uow.connection, subscription_id)
+    subscription = await uow.webhooks.enable(subscription_id)
     if subscription is None:
         raise UnknownSubscription(subscription_id)
     logger.info("webhook subscription %s enabled", subscription_id)
@@ -134,11 +132,11 @@ async def enable_subscription(uow: UnitOfWork, subscription_id: uuid.UUID) -> Su
 
 
 async def rotate_secret(
-    uow: UnitOfWork, admin: Principal, subscription_id: uuid.UUID, overlap_hours: float
+    uow: NotificationsUnitOfWork, admin: Principal, subscription_id: uuid.UUID, overlap_hours: float
 ) -> tuple[Subscription, str]:
     """A new signing secret (shown once, to this admin); the old one signs beside it for `overlap_hours`."""
     secret = rules.new_secret()
-    subscription = await store.rotate_secret(uow.connection, subscription_id, secret, overlap_hours * 3600)
+    subscription = await uow.webhooks.rotate_secret(subscription_id, secret, overlap_hours * 3600)
     if subscription is None:
         raise UnknownSubscription(subscription_id)
     logger.info(
@@ -150,10 +148,10 @@ async def rotate_secret(
     return subscription, secret
 
 
-async def delete_subscription(uow: UnitOfWork, admin: Principal, subscription_id: uuid.UUID) -> None:
+async def delete_subscription(uow: NotificationsUnitOfWork, admin: Principal, subscription_id: uuid.UUID) -> None:
     """Stop sending to the endpoint for good: the subscription, its pending deliveries and its log are removed.
     An attempt in flight may still arrive; its outcome is dropped."""
-    if not await store.delete_subscription(uow.connection, subscription_id):
+    if not await uow.webhooks.delete_subscription(subscription_id):
         raise UnknownSubscription(subscription_id)
     logger.info("webhook subscription %s deleted by %s", subscription_id, admin.subject)
 
@@ -161,16 +159,16 @@ async def delete_subscription(uow: UnitOfWork, admin: Principal, subscription_id
 # --- queueing -------------------------------------------------------------------------------------------------
 
 
-async def enqueue(uow: UnitOfWork, envelope: Envelope) -> int:
+async def enqueue(uow: NotificationsUnitOfWork, envelope: Envelope) -> int:
     """Queue the event for every active subscription whose filter matches; returns how many deliveries were added."""
     chosen = [
         subscription_id
-        for subscription_id, patterns in await store.active_filters(uow.connection)
+        for subscription_id, patterns in await uow.webhooks.active_filters()
         if rules.matches(patterns, envelope.type)
     ]
     if not chosen:
         return 0
-    added = await store.add_deliveries(uow.connection, chosen, envelope.id, envelope.type, envelope.model_dump_json())
+    added = await uow.webhooks.add_deliveries(chosen, envelope.id, envelope.type, envelope.model_dump_json())
     if added:
         logger.debug("event %s (%s) queued for %d webhook subscriptions", envelope.id, envelope.type, added)
     return added
@@ -264,7 +262,7 @@ class Dispatcher:
 
     async def claim(self, limit: int) -> list[store.Claimed]:
         async with self._unit_of_work() as uow:
-            claimed = await store.claim(uow.connection, limit, self._per_subscription, self.lease_seconds)
+            claimed = await uow.webhooks.claim(limit, self._per_subscription, self.lease_seconds)
             await uow.commit()
         return claimed
 
@@ -328,12 +326,11 @@ class Dispatcher:
         settings = self._settings
         verdict = rules.judge(answer.status_code)
         async with self._unit_of_work() as uow:
-            conn = uow.connection
             if verdict is Verdict.DELIVERED:
                 assert answer.status_code is not None
-                if not await store.mark_delivered(conn, claimed, answer.status_code):
+                if not await uow.webhooks.mark_delivered(claimed, answer.status_code):
                     return self._stale(claimed)
-                await store.reset_failures(conn, claimed.subscription_id)
+                await uow.webhooks.reset_failures(claimed.subscription_id)
                 await uow.commit()
                 self._metrics.deliveries.labels("delivered").inc()
                 logger.info(
@@ -344,7 +341,7 @@ class Dispatcher:
                     answer.status_code,
                 )
                 return
-            failures = await store.count_failure(conn, claimed.subscription_id)
+            failures = await uow.webhooks.count_failure(claimed.subscription_id)
             if failures is None:  # the subscription was deleted while the attempt was in flight
                 return self._stale(claimed)
             outcome = rules.outcome(
@@ -356,7 +353,7 @@ class Dispatcher:
             )
             error = answer.error or f"HTTP {answer.status_code}"
             retry_in = None if outcome.final else self._delay(claimed.attempt)
-            if not await store.mark_failed_attempt(conn, claimed, answer.status_code, error, retry_in):
+            if not await uow.webhooks.mark_failed_attempt(claimed, answer.status_code, error, retry_in):
                 return self._stale(claimed)
             if outcome.final:
                 uow.record(
@@ -385,8 +382,8 @@ class Dispatcher:
             "given up" if outcome.final else f"next attempt in {retry_in:.0f} s",
         )
 
-    async def _disable(self, uow: UnitOfWork, claimed: store.Claimed, reason: Reason) -> bool:
-        subscription = await store.disable(uow.connection, claimed.subscription_id, reason)
+    async def _disable(self, uow: NotificationsUnitOfWork, claimed: store.Claimed, reason: Reason) -> bool:
+        subscription = await uow.webhooks.disable(claimed.subscription_id, reason)
         if subscription is None:
             return False  # already off
         (envelope,) = uow.record(
@@ -394,8 +391,7 @@ class Dispatcher:
                 subscription_id=subscription.id, reason=reason, admin_id=subscription.created_by
             )
         )
-        await inbox.to_inbox(
-            uow.connection,
+        await uow.notifications.to_inbox(
             subscription.created_by,
             DISABLED_KIND,
             {"subscription_id": str(subscription.id), "url": subscription.url, "reason": reason},
