@@ -418,7 +418,7 @@ async def test_an_official_registers_the_steering_group_of_their_area_and_only_t
     again = await api.put(path, json={"members": body["members"][::-1]}, headers=OFFICIAL)
     assert again.json()["members"] == registered.json()["members"], "the same group again changes nothing"
     assert (await api.get(path, headers=OFFICIAL)).json() == registered.json()
-    as_member = await api.get(path, headers=token("sg-b", ["resident"], [area]))
+    as_member = await api.get(path, headers=member("sg-b", area))
     assert as_member.status_code == 200 and as_member.json() == registered.json()
     await refused(await api.get(path, headers=resident("r-1", area)), 403)
     await refused(await api.get(path, headers=token("o-9", ["official"], ["WK036302"])), 403)
@@ -435,6 +435,17 @@ async def test_an_official_registers_the_steering_group_of_their_area_and_only_t
         (["sg-a", "sg-b"], "sg-a", ["sg-a", "sg-b"], []),
         (["sg-b", "sg-c"], None, ["sg-c"], ["sg-a"]),
     ], "told once per change, not when the same group was registered again"
+
+
+async def test_a_registered_member_signed_in_without_the_steering_group_role_does_not_see_the_group(api):
+    area = "BU03630003"
+    path = f"/api/v1/areas/{area}/steering-group"
+    body = {"members": [{"member_id": "sg-r", "chair": True}]}
+    assert (await api.put(path, json=body, headers=OFFICIAL)).status_code == 200
+
+    problem = await refused(await api.get(path, headers=token("sg-r", ["resident"], [area])), 403)
+    assert "steering_group role" in problem["detail"]
+    assert (await api.get(path, headers=member("sg-r", area))).json()["members"] == body["members"]
 
 
 async def test_each_member_votes_with_their_own_sign_in_and_a_quorum_of_them_awards(api, service, kafka_bootstrap):
@@ -588,6 +599,40 @@ async def test_nobody_votes_on_the_award_of_an_initiative_they_joined_as_co_init
     await refused(await api.post(decide, json={"decision": "approve"}, headers=member("sg-9") | key()), 403)
     approved = await api.post(decide, json={"decision": "approve"}, headers=member("sg-1") | key())
     assert approved.status_code == 200 and approved.json()["decided_by"] == "sg-1"
+
+
+async def test_a_member_who_co_initiates_an_initiative_sees_the_counts_and_outcome_of_its_awards_not_who_voted_how(
+    api, service, kafka_bootstrap
+):
+    await steering_group(api)  # sg-1, sg-2, sg-3
+    rid = (await open_round(api, mechanism="committee", committee_quorum=2))["id"]
+    own = await approve_initiative(service, kafka_bootstrap, 10_000, initiators=("r-owner", "sg-3"))
+    other = await approve_initiative(service, kafka_bootstrap, 8_000)
+    decided_id = (await propose(api, rid, own, 10_000, "sg-1")).json()["id"]
+    decided = await vote(api, rid, decided_id, "sg-2", "for")
+    assert decided.json()["status"] == "awarded"
+    open_id = (await propose(api, rid, other, 8_000, "sg-2")).json()["id"]
+
+    listed = await api.get(f"/api/v1/rounds/{rid}/awards", headers=member("sg-3"))
+    assert listed.status_code == 200 and listed.json()["total"] == 2, "the list stays whole"
+    by_id = {item["id"]: item for item in listed.json()["items"]}
+    withheld = by_id[decided_id]
+    assert (withheld["status"], withheld["awarded"], withheld["vote_counts"]) == (
+        "awarded",
+        True,
+        {"for": 2, "against": 0, "abstain": 0},
+    )
+    assert (withheld["ballots_withheld"], withheld["votes"], withheld["proposed_by"]) == (True, [], None)
+    one = await api.get(f"/api/v1/rounds/{rid}/awards/{decided_id}", headers=member("sg-3"))
+    assert one.status_code == 200 and one.json() == withheld
+    shown = by_id[open_id]
+    assert shown["ballots_withheld"] is False and shown["proposed_by"] == "sg-2"
+    assert [(v["member_id"], v["vote"]) for v in shown["votes"]] == [("sg-2", "for")], "not their initiative"
+
+    as_other_member = (await api.get(f"/api/v1/rounds/{rid}/awards/{decided_id}", headers=member("sg-1"))).json()
+    assert as_other_member["ballots_withheld"] is False and as_other_member["proposed_by"] == "sg-1"
+    assert [(v["member_id"], v["vote"]) for v in as_other_member["votes"]] == [("sg-1", "for"), ("sg-2", "for")]
+    assert as_other_member == decided.json()
 
 
 async def test_a_withdrawn_initiative_gets_its_pledges_returned_through_kafka(api, service, kafka_bootstrap):
@@ -779,6 +824,9 @@ async def test_officials_members_and_initiators_each_list_the_claims_and_payouts
     assert await listed(resident("r-a", buurt)) == (claims[1::-1], 2), "an initiator sees their own initiative's"
     assert await listed(resident("r-b", buurt)) == ([claims[2]], 1)
     assert await listed(OFFICIAL) == ([], 0), "an official of another wijk sees none"
+    municipality, of_a_buurt = token("o-gm", ["official"], ["GM0363"]), token("o-bu", ["official"], [buurt])
+    assert await listed(municipality) == (newest_first, 3), "the wijk lies in the municipality"
+    assert await listed(of_a_buurt) == ([], 0), "the wijk does not lie in one of its buurten"
     assert await listed(member("sg-1", wijk)) == ([], 0), "the role alone makes no member"
     assert await listed(official, "&limit=2") == (newest_first[:2], 3)
     assert await listed(official, "&limit=2&offset=2") == (newest_first[2:], 3)
@@ -822,6 +870,7 @@ async def test_officials_members_and_initiators_each_list_the_claims_and_payouts
     assert await payouts(official) == [payout_id]
     assert payout_id in await payouts(FINANCE)
     assert payout_id not in await payouts(OFFICIAL)
+    assert payout_id in await payouts(municipality) and payout_id not in await payouts(of_a_buurt)
     assert await payouts(official, "&status=settled") == []
     await refused(await api.get("/api/v1/payouts", headers=resident("r-a", buurt)), 403)
     await refused(await api.get("/api/v1/payouts", headers=member("sg-l1", wijk)), 403)

@@ -12,7 +12,7 @@ import asyncio
 import random
 import uuid
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -53,14 +53,6 @@ async def pool(scratch_database):
         await pool.close()
 
 
-async def once(pool, command):
-    """`command(uow)` in a unit of work of its own, committed."""
-    async with VouchersUnitOfWork(pool, SOURCE) as uow:
-        result = await command(uow)
-        await uow.commit()
-        return result
-
-
 async def simultaneously(pool, calls) -> list:
     """Run every `call(uow)` in a unit of work of its own; they start together, as soon as the pool's connections
     are all taken (the rest follow as connections come free). Returns each result or the exception it raised."""
@@ -81,33 +73,23 @@ async def simultaneously(pool, calls) -> list:
     return await asyncio.gather(*(one(call) for call in calls), return_exceptions=True)
 
 
-async def pledge_round(pool, total: int, voucher: int, residents: list[str]) -> uuid.UUID:
-    now = datetime.now(UTC)
-    round_ = await once(
-        pool,
-        lambda uow: rounds.open_round(
-            uow,
-            OFFICIAL,
-            area_code=WIJK,
-            name="Buurtbudget",
-            mechanism=Mechanism.PLEDGE,
-            total_budget_cents=total,
-            opens_at=now - timedelta(minutes=1),
-            closes_at=now + timedelta(days=30),
-            voucher_amount_cents=voucher,
-            allow_wallet_claims=False,
-            committee_quorum=None,
-        ),
-    )
-    issued = await once(pool, lambda uow: wallets.issue_wallets(uow, OFFICIAL, round_.id, residents, now))
-    assert issued.issued == len(residents)
-    return round_.id
+@pytest.fixture
+def pledge_round(once, open_round):
+    """`await pledge_round(total, voucher, residents)`: an open pledge round of the wijk, and a wallet of `voucher`
+    cents for each of `residents`; its id."""
+
+    async def run(total: int, voucher: int, residents: list[str]) -> uuid.UUID:
+        round_id = (await open_round(Mechanism.PLEDGE, WIJK, total=total, voucher=voucher)).id
+        issued = await once(lambda uow: wallets.issue_wallets(uow, OFFICIAL, round_id, residents, datetime.now(UTC)))
+        assert issued.issued == len(residents)
+        return round_id
+
+    return run
 
 
-async def approved_initiative(pool, amount: int) -> uuid.UUID:
+async def approved_initiative(once, amount: int) -> uuid.UUID:
     initiative_id = uuid.uuid4()
     await once(
-        pool,
         lambda uow: reactions.initiative_approved(uow, initiative_id, BUURT, "Geveltuinen", ["i-1"], amount),
     )
     return initiative_id
@@ -136,9 +118,9 @@ def split(outcomes: list) -> tuple[list, list[DomainError]]:
     ]
 
 
-async def test_simultaneous_pledges_from_one_wallet_never_overdraw_it(pool):
-    round_id = await pledge_round(pool, 100_000, 2_000, ["r-1"])
-    initiatives = [await approved_initiative(pool, 50_000) for _ in range(5)]
+async def test_simultaneous_pledges_from_one_wallet_never_overdraw_it(pool, once, pledge_round):
+    round_id = await pledge_round(100_000, 2_000, ["r-1"])
+    initiatives = [await approved_initiative(once, 50_000) for _ in range(5)]
 
     outcomes = await simultaneously(pool, [pledging("r-1", round_id, initiatives[i % 5], 300) for i in range(50)])
 
@@ -165,10 +147,10 @@ async def test_simultaneous_pledges_from_one_wallet_never_overdraw_it(pool):
     assert await problems(pool, round_id) == []
 
 
-async def test_simultaneous_pledges_to_one_initiative_never_award_more_than_approved(pool):
+async def test_simultaneous_pledges_to_one_initiative_never_award_more_than_approved(pool, once, pledge_round):
     residents = [f"r-{n}" for n in range(60)]
-    round_id = await pledge_round(pool, 100_000, 1_000, residents)
-    initiative_id = await approved_initiative(pool, 25_500)
+    round_id = await pledge_round(100_000, 1_000, residents)
+    initiative_id = await approved_initiative(once, 25_500)
 
     outcomes = await simultaneously(pool, [pledging(r, round_id, initiative_id, 1_000) for r in residents])
 
@@ -200,22 +182,22 @@ async def test_simultaneous_pledges_to_one_initiative_never_award_more_than_appr
     assert await problems(pool, round_id) == []
 
 
-async def staggered(pool, calls, spread: float) -> list:
+async def staggered(once, calls, spread: float) -> list:
     """Each `call(uow)` in a unit of work of its own, the i-th starting i × `spread` seconds after the first: a
     stream of commands that overlap, with gaps in which a waiting close can take the round."""
 
     async def one(i, call):
         await asyncio.sleep(i * spread)
-        return await once(pool, call)
+        return await once(call)
 
     return await asyncio.gather(*(one(i, call) for i, call in enumerate(calls)), return_exceptions=True)
 
 
-async def behind_the_close(pool, round_id, calls, close) -> list:
+async def behind_the_close(pool, once, round_id, calls, close) -> list:
     """Half the calls start together with the close; the other half once the close holds the round (or has closed
     it), so they queue behind it. Returns the outcomes of the calls, then of the close."""
     first, second = calls[: len(calls) // 2], calls[len(calls) // 2 :]
-    started = asyncio.gather(*(once(pool, call) for call in [*first, close]), return_exceptions=True)
+    started = asyncio.gather(*(once(call) for call in [*first, close]), return_exceptions=True)
     task = asyncio.ensure_future(started)
     while not task.done():
         async with pool.acquire() as conn:
@@ -228,21 +210,21 @@ async def behind_the_close(pool, round_id, calls, close) -> list:
             except asyncpg.LockNotAvailableError:
                 break  # the close has the round
         await asyncio.sleep(0.001)
-    later = await asyncio.gather(*(once(pool, call) for call in second), return_exceptions=True)
+    later = await asyncio.gather(*(once(call) for call in second), return_exceptions=True)
     outcomes = await task
     return [*outcomes[:-1], *later, outcomes[-1]]
 
 
 @pytest.mark.parametrize("timing", ["all at once", "a stream", "half behind the close"])
 async def test_closing_a_round_amid_pledges_and_withdrawals_leaves_no_pledge_active_and_the_books_balanced(
-    pool, timing
+    pool, once, pledge_round, timing
 ):
     residents = [f"r-{n}" for n in range(40)]
-    round_id = await pledge_round(pool, 200_000, 2_000, residents)
+    round_id = await pledge_round(200_000, 2_000, residents)
     # nine initiatives that need far more than is pledged, and one whose award races the rest
-    initiatives = [await approved_initiative(pool, amount) for amount in [100_000] * 9 + [3_000]]
+    initiatives = [await approved_initiative(once, amount) for amount in [100_000] * 9 + [3_000]]
     earlier = [
-        (await once(pool, pledging(r, round_id, initiatives[n % 10], 700))).pledge for n, r in enumerate(residents[:20])
+        (await once(pledging(r, round_id, initiatives[n % 10], 700))).pledge for n, r in enumerate(residents[:20])
     ]
 
     def withdrawing(pledge):
@@ -256,10 +238,10 @@ async def test_closing_a_round_amid_pledges_and_withdrawals_leaves_no_pledge_act
         return rounds.close_round(uow, OFFICIAL, round_id, datetime.now(UTC))
 
     if timing == "half behind the close":
-        outcomes = await behind_the_close(pool, round_id, calls, close)
+        outcomes = await behind_the_close(pool, once, round_id, calls, close)
     else:
         calls.insert(len(calls) // 2, close)
-        outcomes = await (simultaneously(pool, calls) if timing == "all at once" else staggered(pool, calls, 0.005))
+        outcomes = await (simultaneously(pool, calls) if timing == "all at once" else staggered(once, calls, 0.005))
 
     accepted, refused = split(outcomes)
     assert [a for a in accepted if isinstance(a, dict)] != [], "the round was closed"
@@ -319,37 +301,27 @@ def member(subject: str) -> Principal:
     return Principal(subject, frozenset({Role.STEERING_GROUP}), frozenset({WIJK}))
 
 
-async def steering_group(pool) -> None:
+async def steering_group(once) -> None:
     """The steering group of the wijk: six members, the first chairs it (registered again: nothing changes)."""
     group = [Member(m, m == MEMBERS[0]) for m in MEMBERS]
-    await once(pool, lambda uow: steering.register_steering_group(uow, OFFICIAL, WIJK, group, datetime.now(UTC)))
+    await once(lambda uow: steering.register_steering_group(uow, OFFICIAL, WIJK, group, datetime.now(UTC)))
 
 
-async def open_committee_round(pool, quorum: int = 1) -> uuid.UUID:
-    await steering_group(pool)
-    now = datetime.now(UTC)
-    round_ = await once(
-        pool,
-        lambda uow: rounds.open_round(
-            uow,
-            OFFICIAL,
-            area_code=WIJK,
-            name="Buurtbudget",
-            mechanism=Mechanism.COMMITTEE,
-            total_budget_cents=100_000,
-            opens_at=now - timedelta(minutes=1),
-            closes_at=now + timedelta(days=30),
-            voucher_amount_cents=None,
-            allow_wallet_claims=False,
-            committee_quorum=quorum,
-        ),
-    )
-    return round_.id
+@pytest.fixture
+def open_committee_round(once, open_round):
+    """`await open_committee_round(quorum)`: an open committee round of the wijk, whose steering group is `MEMBERS`;
+    its id."""
+
+    async def run(quorum: int = 1) -> uuid.UUID:
+        await steering_group(once)
+        return (await open_round(Mechanism.COMMITTEE, WIJK, quorum=quorum)).id
+
+    return run
 
 
-async def test_simultaneous_proposals_for_one_initiative_leave_one_open(pool):
-    round_id = await open_committee_round(pool, quorum=3)
-    initiative_id = await approved_initiative(pool, 10_000)
+async def test_simultaneous_proposals_for_one_initiative_leave_one_open(pool, once, open_committee_round):
+    round_id = await open_committee_round(quorum=3)
+    initiative_id = await approved_initiative(once, 10_000)
     outcomes = await simultaneously(
         pool,
         [
@@ -364,11 +336,11 @@ async def test_simultaneous_proposals_for_one_initiative_leave_one_open(pool):
         assert await conn.fetchval("SELECT count(*) FROM award_proposals WHERE initiative_id = $1", initiative_id) == 1
 
 
-async def test_simultaneous_votes_decide_a_proposal_once_and_award_it_once(pool):
-    round_id = await open_committee_round(pool, quorum=3)
-    initiative_id = await approved_initiative(pool, 10_000)
+async def test_simultaneous_votes_decide_a_proposal_once_and_award_it_once(pool, once, open_committee_round):
+    round_id = await open_committee_round(quorum=3)
+    initiative_id = await approved_initiative(once, 10_000)
     proposal = await once(
-        pool, lambda uow: awards.propose_award(uow, member("sg-1"), round_id, initiative_id, 10_000, datetime.now(UTC))
+        lambda uow: awards.propose_award(uow, member("sg-1"), round_id, initiative_id, 10_000, datetime.now(UTC))
     )
     award_id = proposal.award.id
     outcomes = await simultaneously(
@@ -392,12 +364,11 @@ async def test_simultaneous_votes_decide_a_proposal_once_and_award_it_once(pool)
     assert await problems(pool, round_id) == []
 
 
-async def test_deciding_votes_in_two_rounds_award_an_initiative_once(pool):
-    first, second = await open_committee_round(pool, quorum=2), await open_committee_round(pool, quorum=2)
-    initiative_id = await approved_initiative(pool, 10_000)
+async def test_deciding_votes_in_two_rounds_award_an_initiative_once(pool, once, open_committee_round):
+    first, second = await open_committee_round(quorum=2), await open_committee_round(quorum=2)
+    initiative_id = await approved_initiative(once, 10_000)
     proposals = [
         await once(
-            pool,
             lambda uow, r=r: awards.propose_award(uow, member("sg-1"), r, initiative_id, 10_000, datetime.now(UTC)),
         )
         for r in (first, second)
@@ -420,13 +391,15 @@ async def test_deciding_votes_in_two_rounds_award_an_initiative_once(pool):
     assert await problems(pool, first) == [] and await problems(pool, second) == []
 
 
-async def test_closing_a_round_never_expires_an_initiative_another_round_awards_meanwhile(pool):
-    closing_round, awarding_round = await open_committee_round(pool), await open_committee_round(pool)
-    initiative_id = await approved_initiative(pool, 10_000)
+async def test_closing_a_round_never_expires_an_initiative_another_round_awards_meanwhile(
+    pool, once, open_committee_round
+):
+    closing_round, awarding_round = await open_committee_round(), await open_committee_round()
+    initiative_id = await approved_initiative(once, 10_000)
     async with VouchersUnitOfWork(pool, SOURCE) as award:
         await awards.propose_award(award, member("sg-1"), awarding_round, initiative_id, 10_000, datetime.now(UTC))
         closing = asyncio.ensure_future(
-            once(pool, lambda uow: rounds.close_round(uow, OFFICIAL, closing_round, datetime.now(UTC)))
+            once(lambda uow: rounds.close_round(uow, OFFICIAL, closing_round, datetime.now(UTC)))
         )
         await asyncio.sleep(0.3)  # the close runs while the award is uncommitted (it leaves the initiative alone:
         await award.commit()  # another open round covers it)
@@ -437,12 +410,12 @@ async def test_closing_a_round_never_expires_an_initiative_another_round_awards_
     assert status == "awarded", "the awarded initiative can spend its budget"
 
 
-async def test_withdrawing_an_initiative_returns_a_pledge_made_meanwhile(pool):
-    round_id = await pledge_round(pool, 100_000, 2_000, ["r-1"])
-    initiative_id = await approved_initiative(pool, 10_000)
+async def test_withdrawing_an_initiative_returns_a_pledge_made_meanwhile(pool, once, pledge_round):
+    round_id = await pledge_round(100_000, 2_000, ["r-1"])
+    initiative_id = await approved_initiative(once, 10_000)
     async with VouchersUnitOfWork(pool, SOURCE) as pledge:
         made = await pledging("r-1", round_id, initiative_id, 1_500)(pledge)
-        withdrawing = asyncio.ensure_future(once(pool, lambda uow: reactions.initiative_withdrawn(uow, initiative_id)))
+        withdrawing = asyncio.ensure_future(once(lambda uow: reactions.initiative_withdrawn(uow, initiative_id)))
         await waiting_on_a_lock(pool)
         await pledge.commit()
     await withdrawing
@@ -453,19 +426,19 @@ async def test_withdrawing_an_initiative_returns_a_pledge_made_meanwhile(pool):
     assert (await balances(pool, round_id))[Kind.WALLET, "r-1"] == 2_000
 
 
-async def test_a_waiting_close_is_not_overtaken_by_pledges_that_come_after_it(pool):
+async def test_a_waiting_close_is_not_overtaken_by_pledges_that_come_after_it(pool, once, pledge_round):
     """With row locks a steady stream of pledges could keep a close waiting for ever (shared locks let each
     other in); the round's lock queues a pledge that comes after the close behind it."""
-    round_id = await pledge_round(pool, 100_000, 2_000, ["r-1", "r-2"])
-    first_initiative = await approved_initiative(pool, 50_000)
-    second_initiative = await approved_initiative(pool, 50_000)
+    round_id = await pledge_round(100_000, 2_000, ["r-1", "r-2"])
+    first_initiative = await approved_initiative(once, 50_000)
+    second_initiative = await approved_initiative(once, 50_000)
     async with VouchersUnitOfWork(pool, SOURCE) as first:
         await pledging("r-1", round_id, first_initiative, 500)(first)  # holds the round, shared
         closing = asyncio.ensure_future(
-            once(pool, lambda uow: rounds.close_round(uow, OFFICIAL, round_id, datetime.now(UTC)))
+            once(lambda uow: rounds.close_round(uow, OFFICIAL, round_id, datetime.now(UTC)))
         )
         await waiting_on_a_lock(pool)  # the close waits for the pledge in flight
-        later = asyncio.ensure_future(once(pool, pledging("r-2", round_id, second_initiative, 500)))
+        later = asyncio.ensure_future(once(pledging("r-2", round_id, second_initiative, 500)))
         await waiting_on_a_lock(pool, 2)  # the later pledge (other wallet, other initiative) waits behind the close
         assert not later.done()
         await first.commit()

@@ -13,7 +13,7 @@ from vouchers.domain.ledger import Account, Entry, InsufficientFunds, Kind, Unba
 from vouchers.domain.pledges import Pledge, PledgeStatus, Wallet, award, give_back, pledge_take
 from vouchers.domain.rounds import WALLETS_PER_EVENT, Mechanism, Round, RoundStatus
 from vouchers.domain.spending import AmountMismatch, Claim, ClaimStatus, PayoutStatus
-from vouchers.domain.steering import MAX_MEMBERS, Member, SteeringGroup
+from vouchers.domain.steering import MAX_MEMBERS, Member, SteeringGroup, sees_ballots
 
 from buurtkracht_contracts import vouchers as events
 from buurtkracht_contracts.refusals import Conflict, InvalidInput, NotAllowed
@@ -415,6 +415,15 @@ def test_nobody_proposes_or_votes_on_an_award_for_an_initiative_they_co_initiate
         award.cast(round_, initiative, group, "i-2", True, "for", NOW)
     [told] = [e for e in award.events if isinstance(e, events.AwardProposed)]
     assert told.eligible_member_ids == ["a", "b"] and told.proposed_by == "a" and told.quorum == 2
+
+
+def test_nobody_sees_who_voted_how_on_an_award_for_an_initiative_they_co_initiate_only_the_counts():
+    group = a_group("a", "b", "c", "i-2")
+    round_, initiative, award, _ = proposed(group, quorum=3)  # initiated by i-1 and i-2
+    award.cast(round_, initiative, group, "b", True, "against", NOW)
+    assert [sees_ballots(initiative, reader) for reader in ("i-1", "i-2", "a", "o-1")] == [False, False, True, True]
+    assert award.counts(group.eligible_for(initiative)) == {"for": 1, "against": 1, "abstain": 0}
+    assert award.counts(["a"]) == {"for": 1, "against": 0, "abstain": 0}, "only the votes that count"
 
 
 def test_a_proposal_is_awarded_as_soon_as_a_quorum_of_eligible_members_votes_more_for_than_against():

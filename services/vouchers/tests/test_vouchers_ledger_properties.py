@@ -95,6 +95,12 @@ def stack(scratch_database):
         loop.close()
 
 
+@pytest.fixture
+def pool(stack):
+    """The stack's pool, for the shared `once` and `open_round` (awaited on the stack's loop, in `stack.run`)."""
+    return stack.pool
+
+
 # -- the reference model -----------------------------------------------------------------------
 
 
@@ -1142,34 +1148,14 @@ def test_random_command_sequences_keep_the_books_right_and_refusals_move_nothing
     run_machine(LedgerMachine, max_examples=30, steps=30)
 
 
-def test_a_claim_declined_after_its_initiative_finished_goes_back_to_the_pool(stack):
+def test_a_claim_declined_after_its_initiative_finished_goes_back_to_the_pool(stack, once, open_round):
     wijk = fresh_wijk()
     buurt = f"BU{wijk[2:]}01"
     official, member = person("o-1", Role.OFFICIAL, wijk), person("sg-1", Role.STEERING_GROUP, wijk)
     initiative_id, now = uuid.uuid4(), datetime.now(UTC)
 
     async def scenario() -> tuple[dict[Kind, int], list[str]]:
-        async def once(command):
-            async with VouchersUnitOfWork(stack.pool, SOURCE) as uow:
-                result = await command(uow)
-                await uow.commit()
-                return result
-
-        round_ = await once(
-            lambda uow: rounds.open_round(
-                uow,
-                official,
-                area_code=wijk,
-                name="Buurtbudget",
-                mechanism=Mechanism.COMMITTEE,
-                total_budget_cents=100_000,
-                opens_at=now - timedelta(minutes=1),
-                closes_at=now + timedelta(days=30),
-                voucher_amount_cents=None,
-                allow_wallet_claims=False,
-                committee_quorum=1,
-            )
-        )
+        round_ = await open_round(Mechanism.COMMITTEE, wijk, total=100_000)
         await once(lambda uow: reactions.initiative_approved(uow, initiative_id, buurt, "Geveltuinen", ["i-1"], 10_000))
         await once(lambda uow: steering.register_steering_group(uow, official, wijk, [Member("sg-1", True)], now))
         await once(lambda uow: awards.propose_award(uow, member, round_.id, initiative_id, 10_000, now))
@@ -1190,7 +1176,7 @@ def test_a_claim_declined_after_its_initiative_finished_goes_back_to_the_pool(st
     assert totals[Kind.RETURNED] == 100_000, "all that was not spent goes back to the municipality"
 
 
-def test_an_award_adds_up_when_a_claim_is_declined_after_its_initiative_completed(stack):
+def test_an_award_adds_up_when_a_claim_is_declined_after_its_initiative_completed(stack, once, open_round):
     """The example the state machine once shrank to: a committee award of 1,000, a claim of 100 held, the
     initiative completes (900 go back to the pool), then the claim is declined: its 100 follow the budget back
     to the pool, so the award is accounted for as 0 spent + 1,000 returned, not 900."""
@@ -1200,27 +1186,7 @@ def test_an_award_adds_up_when_a_claim_is_declined_after_its_initiative_complete
     initiative_id, now = uuid.uuid4(), datetime.now(UTC)
 
     async def scenario() -> tuple[dict[Kind, int], list[str], list[tuple[str, int]]]:
-        async def once(command):
-            async with VouchersUnitOfWork(stack.pool, SOURCE) as uow:
-                result = await command(uow)
-                await uow.commit()
-                return result
-
-        round_ = await once(
-            lambda uow: rounds.open_round(
-                uow,
-                official,
-                area_code=wijk,
-                name="Buurtbudget",
-                mechanism=Mechanism.COMMITTEE,
-                total_budget_cents=10_000,
-                opens_at=now - timedelta(minutes=1),
-                closes_at=now + timedelta(days=30),
-                voucher_amount_cents=None,
-                allow_wallet_claims=False,
-                committee_quorum=1,
-            )
-        )
+        round_ = await open_round(Mechanism.COMMITTEE, wijk, total=10_000)
         await once(lambda uow: reactions.initiative_approved(uow, initiative_id, buurt, "Bankjes", ["i-1"], 1_000))
         await once(lambda uow: steering.register_steering_group(uow, official, wijk, [Member("sg-1", True)], now))
         await once(lambda uow: awards.propose_award(uow, member, round_.id, initiative_id, 1_000, now))

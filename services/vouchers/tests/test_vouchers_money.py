@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from vouchers.adapters.ledger import Ledger
-from vouchers.adapters.unit_of_work import VouchersUnitOfWork
 from vouchers.app import SPEC
 from vouchers.domain.ledger import Kind
 from vouchers.domain.rounds import Mechanism
 from vouchers.domain.steering import Member
 from vouchers.service import awards, pledges, reactions, rounds, spending, steering, wallets
 
-from buurtkracht_contracts.event import source_urn
 from buurtkracht_contracts.refusals import Conflict
 from buurtkracht_kit import migrations
 from buurtkracht_kit.auth import Principal, Role
@@ -26,7 +24,6 @@ from buurtkracht_kit.db import create_pool
 
 pytestmark = pytest.mark.integration
 
-SOURCE = source_urn("00000000000000000000", "buurtkracht-vouchers")
 WIJK, BUURT = "WK036300", "BU03630001"
 OFFICIAL = Principal("o-1", frozenset({Role.OFFICIAL}), frozenset({WIJK}))
 MEMBER = Principal("sg-1", frozenset({Role.STEERING_GROUP}), frozenset({WIJK}))
@@ -47,64 +44,34 @@ async def pool(scratch_database):
         await pool.close()
 
 
-async def once(pool, command):
-    async with VouchersUnitOfWork(pool, SOURCE) as uow:
-        result = await command(uow)
-        await uow.commit()
-        return result
-
-
-async def open_round(pool, mechanism: Mechanism, total: int = 100_000) -> uuid.UUID:
-    now = datetime.now(UTC)
-    round_ = await once(
-        pool,
-        lambda uow: rounds.open_round(
-            uow,
-            OFFICIAL,
-            area_code=WIJK,
-            name="Buurtbudget",
-            mechanism=mechanism,
-            total_budget_cents=total,
-            opens_at=now - timedelta(minutes=1),
-            closes_at=now + timedelta(days=30),
-            voucher_amount_cents=2_000 if mechanism is Mechanism.PLEDGE else None,
-            allow_wallet_claims=False,
-            committee_quorum=1 if mechanism is Mechanism.COMMITTEE else None,
-        ),
-    )
-    return round_.id
-
-
-async def approved(pool, amount: int) -> uuid.UUID:
+async def approved(once, amount: int) -> uuid.UUID:
     initiative_id = uuid.uuid4()
-    await once(pool, lambda uow: reactions.initiative_approved(uow, initiative_id, BUURT, "Speeltuin", ["i-1"], amount))
+    await once(lambda uow: reactions.initiative_approved(uow, initiative_id, BUURT, "Speeltuin", ["i-1"], amount))
     return initiative_id
 
 
-async def steering_group(pool, *members: str) -> None:
+async def steering_group(once, *members: str) -> None:
     await once(
-        pool,
         lambda uow: steering.register_steering_group(
             uow, OFFICIAL, WIJK, [Member(m, i == 0) for i, m in enumerate(members)], datetime.now(UTC)
         ),
     )
 
 
-async def awarded_by_committee(pool, amount: int) -> tuple[uuid.UUID, uuid.UUID]:
+async def awarded_by_committee(once, open_round, amount: int) -> tuple[uuid.UUID, uuid.UUID]:
     """Awarded by a round whose quorum is one: the proposal of its one member decides it."""
-    await steering_group(pool, "sg-1")
-    round_id = await open_round(pool, Mechanism.COMMITTEE)
-    initiative_id = await approved(pool, amount)
+    await steering_group(once, "sg-1")
+    round_id = (await open_round(Mechanism.COMMITTEE, WIJK)).id
+    initiative_id = await approved(once, amount)
     decided = await once(
-        pool, lambda uow: awards.propose_award(uow, MEMBER, round_id, initiative_id, amount, datetime.now(UTC))
+        lambda uow: awards.propose_award(uow, MEMBER, round_id, initiative_id, amount, datetime.now(UTC))
     )
     assert decided.award.awarded is True
     return round_id, initiative_id
 
 
-async def claim(pool, initiative_id: uuid.UUID, cents: int, invoice: str):
+async def claim(once, initiative_id: uuid.UUID, cents: int, invoice: str):
     claimed, _ = await once(
-        pool,
         lambda uow: spending.claim_expense(
             uow, INITIATOR, initiative_id, "Houthandel", cents, invoice, datetime.now(UTC)
         ),
@@ -131,19 +98,20 @@ async def money(pool, round_id: uuid.UUID) -> tuple[dict[Kind, int], list[str]]:
 # -- closing a round tells what is true once it closed --------------------------------------------
 
 
-async def test_closing_a_round_tells_each_resident_whose_pledge_it_returns_the_wallet_expired_with_it(pool):
-    round_id = await open_round(pool, Mechanism.PLEDGE)
-    first, second = await approved(pool, 50_000), await approved(pool, 50_000)
-    await once(pool, lambda uow: wallets.issue_wallets(uow, OFFICIAL, round_id, ["r-1", "r-2"], datetime.now(UTC)))
+async def test_closing_a_round_tells_each_resident_whose_pledge_it_returns_the_wallet_expired_with_it(
+    pool, once, open_round
+):
+    round_id = (await open_round(Mechanism.PLEDGE, WIJK)).id
+    first, second = await approved(once, 50_000), await approved(once, 50_000)
+    await once(lambda uow: wallets.issue_wallets(uow, OFFICIAL, round_id, ["r-1", "r-2"], datetime.now(UTC)))
     for initiative_id, cents in ((first, 500), (second, 700)):
         await once(
-            pool,
             lambda uow, i=initiative_id, c=cents: pledges.pledge(
                 uow, resident("r-1"), round_id, i, c, datetime.now(UTC)
             ),
         )
 
-    await once(pool, lambda uow: rounds.close_round(uow, OFFICIAL, round_id, datetime.now(UTC)))
+    await once(lambda uow: rounds.close_round(uow, OFFICIAL, round_id, datetime.now(UTC)))
 
     returned = await events_of(pool, round_id, "pledge-withdrawn")
     assert [(e["reason"], e["amount_cents"]) for e in returned] == [("round_closed", 500), ("round_closed", 700)]
@@ -155,17 +123,18 @@ async def test_closing_a_round_tells_each_resident_whose_pledge_it_returns_the_w
     assert problems == []
 
 
-async def test_an_initiative_withdrawn_before_its_award_tells_each_wallet_what_it_holds_with_all_pledges_back(pool):
-    round_id = await open_round(pool, Mechanism.PLEDGE)
-    initiative_id = await approved(pool, 50_000)
-    await once(pool, lambda uow: wallets.issue_wallets(uow, OFFICIAL, round_id, ["r-1"], datetime.now(UTC)))
+async def test_an_initiative_withdrawn_before_its_award_tells_each_wallet_what_it_holds_with_all_pledges_back(
+    pool, once, open_round
+):
+    round_id = (await open_round(Mechanism.PLEDGE, WIJK)).id
+    initiative_id = await approved(once, 50_000)
+    await once(lambda uow: wallets.issue_wallets(uow, OFFICIAL, round_id, ["r-1"], datetime.now(UTC)))
     for cents in (500, 700):
         await once(
-            pool,
             lambda uow, c=cents: pledges.pledge(uow, resident("r-1"), round_id, initiative_id, c, datetime.now(UTC)),
         )
 
-    assert await once(pool, lambda uow: reactions.initiative_withdrawn(uow, initiative_id)) == 1_200
+    assert await once(lambda uow: reactions.initiative_withdrawn(uow, initiative_id)) == 1_200
 
     returned = await events_of(pool, round_id, "pledge-withdrawn")
     assert [(e["wallet_balance_cents"], e["pledged_to_initiative_cents"]) for e in returned] == [(2_000, 0)] * 2
@@ -176,11 +145,13 @@ async def test_an_initiative_withdrawn_before_its_award_tells_each_wallet_what_i
 # -- an award crossed by the end of its initiative -------------------------------------------------
 
 
-async def test_an_award_crossed_by_its_initiatives_withdrawal_goes_back_to_the_pool_and_takes_no_more_claims(pool):
-    round_id, initiative_id = await awarded_by_committee(pool, 10_000)
-    held = await claim(pool, initiative_id, 3_000, "H-1")
+async def test_an_award_crossed_by_its_initiatives_withdrawal_goes_back_to_the_pool_and_takes_no_more_claims(
+    pool, once, open_round
+):
+    round_id, initiative_id = await awarded_by_committee(once, open_round, 10_000)
+    held = await claim(once, initiative_id, 3_000, "H-1")
 
-    returned = await once(pool, lambda uow: reactions.initiative_withdrawn(uow, initiative_id))
+    returned = await once(lambda uow: reactions.initiative_withdrawn(uow, initiative_id))
 
     assert returned == 7_000
     totals, problems = await money(pool, round_id)
@@ -194,11 +165,11 @@ async def test_an_award_crossed_by_its_initiatives_withdrawal_goes_back_to_the_p
         "pool",
     )
     with pytest.raises(Conflict) as refused:
-        await claim(pool, initiative_id, 100, "H-2")
+        await claim(once, initiative_id, 100, "H-2")
     assert refused.value.current_status == "withdrawn"
-    assert await once(pool, lambda uow: reactions.initiative_withdrawn(uow, initiative_id)) == 0, "delivered again"
+    assert await once(lambda uow: reactions.initiative_withdrawn(uow, initiative_id)) == 0, "delivered again"
 
-    await once(pool, lambda uow: spending.decide_expense(uow, OFFICIAL, held.id, False, "geen bon", datetime.now(UTC)))
+    await once(lambda uow: spending.decide_expense(uow, OFFICIAL, held.id, False, "geen bon", datetime.now(UTC)))
     totals, problems = await money(pool, round_id)
     assert (totals[Kind.POOL], totals[Kind.HELD]) == (100_000, 0), "the declined hold followed the budget back"
     assert problems == []
@@ -207,34 +178,34 @@ async def test_an_award_crossed_by_its_initiatives_withdrawal_goes_back_to_the_p
     ] == [(3_000, "initiative_withdrawn", "pool")]
 
 
-async def test_an_award_whose_initiative_is_withdrawn_after_its_round_closed_goes_back_to_the_municipality(pool):
-    round_id, initiative_id = await awarded_by_committee(pool, 10_000)
-    await once(pool, lambda uow: rounds.close_round(uow, OFFICIAL, round_id, datetime.now(UTC)))
+async def test_an_award_whose_initiative_is_withdrawn_after_its_round_closed_goes_back_to_the_municipality(
+    pool, once, open_round
+):
+    round_id, initiative_id = await awarded_by_committee(once, open_round, 10_000)
+    await once(lambda uow: rounds.close_round(uow, OFFICIAL, round_id, datetime.now(UTC)))
 
-    assert await once(pool, lambda uow: reactions.initiative_withdrawn(uow, initiative_id)) == 10_000
+    assert await once(lambda uow: reactions.initiative_withdrawn(uow, initiative_id)) == 10_000
 
     totals, problems = await money(pool, round_id)
     assert (totals[Kind.BUDGET], totals[Kind.RETURNED]) == (0, 100_000) and problems == []
     assert (await events_of(pool, round_id, "funds-returned"))[-1]["to"] == "municipality"
 
 
-async def test_a_held_claim_of_a_withdrawn_initiative_can_still_be_approved_and_paid(pool):
-    round_id, initiative_id = await awarded_by_committee(pool, 10_000)
-    held = await claim(pool, initiative_id, 4_000, "H-1")
-    await once(pool, lambda uow: reactions.initiative_withdrawn(uow, initiative_id))
+async def test_a_held_claim_of_a_withdrawn_initiative_can_still_be_approved_and_paid(pool, once, open_round):
+    round_id, initiative_id = await awarded_by_committee(once, open_round, 10_000)
+    held = await claim(once, initiative_id, 4_000, "H-1")
+    await once(lambda uow: reactions.initiative_withdrawn(uow, initiative_id))
 
-    _, payout = await once(
-        pool, lambda uow: spending.decide_expense(uow, OFFICIAL, held.id, True, None, datetime.now(UTC))
-    )
+    _, payout = await once(lambda uow: spending.decide_expense(uow, OFFICIAL, held.id, True, None, datetime.now(UTC)))
     finance = Principal("finance", frozenset({Role.INTEGRATION}), frozenset())
-    await once(pool, lambda uow: spending.confirm_payout(uow, finance, payout.id, "B-1", datetime.now(UTC), 4_000))
+    await once(lambda uow: spending.confirm_payout(uow, finance, payout.id, "B-1", datetime.now(UTC), 4_000))
 
     totals, problems = await money(pool, round_id)
     assert (totals[Kind.POOL], totals[Kind.PAID], totals[Kind.BUDGET]) == (96_000, 4_000, 0) and problems == []
 
 
-async def test_the_ledger_check_flags_budget_left_with_an_initiative_that_ended(pool):
-    round_id, initiative_id = await awarded_by_committee(pool, 10_000)
+async def test_the_ledger_check_flags_budget_left_with_an_initiative_that_ended(pool, once, open_round):
+    round_id, initiative_id = await awarded_by_committee(once, open_round, 10_000)
     async with pool.acquire() as conn:
         await conn.execute("UPDATE initiatives SET status = 'withdrawn' WHERE id = $1", initiative_id)
         problems = await Ledger(conn).check(round_id)
@@ -250,35 +221,22 @@ async def test_the_ledger_check_flags_budget_left_with_an_initiative_that_ended(
 # -- an open award proposal lapses when nothing can award it any more -----------------------------------------
 
 
-async def test_an_open_award_proposal_lapses_when_its_initiative_is_awarded_by_pledges_or_withdrawn(pool):
-    await steering_group(pool, "sg-1", "sg-2", "sg-3")
+async def test_an_open_award_proposal_lapses_when_its_initiative_is_awarded_by_pledges_or_withdrawn(
+    pool, once, open_round
+):
+    await steering_group(once, "sg-1", "sg-2", "sg-3")
     now = datetime.now(UTC)
-    committee = await once(
-        pool,
-        lambda uow: rounds.open_round(
-            uow,
-            OFFICIAL,
-            area_code=WIJK,
-            name="Regiegroep",
-            mechanism=Mechanism.COMMITTEE,
-            total_budget_cents=100_000,
-            opens_at=now - timedelta(minutes=1),
-            closes_at=now + timedelta(days=30),
-            voucher_amount_cents=None,
-            allow_wallet_claims=False,
-            committee_quorum=3,
-        ),
-    )
-    pledge_round = await open_round(pool, Mechanism.PLEDGE)
-    pledged_to, withdrawn = await approved(pool, 2_000), await approved(pool, 5_000)
+    committee = await open_round(Mechanism.COMMITTEE, WIJK, quorum=3, name="Regiegroep")
+    pledge_round = (await open_round(Mechanism.PLEDGE, WIJK)).id
+    pledged_to, withdrawn = await approved(once, 2_000), await approved(once, 5_000)
     proposals = [
-        await once(pool, lambda uow, i=i: awards.propose_award(uow, MEMBER, committee.id, i, 1_000, now))
+        await once(lambda uow, i=i: awards.propose_award(uow, MEMBER, committee.id, i, 1_000, now))
         for i in (pledged_to, withdrawn)
     ]
-    await once(pool, lambda uow: wallets.issue_wallets(uow, OFFICIAL, pledge_round, ["r-1"], now))
-    made = await once(pool, lambda uow: pledges.pledge(uow, resident("r-1"), pledge_round, pledged_to, 2_000, now))
+    await once(lambda uow: wallets.issue_wallets(uow, OFFICIAL, pledge_round, ["r-1"], now))
+    made = await once(lambda uow: pledges.pledge(uow, resident("r-1"), pledge_round, pledged_to, 2_000, now))
     assert made.awarded is True
-    await once(pool, lambda uow: reactions.initiative_withdrawn(uow, withdrawn))
+    await once(lambda uow: reactions.initiative_withdrawn(uow, withdrawn))
 
     async with pool.acquire() as conn:
         statuses = [
@@ -288,9 +246,7 @@ async def test_an_open_award_proposal_lapses_when_its_initiative_is_awarded_by_p
     member2 = Principal("sg-2", frozenset({Role.STEERING_GROUP}), frozenset({WIJK}))
     for proposal in proposals:
         with pytest.raises(Conflict) as refused:
-            await once(
-                pool, lambda uow, p=proposal: awards.cast_vote(uow, member2, committee.id, p.award.id, "for", now)
-            )
+            await once(lambda uow, p=proposal: awards.cast_vote(uow, member2, committee.id, p.award.id, "for", now))
         assert refused.value.current_status == "lapsed"
     totals, problems = await money(pool, committee.id)
     assert totals == {Kind.MUNICIPALITY: -100_000, Kind.POOL: 100_000} and problems == []

@@ -8,10 +8,11 @@ import uuid
 
 import asyncpg
 
-from buurtkracht_contracts.areas import within
+from buurtkracht_contracts.areas import inside_patterns
 
 from ..domain.initiatives import Initiative, InitiativeStatus, Progress
 from ..domain.rounds import Mechanism, Round
+from .areas import in_areas, inside_any
 from .paging import fetch_page
 
 
@@ -70,12 +71,11 @@ class InitiativeRepository:
             """i.id, i.title, i.area_code, i.approved_amount_cents, i.awarded_cents,
                i.round_id IS NOT DISTINCT FROM $1 AS awarded_here,
                coalesce(a.balance_cents, 0) AS pledged""",
-            """initiatives i LEFT JOIN accounts a
-                   ON a.round_id = $1 AND a.kind = 'pledged' AND a.owner = i.id::text
-               WHERE i.round_id = $1
-                  OR (i.status = 'approved' AND starts_with(substr(i.area_code, 3), substr($2::text, 3)))""",
+            f"""initiatives i LEFT JOIN accounts a
+                    ON a.round_id = $1 AND a.kind = 'pledged' AND a.owner = i.id::text
+                WHERE i.round_id = $1 OR (i.status = 'approved' AND {in_areas("i.area_code", "$2", "$3")})""",
             "i.approved_at DESC, i.id",
-            [round_.id, round_.area_code],
+            [round_.id, [round_.area_code], inside_patterns(round_.area_code)],
             limit,
             offset,
         )
@@ -93,20 +93,25 @@ class InitiativeRepository:
             for r in rows
         ], total
 
-    async def unawarded_in(self, round_: Round) -> list[uuid.UUID]:
-        """Approved, unawarded initiatives of the round's area."""
-        rows = await self._conn.fetch("SELECT id, area_code FROM initiatives WHERE status = 'approved'")
-        return [r["id"] for r in rows if within(r["area_code"], round_.area_code)]
-
-    async def covered_by_another_open_round(self, initiative_id: uuid.UUID, round_id: uuid.UUID) -> bool:
-        """Whether an open round other than `round_id` may still award the initiative."""
-        rows = await self._conn.fetch(
-            """SELECT r.area_code AS round_area, i.area_code FROM rounds r, initiatives i
-               WHERE i.id = $1 AND r.status = 'open' AND r.id <> $2""",
-            initiative_id,
-            round_id,
+    async def left_unawarded_by(self, round_: Round) -> list[uuid.UUID]:
+        """The approved initiatives of the round's area that no other open round covers — closing the round leaves
+        nothing that could still award them — oldest approval first. Filtered in the database: an area holds
+        thousands of initiatives, and the open rounds are few."""
+        others = await self._conn.fetch(
+            "SELECT DISTINCT area_code FROM rounds WHERE status = 'open' AND id <> $1", round_.id
         )
-        return any(within(r["area_code"], r["round_area"]) for r in rows)
+        covered = [r["area_code"] for r in others]
+        rows = await self._conn.fetch(
+            f"""SELECT id FROM initiatives
+                WHERE status = 'approved' AND {in_areas("area_code", "$1", "$2")}
+                  AND NOT {in_areas("area_code", "$3", "$4")}
+                ORDER BY approved_at, id""",
+            [round_.area_code],
+            inside_patterns(round_.area_code),
+            covered,
+            inside_any(covered),
+        )
+        return [r["id"] for r in rows]
 
     async def expire_if_still_approved(self, initiative_ids: list[uuid.UUID]) -> list[uuid.UUID]:
         """Expire those still approved (an award committed meanwhile wins); returns the ids expired."""
@@ -115,7 +120,8 @@ class InitiativeRepository:
                WHERE id = ANY($1::uuid[]) AND status = 'approved' RETURNING id""",
             initiative_ids,
         )
-        return sorted((r["id"] for r in rows), key=initiative_ids.index)
+        order = {initiative_id: n for n, initiative_id in enumerate(initiative_ids)}
+        return sorted((r["id"] for r in rows), key=order.__getitem__)
 
     async def awarded_in(self, round_id: uuid.UUID) -> tuple[list[uuid.UUID], int]:
         """The initiatives the round awarded, and the cents it awarded them."""

@@ -1,5 +1,6 @@
 """Pledges in PostgreSQL. A pledge row is locked (`for_update`) after its round and its initiative; the active
-pledges of a round or an initiative are locked together, in the order they were made."""
+pledges of a round or an initiative are locked together, in the order they were made (ties by id), so two commands
+that lock some of the same pledges take them in the same order."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ class PledgeRepository:
         """The active pledges of the round (to one initiative, or to all), locked."""
         rows = await self._conn.fetch(
             f"""SELECT {_COLUMNS} FROM pledges WHERE round_id = $1 AND status = 'active'
-                AND ($2::uuid IS NULL OR initiative_id = $2) ORDER BY created_at FOR UPDATE""",
+                AND ($2::uuid IS NULL OR initiative_id = $2) ORDER BY created_at, id FOR UPDATE""",
             round_id,
             initiative_id,
         )

@@ -3,8 +3,8 @@
 A round is locked with a transaction-scoped advisory lock on its id: shared by the commands that move money in
 it, exclusive for closing it. Unlike row locks (`FOR SHARE`), PostgreSQL queues these fairly: once a close
 waits, commands that come after it wait behind it, so a steady stream of pledges cannot keep a round from
-closing. Lock order, in every command: round, then initiative, then pledge, claim or payout, then ledger
-accounts — so commands never deadlock (see `service.locking`).
+closing. Lock order, in every command: round, then initiative, then pledge, claim, payout or award proposal,
+then ledger accounts — so commands never deadlock (see `service.locking`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from enum import StrEnum
 
 import asyncpg
 
-from buurtkracht_contracts.areas import enclosing, inside_patterns, within
+from buurtkracht_contracts.areas import enclosing, inside_patterns
 
 from ..domain.rounds import Mechanism, Round, RoundStatus
+from .areas import in_areas
 from .paging import fetch_page
 
 ROUND_LOCKS = 0x726F756E64  # the seed of the advisory lock keys of rounds
@@ -92,8 +93,8 @@ class RoundRepository:
         rows, total = await fetch_page(
             self._conn,
             "*",
-            """rounds WHERE ($1::text[] IS NULL OR area_code = ANY($1::text[]) OR area_code LIKE ANY($2::text[]))
-                 AND ($3::text IS NULL OR status = $3)""",
+            f"""rounds WHERE ($1::text[] IS NULL OR {in_areas("area_code", "$1", "$2")})
+                  AND ($3::text IS NULL OR status = $3)""",
             "created_at DESC, id",
             [enclosing(area_code) if area_code else None, inside, status.value if status else None],
             limit,
@@ -104,8 +105,3 @@ class RoundRepository:
     async def due(self, now: datetime) -> list[uuid.UUID]:
         rows = await self._conn.fetch("SELECT id FROM rounds WHERE status = 'open' AND closes_at <= $1", now)
         return [r["id"] for r in rows]
-
-    async def open_around(self, area_code: str) -> list[uuid.UUID]:
-        """The open rounds whose area contains `area_code`."""
-        rows = await self._conn.fetch("SELECT id, area_code FROM rounds WHERE status = 'open'")
-        return [r["id"] for r in rows if within(area_code, r["area_code"])]

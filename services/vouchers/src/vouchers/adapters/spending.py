@@ -12,6 +12,7 @@ import asyncpg
 from buurtkracht_contracts.refusals import Conflict
 
 from ..domain.spending import Claim, ClaimStatus, Payout, PayoutStatus
+from .areas import in_areas, inside_any
 from .paging import fetch_page
 
 _CLAIM = """id, initiative_id, round_id, claimed_by, supplier, amount_cents, invoice_reference, status, decided_by,
@@ -39,11 +40,11 @@ def _payout(row: Mapping[str, Any]) -> Payout:
     return Payout(**{column: row[column] for column in _PAYOUT_COLUMNS} | {"status": PayoutStatus(row["status"])})
 
 
-def _visible(areas: str, member_areas: str, subject: str) -> str:
-    """Whose claims a caller sees: those of rounds in the areas they are an official for (`areas`), of rounds of
-    the areas whose steering group they are a member of (`member_areas`), and their own initiatives'."""
-    return f"""(EXISTS (SELECT 1 FROM unnest({areas}::text[]) AS o(area)
-                        WHERE starts_with(substr(r.area_code, 3), substr(o.area, 3)))
+def _visible(areas: str, inside: str, member_areas: str, subject: str) -> str:
+    """Whose claims a caller sees: those of rounds in the areas they are an official for (`areas`, and the areas
+    inside them: the patterns `inside`), of rounds of the areas whose steering group they are a member of
+    (`member_areas`), and their own initiatives'."""
+    return f"""({in_areas("r.area_code", areas, inside)}
                OR r.area_code = ANY({member_areas}::text[])
                OR c.claimed_by = {subject} OR {subject} = ANY(i.initiators))"""
 
@@ -100,9 +101,16 @@ class ClaimRepository:
             _CLAIM_AND_PAYOUT,
             f"""{_CLAIM_WITH_PAYOUT} JOIN rounds r ON r.id = c.round_id JOIN initiatives i ON i.id = c.initiative_id
                 WHERE ($1::uuid IS NULL OR c.round_id = $1) AND ($2::text IS NULL OR c.status = $2)
-                  AND {_visible("$3", "$4", "$5")}""",
+                  AND {_visible("$3", "$4", "$5", "$6")}""",
             "c.created_at DESC, c.id",
-            [round_id, status.value if status else None, official_areas, member_areas, subject],
+            [
+                round_id,
+                status.value if status else None,
+                official_areas,
+                inside_any(official_areas),
+                member_areas,
+                subject,
+            ],
             limit,
             offset,
         )
@@ -151,12 +159,10 @@ class PayoutRepository:
         rows, total = await fetch_page(
             self._conn,
             ", ".join(f"p.{column}" for column in _PAYOUT_COLUMNS),
-            """payouts p JOIN rounds r ON r.id = p.round_id
-               WHERE ($1::text IS NULL OR p.status = $1)
-                 AND ($2 OR EXISTS (SELECT 1 FROM unnest($3::text[]) AS o(area)
-                                    WHERE starts_with(substr(r.area_code, 3), substr(o.area, 3))))""",
+            f"""payouts p JOIN rounds r ON r.id = p.round_id
+                WHERE ($1::text IS NULL OR p.status = $1) AND ($2 OR {in_areas("r.area_code", "$3", "$4")})""",
             "p.created_at DESC, p.id",
-            [status.value if status else None, every_area, official_areas],
+            [status.value if status else None, every_area, official_areas, inside_any(official_areas)],
             limit,
             offset,
         )

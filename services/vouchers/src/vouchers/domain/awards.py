@@ -164,6 +164,11 @@ class Award:
     def counted(self, eligible: Collection[str]) -> list[Ballot]:
         return [ballot for ballot in self.ballots.values() if ballot.member_id in eligible]
 
+    def counts(self, eligible: Collection[str]) -> dict[str, int]:
+        """How many of the votes that count (those of `eligible` members) are for, against and abstain."""
+        cast = [ballot.vote for ballot in self.counted(eligible)]
+        return {vote: cast.count(vote) for vote in VOTES}
+
     def _decide(
         self, round_: Round, initiative: Initiative, awarded: bool, eligible: list[str], now: datetime
     ) -> Entry | None:

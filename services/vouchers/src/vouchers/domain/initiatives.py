@@ -166,17 +166,8 @@ class Initiative:
         if not left_cents:
             return None
         assert round_ is not None and round_.id == self.round_id, "an award's budget returns to its own round"
-        target, to = round_.returns_to()
-        self.events.append(
-            events.FundsReturned(
-                round_id=round_.id,
-                area_code=round_.area_code,
-                initiative_id=self.id,
-                amount_cents=left_cents,
-                reason=how.reason,
-                to=to,
-            )
-        )
+        target, _ = round_.returns_to()
+        self.events.append(round_.funds_returned(left_cents, how.reason, self.id))
         return Entry.transfer(
             "unspent_returned", str(self.id), Account.of_initiative(Kind.BUDGET, self.id), target, left_cents
         )
@@ -185,27 +176,17 @@ class Initiative:
         """Withdrawn before it was awarded: its pledges in the round, `amount_cents` in all, went back to the
         wallets (see pledges)."""
         if amount_cents:
-            self.events.append(
-                events.FundsReturned(
-                    round_id=round_.id,
-                    area_code=round_.area_code,
-                    initiative_id=self.id,
-                    amount_cents=amount_cents,
-                    reason=Ending.WITHDRAWN.reason,
-                    to="wallets",
-                )
-            )
+            self.events.append(round_.funds_returned(amount_cents, Ending.WITHDRAWN.reason, self.id, to="wallets"))
 
     @property
     def ended(self) -> bool:
         return self.status in ENDED
 
     @property
-    def ending_reason(self) -> str:
-        """Why its money went back, as FundsReturned says it."""
-        if self.status in (InitiativeStatus.WITHDRAWN, InitiativeStatus.CANCELLED):
-            return f"initiative_{self.status.value}"
-        return Ending.COMPLETED.reason
+    def ending(self) -> Ending:
+        """How it ended, for an initiative that ended with money to give back: withdrawn, cancelled or completed
+        (an expired one was never awarded, and counts as completed)."""
+        return Ending(self.status.value) if self.status.value in tuple(Ending) else Ending.COMPLETED
 
     def budget(self, balances: Mapping[Kind, int]) -> Budget:
         """Its budget from the balances of its accounts in its round."""

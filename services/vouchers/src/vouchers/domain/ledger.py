@@ -67,9 +67,10 @@ class InsufficientFunds(Conflict):
     """The account a movement would take money from does not hold enough."""
 
     kind = "insufficient-funds"
+    CURRENT_STATUS = "insufficient_funds"
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, "insufficient_funds")
+        super().__init__(message, self.CURRENT_STATUS)
 
 
 @dataclass(frozen=True)

@@ -174,16 +174,7 @@ class Round:
         self.require_closable()
         self.status = RoundStatus.CLOSED
         if returned_cents:
-            self.events.append(
-                events.FundsReturned(
-                    round_id=self.id,
-                    area_code=self.area_code,
-                    initiative_id=None,
-                    amount_cents=returned_cents,
-                    reason="round_closed",
-                    to="municipality",
-                )
-            )
+            self.events.append(self.funds_returned(returned_cents, "round_closed"))
         self.events.append(
             events.RoundClosed(
                 round_id=self.id,
@@ -206,3 +197,17 @@ class Round:
         if self.status is RoundStatus.CLOSED:
             return Account.returned(), "municipality"
         return Account.pool(), "pool"
+
+    def funds_returned(
+        self, amount_cents: int, reason: str, initiative_id: uuid.UUID | None = None, *, to: str | None = None
+    ) -> events.FundsReturned:
+        """The FundsReturned that tells `amount_cents` of this round went back for `reason` (of an initiative, or
+        of the round itself): to where `returns_to()` sends it now, unless `to` names where (the wallets)."""
+        return events.FundsReturned(
+            round_id=self.id,
+            area_code=self.area_code,
+            initiative_id=initiative_id,
+            amount_cents=amount_cents,
+            reason=reason,
+            to=to or self.returns_to()[1],
+        )

@@ -23,7 +23,7 @@ from buurtkracht_contracts.event import Event
 from buurtkracht_contracts.refusals import Conflict, InvalidInput, NotAllowed
 
 from .initiatives import Initiative, InitiativeStatus
-from .ledger import Account, Entry, Kind
+from .ledger import Account, Entry, InsufficientFunds, Kind
 from .rounds import Round
 
 
@@ -49,9 +49,10 @@ class AmountMismatch(Conflict):
 
 
 def over_budget(message: str) -> Conflict:
-    """A claim above what is left of the budget: a conflict answered with the insufficient-funds problem type."""
-    refusal = Conflict(message, "insufficient_funds")
-    refusal.kind = "insufficient-funds"
+    """A claim above what is left of the budget: a conflict answered as `InsufficientFunds` is (its problem type
+    and status)."""
+    refusal = Conflict(message, InsufficientFunds.CURRENT_STATUS)
+    refusal.kind = InsufficientFunds.kind
     return refusal
 
 
@@ -263,17 +264,8 @@ class Claim:
         ended and its budget went back to the round already, the released amount follows it there."""
         self._decided(initiative, ClaimStatus.DECLINED, decided_by, reason)
         if initiative.ended:
-            release_to, to = round_.returns_to()
-            self.events.append(
-                events.FundsReturned(
-                    round_id=self.round_id,
-                    area_code=round_.area_code,
-                    initiative_id=self.initiative_id,
-                    amount_cents=self.amount_cents,
-                    to=to,
-                    reason=initiative.ending_reason,
-                )
-            )
+            release_to, _ = round_.returns_to()
+            self.events.append(round_.funds_returned(self.amount_cents, initiative.ending.reason, self.initiative_id))
         else:
             release_to = Account.of_initiative(Kind.BUDGET, self.initiative_id)
             left_cents += self.amount_cents

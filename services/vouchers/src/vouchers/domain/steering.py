@@ -6,7 +6,9 @@ Invariants:
 - registering replaces the whole list, and a change is told once (registering the same members with the same
   chair again, in any order, changes and tells nothing);
 - only a registered member whose sign-in carries the steering_group role proposes or votes, and never on an
-  initiative they (co-)initiate: such a member is not eligible for that initiative's awards at all.
+  initiative they (co-)initiate: such a member is not eligible for that initiative's awards at all;
+- nobody sees who voted how on the awards of an initiative they (co-)initiate — only how many votes of each kind
+  count and the outcome — so no member is answerable to the initiators for their vote.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ def require_not_own_case(initiative: Initiative, member_id: str) -> None:
         raise NotAllowed(
             f"you (co-)initiate initiative {initiative.id}: nobody votes on an award for their own initiative"
         )
+
+
+def sees_ballots(initiative: Initiative, reader: str) -> bool:
+    """Whether `reader` may see who voted how on an award for `initiative`: not when they (co-)initiate it."""
+    return reader not in initiative.initiators
 
 
 @dataclass

@@ -4,7 +4,10 @@ initiative's budget in the same transaction. Proposing and voting hold the round
 — so an initiative is awarded once, and at most one proposal for it is open in a round — and then the proposal.
 
 A proposal lapses, with no more votes, when nothing can award it any more: its round closed, or its initiative
-was awarded (in any round), withdrawn or expired. The commands that do that call `lapse`."""
+was awarded (in any round), withdrawn or expired. The commands that do that call `lapse`.
+
+The officials of the round's area and the members of its steering group read the proposals with who voted how;
+a reader who (co-)initiates a proposal's initiative reads it with the counts and the outcome only."""
 
 from __future__ import annotations
 
@@ -21,8 +24,8 @@ from ..domain.awards import Award, AwardStatus
 from ..domain.initiatives import Initiative
 from ..domain.ledger import Entry
 from ..domain.rounds import Mechanism
-from ..domain.steering import SteeringGroup
-from .access import found, is_official_for
+from ..domain.steering import SteeringGroup, sees_ballots
+from .access import found, is_member_for, is_official_for
 from .locking import lock
 
 KNOWN_APPROVED = "(the vouchers service knows approved initiatives only)"
@@ -30,10 +33,13 @@ KNOWN_APPROVED = "(the vouchers service knows approved initiatives only)"
 
 @dataclass(frozen=True)
 class AwardView:
-    """A proposal as its readers see it: with the members eligible to vote on it now."""
+    """A proposal as its readers see it: with the members eligible to vote on it now. `ballots_withheld` when the
+    reader (co-)initiates its initiative: they see how many votes of each kind count and the outcome, not who voted
+    how nor who proposed it (see `domain.steering.sees_ballots`)."""
 
     award: Award
     eligible_member_ids: list[str]
+    ballots_withheld: bool = False
 
 
 async def propose_award(
@@ -100,22 +106,22 @@ async def lapse(
 
 async def _readable_group(uow: VouchersUnitOfWork, actor: Principal, round_id: uuid.UUID) -> SteeringGroup:
     round_ = found(await uow.rounds.get(round_id), f"round {round_id}")
-    group = await uow.steering_groups.get(round_.area_code)
-    member = actor.has(Role.STEERING_GROUP) and group.is_member(actor.subject)
-    if not (is_official_for(actor, round_.area_code) or member):
+    if not (is_official_for(actor, round_.area_code) or await is_member_for(uow, actor, round_.area_code)):
         raise NotAllowed(
             f"only officials responsible for {round_.area_code} and the members of its steering group see its "
             "award decisions"
         )
-    return group
+    return await uow.steering_groups.get(round_.area_code)
 
 
 async def awards_of_round(
     uow: VouchersUnitOfWork, actor: Principal, round_id: uuid.UUID, status: AwardStatus | None, limit: int, offset: int
 ) -> tuple[list[AwardView], int]:
+    """A page of the round's proposals; on those of an initiative the reader (co-)initiates, the counts and the
+    outcome only — the page stays whole, so the list serves every member alike."""
     group = await _readable_group(uow, actor, round_id)
     awards, total = await uow.awards.of_round(round_id, status, limit, offset)
-    return [await _view(uow, group, award) for award in awards], total
+    return [await _view(uow, group, award, actor) for award in awards], total
 
 
 async def award_of(uow: VouchersUnitOfWork, actor: Principal, round_id: uuid.UUID, award_id: uuid.UUID) -> AwardView:
@@ -123,9 +129,9 @@ async def award_of(uow: VouchersUnitOfWork, actor: Principal, round_id: uuid.UUI
     award = await uow.awards.get(award_id)
     if award is None or award.round_id != round_id:
         raise NotFound(f"award proposal {award_id} in round {round_id}")
-    return await _view(uow, group, award)
+    return await _view(uow, group, award, actor)
 
 
-async def _view(uow: VouchersUnitOfWork, group: SteeringGroup, award: Award) -> AwardView:
+async def _view(uow: VouchersUnitOfWork, group: SteeringGroup, award: Award, reader: Principal) -> AwardView:
     initiative = found(await uow.initiatives.get(award.initiative_id), f"initiative {award.initiative_id}")
-    return AwardView(award, group.eligible_for(initiative))
+    return AwardView(award, group.eligible_for(initiative), not sees_ballots(initiative, reader.subject))

@@ -6,6 +6,18 @@ award proposals keeps the order: an award or a withdrawal lapses the initiative'
 holds the initiative's row, a close lapses its round's proposals while it holds the round exclusively and after
 the initiatives' rows it expires; and a command on a proposal takes its round and initiative before its row.
 
+One command moves money in rounds it does not hold: an initiative withdrawn before its award gives its active
+pledges back to the wallets in every round it has them in (`reactions.initiative_withdrawn`). It learns those
+rounds for certain only once it holds the initiative's row (a pledge in flight commits first), and taking a round
+after that row would invert the order: a pledge in that round holds the round and waits for the row, a close
+queued on the round waits for the pledge, and the reaction would wait for the close. It is safe without the rounds
+because of the pledge rows: it gives back only pledges it locked (`FOR UPDATE`, in the order they were made) and
+read again as active, while a close locks every active pledge of its round before it moves any money in it, and no
+pledge becomes active in a round while its close holds it. So either the reaction's give-back commits before the
+close reads the pledges — the close waits for those rows, then sweeps the wallets the give-back filled — or the
+close gave them back first and the reaction finds none active there. The accounts it moves (the initiative's
+pledged account, the wallets) it locks after the pledges, in account order, as every command does.
+
 An area's steering group has a lock of its own, taken only by the command that registers the group, which holds
 no other lock; the commands that read the group (awards, claim decisions) do not lock it."""
 

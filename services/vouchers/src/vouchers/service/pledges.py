@@ -17,7 +17,7 @@ from ..domain.ledger import Account, Kind
 from ..domain.pledges import GivenBack, Pledge
 from ..domain.rounds import Mechanism, Round
 from .access import found
-from .awards import lapse
+from .awards import KNOWN_APPROVED, lapse
 from .locking import lock
 
 
@@ -41,9 +41,7 @@ async def pledge(
     round_ = found(locked.round, f"round {round_id}")
     round_.require_mechanism(Mechanism.PLEDGE, "pledge")
     round_.require_open(now, "pledge")
-    initiative = found(
-        locked.initiative, f"initiative {initiative_id} (the vouchers service knows approved initiatives only)"
-    )
+    initiative = found(locked.initiative, f"initiative {initiative_id} {KNOWN_APPROVED}")
     initiative.require_pledgeable_in(round_)
     wallet = found(
         await uow.ledger.wallet(round_id, actor.subject, for_update=True), f"your wallet in round {round_id}"

@@ -73,6 +73,7 @@ async def _ended(uow: VouchersUnitOfWork, initiative_id: uuid.UUID, how: Ending)
         await uow.initiatives.save(initiative)
         await lapse(uow, initiative_ids=[initiative_id])
         returned = 0
+        # rounds this reaction does not hold: safe by the pledge rows it locks, see `locking`
         for round_id in await uow.pledges.rounds_with_active(initiative_id):
             round_ = found(await uow.rounds.get(round_id), f"round {round_id}")
             amount = await give_back_pledges(uow, round_, initiative_id, "initiative_withdrawn")

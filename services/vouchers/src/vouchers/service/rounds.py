@@ -60,11 +60,7 @@ async def close_round(
     if actor is not None:
         require(actor, {Role.OFFICIAL}, round_.area_code, "close this round")
     round_.require_closable()
-    candidates = [
-        initiative_id
-        for initiative_id in await uow.initiatives.unawarded_in(round_)
-        if not await uow.initiatives.covered_by_another_open_round(initiative_id, round_id)
-    ]
+    candidates = await uow.initiatives.left_unawarded_by(round_)
     unawarded = await uow.initiatives.expire_if_still_approved(candidates)  # re-checked under each row's lock
     await lapse(uow, round_id=round_id, initiative_ids=unawarded)  # after the initiatives' rows: the lock order
     await give_back_pledges(uow, round_, None, "round_closed")

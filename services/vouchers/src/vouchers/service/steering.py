@@ -1,5 +1,5 @@
 """Steering groups: an official responsible for an area registers its members (and its chair); the officials of
-the area and the members themselves read who they are."""
+the area and the members themselves, signed in with the steering_group role, read who they are."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from buurtkracht_kit.auth import Principal, Role
 
 from ..adapters.unit_of_work import VouchersUnitOfWork
 from ..domain.steering import Member, SteeringGroup
-from .access import is_official_for, require
+from .access import is_member_for, is_official_for, require
 from .locking import lock_steering_group
 
 
@@ -27,7 +27,10 @@ async def register_steering_group(
 
 
 async def steering_group(uow: VouchersUnitOfWork, actor: Principal, area_code: str) -> SteeringGroup:
-    group = await uow.steering_groups.get(area_code)
-    if not (is_official_for(actor, area_code) or group.is_member(actor.subject)):
-        raise NotAllowed(f"only officials responsible for {area_code} and the members see its steering group")
-    return group
+    """The group, for the officials of the area and its members signed in with the steering_group role."""
+    if not (is_official_for(actor, area_code) or await is_member_for(uow, actor, area_code)):
+        raise NotAllowed(
+            f"only officials responsible for {area_code} and the members of its steering group, signed in with the "
+            "steering_group role, see its steering group"
+        )
+    return await uow.steering_groups.get(area_code)

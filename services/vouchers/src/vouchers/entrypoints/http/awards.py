@@ -1,5 +1,6 @@
 """Committee awards over HTTP: a member of the steering group proposes an award, each member votes with their own
-sign-in, and the officials of the area and the members read the decisions with who voted how."""
+sign-in, and the officials of the area and the members read the decisions with who voted how — except on an
+initiative the reader (co-)initiates, where they read the counts and the outcome only."""
 
 from __future__ import annotations
 
@@ -11,14 +12,20 @@ from fastapi import APIRouter, Request
 from pydantic import Field, StrictInt
 
 from buurtkracht_kit.auth import Caller
+from buurtkracht_kit.paging import MAX_CENTS, Limit, Offset
 
 from ...adapters.unit_of_work import VouchersUnitOfWork
 from ...domain.awards import AwardStatus
 from ...service import awards
 from ...service.awards import AwardView
-from .common import MAX_CENTS, Answer, IdempotencyKey, Limit, Offset, Paged, Strict, money_moving, now, unit_of_work
+from .common import Answer, IdempotencyKey, Paged, Strict, money_moving, now, unit_of_work
 
 router = APIRouter(tags=["awards"])
+
+WITHHELD = (
+    "Nobody sees who voted how on the awards of an initiative they (co-)initiate: such a proposal is answered with "
+    "`ballots_withheld` true, the counts in `vote_counts` and the outcome, no `votes` and no `proposed_by`."
+)
 
 
 class Proposal(Strict):
@@ -45,13 +52,20 @@ class AwardOut(Answer):
     status: AwardStatus = Field(description="open (members vote), awarded, not_awarded, or lapsed")
     awarded: bool | None = Field(description="The decision; null while open or when it lapsed")
     quorum: int = Field(description="Counted votes needed before it can be awarded")
-    proposed_by: str
+    proposed_by: str | None = Field(description="The member who proposed it; null where the ballots are withheld")
     proposed_at: datetime
     decided_at: datetime | None
     eligible_member_ids: list[str] = Field(
         description="Who may vote on it: the steering group of the round's area, but the initiative's initiators"
     )
-    votes: list[VoteOut]
+    vote_counts: dict[Literal["for", "against", "abstain"], int] = Field(
+        description="How many of the votes that count (those of the eligible members) are for, against and abstain"
+    )
+    ballots_withheld: bool = Field(
+        description="True when you (co-)initiate the initiative: you see the counts and the outcome, not who voted "
+        "how (`votes` is empty) nor who proposed it"
+    )
+    votes: list[VoteOut] = Field(description="Who voted how, in the order cast; empty where the ballots are withheld")
 
     @classmethod
     def of(cls, view: AwardView) -> AwardOut:
@@ -62,8 +76,17 @@ class AwardOut(Answer):
             )
             for b in award.ballots.values()
         ]
+        withheld = view.ballots_withheld
         return cls.model_validate(
-            vars(award) | {"awarded": award.awarded, "eligible_member_ids": view.eligible_member_ids, "votes": votes}
+            vars(award)
+            | {
+                "awarded": award.awarded,
+                "proposed_by": None if withheld else award.proposed_by,
+                "eligible_member_ids": view.eligible_member_ids,
+                "vote_counts": award.counts(view.eligible_member_ids),
+                "ballots_withheld": withheld,
+                "votes": [] if withheld else votes,
+            }
         )
 
 
@@ -113,6 +136,7 @@ async def cast_vote(
 @router.get(
     "/rounds/{round_id}/awards",
     summary="The round's award proposals and decisions with who voted how, newest first (officials and members)",
+    description=WITHHELD,
 )
 async def list_awards(
     round_id: uuid.UUID,
@@ -130,6 +154,7 @@ async def list_awards(
 @router.get(
     "/rounds/{round_id}/awards/{award_id}",
     summary="One award proposal or decision with who voted how (officials and members)",
+    description=WITHHELD,
 )
 async def get_award(round_id: uuid.UUID, award_id: uuid.UUID, caller: Caller, request: Request) -> AwardOut:
     async with unit_of_work(request) as uow:

@@ -1,6 +1,8 @@
-"""What every route of the API shares: strict bodies, the service's unit of work, and running a money-moving
-command once per `Idempotency-Key` (the key is taken in the command's own transaction, so a repeat replays the
-first answer and two requests with one key never both move money)."""
+"""What every route of the API shares: strict bodies, the service's unit of work, and running a command once per
+`Idempotency-Key` (the key is taken in the command's own transaction, so a repeat replays the first answer and two
+requests with one key never both move money). The requests that take a key — opening a round, pledging, proposing
+an award, claiming an expense, deciding a claim — and why the others are safe to repeat without one: see the
+package's docstring."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Header, Query, Request
+from fastapi import Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
@@ -22,11 +24,8 @@ IdempotencyKey = Annotated[
     str | None, Header(alias="Idempotency-Key", description="Required: replays the first answer")
 ]
 
-# Integers are bounded where they come in, so a huge value is invalid input (422), never a server error.
-MAX_INTEGER = 2**31 - 1  # the most an integer column holds (a quorum); also what a page may skip
-MAX_CENTS = 2**63 - 1  # the most a bigint column holds (an amount)
-Offset = Annotated[int, Query(ge=0, le=MAX_INTEGER, description="How many items to skip")]
-Limit = Annotated[int, Query(ge=1, le=100, description="How many items at most")]
+# Integers are bounded where they come in (offsets and limits by the kit's paging parameters, quorums by
+# MAX_INTEGER, amounts by MAX_CENTS), so a huge value is invalid input (422), never a server error.
 
 
 class Strict(BaseModel):
@@ -61,7 +60,7 @@ async def money_moving(
     status_code: int,
     command: Callable[[VouchersUnitOfWork], Awaitable[BaseModel]],
 ) -> JSONResponse:
-    """Run a money-moving command once per Idempotency-Key; a repeat replays the first answer."""
+    """Run a command that requires an Idempotency-Key once per key; a repeat replays the first answer."""
     key = idempotency.require_key(key)
     fingerprint = idempotency.fingerprint(request.method, request.url.path, jsonable_encoder(body))
     async with unit_of_work(request) as uow:

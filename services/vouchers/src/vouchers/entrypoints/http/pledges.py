@@ -9,11 +9,12 @@ from fastapi import APIRouter, Request
 from pydantic import Field, StrictInt
 
 from buurtkracht_kit.auth import Caller
+from buurtkracht_kit.paging import MAX_CENTS
 
 from ...adapters.unit_of_work import VouchersUnitOfWork
 from ...service import pledges
 from ...service.pledges import PledgeResult
-from .common import MAX_CENTS, Answer, IdempotencyKey, Strict, money_moving, now, unit_of_work
+from .common import Answer, IdempotencyKey, Strict, money_moving, now, unit_of_work
 
 router = APIRouter(tags=["pledges"])
 

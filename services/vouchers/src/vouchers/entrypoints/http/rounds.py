@@ -11,23 +11,12 @@ from pydantic import Field, StrictInt
 
 from buurtkracht_contracts.areas import AreaCode
 from buurtkracht_kit.auth import Caller
+from buurtkracht_kit.paging import MAX_CENTS, MAX_INTEGER, Limit, Offset
 
 from ...adapters.unit_of_work import VouchersUnitOfWork
 from ...domain.rounds import Mechanism, Round, RoundStatus
 from ...service import queries, rounds
-from .common import (
-    MAX_CENTS,
-    MAX_INTEGER,
-    Answer,
-    IdempotencyKey,
-    Limit,
-    Offset,
-    Paged,
-    Strict,
-    money_moving,
-    now,
-    unit_of_work,
-)
+from .common import Answer, IdempotencyKey, Paged, Strict, money_moving, now, unit_of_work
 
 router = APIRouter(tags=["rounds"])
 
@@ -48,26 +37,6 @@ class NewRound(Strict):
     )
 
 
-class RoundOut(Answer):
-    id: uuid.UUID
-    area_code: str
-    name: str
-    mechanism: Mechanism
-    status: str
-    total_budget_cents: int
-    voucher_amount_cents: int | None
-    allow_wallet_claims: bool
-    committee_quorum: int | None
-    opens_at: datetime
-    closes_at: datetime
-    totals: dict[str, int] = Field(description="Live: cents per kind of account (pool, wallet, pledged, budget, ...)")
-
-    @classmethod
-    def with_totals(cls, shown: tuple[Round, dict[str, int]]) -> RoundOut:
-        round_, totals = shown
-        return cls.model_validate(vars(round_) | {"totals": totals})
-
-
 class RoundSummaryOut(Answer):
     """A round in a list (its live totals are on the round itself)."""
 
@@ -82,6 +51,17 @@ class RoundSummaryOut(Answer):
     committee_quorum: int | None
     opens_at: datetime
     closes_at: datetime
+
+
+class RoundOut(RoundSummaryOut):
+    """A round with its live totals."""
+
+    totals: dict[str, int] = Field(description="Live: cents per kind of account (pool, wallet, pledged, budget, ...)")
+
+    @classmethod
+    def with_totals(cls, shown: tuple[Round, dict[str, int]]) -> RoundOut:
+        round_, totals = shown
+        return cls.model_validate(vars(round_) | {"totals": totals})
 
 
 class RoundPage(Paged):

@@ -11,11 +11,12 @@ from fastapi import APIRouter, Path, Request
 from pydantic import Field, StrictInt
 
 from buurtkracht_kit.auth import Caller
+from buurtkracht_kit.paging import MAX_CENTS, Limit, Offset
 
 from ...adapters.unit_of_work import VouchersUnitOfWork
 from ...domain.spending import ClaimStatus, PayoutStatus
 from ...service import queries, spending
-from .common import MAX_CENTS, Answer, IdempotencyKey, Limit, Offset, Paged, Strict, money_moving, now, unit_of_work
+from .common import Answer, IdempotencyKey, Paged, Strict, money_moving, now, unit_of_work
 
 router = APIRouter(tags=["spending"])
 

@@ -65,7 +65,8 @@ async def register_steering_group(
 
 @router.get(
     "/areas/{area_code}/steering-group",
-    summary="The area's steering group (officials responsible for the area, and its members)",
+    summary="The area's steering group (officials responsible for the area, and its members signed in with the "
+    "steering_group role)",
 )
 async def get_steering_group(area_code: AreaPath, caller: Caller, request: Request) -> SteeringGroupOut:
     async with unit_of_work(request) as uow:
