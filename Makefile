@@ -78,7 +78,7 @@ test-fault: install
 # make test runs every property test derandomized (the same examples each time); this hunts for new
 # counterexamples with random seeds. A failure prints the seed and the shrunk steps to keep as a test.
 test-explore: install
-	HYPOTHESIS_PROFILE=explore $(PYTEST) -m properties -p no:cacheprovider --hypothesis-show-statistics
+	HYPOTHESIS_PROFILE=explore $(PYTEST) -m properties -p no:cacheprovider
 
 # Starts the stack when it is not running, and stops it afterwards only in that case.
 test: install
