@@ -64,10 +64,18 @@ class UnitOfWork:
     def bind(self, connection: asyncpg.Connection) -> None:
         """Make the repositories of this unit of work on `connection` (the transaction's); none here."""
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        """Roll back unless committed. When the block ends in an error and the rollback fails too (a commit
+        cancelled at shutdown leaves the transaction unusable), the block's own error goes on — above all a
+        cancellation, which a loop catching `Exception` would otherwise take for a failed round and go on with;
+        the pool then resets or discards the connection."""
         try:
             if not self._committed:
-                await self._transaction.rollback()
+                try:
+                    await self._transaction.rollback()
+                except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
+                    if exc_type is None:
+                        raise
         finally:
             await self._pool.release(self.connection)
 
