@@ -2,7 +2,8 @@
 
 Scratch databases, a throw-away token-signing key pair, the vouchers service as a child process
 (optionally profiled), Kafka end offsets and a counter of one aggregate's records, the CPU each party uses
-(the machine is shared), what the database's backends wait on, latency percentiles, pgbench.
+(the machine is shared), what the database's backends wait on, latency percentiles, pgbench, and `report`,
+the end of every benchmark's output: its summary on stderr, its figures as one JSON object on stdout's last line.
 
 Run as a script, it is the vouchers service without its Kafka consumer:
 
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import math
 import os
 import re
 import signal
@@ -47,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def log(message: str) -> None:
-    """Progress, on stderr; the figures go to stdout."""
+    """Progress and summaries, on stderr; stdout holds only the figures, as JSON (`report`)."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
@@ -426,11 +429,16 @@ def cpu_seconds(service_pid: int | None = None, database: str | None = None) -> 
     return used
 
 
-def cpu_share(before: dict[str, float], after: dict[str, float], wall: float) -> str:
-    """Cores used by each over `wall` seconds, e.g. `service 0.95, postgres 0.61, ..., others 0.40 (of 2)`.
+def cpu_cores(before: dict[str, float], after: dict[str, float], wall: float) -> dict[str, float]:
+    """Cores used by each party over `wall` seconds, e.g. `{"bench": 0.2, "service": 0.95, ..., "others": 0.4}`.
 
     A backend or process that ended in between is counted under "others"."""
-    shares = ", ".join(f"{name} {(after[name] - before[name]) / wall:.2f}" for name in before)
+    return {name: (after[name] - before[name]) / wall for name in before}
+
+
+def cpu_share(before: dict[str, float], after: dict[str, float], wall: float) -> str:
+    """`cpu_cores` as text, e.g. `service 0.95, postgres 0.61, ..., others 0.40 (of 2)`."""
+    shares = ", ".join(f"{name} {cores:.2f}" for name, cores in cpu_cores(before, after, wall).items())
     return f"{shares} (of {os.cpu_count()})"
 
 
@@ -466,13 +474,36 @@ class WaitSampler:
                 self.counts[row["waiting"]] = self.counts.get(row["waiting"], 0) + row["n"]
             await asyncio.sleep(self.interval)
 
+    def averages(self) -> dict[str, float]:
+        """Average number of active backends per wait event, most first, e.g. `{"CPU": 3.1, "Lock:tuple": 2.0}`."""
+        ranked = sorted(self.counts.items(), key=lambda item: -item[1])
+        return {name: count / max(self.samples, 1) for name, count in ranked}
+
     def summary(self, top: int = 6) -> str:
-        """Average number of active backends per wait event, e.g. `CPU 3.1, Lock:tuple 2.0`."""
-        ranked = sorted(self.counts.items(), key=lambda item: -item[1])[:top]
-        return ", ".join(f"{name} {count / max(self.samples, 1):.1f}" for name, count in ranked) or "idle"
+        """The `top` averages as text, e.g. `CPU 3.1, Lock:tuple 2.0`."""
+        ranked = list(self.averages().items())[:top]
+        return ", ".join(f"{name} {average:.1f}" for name, average in ranked) or "idle"
 
 
 # -- figures ---------------------------------------------------------------------------------
+
+
+def _figure(value: object) -> object:
+    """A figure for JSON: floats to 6 significant digits, NaN and infinities as null, containers throughout."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}") if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(key): _figure(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_figure(item) for item in value]
+    return value
+
+
+def report(summary: str, figures: dict[str, object]) -> None:
+    """The end of a benchmark's output: the human-readable summary on stderr, then the figures as one JSON object on
+    the last line of stdout (`ok` in them says whether the run passed its checks, as its exit status does)."""
+    log(summary)
+    print(json.dumps(_figure(figures), sort_keys=True), flush=True)
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:

@@ -5,7 +5,8 @@ kit service whose consumer group has never read it, with a handler that books ea
 database (one row), and times until every event has its inbox row: the whole path of a consumed event
 (FastStream, the idempotent consumer's transaction with the inbox row, the offset commit). With
 `--ignored`, the events are of a type the service does not handle: only the reading and committing.
-Needs the local stack (`make stack-up`). Prints one line of figures per run.
+Needs the local stack (`make stack-up`). Logs a summary on stderr; the last line on stdout is the run's figures as
+one JSON object (`ok` false, exit status 1, when not every event was consumed before the timeout).
 
     .venv/bin/python bench/consumer_throughput.py --events 20000
     .venv/bin/python bench/consumer_throughput.py --events 20000 --ignored
@@ -15,13 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import ClassVar
 
-from _stack import BOOTSTRAP, key_pair, log, scratch_database
+from _stack import BOOTSTRAP, key_pair, log, report, scratch_database
 from aiokafka import AIOKafkaProducer
 
 from buurtkracht_contracts import Envelope, Event, register
@@ -72,7 +74,7 @@ async def produce(topic: str, events: int, model: type[VisitBenchmarked]) -> Non
         await producer.stop()
 
 
-async def main(args: argparse.Namespace) -> None:
+async def main(args: argparse.Namespace) -> tuple[str, dict[str, object]]:
     run = uuid.uuid4().hex[:8]
     group, topic = f"bench-consumer-{run}", f"bench.consumer.{run}"
     await topics.ensure(
@@ -127,12 +129,24 @@ async def main(args: argparse.Namespace) -> None:
                 booked = await service.pool.fetchval("SELECT count(*) FROM visits")
                 inbox = await service.pool.fetchval("SELECT count(*) FROM inbox")
     kind = "ignored (no handler)" if args.ignored else "applied (inbox row + one booked row each)"
-    print(
-        f"consumer: {int(done)} events {kind} in {elapsed:.2f} s = {done / elapsed:,.0f} events/s "
+    rate = done / elapsed if elapsed else float("nan")  # nothing consumed at all: no rate
+    summary = (
+        f"consumer: {int(done)} events {kind} in {elapsed:.2f} s = {rate:,.0f} events/s "
         f"(one service instance, 6 partitions; {inbox} inbox rows, {booked} booked)"
     )
-    if done < args.events:
-        raise SystemExit(f"only {int(done)} of {args.events} events consumed before the timeout")
+    ok = done >= args.events
+    if not ok:
+        log(f"only {int(done)} of {args.events} events consumed before the timeout")
+    return summary, {
+        "events": int(done),
+        "seconds": elapsed,
+        "events_per_s": rate,
+        "ignored": args.ignored,
+        "partitions": 6,
+        "inbox_rows": inbox,
+        "booked_rows": booked,
+        "ok": ok,
+    }
 
 
 if __name__ == "__main__":
@@ -140,4 +154,6 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--ignored", action="store_true", help="events of a type the service does not handle")
     parser.add_argument("--timeout", type=float, default=600.0)
-    asyncio.run(main(parser.parse_args()))
+    summary, figures = asyncio.run(main(parser.parse_args()))
+    report(summary, figures)
+    sys.exit(0 if figures["ok"] else 1)

@@ -5,7 +5,9 @@ starts at the end of the topics) against a scratch database and an in-process SM
 N residents' email addresses, then publishes `InitiativeSupported` events on `initiatives.events` at R events a
 second for T seconds. Each event names one registered resident as its initiator, so it causes exactly one email
 ("Een buur steunt '<title>'", the title unique per event). The latency of one email is the time the SMTP server
-accepted it minus the time Kafka acknowledged its event. Needs the local stack (`make stack-up`). Prints one line.
+accepted it minus the time Kafka acknowledged its event. Needs the local stack (`make stack-up`). Logs a summary on
+stderr; the last line on stdout is the run's figures as one JSON object (`ok` false, exit status 1, unless every
+event's email arrived exactly once).
 
     .venv/bin/python bench/notification_latency.py --rate 20 --seconds 30 --residents 50
 """
@@ -36,6 +38,7 @@ from _stack import (
     key_pair,
     log,
     percentile,
+    report,
     scratch_database,
     signing_key,
     token,
@@ -120,7 +123,7 @@ class NotificationsProcess(ServiceProcess):
         raise RuntimeError(f"the service was not consuming within {timeout} s:\n{self.log_tail()}")
 
 
-async def main(args: argparse.Namespace) -> None:
+async def main(args: argparse.Namespace) -> tuple[str, dict[str, object]]:
     run = uuid.uuid4().hex[:8]
     private_pem, public_pem = key_pair()
     key = signing_key(private_pem)
@@ -213,7 +216,7 @@ async def main(args: argparse.Namespace) -> None:
     duplicates = sum(titles[title] - 1 for title in acked if titles[title] > 1)
     strays = sum(n for title, n in titles.items() if title not in acked) + mailbox.other
     ms = [percentile(latencies, f) for f in (0.50, 0.95, 0.99, 1.0)]
-    print(
+    summary = (
         f"notification latency: {count / published:.1f} events/s for {published:.1f} s, {count} events; "
         f"Kafka ack -> SMTP accepted p50 {ms[0]:.0f} ms, p95 {ms[1]:.0f} ms, p99 {ms[2]:.0f} ms, "
         f"max {ms[3]:.0f} ms; emails received {len(ours)}/{count}, duplicates {duplicates} "
@@ -222,8 +225,25 @@ async def main(args: argparse.Namespace) -> None:
     )
     if not ServiceProcess.clean_exit(code):
         log(f"the service exited with {code}")
-    if len(ours) != count or duplicates or duplicate_ids:
-        raise SystemExit(f"expected {count} emails, each once")
+    ok = not (len(ours) != count or duplicates or duplicate_ids)
+    if not ok:
+        log(f"expected {count} emails, each once")
+    return summary, {
+        "events": count,
+        "seconds": published,
+        "events_per_s": count / published,
+        "p50_ms": ms[0],
+        "p95_ms": ms[1],
+        "p99_ms": ms[2],
+        "max_ms": ms[3],
+        "emails_received": len(ours),
+        "duplicates": duplicates,
+        "duplicate_message_ids": duplicate_ids,
+        "unexpected": strays,
+        "dispatch_interval_seconds": args.dispatch_interval,
+        "residents": len(residents),
+        "ok": ok,
+    }
 
 
 if __name__ == "__main__":
@@ -233,4 +253,6 @@ if __name__ == "__main__":
     parser.add_argument("--residents", type=int, default=50, help="registered residents (the initiators)")
     parser.add_argument("--dispatch-interval", type=float, default=0.2, help="BK_DISPATCH_INTERVAL_SECONDS")
     parser.add_argument("--drain-timeout", type=float, default=60.0, help="seconds to wait for the last emails")
-    asyncio.run(main(parser.parse_args()))
+    summary, figures = asyncio.run(main(parser.parse_args()))
+    report(summary, figures)
+    sys.exit(0 if figures["ok"] else 1)

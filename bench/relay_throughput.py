@@ -3,7 +3,8 @@
 Fills a scratch database's outbox with N committed events (default 100,000, in units of work of
 5,000) of A aggregates (default 10,000 wallets; `--aggregates 1` is one busy aggregate, as a round on a
 voucher day), then times `OutboxRelay.drain()` and checks that Kafka's end offsets grew by exactly N.
-Needs the local stack (`make stack-up`). Prints one line of figures per run.
+Needs the local stack (`make stack-up`). Logs a summary on stderr; the last line on stdout is the run's figures as
+one JSON object (`ok` false, exit status 1, when not all N events were published and reached Kafka).
 
     .venv/bin/python bench/relay_throughput.py --events 100000 --batch-size 1000
     .venv/bin/python bench/relay_throughput.py --events 100000 --aggregates 1
@@ -14,11 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 import time
 import uuid
 from typing import ClassVar
 
 import asyncpg
+from _stack import log, report
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from buurtkracht_contracts import Event, register
@@ -63,7 +66,7 @@ async def end_offsets(bootstrap: str) -> int:
         await consumer.stop()
 
 
-async def main(args: argparse.Namespace) -> None:
+async def main(args: argparse.Namespace) -> tuple[str, dict[str, object]]:
     admin_url = os.environ.get("BK_PG_ADMIN_URL", "postgresql://postgres:postgres@127.0.0.1:15432/postgres")
     bootstrap = os.environ.get("BK_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     name = f"bench_{uuid.uuid4().hex[:8]}"
@@ -108,13 +111,25 @@ async def main(args: argparse.Namespace) -> None:
         await relay.close()
         on_kafka = await end_offsets(bootstrap) - before
         await pool.close()
-        print(
+        summary = (
             f"relay drain: {published} events in {drained:.2f} s = {published / drained:,.0f} events/s "
             f"(batch {args.batch_size}, {args.aggregates:,} aggregates; {on_kafka} new records on Kafka; "
             f"outbox filled in {filled:.2f} s = {args.events / filled:,.0f} events/s)"
         )
-        if published != args.events or on_kafka != args.events:
-            raise SystemExit(f"expected {args.events} published and on Kafka")
+        ok = published == args.events and on_kafka == args.events
+        if not ok:
+            log(f"expected {args.events} published and on Kafka")
+        return summary, {
+            "events": published,
+            "seconds": drained,
+            "events_per_s": published / drained,
+            "batch_size": args.batch_size,
+            "aggregates": args.aggregates,
+            "on_kafka": on_kafka,
+            "fill_seconds": filled,
+            "fill_events_per_s": args.events / filled,
+            "ok": ok,
+        }
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
@@ -125,4 +140,6 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--aggregates", type=int, default=10_000, help="how many aggregates the events belong to")
-    asyncio.run(main(parser.parse_args()))
+    summary, figures = asyncio.run(main(parser.parse_args()))
+    report(summary, figures)
+    sys.exit(0 if figures["ok"] else 1)

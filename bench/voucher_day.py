@@ -23,8 +23,8 @@ The default size takes about two minutes on a 2-core machine, where one service 
 pledges/s (about 10 ms of its CPU per pledge); its outbox relay keeps up, a round's events going to Kafka
 as whole record batches.
 
-Prints one line of figures per run on stdout (progress and diagnostics on stderr); exits 1 when an HTTP
-error, a missing event or a ledger problem was found.
+Progress, diagnostics and at the end a summary go to stderr; the last line on stdout is the run's figures as one
+JSON object. Exits 1 (`ok` false in the figures) when an HTTP error, a missing event or a ledger problem was found.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from _stack import (
     KeyCounter,
     ServiceProcess,
     WaitSampler,
+    cpu_cores,
     cpu_seconds,
     cpu_share,
     end_offsets,
@@ -52,6 +53,7 @@ from _stack import (
     mint_many,
     percentile,
     pgbench,
+    report,
     scratch_database,
     signing_key,
     token,
@@ -90,7 +92,8 @@ def plan(args: argparse.Namespace) -> tuple[list[tuple[str, str, int, int]], lis
     return pledges, approved
 
 
-async def main(args: argparse.Namespace) -> int:
+async def main(args: argparse.Namespace) -> tuple[int, str, dict[str, object]]:
+    """The exit status, the summary and the figures."""
     pledges, approved = plan(args)
     private_pem, public_pem = key_pair()
     official = {"Authorization": "Bearer " + token(signing_key(private_pem), "o-bench", ["official"], [WIJK])}
@@ -124,7 +127,7 @@ async def main(args: argparse.Namespace) -> int:
                     keepalive_expiry=args.keepalive_expiry,
                 ),
             ) as client:
-                code = await voucher_day(
+                code, summary, figures = await voucher_day(
                     args, client, pool, service, database_url, pledges, approved, residents, official
                 )
         finally:
@@ -135,10 +138,12 @@ async def main(args: argparse.Namespace) -> int:
                 code = 1
             service.cleanup()
             await pool.close()
-    return code
+    return code, summary, figures | {"ok": code == 0}
 
 
-async def voucher_day(args, client, pool, service, database_url, pledges, approved, residents, official) -> int:
+async def voucher_day(
+    args, client, pool, service, database_url, pledges, approved, residents, official
+) -> tuple[int, str, dict[str, object]]:
     before = await end_offsets(VOUCHERS_EVENTS)
     now = datetime.now(UTC)
     answer = await client.post(
@@ -183,7 +188,17 @@ async def voucher_day(args, client, pool, service, database_url, pledges, approv
         setup_events = 1 + math.ceil(len(pledges) / 5_000)  # RoundOpened, WalletsIssued per 5,000 residents
         if await kafka.wait_for(setup_events, args.drain_timeout) is None:
             log(f"only {kafka.count} of {setup_events} set-up events reached Kafka")
-            return 1
+            return (
+                1,
+                f"voucher day: no pledges made, only {kafka.count} of {setup_events} set-up events reached Kafka",
+                {
+                    "pledges": 0,
+                    "wallets": len(pledges),
+                    "wallet_issuance_seconds": issuing,
+                    "setup_events": setup_events,
+                    "setup_events_on_kafka": kafka.count,
+                },
+            )
         log(f"round {round_id}: {len(approved)} initiatives, {len(pledges)} wallets issued in {issuing:.2f} s")
 
         # -- the pledges ------------------------------------------------------------------
@@ -275,7 +290,7 @@ async def voucher_day(args, client, pool, service, database_url, pledges, approv
     rate = len(pledges) / pledging
     http_errors = sum(n for status, n in statuses.items() if status not in (201, 409))
     drained = (max(outbox_empty, all_on_kafka) - last_answer) if outbox_empty and all_on_kafka else None
-    print(
+    summary = (
         f"voucher day: {len(pledges)} pledges in {pledging:.1f} s = {rate:,.0f} pledges/s "
         f"(concurrency {args.concurrency}, pool {args.pool_size}); latency ms p50 "
         f"{percentile(latencies, 0.50) * 1000:.0f} p95 {percentile(latencies, 0.95) * 1000:.0f} "
@@ -301,7 +316,44 @@ async def voucher_day(args, client, pool, service, database_url, pledges, approv
         )
     if failed or retried:
         log("service log (warnings and errors):\n" + service.log_tail())
-    return 1 if failed else 0
+    cores = cpu_cores(cpu_before, cpu_after, pledging)
+    figures = {
+        "pledges": len(pledges),
+        "seconds": pledging,
+        "pledges_per_s": rate,
+        "concurrency": args.concurrency,
+        "pool_size": args.pool_size,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p95_ms": percentile(latencies, 0.95) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "max_ms": latencies[-1] * 1000,
+        "accepted": accepted - capped,
+        "capped": capped,
+        "refused": statuses.get(409, 0),
+        "http_errors": http_errors,
+        "transport_errors_retried": len(retried),
+        "answers_replayed": replayed,
+        "initiatives": len(approved),
+        "initiatives_awarded": awarded,
+        "events_expected": expected - setup_events,
+        "events_on_kafka_at_last_answer": on_kafka_at_last_answer - setup_events,
+        "events_on_kafka": on_kafka - setup_events,
+        "events_drained_seconds": drained,  # after the last answer; null when not all arrived within the timeout
+        "kafka_records_by_type": kafka.types,
+        "kafka_other_records": kafka.other_records,
+        "wallets": len(pledges),
+        "wallet_issuance_seconds": issuing,
+        "cpu_cores": cores,
+        "generator_cpu_cores": cores["bench"],  # the pledging clients run in this process
+        "cpu_ms_per_pledge": per_pledge,
+        "db_active_backends": waits.averages(),
+        "ledger_problems": len(problems),
+        "overfunded_initiatives": overfunded,
+        "pledges_booked": booked,
+    }
+    if tps:
+        figures |= {"pgbench_tps": tps, "ratio": rate / tps}
+    return (1 if failed else 0), summary, figures
 
 
 if __name__ == "__main__":
@@ -345,4 +397,6 @@ if __name__ == "__main__":
         default=[],
         help="an extra environment variable for the service process (repeatable), e.g. BK_RELAY_BATCH_SIZE=500",
     )
-    sys.exit(asyncio.run(main(parser.parse_args())))
+    code, summary, figures = asyncio.run(main(parser.parse_args()))
+    report(summary, figures)
+    sys.exit(code)

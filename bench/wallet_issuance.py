@@ -10,14 +10,16 @@ service with SIGTERM and drops the database. Needs the local stack (`make stack-
     /work/main/.venv/bin/python bench/wallet_issuance.py                          # 1,000,000 residents, JSON
     /work/main/.venv/bin/python bench/wallet_issuance.py --format csv --residents 200000
 
-Prints one line of figures per issuance on stdout (progress on stderr); exits 1 when an issuance failed,
-an event is missing or the ledger has a problem.
+Progress and a summary line per issuance go to stderr; the last line on stdout is the run's figures as one JSON
+object (one issuance's figures at its top level; with `--format both`, each issuance's under `json` and `csv`).
+Exits 1 (`ok` false in the figures) when an issuance failed, an event is missing or the ledger has a problem.
 
 `--breakdown` runs no service: it replays what the request does, step by step, with the clock on each —
 the request body's validation (`Issuance.model_validate_json` or the CSV reader), `Ledger.issue_wallets`'
 statements on a scratch database (the accounts INSERT and the journal lines under EXPLAIN ANALYZE, which
 reports the time of the foreign-key triggers apart; the journal lines through INSERT ... SELECT instead of
-COPY, the same triggers fire), the deferred balance trigger, the events and their outbox rows:
+COPY, the same triggers fire), the deferred balance trigger, the events and their outbox rows; its figures are
+the seconds of each step (`steps_seconds`) and of the foreign-key triggers (`foreign_key_trigger_seconds`):
 
     /work/main/.venv/bin/python bench/wallet_issuance.py --breakdown
 """
@@ -37,11 +39,13 @@ import httpx
 from _stack import (
     KeyCounter,
     ServiceProcess,
+    cpu_cores,
     cpu_seconds,
     cpu_share,
     end_offsets,
     key_pair,
     log,
+    report,
     scratch_database,
     signing_key,
     token,
@@ -64,8 +68,10 @@ def body(resident_ids: list[str], form: str) -> tuple[bytes, str]:
     return json.dumps({"resident_ids": resident_ids}).encode(), "application/json"
 
 
-async def issuance(args, form: str, client, pool, service, official, database: str) -> tuple[bool, str]:
-    """One round, one issuance; returns (all well, the line of figures)."""
+async def issuance(
+    args, form: str, client, pool, service, official, database: str
+) -> tuple[bool, str, dict[str, object]]:
+    """One round, one issuance; returns (all well, the summary line, the figures)."""
     before = await end_offsets(VOUCHERS_EVENTS)
     now = datetime.now(UTC)
     answer = await client.post(
@@ -88,7 +94,7 @@ async def issuance(args, form: str, client, pool, service, official, database: s
 
     async with KeyCounter(VOUCHERS_EVENTS, before, round_id) as kafka:
         if await kafka.wait_for(1, 30) is None:  # RoundOpened: the relay and the counter work
-            return False, f"{form}: RoundOpened never reached Kafka"
+            return False, f"{form}: RoundOpened never reached Kafka", {"format": form, "residents": args.residents}
         cpu_before = cpu_seconds(service.pid, database)
         started = time.perf_counter()
         answer = await client.post(
@@ -97,7 +103,8 @@ async def issuance(args, form: str, client, pool, service, official, database: s
             content=payload,
         )
         answered = time.perf_counter()
-        cpu = cpu_share(cpu_before, cpu_seconds(service.pid, database), answered - started)
+        cpu_after = cpu_seconds(service.pid, database)
+        cpu = cpu_share(cpu_before, cpu_after, answered - started)
         if answer.status_code != 201:
             cause = ""
             if "bind_execute\\nTimeoutError" in service.log_path.read_text(errors="replace"):
@@ -106,9 +113,16 @@ async def issuance(args, form: str, client, pool, service, official, database: s
                     f"BK_DB_COMMAND_TIMEOUT_SECONDS={args.command_timeout:g} (asyncpg TimeoutError in the log); "
                     "--command-timeout raises it"
                 )
-            return False, (
+            return (
+                False,
                 f"wallet issuance ({form}): {args.residents:,} residents FAILED: HTTP {answer.status_code} after "
-                f"{answered - started:.1f} s{cause}"
+                f"{answered - started:.1f} s{cause}",
+                {
+                    "format": form,
+                    "residents": args.residents,
+                    "http_status": answer.status_code,
+                    "seconds": answered - started,
+                },
             )
         issued = answer.json()
         outbox_empty = await wait_outbox_empty(pool, args.drain_timeout)
@@ -148,25 +162,45 @@ async def issuance(args, form: str, client, pool, service, official, database: s
             f"FAILED: issued={issued} wallets={wallets} events={wallets_on_kafka}/{records}/{events} "
             f"problems={len(problems)}"
         )
-    return well, line
+    return (
+        well,
+        line,
+        {
+            "format": form,
+            "residents": args.residents,
+            "wallets": issued["issued"],
+            "wallets_booked": wallets,
+            "seconds": took,
+            "wallets_per_s": issued["issued"] / took,
+            "body_mb": len(payload) / 1e6,
+            "wallets_issued_events": wallets_on_kafka,
+            "events_expected": events,
+            "records_on_kafka": records,
+            "events_drained_seconds": drained,  # after the answer; null when not all arrived within the timeout
+            "ledger_check_seconds": checking,
+            "ledger_problems": len(problems),
+            "cpu_cores": cpu_cores(cpu_before, cpu_after, took),
+        },
+    )
 
 
-async def breakdown(args: argparse.Namespace) -> int:
-    """Where the time of one issuance goes, without HTTP: one line of seconds per step."""
+async def breakdown(args: argparse.Namespace) -> tuple[int, str, dict[str, object]]:
+    """Where the time of one issuance goes, without HTTP: the exit status, a summary line and the seconds per step."""
     from vouchers.entrypoints.http.wallets import Issuance
 
     from buurtkracht_contracts import Envelope
     from buurtkracht_contracts import vouchers as events
     from buurtkracht_kit import outbox
 
-    steps: list[str] = []
+    steps: dict[str, tuple[str, float]] = {}  # key: (what it is in the summary, seconds)
+    trigger_seconds: dict[str, float] = {}  # key: seconds of the step's foreign-key triggers
     ids = [f"r-{i:07d}" for i in range(args.residents)]
     payload, _ = body(ids, "json")
     started = time.perf_counter()
     parsed = Issuance.model_validate_json(payload).resident_ids
     unique = list(dict.fromkeys(parsed))
     assert not any(not rid or len(rid) > 100 or "," in rid for rid in unique)
-    steps.append(f"JSON body validated {time.perf_counter() - started:.1f}")
+    steps["json_validated"] = "JSON body validated", time.perf_counter() - started
     async with scratch_database("bench_wallets_breakdown") as database_url:
         await asyncio.to_thread(migrations.apply, database_url, SPEC.migrations)
         pool = await create_pool(database_url, 1, 1, command_timeout=900)  # with the kit's JSON codecs
@@ -189,21 +223,28 @@ async def breakdown(args: argparse.Namespace) -> int:
                 amount * len(unique),
             )
 
-            async def timed(name: str, statement, *arguments, **options) -> object:
+            async def timed(key: str, name: str, statement, *arguments, **options) -> object:
                 started = time.perf_counter()
                 result = await statement(*arguments, **options)
-                steps.append(f"{name} {time.perf_counter() - started:.1f}")
+                steps[key] = name, time.perf_counter() - started
                 return result
 
-            def triggers(plan: object) -> str:
+            def triggers(plan: object) -> float:
                 plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]
-                spent = sum(t["Time"] for t in plan.get("Triggers", [])) / 1000
-                return f"(of which foreign-key triggers {spent:.1f})"
+                return sum(t["Time"] for t in plan.get("Triggers", [])) / 1000
 
             async with conn.transaction():
-                await timed("temp table", conn.execute, "CREATE TEMP TABLE incoming (resident_id text) ON COMMIT DROP")
-                await timed("COPY ids", conn.copy_records_to_table, "incoming", records=[(r,) for r in unique])
+                await timed(
+                    "temp_table",
+                    "temp table",
+                    conn.execute,
+                    "CREATE TEMP TABLE incoming (resident_id text) ON COMMIT DROP",
+                )
+                await timed(
+                    "copy_ids", "COPY ids", conn.copy_records_to_table, "incoming", records=[(r,) for r in unique]
+                )
                 plan = await timed(
+                    "insert_accounts",
                     "INSERT accounts",
                     conn.fetchval,
                     """EXPLAIN (ANALYZE, FORMAT JSON) INSERT INTO accounts (round_id, kind, owner, balance_cents)
@@ -212,8 +253,9 @@ async def breakdown(args: argparse.Namespace) -> int:
                     round_id,
                     amount,
                 )
-                steps[-1] += f" {triggers(plan)}"
+                trigger_seconds["insert_accounts"] = triggers(plan)
                 issued = await timed(
+                    "ids_to_python",
                     "their ids to Python",
                     conn.fetch,
                     "SELECT id, owner FROM accounts WHERE round_id = $1 AND kind = 'wallet'",
@@ -238,6 +280,7 @@ async def breakdown(args: argparse.Namespace) -> int:
                     -amount * len(issued),
                 )
                 plan = await timed(
+                    "journal_lines",
                     "journal lines",
                     conn.fetchval,
                     """EXPLAIN (ANALYZE, FORMAT JSON) INSERT INTO journal_lines (entry_id, account_id, amount_cents)
@@ -246,7 +289,7 @@ async def breakdown(args: argparse.Namespace) -> int:
                     [r["id"] for r in issued],
                     amount,
                 )
-                steps[-1] += f" {triggers(plan)}"
+                trigger_seconds["journal_lines"] = triggers(plan)
                 started = time.perf_counter()
                 owners = [r["owner"] for r in issued]
                 envelopes = [
@@ -262,23 +305,42 @@ async def breakdown(args: argparse.Namespace) -> int:
                     )
                     for i in range(0, len(owners), WALLETS_PER_EVENT)
                 ]
-                steps.append(f"{len(envelopes)} events built {time.perf_counter() - started:.1f}")
-                await timed("their outbox rows", outbox.add, conn, envelopes)
-                await timed("deferred balance trigger", conn.execute, "SET CONSTRAINTS ALL IMMEDIATE")
+                steps["events_built"] = f"{len(envelopes)} events built", time.perf_counter() - started
+                await timed("outbox_rows", "their outbox rows", outbox.add, conn, envelopes)
+                await timed(
+                    "balance_trigger", "deferred balance trigger", conn.execute, "SET CONSTRAINTS ALL IMMEDIATE"
+                )
         finally:
             await pool.release(conn)
             await pool.close()
-    print(f"wallet issuance breakdown, {args.residents:,} residents, seconds: " + "; ".join(steps))
-    return 0
+    summary = f"wallet issuance breakdown, {args.residents:,} residents, seconds: " + "; ".join(
+        f"{name} {seconds:.1f}"
+        + (f" (of which foreign-key triggers {trigger_seconds[key]:.1f})" if key in trigger_seconds else "")
+        for key, (name, seconds) in steps.items()
+    )
+    return (
+        0,
+        summary,
+        {
+            "residents": args.residents,
+            "events": len(envelopes),
+            "steps_seconds": {key: seconds for key, (_, seconds) in steps.items()},
+            "foreign_key_trigger_seconds": trigger_seconds,
+            "ok": True,
+        },
+    )
 
 
-async def main(args: argparse.Namespace) -> int:
+async def main(args: argparse.Namespace) -> tuple[int, str, dict[str, object]]:
+    """The exit status, the summary (a line per issuance) and the figures."""
     if args.breakdown:
         return await breakdown(args)
     private_pem, public_pem = key_pair()
     official = {"Authorization": "Bearer " + token(signing_key(private_pem), "o-bench", ["official"], [WIJK])}
     forms = ["json", "csv"] if args.format == "both" else [args.format]
     well = True
+    lines: list[str] = []
+    by_form: dict[str, dict[str, object]] = {}
     async with scratch_database("bench_wallets") as database_url:
         await asyncio.to_thread(migrations.apply, database_url, SPEC.migrations)
         pool = await create_pool(database_url, 1, 2, command_timeout=600)
@@ -294,10 +356,10 @@ async def main(args: argparse.Namespace) -> int:
             log(f"service {service.service_name} ready on {service.base_url} in {ready:.1f} s (pid {service.pid})")
             async with httpx.AsyncClient(base_url=service.base_url, timeout=httpx.Timeout(900.0)) as client:
                 for form in forms:
-                    ok, line = await issuance(
+                    ok, line, by_form[form] = await issuance(
                         args, form, client, pool, service, official, database_url.rpartition("/")[2]
                     )
-                    print(line, flush=True)
+                    lines.append(line)
                     well &= ok
         finally:
             exit_code, stopping = await service.stop()
@@ -309,7 +371,8 @@ async def main(args: argparse.Namespace) -> int:
                 log("service log:\n" + service.log_tail())
             service.cleanup()
             await pool.close()
-    return 0 if well else 1
+    figures: dict[str, object] = {**by_form[forms[0]]} if len(forms) == 1 else {**by_form}
+    return (0 if well else 1), "\n".join(lines), figures | {"ok": well}
 
 
 if __name__ == "__main__":
@@ -338,4 +401,6 @@ if __name__ == "__main__":
         help="profile the service (--launch isolated only): FILE.pstats = cProfile of the main "
         "thread's CPU time; any other name = wall-clock stack samples, collapsed",
     )
-    sys.exit(asyncio.run(main(parser.parse_args())))
+    code, summary, figures = asyncio.run(main(parser.parse_args()))
+    report(summary, figures)
+    sys.exit(code)
