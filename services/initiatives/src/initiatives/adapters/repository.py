@@ -13,6 +13,7 @@ from datetime import datetime
 import asyncpg
 
 from buurtkracht_contracts.areas import inside_patterns, is_area_code
+from buurtkracht_kit.paging import fetch_page
 
 from ..domain.model import BudgetLine, Category, Initiative, Spending, Status, Transition
 
@@ -258,11 +259,8 @@ class InitiativeRepository:
                  OR area_code LIKE ANY ({official_prefixes}))"""
         )
         where = " AND ".join(conditions)
-        total = await self._conn.fetchval(f"SELECT count(*) FROM initiatives WHERE {where}", *args)
-        rows = await self._conn.fetch(
-            f"""SELECT {_COLUMNS} FROM initiatives WHERE {where}
-                ORDER BY created_at DESC, id LIMIT {arg(limit)} OFFSET {arg(offset)}""",
-            *args,
+        rows, total = await fetch_page(
+            self._conn, _COLUMNS, f"initiatives WHERE {where}", "created_at DESC, id", args, limit, offset
         )
         return Page([_from_row(row) for row in rows], total)
 

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 import asyncpg
 
 from buurtkracht_contracts.refusals import Conflict
+from buurtkracht_kit.paging import fetch_page
 
 from ..domain.awards import Award, AwardStatus, Ballot
-from .paging import fetch_page
 
 _COLUMNS = "id, round_id, initiative_id, amount_cents, proposed_by, quorum, status, proposed_at, decided_at"
 

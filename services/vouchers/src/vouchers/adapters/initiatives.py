@@ -9,11 +9,11 @@ import uuid
 import asyncpg
 
 from buurtkracht_contracts.areas import inside_patterns
+from buurtkracht_kit.paging import fetch_page
 
 from ..domain.initiatives import Initiative, InitiativeStatus, Progress
 from ..domain.rounds import Mechanism, Round
 from .areas import in_areas, inside_any
-from .paging import fetch_page
 
 
 def _initiative(row: asyncpg.Record) -> Initiative:

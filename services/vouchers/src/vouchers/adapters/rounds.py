@@ -16,10 +16,10 @@ from enum import StrEnum
 import asyncpg
 
 from buurtkracht_contracts.areas import enclosing, inside_patterns
+from buurtkracht_kit.paging import fetch_page
 
 from ..domain.rounds import Mechanism, Round, RoundStatus
 from .areas import in_areas
-from .paging import fetch_page
 
 ROUND_LOCKS = 0x726F756E64  # the seed of the advisory lock keys of rounds
 

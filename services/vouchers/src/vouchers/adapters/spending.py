@@ -10,10 +10,10 @@ from typing import Any
 import asyncpg
 
 from buurtkracht_contracts.refusals import Conflict
+from buurtkracht_kit.paging import fetch_page
 
 from ..domain.spending import Claim, ClaimStatus, Payout, PayoutStatus
 from .areas import in_areas, inside_any
-from .paging import fetch_page
 
 _CLAIM = """id, initiative_id, round_id, claimed_by, supplier, amount_cents, invoice_reference, status, decided_by,
     decision_reason, created_at, decided_at"""
