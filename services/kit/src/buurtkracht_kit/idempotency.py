@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,3 +74,49 @@ async def remember(conn: asyncpg.Connection, principal: str, key: str, status_co
         status_code,
         body,
     )
+
+
+async def take_all(conn: asyncpg.Connection, taken: Sequence[tuple[str, str, str]]) -> list[bool]:
+    """Take many (principal, key, fingerprint) at once in the current transaction; for each, whether it was taken
+    here. One that was not (used before, or held by a transaction in flight, which this waits for) is to go
+    through `begin` in a transaction of its own, which replays or refuses it. The same key twice in `taken`:
+    only the first is taken."""
+    rows = await conn.fetch(
+        """INSERT INTO idempotency_keys (principal, key, request_hash, status_code, response)
+           SELECT p, k, h, 0, 'null'::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) AS t(p, k, h)
+           ON CONFLICT DO NOTHING RETURNING principal, key""",
+        [principal for principal, _, _ in taken],
+        [key for _, key, _ in taken],
+        [fingerprint for _, _, fingerprint in taken],
+    )
+    fresh = {(r["principal"], r["key"]) for r in rows}
+    outcome = []
+    for principal, key, _ in taken:
+        outcome.append((principal, key) in fresh)
+        fresh.discard((principal, key))
+    return outcome
+
+
+async def remember_all(conn: asyncpg.Connection, answers: Sequence[tuple[str, str, int, Any]]) -> None:
+    """Store the answers of (principal, key, status code, body) taken in this transaction."""
+    if answers:
+        await conn.execute(
+            """UPDATE idempotency_keys i SET status_code = t.s, response = t.r::jsonb
+               FROM unnest($1::text[], $2::text[], $3::int[], $4::text[]) AS t(p, k, s, r)
+               WHERE i.principal = t.p AND i.key = t.k""",
+            [principal for principal, _, _, _ in answers],
+            [key for _, key, _, _ in answers],
+            [status for _, _, status, _ in answers],
+            [json.dumps(body) for _, _, _, body in answers],
+        )
+
+
+async def release_all(conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]) -> None:
+    """Give back keys taken in this transaction for requests that stored nothing (refused, or sent on alone)."""
+    if keys:
+        await conn.execute(
+            """DELETE FROM idempotency_keys i USING unnest($1::text[], $2::text[]) AS t(p, k)
+               WHERE i.principal = t.p AND i.key = t.k""",
+            [principal for principal, _ in keys],
+            [key for _, key in keys],
+        )

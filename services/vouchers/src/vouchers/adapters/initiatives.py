@@ -51,6 +51,16 @@ class InitiativeRepository:
         )
         return _initiative(row) if row else None
 
+    async def get_all(
+        self, initiative_ids: list[uuid.UUID], *, for_update: bool = False
+    ) -> dict[uuid.UUID, Initiative]:
+        """The initiatives that exist of these; `for_update` locks their rows in id order, in one statement."""
+        rows = await self._conn.fetch(
+            "SELECT * FROM initiatives WHERE id = ANY($1::uuid[]) ORDER BY id" + (" FOR UPDATE" if for_update else ""),
+            list(set(initiative_ids)),
+        )
+        return {r["id"]: _initiative(r) for r in rows}
+
     async def save(self, initiative: Initiative) -> None:
         await self._conn.execute(
             """UPDATE initiatives SET status = $2, round_id = $3, awarded_cents = $4, initiators = $5,

@@ -98,6 +98,65 @@ class Ledger:
         for entry in entries:
             await self.post(round_id, entry)
 
+    async def post_together(self, entries: list[tuple[uuid.UUID, Entry]]) -> None:
+        """Book many balanced entries of (round, entry) in five statements, whatever their number: accounts opened,
+        balances moved (the accounts locked in id order; the caller locked those it took money from before it
+        decided), entries and lines written. Raises like `post`, and then nothing of it stands."""
+        needed = sorted({(round_id, account) for round_id, entry in entries for account, _ in entry.lines}, key=str)
+        await self._conn.execute(
+            """INSERT INTO accounts (round_id, kind, owner)
+               SELECT r, k, o FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(r, k, o)
+               ON CONFLICT (round_id, kind, owner) DO NOTHING""",
+            [round_id for round_id, _ in needed],
+            [account.kind.value for _, account in needed],
+            [account.owner for _, account in needed],
+        )
+        rows = await self._conn.fetch(
+            """SELECT a.id, a.round_id, a.kind, a.owner FROM accounts a
+               JOIN unnest($1::uuid[], $2::text[], $3::text[]) AS t(r, k, o)
+                 ON a.round_id = t.r AND a.kind = t.k AND a.owner = t.o""",
+            [round_id for round_id, _ in needed],
+            [account.kind.value for _, account in needed],
+            [account.owner for _, account in needed],
+        )
+        ids = {(r["round_id"], Account(Kind(r["kind"]), r["owner"])): r["id"] for r in rows}
+        deltas: dict[int, int] = {}
+        lines: list[tuple[int, int, int]] = []  # (entry's position, account id, cents)
+        for position, (round_id, entry) in enumerate(entries):
+            for account, amount in entry.lines:
+                account_id = ids[(round_id, account)]
+                deltas[account_id] = deltas.get(account_id, 0) + amount
+                lines.append((position, account_id, amount))
+        moved = sorted(deltas)
+        try:
+            await self._conn.execute(
+                """UPDATE accounts a SET balance_cents = a.balance_cents + t.d
+                   FROM unnest($1::bigint[], $2::bigint[]) AS t(id, d) WHERE a.id = t.id""",
+                moved,
+                [deltas[account_id] for account_id in moved],
+            )
+        except asyncpg.CheckViolationError:
+            raise InsufficientFunds("not enough money in the account for this") from None
+        try:
+            entry_ids = await self._conn.fetch(
+                """INSERT INTO journal_entries (round_id, kind, reference)
+                   SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) RETURNING id, kind, reference""",
+                [round_id for round_id, _ in entries],
+                [entry.kind for _, entry in entries],
+                [entry.reference for _, entry in entries],
+            )
+        except asyncpg.UniqueViolationError as duplicate:
+            raise DuplicateEntry(str(duplicate)) from None
+        by_reference = {(r["kind"], r["reference"]): r["id"] for r in entry_ids}  # (kind, reference) is unique
+        by_position = [by_reference[(entry.kind, entry.reference)] for _, entry in entries]
+        await self._conn.execute(
+            """INSERT INTO journal_lines (entry_id, account_id, amount_cents)
+               SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])""",
+            [by_position[position] for position, _, _ in lines],
+            [account_id for _, account_id, _ in lines],
+            [cents for _, _, cents in lines],
+        )
+
     async def balance(self, round_id: uuid.UUID, account: Account, *, for_update: bool = False) -> int | None:
         """The account's balance, or None when it was never opened."""
         return await self._conn.fetchval(
@@ -112,6 +171,20 @@ class Ledger:
         """The resident's wallet in the round, or None when they have none; `for_update` locks it."""
         balance = await self.balance(round_id, Account.wallet(resident_id), for_update=for_update)
         return None if balance is None else Wallet(round_id, resident_id, balance)
+
+    async def locked_balances(self, accounts: list[tuple[uuid.UUID, Account]]) -> dict[tuple[uuid.UUID, Account], int]:
+        """The balances of these accounts of (round, account), locked in account order in one statement; an
+        account never opened is not in the answer."""
+        rows = await self._conn.fetch(
+            """SELECT a.round_id, a.kind, a.owner, a.balance_cents FROM accounts a
+               JOIN unnest($1::uuid[], $2::text[], $3::text[]) AS t(r, k, o)
+                 ON a.round_id = t.r AND a.kind = t.k AND a.owner = t.o
+               ORDER BY a.id FOR UPDATE OF a""",
+            [round_id for round_id, _ in accounts],
+            [account.kind.value for _, account in accounts],
+            [account.owner for _, account in accounts],
+        )
+        return {(r["round_id"], Account(Kind(r["kind"]), r["owner"])): r["balance_cents"] for r in rows}
 
     async def wallet_balances(self, round_id: uuid.UUID, resident_ids: list[str]) -> dict[str, int]:
         """The balances of these residents' wallets in the round, locked (in account order)."""

@@ -35,6 +35,20 @@ class PledgeRepository:
             pledge.created_at,
         )
 
+    async def add_all(self, pledges: list[Pledge]) -> None:
+        await self._conn.execute(
+            f"""INSERT INTO pledges ({_COLUMNS}) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[],
+                   $5::bigint[], $6::bigint[], $7::text[], $8::timestamptz[])""",
+            [p.id for p in pledges],
+            [p.round_id for p in pledges],
+            [p.initiative_id for p in pledges],
+            [p.resident_id for p in pledges],
+            [p.amount_cents for p in pledges],
+            [p.requested_cents for p in pledges],
+            [p.status.value for p in pledges],
+            [p.created_at for p in pledges],
+        )
+
     async def get(self, pledge_id: uuid.UUID, *, for_update: bool = False) -> Pledge | None:
         row = await self._conn.fetchrow(
             f"SELECT {_COLUMNS} FROM pledges WHERE id = $1" + (" FOR UPDATE" if for_update else ""), pledge_id

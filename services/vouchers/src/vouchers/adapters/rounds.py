@@ -75,6 +75,14 @@ class RoundRepository:
         row = await self._conn.fetchrow(f"SELECT * FROM rounds WHERE id = $1{suffix}", round_id)
         return _round(row) if row else None
 
+    async def get_all(self, round_ids: list[uuid.UUID], lock: RoundLock) -> dict[uuid.UUID, Round]:
+        """The rounds that exist of these, after taking their locks one by one in id order."""
+        for round_id in sorted(set(round_ids)):
+            await self._conn.execute(f"SELECT {lock.value}(hashtextextended($1::text, $2))", str(round_id), ROUND_LOCKS)
+        suffix = " ORDER BY id FOR UPDATE" if lock is RoundLock.EXCLUSIVE else ""
+        rows = await self._conn.fetch(f"SELECT * FROM rounds WHERE id = ANY($1::uuid[]){suffix}", list(set(round_ids)))
+        return {r["id"]: _round(r) for r in rows}
+
     async def save(self, round_: Round) -> None:
         """Its status: the only thing about a round that changes."""
         await self._conn.execute(

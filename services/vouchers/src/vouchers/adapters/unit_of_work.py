@@ -3,6 +3,7 @@ connection. Commands reach the database only through these; the adapters are the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,15 @@ class IdempotencyKeys:
 
     async def remember(self, principal: str, key: str, status_code: int, answer: Any) -> None:
         await idempotency.remember(self.connection, principal, key, status_code, answer)
+
+    async def take_all(self, taken: Sequence[tuple[str, str, str]]) -> list[bool]:
+        return await idempotency.take_all(self.connection, taken)
+
+    async def remember_all(self, answers: Sequence[tuple[str, str, int, Any]]) -> None:
+        await idempotency.remember_all(self.connection, answers)
+
+    async def release_all(self, keys: Sequence[tuple[str, str]]) -> None:
+        await idempotency.release_all(self.connection, keys)
 
 
 class VouchersUnitOfWork(UnitOfWork):

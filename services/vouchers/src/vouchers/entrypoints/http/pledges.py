@@ -1,20 +1,31 @@
-"""Pledges over HTTP: a resident pledges vouchers from their wallet, or withdraws a pledge."""
+"""Pledges over HTTP: a resident pledges vouchers from their wallet, or withdraws a pledge. Pledges are made by
+group commit: those that arrive while one batch is being written are decided and written together in the next."""
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from fastapi import APIRouter, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from pydantic import Field, StrictInt
 
-from buurtkracht_kit.auth import Caller
+from buurtkracht_kit import idempotency
+from buurtkracht_kit.auth import Caller, Principal
+from buurtkracht_kit.group_commit import GroupCommit
 from buurtkracht_kit.paging import MAX_CENTS
 
 from ...adapters.unit_of_work import VouchersUnitOfWork
 from ...service import pledges
-from ...service.pledges import PledgeResult
-from .common import Answer, IdempotencyKey, Strict, money_moving, now, unit_of_work
+from ...service.pledges import PledgeRequest, PledgeResult
+from .common import Answer, IdempotencyKey, Strict, now, once, unit_of_work
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["pledges"])
 
@@ -56,11 +67,85 @@ class PledgeOut(Answer):
 async def pledge(
     round_id: uuid.UUID, body: NewPledge, caller: Caller, request: Request, idempotency_key: IdempotencyKey = None
 ) -> PledgeOut:
-    async def command(uow: VouchersUnitOfWork) -> PledgeOut:
-        result = await pledges.pledge(uow, caller, round_id, body.initiative_id, body.amount_cents, now())
-        return PledgeOut.after(result, result.awarded)
+    key = idempotency.require_key(idempotency_key)
+    fingerprint = idempotency.fingerprint(request.method, request.url.path, jsonable_encoder(body))
+    return await _desk(request).submit(_Call(caller, key, fingerprint, round_id, body))  # type: ignore[return-value]
 
-    return await money_moving(request, caller, idempotency_key, body, 201, command)  # type: ignore[return-value]
+
+@dataclass(frozen=True)
+class _Call:
+    caller: Principal
+    key: str
+    fingerprint: str
+    round_id: uuid.UUID
+    body: NewPledge
+
+    def command(self, uow: VouchersUnitOfWork) -> Awaitable[PledgeOut]:
+        async def run() -> PledgeOut:
+            result = await pledges.pledge(
+                uow, self.caller, self.round_id, self.body.initiative_id, self.body.amount_cents, now()
+            )
+            return PledgeOut.after(result, result.awarded)
+
+        return run()
+
+
+def _desk(request: Request) -> GroupCommit[_Call, JSONResponse]:
+    """This process's pledge desk: the pledges that arrive while a batch is being written form the next batch."""
+    state = request.app.state
+    if getattr(state, "pledge_desk", None) is None:
+        service = state.service
+        state.pledge_desk = GroupCommit(
+            partial(_pledge_together, service.unit_of_work), max_batch=service.settings.pledge_batch_max
+        )
+    return state.pledge_desk
+
+
+async def _pledge_together(
+    unit_of_work: Callable[[], VouchersUnitOfWork], calls: Sequence[_Call]
+) -> list[JSONResponse | BaseException]:
+    """Take the calls' keys and decide their pledges in one transaction; answer each only after it commits. A call
+    whose key was taken before (a repeat, or a request in flight) and a pledge to be made alone run afterwards in a
+    transaction of their own, as a single pledge would; so does every call when the batch fails as a whole, so one
+    bad request never fails its neighbours."""
+    outcomes: list[JSONResponse | BaseException | None] = [None] * len(calls)
+    try:
+        async with unit_of_work() as uow:
+            taken = await uow.idempotency_keys.take_all([(c.caller.subject, c.key, c.fingerprint) for c in calls])
+            fresh = [i for i, took in enumerate(taken) if took]
+            decided = await pledges.pledge_together(
+                uow,
+                [
+                    PledgeRequest(
+                        calls[i].caller, calls[i].round_id, calls[i].body.initiative_id, calls[i].body.amount_cents
+                    )
+                    for i in fresh
+                ],
+                now(),
+            )
+            answers, released = [], []
+            for i, outcome in zip(fresh, decided, strict=True):
+                call = calls[i]
+                if isinstance(outcome, PledgeResult):
+                    answer = jsonable_encoder(PledgeOut.after(outcome, outcome.awarded))
+                    answers.append((call.caller.subject, call.key, 201, answer))
+                    outcomes[i] = JSONResponse(answer, status_code=201)
+                else:
+                    released.append((call.caller.subject, call.key))
+                    outcomes[i] = outcome
+            await uow.idempotency_keys.remember_all(answers)
+            await uow.idempotency_keys.release_all(released)
+            await uow.commit()
+    except Exception:
+        logger.warning("a batch of %d pledges failed; each is made alone", len(calls), exc_info=True)
+        outcomes = [None] * len(calls)
+    for i, call in enumerate(calls):
+        if outcomes[i] is None:
+            try:
+                outcomes[i] = await once(unit_of_work, call.caller, call.key, call.fingerprint, 201, call.command)
+            except Exception as error:  # its own answer: a refusal, or the error a single pledge would have met
+                outcomes[i] = error
+    return outcomes  # type: ignore[return-value]
 
 
 @router.delete(
