@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -25,12 +26,17 @@ Outcome = R | BaseException  # a result, or the exception to raise in the item's
 
 class GroupCommit(Generic[T, R]):
     def __init__(
-        self, process: Callable[[Sequence[T]], Awaitable[Sequence[R | BaseException]]], max_batch: int = 256
+        self,
+        process: Callable[[Sequence[T]], Awaitable[Sequence[R | BaseException]]],
+        max_batch: int = 256,
+        observe: Callable[[int], None] = lambda size: None,
     ) -> None:
+        """`observe` learns the size of each batch as it starts (a histogram, for operators)."""
         if max_batch < 1:
             raise ValueError("a batch holds at least one item")
         self._process = process
         self._max_batch = max_batch
+        self._observe = observe
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._running: asyncio.Task[None] | None = None
         self.batches = 0  # how many batches ran, and how many items they held: for metrics and tests
@@ -40,7 +46,8 @@ class GroupCommit(Generic[T, R]):
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
         if self._running is None:
-            self._running = asyncio.create_task(self._run())
+            # a context of its own: the batch serves many requests, it logs as none of them
+            self._running = asyncio.create_task(self._run(), context=contextvars.Context())
         return await future
 
     async def _run(self) -> None:
@@ -51,6 +58,7 @@ class GroupCommit(Generic[T, R]):
                 del self._waiting[: self._max_batch]
                 self.batches += 1
                 self.items += len(batch)
+                self._observe(len(batch))
                 try:
                     outcomes = await self._process([item for item, _ in batch])
                     if len(outcomes) != len(batch):

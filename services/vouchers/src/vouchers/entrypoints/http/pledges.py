@@ -13,6 +13,7 @@ from functools import partial
 from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from prometheus_client import Histogram
 from pydantic import Field, StrictInt
 
 from buurtkracht_kit import idempotency
@@ -95,8 +96,16 @@ def _desk(request: Request) -> GroupCommit[_Call, JSONResponse]:
     state = request.app.state
     if getattr(state, "pledge_desk", None) is None:
         service = state.service
+        sizes = Histogram(
+            "buurtkracht_pledge_batch_size",
+            "Pledges decided together in one transaction",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            registry=service.metrics.registry,
+        )
         state.pledge_desk = GroupCommit(
-            partial(_pledge_together, service.unit_of_work), max_batch=service.settings.pledge_batch_max
+            partial(_pledge_together, service.unit_of_work),
+            max_batch=service.settings.pledge_batch_max,
+            observe=sizes.observe,
         )
     return state.pledge_desk
 
