@@ -8,7 +8,7 @@ import pytest
 
 from buurtkracht_contracts import Envelope, UnknownEventType, event_types, parse, source_urn
 from buurtkracht_contracts.initiatives import InitiativeApproved, InitiativeSupported
-from buurtkracht_contracts.kafka import from_kafka, to_kafka
+from buurtkracht_contracts.kafka import _from_sdk, _standard_attributes, from_kafka, to_kafka
 from buurtkracht_contracts.registry import register
 from buurtkracht_contracts.schemas import breaking_changes, check
 
@@ -51,6 +51,18 @@ def test_kafka_record_round_trips_to_the_same_typed_event():
     back = from_kafka(record.key, record.value, record.headers)
     assert back.id == envelope.id and back.type == envelope.type and back.time == envelope.time
     assert parse(back) == event
+
+
+def test_a_record_as_this_project_writes_it_reads_as_the_sdk_reads_it():
+    for event in (supported(), supported()):
+        record = to_kafka(Envelope.wrap(event, SOURCE))
+        assert _standard_attributes(record.headers) is not None  # the quick way is the one taken
+        assert from_kafka(record.key, record.value, record.headers) == _from_sdk(
+            record.key, record.value, record.headers
+        )
+    with_extension = [*record.headers, ("ce_traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]
+    assert _standard_attributes(with_extension) is None  # anything else is the SDK's to read
+    assert from_kafka(record.key, record.value, with_extension) == from_kafka(record.key, record.value, record.headers)
 
 
 @pytest.mark.parametrize(
