@@ -2,7 +2,8 @@
 
 Invariant: a unit of work is one PostgreSQL transaction. The state it changes and the events it
 records reach the database together at `commit()`, or not at all: leaving the block without
-`commit()` rolls everything back.
+`commit()` rolls everything back. Only after the commit is the relay of this process woken to publish
+the events (see `outbox`): nothing but the outbox insert is on the commit path.
 """
 
 from __future__ import annotations
@@ -89,7 +90,10 @@ class UnitOfWork:
         return self.record(*events)
 
     async def commit(self) -> None:
+        """Write the recorded events to the outbox and commit; then wake this process's relay to publish them."""
         if self._envelopes:
             await outbox.add(self.connection, self._envelopes)
         await self._transaction.commit()
         self._committed = True
+        if self._envelopes:
+            outbox.wake_relays()
