@@ -5,6 +5,8 @@ kit service whose consumer group has never read it, with a handler that books ea
 database (one row), and times until every event has its inbox row: the whole path of a consumed event
 (FastStream, the idempotent consumer's transaction with the inbox row, the offset commit). With
 `--ignored`, the events are of a type the service does not handle: only the reading and committing.
+The consumer runs in this process, so the CPU it used while consuming (`consumer_cores`, and the events
+applied per CPU second of it) is reported beside PostgreSQL's and everyone else's on the shared machine.
 Needs the local stack (`make stack-up`). Logs a summary on stderr; the last line on stdout is the run's figures as
 one JSON object (`ok` false, exit status 1, when not every event was consumed before the timeout).
 
@@ -23,7 +25,7 @@ import uuid
 from pathlib import Path
 from typing import ClassVar
 
-from _stack import BOOTSTRAP, key_pair, log, report, scratch_database
+from _stack import BOOTSTRAP, cpu_cores, cpu_seconds, key_pair, log, report, scratch_database
 from aiokafka import AIOKafkaProducer
 
 from buurtkracht_contracts import Envelope, Event, register
@@ -110,6 +112,8 @@ async def main(args: argparse.Namespace) -> tuple[str, dict[str, object]]:
             )
             counter = service.metrics.inbox_events
             started = None
+            database_name = database.rpartition("/")[2]
+            cpu_before: dict[str, float] = {}
             async with service._lifespan(service.app):
                 assert service.pool is not None
                 deadline = time.monotonic() + args.timeout
@@ -122,17 +126,23 @@ async def main(args: argparse.Namespace) -> tuple[str, dict[str, object]]:
                     )
                     if started is None and done:
                         started = time.perf_counter()
+                        cpu_before = cpu_seconds(database=database_name)
                     if done >= args.events:
                         break
                     await asyncio.sleep(0.05)
                 elapsed = time.perf_counter() - (started or time.perf_counter())
+                cores = cpu_cores(cpu_before, cpu_seconds(database=database_name), elapsed) if cpu_before else {}
                 booked = await service.pool.fetchval("SELECT count(*) FROM visits")
                 inbox = await service.pool.fetchval("SELECT count(*) FROM inbox")
     kind = "ignored (no handler)" if args.ignored else "applied (inbox row + one booked row each)"
     rate = done / elapsed if elapsed else float("nan")  # nothing consumed at all: no rate
+    consumer_cores = cores.get("bench", float("nan"))
+    per_cpu_second = done / (consumer_cores * elapsed) if consumer_cores and elapsed else float("nan")
+    shares = ", ".join(f"{name} {used:.2f}" for name, used in cores.items())
     summary = (
         f"consumer: {int(done)} events {kind} in {elapsed:.2f} s = {rate:,.0f} events/s "
-        f"(one service instance, 6 partitions; {inbox} inbox rows, {booked} booked)"
+        f"(one service instance, 6 partitions; {inbox} inbox rows, {booked} booked); "
+        f"cores used: {shares} (consumer = bench); {per_cpu_second:,.0f} events per consumer CPU second"
     )
     ok = done >= args.events
     if not ok:
@@ -141,6 +151,10 @@ async def main(args: argparse.Namespace) -> tuple[str, dict[str, object]]:
         "events": int(done),
         "seconds": elapsed,
         "events_per_s": rate,
+        "events_per_consumer_cpu_s": per_cpu_second,
+        "consumer_cores": consumer_cores,
+        "postgres_cores": cores.get("postgres", float("nan")),
+        "others_cores": cores.get("others", float("nan")),
         "ignored": args.ignored,
         "partitions": 6,
         "inbox_rows": inbox,

@@ -1,11 +1,19 @@
 """The idempotent consumer: each Kafka message takes effect at most once per consumer group, and a
 message that cannot take effect is parked on the group's dead-letter topic, once.
 
+Messages are applied one at a time (`consume`) or as a batch: the next records of one partition
+(`consume_batch`), applied together in one transaction — their inbox rows inserted in one statement,
+the handlers run in offset order on the same unit of work (the events they record go to the outbox
+together), one commit. When anything in a batch fails (a handler raises, the database errs, the batch
+takes longer than a handler may), the batch is rolled back and its messages go through the one-at-a-time
+path, so attempts, marks and dead letters are exactly those of that path.
+
 Invariants:
 - the inbox row (`INSERT ... ON CONFLICT DO NOTHING RETURNING`) and the handler's effects commit in
-  one transaction: a redelivered message finds its row and changes nothing;
+  one transaction (a message's own, or its batch's): a redelivered message, or a batch delivered again,
+  finds its rows and changes nothing; a message twice in one batch takes effect once;
 - the offset is committed only after that transaction (see `offsets`; an exception that escapes
-  rewinds the partition to this message, so nothing behind it is committed past it);
+  rewinds the partition to the first message not applied, so nothing behind it is committed past it);
 - a message whose handler fails `max_attempts` times (attempts counted in the database, across
   restarts; a handler that hangs past its timeout fails; an attempt during which the process died
   counts too), or that is not a valid event at all, is dead-lettered: the inbox row marked
@@ -16,14 +24,20 @@ Invariants:
   a partition has had a message processed since this process got it, each attempt there is first
   marked `in_progress` in the database. After a restart the message that killed the process is the
   first one not yet processed on its partition, so it is marked, and a mark it finds from the attempt
-  before counts as a failed attempt.
+  before counts as a failed attempt. A batch is applied only on a partition that has had a message
+  processed, and its messages are first marked as being in a batch (a mark that is not an attempt:
+  dying in a batch counts no more than dying outside one does). A message that finds a row of an
+  earlier attempt or batch when its batch is marked sends that batch the one-at-a-time way, itself
+  marked: after a death in a batch, the message that killed the process is marked before it runs again,
+  as after a death outside one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
@@ -43,6 +57,9 @@ logger = logging.getLogger(__name__)
 
 Outcome = Literal["processed", "duplicate", "ignored", "dead_lettered"]
 Handler = Callable[[UnitOfWork, Event, Envelope], Awaitable[None]]
+
+TookEffect = Callable[["Record"], Awaitable[None]]
+IN_A_BATCH = "in a batch that did not finish"  # `last_error` of a batch mark (attempts 0, not in progress)
 
 
 class Record(Protocol):
@@ -85,7 +102,130 @@ class EventConsumer:
         self._confirmed: set[tuple[str, int]] = set()  # partitions with a message processed by this process
         self._interrupted: set[str] = set()  # messages this process gave up on for an outage, not a crash
 
-    async def consume(self, record: Record) -> Outcome:
+    async def consume_batch(self, records: Sequence[Record], took_effect: TookEffect | None = None) -> list[Outcome]:
+        """Apply `records`, the next records of one partition in offset order; returns their outcomes in order.
+
+        Until the partition has had a message processed by this process its records go one at a time, each
+        attempt marked; then the rest are applied together. `took_effect(record)` is awaited once a record
+        and those before it took effect (committed or parked); an exception that escapes (the database away
+        for long, a cancellation) leaves the partition to be rewound to the record after that one."""
+        took_effect = took_effect or _nothing
+        outcomes: list[Outcome] = []
+        position = 0
+        while position < len(records) and _partition(records[position]) not in self._confirmed:
+            outcomes.append(await self.consume(records[position]))
+            await took_effect(records[position])
+            position += 1
+        rest = records[position:]
+        if len(rest) == 1:
+            outcomes.append(await self.consume(rest[0]))
+            await took_effect(rest[0])
+        elif rest:
+            outcomes += await self._consume_together(rest, took_effect)
+        return outcomes
+
+    async def _consume_together(self, records: Sequence[Record], took_effect: TookEffect) -> list[Outcome]:
+        messages: list[_Message] = []
+        for record in records:
+            try:
+                envelope = from_kafka(record.key, record.value or b"", list(record.headers))
+                handler = self._handlers.get(current_type(envelope.type))
+                event = parse(envelope) if handler is not None else None
+            except Exception:  # unreadable or invalid: the one-at-a-time path parks it, in its place
+                return await self._one_at_a_time(records, took_effect)
+            messages.append(_Message(record, str(envelope.id), envelope, handler, event))
+        applicable = [message for message in messages if message.handler is not None]
+        if len(applicable) < 2:
+            return await self._one_at_a_time(records, took_effect)
+        message_ids = list(dict.fromkeys(message.message_id for message in applicable))
+        try:
+            earlier = await self._mark_batch(message_ids)
+            if not earlier:
+                async with asyncio.timeout(self._handler_timeout):
+                    outcomes = await self._apply_together(messages, message_ids)
+        except Exception as error:  # anything at all: the one-at-a-time path counts, retries and parks
+            logger.warning(
+                "batch of %d messages (%s to %s) rolled back, applying them one at a time: %r",
+                len(records),
+                messages[0].message_id,
+                messages[-1].message_id,
+                error,
+            )
+            return await self._one_at_a_time(records, took_effect)
+        if earlier:
+            return await self._one_at_a_time(records, took_effect, marked=earlier)
+        self._confirmed.add(_partition(records[0]))
+        self._interrupted.difference_update(message_ids)
+        for message, outcome in zip(messages, outcomes, strict=True):
+            self._count(message.envelope.type, outcome)
+        await took_effect(records[-1])
+        return outcomes
+
+    async def _one_at_a_time(
+        self, records: Sequence[Record], took_effect: TookEffect, marked: frozenset[str] = frozenset()
+    ) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for record in records:
+            outcomes.append(await self.consume(record, marked=marked))
+            await took_effect(record)
+        return outcomes
+
+    async def _mark_batch(self, message_ids: list[str]) -> frozenset[str]:
+        """Mark the messages of a batch about to be applied; returns those that had a row of an earlier attempt
+        or batch already (their own marks are left as they are)."""
+        async with self._pool.acquire() as conn:
+            fresh = await conn.fetch(
+                """
+                INSERT INTO consumer_failures (consumer, message_id, attempts, last_error, in_progress)
+                SELECT $1, message_id, 0, $3, false FROM unnest($2::text[]) AS batch(message_id)
+                ON CONFLICT (consumer, message_id) DO NOTHING
+                RETURNING message_id
+                """,
+                self.group,
+                message_ids,
+                IN_A_BATCH,
+            )
+        return frozenset(message_ids) - {row["message_id"] for row in fresh}
+
+    async def _apply_together(self, messages: list[_Message], message_ids: list[str]) -> list[Outcome]:
+        """One transaction: every inbox row, the handlers of the messages new to the inbox in offset order, the
+        batch's marks removed. Raises whatever a handler raises, with nothing committed."""
+        event_types = {message.message_id: message.envelope.type for message in reversed(messages)}
+        async with self._unit_of_work() as uow:
+            inserted = await uow.connection.fetch(
+                """
+                INSERT INTO inbox (consumer, message_id, event_type, outcome)
+                SELECT $1, message_id, event_type, 'processed' FROM unnest($2::text[], $3::text[])
+                  AS batch(message_id, event_type)
+                ON CONFLICT DO NOTHING RETURNING message_id
+                """,
+                self.group,
+                message_ids,
+                [event_types[message_id] for message_id in message_ids],
+            )
+            first_time = {row["message_id"] for row in inserted}
+            outcomes: list[Outcome] = []
+            for message in messages:
+                if message.handler is None:
+                    outcomes.append("ignored")
+                elif message.message_id in first_time:
+                    first_time.discard(message.message_id)  # the same message again in this batch is a duplicate
+                    with event_context(message.message_id, message.envelope.type):
+                        await message.handler(uow, message.event, message.envelope)  # type: ignore[arg-type]
+                    outcomes.append("processed")
+                else:
+                    outcomes.append("duplicate")
+            await uow.connection.execute(
+                "DELETE FROM consumer_failures WHERE consumer = $1 AND message_id = ANY($2::text[])",
+                self.group,
+                message_ids,
+            )
+            await uow.commit()
+        return outcomes
+
+    async def consume(self, record: Record, *, marked: frozenset[str] = frozenset()) -> Outcome:
+        """Apply one record. Its attempts are marked in progress while its partition has had no message processed
+        by this process, or when its id is in `marked`."""
         fallback_id = f"{record.topic}:{record.partition}:{record.offset}"
         try:
             envelope = from_kafka(record.key, record.value or b"", list(record.headers))
@@ -106,19 +246,20 @@ class EventConsumer:
             except Exception as error:  # a type we handle, with data we cannot read
                 logger.error("invalid event data: %s", error)
                 return await self._dead_letter(record, message_id, envelope.type, error, attempts=1)
-            return await self._apply_with_retries(record, handler, envelope, event, message_id)
+            mark = message_id in marked
+            return await self._apply_with_retries(record, handler, envelope, event, message_id, mark=mark)
 
     async def _apply_with_retries(
-        self, record: Record, handler: Handler, envelope: Envelope, event: Event, message_id: str
+        self, record: Record, handler: Handler, envelope: Envelope, event: Event, message_id: str, *, mark: bool
     ) -> Outcome:
         """Failures of the handler are counted in the database and end in the dead-letter topic; failures
         of the infrastructure (the database unreachable, a deadlock) are retried without counting, and
         after a while raised, so the message is redelivered instead of committed."""
-        partition = (record.topic, record.partition)
+        partition = _partition(record)
         outages = 0
         while True:
             try:
-                if partition not in self._confirmed and outages == 0:
+                if (mark or partition not in self._confirmed) and outages == 0:
                     unfinished = await self._begin_attempt(message_id)
                     if unfinished >= self._max_attempts:
                         error = ProcessDied(f"the process stopped while applying it, {unfinished} time(s)")
@@ -258,6 +399,17 @@ class EventConsumer:
         self._metrics.inbox_events.labels(self.group, event_type, outcome).inc()
 
 
+@dataclass(frozen=True)
+class _Message:
+    """A record of a batch, read: its event and handler (none when the service does not handle its type)."""
+
+    record: Record
+    message_id: str
+    envelope: Envelope
+    handler: Handler | None
+    event: Event | None
+
+
 class ProcessDied(RuntimeError):
     """The process stopped (was killed, crashed) while applying the message, as often as attempts allow."""
 
@@ -275,6 +427,14 @@ _INFRASTRUCTURE = (
 
 def _is_infrastructure(error: BaseException) -> bool:
     return isinstance(error, _INFRASTRUCTURE) and not isinstance(error, TimeoutError)
+
+
+async def _nothing(record: Record) -> None:
+    return None
+
+
+def _partition(record: Record) -> tuple[str, int]:
+    return record.topic, record.partition
 
 
 def _header(record: Record, name: str) -> str | None:
