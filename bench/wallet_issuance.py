@@ -4,8 +4,12 @@ Starts the vouchers service as its own process on a scratch database, opens a pl
 with budget for every wallet, then times `POST /api/v1/rounds/{id}/wallet-issuances` with all resident ids
 in one body (JSON `{"resident_ids": [...]}`, or a `text/csv` upload with `--format csv`; `both` does JSON on
 one round and CSV on a second), and separately how long after the answer the WalletsIssued events (one per
-5,000 residents) are on `vouchers.events` and the outbox is empty. Then checks the ledger, stops the
-service with SIGTERM and drops the database. Needs the local stack (`make stack-up`, `make topics`).
+5,000 residents) are on `vouchers.events` and the outbox is empty. Just before the request it times a yardstick
+in the same database (as many rows into a plain logged table with a primary key, one statement) and reports the
+issuance in multiples of it (`seconds_per_yardstick`), with the CPU seconds of each party (`cpu_seconds`) and what
+the database's backends waited on (`waits`): on a shared machine these compare across runs where `seconds` drifts.
+Then checks the ledger, stops the service with SIGTERM and drops the database. Needs the local stack
+(`make stack-up`, `make topics`).
 
     /work/main/.venv/bin/python bench/wallet_issuance.py                          # 1,000,000 residents, JSON
     /work/main/.venv/bin/python bench/wallet_issuance.py --format csv --residents 200000
@@ -15,11 +19,10 @@ object (one issuance's figures at its top level; with `--format both`, each issu
 Exits 1 (`ok` false in the figures) when an issuance failed, an event is missing or the ledger has a problem.
 
 `--breakdown` runs no service: it replays what the request does, step by step, with the clock on each —
-the request body's validation (`Issuance.model_validate_json` or the CSV reader), `Ledger.issue_wallets`'
-statements on a scratch database (the accounts INSERT and the journal lines under EXPLAIN ANALYZE, which
-reports the time of the foreign-key triggers apart; the journal lines through INSERT ... SELECT instead of
-COPY, the same triggers fire), the deferred balance trigger, the events and their outbox rows; its figures are
-the seconds of each step (`steps_seconds`) and of the foreign-key triggers (`foreign_key_trigger_seconds`):
+the request body's validation (`Issuance.model_validate_json`), `Ledger.issue_wallets`' one statement on a
+scratch database under EXPLAIN ANALYZE (which times each write in it, by table, and any per-row triggers), the
+events and their outbox rows, the deferred balance trigger; its figures are the seconds of each step
+(`steps_seconds`), of each write in the statement (`write_seconds`) and of per-row triggers (`trigger_seconds`):
 
     /work/main/.venv/bin/python bench/wallet_issuance.py --breakdown
 """
@@ -39,6 +42,7 @@ import httpx
 from _stack import (
     KeyCounter,
     ServiceProcess,
+    WaitSampler,
     cpu_cores,
     cpu_seconds,
     cpu_share,
@@ -60,6 +64,23 @@ from buurtkracht_kit.db import create_pool
 
 WIJK = "WK036300"
 WALLETS_PER_EVENT = 5_000  # vouchers.domain.rounds.WALLETS_PER_EVENT
+
+
+async def yardstick(pool, rows: int) -> float:
+    """Seconds to write `rows` rows of a wallet's size into a logged table with a primary key, one statement, in the
+    benchmark's database just before the issuance: the floor of the same disk and CPU share, to compare runs by."""
+    async with pool.acquire() as conn:
+        await conn.execute("CREATE TABLE bench_yardstick (id bigint PRIMARY KEY, owner text, cents bigint)")
+        try:
+            started = time.perf_counter()
+            await conn.execute(
+                "INSERT INTO bench_yardstick SELECT i, 'r-' || i, 2000 FROM generate_series(1, $1::bigint) AS i",
+                rows,
+                timeout=600,
+            )
+            return time.perf_counter() - started
+        finally:
+            await conn.execute("DROP TABLE bench_yardstick")
 
 
 def body(resident_ids: list[str], form: str) -> tuple[bytes, str]:
@@ -95,13 +116,15 @@ async def issuance(
     async with KeyCounter(VOUCHERS_EVENTS, before, round_id) as kafka:
         if await kafka.wait_for(1, 30) is None:  # RoundOpened: the relay and the counter work
             return False, f"{form}: RoundOpened never reached Kafka", {"format": form, "residents": args.residents}
+        floor = await yardstick(pool, args.residents)
         cpu_before = cpu_seconds(service.pid, database)
         started = time.perf_counter()
-        answer = await client.post(
-            f"/api/v1/rounds/{round_id}/wallet-issuances",
-            headers=official | {"Content-Type": content_type},
-            content=payload,
-        )
+        async with WaitSampler(pool, database, interval=0.25) as waits:
+            answer = await client.post(
+                f"/api/v1/rounds/{round_id}/wallet-issuances",
+                headers=official | {"Content-Type": content_type},
+                content=payload,
+            )
         answered = time.perf_counter()
         cpu_after = cpu_seconds(service.pid, database)
         cpu = cpu_share(cpu_before, cpu_after, answered - started)
@@ -138,7 +161,7 @@ async def issuance(
     checking = time.perf_counter() - checked
     for problem in problems[:10]:
         log(f"ledger: {problem}")
-    log(f"CPU cores used during the request: {cpu}")
+    log(f"CPU cores used during the request: {cpu}; the database's backends waited on: {waits.summary()}")
 
     took = answered - started
     drained = max(outbox_empty, on_kafka) - answered if outbox_empty and on_kafka else None
@@ -147,7 +170,8 @@ async def issuance(
         f"wallets/s (body {len(payload) / 1e6:.1f} MB); {wallets_on_kafka} of {events} WalletsIssued events on "
         "Kafka "
         + (f"{drained:.1f} s after the answer" if drained is not None else "NOT all within the timeout")
-        + f"; ledger check of the round {checking:.1f} s: {len(problems)} problems"
+        + f"; ledger check of the round {checking:.1f} s: {len(problems)} problems; yardstick (the same number of "
+        f"rows into a plain table, just before) {floor:.1f} s, the issuance took {took / floor:.1f} times that"
     )
     well = (
         issued["issued"] == args.residents
@@ -180,12 +204,18 @@ async def issuance(
             "ledger_check_seconds": checking,
             "ledger_problems": len(problems),
             "cpu_cores": cpu_cores(cpu_before, cpu_after, took),
+            # CPU seconds each party spent on the request: less sensitive than `seconds` to others on the machine
+            "cpu_seconds": {name: cores * took for name, cores in cpu_cores(cpu_before, cpu_after, took).items()},
+            "waits": waits.averages(),  # average backends of the database per wait event while the request ran
+            "yardstick_seconds": floor,
+            "seconds_per_yardstick": took / floor,
         },
     )
 
 
 async def breakdown(args: argparse.Namespace) -> tuple[int, str, dict[str, object]]:
     """Where the time of one issuance goes, without HTTP: the exit status, a summary line and the seconds per step."""
+    from vouchers.adapters.ledger import ISSUE_WALLETS
     from vouchers.entrypoints.http.wallets import Issuance
 
     from buurtkracht_contracts import Envelope
@@ -193,7 +223,8 @@ async def breakdown(args: argparse.Namespace) -> tuple[int, str, dict[str, objec
     from buurtkracht_kit import outbox
 
     steps: dict[str, tuple[str, float]] = {}  # key: (what it is in the summary, seconds)
-    trigger_seconds: dict[str, float] = {}  # key: seconds of the step's foreign-key triggers
+    trigger_seconds: dict[str, float] = {}  # key: seconds of the step's per-row triggers
+    write_seconds: dict[str, float] = {}  # operation_table: seconds of that write within the issuance statement
     ids = [f"r-{i:07d}" for i in range(args.residents)]
     payload, _ = body(ids, "json")
     started = time.perf_counter()
@@ -233,65 +264,38 @@ async def breakdown(args: argparse.Namespace) -> tuple[int, str, dict[str, objec
                 plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]
                 return sum(t["Time"] for t in plan.get("Triggers", [])) / 1000
 
+            def writes(plan: object) -> dict[str, float]:
+                """Seconds of each INSERT/UPDATE in the plan, by table (the CTEs of the one statement)."""
+                found: dict[str, float] = {}
+
+                def walk(node: dict) -> None:
+                    if node.get("Node Type") == "ModifyTable":
+                        key = f"{node['Operation'].lower()}_{node['Relation Name']}"
+                        found[key] = found.get(key, 0.0) + node["Actual Total Time"] / 1000
+                    for child in node.get("Plans", []):
+                        walk(child)
+
+                walk((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
+                return found
+
             async with conn.transaction():
-                await timed(
-                    "temp_table",
-                    "temp table",
-                    conn.execute,
-                    "CREATE TEMP TABLE incoming (resident_id text) ON COMMIT DROP",
-                )
-                await timed(
-                    "copy_ids", "COPY ids", conn.copy_records_to_table, "incoming", records=[(r,) for r in unique]
-                )
-                plan = await timed(
-                    "insert_accounts",
-                    "INSERT accounts",
-                    conn.fetchval,
-                    """EXPLAIN (ANALYZE, FORMAT JSON) INSERT INTO accounts (round_id, kind, owner, balance_cents)
-                       SELECT DISTINCT $1::uuid, 'wallet', resident_id, $2::bigint FROM incoming
-                       ON CONFLICT (round_id, kind, owner) DO NOTHING RETURNING id, owner""",
-                    round_id,
-                    amount,
-                )
-                trigger_seconds["insert_accounts"] = triggers(plan)
-                issued = await timed(
-                    "ids_to_python",
-                    "their ids to Python",
-                    conn.fetch,
-                    "SELECT id, owner FROM accounts WHERE round_id = $1 AND kind = 'wallet'",
-                    round_id,
-                )
                 pool_id = await conn.fetchval("SELECT id FROM accounts WHERE round_id = $1 AND kind = 'pool'", round_id)
-                await conn.execute(
-                    "UPDATE accounts SET balance_cents = balance_cents - $2 WHERE id = $1",
-                    pool_id,
-                    amount * len(issued),
-                )
-                entry_id = await conn.fetchval(
-                    """INSERT INTO journal_entries (round_id, kind, reference) VALUES ($1, 'wallets_issued', $2)
-                       RETURNING id""",
-                    round_id,
-                    str(uuid.uuid4()),
-                )
-                await conn.execute(
-                    "INSERT INTO journal_lines (entry_id, account_id, amount_cents) VALUES ($1, $2, $3)",
-                    entry_id,
-                    pool_id,
-                    -amount * len(issued),
-                )
                 plan = await timed(
-                    "journal_lines",
-                    "journal lines",
+                    "issue_statement",
+                    "the issuance statement",
                     conn.fetchval,
-                    """EXPLAIN (ANALYZE, FORMAT JSON) INSERT INTO journal_lines (entry_id, account_id, amount_cents)
-                       SELECT $1, a, $3 FROM unnest($2::bigint[]) AS t(a)""",
-                    entry_id,
-                    [r["id"] for r in issued],
+                    "EXPLAIN (ANALYZE, FORMAT JSON) " + ISSUE_WALLETS,
+                    round_id,
+                    unique,
                     amount,
+                    str(uuid.uuid4()),
+                    pool_id,
+                    timeout=900,
                 )
-                trigger_seconds["journal_lines"] = triggers(plan)
+                write_seconds.update(writes(plan))
+                trigger_seconds["issue_statement"] = triggers(plan)
                 started = time.perf_counter()
-                owners = [r["owner"] for r in issued]
+                owners = unique  # a new round: every resident gets a wallet
                 envelopes = [
                     Envelope.wrap(
                         events.WalletsIssued(
@@ -315,7 +319,12 @@ async def breakdown(args: argparse.Namespace) -> tuple[int, str, dict[str, objec
             await pool.close()
     summary = f"wallet issuance breakdown, {args.residents:,} residents, seconds: " + "; ".join(
         f"{name} {seconds:.1f}"
-        + (f" (of which foreign-key triggers {trigger_seconds[key]:.1f})" if key in trigger_seconds else "")
+        + (
+            f" (of which {', '.join(f'{w} {t:.1f}' for w, t in write_seconds.items())}; per-row triggers "
+            f"{trigger_seconds[key]:.1f})"
+            if key in trigger_seconds
+            else ""
+        )
         for key, (name, seconds) in steps.items()
     )
     return (
@@ -325,7 +334,8 @@ async def breakdown(args: argparse.Namespace) -> tuple[int, str, dict[str, objec
             "residents": args.residents,
             "events": len(envelopes),
             "steps_seconds": {key: seconds for key, (_, seconds) in steps.items()},
-            "foreign_key_trigger_seconds": trigger_seconds,
+            "trigger_seconds": trigger_seconds,
+            "write_seconds": write_seconds,
             "ok": True,
         },
     )

@@ -29,7 +29,51 @@ class Balance:
     balance_cents: int
 
 
-BULK_TIMEOUT = 600.0  # seconds a statement of a bulk issuance may take (a million wallets take about half a minute)
+BULK_TIMEOUT = 600.0  # seconds a statement of a bulk issuance may take (a million wallets take seconds)
+
+
+def _issue_wallets(resolve_conflicts: bool) -> str:
+    """A bulk issuance in one statement: the wallets, the pool's debit, the entry and its lines, set-based. `held`
+    are the named residents who already had a wallet when the statement began, left out. Without
+    `resolve_conflicts` the unique key refuses a wallet opened concurrently after that; with it each such conflict
+    is skipped too, and the skipped are found against what was inserted."""
+    conflict, returning, skipped = (
+        (
+            "ON CONFLICT (round_id, kind, owner) DO NOTHING",
+            "id, owner",
+            "SELECT resident FROM incoming WHERE NOT EXISTS (SELECT FROM issued WHERE owner = incoming.resident)",
+        )
+        if resolve_conflicts
+        else ("", "id", "SELECT owner FROM held")
+    )
+    return f"""
+    WITH incoming AS MATERIALIZED (SELECT resident FROM unnest($2::text[]) AS t(resident)),
+    held AS MATERIALIZED (
+        SELECT a.owner FROM accounts a JOIN incoming ON a.owner = incoming.resident
+        WHERE a.round_id = $1 AND a.kind = 'wallet'),
+    issued AS (
+        INSERT INTO accounts (round_id, kind, owner, balance_cents)
+        SELECT $1, 'wallet', resident, $3 FROM incoming
+        WHERE NOT EXISTS (SELECT FROM held WHERE held.owner = incoming.resident)
+        {conflict} RETURNING {returning}),
+    total AS (SELECT count(*) AS wallets, count(*) * $3::bigint AS cents FROM issued),
+    entry AS (
+        INSERT INTO journal_entries (round_id, kind, reference)
+        SELECT $1, 'wallets_issued', $4 FROM total WHERE wallets > 0 RETURNING id),
+    debit AS (
+        UPDATE accounts SET balance_cents = balance_cents - total.cents FROM total
+        WHERE accounts.id = $5 AND total.wallets > 0 RETURNING accounts.id),
+    lines AS (
+        INSERT INTO journal_lines (entry_id, account_id, amount_cents)
+        SELECT entry.id, $5, -total.cents FROM entry, total
+        UNION ALL
+        SELECT entry.id, issued.id, $3 FROM entry, issued)
+    SELECT (SELECT wallets FROM total) AS wallets, (SELECT count(*) FROM debit) AS debited,
+           array({skipped}) AS skipped"""
+
+
+ISSUE_WALLETS = _issue_wallets(resolve_conflicts=False)
+ISSUE_WALLETS_RESOLVING_CONFLICTS = _issue_wallets(resolve_conflicts=True)
 
 
 class DuplicateEntry(Exception):
@@ -220,45 +264,41 @@ class Ledger:
         self, round_id: uuid.UUID, resident_ids: list[str], amount_cents: int, reference: str
     ) -> list[str]:
         """Open a wallet holding `amount_cents` for each resident who has none yet, funded from the pool, in one
-        entry; returns the residents who got one. Set-based, so a million residents take seconds, not hours."""
-        await self._conn.execute("CREATE TEMP TABLE incoming (resident_id text) ON COMMIT DROP")
-        await self._conn.copy_records_to_table("incoming", records=[(r,) for r in resident_ids], timeout=BULK_TIMEOUT)
-        issued = await self._conn.fetch(
-            """INSERT INTO accounts (round_id, kind, owner, balance_cents)
-               SELECT DISTINCT $1::uuid, 'wallet', resident_id, $2::bigint FROM incoming
-               ON CONFLICT (round_id, kind, owner) DO NOTHING RETURNING id, owner""",
-            round_id,
-            amount_cents,
-            timeout=BULK_TIMEOUT,
-        )
-        if not issued:
+        entry; returns the residents who got one, in the order given (`resident_ids` names each once). One
+        statement opens the wallets, books their lines and debits the pool, so a million residents take seconds;
+        only the residents who already had a wallet come back from the database. Nothing is booked when nobody
+        gets a wallet. The residents who hold one are left out before inserting; should a concurrent command open
+        one of the others' wallets meanwhile, the unique key refuses the insert (the savepoint undoes it) and the
+        statement runs again resolving each conflict on its own: the same outcome, slower. A reference booked
+        before raises DuplicateEntry."""
+        if not resident_ids:
             return []
-        total = amount_cents * len(issued)
         pool_id = (await self.open_accounts(round_id, [Account.pool()]))[Account.pool()]
+        arguments = (round_id, resident_ids, amount_cents, reference, pool_id)
         try:
-            await self._conn.execute(
-                "UPDATE accounts SET balance_cents = balance_cents - $2 WHERE id = $1", pool_id, total
-            )
+            try:
+                async with self._conn.transaction():
+                    row = await self._conn.fetchrow(ISSUE_WALLETS, *arguments, timeout=BULK_TIMEOUT)
+            except asyncpg.UniqueViolationError as error:
+                if error.constraint_name != "accounts_round_id_kind_owner_key":
+                    raise
+                row = await self._conn.fetchrow(ISSUE_WALLETS_RESOLVING_CONFLICTS, *arguments, timeout=BULK_TIMEOUT)
+        except asyncpg.UniqueViolationError as error:
+            if error.constraint_name == "journal_entries_kind_reference_key":
+                raise DuplicateEntry(f"wallets_issued/{reference}") from None
+            raise
         except asyncpg.CheckViolationError:
-            raise InsufficientFunds(f"the pool cannot fund {len(issued)} wallets of {amount_cents} cents") from None
-        entry_id = await self._conn.fetchval(
-            "INSERT INTO journal_entries (round_id, kind, reference) VALUES ($1, 'wallets_issued', $2) RETURNING id",
-            round_id,
-            reference,
-        )
-        await self._conn.execute(
-            "INSERT INTO journal_lines (entry_id, account_id, amount_cents) VALUES ($1, $2, $3)",
-            entry_id,
-            pool_id,
-            -total,
-        )
-        await self._conn.copy_records_to_table(
-            "journal_lines",
-            records=[(entry_id, r["id"], amount_cents) for r in issued],
-            columns=["entry_id", "account_id", "amount_cents"],
-            timeout=BULK_TIMEOUT,
-        )
-        return [r["owner"] for r in issued]
+            raise InsufficientFunds(f"the pool cannot fund the wallets of {amount_cents} cents") from None
+        if not row["wallets"]:
+            return []
+        skipped = set(row["skipped"])
+        issued = [resident for resident in resident_ids if resident not in skipped] if skipped else list(resident_ids)
+        if row["debited"] != 1 or len(issued) != row["wallets"]:
+            raise RuntimeError(
+                f"wallet issuance {reference}: {row['wallets']} wallets opened for {len(issued)} residents, "
+                f"the pool debited {row['debited']} times"
+            )
+        return issued
 
     async def sweep(self, round_id: uuid.UUID, kind: Kind, target: Account, entry_kind: str, reference: str) -> int:
         """Move every positive balance of accounts of `kind` into `target`, in one entry; returns the total moved."""
@@ -311,8 +351,10 @@ class Ledger:
         return row["rounds"], row["entries"]
 
     async def check(self, round_id: uuid.UUID | None = None) -> list[str]:
-        """Every violated ledger invariant, for one round or all; empty when the books are right."""
-        problems: list[str] = []
+        """Every violated ledger invariant, for one round or all; empty when the books are right. Besides the
+        money, it finds what foreign keys would have refused: accounts, entries and pledges of a round that does
+        not exist, and journal lines whose entry or account is missing or belongs to another round."""
+        problems = await self._orphans(round_id)
         for row in await self._conn.fetch(
             """SELECT e.id, e.kind, e.reference, sum(l.amount_cents) AS total FROM journal_entries e
                LEFT JOIN journal_lines l ON l.entry_id = e.id WHERE ($1::uuid IS NULL OR e.round_id = $1)
@@ -379,4 +421,52 @@ class Ledger:
             round_id,
         ):
             problems.append(f"pledge {row['id']} was accepted but never booked")
+        return problems
+
+    async def _orphans(self, round_id: uuid.UUID | None) -> list[str]:
+        """Rows of the ledger that point at nothing, or across rounds; for one round (through its entries and
+        accounts, and by its id where the round itself is gone) or all."""
+        problems: list[str] = []
+        if round_id is None:
+            homeless = """SELECT 'account' AS what, a.id::text AS id, a.round_id FROM accounts a
+                              WHERE NOT EXISTS (SELECT FROM rounds r WHERE r.id = a.round_id)
+                          UNION ALL SELECT 'journal entry', e.id::text, e.round_id FROM journal_entries e
+                              WHERE NOT EXISTS (SELECT FROM rounds r WHERE r.id = e.round_id)
+                          UNION ALL SELECT 'pledge', p.id::text, p.round_id FROM pledges p
+                              WHERE NOT EXISTS (SELECT FROM rounds r WHERE r.id = p.round_id)"""
+            stray = """SELECT l.entry_id, l.account_id, l.amount_cents, e.round_id AS entry_round,
+                              a.round_id AS account_round
+                       FROM journal_lines l LEFT JOIN journal_entries e ON e.id = l.entry_id
+                       LEFT JOIN accounts a ON a.id = l.account_id
+                       WHERE e.id IS NULL OR a.id IS NULL OR e.round_id <> a.round_id"""
+            arguments: tuple[uuid.UUID, ...] = ()
+        else:
+            homeless = """SELECT what, id, $1::uuid AS round_id FROM (
+                              SELECT 'account' AS what, a.id::text AS id FROM accounts a WHERE a.round_id = $1
+                              UNION ALL SELECT 'journal entry', e.id::text FROM journal_entries e
+                                  WHERE e.round_id = $1
+                              UNION ALL SELECT 'pledge', p.id::text FROM pledges p WHERE p.round_id = $1) AS rows
+                          WHERE NOT EXISTS (SELECT FROM rounds r WHERE r.id = $1)"""
+            stray = """SELECT l.entry_id, l.account_id, l.amount_cents, e.round_id AS entry_round,
+                              a.round_id AS account_round
+                       FROM journal_entries e JOIN journal_lines l ON l.entry_id = e.id
+                       LEFT JOIN accounts a ON a.id = l.account_id
+                       WHERE e.round_id = $1 AND a.round_id IS DISTINCT FROM $1
+                       UNION
+                       SELECT l.entry_id, l.account_id, l.amount_cents, e.round_id, a.round_id
+                       FROM accounts a JOIN journal_lines l ON l.account_id = a.id
+                       LEFT JOIN journal_entries e ON e.id = l.entry_id
+                       WHERE a.round_id = $1 AND e.round_id IS DISTINCT FROM $1"""
+            arguments = (round_id,)
+        for row in await self._conn.fetch(homeless, *arguments):
+            problems.append(f"{row['what']} {row['id']} belongs to round {row['round_id']}, which does not exist")
+        for row in await self._conn.fetch(stray, *arguments):
+            entry = "a missing entry" if row["entry_round"] is None else f"an entry of round {row['entry_round']}"
+            account = (
+                "a missing account" if row["account_round"] is None else f"an account of round {row['account_round']}"
+            )
+            problems.append(
+                f"journal line of {row['amount_cents']} (entry {row['entry_id']}, account {row['account_id']}) "
+                f"joins {entry} to {account}"
+            )
         return problems

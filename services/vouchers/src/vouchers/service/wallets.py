@@ -1,6 +1,8 @@
 """Issuing wallets (pledge rounds): in bulk from a list of residents, or to a resident who claims their own.
-Issuance is set-based (the ledger opens every new wallet and funds them from the pool in one entry), so a
-city of a million residents is issued in about a minute; a resident never gets a second wallet in a round."""
+Issuance is set-based (the ledger opens every new wallet and funds them from the pool in one entry, in one
+statement), so a city of a million residents is issued in seconds; a resident never gets a second wallet in a
+round. The WalletsIssued events name exactly the residents who got one and leave through the outbox with the
+same commit."""
 
 from __future__ import annotations
 
