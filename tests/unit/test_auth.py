@@ -1,9 +1,13 @@
 """Bearer tokens: only RS256 tokens signed by the configured key, for our issuer and audience, are accepted."""
 
+import json
+import threading
 import time
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from jwt.algorithms import RSAAlgorithm
 
 from buurtkracht_kit.auth import Principal, Role, TokenVerifier, mint
 from buurtkracht_kit.problems import Problem
@@ -102,3 +106,66 @@ def test_areas_nest_by_cbs_code(held, target, acts):
 )
 def test_a_resident_lives_in_their_buurt_and_every_area_around_it(home, area, lives):
     assert Principal("r-1", frozenset({Role.RESIDENT}), frozenset({home})).lives_in(area) is lives
+
+
+def test_the_key_is_parsed_once_when_the_verifier_is_made_not_per_token(verifier, monkeypatch):
+    def no_parsing(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a PEM key was parsed while checking a token")
+
+    signed = token()
+    for loader in ("load_pem_public_key", "load_pem_private_key", "load_ssh_public_key"):
+        monkeypatch.setattr(jwt.algorithms, loader, no_parsing)
+    assert verifier.verify(signed).subject == "r-123"
+
+
+@pytest.mark.parametrize("content", [PRIVATE, "not a key"], ids=["private key", "garbage"])
+def test_a_key_file_without_an_rsa_public_key_stops_the_start(tmp_path, content):
+    path = tmp_path / "public.pem"
+    path.write_text(content)
+    with pytest.raises((ValueError, jwt.PyJWTError)):
+        TokenVerifier(issuer=ISSUER, audience=AUDIENCE, public_key_file=path)
+
+
+async def test_a_token_is_checked_on_the_event_loop(verifier):
+    loop_thread = threading.get_ident()
+    checked_in: list[int] = []
+    verify = verifier.verify
+
+    def recording(raw: str) -> Principal:
+        checked_in.append(threading.get_ident())
+        return verify(raw)
+
+    verifier.verify = recording
+    principal = await verifier.verify_without_blocking(token())
+    assert principal.subject == "r-123" and checked_in == [loop_thread]
+
+
+async def test_a_jwks_key_is_fetched_off_the_event_loop_once_then_tokens_are_checked_on_it(monkeypatch):
+    public_key = serialization.load_pem_public_key(PUBLIC.encode())
+    jwk = json.loads(RSAAlgorithm.to_jwk(public_key)) | {"kid": "key-1", "alg": "RS256", "use": "sig"}
+    fetched_in: list[int] = []
+
+    def fetch(client: jwt.PyJWKClient) -> dict:
+        fetched_in.append(threading.get_ident())
+        return {"keys": [jwk]}
+
+    monkeypatch.setattr(jwt.PyJWKClient, "fetch_data", fetch)
+    verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, jwks_url="https://login.test/certs")
+    loop_thread = threading.get_ident()
+    first = await verifier.verify_without_blocking(token(key_id="key-1"))
+    assert first.subject == "r-123"
+    assert len(fetched_in) == 1 and fetched_in[0] != loop_thread
+
+    checked_in: list[int] = []
+    verify = verifier.verify
+
+    def recording(raw: str) -> Principal:
+        checked_in.append(threading.get_ident())
+        return verify(raw)
+
+    verifier.verify = recording
+    await verifier.verify_without_blocking(token(key_id="key-1", subject="r-456"))
+    assert checked_in == [loop_thread] and len(fetched_in) == 1
+    with pytest.raises(Problem) as refused:  # an unknown key id is looked up off the loop, and refused
+        await verifier.verify_without_blocking(token(key_id="key-2"))
+    assert refused.value.status == 401 and checked_in[-1] != loop_thread

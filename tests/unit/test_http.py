@@ -1,5 +1,7 @@
 """The shared HTTP face: problem+json naming the field at fault, health, metrics by route template."""
 
+import threading
+
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.testclient import TestClient
@@ -21,6 +23,16 @@ class Draft(BaseModel):
 
 
 router = APIRouter()
+
+
+@router.get("/api/v1/failing/{thing_id}")
+async def failing(thing_id: int):
+    raise RuntimeError("a bug")
+
+
+@router.get("/api/v1/whoami")
+async def whoami(caller=Depends(require(Role.RESIDENT))):
+    return {"subject": caller.subject, "thread": threading.get_ident()}
 
 
 @router.post("/api/v1/things/{thing_id}")
@@ -125,3 +137,44 @@ def test_readiness_reports_each_dependency():
     assert answer.status_code == 503
     assert answer.json()["checks"] == {"database": "ok", "kafka": "failing: ConnectionError"}
     assert test_client.get("/healthz").status_code == 200
+
+
+def test_a_request_that_raises_is_counted_as_a_500_and_probes_are_not_counted(api):
+    test_client, _ = api
+    assert test_client.get("/api/v1/failing/3").status_code == 500
+    test_client.get("/healthz")
+    test_client.get("/readyz")
+    text = test_client.get("/metrics").text
+    assert 'buurtkracht_http_requests_total{method="GET",route="/api/v1/failing/{thing_id}",status="500"} 1.0' in text
+    duration = 'buurtkracht_http_request_duration_seconds_count{method="GET",route="/api/v1/failing/{thing_id}"} 1.0'
+    assert duration in text
+    assert 'route="/healthz"' not in text and 'route="/readyz"' not in text
+
+
+def test_an_unknown_route_is_counted_as_unmatched(api):
+    test_client, _ = api
+    test_client.get("/api/v1/nothing/here")
+    assert 'route="unmatched",status="404"} 1.0' in test_client.get("/metrics").text
+
+
+def test_the_token_is_checked_on_the_event_loop_not_in_a_worker_thread(api):
+    test_client, _ = api
+    verifier = test_client.app.state.token_verifier
+    verify, checked_in = verifier.verify, []
+
+    def recording(raw):
+        checked_in.append(threading.get_ident())
+        return verify(raw)
+
+    verifier.verify = recording
+    answer = test_client.get("/api/v1/whoami", headers=bearer())
+    assert answer.status_code == 200 and answer.json()["subject"] == "r-1"
+    assert checked_in == [answer.json()["thread"]]
+
+
+def test_request_metrics_are_pure_asgi_middleware(api):
+    from starlette.middleware.base import BaseHTTPMiddleware
+
+    test_client, _ = api
+    assert [m.cls for m in test_client.app.user_middleware] == [http.RequestMetrics]
+    assert not any(m.cls is BaseHTTPMiddleware for m in test_client.app.user_middleware)

@@ -139,7 +139,9 @@ def relay(
     once: Annotated[bool, typer.Option(help="drain what is committed now, then exit")] = False,
 ) -> None:
     """Publish a database's outbox to Kafka until stopped (SIGTERM/SIGINT), or once with --once."""
-    asyncio.run(_relay(database_url, bootstrap, batch_size, once))
+    import uvloop
+
+    uvloop.run(_relay(database_url, bootstrap, batch_size, once))
 
 
 async def _relay(database_url: str, bootstrap: str, batch_size: int, once: bool) -> None:

@@ -6,15 +6,17 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import problems
-from .metrics import ServiceMetrics
+from .metrics import ServiceMetrics, metrics_registry
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMEASURED = frozenset({"/metrics", "/healthz", "/readyz"})
 
 
 def install(
@@ -22,24 +24,13 @@ def install(
     metrics: ServiceMetrics,
     readiness: dict[str, ReadinessCheck],
     consuming: Callable[[], Awaitable[bool]] | None = None,
+    process: Callable[[], dict[str, object]] | None = None,
 ) -> None:
+    """Problems, probes, `/metrics` and request metrics on `app`. `/readyz` speaks for the process that answers
+    it (where several share a port, each checks what it runs itself; `process` names which one it is)."""
     problems.install(app)
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = request.scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            if template not in {"/metrics", "/healthz", "/readyz"}:
-                method = request.method if request.method in METHODS else "OTHER"  # bounded label values
-                metrics.http_requests.labels(method, template, str(status)).inc()
-                metrics.http_duration.labels(method, template).observe(time.perf_counter() - started)
+    app.add_middleware(RequestMetrics, metrics=metrics)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -58,6 +49,8 @@ def install(
                 results[name] = f"failing: {type(error).__name__}"
         ready = all(value == "ok" for value in results.values())
         body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": results}
+        if process is not None:
+            body["process"] = process()
         if consuming is not None:  # informational: a replica without partitions is still ready to serve HTTP
             try:
                 body["consuming"] = await asyncio.wait_for(consuming(), timeout=2.0)
@@ -65,6 +58,40 @@ def install(
                 body["consuming"] = False
         return JSONResponse(body, status_code=200 if ready else 503)
 
+    exposed = metrics_registry(metrics)
+
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(exposed), media_type=CONTENT_TYPE_LATEST)
+
+
+class RequestMetrics:
+    """Pure ASGI middleware counting and timing every HTTP request by method, route template and status.
+
+    The status is the one the application started its response with (500 when it raised before that); the
+    duration runs until the response body is sent. Probes and scrapes are not counted."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            template = getattr(scope.get("route"), "path", "unmatched")
+            if template not in UNMEASURED:
+                method = scope["method"] if scope["method"] in METHODS else "OTHER"  # bounded label values
+                self.metrics.http_requests.labels(method, template, str(status)).inc()
+                self.metrics.http_duration.labels(method, template).observe(time.perf_counter() - started)

@@ -1,4 +1,6 @@
-"""JSON logs on stdout; every line written while handling an event carries that event's id and type."""
+"""JSON logs on stdout; every line written while handling an event carries that event's id and type.
+
+Every line names the process (`pid`): the processes of one service share a container's output."""
 
 from __future__ import annotations
 
@@ -39,14 +41,14 @@ def configure(service: str, level: str = "INFO", fmt: str = "json") -> None:
     if fmt == "json":
         handler.setFormatter(
             JsonFormatter(
-                "{asctime}{levelname}{name}{message}",
+                "{asctime}{levelname}{name}{process}{message}",
                 style="{",
-                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
                 static_fields={"service": service},
             )
         )
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -2,15 +2,67 @@
 
 Names follow Prometheus conventions: `_total` for counters, `_seconds` for durations; every name
 starts with `buurtkracht_`. Labels stay low-cardinality: route templates, never raw paths.
+
+One process, one registry: `/metrics` shows the registry of the process that answers. When several
+processes of a service share one port (`BK_HTTP_WORKERS` above 1, `BK_RELAY_PROCESS`), a scrape reaches
+any one of them, so they run in prometheus_client's multiprocess mode instead: `PROMETHEUS_MULTIPROC_DIR`
+is set before the process starts (the mode is chosen when prometheus_client is imported), every process
+writes its values to files there, and `/metrics` of any of them shows the sum over all of them — counters
+and histograms added up, each gauge once per live process (a `pid` label). The supervising process empties
+the directory before it starts its processes, so a restarted pod counts from zero as a single process does.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> Path | None:
+    """The directory the processes of this service share their values in, if they run in multiprocess mode."""
+    value = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+    return Path(value) if value else None
+
+
+def clear_multiprocess_dir() -> None:
+    """Start the shared values afresh: called once by the supervising process, before it starts any other."""
+    folder = multiprocess_dir()
+    if folder is None:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    for leftover in folder.glob("*.db"):
+        leftover.unlink(missing_ok=True)
+
+
+def forget_process(pid: int) -> None:
+    """Drop the gauges of a process that ended (a gauge says how things are now, and that process cannot
+    know); its counters and histograms stay, so the sums never go back."""
+    folder = multiprocess_dir()
+    if folder is None:
+        return
+    for gauge in folder.glob(f"gauge_*_{pid}.db"):
+        gauge.unlink(missing_ok=True)
+
+
+def metrics_registry(metrics: ServiceMetrics) -> CollectorRegistry:
+    """What `/metrics` exposes: the service's own registry, or in multiprocess mode every process's values."""
+    folder = multiprocess_dir()
+    if folder is None:
+        return metrics.registry
+    combined = CollectorRegistry()
+    MultiProcessCollector(combined, path=str(folder))
+    return combined
 
 
 class ServiceMetrics:
     def __init__(self, service: str) -> None:
+        if (folder := multiprocess_dir()) is not None:
+            folder.mkdir(parents=True, exist_ok=True)  # multiprocess mode writes each value there from the start
         self.service = service
         self.registry = CollectorRegistry()
         r = self.registry

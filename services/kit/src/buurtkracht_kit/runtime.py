@@ -3,6 +3,12 @@
 Start-up order: migrations, pool, relay, consumer. Shutdown (SIGTERM, via uvicorn): stop taking HTTP
 requests and finish those in flight, stop consuming after the message in hand, publish what is
 committed in the outbox, close the pool.
+
+A process runs what its role says besides HTTP (`process_role`): `all` (the default, and what `make run`
+and the tests use) runs the consumer, the background loops and the outbox relay; `api` runs none of them;
+`worker` the consumer and background loops; `relay` the relay. The consumer and background loops must
+run once per replica, never once per HTTP process: `serve` gives them to exactly one process when it
+starts several (`http_workers`, `relay_process`).
 """
 
 from __future__ import annotations
@@ -11,13 +17,19 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
+import signal
+import socket
+import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 import uvicorn
+import uvloop
 from fastapi import APIRouter, FastAPI
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -28,7 +40,7 @@ from faststream.specification import AsyncAPI
 from buurtkracht_contracts import Event
 from buurtkracht_contracts.topics import dead_letter_topic
 
-from . import housekeeping, http, logs, migrations, problems
+from . import housekeeping, http, logs, metrics, migrations, problems
 from .auth import TokenVerifier
 from .consumer import EventConsumer, Handler
 from .db import UnitOfWork, create_pool
@@ -88,11 +100,17 @@ class Service:
         self.app = FastAPI(
             title=spec.title, version=spec.version, description=spec.description, lifespan=self._lifespan
         )
+        self._readiness: dict[str, http.ReadinessCheck] = {
+            "database": self._check_database,
+            "kafka": self._check_kafka,
+            "workers": self._check_tasks,
+        }
         http.install(
             self.app,
             self.metrics,
-            {"database": self._check_database, "kafka": self._check_kafka, "workers": self._check_tasks},
+            self._readiness,
             consuming=self.consuming if spec.subscribed_topics else None,
+            process=lambda: {"role": self.settings.process_role, "pid": os.getpid()},
         )
         self.app.add_api_route("/asyncapi.json", self.asyncapi, include_in_schema=False)
         for error_type, to_problem in spec.problems.items():
@@ -110,27 +128,37 @@ class Service:
     def _subscribe(self) -> None:
         handled = ", ".join(f"`{model.event_type}`" for model in self.spec.handlers)
 
+        async def tolerant_batch_parser(records: Any, original_parser: Callable[[Any], Awaitable[Any]]) -> Any:
+            """`_tolerant_parser` for a polled batch: each record still reaches the consumer exactly as it came."""
+            try:
+                return await original_parser(records)
+            except (AttributeError, UnicodeDecodeError):
+                readable = tuple(
+                    dataclasses.replace(record, headers=[(name, v) for name, v in record.headers if _utf8(v)])
+                    for record in records
+                )
+                message = await original_parser(readable)
+                message.raw_message = records
+                return message
+
         @self.broker.subscriber(
             *self.spec.subscribed_topics,
             group_id=self.settings.service_name,
             title=f"{','.join(self.spec.subscribed_topics)}:{self.settings.service_name}",
             description=f"Consumer group `{self.settings.service_name}` (binary-mode CloudEvents); acts on "
             f"{handled}, ignores other types; dead letters go to {dead_letter_topic(self.settings.service_name)}",
-            ack_policy=AckPolicy.MANUAL,  # rewound on error below, committed by `self.offsets` in the background
+            ack_policy=AckPolicy.MANUAL,  # rewound on error by `apply_batch`, committed by `self.offsets` later
             listener=self.offsets,
             no_reply=True,  # a record's reply_to header never makes this service publish anything
             auto_offset_reset=self.settings.consumer_start,
-            parser=_tolerant_parser,
+            batch=True,  # each partition's share of a poll is applied in one transaction
+            max_records=self.settings.consumer_batch_size,
+            parser=tolerant_batch_parser,
             decoder=_raw_body,
         )
-        async def on_record(message: KafkaMessage) -> None:
+        async def on_batch(message: KafkaMessage) -> None:
             assert self.consumer is not None
-            try:
-                await self.consumer.consume(message.raw_message)
-            except BaseException:
-                await message.nack()  # back to this record: nothing behind it is applied or committed first
-                raise
-            await self.offsets.applied(message.raw_message, message.consumer)
+            await self.offsets.apply_batch(message.raw_message, message.consumer, self.consumer.consume_batch)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
@@ -153,7 +181,7 @@ class Service:
             jwks_url=settings.jwt_jwks_url,
         )
         relay_task = None
-        if settings.relay_enabled:
+        if settings.relay_enabled and settings.process_role in ("all", "relay"):
             self.relay = OutboxRelay(
                 self.pool,
                 lambda: kafka_producer(settings.kafka_client_options()),
@@ -162,6 +190,9 @@ class Service:
                 poll_interval=settings.relay_poll_interval_seconds,
             )
             relay_task = self._supervised(self.relay.run(), "outbox-relay")
+        consumes = settings.process_role in ("all", "worker")
+        if not consumes:  # neither a consumer nor background loops here: another process of the service runs them
+            self._readiness.pop("kafka", None)
         self.consumer = EventConsumer(
             settings.service_name,
             self.pool,
@@ -173,19 +204,22 @@ class Service:
             handler_timeout_seconds=settings.consumer_handler_timeout_seconds,
             unit_of_work=self.unit_of_work,
         )
-        await self.broker.start()
-        tasks = (housekeeping.run_housekeeping, *self.spec.background)
-        background = [self._supervised(task(self), task.__name__) for task in tasks]
-        background.append(self._supervised(self.offsets.run(), "offset-commits"))
-        logger.info("%s ready", self.spec.name)
+        background: list[asyncio.Task[None]] = []
+        if consumes:
+            await self.broker.start()
+            tasks = (housekeeping.run_housekeeping, *self.spec.background)
+            background = [self._supervised(task(self), task.__name__) for task in tasks]
+            background.append(self._supervised(self.offsets.run(), "offset-commits"))
+        logger.info("%s ready (%s)", self.spec.name, settings.process_role)
         try:
             yield
         finally:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
-            await self.offsets.stopping()
-            await self.broker.stop()
+            if consumes:
+                await self.offsets.stopping()
+                await self.broker.stop()
             if self.relay and relay_task:
                 self.relay.stop()
                 try:
@@ -301,15 +335,157 @@ def _broker_security(settings: KitSettings) -> dict[str, object]:
 
 
 def serve(service: Service) -> None:
-    """Run the service until SIGTERM or SIGINT, then shut down gracefully."""
+    """Run the service until SIGTERM or SIGINT, then shut down gracefully.
+
+    One process (`process_role` says what it runs besides HTTP), unless `http_workers` is above 1 or
+    `relay_process` is set: then this process supervises the others (`_supervise`)."""
     settings = service.settings
     logs.configure(service.spec.name, settings.log_level, settings.log_format)
-    uvicorn.run(
-        service.app,
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
-        timeout_keep_alive=75,  # longer than a load balancer's idle timeout, so it never reuses a closed connection
-    )
+    if settings.http_workers > 1 or settings.relay_process:
+        sys.exit(_supervise(service))
+    uvicorn.run(service.app, **_uvicorn_options(settings))
+
+
+def _uvicorn_options(settings: KitSettings) -> dict[str, Any]:
+    return {
+        "host": settings.http_host,
+        "port": settings.http_port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": int(settings.shutdown_grace_seconds),
+        "timeout_keep_alive": 75,  # longer than a load balancer's idle timeout, so it never reuses a closed connection
+    }
+
+
+STARTUP_FAILURE = 3  # uvicorn's exit status when the application could not start
+
+
+def _supervise(service: Service) -> int:
+    """Several processes of one service in one container: the returned exit status is the container's.
+
+    This process applies the migrations once, empties the shared metrics directory, then forks
+    `http_workers` HTTP processes, each with its own event loop and pool, all on the one port (SO_REUSEPORT:
+    the kernel spreads connections over them). The first also runs what must run once per replica: the
+    Kafka consumer and the background loops (role `worker`), and the outbox relay unless `relay_process`
+    gives the relay a process of its own (role `relay`, without HTTP). The rest only answer HTTP (role
+    `api`). A process that ends while the service runs is started again, after a second; one that could
+    not start at all stops the service (as a single process would). SIGTERM or SIGINT is passed on to
+    every process, and this one ends when they all have: each drains as a single process does."""
+    settings = service.settings
+    if settings.process_role != "all":
+        raise SystemExit("BK_HTTP_WORKERS above 1 and BK_RELAY_PROCESS assign the roles: leave BK_PROCESS_ROLE at all")
+    if metrics.multiprocess_dir() is None:
+        raise SystemExit(
+            "several processes share one /metrics: set PROMETHEUS_MULTIPROC_DIR to a directory only this service "
+            "writes, before the service starts"
+        )
+    if settings.migrate_on_start:
+        migrations.apply(settings.database_url, service.spec.migrations)
+    metrics.clear_multiprocess_dir()
+    roles = ["worker" if settings.relay_process else "all"] + ["api"] * (settings.http_workers - 1)
+    if settings.relay_process:
+        roles.append("relay")
+    children: dict[int, str] = {}
+    stopping = False
+    status = 0
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    def start(role: str) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)  # no stop between the fork and the bookkeeping
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _run_child(service, role)
+            children[pid] = role
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+    for stop_signal in _STOP_SIGNALS:
+        signal.signal(stop_signal, stop)
+    for role in roles:
+        start(role)
+    logger.info("%s: %s", service.spec.name, ", ".join(f"{role} (pid {pid})" for pid, role in children.items()))
+    while children:
+        try:
+            pid, wait_status = os.wait()
+        except ChildProcessError:
+            break
+        role = children.pop(pid, "")
+        code = os.waitstatus_to_exitcode(wait_status)
+        metrics.forget_process(pid)
+        if stopping or not role:
+            continue
+        if code == STARTUP_FAILURE:
+            logger.error("%s process %d could not start; stopping the service", role, pid)
+            status = STARTUP_FAILURE
+            stop()
+            continue
+        logger.error("%s process %d ended with %s; starting another", role, pid, code)
+        time.sleep(1.0)
+        if not stopping:
+            start(role)
+    logger.info("%s stopped", service.spec.name)
+    return status
+
+
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def _run_child(service: Service, role: str) -> NoReturn:
+    """The body of one forked process; it never returns into the supervisor's code."""
+    code = 1
+    try:
+        for stop_signal in _STOP_SIGNALS:
+            signal.signal(stop_signal, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+        service.settings = settings = service.settings.model_copy(
+            update={"process_role": role, "migrate_on_start": False}
+        )
+        if role == "relay":
+            uvloop.run(_relay_until_stopped(service))
+            code = 0
+        else:
+            try:
+                listening = _shared_port(settings)
+            except OSError:
+                code = STARTUP_FAILURE  # the port is another program's: as a single process, the service stops
+                raise
+            server = uvicorn.Server(uvicorn.Config(service.app, **_uvicorn_options(settings)))
+            server.run(sockets=[listening])
+            code = 0 if server.started else STARTUP_FAILURE
+    except BaseException:
+        logger.exception("%s process %d failed", role, os.getpid())
+    finally:
+        os._exit(code)
+
+
+def _shared_port(settings: KitSettings) -> socket.socket:
+    """A listening socket of its own on the service's port, which every HTTP process of the service binds."""
+    family = socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((settings.http_host, settings.http_port))
+    return sock
+
+
+async def _relay_until_stopped(service: Service) -> None:
+    """The outbox relay as a process of its own, until SIGTERM or SIGINT; an error in it ends the process
+    (the supervisor starts another), where an HTTP process would report it in `/readyz`."""
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for stop_signal in _STOP_SIGNALS:
+        loop.add_signal_handler(stop_signal, stopped.set)
+    async with service._lifespan(service.app):
+        while not stopped.is_set():
+            await service._check_tasks()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopped.wait(), 1.0)

@@ -57,6 +57,21 @@ class KitSettings(KafkaSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    process_role: str = Field(
+        "all",
+        pattern="^(all|api|worker|relay)$",
+        description="What this process runs besides HTTP: all (consumer, background loops and outbox relay), "
+        "api (nothing), worker (consumer and background loops), relay (the outbox relay)",
+    )
+    http_workers: int = Field(
+        1,
+        ge=1,
+        description="Processes serving HTTP on the one port; above 1 the first also runs the consumer and "
+        "background loops, the rest only HTTP (needs PROMETHEUS_MULTIPROC_DIR, and process_role all)",
+    )
+    relay_process: bool = Field(
+        False, description="Run the outbox relay in a process of its own beside the HTTP processes"
+    )
     log_level: str = "INFO"
     log_format: str = Field("json", pattern="^(json|text)$")
     migrate_on_start: bool = True
@@ -64,8 +79,15 @@ class KitSettings(KafkaSettings):
     db_pool_max_size: int = 10
 
     relay_enabled: bool = True
-    relay_batch_size: int = Field(1000, ge=1)
-    relay_poll_interval_seconds: float = Field(1.0, gt=0)
+    relay_batch_size: int = Field(
+        5000, ge=1, description="Most outbox rows the relay publishes in one transaction (sent in chunks of 1,000)"
+    )
+    relay_poll_interval_seconds: float = Field(
+        0.05,
+        gt=0,
+        description="How often an idle relay probes the outbox for rows other processes committed (commits of its "
+        "own process wake it at once)",
+    )
 
     consumer_start: str = Field(
         "earliest", pattern="^(earliest|latest)$", description="where a consumer group without offsets starts"
@@ -73,6 +95,9 @@ class KitSettings(KafkaSettings):
     consumer_max_attempts: int = Field(5, ge=1)
     consumer_retry_backoff_seconds: float = Field(0.2, ge=0)
     consumer_handler_timeout_seconds: float = Field(30.0, gt=0)
+    consumer_batch_size: int = Field(
+        500, ge=1, description="Most records polled at once; each partition's share is applied in one transaction"
+    )
     consumer_commit_interval_seconds: float = Field(
         0.5, gt=0, description="How often the consumer group's offsets are committed (a crash redelivers at most this)"
     )

@@ -16,3 +16,10 @@ class VouchersSettings(KitSettings):
         le=10_000,
         description="Pledges that arrive together are decided in one transaction, this many at most",
     )
+    consumer_batch_size: int = Field(
+        1,
+        ge=1,
+        description="Records of initiative events applied per transaction. One: each reaction takes its locks in the "
+        "one order that keeps commands from deadlocking (service.locking), and several reactions in one transaction "
+        "would hold the locks of the first while taking those of the next",
+    )
