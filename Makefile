@@ -10,7 +10,7 @@
 #   make lint       ruff, the event-schema compatibility check, and k8s-lint (manifests and the Dockerfile)
 #   make schemas    regenerate contracts/schemas/ after changing an event model
 #   make docs       regenerate each service's OpenAPI and AsyncAPI documents (services/*/docs/)
-#   make bench      the benchmarks in bench/ (needs the stack)
+#   make bench      the benchmarks in bench/, then one line of figures (JSON) per benchmark (needs the stack)
 #   make ledger-check   verify every invariant of the vouchers ledger (needs the stack)
 #   make mail       list the email the local SMTP sink received
 #   make test-unit | test-integration | test-e2e | test-fault    one tier (all but unit need the stack)
@@ -112,10 +112,4 @@ ledger-check: install
 	BK_DATABASE_URL="$(VOUCHERS_DATABASE_URL)" $(RUN) python -m vouchers.ledger_check
 
 bench: install
-	$(RUN) python bench/relay_throughput.py
-	$(RUN) python bench/relay_throughput.py --aggregates 1
-	$(RUN) python bench/consumer_throughput.py
-	$(RUN) python bench/consumer_throughput.py --ignored
-	$(RUN) python bench/voucher_day.py
-	$(RUN) python bench/wallet_issuance.py
-	$(RUN) python bench/notification_latency.py
+	$(RUN) python bench/all.py

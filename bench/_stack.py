@@ -1,20 +1,21 @@
-"""Shared pieces of the benchmarks that run a service as its own process against the local stack.
+"""Shared pieces of the benchmarks that run services as their own processes against the local stack.
 
-Scratch databases, a throw-away token-signing key pair, the vouchers service as a child process
-(optionally profiled), Kafka end offsets and a counter of one aggregate's records, the CPU each party uses
-(the machine is shared), what the database's backends wait on, latency percentiles, pgbench, and `report`,
-the end of every benchmark's output: its summary on stderr, its figures as one JSON object on stdout's last line.
+Scratch databases, a throw-away token-signing key pair, the services as child processes (`ServiceProcess`, the one
+place that decides how a service is launched; the vouchers service optionally profiled), Kafka end offsets and a
+counter of one aggregate's records, the CPU each party uses (the machine is shared), what the database's backends
+wait on, latency percentiles, pgbench, and `report`, the end of every benchmark's output: its summary on stderr, its
+figures as one JSON object on stdout's last line.
 
 Run as a script, it is the vouchers service without its Kafka consumer:
 
     python bench/_stack.py serve-vouchers        # configured by BK_* variables, like `python -m vouchers`
 
-`python -m vouchers` always joins the consumer group `vouchers` (the group id is `SPEC.name`, not
-`BK_SERVICE_NAME`), so a benchmark instance would take partitions of `initiatives.events` away from any
-other vouchers process on the stack, and whatever other people's tests put on that topic meanwhile (poison
-records included) would land in the benchmark's database and outbox. The benchmarks make initiatives known
-directly in the database, so this entry point builds the very same service (routes, database work, outbox
-relay, background tasks) with the spec named after `BK_SERVICE_NAME` and subscribed to nothing.
+`python -m vouchers` consumes `initiatives.events` (as the consumer group `BK_SERVICE_NAME`), so whatever other
+people's tests put on that topic meanwhile (poison records included) would land in the benchmark's database and
+outbox, and a shared group name would take partitions away from other vouchers processes on the stack. The
+benchmarks make initiatives known directly in the database, so this entry point builds the very same service
+(routes, database work, outbox relay, background tasks) with the spec named after `BK_SERVICE_NAME` and subscribed
+to nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,19 +189,43 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def workers_variable() -> str | None:
+    """The environment variable that sets how many worker processes a service runs (`BK_` and the kit setting whose
+    name ends in `workers`), or None while the kit has no such setting."""
+    from buurtkracht_kit.settings import KitSettings
+
+    names = [name for name in KitSettings.model_fields if name.endswith("workers")]
+    return f"BK_{names[0].upper()}" if len(names) == 1 else None
+
+
 @dataclass
 class ServiceProcess:
-    """The vouchers service in a child process, configured by BK_* variables; stopped with SIGTERM."""
+    """A service in a child process, configured by BK_* variables; stopped with SIGTERM. Every benchmark launches its
+    services through this class, so how a service is started (its command, its variables, its worker count) is
+    decided here only.
+
+    `module` is the service (`vouchers`, `initiatives`, `notifications`). `launch` "isolated" runs the vouchers
+    service from this file's entry point (subscribed to nothing, see the module docstring); "module" runs
+    `python -m <module>` verbatim, whose consumer group is `service_name` (give each run its own name and
+    `BK_CONSUMER_START=latest`, as here, so it reads only what is produced after it started). With `consuming`, the
+    service counts as started only once its consumer holds partitions and knows where it reads from."""
 
     database_url: str
     public_pem: str
     pool_max_size: int = 20
-    launch: str = "isolated"  # "isolated": this file's entry point (no consumer); "module": `python -m vouchers`
+    launch: str = "isolated"  # "isolated": this file's entry point (no consumer); "module": `python -m <module>`
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
-    service_name: str = field(default_factory=lambda: f"vouchers-bench-{uuid.uuid4().hex[:8]}")
+    service_name: str = ""
+    module: str = "vouchers"
+    workers: int | None = None  # worker processes of the service; None leaves the service's own default
+    consuming: bool = False
 
     def __post_init__(self) -> None:
+        if not self.service_name:
+            self.service_name = f"{self.module}-bench-{uuid.uuid4().hex[:8]}"
+        if self.launch == "isolated" and self.module != "vouchers":
+            raise ValueError("only the vouchers service has an isolated entry point")
         self._dir = tempfile.TemporaryDirectory(prefix="bk-bench-")
         self.log_path = Path(self._dir.name) / "service.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -214,45 +239,62 @@ class ServiceProcess:
         assert self._process is not None
         return self._process.pid
 
+    def environment(self, key_file: Path) -> dict[str, str]:
+        env = os.environ | {
+            "BK_DATABASE_URL": self.database_url,
+            "BK_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
+            "BK_HTTP_PORT": str(self.port),
+            "BK_JWT_PUBLIC_KEY_FILE": str(key_file),
+            "BK_SERVICE_NAME": self.service_name,  # also the consumer group of `python -m <module>`
+            "BK_LOG_LEVEL": "WARNING",
+            "BK_DB_POOL_MAX_SIZE": str(self.pool_max_size),
+            # a new consumer group starts at the end of its topics instead of replaying their history
+            "BK_CONSUMER_START": "latest",
+        }
+        if self.module == "vouchers":
+            env["BK_LEDGER_CHECK_SECONDS"] = "86400"  # the benchmark checks the ledger itself, after the load
+        if self.workers is not None:
+            variable = workers_variable()
+            if variable is None:
+                raise RuntimeError("the kit has no worker-count setting (a KitSettings field ending in `workers`)")
+            env[variable] = str(self.workers)
+            if self.workers > 1:  # the HTTP processes' metrics are added up through files in this directory
+                metrics = Path(self._dir.name) / "prometheus"
+                metrics.mkdir(exist_ok=True)
+                env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
+        return env | self.extra_env
+
+    def command(self) -> list[str]:
+        if self.launch == "module":
+            return [sys.executable, "-m", self.module]
+        return [sys.executable, str(REPO / "bench" / "_stack.py"), "serve-vouchers"]
+
     async def start(self, timeout: float = 60.0) -> float:
-        """Start the process and wait until `/readyz` answers 200; returns the seconds it took."""
+        """Start the process and wait until `/readyz` answers 200 (and, with `consuming`, says it consumes); returns
+        the seconds it took."""
         key_file = Path(self._dir.name) / "jwt-public.pem"
         key_file.write_text(self.public_pem)
-        env = (
-            os.environ
-            | {
-                "BK_DATABASE_URL": self.database_url,
-                "BK_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
-                "BK_HTTP_PORT": str(self.port),
-                "BK_JWT_PUBLIC_KEY_FILE": str(key_file),
-                "BK_SERVICE_NAME": self.service_name,
-                "BK_LOG_LEVEL": "WARNING",
-                "BK_DB_POOL_MAX_SIZE": str(self.pool_max_size),
-                # a new consumer group starts at the end of initiatives.events instead of replaying its history
-                "BK_CONSUMER_START": "latest",
-                "BK_LEDGER_CHECK_SECONDS": "86400",  # the benchmark checks the ledger itself, after the load
-            }
-            | self.extra_env
-        )
-        command = (
-            [sys.executable, "-m", "vouchers"]
-            if self.launch == "module"
-            else [sys.executable, str(REPO / "bench" / "_stack.py"), "serve-vouchers"]
-        )
+        env = self.environment(key_file)
         started = time.perf_counter()
         with self.log_path.open("wb") as out:
             self._process = await asyncio.to_thread(
-                subprocess.Popen, command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO
+                subprocess.Popen, self.command(), env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO
             )
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=2.0) as client:
+        # a new connection for every probe: with several HTTP processes on the port, the kernel spreads connections
+        # over them, and only one of them runs the consumer
+        limits = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=5.0, limits=limits) as client:
             while time.perf_counter() - started < timeout:
                 if self._process.poll() is not None:
-                    raise RuntimeError(f"the service exited with {self._process.returncode}:\n{self.log_tail()}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get("/readyz")).status_code == 200:
+                    raise RuntimeError(
+                        f"{self.service_name} exited with {self._process.returncode}:\n{self.log_tail()}"
+                    )
+                with contextlib.suppress(httpx.HTTPError, ValueError):
+                    answer = await client.get("/readyz")
+                    if answer.status_code == 200 and (not self.consuming or answer.json().get("consuming") is True):
                         return time.perf_counter() - started
                 await asyncio.sleep(0.2)
-        raise RuntimeError(f"the service was not ready within {timeout} s:\n{self.log_tail()}")
+        raise RuntimeError(f"{self.service_name} was not ready within {timeout} s:\n{self.log_tail()}")
 
     async def stop(self, timeout: float = 60.0) -> tuple[int | None, float]:
         """SIGTERM and wait (the relay publishes what is committed first); returns (exit code, seconds).
@@ -307,9 +349,10 @@ class KeyCounter:
     """Reads a topic from given offsets and counts the records with one key (one aggregate's events), noting when
     each arrived; the topic is shared, so other records are skipped rather than assumed absent."""
 
-    def __init__(self, topic: str, start: dict[int, int], key: str) -> None:
-        self.topic, self.start, self.key = topic, start, key.encode()
+    def __init__(self, topic: str, start: dict[int, int], key: str, keep: bool = False) -> None:
+        self.topic, self.start, self.key, self.keep = topic, start, key.encode(), keep
         self.arrivals: list[float] = []
+        self.records: list[object] = []  # with `keep`: the aggregate's records themselves (aiokafka ConsumerRecord)
         self.types: dict[str, int] = {}
         self.other_records = 0
         self._task: asyncio.Task[None] | None = None
@@ -348,6 +391,8 @@ class KeyCounter:
                     for record in records:
                         if record.key == self.key:
                             self.arrivals.append(now)
+                            if self.keep:
+                                self.records.append(record)
                             kind = dict(record.headers).get("ce_type", b"?").decode().rsplit(".", 2)[-2]
                             self.types[kind] = self.types.get(kind, 0) + 1
                         else:
@@ -392,11 +437,22 @@ def _busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / _TICK
 
 
-def cpu_seconds(service_pid: int | None = None, database: str | None = None) -> dict[str, float]:
-    """CPU seconds used so far by this process, the service process, PostgreSQL (the backends of `database` and the
-    server's own processes), Kafka, and everything else on the machine ("others": other databases' backends,
-    other people's test runs...), from /proc."""
-    used = {"bench": 0.0, "service": 0.0, "postgres": 0.0, "kafka": 0.0}
+def cpu_seconds(
+    service_pid: int | None = None,
+    database: str | Collection[str] | None = None,
+    parties: Mapping[str, int] | None = None,
+) -> dict[str, float]:
+    """CPU seconds used so far by this process, the service process, PostgreSQL (the backends of `database`, one name
+    or several, and the server's own processes), Kafka, each of `parties` (name: pid), and everything else on the
+    machine ("others": other databases' backends, other people's test runs...), from /proc.
+
+    The service and each party count with their descendants (the worker processes of a service that runs several).
+    A process that ended in between is no longer seen: its CPU shows under "others"."""
+    databases = {database} if isinstance(database, str) else set(database) if database is not None else None
+    roots = {"service": service_pid} if service_pid is not None else {}
+    roots |= dict(parties or {})
+    used = {"bench": 0.0, "service": 0.0, "postgres": 0.0, "kafka": 0.0} | {name: 0.0 for name in parties or {}}
+    processes: dict[int, tuple[int, str, str, float]] = {}  # pid: (parent pid, comm, command line, CPU seconds)
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -410,16 +466,27 @@ def cpu_seconds(service_pid: int | None = None, database: str | None = None) -> 
         comm = text[text.index("(") + 1 : text.rindex(")")]
         fields = text[text.rindex(")") + 2 :].split()
         seconds = (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
-        pid = int(entry.name)
+        processes[int(entry.name)] = (int(fields[1]), comm, command, seconds)
+    party_of = {pid: name for name, pid in roots.items()}
+
+    def party(pid: int) -> str | None:
+        seen = 0
+        while pid > 1 and seen < 64:
+            if pid in party_of:
+                return party_of[pid]
+            pid, seen = processes[pid][0] if pid in processes else 0, seen + 1
+        return None
+
+    for pid, (_, comm, command, seconds) in processes.items():
         if pid == os.getpid():
             used["bench"] += seconds
-        elif pid == service_pid:
-            used["service"] += seconds
+        elif (name := party(pid)) is not None:
+            used[name] += seconds
         elif comm == "postgres" and command.startswith("postgres: "):
             words = command.split()
             # "postgres: USER DATABASE HOST(PORT) STATE" for a backend, "postgres: walwriter" and such otherwise
             backend = len(words) >= 4 and "(" in words[3]
-            if not backend or (database is not None and words[2] == database):
+            if not backend or (databases is not None and words[2] in databases):
                 used["postgres"] += seconds
         elif comm == "postgres" and "-D" in command:
             used["postgres"] += seconds  # the postmaster
@@ -443,7 +510,8 @@ def cpu_share(before: dict[str, float], after: dict[str, float], wall: float) ->
 
 
 class WaitSampler:
-    """Samples what the database's active backends wait on (pg_stat_activity), a few times a second."""
+    """Samples what the database's active backends wait on (pg_stat_activity), a few times a second; backends in a
+    transaction waiting for its client's next statement (holding its locks meanwhile) count as `idle in transaction`."""
 
     def __init__(self, pool: asyncpg.Pool, database: str, interval: float = 0.1) -> None:
         self.pool, self.database, self.interval = pool, database, interval
@@ -464,8 +532,10 @@ class WaitSampler:
     async def _run(self) -> None:
         while True:
             rows = await self.pool.fetch(
-                """SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') AS waiting, count(*) AS n
-                   FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND pid <> pg_backend_pid()
+                """SELECT CASE WHEN state = 'active' THEN coalesce(wait_event_type || ':' || wait_event, 'CPU')
+                          ELSE 'idle in transaction' END AS waiting, count(*) AS n
+                   FROM pg_stat_activity
+                   WHERE datname = $1 AND state IN ('active', 'idle in transaction') AND pid <> pg_backend_pid()
                    GROUP BY 1""",
                 self.database,
             )
