@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from .settings import KitSettings
 from .tokens import Role, mint
 
 app = typer.Typer(no_args_is_help=True, help="Buurtkracht operations.")
@@ -22,6 +23,9 @@ dlq_app = typer.Typer(no_args_is_help=True, help="Dead-letter topics: list and r
 app.add_typer(dlq_app, name="dlq")
 
 DEFAULT_KEY_DIR = Path(os.environ.get("BK_LOCAL_DIR", ".local")) / "keys"
+_RELAY_DEFAULTS = {
+    name: KitSettings.model_fields[name].default for name in ("relay_batch_size", "relay_poll_interval_seconds")
+}
 
 
 def _kafka(bootstrap: str) -> dict[str, object]:
@@ -135,16 +139,19 @@ def docs(
 def relay(
     database_url: Annotated[str, typer.Option(envvar="BK_DATABASE_URL")],
     bootstrap: Annotated[str, typer.Option(envvar="BK_KAFKA_BOOTSTRAP_SERVERS")] = "127.0.0.1:19092",
-    batch_size: Annotated[int, typer.Option(envvar="BK_RELAY_BATCH_SIZE")] = 1000,
+    batch_size: Annotated[int, typer.Option(envvar="BK_RELAY_BATCH_SIZE")] = _RELAY_DEFAULTS["relay_batch_size"],
+    poll_interval: Annotated[
+        float, typer.Option(envvar="BK_RELAY_POLL_INTERVAL_SECONDS", help="seconds between probes of the outbox")
+    ] = _RELAY_DEFAULTS["relay_poll_interval_seconds"],
     once: Annotated[bool, typer.Option(help="drain what is committed now, then exit")] = False,
 ) -> None:
     """Publish a database's outbox to Kafka until stopped (SIGTERM/SIGINT), or once with --once."""
     import uvloop
 
-    uvloop.run(_relay(database_url, bootstrap, batch_size, once))
+    uvloop.run(_relay(database_url, bootstrap, batch_size, poll_interval, once))
 
 
-async def _relay(database_url: str, bootstrap: str, batch_size: int, once: bool) -> None:
+async def _relay(database_url: str, bootstrap: str, batch_size: int, poll_interval: float, once: bool) -> None:
     import signal
 
     from . import logs
@@ -160,6 +167,7 @@ async def _relay(database_url: str, bootstrap: str, batch_size: int, once: bool)
         lambda: kafka_producer(client_options),
         ServiceMetrics("outbox-relay"),
         batch_size=batch_size,
+        poll_interval=poll_interval,
     )
     try:
         if once:

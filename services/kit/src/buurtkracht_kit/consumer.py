@@ -390,6 +390,7 @@ class EventConsumer:
             await conn.execute(
                 "DELETE FROM consumer_failures WHERE consumer = $1 AND message_id = $2", self.group, message_id
             )
+        outbox.wake_relays()
         self._metrics.dead_letters.labels(self.group).inc()
         self._count(event_type, "dead_lettered")
         logger.error("message dead-lettered after %d attempt(s): %s", attempts, _describe(error))

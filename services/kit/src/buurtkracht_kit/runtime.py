@@ -1,7 +1,7 @@
 """Wiring of one service process: settings, migrations, pool, HTTP app, Kafka consumer, outbox relay.
 
 Start-up order: migrations, pool, relay, consumer. Shutdown (SIGTERM, via uvicorn): stop taking HTTP
-requests and finish those in flight, stop consuming after the message in hand, publish what is
+requests and finish those in flight, stop consuming after the batch in hand, publish what is
 committed in the outbox, close the pool.
 
 A process runs what its role says besides HTTP (`process_role`): `all` (the default, and what `make run`
@@ -129,7 +129,8 @@ class Service:
         handled = ", ".join(f"`{model.event_type}`" for model in self.spec.handlers)
 
         async def tolerant_batch_parser(records: Any, original_parser: Callable[[Any], Awaitable[Any]]) -> Any:
-            """`_tolerant_parser` for a polled batch: each record still reaches the consumer exactly as it came."""
+            """FastStream's parser, made to accept header values that are null or not UTF-8 (Kafka allows both): the
+            kit's consumer still gets each record of the batch exactly as it came (`raw_message`), and parks it."""
             try:
                 return await original_parser(records)
             except (AttributeError, UnicodeDecodeError):
@@ -286,19 +287,6 @@ class Service:
     async def _check_kafka(self) -> None:
         if not await self.broker.ping(timeout=2.0):
             raise ConnectionError("Kafka does not answer")
-
-
-async def _tolerant_parser(record: Any, original_parser: Callable[[Any], Awaitable[Any]]) -> Any:
-    """FastStream's parser, made to accept header values that are null or not UTF-8 (Kafka allows both).
-
-    The kit's consumer still gets the record exactly as it came (`raw_message`), and parks it."""
-    try:
-        return await original_parser(record)
-    except (AttributeError, UnicodeDecodeError):
-        readable = [(name, value) for name, value in record.headers if _utf8(value)]
-        message = await original_parser(dataclasses.replace(record, headers=readable))
-        message.raw_message = record
-        return message
 
 
 def _utf8(value: bytes | None) -> bool:
