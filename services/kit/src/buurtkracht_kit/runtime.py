@@ -52,6 +52,8 @@ from .settings import KitSettings
 
 logger = logging.getLogger(__name__)
 
+BATCH_POLL_MS = 20  # see `_subscribe`
+
 
 @dataclass
 class ServiceSpec:
@@ -154,6 +156,9 @@ class Service:
             auto_offset_reset=self.settings.consumer_start,
             batch=True,  # each partition's share of a poll is applied in one transaction
             max_records=self.settings.consumer_batch_size,
+            # an empty poll waits this long, and then FastStream sleeps as long again: short, so a record that
+            # arrives at an idle consumer is not held back (an idle poll reads the local fetch buffer: cheap)
+            batch_timeout_ms=BATCH_POLL_MS,
             parser=tolerant_batch_parser,
             decoder=_raw_body,
         )

@@ -99,7 +99,7 @@ class KitSettings(KafkaSettings):
         500, ge=1, description="Most records polled at once; each partition's share is applied in one transaction"
     )
     consumer_commit_interval_seconds: float = Field(
-        0.5, gt=0, description="How often the consumer group's offsets are committed (a crash redelivers at most this)"
+        0.2, gt=0, description="How often the consumer group's offsets are committed (a crash redelivers at most this)"
     )
     db_acquire_timeout_seconds: float = Field(10.0, gt=0)
     db_command_timeout_seconds: float = Field(30.0, gt=0)

@@ -30,11 +30,13 @@ class Reachable:
 class People:
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._conn = connection
+        self._titles: dict[uuid.UUID, str | None] = {}  # read in this unit of work (a batch of events asks often)
 
     # -- what the events tell ----------------------------------------------------------------
     async def learn_initiative(
         self, initiative_id: uuid.UUID, title: str, area_code: str, initiators: list[str]
     ) -> None:
+        self._titles[initiative_id] = title
         await self._conn.execute(
             """INSERT INTO initiatives_known (initiative_id, title, area_code) VALUES ($1, $2, $3)
                ON CONFLICT (initiative_id) DO UPDATE SET title = EXCLUDED.title, area_code = EXCLUDED.area_code""",
@@ -68,7 +70,12 @@ class People:
         )
 
     async def title_of(self, initiative_id: uuid.UUID) -> str | None:
-        return await self._conn.fetchval("SELECT title FROM initiatives_known WHERE initiative_id = $1", initiative_id)
+        """The initiative's title as last learnt; read once per unit of work (only `learn_initiative` changes it)."""
+        if initiative_id not in self._titles:
+            self._titles[initiative_id] = await self._conn.fetchval(
+                "SELECT title FROM initiatives_known WHERE initiative_id = $1", initiative_id
+            )
+        return self._titles[initiative_id]
 
     # -- audiences ---------------------------------------------------------------------------
     async def involved(self, initiative_id: uuid.UUID, role: str) -> list[str]:

@@ -73,6 +73,7 @@ class Webhooks:
 
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._conn = connection
+        self._filters: list[tuple[uuid.UUID, list[str]]] | None = None
 
     # -- subscriptions --------------------------------------------------------------------------------------------
 
@@ -165,9 +166,12 @@ class Webhooks:
         )
 
     async def active_filters(self) -> list[tuple[uuid.UUID, list[str]]]:
-        """Every active subscription's id and event-type filters."""
-        rows = await self._conn.fetch("SELECT id, event_types FROM webhook_subscriptions WHERE status = 'active'")
-        return [(row["id"], list(row["event_types"])) for row in rows]
+        """Every active subscription's id and event-type filters, read once per unit of work: the events of one
+        consumed batch are matched against the subscriptions as they were when the batch began."""
+        if self._filters is None:
+            rows = await self._conn.fetch("SELECT id, event_types FROM webhook_subscriptions WHERE status = 'active'")
+            self._filters = [(row["id"], list(row["event_types"])) for row in rows]
+        return self._filters
 
     async def count_failure(self, subscription_id: uuid.UUID) -> int | None:
         """One more failed attempt in the subscription's current run; returns the run's length (`None` when the
