@@ -52,7 +52,7 @@ from .settings import KitSettings
 
 logger = logging.getLogger(__name__)
 
-BATCH_POLL_MS = 20  # see `_subscribe`
+BATCH_POLL_MS = 25  # see `_subscribe`
 
 
 @dataclass
