@@ -55,22 +55,12 @@ def from_kafka(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
     A record as `to_kafka` writes it (spec 1.0, JSON data, every attribute a header) is read straight from its
     headers, which gives the very envelope the SDK gives in a quarter of the time (consumers read thousands a
     second); any other record is read by the SDK."""
-    attributes = _standard_attributes(headers)
-    if attributes is None:
+    headed = _standard_attributes(headers)
+    if headed is None:
         return _from_sdk(key, value, headers)
-    data = json.loads(value)
-    if not isinstance(data, dict):
-        raise ValueError("CloudEvent data is not a JSON object")
-    return Envelope(
-        id=attributes["ce_id"],
-        source=attributes["ce_source"],
-        type=attributes["ce_type"],
-        specversion=attributes["ce_specversion"],
-        time=attributes["ce_time"],
-        subject=attributes.get("ce_subject") or "",
-        datacontenttype=attributes["content-type"],
-        data=data,
-    )
+    attributes = {name.removeprefix("ce_"): header for name, header in headed.items() if name != "content-type"}
+    attributes["datacontenttype"] = headed["content-type"]
+    return _envelope(attributes, json.loads(value))
 
 
 def _standard_attributes(headers: list[tuple[str, bytes]] | tuple) -> dict[str, str] | None:
@@ -95,8 +85,10 @@ def _from_sdk(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] 
         event = ce_kafka.from_binary(message, _FORMAT)
     except Exception as error:  # the SDK raises several types for a malformed record
         raise ValueError(f"not a binary-mode CloudEvent: {error}") from error
-    attributes = event.get_attributes()
-    data = event.get_data()
+    return _envelope(event.get_attributes(), event.get_data())
+
+
+def _envelope(attributes: dict[str, Any], data: object) -> Envelope:
     if not isinstance(data, dict):
         raise ValueError("CloudEvent data is not a JSON object")
     return Envelope(

@@ -1,21 +1,31 @@
 """What the vouchers tests that run commands on a scratch PostgreSQL share: running one command through the service
-layer in a unit of work of its own, and opening a round the way an official of its area does. Each module brings
-its own `pool` on the migrated scratch database (pool sizes differ: the concurrency tests need many connections).
+layer in a unit of work of its own, opening a round the way an official of its area does, and the whole service
+running on a scratch database. Each module brings its own `pool` on the migrated scratch database (pool sizes
+differ: the concurrency tests need many connections).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from asgi_lifespan import LifespanManager
 from vouchers.adapters.unit_of_work import VouchersUnitOfWork
+from vouchers.app import create
 from vouchers.domain.rounds import Mechanism, Round
 from vouchers.service import rounds
+from vouchers.settings import VouchersSettings
 
 from buurtkracht_contracts.event import source_urn
 from buurtkracht_kit.auth import Principal, Role
+from buurtkracht_kit.runtime import Service
+from tests.keys import PUBLIC
 
 SOURCE = source_urn("00000000000000000000", "buurtkracht-vouchers")
 
@@ -71,3 +81,32 @@ def open_round(once: Once) -> OpenRound:
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def running_service() -> Callable[..., contextlib.AbstractAsyncContextManager[Service]]:
+    """`async with running_service(database_url, kafka_bootstrap, key_dir, **settings) as service:`."""
+    return _running_service
+
+
+@contextlib.asynccontextmanager
+async def _running_service(
+    database_url: str, kafka_bootstrap: str, key_dir: Path, **settings: Any
+) -> AsyncIterator[Service]:
+    """The vouchers service on `database_url`, started as in production (its lifespan) but serving in-process: a
+    consumer group of its own that starts at the end of the topics, tokens checked with the tests' key."""
+    public_key = key_dir / "public.pem"
+    await asyncio.to_thread(public_key.write_text, PUBLIC)
+    service = create(
+        VouchersSettings(
+            service_name=f"vouchers-test-{uuid.uuid4().hex[:6]}",
+            database_url=database_url,
+            kafka_bootstrap_servers=kafka_bootstrap,
+            jwt_public_key_file=public_key,
+            consumer_start="latest",
+            ledger_check_seconds=3600,
+            **settings,
+        )
+    )
+    async with LifespanManager(service.app):
+        yield service

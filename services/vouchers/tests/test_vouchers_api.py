@@ -11,10 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from asgi_lifespan import LifespanManager
 from vouchers.adapters.ledger import Ledger
-from vouchers.app import create
-from vouchers.settings import VouchersSettings
 
 from buurtkracht_contracts import Envelope
 from buurtkracht_contracts import initiatives as initiative_events
@@ -23,7 +20,7 @@ from buurtkracht_contracts.topics import INITIATIVES_EVENTS, VOUCHERS_EVENTS, al
 from buurtkracht_kit import topics
 from buurtkracht_kit.auth import mint
 from tests.integration.kit_domain import read_topic
-from tests.keys import PRIVATE, PUBLIC
+from tests.keys import PRIVATE
 
 pytestmark = pytest.mark.integration
 
@@ -52,21 +49,11 @@ def key() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-async def service(scratch_database, kafka_bootstrap, tmp_path_factory):
+async def service(scratch_database, kafka_bootstrap, tmp_path_factory, running_service):
     await topics.ensure({"bootstrap_servers": kafka_bootstrap}, all_topics())
-    public_key = tmp_path_factory.mktemp("keys") / "public.pem"
-    public_key.write_text(PUBLIC)
-    settings = VouchersSettings(
-        service_name=f"vouchers-test-{uuid.uuid4().hex[:6]}",
-        database_url=scratch_database,
-        kafka_bootstrap_servers=kafka_bootstrap,
-        jwt_public_key_file=public_key,
-        consumer_start="latest",
-        relay_poll_interval_seconds=0.1,
-        ledger_check_seconds=3600,
-    )
-    service = create(settings)
-    async with LifespanManager(service.app):
+    async with running_service(
+        scratch_database, kafka_bootstrap, tmp_path_factory.mktemp("keys"), relay_poll_interval_seconds=0.1
+    ) as service:
         for _ in range(300):
             if await service.consuming():
                 break

@@ -10,24 +10,21 @@ import random
 import uuid
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from vouchers.adapters.ledger import Ledger
-from vouchers.app import SPEC, create
+from vouchers.app import SPEC
 from vouchers.domain.ledger import Kind
 from vouchers.domain.rounds import Mechanism
 from vouchers.service import reactions, wallets
 from vouchers.service.pledges import PledgeRequest, PledgeResult, pledge, pledge_together
-from vouchers.settings import VouchersSettings
 
 from buurtkracht_contracts.refusals import DomainError
 from buurtkracht_kit import migrations
 from buurtkracht_kit.auth import Principal, Role, mint
 from buurtkracht_kit.db import create_pool
-from tests.keys import PRIVATE, PUBLIC
+from tests.keys import PRIVATE
 
 pytestmark = pytest.mark.integration
 
@@ -150,20 +147,10 @@ def bearer(sub: str, roles: list[str], areas: list[str]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-async def service(scratch_database, kafka_bootstrap, tmp_path_factory):
-    public_key: Path = tmp_path_factory.mktemp("keys") / "public.pem"
-    await asyncio.to_thread(public_key.write_text, PUBLIC)
-    settings = VouchersSettings(
-        service_name=f"vouchers-test-{uuid.uuid4().hex[:6]}",
-        database_url=scratch_database,
-        kafka_bootstrap_servers=kafka_bootstrap,
-        jwt_public_key_file=public_key,
-        consumer_start="latest",
-        ledger_check_seconds=3600,
-        pledge_batch_max=16,
-    )
-    service = create(settings)
-    async with LifespanManager(service.app):
+async def service(scratch_database, kafka_bootstrap, tmp_path_factory, running_service):
+    async with running_service(
+        scratch_database, kafka_bootstrap, tmp_path_factory.mktemp("keys"), pledge_batch_max=16
+    ) as service:
         yield service
 
 
