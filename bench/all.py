@@ -24,8 +24,10 @@ BENCHMARKS = [
     ["consumer_throughput"],
     ["consumer_throughput", "--ignored"],
     ["voucher_day"],
+    ["voucher_day", "--workers", "2"],
     ["wallet_issuance"],
     ["notification_latency"],
+    ["http_overhead"],
 ]
 RESULTS = REPO / ".local" / "bench"
 
