@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import bisect
-import contextlib
 import csv
 import json
 import os
@@ -33,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
-from _stack import BOOTSTRAP, REPO, log
+from _stack import BOOTSTRAP, REPO, Poller, log
 from aiokafka.admin import AIOKafkaAdminClient
 
 VEGETA_MODULE = "github.com/tsenart/vegeta/v12"
@@ -183,7 +182,7 @@ def write_targets(path: Path, lines: Iterable[str]) -> int:
     return count
 
 
-class InboxWatch:
+class InboxWatch(Poller):
     """Notes when each inbox row of one consumer and event type became visible (committed), polling every
     `interval` seconds; a row's time is the wall clock when the poll that first saw it returned (at most `interval`
     after its commit, plus the poll's own round trip).
@@ -196,77 +195,59 @@ class InboxWatch:
         self.url, self.consumer, self.event_type, self.interval = url, consumer, event_type, interval
         self.seen: dict[str, float] = {}
         self.polls = 0
-        self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> InboxWatch:
+    async def open(self) -> None:
         self._conn = await asyncpg.connect(self.url)
-        self._task = asyncio.create_task(self._run())
-        return self
+        self._horizon = await self._conn.fetchval("SELECT clock_timestamp() - interval '1 hour'")
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+    async def close(self) -> None:
         await self._conn.close()
 
-    async def _run(self) -> None:
-        horizon = await self._conn.fetchval("SELECT clock_timestamp() - interval '1 hour'")
-        while True:
-            next_horizon = await self._conn.fetchval(
-                """SELECT least(clock_timestamp(), min(xact_start)) - interval '50 milliseconds'
-                   FROM pg_stat_activity
-                   WHERE datname = current_database() AND xact_start IS NOT NULL AND pid <> pg_backend_pid()"""
-            )
-            rows = await self._conn.fetch(
-                "SELECT message_id FROM inbox WHERE consumer = $1 AND event_type = $2 AND processed_at >= $3",
-                self.consumer,
-                self.event_type,
-                horizon,
-            )
-            now = time.time()
-            for row in rows:
-                self.seen.setdefault(row["message_id"], now)
-            horizon = next_horizon
-            self.polls += 1
-            await asyncio.sleep(self.interval)
+    async def poll(self) -> None:
+        next_horizon = await self._conn.fetchval(
+            """SELECT least(clock_timestamp(), min(xact_start)) - interval '50 milliseconds'
+               FROM pg_stat_activity
+               WHERE datname = current_database() AND xact_start IS NOT NULL AND pid <> pg_backend_pid()"""
+        )
+        rows = await self._conn.fetch(
+            "SELECT message_id FROM inbox WHERE consumer = $1 AND event_type = $2 AND processed_at >= $3",
+            self.consumer,
+            self.event_type,
+            self._horizon,
+        )
+        now = time.time()
+        for row in rows:
+            self.seen.setdefault(row["message_id"], now)
+        self._horizon = next_horizon
+        self.polls += 1
 
 
-class OffsetWatch:
+class OffsetWatch(Poller):
     """Polls the committed offsets of consumer groups on one topic every `interval` seconds; `passed` tells when a
     group's committed offset first went past a record (the wall clock of the poll that saw it)."""
 
     def __init__(self, groups: Sequence[str], topic: str, interval: float = 0.05) -> None:
         self.groups, self.topic, self.interval = list(groups), topic, interval
         self.history: dict[tuple[str, int], tuple[list[float], list[int]]] = {}  # (group, partition): times, offsets
-        self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> OffsetWatch:
+    async def open(self) -> None:
         self._admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
         await self._admin.start()
-        self._task = asyncio.create_task(self._run())
-        return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+    async def close(self) -> None:
         await self._admin.close()
 
-    async def _run(self) -> None:
-        while True:
-            for group in self.groups:
-                committed = await self._admin.list_consumer_group_offsets(group)
-                now = time.time()
-                for tp, meta in committed.items():
-                    if tp.topic != self.topic or meta is None or meta.offset < 0:
-                        continue
-                    times, offsets = self.history.setdefault((group, tp.partition), ([], []))
-                    if not offsets or meta.offset > offsets[-1]:
-                        times.append(now)
-                        offsets.append(meta.offset)
-            await asyncio.sleep(self.interval)
+    async def poll(self) -> None:
+        for group in self.groups:
+            committed = await self._admin.list_consumer_group_offsets(group)
+            now = time.time()
+            for tp, meta in committed.items():
+                if tp.topic != self.topic or meta is None or meta.offset < 0:
+                    continue
+                times, offsets = self.history.setdefault((group, tp.partition), ([], []))
+                if not offsets or meta.offset > offsets[-1]:
+                    times.append(now)
+                    offsets.append(meta.offset)
 
     def passed(self, group: str, partition: int, offset: int) -> float | None:
         times, offsets = self.history.get((group, partition), ([], []))

@@ -37,6 +37,7 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlparse
 
 import asyncpg
@@ -509,17 +510,23 @@ def cpu_share(before: dict[str, float], after: dict[str, float], wall: float) ->
     return f"{shares} (of {os.cpu_count()})"
 
 
-class WaitSampler:
-    """Samples what the database's active backends wait on (pg_stat_activity), a few times a second; backends in a
-    transaction waiting for its client's next statement (holding its locks meanwhile) count as `idle in transaction`."""
+class Poller:
+    """Calls `poll()` every `interval` seconds while its `async with` block runs, between `open()` and `close()`."""
 
-    def __init__(self, pool: asyncpg.Pool, database: str, interval: float = 0.1) -> None:
-        self.pool, self.database, self.interval = pool, database, interval
-        self.samples = 0
-        self.counts: dict[str, int] = {}
-        self._task: asyncio.Task[None] | None = None
+    interval: float
+    _task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> WaitSampler:
+    async def open(self) -> None:
+        """Before the first poll."""
+
+    async def close(self) -> None:
+        """After the last poll."""
+
+    async def poll(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.open()
         self._task = asyncio.create_task(self._run())
         return self
 
@@ -528,21 +535,35 @@ class WaitSampler:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+        await self.close()
 
     async def _run(self) -> None:
         while True:
-            rows = await self.pool.fetch(
-                """SELECT CASE WHEN state = 'active' THEN coalesce(wait_event_type || ':' || wait_event, 'CPU')
-                          ELSE 'idle in transaction' END AS waiting, count(*) AS n
-                   FROM pg_stat_activity
-                   WHERE datname = $1 AND state IN ('active', 'idle in transaction') AND pid <> pg_backend_pid()
-                   GROUP BY 1""",
-                self.database,
-            )
-            self.samples += 1
-            for row in rows:
-                self.counts[row["waiting"]] = self.counts.get(row["waiting"], 0) + row["n"]
+            await self.poll()
             await asyncio.sleep(self.interval)
+
+
+class WaitSampler(Poller):
+    """Samples what the database's active backends wait on (pg_stat_activity), a few times a second; backends in a
+    transaction waiting for its client's next statement (holding its locks meanwhile) count as `idle in transaction`."""
+
+    def __init__(self, pool: asyncpg.Pool, database: str, interval: float = 0.1) -> None:
+        self.pool, self.database, self.interval = pool, database, interval
+        self.samples = 0
+        self.counts: dict[str, int] = {}
+
+    async def poll(self) -> None:
+        rows = await self.pool.fetch(
+            """SELECT CASE WHEN state = 'active' THEN coalesce(wait_event_type || ':' || wait_event, 'CPU')
+                      ELSE 'idle in transaction' END AS waiting, count(*) AS n
+               FROM pg_stat_activity
+               WHERE datname = $1 AND state IN ('active', 'idle in transaction') AND pid <> pg_backend_pid()
+               GROUP BY 1""",
+            self.database,
+        )
+        self.samples += 1
+        for row in rows:
+            self.counts[row["waiting"]] = self.counts.get(row["waiting"], 0) + row["n"]
 
     def averages(self) -> dict[str, float]:
         """Average number of active backends per wait event, most first, e.g. `{"CPU": 3.1, "Lock:tuple": 2.0}`."""
