@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from jwt.algorithms import RSAAlgorithm
 
-from buurtkracht_kit.auth import Principal, Role, TokenVerifier, mint
+from buurtkracht_kit.auth import JWKS_LIFESPAN_SECONDS, LEEWAY_SECONDS, Principal, Role, TokenVerifier, mint
 from buurtkracht_kit.problems import Problem
 
 from ..keys import PRIVATE, PUBLIC, pem_pair
@@ -45,7 +45,7 @@ def test_a_valid_token_names_the_caller_roles_and_areas(verifier):
         lambda: token(private=OTHER_PRIVATE),
         lambda: token(issuer="https://evil.test"),
         lambda: token(audience="someone-else"),
-        lambda: token(ttl_seconds=-10),
+        lambda: token(ttl_seconds=-(LEEWAY_SECONDS + 10)),
         lambda: token(roles=["emperor"]),
         lambda: jwt.encode(
             {"sub": "r-1", "iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 60}, key=None, algorithm="none"
@@ -56,6 +56,13 @@ def test_a_valid_token_names_the_caller_roles_and_areas(verifier):
             algorithm="HS256",
         ),
         lambda: "not-a-token",
+        lambda: token(roles=5),
+        lambda: token(roles="admin"),
+        lambda: token(roles=[1]),
+        lambda: token(areas=7),
+        lambda: token(areas="GM0363"),
+        lambda: token(areas=[None]),
+        lambda: token(subject=""),
     ],
     ids=[
         "foreign key",
@@ -66,6 +73,13 @@ def test_a_valid_token_names_the_caller_roles_and_areas(verifier):
         "alg none",
         "alg HS256",
         "garbage",
+        "roles a number",
+        "roles not a list",
+        "roles not strings",
+        "areas a number",
+        "areas not a list",
+        "areas not strings",
+        "empty subject",
     ],
 )
 def test_a_bad_token_is_a_401_problem(verifier, bad):
@@ -169,3 +183,40 @@ async def test_a_jwks_key_is_fetched_off_the_event_loop_once_then_tokens_are_che
     with pytest.raises(Problem) as refused:  # an unknown key id is looked up off the loop, and refused
         await verifier.verify_without_blocking(token(key_id="key-2"))
     assert refused.value.status == 401 and checked_in[-1] != loop_thread
+
+
+def test_clocks_may_differ_by_the_leeway_and_no_more(verifier):
+    now = int(time.time())
+    claims = {"sub": "r-1", "iss": ISSUER, "aud": AUDIENCE, "roles": ["resident"], "areas": ["BU03630001"]}
+
+    def signed(**times: int) -> str:
+        return jwt.encode(claims | times, PRIVATE, algorithm="RS256")
+
+    assert verifier.verify(signed(iat=now + 5, nbf=now + 5, exp=now + 60)).subject == "r-1"  # issued "5 s ahead"
+    assert verifier.verify(signed(iat=now - 60, exp=now - 10)).subject == "r-1"  # expired 10 s ago by our clock
+    for late in (
+        signed(iat=now - 120, exp=now - LEEWAY_SECONDS - 10),
+        signed(nbf=now + LEEWAY_SECONDS + 10, exp=now + 600),
+    ):
+        with pytest.raises(Problem) as refused:
+            verifier.verify(late)
+        assert refused.value.status == 401
+
+
+async def test_a_key_the_identity_provider_removed_is_refused_once_the_fetched_key_set_expires(monkeypatch):
+    public_key = serialization.load_pem_public_key(PUBLIC.encode())
+    jwk = json.loads(RSAAlgorithm.to_jwk(public_key)) | {"kid": "key-1", "alg": "RS256", "use": "sig"}
+    published = {"keys": [jwk]}
+    monkeypatch.setattr(jwt.PyJWKClient, "fetch_data", lambda client: published)
+    clock = [1_000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, jwks_url="https://login.test/certs")
+    assert (await verifier.verify_without_blocking(token(key_id="key-1"))).subject == "r-123"
+
+    published["keys"] = []  # rotated out at the identity provider
+    clock[0] += JWKS_LIFESPAN_SECONDS / 2
+    assert (await verifier.verify_without_blocking(token(key_id="key-1"))).subject == "r-123"  # still trusted
+    clock[0] += JWKS_LIFESPAN_SECONDS
+    with pytest.raises(Problem) as refused:
+        await verifier.verify_without_blocking(token(key_id="key-1"))
+    assert refused.value.status == 401

@@ -1,7 +1,10 @@
 """Who is calling: bearer JWTs as an OIDC provider issues them (RS256, key from a JWKS URL or a PEM file).
 
 Claims: `sub` (pseudonymous id), `roles` (resident, official, steering_group, admin, integration),
-`areas` (CBS codes the caller lives in or is responsible for). Nothing else of the token is trusted.
+`areas` (CBS codes the caller lives in or is responsible for). Nothing else of the token is trusted, and a
+token whose claims are not of these shapes (`roles` and `areas` lists of strings) is refused like a forged one.
+Clocks may differ by `LEEWAY_SECONDS` (`iat`, `nbf`, `exp`). Keys from a JWKS URL are trusted for as long as the
+fetched key set is (`JWKS_LIFESPAN_SECONDS`): a key the identity provider removed is refused after that.
 
 Every request pays for its token's check, so the check stays on the event loop and does only the
 signature's work: a PEM key is parsed once, when the verifier is made (a file that holds no RSA public
@@ -11,6 +14,7 @@ key stops the start), and JWKS keys are parsed once per fetch by PyJWT's cache.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -28,6 +32,8 @@ from .tokens import Role, mint
 __all__ = ["ALGORITHMS", "Caller", "Principal", "Role", "TokenVerifier", "authenticated", "mint", "require"]
 
 ALGORITHMS = ["RS256"]
+LEEWAY_SECONDS = 30
+JWKS_LIFESPAN_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -57,13 +63,15 @@ class TokenVerifier:
             raise ValueError("set BK_JWT_PUBLIC_KEY_FILE or BK_JWT_JWKS_URL")
         self._issuer, self._audience = issuer, audience
         self._key = _public_key(public_key_file.read_bytes()) if public_key_file else None
-        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300) if jwks_url else None
-        self._cached_key_ids: set[str | None] = set()  # JWKS keys PyJWT holds parsed: no fetch for these
+        # no cache of single keys (PyJWT's never expires): keys come from the fetched set, which expires
+        self._jwks = _JwksClient(jwks_url, cache_keys=False, lifespan=JWKS_LIFESPAN_SECONDS) if jwks_url else None
+        self._cached_key_ids: frozenset[str | None] = frozenset()  # key ids of the set fetched last
 
     async def verify_without_blocking(self, token: str) -> Principal:
-        """`verify`, on the event loop unless the token's key must first be fetched from the JWKS URL: that
-        (a new key id, or a malformed token) is checked in a worker thread, so a fetch never stalls the loop."""
-        if self._jwks is not None and _key_id(token) not in self._cached_key_ids:
+        """`verify`, on the event loop unless the token's key may have to be fetched from the JWKS URL first (a
+        key id not in the set fetched last, that set about to expire, or a malformed token): that is checked in
+        a worker thread, so a fetch never stalls the loop."""
+        if self._jwks is not None and not (_key_id(token) in self._cached_key_ids and self._jwks.fresh_for(seconds=5)):
             return await asyncio.to_thread(self.verify, token)
         return self.verify(token)
 
@@ -71,7 +79,7 @@ class TokenVerifier:
         try:
             if self._jwks is not None:
                 signing_key = self._jwks.get_signing_key_from_jwt(token)
-                self._cached_key_ids.add(signing_key.key_id)
+                self._cached_key_ids = self._jwks.key_ids
                 key = signing_key.key
             else:
                 key = self._key
@@ -93,11 +101,39 @@ class TokenVerifier:
                 audience=self._audience,
                 issuer=self._issuer,
                 options={"require": ["sub", "exp", "iss", "aud"]},
+                leeway=LEEWAY_SECONDS,
             )
+            for claim in ("roles", "areas"):
+                if not _strings(claims.get(claim, [])):
+                    raise ValueError(f"the {claim} claim must be a list of strings")
+            if not isinstance(claims["sub"], str) or not claims["sub"]:
+                raise ValueError("the sub claim must be a non-empty string")
             roles = frozenset(Role(role) for role in claims.get("roles", []))
         except (jwt.PyJWTError, ValueError) as error:
             raise _invalid_token(error) from error
         return Principal(subject=claims["sub"], roles=roles, areas=frozenset(claims.get("areas", [])))
+
+
+class _JwksClient(jwt.PyJWKClient):
+    """PyJWT's JWKS client, telling when it last fetched the key set and which key ids that set holds."""
+
+    _fetched_at = float("-inf")
+    key_ids: frozenset[str | None] = frozenset()
+
+    def fetch_data(self) -> object:
+        data = super().fetch_data()
+        self._fetched_at = time.monotonic()
+        keys = data.get("keys", []) if isinstance(data, dict) else []
+        self.key_ids = frozenset(key.get("kid") for key in keys if isinstance(key, dict))
+        return data
+
+    def fresh_for(self, seconds: float) -> bool:
+        """Whether the fetched set is still trusted `seconds` from now (no fetch needed before then)."""
+        return time.monotonic() + seconds < self._fetched_at + JWKS_LIFESPAN_SECONDS
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 def _key_id(token: str) -> str | None:
