@@ -167,6 +167,23 @@ async def test_a_poisoned_record_in_a_batch_is_parked_after_its_attempts_and_the
     )
 
 
+async def test_an_event_the_database_driver_refuses_to_encode_is_poison_not_an_outage(pool, kafka_bootstrap):
+    """asyncpg's own DataError (a value it cannot send, such as an integer beyond 64 bits) is an InterfaceError;
+    it is the event's fault, so it is counted and parked like any failing handler, never retried for ever."""
+
+    async def beyond_64_bits(uow: UnitOfWork, event: CounterIncremented, envelope: Envelope) -> None:
+        await uow.connection.execute("SELECT $1::bigint", event.amount * 10**19)
+        await apply_and_echo(uow, event, envelope)
+
+    group, counter = f"batch-{uuid.uuid4().hex[:8]}", f"beyond-{uuid.uuid4()}"
+    (record,) = await on_one_partition(kafka_bootstrap, increments(counter, 5))
+
+    outcome = await asyncio.wait_for(consumer_for(pool, group, handler=beyond_64_bits).consume(record), timeout=30)
+
+    assert outcome == "dead_lettered"
+    assert (await state(pool, group, counter))["dead_letters"] == 1
+
+
 async def test_a_batch_delivered_again_changes_nothing(pool, kafka_bootstrap):
     group, counter = f"batch-{uuid.uuid4().hex[:8]}", f"again-{uuid.uuid4()}"
     records = await on_one_partition(kafka_bootstrap, increments(counter, 1, 2, -1, 4, 8))

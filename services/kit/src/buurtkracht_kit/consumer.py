@@ -427,7 +427,10 @@ _INFRASTRUCTURE = (
 
 
 def _is_infrastructure(error: BaseException) -> bool:
-    return isinstance(error, _INFRASTRUCTURE) and not isinstance(error, TimeoutError)
+    """Whether the failure is the infrastructure's (retried without counting) rather than the message's. The
+    driver's own data and configuration errors are InterfaceErrors too, but ValueErrors: a value it cannot send
+    is the message's fault, so it counts and ends in the dead-letter topic instead of being retried for ever."""
+    return isinstance(error, _INFRASTRUCTURE) and not isinstance(error, TimeoutError | ValueError)
 
 
 async def _nothing(record: Record) -> None:
