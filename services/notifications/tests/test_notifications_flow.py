@@ -384,3 +384,32 @@ async def test_forgetting_removes_the_address(api):
     headers = await register(api, "r-gone", "gone@example.nl", "en")
     assert (await api.delete("/api/v1/contact-details/me", headers=headers)).status_code == 204
     assert (await api.get("/api/v1/contact-details/me", headers=headers)).status_code == 404
+
+
+async def test_an_email_that_cannot_be_composed_fails_for_good_and_the_batch_goes_on(api, service, smtp):
+    _, mailbox = smtp
+    await register(api, "r-compose", "compose@example.nl", "nl")
+    broken, fine = uuid.uuid4(), uuid.uuid4()
+    async with service.pool.acquire() as conn:
+        await conn.executemany(
+            """INSERT INTO notifications (id, dedup_key, recipient_id, channel, kind, params, status, next_attempt_at)
+               VALUES ($1::uuid, $1::text, 'r-compose', 'email', $2, $3, 'pending', now() - $4::interval)""",
+            [
+                (broken, "kind_without_a_template", {"title": "x"}, timedelta(minutes=2)),  # first in the batch
+                (
+                    fine,
+                    "initiative_rejected",
+                    {"title": "Bankjes", "reason": "Te duur", "initiative_id": "x"},
+                    timedelta(minutes=1),
+                ),
+            ],
+        )
+
+    async def sent():
+        return [m for m in mailbox.to("compose@example.nl") if "Bankjes" in m["Subject"]]
+
+    assert len(await eventually(sent)) == 1
+    async with service.pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT status, attempts, last_error FROM notifications WHERE id = $1", broken)
+    assert row["status"] == "failed" and row["attempts"] == 1
+    assert row["last_error"].startswith("cannot be composed: KeyError")

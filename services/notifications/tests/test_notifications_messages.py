@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from notifications.adapters.mail import compose
 from notifications.domain.messages import LANGUAGES, catalogue, euro, render, render_digest
 from notifications.domain.recipients import KINDS, RULES, Audience, actor, params, rules_for
 from notifications.service import notify
@@ -475,3 +476,15 @@ def test_a_pledge_returned_when_its_round_closed_does_not_promise_a_wallet_balan
     withdrawn = closed.model_copy(update={"reason": "initiative_withdrawn", "wallet_balance_cents": 2_500})
     message = render("pledge_returned", language, params(withdrawn), "https://b.example")
     assert ("25,00" if language == "nl" else "25.00") in message.text
+
+
+@pytest.mark.parametrize("separator", ["\n", "\r\n", "\u2028", "\u2029", "\x0b", "\x0c", "\x85", "\t", "\x00", "\x1b"])
+def test_a_subject_is_one_line_whatever_the_title_held_and_the_message_can_be_composed(separator):
+    values = {"title": f"Geveltuinen{separator}Bcc: iemand@example.nl", "reason": "Buiten budget", "initiative_id": "x"}
+    message = render("initiative_rejected", "nl", values, "https://b.example")
+    assert message.subject in (
+        "'Geveltuinen Bcc: iemand@example.nl' is afgewezen",
+        "'GeveltuinenBcc: iemand@example.nl' is afgewezen",  # a control character that is not a space just goes
+    )
+    email = compose(uuid.uuid4(), "anna@example.nl", message, "Buurtkracht <noreply@example.nl>", "nl")
+    assert email["Subject"] == message.subject and "Bcc" not in email.keys()

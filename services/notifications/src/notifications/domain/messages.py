@@ -7,6 +7,7 @@ Rendering is strict: a template that uses a missing value fails loudly instead o
 from __future__ import annotations
 
 import tomllib
+import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -61,7 +62,13 @@ def render_parts(kind: str, language: str, values: dict[str, Any], base_url: str
     language = language if language in LANGUAGES else DEFAULT_LANGUAGE
     entry = catalogue(language)[kind]
     context = values | {"lang": language, "base_url": base_url}
-    return _render(entry["subject"], context).strip(), _render(entry["body"], context).strip()
+    return one_line(_render(entry["subject"], context)), _render(entry["body"], context).strip()
+
+
+def one_line(text: str) -> str:
+    """A subject is one line: every run of whitespace (line and paragraph separators, tabs, vertical tabs
+    included) becomes one space and other control characters go, whatever a title held."""
+    return " ".join("".join(c for c in text if c.isspace() or unicodedata.category(c) != "Cc").split())
 
 
 def _framed(subject: str, body: str, language: str, base_url: str) -> Message:
@@ -91,6 +98,6 @@ def render_digest(items: list[tuple[str, dict[str, Any]]], language: str, base_u
         raise ValueError("a digest is never empty")
     language = language if language in LANGUAGES else DEFAULT_LANGUAGE
     parts = [render_parts(kind, language, values, base_url) for kind, values in items]
-    subject = _render(catalogue(language)["_layout"]["digest_subject"], {"count": len(parts)}).strip()
+    subject = one_line(_render(catalogue(language)["_layout"]["digest_subject"], {"count": len(parts)}))
     body = "\n\n".join(f"• {part_subject}\n{part_body}" for part_subject, part_body in parts)
     return _framed(subject, body, language, base_url)

@@ -70,7 +70,13 @@ async def send_email_batch(service: Service) -> int:
             for due in claimed:
                 try:
                     message = render(due.kind, due.language, due.params, settings.public_base_url)
-                    await smtp.send_message(compose(due.id, due.email, message, settings.mail_from, due.language))
+                    email = compose(due.id, due.email, message, settings.mail_from, due.language)
+                except Exception as error:  # it can never be sent as it is: failed for good, and the batch goes on
+                    await _record(service, [(due, f"cannot be composed: {type(error).__name__}: {error}")], final=True)
+                    recorded.add(due.id)
+                    continue
+                try:
+                    await smtp.send_message(email)
                     outcome = None
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
                     outcome = f"{type(error).__name__}: {error}"
@@ -82,7 +88,8 @@ async def send_email_batch(service: Service) -> int:
     return len(claimed)
 
 
-async def _record(service: Service, outcomes: list[tuple[DueEmail, str | None]]) -> None:
+async def _record(service: Service, outcomes: list[tuple[DueEmail, str | None]], final: bool = False) -> None:
+    """Record sent messages, and failed attempts: the last allowed one, or any when `final`, fails for good."""
     settings: NotificationsSettings = service.settings  # type: ignore[assignment]
     async with _unit_of_work(service) as uow:
         for due, error in outcomes:
@@ -100,10 +107,10 @@ async def _record(service: Service, outcomes: list[tuple[DueEmail, str | None]])
                 uow.record(events.NotificationSent(**common))
                 _email_outcomes(service).labels("sent").inc()
                 continue
-            final = attempts >= settings.email_max_attempts
-            await uow.notifications.mark_failed_attempt(due.id, attempts, error, final, retry_delay(attempts))
-            uow.record(events.NotificationFailed(**common, error=error[:MAX_ERROR_LENGTH], final=final))
-            _email_outcomes(service).labels("failed" if final else "retried").inc()
+            last = final or attempts >= settings.email_max_attempts
+            await uow.notifications.mark_failed_attempt(due.id, attempts, error, last, retry_delay(attempts))
+            uow.record(events.NotificationFailed(**common, error=error[:MAX_ERROR_LENGTH], final=last))
+            _email_outcomes(service).labels("failed" if last else "retried").inc()
             logger.warning("email %s failed (attempt %d): %s", due.id, attempts, error)
         await uow.commit()
 
