@@ -447,6 +447,15 @@ async def test_review_refusals(api):
         {"decision": "approve", "approved_amount_cents": 75_001},
     )
     assert problem["errors"][0]["field"] == "approved_amount_cents"
+    problem = await refused(  # beyond what the database holds: invalid input, not a server error
+        api,
+        "POST",
+        f"/api/v1/initiatives/{iid}/review",
+        official([WIJK]),
+        422,
+        {"decision": "approve", "approved_amount_cents": 10**20},
+    )
+    assert problem["errors"][0]["field"] == "approved_amount_cents"
     problem = await refused(
         api, "POST", f"/api/v1/initiatives/{iid}/review", official([WIJK]), 422, {"decision": "reject"}
     )

@@ -683,6 +683,9 @@ async def test_round_input_is_validated(api):
         await api.post("/api/v1/rounds", json=base | {"voucher_amount_cents": None}, headers=OFFICIAL | key()), 422
     )
     assert problem["errors"][0]["field"] == "voucher_amount_cents"
+    for naive in ({"opens_at": "2026-12-01T00:00:00"}, {"closes_at": "2026-12-31T00:00:00"}):  # no zone: which day?
+        problem = await refused(await api.post("/api/v1/rounds", json=base | naive, headers=OFFICIAL | key()), 422)
+        assert problem["errors"][0]["field"] == next(iter(naive))
     await refused(
         await api.post("/api/v1/rounds", json=base | {"area_code": "WK036302"}, headers=OFFICIAL | key()), 403
     )

@@ -19,7 +19,7 @@ from buurtkracht_contracts import areas
 from buurtkracht_contracts.areas import AreaCode
 from buurtkracht_contracts.refusals import NotAllowed, NotFound
 from buurtkracht_kit.auth import Caller, Principal, Role
-from buurtkracht_kit.paging import Limit, Offset
+from buurtkracht_kit.paging import MAX_CENTS, Limit, Offset
 from buurtkracht_kit.problems import Problem
 
 from ..adapters.unit_of_work import InitiativesUnitOfWork
@@ -69,7 +69,7 @@ class VolunteerIn(Strict):
 
 class Review(Strict):
     decision: Literal["approve", "reject", "request_changes"]
-    approved_amount_cents: StrictInt | None = Field(None, gt=0, description="Required to approve")
+    approved_amount_cents: StrictInt | None = Field(None, gt=0, le=MAX_CENTS, description="Required to approve")
     reason: str | None = Field(None, max_length=2000, description="Required to reject")
     comment: str | None = Field(None, max_length=2000, description="Required to request changes")
 
@@ -80,7 +80,7 @@ class Cancellation(Strict):
 
 class SpendingIn(Strict):
     description: str = Field(min_length=1, max_length=200, description="The budget line accounted for")
-    spent_cents: StrictInt = Field(ge=0)
+    spent_cents: StrictInt = Field(ge=0, le=MAX_CENTS)
 
 
 class Report(Strict):

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import Field, StrictInt
+from pydantic import AwareDatetime, Field, StrictInt
 
 from buurtkracht_contracts.areas import AreaCode
 from buurtkracht_kit.auth import Caller
@@ -25,8 +25,8 @@ class NewRound(Strict):
     area_code: AreaCode
     name: str = Field(min_length=1, max_length=200)
     total_budget_cents: StrictInt = Field(gt=0, le=MAX_CENTS)
-    opens_at: datetime
-    closes_at: datetime
+    opens_at: AwareDatetime = Field(description="With its zone (an offset or Z)")
+    closes_at: AwareDatetime = Field(description="With its zone (an offset or Z)")
     mechanism: Mechanism
     voucher_amount_cents: StrictInt | None = Field(
         None, gt=0, le=MAX_CENTS, description="Per resident; pledge rounds only"
