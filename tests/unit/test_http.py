@@ -3,7 +3,7 @@
 import threading
 
 import pytest
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 
@@ -176,5 +176,36 @@ def test_request_metrics_are_pure_asgi_middleware(api):
     from starlette.middleware.base import BaseHTTPMiddleware
 
     test_client, _ = api
-    assert [m.cls for m in test_client.app.user_middleware] == [http.RequestMetrics]
+    # request metrics outermost (a refused body is counted too), then the body limit: both pure ASGI
+    assert [m.cls for m in test_client.app.user_middleware] == [http.RequestMetrics, http.BodyLimit]
     assert not any(m.cls is BaseHTTPMiddleware for m in test_client.app.user_middleware)
+
+
+@router.post("/api/v1/uploads")
+async def upload(request: Request):
+    return {"bytes": len(await request.body())}
+
+
+@router.post("/api/v1/bulk/uploads")
+async def bulk_upload(request: Request):
+    return {"bytes": len(await request.body())}
+
+
+def test_a_body_beyond_its_limit_is_a_413_problem_whether_declared_or_streamed():
+    app = FastAPI()
+    http.install(app, ServiceMetrics("limits"), {}, max_body_bytes=1024, larger_bodies={r"^/api/v1/bulk/": 4096})
+    app.include_router(router)
+    api = TestClient(app, raise_server_exceptions=False)
+
+    def chunks(size: int):
+        for _ in range(size // 256):
+            yield b"x" * 256
+
+    assert api.post("/api/v1/uploads", content=b"x" * 1024).json() == {"bytes": 1024}
+    for body in (b"x" * 1025, chunks(2048)):  # declared by its Content-Length, or streamed without one
+        answer = api.post("/api/v1/uploads", content=body)
+        assert answer.status_code == 413, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert "1,024 bytes" in answer.json()["detail"]
+    assert api.post("/api/v1/bulk/uploads", content=b"x" * 4096).json() == {"bytes": 4096}  # a route that takes more
+    assert api.post("/api/v1/bulk/uploads", content=chunks(8192)).status_code == 413

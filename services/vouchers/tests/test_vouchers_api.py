@@ -989,3 +989,13 @@ async def test_residents_of_the_area_see_how_far_each_initiative_of_a_pledge_rou
     await refused(await api.get(f"/api/v1/rounds/{rid}/initiatives", headers=resident("r-p9", "BU03630101")), 403)
     await refused(await api.get(f"/api/v1/rounds/{rid}/initiatives", headers=OFFICIAL), 403)
     await refused(await api.get(f"/api/v1/rounds/{uuid.uuid4()}/initiatives", headers=official), 404)
+
+
+async def test_only_an_official_gets_a_wallet_issuance_upload_read(api):
+    rid = (await open_round(api))["id"]
+    # a resident's upload is refused before any of it is read: not even a malformed body is looked at
+    for body in (b"{not json", b"resident_id\nr-1\n"):
+        answer = await api.post(f"/api/v1/rounds/{rid}/wallet-issuances", content=body, headers=resident("r-1"))
+        await refused(answer, 403)
+    answer = await api.post(f"/api/v1/rounds/{rid}/wallet-issuances", content=b"{not json", headers=OFFICIAL)
+    await refused(answer, 400)

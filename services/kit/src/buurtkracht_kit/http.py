@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import problems
@@ -25,11 +27,16 @@ def install(
     readiness: dict[str, ReadinessCheck],
     consuming: Callable[[], Awaitable[bool]] | None = None,
     process: Callable[[], dict[str, object]] | None = None,
+    max_body_bytes: int = 1 << 20,
+    larger_bodies: Mapping[str, int] | None = None,
 ) -> None:
-    """Problems, probes, `/metrics` and request metrics on `app`. `/readyz` speaks for the process that answers
-    it (where several share a port, each checks what it runs itself; `process` names which one it is)."""
+    """Problems, probes, `/metrics`, request metrics and body limits on `app`. `/readyz` speaks for the process
+    that answers it (where several share a port, each checks what it runs itself; `process` names which one it
+    is). A request body is at most `max_body_bytes`, or the limit of the first pattern of `larger_bodies` its
+    path matches."""
     problems.install(app)
 
+    app.add_middleware(BodyLimit, default=max_body_bytes, larger=larger_bodies or {})
     app.add_middleware(RequestMetrics, metrics=metrics)
 
     @app.get("/healthz", include_in_schema=False)
@@ -95,3 +102,44 @@ class RequestMetrics:
                 method = scope["method"] if scope["method"] in METHODS else "OTHER"  # bounded label values
                 self.metrics.http_requests.labels(method, template, str(status)).inc()
                 self.metrics.http_duration.labels(method, template).observe(time.perf_counter() - started)
+
+
+class BodyLimit:
+    """Pure ASGI middleware refusing a request body beyond its path's limit with 413 problem+json, before the
+    application has read it all: at once when its Content-Length says so, else as soon as the bytes received
+    pass the limit (the application's read then fails with 413)."""
+
+    def __init__(self, app: ASGIApp, default: int, larger: Mapping[str, int]) -> None:
+        self.app, self.default = app, default
+        self.larger = [(re.compile(pattern), limit) for pattern, limit in larger.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = next((n for pattern, n in self.larger if pattern.search(scope["path"])), self.default)
+        declared = dict(scope.get("headers") or ()).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            too_large = _too_large(limit)
+            response = problems.problem_response(
+                problems.Problem(too_large.status_code, "Request body too large", too_large.detail, kind="too-large"),
+                None,
+            )
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _too_large(limit)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _too_large(limit: int) -> HTTPException:
+    return HTTPException(413, f"the request body is larger than the {limit:,} bytes this endpoint takes")

@@ -142,7 +142,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         detail = error.detail if isinstance(error.detail, str) else None
-        title = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized"}.get(error.status_code, "HTTP error")
+        title = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized", 413: "Request body too large"}.get(
+            error.status_code, "HTTP error"
+        )
         return problem_response(Problem(error.status_code, title, detail, headers=error.headers), request)
 
     @app.exception_handler(Exception)

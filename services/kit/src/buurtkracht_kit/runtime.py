@@ -72,6 +72,7 @@ class ServiceSpec:
     publishes: Sequence[type[Event]] = ()
     description: str = ""
     unit_of_work: type[UnitOfWork] = UnitOfWork  # the service's own, with its repositories
+    larger_bodies: Mapping[str, int] = field(default_factory=dict)  # path pattern -> most bytes (bulk uploads)
 
 
 class Service:
@@ -113,6 +114,8 @@ class Service:
             self._readiness,
             consuming=self.consuming if spec.subscribed_topics else None,
             process=lambda: {"role": self.settings.process_role, "pid": os.getpid()},
+            max_body_bytes=settings.http_max_body_bytes,
+            larger_bodies=spec.larger_bodies,
         )
         self.app.add_api_route("/asyncapi.json", self.asyncapi, include_in_schema=False)
         for error_type, to_problem in spec.problems.items():

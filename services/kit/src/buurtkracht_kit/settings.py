@@ -57,6 +57,9 @@ class KitSettings(KafkaSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    http_max_body_bytes: int = Field(
+        1 << 20, ge=1024, description="The largest request body taken (413 beyond), unless a route allows more"
+    )
     process_role: str = Field(
         "all",
         pattern="^(all|api|worker|relay)$",

@@ -72,6 +72,7 @@ SPEC = ServiceSpec(
     background=[close_due_rounds, check_ledger],
     publishes=models_on(VOUCHERS_EVENTS),
     unit_of_work=VouchersUnitOfWork,
+    larger_bodies={r"/wallet-issuances$": 256 << 20},  # up to 2,000,000 resident ids in one upload
 )
 
 

@@ -10,7 +10,8 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 from pydantic import Field, ValidationError
 
-from buurtkracht_kit.auth import Caller
+from buurtkracht_contracts.refusals import NotAllowed
+from buurtkracht_kit.auth import Caller, Role
 from buurtkracht_kit.problems import Problem
 
 from ...service import queries, wallets
@@ -75,6 +76,8 @@ async def _resident_ids(request: Request) -> list[str]:
     },
 )
 async def issue_wallets(round_id: uuid.UUID, caller: Caller, request: Request) -> IssuanceOut:
+    if not caller.has(Role.OFFICIAL):  # before a byte of a possibly large upload is read; the area is checked after
+        raise NotAllowed("only an official responsible for the round's area can issue wallets")
     resident_ids = await _resident_ids(request)
     async with unit_of_work(request) as uow:
         issuance = await wallets.issue_wallets(uow, caller, round_id, resident_ids, now())
