@@ -15,6 +15,7 @@ from vouchers.domain.rounds import WALLETS_PER_EVENT, Mechanism, Round, RoundSta
 from vouchers.domain.spending import AmountMismatch, Claim, ClaimStatus, PayoutStatus
 from vouchers.domain.steering import MAX_MEMBERS, Member, SteeringGroup, sees_ballots
 
+from buurtkracht_contracts import Envelope
 from buurtkracht_contracts import vouchers as events
 from buurtkracht_contracts.refusals import Conflict, InvalidInput, NotAllowed
 
@@ -152,6 +153,17 @@ def test_issued_wallets_are_told_in_events_of_at_most_five_thousand_residents():
     round_.wallets_issued([f"r-{n}" for n in range(WALLETS_PER_EVENT + 1)])
     assert [len(e.resident_ids) for e in round_.events] == [WALLETS_PER_EVENT, 1]
     assert round_.events[1].issued_cents == 2_000
+
+
+def test_every_wallets_issued_event_fits_in_one_kafka_record_whatever_the_ids_hold():
+    round_ = a_round()
+    longest = [f"{n:06d}" + "\U0001f3e1" * 94 for n in range(WALLETS_PER_EVENT)]  # 100 characters, most of 4 bytes
+    round_.wallets_issued(longest)
+    record = Envelope.wrap(round_.events[0], "urn:test")
+    sizes = [len(Envelope.wrap(event, "urn:test").model_dump_json().encode()) for event in round_.events]
+    assert len(round_.events) > 1 and max(sizes) < 1_000_000 and record.data["resident_ids"][0] == longest[0]
+    assert [rid for event in round_.events for rid in event.resident_ids] == longest  # all of them, in order
+    assert sum(event.issued_cents for event in round_.events) == 2_000 * WALLETS_PER_EVENT
 
 
 def test_only_a_resident_of_the_area_claims_a_wallet_and_only_where_the_round_allows_it():

@@ -10,7 +10,9 @@ Invariants:
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -22,6 +24,7 @@ from buurtkracht_contracts.refusals import Conflict, InvalidInput, NotAllowed
 from .ledger import Account, Entry
 
 WALLETS_PER_EVENT = 5_000
+EVENT_IDS_BYTES = 256 * 1024  # the resident ids of one event at most, as JSON: far below Kafka's 1 MB a record
 
 
 class Mechanism(StrEnum):
@@ -143,10 +146,11 @@ class Round:
             raise Conflict("this round issues wallets to a list of residents; it does not take claims", "no_claims")
 
     def wallets_issued(self, resident_ids: list[str]) -> None:
-        """Record the wallets the ledger opened, in events of at most `WALLETS_PER_EVENT` residents."""
+        """Record the wallets the ledger opened, in order, in events of at most `WALLETS_PER_EVENT` residents whose
+        ids take at most `EVENT_IDS_BYTES` as JSON (an id of 100 four-byte characters escapes to 600 bytes), so
+        every event fits in one Kafka record."""
         amount = self.voucher_amount_cents or 0
-        for start in range(0, len(resident_ids), WALLETS_PER_EVENT):
-            batch = resident_ids[start : start + WALLETS_PER_EVENT]
+        for batch in _chunks(resident_ids, WALLETS_PER_EVENT, EVENT_IDS_BYTES):
             self.events.append(
                 events.WalletsIssued(
                     round_id=self.id,
@@ -211,3 +215,18 @@ class Round:
             reason=reason,
             to=to or self.returns_to()[1],
         )
+
+
+def _chunks(ids: list[str], most: int, most_bytes: int) -> Iterator[list[str]]:
+    """`ids` in order, in chunks of at most `most` ids taking at most `most_bytes` as a JSON list."""
+    chunk: list[str] = []
+    size = 2
+    for resident_id in ids:
+        grows = len(json.dumps(resident_id)) + 1  # the string, escaped, and its comma
+        if chunk and (len(chunk) == most or size + grows > most_bytes):
+            yield chunk
+            chunk, size = [], 2
+        chunk.append(resident_id)
+        size += grows
+    if chunk:
+        yield chunk
