@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-PATTERN = r"^(GM\d{4}|WK\d{6}|BU\d{8})$"
+PATTERN = r"^(GM[0-9]{4}|WK[0-9]{6}|BU[0-9]{8})$"  # ASCII digits only: \d takes any script\'s digits
 _FORMAT = re.compile(PATTERN)
 _LEVEL = {"GM": 0, "WK": 1, "BU": 2}
 
@@ -20,6 +20,7 @@ AreaCode = Annotated[
     str,
     Field(
         pattern=PATTERN,
+        max_length=10,
         description="CBS code of a municipality (GM0363), wijk (WK036301) or buurt (BU03630101)",
         examples=["WK036301"],
     ),

@@ -348,6 +348,13 @@ async def unchanged(api, initiative: dict) -> None:
         ({"title": ""}, "title"),
         ({"budget_lines": []}, "budget_lines"),
         ({"owner_id": "r-someone-else"}, "owner_id"),
+        ({"title": "Bank\x00jes"}, "title"),  # PostgreSQL cannot store NUL: once a server error
+        ({"title": "Bankjes\nvoor iedereen"}, "title"),  # a title ends up in an e-mail subject
+        ({"title": "Bankjes\u2028"}, "title"),
+        ({"summary": "zit\x1bplaats"}, "summary"),
+        ({"description": "Twee regels\nmag,\x00 NUL niet"}, "description"),
+        ({"budget_lines": [{"description": "hout\x00", "amount_cents": 600}]}, "budget_lines.0.description"),
+        ({"budget_lines": [{"description": "hout", "amount_cents": 10**20}]}, "budget_lines.0.amount_cents"),
     ],
 )
 async def test_invalid_drafts_are_422_naming_the_field(api, body, field):

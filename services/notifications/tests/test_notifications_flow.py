@@ -360,6 +360,9 @@ async def _attempted(query):
     [
         ("/api/v1/contact-details/me", {"email": "not-an-address", "language": "nl"}, "email"),
         ("/api/v1/contact-details/me", {"email": "a@b.nl", "language": "fr"}, "language"),
+        ("/api/v1/contact-details/me", {"email": "a\x00@b.nl", "language": "nl"}, "email"),
+        ("/api/v1/contact-details/me", {"email": "a@b.nl\u2028", "language": "nl"}, "email"),
+        ("/api/v1/preferences/me", {"muted_kinds": ["\x00"]}, "muted_kinds.0"),
         ("/api/v1/preferences/me", {"frequency": "hourly"}, "frequency"),
         ("/api/v1/preferences/me", {"muted_kinds": ["spam"]}, "muted_kinds"),
         ("/api/v1/area-follows/me", {"area_codes": ["Amsterdam"]}, "area_codes.0"),

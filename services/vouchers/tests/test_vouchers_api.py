@@ -999,3 +999,38 @@ async def test_only_an_official_gets_a_wallet_issuance_upload_read(api):
         await refused(answer, 403)
     answer = await api.post(f"/api/v1/rounds/{rid}/wallet-issuances", content=b"{not json", headers=OFFICIAL)
     await refused(answer, 400)
+
+
+async def test_control_characters_in_any_string_are_invalid_input_naming_the_field(api):
+    """PostgreSQL cannot store NUL (once a server error), and names and references are single lines."""
+    now = datetime.now(UTC)
+    base = {
+        "area_code": WIJK,
+        "name": "x",
+        "total_budget_cents": 1_000,
+        "opens_at": now.isoformat(),
+        "closes_at": (now + timedelta(days=1)).isoformat(),
+        "mechanism": "committee",
+        "committee_quorum": 1,
+    }
+    for name in ("Ronde\x00", "Ronde\n2027", "Ronde\u2029"):
+        problem = await refused(
+            await api.post("/api/v1/rounds", json=base | {"name": name}, headers=OFFICIAL | key()), 422
+        )
+        assert problem["errors"][0]["field"] == "name"
+    round_ = await open_round(api)
+    issuances = f"/api/v1/rounds/{round_['id']}/wallet-issuances"
+    problem = await refused(await api.post(issuances, json={"resident_ids": ["r-1", "r-\x00"]}, headers=OFFICIAL), 422)
+    assert problem["errors"][0]["field"] == "resident_ids.1"
+    csv_upload = {"content-type": "text/csv"} | OFFICIAL
+    problem = await refused(await api.post(issuances, content="resident_id\nr-1\n\nr-\x00\n", headers=csv_upload), 422)
+    assert problem["errors"][0]["field"] == "line.4", "a CSV error names its line"
+    claim = {
+        "initiative_id": str(uuid.uuid4()),
+        "amount_cents": 100,
+        "supplier": "Bouwmarkt\x00",
+        "invoice_reference": "F-1",
+    }
+    problem = await refused(await api.post("/api/v1/expense-claims", json=claim, headers=resident("r-1") | key()), 422)
+    assert problem["errors"][0]["field"] == "supplier"
+    assert (await totals(api, round_["id"])).get("wallet", 0) == 0, "nothing was issued"

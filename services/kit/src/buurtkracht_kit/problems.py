@@ -6,7 +6,7 @@ A refused request changes nothing: raise `Problem` before (or instead of) commit
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,6 +15,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from buurtkracht_contracts.refusals import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
+
+from . import inputs
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,22 @@ class Problem(Exception):
             kind="invalid-input",
             errors=[{"field": field, "message": message}],
         )
+
+    @classmethod
+    def of_validation(cls, items: Iterable[Mapping[str, Any]], within: tuple[str, ...] = ()) -> Problem:
+        """The answer to input that pydantic refused: 400 when the JSON does not parse, else 422; each error names
+        its field and where it was (`within` goes before locations that start inside the body)."""
+        errors = []
+        malformed = False
+        for item in items:
+            where, field = _field(within + tuple(item.get("loc", ())))
+            malformed |= item.get("type") == "json_invalid"
+            message = inputs.MESSAGES.get((item.get("ctx") or {}).get("pattern"), item.get("msg", "invalid"))
+            errors.append({"field": field, "in": where, "message": message, "code": item.get("type")})
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        if malformed:
+            return cls(400, "Malformed request body", detail, kind="invalid-input", errors=errors)
+        return cls(422, "Invalid input", detail, kind="invalid-input", errors=errors)
 
     @classmethod
     def not_found(cls, what: str) -> Problem:
@@ -126,18 +144,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        errors = []
-        malformed = False
-        for item in error.errors():
-            where, field = _field(tuple(item.get("loc", ())))
-            malformed |= item.get("type") == "json_invalid"
-            errors.append(
-                {"field": field, "in": where, "message": item.get("msg", "invalid"), "code": item.get("type")}
-            )
-        status = 400 if malformed else 422
-        title = "Malformed request body" if malformed else "Invalid input"
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return problem_response(Problem(status, title, detail, kind="invalid-input", errors=errors), request)
+        return problem_response(Problem.of_validation(error.errors()), request)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -15,10 +15,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from buurtkracht_contracts import areas
 from buurtkracht_contracts.areas import AreaCode
 from buurtkracht_contracts.refusals import NotAllowed, NotFound
 from buurtkracht_kit.auth import Caller, Principal, Role
+from buurtkracht_kit.inputs import Line, ResidentId, Strict, Text
 from buurtkracht_kit.paging import MAX_CENTS, Limit, Offset
 from buurtkracht_kit.problems import Problem
 
@@ -28,22 +28,16 @@ from ..service import commands
 
 router = APIRouter(prefix="/api/v1/initiatives", tags=["initiatives"])
 
-ResidentId = Annotated[str, Field(min_length=1, max_length=100)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
 
 class BudgetLineIn(Strict):
-    description: str = Field(min_length=1, max_length=200)
+    description: Line = Field(min_length=1, max_length=200)
     amount_cents: StrictInt = Field(gt=0, le=100_000_000)
 
 
 class NewInitiative(Strict):
-    title: str = Field(min_length=3, max_length=120)
-    summary: str = Field(min_length=1, max_length=500)
-    description: str = Field(min_length=1, max_length=10_000)
+    title: Line = Field(min_length=3, max_length=120)
+    summary: Text = Field(min_length=1, max_length=500)
+    description: Text = Field(min_length=1, max_length=10_000)
     area_code: AreaCode
     category: Category
     budget_lines: list[BudgetLineIn] = Field(min_length=1, max_length=50)
@@ -51,9 +45,9 @@ class NewInitiative(Strict):
 
 
 class InitiativeChanges(Strict):
-    title: str | None = Field(None, min_length=3, max_length=120)
-    summary: str | None = Field(None, min_length=1, max_length=500)
-    description: str | None = Field(None, min_length=1, max_length=10_000)
+    title: Line | None = Field(None, min_length=3, max_length=120)
+    summary: Text | None = Field(None, min_length=1, max_length=500)
+    description: Text | None = Field(None, min_length=1, max_length=10_000)
     category: Category | None = None
     budget_lines: list[BudgetLineIn] | None = Field(None, min_length=1, max_length=50)
     volunteers_wanted: StrictInt | None = Field(None, ge=0, le=10_000)
@@ -64,27 +58,27 @@ class CoInitiator(Strict):
 
 
 class VolunteerIn(Strict):
-    offer: str = Field(min_length=1, max_length=1000, description="What the resident can do")
+    offer: Text = Field(min_length=1, max_length=1000, description="What the resident can do")
 
 
 class Review(Strict):
     decision: Literal["approve", "reject", "request_changes"]
     approved_amount_cents: StrictInt | None = Field(None, gt=0, le=MAX_CENTS, description="Required to approve")
-    reason: str | None = Field(None, max_length=2000, description="Required to reject")
-    comment: str | None = Field(None, max_length=2000, description="Required to request changes")
+    reason: Text | None = Field(None, max_length=2000, description="Required to reject")
+    comment: Text | None = Field(None, max_length=2000, description="Required to request changes")
 
 
 class Cancellation(Strict):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: Text = Field(min_length=1, max_length=2000)
 
 
 class SpendingIn(Strict):
-    description: str = Field(min_length=1, max_length=200, description="The budget line accounted for")
+    description: Line = Field(min_length=1, max_length=200, description="The budget line accounted for")
     spent_cents: StrictInt = Field(ge=0, le=MAX_CENTS)
 
 
 class Report(Strict):
-    what_was_done: str = Field(min_length=1, max_length=10_000)
+    what_was_done: Text = Field(min_length=1, max_length=10_000)
     spending: list[SpendingIn] = Field(min_length=1, max_length=50)
 
 
@@ -225,7 +219,7 @@ async def create_initiative(body: NewInitiative, caller: Caller, request: Reques
 async def list_initiatives(
     caller: Caller,
     request: Request,
-    area_code: Annotated[str | None, Query(pattern=areas.PATTERN)] = None,
+    area_code: Annotated[AreaCode | None, Query()] = None,
     status: Status | None = None,
     category: Category | None = None,
     limit: Limit = 20,
@@ -291,7 +285,7 @@ async def invite_co_initiator(
 )
 async def accept_co_initiator_invitation(
     initiative_id: uuid.UUID,
-    resident_id: Annotated[str, Path(min_length=1, max_length=100)],
+    resident_id: Annotated[ResidentId, Path()],
     caller: Caller,
     request: Request,
 ) -> InitiativeOut:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from buurtkracht_contracts.areas import AreaCode
 from buurtkracht_kit.auth import Caller, Role
+from buurtkracht_kit.inputs import Line, Strict
 from buurtkracht_kit.paging import Offset
 from buurtkracht_kit.problems import Problem
 
@@ -20,20 +21,21 @@ from ..domain.recipients import KINDS
 
 router = APIRouter(prefix="/api/v1")
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# local part @ domain with a dot; no white space and no control characters (NUL, DEL, C1, line separators)
+EMAIL_PATTERN = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+\.[^@\s\x00-\x1f\x7f-\x9f]+$"
 
 
 class ContactDetails(Strict):
-    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254, examples=["bewoner@example.nl"])
+    email: str = Field(pattern=EMAIL_PATTERN, max_length=254, examples=["bewoner@example.nl"])
     language: Literal["nl", "en"] = "nl"
 
 
 class Preferences(Strict):
     email_enabled: bool = True
     frequency: Literal["immediate", "daily", "weekly"] = "immediate"
-    muted_kinds: list[str] = Field(default_factory=list, description=f"Kinds not to email: {', '.join(KINDS)}")
+    muted_kinds: list[Annotated[Line, Field(max_length=100)]] = Field(
+        default_factory=list, max_length=len(KINDS), description=f"Kinds not to email: {', '.join(KINDS)}"
+    )
 
 
 class AreaFollows(Strict):

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from buurtkracht_kit.auth import Principal, Role, require
+from buurtkracht_kit.inputs import Line, Strict, Text
 from buurtkracht_kit.paging import Offset
 
 from ..adapters.unit_of_work import NotificationsUnitOfWork
@@ -25,37 +26,33 @@ router = APIRouter(prefix="/api/v1/webhook-subscriptions", tags=["webhooks"])
 
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 EndpointUrl = Annotated[
-    str,
+    Line,
     Field(min_length=1, max_length=rules.MAX_URL_LENGTH, examples=["https://example.org/hooks/buurtkracht"]),
     AfterValidator(rules.check_url),
 ]
 EventTypeFilter = Annotated[
-    str,
+    Line,
     Field(min_length=1, max_length=200, examples=["nl.buurtkracht.vouchers.*"]),
     AfterValidator(rules.check_filter),
 ]
 
 
-class NewSubscription(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class NewSubscription(Strict):
     url: EndpointUrl = Field(description="Where deliveries are POSTed (http or https)")
     event_types: list[EventTypeFilter] = Field(
         default_factory=list,
         max_length=rules.MAX_FILTERS,
         description="CloudEvents types, or prefixes ending in `.*`; empty means every type",
     )
-    description: str = Field("", max_length=500)
+    description: Text = Field("", max_length=500)
 
 
-class SubscriptionChange(BaseModel):
+class SubscriptionChange(Strict):
     """What to change; a field left out keeps its value."""
-
-    model_config = ConfigDict(extra="forbid")
 
     url: EndpointUrl | None = None
     event_types: list[EventTypeFilter] | None = Field(None, max_length=rules.MAX_FILTERS)
-    description: str | None = Field(None, max_length=500)
+    description: Text | None = Field(None, max_length=500)
 
 
 class SubscriptionOut(BaseModel):
@@ -80,9 +77,7 @@ class SubscriptionWithSecret(SubscriptionOut):
     secret: str = Field(description="The Standard Webhooks signing secret (`whsec_...`); shown only in this answer")
 
 
-class SecretRotation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SecretRotation(Strict):
     overlap_hours: float | None = Field(
         None,
         ge=0,

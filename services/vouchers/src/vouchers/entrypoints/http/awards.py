@@ -12,13 +12,14 @@ from fastapi import APIRouter, Request
 from pydantic import Field, StrictInt
 
 from buurtkracht_kit.auth import Caller
+from buurtkracht_kit.inputs import Strict
 from buurtkracht_kit.paging import MAX_CENTS, Limit, Offset
 
 from ...adapters.unit_of_work import VouchersUnitOfWork
 from ...domain.awards import AwardStatus
 from ...service import awards
 from ...service.awards import AwardView
-from .common import Answer, IdempotencyKey, Paged, Strict, money_moving, now, unit_of_work
+from .common import Answer, IdempotencyKey, Paged, money_moving, now, unit_of_work
 
 router = APIRouter(tags=["awards"])
 

@@ -17,19 +17,17 @@ from pydantic import BaseModel, ConfigDict
 
 from buurtkracht_kit import idempotency
 from buurtkracht_kit.auth import Principal
+from buurtkracht_kit.inputs import Line
 
 from ...adapters.unit_of_work import VouchersUnitOfWork
 
 IdempotencyKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", description="Required: replays the first answer")
+    Line | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=200, description="Required: replays the first answer"),
 ]
 
 # Integers are bounded where they come in (offsets and limits by the kit's paging parameters, quorums by
 # MAX_INTEGER, amounts by MAX_CENTS), so a huge value is invalid input (422), never a server error.
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Answer(BaseModel):

@@ -19,12 +19,13 @@ from pydantic import Field, StrictInt
 from buurtkracht_kit import idempotency
 from buurtkracht_kit.auth import Caller, Principal
 from buurtkracht_kit.group_commit import GroupCommit
+from buurtkracht_kit.inputs import Strict
 from buurtkracht_kit.paging import MAX_CENTS
 
 from ...adapters.unit_of_work import VouchersUnitOfWork
 from ...service import pledges
 from ...service.pledges import PledgeRequest, PledgeResult
-from .common import Answer, IdempotencyKey, Strict, now, once, unit_of_work
+from .common import Answer, IdempotencyKey, now, once, unit_of_work
 
 logger = logging.getLogger(__name__)
 

@@ -11,19 +11,20 @@ from pydantic import AwareDatetime, Field, StrictInt
 
 from buurtkracht_contracts.areas import AreaCode
 from buurtkracht_kit.auth import Caller
+from buurtkracht_kit.inputs import Line, Strict
 from buurtkracht_kit.paging import MAX_CENTS, MAX_INTEGER, Limit, Offset
 
 from ...adapters.unit_of_work import VouchersUnitOfWork
 from ...domain.rounds import Mechanism, Round, RoundStatus
 from ...service import queries, rounds
-from .common import Answer, IdempotencyKey, Paged, Strict, money_moving, now, unit_of_work
+from .common import Answer, IdempotencyKey, Paged, money_moving, now, unit_of_work
 
 router = APIRouter(tags=["rounds"])
 
 
 class NewRound(Strict):
     area_code: AreaCode
-    name: str = Field(min_length=1, max_length=200)
+    name: Line = Field(min_length=1, max_length=200)
     total_budget_cents: StrictInt = Field(gt=0, le=MAX_CENTS)
     opens_at: AwareDatetime = Field(description="With its zone (an offset or Z)")
     closes_at: AwareDatetime = Field(description="With its zone (an offset or Z)")

@@ -8,15 +8,16 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request
-from pydantic import Field, StrictInt
+from pydantic import AwareDatetime, Field, StrictInt
 
 from buurtkracht_kit.auth import Caller
+from buurtkracht_kit.inputs import Line, Strict, Text
 from buurtkracht_kit.paging import MAX_CENTS, Limit, Offset
 
 from ...adapters.unit_of_work import VouchersUnitOfWork
 from ...domain.spending import ClaimStatus, PayoutStatus
 from ...service import queries, spending
-from .common import Answer, IdempotencyKey, Paged, Strict, money_moving, now, unit_of_work
+from .common import Answer, IdempotencyKey, Paged, money_moving, now, unit_of_work
 
 router = APIRouter(tags=["spending"])
 
@@ -35,9 +36,9 @@ class BudgetOut(Answer):
 
 class NewClaim(Strict):
     initiative_id: uuid.UUID
-    supplier: str = Field(min_length=1, max_length=200)
+    supplier: Line = Field(min_length=1, max_length=200)
     amount_cents: StrictInt = Field(gt=0, le=MAX_CENTS)
-    invoice_reference: str = Field(min_length=1, max_length=100)
+    invoice_reference: Line = Field(min_length=1, max_length=100)
 
 
 class ClaimOut(Answer):
@@ -63,12 +64,12 @@ class ClaimPage(Paged):
 
 class ClaimDecision(Strict):
     decision: Literal["approve", "decline"]
-    reason: str | None = Field(None, max_length=2000, description="Required to decline")
+    reason: Text | None = Field(None, max_length=2000, description="Required to decline")
 
 
 class PayoutConfirmation(Strict):
-    bank_reference: str = Field(min_length=1, max_length=100)
-    paid_at: datetime
+    bank_reference: Line = Field(min_length=1, max_length=100)
+    paid_at: AwareDatetime = Field(description="With its zone (an offset or Z)")
     amount_cents: StrictInt | None = Field(
         None, gt=0, le=MAX_CENTS, description="What was paid; when given, a confirmation for another amount is refused"
     )
@@ -204,7 +205,7 @@ async def confirm_payout(payout_id: uuid.UUID, body: PayoutConfirmation, caller:
     responses={409: {"description": "Settled with another bank reference, or another amount (`amount-mismatch`)"}},
 )
 async def confirm_payout_by_reference(
-    reference: Annotated[str, Path(min_length=1, max_length=100, examples=["BK-3F2A9C0D1E7B4A65"])],
+    reference: Annotated[Line, Path(min_length=1, max_length=100, examples=["BK-3F2A9C0D1E7B4A65"])],
     body: ReferencedPayoutConfirmation,
     caller: Caller,
     request: Request,

@@ -11,18 +11,21 @@ from pydantic import Field
 
 from buurtkracht_contracts.areas import PATTERN
 from buurtkracht_kit.auth import Caller
+from buurtkracht_kit.inputs import ResidentId, Strict
 
 from ...domain.steering import MAX_MEMBERS, Member, SteeringGroup
 from ...service import steering
-from .common import Answer, Strict, now, unit_of_work
+from .common import Answer, now, unit_of_work
 
 router = APIRouter(tags=["steering group"])
 
-AreaPath = Annotated[str, Path(pattern=PATTERN, description="CBS code of the area", examples=["WK036300"])]
+AreaPath = Annotated[
+    str, Path(pattern=PATTERN, max_length=10, description="CBS code of the area", examples=["WK036300"])
+]
 
 
 class MemberIn(Strict):
-    member_id: str = Field(min_length=1, max_length=100, description="The member's pseudonymous id (their sign-in)")
+    member_id: ResidentId = Field(description="The member's pseudonymous id (their sign-in)")
     chair: bool = False
 
 

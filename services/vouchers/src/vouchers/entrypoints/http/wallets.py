@@ -5,24 +5,27 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from typing import Annotated
 
 from fastapi import APIRouter, Request
 from pydantic import Field, ValidationError
 
 from buurtkracht_contracts.refusals import NotAllowed
 from buurtkracht_kit.auth import Caller, Role
+from buurtkracht_kit.inputs import ResidentId, Strict
 from buurtkracht_kit.problems import Problem
 
 from ...service import queries, wallets
-from .common import Answer, Strict, now, unit_of_work
+from .common import Answer, now, unit_of_work
 from .pledges import PledgeOut
 
 router = APIRouter(tags=["wallets"])
 
 
+MAX_ISSUANCE = 2_000_000  # residents in one issuance: a city of a million, twice over
+
+
 class Issuance(Strict):
-    resident_ids: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(min_length=1, max_length=2_000_000)
+    resident_ids: list[ResidentId] = Field(min_length=1, max_length=MAX_ISSUANCE)
 
 
 class IssuanceOut(Answer):
@@ -38,28 +41,30 @@ class WalletOut(Answer):
 
 
 async def _resident_ids(request: Request) -> list[str]:
-    """A JSON body `{"resident_ids": [...]}`, or a CSV upload (`text/csv`, one id a line, optional header)."""
+    """A JSON body `{"resident_ids": [...]}`, or a CSV upload (`text/csv`, one id a line, optional header); either
+    way every id is a `ResidentId` and there are at most `MAX_ISSUANCE` of them (a CSV error names its line)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
     raw = await request.body()
-    if content_type == "text/csv":
+    if content_type != "text/csv":
         try:
-            rows = list(csv.reader(io.StringIO(raw.decode("utf-8"))))
-        except (UnicodeDecodeError, csv.Error) as error:
-            raise Problem.invalid("body", f"not a UTF-8 CSV file: {error}", status=400) from error
-        ids = [row[0].strip() for row in rows if row and row[0].strip()]
-        if ids and ids[0] == "resident_id":
-            ids = ids[1:]
-        return ids
+            return Issuance.model_validate_json(raw).resident_ids
+        except ValidationError as error:
+            raise Problem.of_validation(error.errors(), within=("body",)) from error
     try:
-        return Issuance.model_validate_json(raw).resident_ids
+        rows = list(csv.reader(io.StringIO(raw.decode("utf-8"))))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise Problem.invalid("body", f"not a UTF-8 CSV file: {error}", status=400) from error
+    lines = [(number, row[0].strip()) for number, row in enumerate(rows, 1) if row and row[0].strip()]
+    if lines and lines[0][1] == "resident_id":
+        lines = lines[1:]
+    try:
+        return Issuance(resident_ids=[resident_id for _, resident_id in lines]).resident_ids
     except ValidationError as error:
-        problems = [
-            {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]} for e in error.errors()
+        errors = [
+            dict(item, loc=("line", lines[item["loc"][1]][0])) if len(item["loc"]) == 2 else item
+            for item in error.errors()
         ]
-        malformed = any(e["type"] == "json_invalid" for e in error.errors())
-        raise Problem(
-            400 if malformed else 422, "Invalid input", problems[0]["message"], kind="invalid-input", errors=problems
-        ) from error
+        raise Problem.of_validation(errors, within=("body",)) from error
 
 
 @router.post(

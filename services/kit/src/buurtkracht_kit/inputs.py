@@ -1,0 +1,36 @@
+"""What a client may send, the same in every API: bodies with no unknown fields, and strings that hold only what a
+person can type and PostgreSQL can store.
+
+Every string a client sends is one of these types, so its limits are in the OpenAPI documents too:
+- `Line` (a title, a name, a resident's pseudonymous id as `ResidentId`): no control characters at all, no line or
+  paragraph separators;
+- `Text` (a description, a report): line breaks and tabs allowed, no other control characters.
+Both refuse NUL (PostgreSQL cannot store it), the C1 controls, U+2028/U+2029 (they break an e-mail subject and a
+log line) and lone surrogates (pydantic refuses those as not a string). A refusal is a 422 naming the field, with
+the message of `MESSAGES`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+_CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029"
+LINE_PATTERN = rf"^[^\t\n\r{_CONTROLS}]*$"
+TEXT_PATTERN = rf"^[^{_CONTROLS}]*$"
+
+MESSAGES = {
+    LINE_PATTERN: "must be one line without control characters (such as NUL, tabs or line breaks)",
+    TEXT_PATTERN: "must not contain control characters (such as NUL) other than line breaks and tabs",
+}
+
+Line = Annotated[str, StringConstraints(pattern=LINE_PATTERN)]
+Text = Annotated[str, StringConstraints(pattern=TEXT_PATTERN)]
+ResidentId = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=LINE_PATTERN)]
+
+
+class Strict(BaseModel):
+    """A request body: a field the API does not know is refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
