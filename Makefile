@@ -7,13 +7,13 @@
 #   make install    the Python workspace (contracts, kit, services) from uv.lock, and local signing keys
 #   make topics     create the event and dead-letter topics
 #   make migrate    apply every service's database migrations
-#   make lint       ruff, the event-schema compatibility check, and k8s-lint (manifests and the Dockerfile)
+#   make lint       ruff, the event-schema check, k8s-lint (manifests, Dockerfile), api-lint (OpenAPI vs Dutch API rules)
 #   make schemas    regenerate contracts/schemas/ after changing an event model
 #   make docs       regenerate each service's OpenAPI and AsyncAPI documents (services/*/docs/)
 #   make bench      the benchmarks in bench/, then one line of figures (JSON) per benchmark (needs the stack)
 #   make ledger-check   verify every invariant of the vouchers ledger (needs the stack)
 #   make mail       list the email the local SMTP sink received
-#   make test-unit | test-integration | test-e2e | test-fault    one tier (all but unit need the stack)
+#   make test-unit | test-integration | test-e2e | test-fuzz | test-fault    one tier (all but unit need the stack)
 #   make test-explore   the property tests with random seeds and ten times the steps (needs the stack)
 #   stack targets:  see stack.mk (stack-up, stack-down, stack-status, stack-clean, stack-env)
 
@@ -23,6 +23,7 @@ SHELL := /bin/bash
 
 include stack.mk
 include k8s.mk
+include api.mk
 
 UV_VERSION := 0.13.8
 PYTHON     ?= python3.11
@@ -37,7 +38,7 @@ RUN := $(UV) run --frozen --no-sync
 PYTEST := $(RUN) pytest
 SERVICES := $(notdir $(patsubst %/app.py,%,$(wildcard services/*/src/*/app.py)))
 
-.PHONY: help install run test test-unit test-integration test-e2e test-fault test-explore topics migrate lint schemas docs bench keys ledger-check mail demo
+.PHONY: help install run test test-unit test-integration test-e2e test-fuzz test-fault test-explore topics migrate lint schemas docs bench keys ledger-check mail demo
 
 help:
 	@sed -n '2,19p' Makefile | sed 's/^# \{0,1\}//'
@@ -72,6 +73,9 @@ test-integration: install
 test-e2e: install
 	$(PYTEST) -m e2e
 
+test-fuzz: install
+	$(PYTEST) -m fuzz -s
+
 test-fault: install
 	$(PYTEST) -m fault
 
@@ -95,6 +99,7 @@ lint: install
 	$(RUN) ruff check .
 	$(RUN) python -m buurtkracht_contracts.schemas check
 	@$(MAKE) --no-print-directory k8s-lint
+	@$(MAKE) --no-print-directory api-lint
 
 schemas: install
 	$(RUN) python -m buurtkracht_contracts.schemas write

@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import ClassVar, Literal
 
+from pydantic import Field
+
 from .event import TYPE_PREFIX, Event
 from .registry import register
 from .topics import NOTIFICATIONS_EVENTS
@@ -74,3 +76,21 @@ class WebhookSubscriptionDisabled(WebhookEvent):
     event_type: ClassVar[str] = _type("webhook-subscription-disabled")
     reason: Literal["gone", "repeated_failures"]
     admin_id: str
+
+
+@register
+class ResidentForgetRequested(Event):
+    """A resident asked to be forgotten (AVG/GDPR article 17). Every service that holds data about `resident_id`
+    erases what it may erase and replaces the id by `tombstone` where a record must stay (money records keep their
+    amounts, so the ledger still balances; public initiatives stay, without who made them). The same tombstone in
+    every service, so records that belonged together still do."""
+
+    event_type: ClassVar[str] = _type("resident-forget-requested")
+    aggregate_type: ClassVar[str] = "resident"
+    topic: ClassVar[str] = NOTIFICATIONS_EVENTS
+
+    resident_id: str
+    tombstone: str = Field(pattern=r"^forgotten-[0-9a-f]{32}$", description="What replaces the resident's id")
+
+    def subject(self) -> str:
+        return self.resident_id

@@ -1,4 +1,5 @@
-"""The HTTP face every service shares: problem+json errors, `/healthz`, `/readyz`, `/metrics`, request metrics."""
+"""The HTTP face every service shares: problem+json errors, `/healthz`, `/readyz`, `/metrics`, request metrics, the
+`API-Version` header on every response, and the OpenAPI document (`openapi`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import problems
+from . import openapi, problems
 from .metrics import ServiceMetrics, metrics_registry
 
 ReadinessCheck = Callable[[], Awaitable[None]]
@@ -33,11 +34,14 @@ def install(
     """Problems, probes, `/metrics`, request metrics and body limits on `app`. `/readyz` speaks for the process
     that answers it (where several share a port, each checks what it runs itself; `process` names which one it
     is). A request body is at most `max_body_bytes`, or the limit of the first pattern of `larger_bodies` its
-    path matches."""
+    path matches. Every response, a 500 included, carries `API-Version: <app.version>`."""
     problems.install(app)
+    openapi.install(app)
 
     app.add_middleware(BodyLimit, default=max_body_bytes, larger=larger_bodies or {})
     app.add_middleware(RequestMetrics, metrics=metrics)
+    build_stack = app.build_middleware_stack  # outside Starlette's error middleware, which answers a 500 itself
+    app.build_middleware_stack = lambda: ApiVersion(build_stack(), app.version)  # type: ignore[method-assign]
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -70,6 +74,28 @@ def install(
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:
         return Response(generate_latest(exposed), media_type=CONTENT_TYPE_LATEST)
+
+
+class ApiVersion:
+    """Pure ASGI middleware adding `API-Version: <version>` (the full version) to every HTTP response, as the API
+    Design Rules want (`/core/version-header`)."""
+
+    def __init__(self, app: ASGIApp, version: str) -> None:
+        self.app = app
+        self.header = (b"api-version", version.encode("latin-1"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header = self.header
+
+        async def send_with_version(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_version)
 
 
 class RequestMetrics:

@@ -1,5 +1,5 @@
-"""What a client may send, the same in every API: bodies with no unknown fields, and strings that hold only what a
-person can type and PostgreSQL can store.
+"""What a client may send, the same in every API: bodies with no unknown fields, strings that hold only what a
+person can type and PostgreSQL can store, and times with their zone.
 
 Every string a client sends is one of these types, so its limits are in the OpenAPI documents too:
 - `Line` (a title, a name, a resident's pseudonymous id as `ResidentId`): no control characters at all, no line or
@@ -12,9 +12,10 @@ the message of `MESSAGES`.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, StringConstraints
 
 _CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029"
 LINE_PATTERN = rf"^[^\t\n\r{_CONTROLS}]*$"
@@ -28,6 +29,16 @@ MESSAGES = {
 Line = Annotated[str, StringConstraints(pattern=LINE_PATTERN)]
 Text = Annotated[str, StringConstraints(pattern=TEXT_PATTERN)]
 ResidentId = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=LINE_PATTERN)]
+
+
+def _written_out(value: object) -> object:
+    if isinstance(value, datetime | str):
+        return value
+    raise ValueError("must be a date and time written out (ISO 8601) with its zone, e.g. 2026-12-01T09:00:00+01:00")
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_written_out)]
+"""A point in time as the documents describe it: an ISO 8601 string with its zone (a number of seconds is refused)."""
 
 
 class Strict(BaseModel):

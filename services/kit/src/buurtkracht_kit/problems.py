@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -109,9 +110,14 @@ def refusal(error: DomainError) -> Problem:
     return Problem.conflict(str(error))
 
 
+def _instance(request: Request) -> str:
+    """The path requested, percent-encoded again, so it is a URI reference whatever bytes the client sent."""
+    return quote(request.url.path, safe="/:@!$&'()*+,;=-._~")
+
+
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
     return JSONResponse(
-        problem.body(request.url.path if request else None),
+        problem.body(_instance(request) if request else None),
         status_code=problem.status,
         media_type=PROBLEM_JSON,
         headers=problem.headers,

@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime, Field, StrictInt
+from pydantic import Field, StrictBool, StrictInt
 
 from buurtkracht_contracts.areas import AreaCode
 from buurtkracht_kit.auth import Caller
-from buurtkracht_kit.inputs import Line, Strict
+from buurtkracht_kit.inputs import Line, Moment, Strict
 from buurtkracht_kit.paging import MAX_CENTS, MAX_INTEGER, Limit, Offset
 
 from ...adapters.unit_of_work import VouchersUnitOfWork
@@ -26,13 +26,15 @@ class NewRound(Strict):
     area_code: AreaCode
     name: Line = Field(min_length=1, max_length=200)
     total_budget_cents: StrictInt = Field(gt=0, le=MAX_CENTS)
-    opens_at: AwareDatetime = Field(description="With its zone (an offset or Z)")
-    closes_at: AwareDatetime = Field(description="With its zone (an offset or Z)")
+    opens_at: Moment = Field(description="With its zone (an offset or Z)")
+    closes_at: Moment = Field(description="With its zone (an offset or Z)")
     mechanism: Mechanism
     voucher_amount_cents: StrictInt | None = Field(
         None, gt=0, le=MAX_CENTS, description="Per resident; pledge rounds only"
     )
-    allow_wallet_claims: bool = Field(False, description="Pledge rounds: residents of the area may claim a wallet")
+    allow_wallet_claims: StrictBool = Field(
+        False, description="Pledge rounds: residents of the area may claim a wallet"
+    )
     committee_quorum: StrictInt | None = Field(
         None, gt=0, le=MAX_INTEGER, description="Committee rounds: counted votes needed before an award"
     )

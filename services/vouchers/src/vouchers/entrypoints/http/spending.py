@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request
-from pydantic import AwareDatetime, Field, StrictInt
+from pydantic import Field, StrictInt
 
 from buurtkracht_kit.auth import Caller
-from buurtkracht_kit.inputs import Line, Strict, Text
+from buurtkracht_kit.inputs import Line, Moment, Strict, Text
 from buurtkracht_kit.paging import MAX_CENTS, Limit, Offset
 
 from ...adapters.unit_of_work import VouchersUnitOfWork
@@ -69,7 +69,7 @@ class ClaimDecision(Strict):
 
 class PayoutConfirmation(Strict):
     bank_reference: Line = Field(min_length=1, max_length=100)
-    paid_at: AwareDatetime = Field(description="With its zone (an offset or Z)")
+    paid_at: Moment = Field(description="With its zone (an offset or Z)")
     amount_cents: StrictInt | None = Field(
         None, gt=0, le=MAX_CENTS, description="What was paid; when given, a confirmation for another amount is refused"
     )

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from buurtkracht_contracts.areas import PATTERN
 from buurtkracht_kit.auth import Caller
@@ -26,7 +26,7 @@ AreaPath = Annotated[
 
 class MemberIn(Strict):
     member_id: ResidentId = Field(description="The member's pseudonymous id (their sign-in)")
-    chair: bool = False
+    chair: StrictBool = False
 
 
 class Registration(Strict):
