@@ -7,20 +7,23 @@ Invariants kept here:
 - an outcome is written only by the attempt that claimed the delivery last (`attempts` is the fence): a
   dispatcher whose lease ran out cannot overwrite the outcome of a later attempt;
 - a subscription holds at most `per_subscription` leased deliveries, so its backlog or a slow endpoint
-  never takes every sending slot.
+  never takes every sending slot;
+- a webhook is posted over a connection to an address that was checked when its host was resolved, never
+  to one a second lookup found (`PinnedBackend`), and a redirect is never followed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 import asyncpg
+import httpcore
 import httpx
 
 from buurtkracht_kit.housekeeping import Sweep
@@ -346,30 +349,124 @@ class Webhooks:
 # --- HTTP -----------------------------------------------------------------------------------------------------
 
 
+class NotPublicAddress(Exception):
+    """A webhook host resolved to an address that may not be contacted; no connection was made."""
+
+
+class PinnedBackend(httpcore.AsyncNetworkBackend):
+    """Opens each connection to an address that was checked, never to one found by resolving again.
+
+    The host is resolved once per connection; when `allowed` refuses any of its addresses, nothing is contacted
+    (`NotPublicAddress`); otherwise the addresses are tried in the resolver's order. Only the TCP connection is
+    made here: httpcore starts TLS on it with the host name (SNI and certificate check) and the request names
+    the host in its Host header, so a host cannot answer its DNS with one address for the check and another
+    for the connection (rebinding)."""
+
+    def __init__(self, allowed: Callable[[str], bool], backend: httpcore.AsyncNetworkBackend | None = None) -> None:
+        self._allowed = allowed
+        self._backend = backend or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await _resolve(host, port, timeout)
+        for address in addresses:
+            if not self._allowed(address):
+                raise NotPublicAddress(f"refused: {host} resolves to {address}, not a public internet address")
+        refused: httpcore.ConnectError | None = None
+        for address in addresses:
+            try:
+                return await self._backend.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except httpcore.ConnectError as error:
+                refused = error
+        raise refused or httpcore.ConnectError(f"{host} resolves to no address")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
+
+
+async def _resolve(host: str, port: int, seconds: float | None) -> list[str]:
+    """Every address `host` resolves to, each once, in the resolver's order; at most `seconds` (None: no limit)."""
+    try:
+        async with asyncio.timeout(seconds):
+            found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except TimeoutError as error:
+        raise httpcore.ConnectTimeout(f"resolving {host} timed out") from error
+    except OSError as error:
+        raise httpcore.ConnectError(str(error)) from error
+    return list(dict.fromkeys(str(sockaddr[0]) for *_, sockaddr in found))
+
+
+class PinnedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport, on a connection pool whose connections `PinnedBackend` opens."""
+
+    def __init__(
+        self, allowed: Callable[[str], bool], *, limits: httpx.Limits, verify: ssl.SSLContext | bool = True
+    ) -> None:
+        ssl_context = httpx.create_ssl_context(verify=verify)
+        super().__init__(verify=ssl_context, limits=limits)
+        # httpx 0.28 takes no network backend: the pool it made (nothing opened yet) gives way to one on ours.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=PinnedBackend(allowed),
+        )
+
+
+def client(
+    *, public_only: bool, timeout: float, connections: int, user_agent: str, verify: ssl.SSLContext | bool = True
+) -> httpx.AsyncClient:
+    """The client webhooks are posted with. With `public_only`, every connection goes to an address on the
+    public internet that was checked when it was resolved (see `PinnedBackend`); redirects are never followed,
+    and no proxy from the environment is used (a proxy would resolve the host itself)."""
+    allowed = is_public if public_only else _anywhere
+    return httpx.AsyncClient(
+        transport=PinnedTransport(
+            allowed,
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            verify=verify,
+        ),
+        timeout=timeout,
+        follow_redirects=False,
+        headers={"user-agent": user_agent},
+    )
+
+
+def _anywhere(address: str) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Answer:
-    """What one attempt got back: a status code, or none (timeout, no connection) and why."""
+    """What one attempt got back: a status code, or none (timeout, no connection, refused address) and why."""
 
     status_code: int | None
     error: str | None
 
 
-async def post(
-    client: httpx.AsyncClient, url: str, headers: dict[str, str], body: str, seconds: float, public_only: bool = True
-) -> Answer:
-    """POST the body; the whole attempt, resolving the host and reading the answer included, ends after
-    `seconds`. With `public_only`, a host that resolves to any address not on the public internet is not
-    contacted. Only the first few hundred bytes of an answer are read (they go into the delivery log)."""
+async def post(client: httpx.AsyncClient, url: str, headers: dict[str, str], body: str, seconds: float) -> Answer:
+    """POST the body with a client from `client()`; the whole attempt, resolving the host and reading the
+    answer included, ends after `seconds`. A host the client may not contact is not contacted. Only the first
+    few hundred bytes of an answer are read (they go into the delivery log)."""
     try:
         async with asyncio.timeout(seconds):
-            if public_only and (refused := await _not_public(url)):
-                return Answer(None, refused)
             async with client.stream("POST", url, content=body.encode(), headers=headers) as response:
                 excerpt = b""
                 async for chunk in response.aiter_bytes():
                     excerpt += chunk
                     if len(excerpt) >= MAX_RESPONSE_EXCERPT:
                         break
+    except NotPublicAddress as refusal:
+        return Answer(None, str(refusal))
     except TimeoutError:
         return Answer(None, f"timed out after {seconds:g} s")
     except httpx.TimeoutException as error:
@@ -381,14 +478,3 @@ async def post(
     text = excerpt[:MAX_RESPONSE_EXCERPT].decode("utf-8", errors="replace").strip()
     error = f"HTTP {response.status_code} {response.reason_phrase}".strip()
     return Answer(response.status_code, f"{error}: {text}" if text else error)
-
-
-async def _not_public(url: str) -> str | None:
-    """Why the URL's host may not be contacted (it resolves to a non-public address), or None."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    found = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    for *_, address in found:
-        if not is_public(address[0]):
-            return f"refused: {parts.hostname} resolves to {address[0]}, not a public internet address"
-    return None

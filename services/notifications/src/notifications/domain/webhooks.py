@@ -7,7 +7,8 @@ counts as delivered; 410 Gone switches the subscription off at once; a run of fa
 long as the threshold does so too, and any success ends the run. Unless private addresses are allowed
 (a local setup), an endpoint must be on the public internet: a URL naming a private, loopback,
 link-local or otherwise special address is refused, and so is a host name that resolves to one, at
-every attempt (so a webhook cannot be used to reach the municipality's internal systems).
+every connection, which then goes to the address checked (so a webhook cannot be used to reach the
+municipality's internal systems).
 """
 
 from __future__ import annotations
@@ -41,6 +42,14 @@ MAX_FILTERS = 50
 _FILTER = re.compile(r"^(\*|[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*(\.\*)?)$")
 
 Reason = Literal["gone", "repeated_failures"]
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# Not reachable on the public internet, yet `is_global` on some Python versions.
+_NOT_GLOBAL = (
+    ipaddress.IPv4Network("192.0.0.0/24"),  # IETF protocol assignments
+    ipaddress.IPv4Network("192.88.99.0/24"),  # 6to4 relay anycast (deprecated)
+    ipaddress.IPv6Network("fec0::/10"),  # site-local (deprecated)
+)
 
 
 class SubscriptionStatus(StrEnum):
@@ -116,12 +125,18 @@ def check_url(url: str) -> str:
 
 
 def is_public(address: str) -> bool:
-    """Whether an IP address is one on the public internet (not private, loopback, link-local, shared,
-    multicast, reserved or unspecified; an IPv4-mapped IPv6 address is judged as its IPv4 address)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    """Whether an IP address is one on the public internet (not private, loopback, link-local, site-local,
+    shared, multicast, reserved or unspecified). An IPv6 address that carries an IPv4 address (IPv4-mapped,
+    NAT64, 6to4) is judged as that IPv4 address; the deprecated IPv4-compatible ones are reserved."""
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+        else:
+            ip = ip.ipv4_mapped or ip.sixtofour or ip
+    if ip.is_multicast or ip.is_reserved or any(ip in network for network in _NOT_GLOBAL):
+        return False
+    return ip.is_global
 
 
 def literal_address(url: str) -> str | None:

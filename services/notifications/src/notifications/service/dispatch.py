@@ -3,7 +3,8 @@ never from Kafka: a failing mail server delays messages (retried with backoff) b
 
 A message is claimed with a short lease (`FOR UPDATE SKIP LOCKED`, committed before sending), so several
 replicas never send the same message at once; its outcome is recorded in a new transaction, with a
-`NotificationSent` or `NotificationFailed` event for operators.
+`NotificationSent` or `NotificationFailed` event for operators. A failure is recorded, published and logged
+as `failure_reason` words it: with the SMTP codes, never with the recipient's address.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from buurtkracht_contracts import notifications as events
 from buurtkracht_kit import periodic
 from buurtkracht_kit.runtime import Service
 
-from ..adapters.mail import Mailer, compose
+from ..adapters.mail import Mailer, MailNotSent, compose, failure_reason
 from ..adapters.notifications import MAX_ERROR_LENGTH, DueEmail
 from ..adapters.unit_of_work import NotificationsUnitOfWork
 from ..domain.messages import render, render_digest
@@ -72,19 +73,21 @@ async def send_email_batch(service: Service) -> int:
                     message = render(due.kind, due.language, due.params, settings.public_base_url)
                     email = compose(due.id, due.email, message, settings.mail_from, due.language)
                 except Exception as error:  # it can never be sent as it is: failed for good, and the batch goes on
-                    await _record(service, [(due, f"cannot be composed: {type(error).__name__}: {error}")], final=True)
+                    await _record(
+                        service, [(due, "cannot be composed: " + failure_reason(error, due.email))], final=True
+                    )
                     recorded.add(due.id)
                     continue
                 try:
                     await smtp.send_message(email)
                     outcome = None
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-                    outcome = f"{type(error).__name__}: {error}"
+                    outcome = failure_reason(error, due.email)
                 # recorded at once, not per batch: a crash resends at most the message in hand (same Message-ID)
                 await _record(service, [(due, outcome)])
                 recorded.add(due.id)
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:  # the server cannot be reached at all
-        await _record(service, [(due, f"{type(error).__name__}: {error}") for due in claimed if due.id not in recorded])
+        await _record(service, [(due, failure_reason(error, due.email)) for due in claimed if due.id not in recorded])
     return len(claimed)
 
 
@@ -157,7 +160,8 @@ async def send_digests(service: Service, now: datetime) -> int:
 
 
 async def send_digest(service: Service, recipient_id: str) -> int:
-    """One digest for one resident, of every waiting message; 0 when nothing waits (never an empty digest)."""
+    """One digest for one resident, of every waiting message; 0 when nothing waits (never an empty digest).
+    `MailNotSent` when the server refuses it or cannot be reached."""
     settings: NotificationsSettings = service.settings  # type: ignore[assignment]
     digest_id = uuid.uuid4()
     async with _unit_of_work(service) as uow:
@@ -168,10 +172,12 @@ async def send_digest(service: Service, recipient_id: str) -> int:
         message = render_digest(
             [(item.kind, item.params) for item in items], contact["language"], settings.public_base_url
         )
-        async with Mailer(settings).client() as smtp:  # a failure rolls back: the items wait for the next try
-            await smtp.send_message(
-                compose(digest_id, contact["email"], message, settings.mail_from, contact["language"])
-            )
+        email = compose(digest_id, contact["email"], message, settings.mail_from, contact["language"])
+        try:  # a failure rolls back: the items wait for the next try
+            async with Mailer(settings).client() as smtp:
+                await smtp.send_message(email)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+            raise MailNotSent(f"digest {digest_id}: {failure_reason(error, contact['email'])}") from None
         await uow.notifications.mark_digest_sent([item.id for item in items], digest_id)
         await uow.people.digest_sent(recipient_id)
         uow.record(

@@ -223,7 +223,8 @@ def metrics_in(registry: CollectorRegistry) -> WebhookMetrics:
 
 
 class Dispatcher:
-    """Sends due deliveries, at most `concurrency` at once, and records what came of each."""
+    """Sends due deliveries, at most `concurrency` at once, and records what came of each. A `client` given
+    must come from `adapters.webhooks.client`, which keeps deliveries to the addresses it checked."""
 
     def __init__(
         self,
@@ -240,13 +241,11 @@ class Dispatcher:
         self._metrics = metrics
         self._per_subscription = per_subscription
         self._retry_delay = retry_delay
-        self._client = client or httpx.AsyncClient(
+        self._client = client or store.client(
+            public_only=not settings.webhook_allow_private_addresses,
             timeout=settings.webhook_timeout_seconds,
-            limits=httpx.Limits(
-                max_connections=settings.webhook_concurrency, max_keepalive_connections=settings.webhook_concurrency
-            ),
-            follow_redirects=False,
-            headers={"user-agent": USER_AGENT},
+            connections=settings.webhook_concurrency,
+            user_agent=USER_AGENT,
         )
         self._in_flight: set[asyncio.Task[None]] = set()
 
@@ -305,7 +304,6 @@ class Dispatcher:
                     headers,
                     claimed.body,
                     self._settings.webhook_timeout_seconds,
-                    public_only=not self._settings.webhook_allow_private_addresses,
                 )
             finally:
                 self._metrics.in_flight.dec()
