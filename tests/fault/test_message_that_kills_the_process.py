@@ -24,7 +24,7 @@ from buurtkracht_kit import topics
 from ..integration.kit_domain import RUN_ID, SOURCE, CounterIncremented, own_topic, read_topic
 from ..integration.kit_service import KILLED_EXIT_CODE, KILLING_AMOUNT
 from ..keys import PUBLIC
-from .test_service_process import free_port
+from ..system import free_port
 
 pytestmark = pytest.mark.fault
 

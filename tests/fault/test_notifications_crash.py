@@ -14,7 +14,6 @@ import email
 import email.policy
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -36,6 +35,7 @@ from buurtkracht_kit import topics
 from buurtkracht_kit.auth import mint
 
 from ..keys import PRIVATE, PUBLIC
+from ..system import free_port
 
 pytestmark = pytest.mark.fault
 
@@ -46,12 +46,6 @@ RUN = uuid.uuid4().hex[:8]  # other tests put events of their own residents on t
 OWNER = f"r-crash-{RUN}"
 ADDRESS = f"{OWNER}@example.nl"
 EVENTS = 200
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Mailbox:

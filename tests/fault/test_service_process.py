@@ -19,16 +19,11 @@ from buurtkracht_kit import topics
 
 from ..integration.kit_domain import RUN_ID, TEST_TOPIC, read_topic
 from ..keys import PUBLIC
+from ..system import free_port
 
 pytestmark = pytest.mark.fault
 
 ROOT = Path(__file__).parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def test_service_serves_health_and_metrics_then_stops_cleanly_on_sigterm(

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from buurtkracht_contracts.areas import AreaCode
 from buurtkracht_kit.auth import Caller, Role
@@ -31,7 +31,7 @@ class ContactDetails(Strict):
 
 
 class Preferences(Strict):
-    email_enabled: bool = True
+    email_enabled: StrictBool = True
     frequency: Literal["immediate", "daily", "weekly"] = "immediate"
     muted_kinds: list[Annotated[Line, Field(max_length=100)]] = Field(
         default_factory=list, max_length=len(KINDS), description=f"Kinds not to email: {', '.join(KINDS)}"

@@ -1,0 +1,457 @@
+# ruff: noqa: E501  (the matrix is one table, a row a line)
+"""Who may call what: every route of the three services × eight callers × the answer, in one table (`MATRIX`).
+
+The columns are the callers of `authz_fixtures` (the roles of `buurtkracht_kit.tokens.Role` as tokens carry them):
+
+    anon  anonymous: no token
+    res   a resident of the area (role resident, home buurt in the wijk WK036301)
+    away  a resident elsewhere (role resident, home buurt in another wijk)
+    off   the official of the wijk (role official, areas [WK036301])
+    offx  an official elsewhere (role official, areas [WK036302])
+    sg    a member of the wijk's steering group: roles resident and steering_group, home buurt in the wijk, and
+          registered as a member by the official (membership is data of the vouchers service, not a claim)
+    adm   the admin/operator (role admin, areas [GM0363]): the kit has the role, and only the webhook subscriptions
+          ask for it; elsewhere an admin is a signed-in caller like any other, whatever their areas
+    int   an integration with a service token (role integration, no areas): the finance system, which alone
+          confirms payouts
+
+Every resource belongs to the wijk WK036301. "The resident of the area" is the resident the row is about: the
+initiator on the initiators' endpoints (edit, invite, submit, withdraw, start, cancel, report, claim an
+expense), the invited resident on accepting an invitation, the supporter on withdrawing support, the holder of
+the wallet, the pledge and the inbox message. On every other row the resources are a neighbour's, and the
+resident of the area has no part in them. The steering-group member is a resident of the area too, but never
+the one the row is about: their column shows what a neighbour without part in the resource may do, besides what
+the steering group may.
+
+An answer of 401 or 403 is a refusal. A 404 is one on purpose where the API does not tell that a thing exists to
+whom may not see it (a draft, an expense claim) or where the thing is the caller's own and they have none (your
+wallet, your pledge, your inbox message). Withdrawing support one never gave is a 409 (`you do not support this
+initiative`). Everything else is the answer of an allowed caller.
+
+Each row's `setup` makes what its request needs and gives the path's parameters and a valid body (with a new
+Idempotency-Key where the endpoint takes one), so that the answer is the authorization decision and not a 404
+or 422 by accident. A setup that changes something makes fresh resources for every caller; read-only rows share
+theirs. `test_every_route_has_a_row_and_every_row_a_route` fails when a route of an app has no row, or a row names no route: a new
+endpoint needs its row here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+
+from tests.integration.authz_fixtures import (
+    AREA,
+    BUDGET_LINES,
+    CALLERS,
+    COLUMNS,
+    MEMBER,
+    NEIGHBOUR,
+    OTHER_MEMBER,
+    RESIDENT,
+    Apps,
+    Call,
+    Initiatives,
+    Notifications,
+    Person,
+    Vouchers,
+    World,
+    running,
+    unstarted,
+)
+
+pytestmark = pytest.mark.integration
+
+Setup = Callable[[Any, Person | None], Awaitable[Call]]
+
+
+# -- setups: what a row's request needs ---------------------------------------------------------------------------
+
+
+async def nothing(w: World, who: Person | None) -> Call:
+    return Call()
+
+
+async def new_initiative(w: Initiatives, who: Person | None) -> Call:
+    body = {
+        "title": "Bankjes op het plein",
+        "summary": "Drie bankjes",
+        "description": "Drie bankjes rond de boom op het plein.",
+        "area_code": AREA,
+        "category": "social",
+        "budget_lines": [{"description": "benches", "amount_cents": 45_000}],
+    }
+    return Call(json=body)
+
+
+async def own_draft(w: Initiatives, who: Person | None) -> Call:
+    return Call({"initiative_id": await w.initiative("draft", owner=RESIDENT)})
+
+
+async def own_draft_changes(w: Initiatives, who: Person | None) -> Call:
+    return Call(
+        {"initiative_id": await w.initiative("draft", owner=RESIDENT)}, json={"title": "Geveltuinen en bankjes"}
+    )
+
+
+async def own_draft_invitation(w: Initiatives, who: Person | None) -> Call:
+    return Call({"initiative_id": await w.initiative("draft", owner=RESIDENT)}, json={"resident_id": NEIGHBOUR.subject})
+
+
+async def invitation_of_resident(w: Initiatives, who: Person | None) -> Call:
+    initiative_id = await w.initiative("draft")
+    await w.ok(
+        "POST", f"/api/v1/initiatives/{initiative_id}/co-initiators", NEIGHBOUR, json={"resident_id": RESIDENT.subject}
+    )
+    return Call({"initiative_id": initiative_id, "resident_id": RESIDENT.subject})
+
+
+async def gathering_support(w: Initiatives, who: Person | None) -> Call:
+    return Call({"initiative_id": await w.initiative("gathering_support")})
+
+
+async def supported_by_resident(w: Initiatives, who: Person | None) -> Call:
+    initiative_id = await w.initiative("gathering_support")
+    await w.ok("POST", f"/api/v1/initiatives/{initiative_id}/supports", RESIDENT)
+    return Call({"initiative_id": initiative_id})
+
+
+async def volunteering(w: Initiatives, who: Person | None) -> Call:
+    return Call({"initiative_id": await w.initiative("gathering_support")}, json={"offer": "Ik kan tuinieren"})
+
+
+async def own_gathering_support(w: Initiatives, who: Person | None) -> Call:
+    return Call({"initiative_id": await w.initiative("gathering_support", owner=RESIDENT)})
+
+
+async def in_review_approval(w: Initiatives, who: Person | None) -> Call:
+    body = {"decision": "approve", "approved_amount_cents": 60_000}
+    return Call({"initiative_id": await w.initiative("in_review")}, json=body)
+
+
+async def own_funded(w: Initiatives, who: Person | None) -> Call:
+    return Call({"initiative_id": await w.initiative("funded", owner=RESIDENT)})
+
+
+async def own_funded_cancellation(w: Initiatives, who: Person | None) -> Call:
+    return Call(
+        {"initiative_id": await w.initiative("funded", owner=RESIDENT)}, json={"reason": "De leverancier is failliet"}
+    )
+
+
+async def own_in_progress_report(w: Initiatives, who: Person | None) -> Call:
+    spending = [{"description": line["description"], "spent_cents": line["amount_cents"]} for line in BUDGET_LINES]
+    body = {"what_was_done": "Veertig geveltuinen aangelegd", "spending": spending}
+    return Call({"initiative_id": await w.initiative("in_progress", owner=RESIDENT)}, json=body)
+
+
+async def new_round(w: Vouchers, who: Person | None) -> Call:
+    opens = datetime.now(UTC) + timedelta(days=7)
+    body = {
+        "area_code": AREA,
+        "name": "Wijkbudget volgend kwartaal",
+        "total_budget_cents": 500_000,
+        "opens_at": opens.isoformat(),
+        "closes_at": (opens + timedelta(days=60)).isoformat(),
+        "mechanism": "pledge",
+        "voucher_amount_cents": 2_500,
+    }
+    return Call(json=body, idempotency_key=True)
+
+
+async def a_round(w: Vouchers, who: Person | None) -> Call:
+    return Call({"round_id": await w.shared("round", w.round)})
+
+
+async def fresh_round(w: Vouchers, who: Person | None) -> Call:
+    return Call({"round_id": await w.round()})
+
+
+async def wallet_issuance(w: Vouchers, who: Person | None) -> Call:
+    return Call({"round_id": await w.round()}, json={"resident_ids": ["r-listed-1", "r-listed-2"]})
+
+
+async def wallet_of_resident(w: Vouchers, who: Person | None) -> Call:
+    round_id, _ = await w.shared("round with wallet", w.round_with_wallet)
+    return Call({"round_id": round_id})
+
+
+async def pledge(w: Vouchers, who: Person | None) -> Call:
+    round_id, initiative_id = await w.round_with_wallet()
+    return Call(
+        {"round_id": round_id}, json={"initiative_id": initiative_id, "amount_cents": 1_000}, idempotency_key=True
+    )
+
+
+async def pledge_of_resident(w: Vouchers, who: Person | None) -> Call:
+    round_id, pledge_id = await w.pledge()
+    return Call({"round_id": round_id, "pledge_id": pledge_id})
+
+
+async def steering_group_registration(w: Vouchers, who: Person | None) -> Call:
+    members = [{"member_id": MEMBER.subject, "chair": True}, {"member_id": OTHER_MEMBER.subject, "chair": False}]
+    return Call({"area_code": AREA}, json={"members": members})
+
+
+async def the_area(w: Vouchers, who: Person | None) -> Call:
+    return Call({"area_code": AREA})
+
+
+async def award_proposal(w: Vouchers, who: Person | None) -> Call:
+    round_id, initiative_id = await w.round("committee", quorum=2), await w.approved_initiative()
+    return Call(
+        {"round_id": round_id}, json={"initiative_id": initiative_id, "amount_cents": 20_000}, idempotency_key=True
+    )
+
+
+async def vote_on_open_proposal(w: Vouchers, who: Person | None) -> Call:
+    round_id, award_id, _ = await w.proposal()
+    return Call({"round_id": round_id, "award_id": award_id}, json={"vote": "for"})
+
+
+async def open_proposal(w: Vouchers, who: Person | None) -> Call:
+    round_id, award_id, _ = await w.shared("proposal", w.proposal)
+    return Call({"round_id": round_id, "award_id": award_id})
+
+
+async def awarded_initiative(w: Vouchers, who: Person | None) -> Call:
+    return Call({"initiative_id": await w.shared("awarded initiative", w.awarded_initiative)})
+
+
+async def expense(w: Vouchers, who: Person | None) -> Call:
+    body = {
+        "initiative_id": await w.awarded_initiative(),
+        "supplier": "Tuincentrum",
+        "amount_cents": 5_000,
+        "invoice_reference": "F-0001",
+    }
+    return Call(json=body, idempotency_key=True)
+
+
+async def claim_of_resident(w: Vouchers, who: Person | None) -> Call:
+    return Call({"claim_id": await w.shared("claim", w.claim)})
+
+
+async def claim_approval(w: Vouchers, who: Person | None) -> Call:
+    return Call({"claim_id": await w.claim()}, json={"decision": "approve"}, idempotency_key=True)
+
+
+async def payout_confirmation(w: Vouchers, who: Person | None) -> Call:
+    payout = await w.payout()
+    body = {
+        "bank_reference": "NL-BANK-0001",
+        "paid_at": datetime.now(UTC).isoformat(),
+        "amount_cents": payout["amount_cents"],
+    }
+    return Call({"payout_id": payout["id"]}, json=body)
+
+
+async def payout_confirmation_by_reference(w: Vouchers, who: Person | None) -> Call:
+    payout = await w.payout()
+    body = {
+        "bank_reference": "NL-BANK-0002",
+        "paid_at": datetime.now(UTC).isoformat(),
+        "amount_cents": payout["amount_cents"],
+    }
+    return Call({"reference": payout["reference"]}, json=body)
+
+
+CONTACT = {"email": "bewoner@example.nl", "language": "en"}
+
+
+async def contact_details(w: Notifications, who: Person | None) -> Call:
+    return Call(json=CONTACT)
+
+
+async def registered_contact_details(w: Notifications, who: Person | None) -> Call:
+    if who is not None:
+        await w.ok("PUT", "/api/v1/contact-details/me", who, json=CONTACT)
+    return Call()
+
+
+async def preferences(w: Notifications, who: Person | None) -> Call:
+    return Call(json={"email_enabled": True, "frequency": "weekly", "muted_kinds": []})
+
+
+async def area_follows(w: Notifications, who: Person | None) -> Call:
+    return Call(json={"area_codes": [AREA]})
+
+
+async def message_to_resident(w: Notifications, who: Person | None) -> Call:
+    return Call({"notification_id": await w.message_to(RESIDENT)})
+
+
+async def new_subscription(w: Notifications, who: Person | None) -> Call:
+    return Call(json={"url": "https://website.example.org/hooks", "event_types": ["nl.buurtkracht.initiatives.*"]})
+
+
+async def a_subscription(w: Notifications, who: Person | None) -> Call:
+    return Call({"subscription_id": await w.shared("subscription", w.subscription)})
+
+
+async def fresh_subscription(w: Notifications, who: Person | None) -> Call:
+    return Call({"subscription_id": await w.subscription()})
+
+
+async def subscription_change(w: Notifications, who: Person | None) -> Call:
+    return Call({"subscription_id": await w.subscription()}, json={"description": "Financiële administratie"})
+
+
+async def disabled_subscription(w: Notifications, who: Person | None) -> Call:
+    return Call({"subscription_id": await w.subscription(disabled=True)})
+
+
+# -- the matrix -----------------------------------------------------------------------------------------------------
+
+INITIATIVE = "/api/v1/initiatives/{initiative_id}"
+ROUND = "/api/v1/rounds/{round_id}"
+SUBSCRIPTION = "/api/v1/webhook-subscriptions/{subscription_id}"
+
+Answer = int | frozenset[int]  # a status code, or the few an allowed caller may honestly get
+Row = tuple[str, str, str, Setup, Answer, Answer, Answer, Answer, Answer, Answer, Answer, Answer]
+
+# fmt: off
+MATRIX: list[Row] = [
+    # service        method    path                                                      setup                              anon res  away off  offx sg   adm  int
+    ("initiatives",   "POST",   "/api/v1/initiatives",                                    new_initiative,                    401, 201, 403, 403, 403, 201, 403, 403),
+    ("initiatives",   "GET",    "/api/v1/initiatives",                                    nothing,                           401, 200, 200, 200, 200, 200, 200, 200),
+    ("initiatives",   "GET",    INITIATIVE,                                               own_draft,                         401, 200, 404, 200, 404, 404, 404, 404),
+    ("initiatives",   "PATCH",  INITIATIVE,                                               own_draft_changes,                 401, 200, 403, 403, 403, 403, 403, 403),
+    ("initiatives",   "POST",   INITIATIVE + "/co-initiators",                            own_draft_invitation,              401, 200, 403, 403, 403, 403, 403, 403),
+    ("initiatives",   "POST",   INITIATIVE + "/co-initiators/{resident_id}/acceptance",   invitation_of_resident,            401, 200, 403, 403, 403, 403, 403, 403),
+    ("initiatives",   "POST",   INITIATIVE + "/submit",                                   own_draft,                         401, 200, 403, 403, 403, 403, 403, 403),
+    ("initiatives",   "POST",   INITIATIVE + "/supports",                                 gathering_support,                 401, 201, 403, 403, 403, 201, 403, 403),
+    ("initiatives",   "DELETE", INITIATIVE + "/supports",                                 supported_by_resident,             401, 200, 409, 409, 409, 409, 409, 409),
+    ("initiatives",   "POST",   INITIATIVE + "/volunteers",                               volunteering,                      401, 201, 201, 403, 403, 201, 403, 403),
+    ("initiatives",   "GET",    INITIATIVE + "/volunteers",                               own_gathering_support,             401, 200, 403, 200, 403, 403, 403, 403),
+    ("initiatives",   "POST",   INITIATIVE + "/review",                                   in_review_approval,                401, 403, 403, 200, 403, 403, 403, 403),
+    ("initiatives",   "POST",   INITIATIVE + "/withdraw",                                 own_gathering_support,             401, 200, 403, 403, 403, 403, 403, 403),
+    ("initiatives",   "POST",   INITIATIVE + "/start",                                    own_funded,                        401, 200, 403, 403, 403, 403, 403, 403),
+    ("initiatives",   "POST",   INITIATIVE + "/cancel",                                   own_funded_cancellation,           401, 200, 403, 403, 403, 403, 403, 403),
+    ("initiatives",   "POST",   INITIATIVE + "/report",                                   own_in_progress_report,            401, 200, 403, 403, 403, 403, 403, 403),
+
+    ("vouchers",      "POST",   "/api/v1/rounds",                                         new_round,                         401, 403, 403, 201, 403, 403, 403, 403),
+    ("vouchers",      "GET",    "/api/v1/rounds",                                         nothing,                           401, 200, 200, 200, 200, 200, 200, 200),
+    ("vouchers",      "GET",    ROUND,                                                    a_round,                           401, 200, 200, 200, 200, 200, 200, 200),
+    ("vouchers",      "GET",    ROUND + "/initiatives",                                   a_round,                           401, 200, 403, 200, 403, 200, 403, 403),
+    ("vouchers",      "GET",    ROUND + "/ledger",                                        a_round,                           401, 403, 403, 200, 403, 403, 403, 403),
+    ("vouchers",      "POST",   ROUND + "/close",                                         fresh_round,                       401, 403, 403, 200, 403, 403, 403, 403),
+    ("vouchers",      "POST",   ROUND + "/wallet-issuances",                              wallet_issuance,                   401, 403, 403, 201, 403, 403, 403, 403),
+    ("vouchers",      "POST",   ROUND + "/wallets/me",                                    fresh_round,                       401, 201, 403, 403, 403, 201, 403, 403),
+    ("vouchers",      "GET",    ROUND + "/wallets/me",                                    wallet_of_resident,                401, 200, 404, 404, 404, 404, 404, 404),
+    ("vouchers",      "POST",   ROUND + "/pledges",                                       pledge,                            401, 201, 404, 404, 404, 404, 404, 404),
+    ("vouchers",      "DELETE", ROUND + "/pledges/{pledge_id}",                           pledge_of_resident,                401, 200, 404, 404, 404, 404, 404, 404),
+    ("vouchers",      "PUT",    "/api/v1/areas/{area_code}/steering-group",               steering_group_registration,       401, 403, 403, 200, 403, 403, 403, 403),
+    ("vouchers",      "GET",    "/api/v1/areas/{area_code}/steering-group",               the_area,                          401, 403, 403, 200, 403, 200, 403, 403),
+    ("vouchers",      "POST",   ROUND + "/awards",                                        award_proposal,                    401, 403, 403, 403, 403, 201, 403, 403),
+    ("vouchers",      "PUT",    ROUND + "/awards/{award_id}/votes/me",                    vote_on_open_proposal,             401, 403, 403, 403, 403, 200, 403, 403),
+    ("vouchers",      "GET",    ROUND + "/awards",                                        open_proposal,                     401, 403, 403, 200, 403, 200, 403, 403),
+    ("vouchers",      "GET",    ROUND + "/awards/{award_id}",                             open_proposal,                     401, 403, 403, 200, 403, 200, 403, 403),
+    ("vouchers",      "GET",    "/api/v1/initiative-budgets/{initiative_id}",             awarded_initiative,                401, 200, 200, 200, 200, 200, 200, 200),
+    ("vouchers",      "POST",   "/api/v1/expense-claims",                                 expense,                           401, 201, 403, 403, 403, 403, 403, 403),
+    ("vouchers",      "GET",    "/api/v1/expense-claims",                                 nothing,                           401, 200, 200, 200, 200, 200, 200, 200),
+    ("vouchers",      "GET",    "/api/v1/expense-claims/{claim_id}",                      claim_of_resident,                 401, 200, 404, 200, 404, 200, 404, 404),
+    ("vouchers",      "POST",   "/api/v1/expense-claims/{claim_id}/decision",             claim_approval,                    401, 403, 403, 200, 403, 200, 403, 403),
+    ("vouchers",      "GET",    "/api/v1/payouts",                                        nothing,                           401, 403, 403, 200, 200, 403, 403, 200),
+    ("vouchers",      "POST",   "/api/v1/payouts/{payout_id}/confirmation",               payout_confirmation,               401, 403, 403, 403, 403, 403, 403, 200),
+    ("vouchers",      "POST",   "/api/v1/payouts/by-reference/{reference}/confirmation",  payout_confirmation_by_reference,  401, 403, 403, 403, 403, 403, 403, 200),
+
+    ("notifications", "PUT",    "/api/v1/contact-details/me",                             contact_details,                   401, 200, 200, 200, 200, 200, 200, 200),
+    ("notifications", "GET",    "/api/v1/contact-details/me",                             registered_contact_details,        401, 200, 200, 200, 200, 200, 200, 200),
+    ("notifications", "DELETE", "/api/v1/contact-details/me",                             nothing,                           401, 204, 204, 204, 204, 204, 204, 204),
+    ("notifications", "PUT",    "/api/v1/preferences/me",                                 preferences,                       401, 200, 200, 200, 200, 200, 200, 200),
+    ("notifications", "GET",    "/api/v1/preferences/me",                                 nothing,                           401, 200, 200, 200, 200, 200, 200, 200),
+    ("notifications", "PUT",    "/api/v1/area-follows/me",                                area_follows,                      401, 200, 200, 200, 200, 200, 200, 200),
+    ("notifications", "GET",    "/api/v1/area-follows/me",                                nothing,                           401, 200, 200, 200, 200, 200, 200, 200),
+    ("notifications", "GET",    "/api/v1/inbox",                                          nothing,                           401, 200, 200, 200, 200, 200, 200, 200),
+    ("notifications", "POST",   "/api/v1/inbox/{notification_id}/read",                   message_to_resident,               401, 200, 404, 404, 404, 404, 404, 404),
+    ("notifications", "GET",    "/api/v1/notifications/me",                               nothing,                           401, 200, 200, 200, 200, 200, 200, 200),
+    ("notifications", "POST",   "/api/v1/webhook-subscriptions",                          new_subscription,                  401, 403, 403, 403, 403, 403, 201, 403),
+    ("notifications", "GET",    "/api/v1/webhook-subscriptions",                          nothing,                           401, 403, 403, 403, 403, 403, 200, 403),
+    ("notifications", "GET",    SUBSCRIPTION,                                             a_subscription,                    401, 403, 403, 403, 403, 403, 200, 403),
+    ("notifications", "PATCH",  SUBSCRIPTION,                                             subscription_change,               401, 403, 403, 403, 403, 403, 200, 403),
+    ("notifications", "DELETE", SUBSCRIPTION,                                             fresh_subscription,                401, 403, 403, 403, 403, 403, 204, 403),
+    ("notifications", "POST",   SUBSCRIPTION + "/secret",                                 fresh_subscription,                401, 403, 403, 403, 403, 403, 200, 403),
+    ("notifications", "GET",    SUBSCRIPTION + "/deliveries",                             a_subscription,                    401, 403, 403, 403, 403, 403, 200, 403),
+    ("notifications", "POST",   SUBSCRIPTION + "/enable",                                 disabled_subscription,             401, 403, 403, 403, 403, 403, 200, 403),
+
+    # probes, metrics and the published documents: served to anyone
+    ("initiatives",   "GET",    "/healthz",                                               nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("initiatives",   "GET",    "/readyz",                                                nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("initiatives",   "GET",    "/metrics",                                               nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("initiatives",   "GET",    "/openapi.json",                                          nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("initiatives",   "GET",    "/api/v1/openapi.json",                                  nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("initiatives",   "GET",    "/asyncapi.json",                                         nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("vouchers",      "GET",    "/healthz",                                               nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("vouchers",      "GET",    "/readyz",                                                nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("vouchers",      "GET",    "/metrics",                                               nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("vouchers",      "GET",    "/openapi.json",                                          nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("vouchers",      "GET",    "/api/v1/openapi.json",                                  nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("vouchers",      "GET",    "/asyncapi.json",                                         nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("notifications", "GET",    "/healthz",                                               nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("notifications", "GET",    "/readyz",                                                nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("notifications", "GET",    "/metrics",                                               nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("notifications", "GET",    "/openapi.json",                                          nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("notifications", "GET",    "/api/v1/openapi.json",                                  nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("notifications", "GET",    "/asyncapi.json",                                         nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+]
+# fmt: on
+
+# FastAPI's pages for people who read the API in a browser: they serve /openapi.json (which has its rows)
+DOCUMENTATION_PAGES = {"/docs", "/docs/oauth2-redirect", "/redoc"}
+
+
+def served(app: FastAPI) -> set[tuple[str, str]]:
+    """(method, path template) of every route `app` serves, HEAD and OPTIONS aside (Starlette answers them for
+    GET routes itself); a route without methods (a mount) counts as method `*`."""
+    routes = set()
+    for route in iter_route_contexts(app.routes):
+        if route.path in DOCUMENTATION_PAGES:
+            continue
+        methods = (route.methods or {"*"}) - {"HEAD", "OPTIONS"}
+        routes |= {(method, route.path) for method in methods}
+    return routes
+
+
+def test_every_route_has_a_row_and_every_row_a_route(tmp_path):
+    key_file = tmp_path / "public.pem"
+    rows = {(service, method, path) for service, method, path, *_ in MATRIX}
+    assert len(rows) == len(MATRIX), "a (service, method, path) has two rows"
+    routes = {
+        (name, method, path) for name, service in unstarted(key_file).items() for method, path in served(service.app)
+    }
+    without_row = sorted(routes - rows)
+    without_route = sorted(rows - routes)
+    assert not without_row, "routes without a row in MATRIX (add who may call them): " + ", ".join(
+        map(" ".join, without_row)
+    )
+    assert not without_route, "rows of MATRIX that name no route: " + ", ".join(map(" ".join, without_route))
+
+
+@pytest.fixture(scope="module")
+async def apps(tmp_path_factory):
+    async with running(tmp_path_factory.mktemp("keys")) as started:
+        yield started
+
+
+@pytest.mark.parametrize("row", MATRIX, ids=lambda row: f"{row[0]} {row[1]} {row[2]}")
+async def test_each_caller_gets_the_answer_the_matrix_gives(apps: Apps, row: Row):
+    service, method, template, setup, *expected = row
+    world = apps[service]
+    wrong = []
+    for column, want in zip(COLUMNS, expected, strict=True):
+        who = CALLERS[column]
+        call = await setup(world, who)
+        answer = await world.request(
+            method, template.format(**call.params), who, json=call.json, idempotency_key=call.idempotency_key
+        )
+        if answer.status_code not in (want if isinstance(want, frozenset) else {want}):
+            problem = answer.json() if answer.headers.get("content-type", "").endswith("problem+json") else {}
+            detail = problem.get("detail", "")
+            wrong.append(f"{column}: got {answer.status_code}, expected {want} {detail}".rstrip())
+    assert not wrong, f"{method} {template} on {service}:\n  " + "\n  ".join(wrong)

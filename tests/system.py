@@ -1,0 +1,164 @@
+"""The whole system for the tiers that run it as a person would: the three services, each as its own process on a
+database of its own on the real stack, a real SMTP server and an integration's webhook endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email
+import email.policy
+import importlib.util
+import os
+import signal
+import socket
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import uvicorn
+from aiosmtpd.controller import Controller
+from fastapi import FastAPI, Request, Response
+
+from buurtkracht_contracts.topics import TopicSpec, all_topics, dead_letter_topic
+from buurtkracht_kit import topics
+
+from .keys import PRIVATE, PUBLIC
+from .stack import PG_ADMIN_URL, database_url
+
+ROOT = Path(__file__).parents[1]
+SERVICES = ("initiatives", "vouchers", "notifications")
+spec = importlib.util.spec_from_file_location("journey", ROOT / "deploy" / "local" / "journey.py")
+journey_module = importlib.util.module_from_spec(spec)
+sys.modules["journey"] = journey_module
+spec.loader.exec_module(journey_module)
+Journey, Endpoints, Refused = journey_module.Journey, journey_module.Endpoints, journey_module.Refused
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        return "250 OK"
+
+
+class WebhookEndpoint:
+    """An integration's HTTPS endpoint stand-in: a real HTTP server that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.port = free_port()
+        app = FastAPI()
+
+        @app.post("/hooks")
+        async def receive(request: Request) -> Response:
+            self.received.append((dict(request.headers), await request.body()))
+            return Response(status_code=204)
+
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks"
+
+
+@dataclass
+class System:
+    journey: Any
+    mailbox: Mailbox
+    hooks: WebhookEndpoint
+    processes: dict[str, asyncio.subprocess.Process]
+    logs: Path
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+
+@contextlib.asynccontextmanager
+async def running_system(kafka_bootstrap: str, tmp_path_factory: Any, tier: str) -> AsyncIterator[System]:
+    """Three service processes on databases of their own (named after `tier`), a real SMTP server and a webhook
+    endpoint; stopped with SIGTERM and their databases dropped afterwards."""
+    run = uuid.uuid4().hex[:6]
+    groups = [f"{service}-{tier}-{run}" for service in ("initiatives", "vouchers", "notifications")]
+    # the services' dead-letter topics too: a stray record on the shared topics is parked there
+    await topics.ensure(
+        {"bootstrap_servers": kafka_bootstrap}, [*all_topics(), *(TopicSpec(dead_letter_topic(g), 1) for g in groups)]
+    )
+    keys = tmp_path_factory.mktemp("keys")
+    (keys / "public.pem").write_text(PUBLIC)
+    (keys / "private.pem").write_text(PRIVATE)
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    mailbox, smtp_port = Mailbox(), free_port()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    hooks = WebhookEndpoint()
+    hooks_task = asyncio.create_task(hooks.server.serve())
+    processes, ports, databases = {}, {}, []
+    logs = tmp_path_factory.mktemp("logs")
+    try:
+        for service in ("initiatives", "vouchers", "notifications"):
+            name = f"{tier}_{service}_{run}"
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            databases.append(name)
+            ports[service] = free_port()
+            env = os.environ | {
+                "BK_SERVICE_NAME": f"{service}-{tier}-{run}",
+                "BK_DATABASE_URL": database_url(name),
+                "BK_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+                "BK_HTTP_PORT": str(ports[service]),
+                "BK_JWT_PUBLIC_KEY_FILE": str(keys / "public.pem"),
+                "BK_CONSUMER_START": "latest",
+                "BK_RELAY_POLL_INTERVAL_SECONDS": "0.2",
+                "BK_SUPPORT_THRESHOLD": "3",
+                "BK_SMTP_PORT": str(smtp_port),
+                "BK_DISPATCH_INTERVAL_SECONDS": "0.3",
+                "BK_WEBHOOK_DISPATCH_INTERVAL_SECONDS": "0.3",
+                "BK_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",  # the integration's endpoint is on 127.0.0.1
+                "BK_LOG_LEVEL": "WARNING",
+            }
+            with (logs / f"{service}.log").open("wb") as out:
+                processes[service] = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", service, env=env, cwd=ROOT, stdout=out, stderr=out
+                )
+        endpoints = Endpoints(
+            **{s: f"http://127.0.0.1:{p}" for s, p in ports.items()},
+            kafka=kafka_bootstrap,
+            private_key=keys / "private.pem",
+        )
+        journey = Journey(endpoints, say=lambda line: None, run=run)
+        await journey.ready()
+
+        async def all_consuming():
+            for port in ports.values():
+                body = (await journey.http.get(f"http://127.0.0.1:{port}/readyz")).json()
+                if not body.get("consuming"):
+                    return False
+            return True
+
+        await journey.until("every consumer to hold its partitions", all_consuming)
+        yield System(journey, mailbox, hooks, processes, logs, ports)
+        await journey.close()
+    finally:
+        for process in processes.values():
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes.values():
+            await asyncio.wait_for(process.wait(), 60)
+        hooks.server.should_exit = True
+        await hooks_task
+        smtp.stop()
+        for name in databases:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
