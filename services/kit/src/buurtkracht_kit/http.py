@@ -41,7 +41,7 @@ def install(
     app.add_middleware(BodyLimit, default=max_body_bytes, larger=larger_bodies or {})
     app.add_middleware(RequestMetrics, metrics=metrics)
     build_stack = app.build_middleware_stack  # outside Starlette's error middleware, which answers a 500 itself
-    app.build_middleware_stack = lambda: ApiVersion(build_stack(), app.version)  # type: ignore[method-assign]
+    app.build_middleware_stack = lambda: AnsweredErrors(ApiVersion(build_stack(), app.version))  # type: ignore[method-assign]
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -74,6 +74,33 @@ def install(
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:
         return Response(generate_latest(exposed), media_type=CONTENT_TYPE_LATEST)
+
+
+class AnsweredErrors:
+    """Pure ASGI middleware ending an unexpected error that was already answered. Starlette's error middleware
+    answers it with the 500 problem (the kit's handler logs it) and then raises it again; the server would log it a
+    second time and close the connection, so a client still sending its body, or reusing the connection, saw it
+    reset. An error raised before the answer was complete still reaches the server."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        answered = False
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal answered
+            await send(message)
+            answered |= message["type"] == "http.response.body" and not message.get("more_body", False)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        except Exception:
+            if not answered:
+                raise
 
 
 class ApiVersion:
