@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from buurtkracht_contracts.registry import models_on
-from buurtkracht_contracts.topics import INITIATIVES_EVENTS, VOUCHERS_EVENTS
+from buurtkracht_contracts.topics import INITIATIVES_EVENTS
 from buurtkracht_kit.periodic import every
 from buurtkracht_kit.runtime import Service, ServiceSpec
 
@@ -38,8 +38,8 @@ SPEC = ServiceSpec(
     description="Residents propose neighbourhood initiatives, neighbours support and join them, officials review "
     "them, and initiators report what they did and spent.",
     migrations=Path(__file__).resolve().parents[2] / "migrations",
-    routers=[http.router],
-    subscribed_topics=[VOUCHERS_EVENTS],
+    routers=[http.router, http.me_router],
+    subscribed_topics=sorted({model.topic for model in events.HANDLERS}),  # the topics of the events it handles
     handlers=events.HANDLERS,
     background=[expire_overdue_initiatives],
     publishes=models_on(INITIATIVES_EVENTS),

@@ -1,4 +1,5 @@
-"""Wiring of the vouchers service: routes, reactions to initiative events, round closing and the ledger check."""
+"""Wiring of the vouchers service: routes, reactions to initiative events and to a resident forgotten, round closing
+and the ledger check."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from prometheus_client import Gauge
 
 from buurtkracht_contracts.registry import models_on
-from buurtkracht_contracts.topics import INITIATIVES_EVENTS, VOUCHERS_EVENTS
+from buurtkracht_contracts.topics import VOUCHERS_EVENTS
 from buurtkracht_kit.periodic import every
 from buurtkracht_kit.runtime import Service, ServiceSpec
 
@@ -67,7 +68,7 @@ SPEC = ServiceSpec(
     "claims and payouts, on a double-entry ledger in integer cents.",
     migrations=Path(__file__).resolve().parents[2] / "migrations",
     routers=[http.router],
-    subscribed_topics=[INITIATIVES_EVENTS],
+    subscribed_topics=sorted({model.topic for model in events.HANDLERS}),  # the topics of the events it handles
     handlers=events.HANDLERS,
     background=[close_due_rounds, check_ledger],
     publishes=models_on(VOUCHERS_EVENTS),

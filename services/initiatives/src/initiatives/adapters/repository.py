@@ -30,6 +30,36 @@ class Volunteer:
 
 
 @dataclass(frozen=True)
+class Supported:
+    """A resident's support of an initiative."""
+
+    initiative_id: uuid.UUID
+    title: str
+    supported_at: datetime
+
+
+@dataclass(frozen=True)
+class Volunteering:
+    """A resident's sign-up to help an initiative, with what they offered."""
+
+    initiative_id: uuid.UUID
+    title: str
+    offer: str
+    joined_at: datetime
+
+
+@dataclass(frozen=True)
+class Made:
+    """A transition a person made, in the history of an initiative."""
+
+    initiative_id: uuid.UUID
+    from_status: Status | None
+    to_status: Status
+    note: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Page:
     initiatives: list[Initiative]
     total: int
@@ -215,6 +245,87 @@ class InitiativeRepository:
             initiative_id,
         )
         return [Volunteer(r["resident_id"], r["offer"], r["joined_at"]) for r in rows]
+
+    async def involving(self, resident_id: str, *, for_update: bool = False) -> list[Initiative]:
+        """The initiatives the resident owns, co-initiates or is invited to co-initiate, in id order: the order
+        `for_update` locks them in."""
+        rows = await self._conn.fetch(
+            f"""SELECT {_COLUMNS} FROM initiatives
+                WHERE owner_id = $1 OR $1 = ANY (co_initiators) OR $1 = ANY (invited_co_initiators) ORDER BY id"""
+            + (" FOR UPDATE" if for_update else ""),
+            resident_id,
+        )
+        return [_from_row(row) for row in rows]
+
+    async def save_people(self, initiative: Initiative) -> None:
+        """Write who owns, co-initiates and is invited to co-initiate the initiative (the caller holds the row
+        lock); nothing else of it."""
+        await self._conn.execute(
+            """UPDATE initiatives SET owner_id = $2, co_initiators = $3, invited_co_initiators = $4, updated_at = now(),
+                   version = version + 1
+               WHERE id = $1""",
+            initiative.id,
+            initiative.owner_id,
+            initiative.co_initiators,
+            initiative.invited_co_initiators,
+        )
+
+    async def supports_of(self, resident_id: str) -> list[Supported]:
+        rows = await self._conn.fetch(
+            """SELECT s.initiative_id, i.title, s.supported_at FROM supports s
+               JOIN initiatives i ON i.id = s.initiative_id
+               WHERE s.resident_id = $1 ORDER BY s.supported_at, s.initiative_id""",
+            resident_id,
+        )
+        return [Supported(r["initiative_id"], r["title"], r["supported_at"]) for r in rows]
+
+    async def volunteering_of(self, resident_id: str) -> list[Volunteering]:
+        rows = await self._conn.fetch(
+            """SELECT v.initiative_id, i.title, v.offer, v.joined_at FROM volunteers v
+               JOIN initiatives i ON i.id = v.initiative_id
+               WHERE v.resident_id = $1 ORDER BY v.joined_at, v.initiative_id""",
+            resident_id,
+        )
+        return [Volunteering(r["initiative_id"], r["title"], r["offer"], r["joined_at"]) for r in rows]
+
+    async def made_by(self, actor_id: str) -> list[Made]:
+        """The transitions `actor_id` made, in the order they were made."""
+        rows = await self._conn.fetch(
+            "SELECT initiative_id, from_status, to_status, note, at FROM transitions WHERE actor_id = $1 ORDER BY id",
+            actor_id,
+        )
+        return [
+            Made(
+                r["initiative_id"],
+                Status(r["from_status"]) if r["from_status"] else None,
+                Status(r["to_status"]),
+                r["note"],
+                r["at"],
+            )
+            for r in rows
+        ]
+
+    async def forget_supporter(self, resident_id: str, tombstone: str) -> int:
+        """The resident's supports count on under `tombstone`; returns how many."""
+        result = await self._conn.execute(
+            "UPDATE supports SET resident_id = $2 WHERE resident_id = $1", resident_id, tombstone
+        )
+        return int(result.split()[-1])
+
+    async def forget_volunteer(self, resident_id: str, tombstone: str) -> int:
+        """The resident's sign-ups count on under `tombstone`, the offers they wrote erased; returns how many."""
+        result = await self._conn.execute(
+            "UPDATE volunteers SET resident_id = $2, offer = '' WHERE resident_id = $1", resident_id, tombstone
+        )
+        return int(result.split()[-1])
+
+    async def forget_actor(self, actor_id: str, tombstone: str) -> int:
+        """The transitions `actor_id` made keep their place in each history, with `tombstone` as actor; returns how
+        many."""
+        result = await self._conn.execute(
+            "UPDATE transitions SET actor_id = $2 WHERE actor_id = $1", actor_id, tombstone
+        )
+        return int(result.split()[-1])
 
     async def overdue(self, now: datetime, limit: int = 500) -> list[uuid.UUID]:
         """Initiatives still gathering support after their deadline."""

@@ -11,7 +11,9 @@ command changes nothing):
   while support is being gathered before the deadline; a supporter who becomes a co-initiator loses their
   support, so the support count is always the number of supporters who are not initiators;
 - nobody decides their own case: an official never reviews an initiative they initiate or co-initiate;
-- every transition records exactly one event and one history entry.
+- every transition records exactly one event and one history entry;
+- a resident who asked to be forgotten appears only as their tombstone: as (co-)initiator of the initiatives that
+  stay public, never as an invited resident.
 
 A refused command raises one of the contracts' refusals (`buurtkracht_contracts.refusals`), answered alike by
 every HTTP API: `NotAllowed` (not an initiator, not of the area, an initiator supporting themselves or reviewing
@@ -461,6 +463,19 @@ class Initiative:
                 ],
             )
         )
+
+    # -- a resident forgotten ---------------------------------------------------------------
+
+    def forget(self, resident_id: str, tombstone: str) -> bool:
+        """The resident asked to be forgotten: the initiative stays, public as it was, with `tombstone` where they
+        owned or co-initiated it, and their open invitation is gone (nobody can accept it any more). Nothing else
+        changes and nothing is recorded; returns whether anything changed."""
+        initiators = [tombstone if initiator == resident_id else initiator for initiator in self.initiators]
+        invited = [resident for resident in self.invited_co_initiators if resident != resident_id]
+        if initiators == self.initiators and invited == self.invited_co_initiators:
+            return False
+        self.owner_id, self.co_initiators, self.invited_co_initiators = initiators[0], initiators[1:], invited
+        return True
 
     # -- rules shared by the commands --------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """Reactions to the vouchers service's events: an award funds the initiative, a round closing without
-an award expires it. The kit's consumer makes each event take effect once (inbox in the same transaction).
+an award expires it; and to a resident's request to be forgotten (told by the notifications service). The kit's
+consumer makes each event take effect once (inbox in the same transaction).
 """
 
 from __future__ import annotations
@@ -8,10 +9,11 @@ import logging
 from datetime import UTC, datetime
 
 from buurtkracht_contracts import Envelope
+from buurtkracht_contracts.notifications import ResidentForgetRequested
 from buurtkracht_contracts.vouchers import InitiativeAwarded, RoundClosed
 
 from ..adapters.unit_of_work import InitiativesUnitOfWork
-from ..service import commands
+from ..service import commands, privacy
 
 logger = logging.getLogger(__name__)
 
@@ -29,4 +31,14 @@ async def on_round_closed(uow: InitiativesUnitOfWork, event: RoundClosed, envelo
         await commands.expire_unawarded(uow, initiative_id, event.round_id, datetime.now(UTC))
 
 
-HANDLERS = {InitiativeAwarded: on_initiative_awarded, RoundClosed: on_round_closed}
+async def on_resident_forget_requested(
+    uow: InitiativesUnitOfWork, event: ResidentForgetRequested, envelope: Envelope
+) -> None:
+    await privacy.forget_resident(uow, event.resident_id, event.tombstone)
+
+
+HANDLERS = {
+    InitiativeAwarded: on_initiative_awarded,
+    RoundClosed: on_round_closed,
+    ResidentForgetRequested: on_resident_forget_requested,
+}

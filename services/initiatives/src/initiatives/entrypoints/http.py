@@ -24,7 +24,7 @@ from buurtkracht_kit.problems import Problem
 
 from ..adapters.unit_of_work import InitiativesUnitOfWork
 from ..domain.model import BudgetLine, Category, Initiative, Rules, Spending, Status, Transition
-from ..service import commands
+from ..service import commands, privacy
 
 router = APIRouter(prefix="/api/v1/initiatives", tags=["initiatives"])
 
@@ -359,3 +359,61 @@ async def cancel(initiative_id: uuid.UUID, body: Cancellation, caller: Caller, r
 async def report(initiative_id: uuid.UUID, body: Report, caller: Caller, request: Request) -> InitiativeOut:
     spending = [Spending(s.description, s.spent_cents) for s in body.spending]
     return await _run(request, commands.report, caller, initiative_id, body.what_was_done, spending, _now())
+
+
+# -- what the service holds about the caller (AVG/GDPR article 15) ---------------------------------------------------
+
+me_router = APIRouter(prefix="/api/v1/me", tags=["me"])
+
+
+class SupportExport(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    initiative_id: uuid.UUID
+    title: str
+    supported_at: datetime
+
+
+class VolunteeringExport(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    initiative_id: uuid.UUID
+    title: str
+    offer: str = Field(description="What you offered to do")
+    joined_at: datetime
+
+
+class TransitionExport(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    initiative_id: uuid.UUID
+    from_status: Status | None
+    to_status: Status
+    note: str | None
+    at: datetime
+
+
+class PersonalDataExport(BaseModel):
+    subject: str = Field(description="Your pseudonymous id: everything below is held about it")
+    initiatives: list[InitiativeOut] = Field(
+        description="The initiatives you own, co-initiate or are invited to co-initiate, oldest first"
+    )
+    supports: list[SupportExport] = Field(description="The initiatives you support")
+    volunteering: list[VolunteeringExport] = Field(description="The initiatives you signed up to help")
+    transitions: list[TransitionExport] = Field(
+        description="The steps in initiatives' histories you made (a submission, a review, a support that reached "
+        "the threshold, ...)"
+    )
+
+
+@me_router.get("/export", summary="Everything this service holds about you (AVG/GDPR article 15)")
+async def export_personal_data(caller: Caller, request: Request) -> PersonalDataExport:
+    async with _unit_of_work(request) as uow:
+        export = await privacy.export(uow, caller)
+    return PersonalDataExport(
+        subject=export.subject,
+        initiatives=[InitiativeOut.of(initiative, caller.subject) for initiative in export.initiatives],
+        supports=[SupportExport.model_validate(support) for support in export.supports],
+        volunteering=[VolunteeringExport.model_validate(volunteering) for volunteering in export.volunteering],
+        transitions=[TransitionExport.model_validate(made) for made in export.transitions],
+    )

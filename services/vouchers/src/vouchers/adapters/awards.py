@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -15,6 +17,17 @@ from buurtkracht_kit.paging import fetch_page
 from ..domain.awards import Award, AwardStatus, Ballot
 
 _COLUMNS = "id, round_id, initiative_id, amount_cents, proposed_by, quorum, status, proposed_at, decided_at"
+
+
+@dataclass(frozen=True)
+class Cast:
+    """A member's vote on a proposal, with what the proposal was about."""
+
+    award_id: uuid.UUID
+    round_id: uuid.UUID
+    initiative_id: uuid.UUID
+    vote: str
+    cast_at: datetime
 
 
 class AwardRepository:
@@ -120,3 +133,30 @@ class AwardRepository:
             list(initiative_ids),
         )
         return int(result.split()[-1])
+
+    async def proposed_by(self, member_id: str) -> list[Award]:
+        """The proposals `member_id` made, oldest first, with their votes."""
+        rows = await self._conn.fetch(
+            f"SELECT {_COLUMNS} FROM award_proposals WHERE proposed_by = $1 ORDER BY proposed_at, id", member_id
+        )
+        return await self._with_ballots(rows)
+
+    async def cast_by(self, member_id: str) -> list[Cast]:
+        rows = await self._conn.fetch(
+            """SELECT v.award_id, p.round_id, p.initiative_id, v.vote, v.cast_at
+               FROM award_votes v JOIN award_proposals p ON p.id = v.award_id
+               WHERE v.member_id = $1 ORDER BY v.cast_at, v.award_id""",
+            member_id,
+        )
+        return [Cast(r["award_id"], r["round_id"], r["initiative_id"], r["vote"], r["cast_at"]) for r in rows]
+
+    async def forget_member(self, member_id: str, tombstone: str) -> int:
+        """The proposals `member_id` made and the votes they cast keep their amounts and decisions, with `tombstone`
+        as proposer and voter: each proposal's row before its votes. Returns how many rows changed."""
+        proposals = await self._conn.execute(
+            "UPDATE award_proposals SET proposed_by = $2 WHERE proposed_by = $1", member_id, tombstone
+        )
+        votes = await self._conn.execute(
+            "UPDATE award_votes SET member_id = $2 WHERE member_id = $1", member_id, tombstone
+        )
+        return int(proposals.split()[-1]) + int(votes.split()[-1])

@@ -73,6 +73,24 @@ class InitiativeRepository:
             initiative.initiators,
         )
 
+    async def initiated_by(self, person: str) -> list[Initiative]:
+        rows = await self._conn.fetch(
+            "SELECT * FROM initiatives WHERE $1 = ANY(initiators) ORDER BY approved_at, id", person
+        )
+        return [_initiative(r) for r in rows]
+
+    async def forget_initiator(self, person: str, tombstone: str) -> int:
+        """The initiatives `person` (co-)initiates name `tombstone` in their place; their rows are locked in id order,
+        as `get_all` locks them. Returns how many."""
+        result = await self._conn.execute(
+            """WITH theirs AS (SELECT id FROM initiatives WHERE $1 = ANY(initiators) ORDER BY id FOR UPDATE)
+               UPDATE initiatives i SET initiators = array_replace(i.initiators, $1, $2), updated_at = now()
+               FROM theirs WHERE i.id = theirs.id""",
+            person,
+            tombstone,
+        )
+        return int(result.split()[-1])
+
     async def progress_in(self, round_: Round, limit: int, offset: int) -> tuple[list[Progress], int]:
         """A page of the initiatives of the round's area that it may still award or awarded, newest approval
         first, with what is pledged to each in the round; and how many there are in all."""

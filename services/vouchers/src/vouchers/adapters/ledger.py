@@ -240,6 +240,43 @@ class Ledger:
         )
         return {r["owner"]: r["balance_cents"] for r in rows}
 
+    async def wallets_of(self, resident_id: str) -> list[Wallet]:
+        """The resident's wallets, one per round they have one in (found round by round, by the unique key)."""
+        rows = await self._conn.fetch(
+            """SELECT a.round_id, a.balance_cents FROM rounds r
+               JOIN accounts a ON a.round_id = r.id AND a.kind = 'wallet' AND a.owner = $1
+               ORDER BY r.created_at, r.id""",
+            resident_id,
+        )
+        return [Wallet(r["round_id"], resident_id, r["balance_cents"]) for r in rows]
+
+    async def forget_wallets(self, resident_id: str, tombstone: str) -> list[uuid.UUID]:
+        """The resident's wallets keep their balances and journal lines, with `tombstone` as owner; returns the rounds
+        of the wallets, in id order (the rows were locked in that order). No amount changes."""
+        rows = await self._conn.fetch(
+            """WITH theirs AS (
+                   SELECT a.id, a.round_id FROM rounds r
+                   JOIN accounts a ON a.round_id = r.id AND a.kind = 'wallet' AND a.owner = $1
+                   ORDER BY a.id FOR UPDATE OF a)
+               UPDATE accounts a SET owner = $2 FROM theirs WHERE a.id = theirs.id RETURNING a.round_id""",
+            resident_id,
+            tombstone,
+        )
+        return sorted(r["round_id"] for r in rows)
+
+    async def rewrite_references(self, kind: str, references: dict[str, str]) -> int:
+        """Entries of `kind` whose reference is a key of `references` get its value instead: the one change a journal
+        entry allows, to a reference that names a tombstone (see migration 0004). Returns how many."""
+        result = await self._conn.execute(
+            """UPDATE journal_entries e SET reference = t.forgotten
+               FROM unnest($2::text[], $3::text[]) AS t(named, forgotten)
+               WHERE e.kind = $1 AND e.reference = t.named""",
+            kind,
+            list(references),
+            list(references.values()),
+        )
+        return int(result.split()[-1])
+
     async def balances(self, round_id: uuid.UUID, owner: str | None = None) -> list[Balance]:
         rows = await self._conn.fetch(
             """SELECT kind, owner, balance_cents FROM accounts WHERE round_id = $1 AND ($2::text IS NULL OR owner = $2)

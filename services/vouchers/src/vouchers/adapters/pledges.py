@@ -73,6 +73,24 @@ class PledgeRepository:
         )
         return [_pledge(r) for r in rows]
 
+    async def of_person(self, resident_id: str) -> list[Pledge]:
+        """Every pledge of the resident, in every round, in the order made (found round by round, by the index)."""
+        rows = await self._conn.fetch(
+            f"""SELECT {", ".join(f"p.{column}" for column in _COLUMNS.split(", "))}
+                FROM rounds r JOIN pledges p ON p.round_id = r.id AND p.resident_id = $1 ORDER BY p.created_at, p.id""",
+            resident_id,
+        )
+        return [_pledge(r) for r in rows]
+
+    async def forget_pledger(self, resident_id: str, tombstone: str) -> int:
+        """The resident's pledges keep their amounts and statuses, with `tombstone` as pledger; returns how many."""
+        result = await self._conn.execute(
+            """UPDATE pledges p SET resident_id = $2 FROM rounds r WHERE p.round_id = r.id AND p.resident_id = $1""",
+            resident_id,
+            tombstone,
+        )
+        return int(result.split()[-1])
+
     async def rounds_with_active(self, initiative_id: uuid.UUID) -> list[uuid.UUID]:
         rows = await self._conn.fetch(
             "SELECT DISTINCT round_id FROM pledges WHERE initiative_id = $1 AND status = 'active' ORDER BY round_id",

@@ -110,6 +110,23 @@ class RoundRepository:
         )
         return [_round(r) for r in rows], total
 
+    async def involving(self, person: str, areas: list[str]) -> list[uuid.UUID]:
+        """The rounds `person` opened, and those of `areas` (exactly those areas), in id order."""
+        rows = await self._conn.fetch(
+            "SELECT id FROM rounds WHERE created_by = $1 OR area_code = ANY($2::text[]) ORDER BY id", person, areas
+        )
+        return [r["id"] for r in rows]
+
+    async def opened_by(self, person: str) -> list[Round]:
+        rows = await self._conn.fetch("SELECT * FROM rounds WHERE created_by = $1 ORDER BY created_at, id", person)
+        return [_round(r) for r in rows]
+
+    async def forget_creator(self, person: str, tombstone: str) -> int:
+        """The rounds `person` opened name `tombstone` as who opened them (their rows are locked: see `get_all`);
+        returns how many."""
+        result = await self._conn.execute("UPDATE rounds SET created_by = $2 WHERE created_by = $1", person, tombstone)
+        return int(result.split()[-1])
+
     async def due(self, now: datetime) -> list[uuid.UUID]:
         rows = await self._conn.fetch("SELECT id FROM rounds WHERE status = 'open' AND closes_at <= $1", now)
         return [r["id"] for r in rows]

@@ -116,6 +116,28 @@ class ClaimRepository:
         )
         return [_claim(r) for r in rows], total
 
+    async def of_person(self, person: str) -> list[Claim]:
+        """The claims `person` made or decided, with their payouts, oldest first."""
+        rows = await self._conn.fetch(
+            f"""SELECT {_CLAIM_AND_PAYOUT} FROM {_CLAIM_WITH_PAYOUT} WHERE c.claimed_by = $1 OR c.decided_by = $1
+                ORDER BY c.created_at, c.id""",
+            person,
+        )
+        return [_claim(r) for r in rows]
+
+    async def forget_person(self, person: str, tombstone: str) -> int:
+        """The claims `person` made or decided keep their amounts, invoices and decisions, with `tombstone` as
+        claimant or decider; returns how many."""
+        result = await self._conn.execute(
+            """UPDATE expense_claims
+               SET claimed_by = CASE WHEN claimed_by = $1 THEN $2 ELSE claimed_by END,
+                   decided_by = CASE WHEN decided_by = $1 THEN $2 ELSE decided_by END
+               WHERE claimed_by = $1 OR decided_by = $1""",
+            person,
+            tombstone,
+        )
+        return int(result.split()[-1])
+
     async def save(self, claim: Claim) -> None:
         """Its decision."""
         await self._conn.execute(

@@ -7,11 +7,28 @@ other. Award and claim commands only read it: each reads the members in one stat
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 import asyncpg
 
 from ..domain.steering import Member, SteeringGroup
 
 STEERING_GROUP_LOCKS = 0x7374656572  # the seed of the advisory lock keys of steering groups
+
+
+@dataclass(frozen=True)
+class Membership:
+    area_code: str
+    chair: bool
+
+
+@dataclass(frozen=True)
+class GroupRegistration:
+    """Who last registered an area's steering group, and when."""
+
+    area_code: str
+    changed_at: datetime
 
 
 class SteeringGroupRepository:
@@ -65,3 +82,27 @@ class SteeringGroupRepository:
             "SELECT area_code FROM steering_group_members WHERE member_id = $1 ORDER BY area_code", member_id
         )
         return [r["area_code"] for r in rows]
+
+    async def memberships_of(self, member_id: str) -> list[Membership]:
+        rows = await self._conn.fetch(
+            "SELECT area_code, chair FROM steering_group_members WHERE member_id = $1 ORDER BY area_code", member_id
+        )
+        return [Membership(r["area_code"], r["chair"]) for r in rows]
+
+    async def registered_by(self, person: str) -> list[GroupRegistration]:
+        """The steering groups `person` registered last."""
+        rows = await self._conn.fetch(
+            "SELECT area_code, changed_at FROM steering_groups WHERE changed_by = $1 ORDER BY area_code", person
+        )
+        return [GroupRegistration(r["area_code"], r["changed_at"]) for r in rows]
+
+    async def forget_person(self, person: str, tombstone: str) -> int:
+        """The groups `person` registered, and their memberships, name `tombstone` in their place: the group's row
+        first, then its members, as `save` writes them. Returns how many rows changed."""
+        registered = await self._conn.execute(
+            "UPDATE steering_groups SET changed_by = $2 WHERE changed_by = $1", person, tombstone
+        )
+        memberships = await self._conn.execute(
+            "UPDATE steering_group_members SET member_id = $2 WHERE member_id = $1", person, tombstone
+        )
+        return int(registered.split()[-1]) + int(memberships.split()[-1])

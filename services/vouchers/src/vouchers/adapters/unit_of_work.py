@@ -11,6 +11,7 @@ import asyncpg
 
 from buurtkracht_kit import idempotency
 from buurtkracht_kit.db import UnitOfWork
+from buurtkracht_kit.erasure import KitTables
 
 from .awards import AwardRepository
 from .initiatives import InitiativeRepository
@@ -53,6 +54,7 @@ class VouchersUnitOfWork(UnitOfWork):
     steering_groups: SteeringGroupRepository
     ledger: Ledger
     idempotency_keys: IdempotencyKeys
+    kit_tables: KitTables
 
     def bind(self, connection: asyncpg.Connection) -> None:
         self.rounds = RoundRepository(connection)
@@ -64,6 +66,7 @@ class VouchersUnitOfWork(UnitOfWork):
         self.steering_groups = SteeringGroupRepository(connection)
         self.ledger = Ledger(connection)
         self.idempotency_keys = IdempotencyKeys(connection)
+        self.kit_tables = KitTables(connection)
 
     def collect(self, *aggregates: Any) -> None:
         """Record the events the aggregates recorded, in the order given, and clear them."""

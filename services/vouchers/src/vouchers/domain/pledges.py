@@ -49,6 +49,11 @@ class Wallet:
         return Account.wallet(self.resident_id)
 
 
+def claimed_wallet_reference(round_id: uuid.UUID, resident_id: str) -> str:
+    """The journal reference of the issuance of a wallet a resident claimed themselves."""
+    return f"{round_id}:claim:{resident_id}"
+
+
 def pledge_take(requested_cents: int, approved_cents: int, pledged_so_far_cents: int) -> int:
     """How much of a pledge is taken: never more than the initiative still needs."""
     if requested_cents <= 0:

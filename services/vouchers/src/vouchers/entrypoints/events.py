@@ -1,14 +1,16 @@
 """Reactions to the initiatives service: an approved initiative may receive pledges or an award; a
 withdrawn one gets its pledges returned; an awarded one that is withdrawn, completed or cancelled returns its
-unspent budget; a co-initiator who joins counts as one of its initiators."""
+unspent budget; a co-initiator who joins counts as one of its initiators. And to a resident's request to be
+forgotten (told by the notifications service)."""
 
 from __future__ import annotations
 
 from buurtkracht_contracts import Envelope
 from buurtkracht_contracts import initiatives as events
+from buurtkracht_contracts.notifications import ResidentForgetRequested
 
 from ..adapters.unit_of_work import VouchersUnitOfWork
-from ..service import reactions
+from ..service import privacy, reactions
 
 
 async def on_approved(uow: VouchersUnitOfWork, event: events.InitiativeApproved, envelope: Envelope) -> None:
@@ -33,10 +35,17 @@ async def on_cancelled(uow: VouchersUnitOfWork, event: events.InitiativeCancelle
     await reactions.initiative_finished(uow, event.initiative_id, cancelled=True)
 
 
+async def on_resident_forget_requested(
+    uow: VouchersUnitOfWork, event: ResidentForgetRequested, envelope: Envelope
+) -> None:
+    await privacy.forget_resident(uow, event.resident_id, event.tombstone)
+
+
 HANDLERS = {
     events.InitiativeApproved: on_approved,
     events.CoInitiatorJoined: on_co_initiator_joined,
     events.InitiativeWithdrawn: on_withdrawn,
     events.InitiativeCompleted: on_completed,
     events.InitiativeCancelled: on_cancelled,
+    ResidentForgetRequested: on_resident_forget_requested,
 }

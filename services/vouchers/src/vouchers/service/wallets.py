@@ -14,6 +14,7 @@ from buurtkracht_contracts.refusals import Conflict
 from buurtkracht_kit.auth import Principal, Role
 
 from ..adapters.unit_of_work import VouchersUnitOfWork
+from ..domain.pledges import claimed_wallet_reference
 from .access import found, require
 from .locking import lock
 
@@ -44,7 +45,7 @@ async def claim_wallet(uow: VouchersUnitOfWork, actor: Principal, round_id: uuid
     round_.wallet_claimable(actor.has(Role.RESIDENT) and actor.lives_in(round_.area_code), now)
     amount = round_.voucher_amount_cents or 0
     issued = await uow.ledger.issue_wallets(
-        round_id, [actor.subject], amount, reference=f"{round_id}:claim:{actor.subject}"
+        round_id, [actor.subject], amount, reference=claimed_wallet_reference(round_id, actor.subject)
     )
     if not issued:
         raise Conflict("you already have a wallet in this round", "has_wallet")

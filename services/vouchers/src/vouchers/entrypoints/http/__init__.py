@@ -1,7 +1,7 @@
 """HTTP API of the vouchers service, under its own prefixes: `/api/v1/rounds`, `/api/v1/areas` (steering
-groups), `/api/v1/initiative-budgets`, `/api/v1/expense-claims`, `/api/v1/payouts`. Routes translate requests into
-commands and answers. Lists are pages (`offset`, `limit`, `total`), newest first, each showing only what the caller
-may see.
+groups), `/api/v1/initiative-budgets`, `/api/v1/expense-claims`, `/api/v1/payouts`, `/api/v1/me` (what the service
+holds about the caller). Routes translate requests into commands and answers. Lists are pages (`offset`, `limit`,
+`total`), newest first, each showing only what the caller may see.
 
 Five requests require an `Idempotency-Key` (the same key replays the first answer; see `common.money_moving`):
 opening a round, pledging, proposing an award, claiming an expense and deciding a claim. Each but the decision
@@ -16,8 +16,8 @@ again is refused (409 `withdrawn`); registering the same steering group again ch
 
 from fastapi import APIRouter
 
-from . import awards, pledges, rounds, spending, steering, wallets
+from . import awards, me, pledges, rounds, spending, steering, wallets
 
 router = APIRouter(prefix="/api/v1")
-for area in (rounds, wallets, pledges, steering, awards, spending):
+for area in (rounds, wallets, pledges, steering, awards, spending, me):
     router.include_router(area.router)
