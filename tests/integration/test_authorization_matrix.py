@@ -320,6 +320,7 @@ MATRIX: list[Row] = [
     # service        method    path                                                      setup                              anon res  away off  offx sg   adm  int
     ("initiatives",   "POST",   "/api/v1/initiatives",                                    new_initiative,                    401, 201, 403, 403, 403, 201, 403, 403),
     ("initiatives",   "GET",    "/api/v1/initiatives",                                    nothing,                           401, 200, 200, 200, 200, 200, 200, 200),
+    ("initiatives",   "GET",    "/api/v1/me/export",                                      nothing,                           401, 200, 200, 200, 200, 200, 200, 200),
     ("initiatives",   "GET",    INITIATIVE,                                               own_draft,                         401, 200, 404, 200, 404, 404, 404, 404),
     ("initiatives",   "PATCH",  INITIATIVE,                                               own_draft_changes,                 401, 200, 403, 403, 403, 403, 403, 403),
     ("initiatives",   "POST",   INITIATIVE + "/co-initiators",                            own_draft_invitation,              401, 200, 403, 403, 403, 403, 403, 403),
@@ -337,6 +338,7 @@ MATRIX: list[Row] = [
 
     ("vouchers",      "POST",   "/api/v1/rounds",                                         new_round,                         401, 403, 403, 201, 403, 403, 403, 403),
     ("vouchers",      "GET",    "/api/v1/rounds",                                         nothing,                           401, 200, 200, 200, 200, 200, 200, 200),
+    ("vouchers",      "GET",    "/api/v1/me/export",                                      nothing,                           401, 200, 200, 200, 200, 200, 200, 200),
     ("vouchers",      "GET",    ROUND,                                                    a_round,                           401, 200, 200, 200, 200, 200, 200, 200),
     ("vouchers",      "GET",    ROUND + "/initiatives",                                   a_round,                           401, 200, 403, 200, 403, 200, 403, 403),
     ("vouchers",      "GET",    ROUND + "/ledger",                                        a_round,                           401, 403, 403, 200, 403, 403, 403, 403),
