@@ -80,6 +80,7 @@ async def test_every_endpoint_answers_generated_requests_as_documented(system, s
     authorization = [f"--header=Authorization: {value}" for value in headers_of(system.journey, role).values()]
     command = [
         str(Path(sys.executable).with_name("st")),
+        f"--config-file={Path(__file__).with_name('schemathesis.toml')}",
         "run",
         f"{url}/openapi.json",
         *authorization,

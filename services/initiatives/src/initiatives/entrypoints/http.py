@@ -38,7 +38,7 @@ class NewInitiative(Strict):
     title: Line = Field(min_length=3, max_length=120)
     summary: Text = Field(min_length=1, max_length=500)
     description: Text = Field(min_length=1, max_length=10_000)
-    area_code: AreaCode
+    area_code: AreaCode = Field(examples=["BU03630001"])
     category: Category
     budget_lines: list[BudgetLineIn] = Field(min_length=1, max_length=50)
     volunteers_wanted: StrictInt = Field(0, ge=0, le=10_000)

@@ -23,7 +23,7 @@ router = APIRouter(tags=["rounds"])
 
 
 class NewRound(Strict):
-    area_code: AreaCode
+    area_code: AreaCode = Field(examples=["WK036300"])
     name: Line = Field(min_length=1, max_length=200)
     total_budget_cents: StrictInt = Field(gt=0, le=MAX_CENTS)
     opens_at: Moment = Field(description="With its zone (an offset or Z)")
