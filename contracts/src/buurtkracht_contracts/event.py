@@ -1,9 +1,10 @@
 """The base of every event model, and the CloudEvents 1.0 envelope that carries it.
 
 An event is a fact, named in the past tense. Its model says what a consumer needs to act without
-calling back; it never carries personal data beyond pseudonymous resident ids. The envelope
-follows CloudEvents 1.0 as the NL GOV profile applies it: `source` is a URN, `type` is reverse-DNS
-with a version suffix, `id` a UUID, `subject` the id of the aggregate the event is about.
+calling back; it never carries personal data beyond pseudonymous ids of people, each in a field
+declared `PersonId` (see `personal`). The envelope follows CloudEvents 1.0 as the NL GOV profile
+applies it: `source` is a URN, `type` is reverse-DNS with a version suffix, `id` a UUID, `subject`
+the id of the aggregate the event is about.
 """
 
 from __future__ import annotations

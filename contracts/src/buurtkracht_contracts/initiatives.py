@@ -17,10 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .event import TYPE_PREFIX, Event
 from .money import Cents
+from .personal import PersonId
 from .registry import register
 from .topics import INITIATIVES_EVENTS
 
-ResidentId = str
+ResidentId = PersonId  # a resident's (or an official's) pseudonymous id: see `personal`
 Category = Literal["green", "play", "safety", "social", "culture", "sport", "sustainability", "other"]
 Status = Literal[
     "draft",

@@ -1,18 +1,34 @@
-"""Events of the notifications service, for operators: what was delivered, what failed, which webhook
-subscriptions were disabled. Recipients appear as pseudonymous ids; no addresses, no message text."""
+"""Events of the notifications service: for operators, what was delivered, what failed, which webhook
+subscriptions were disabled; for every service, a resident's request to be forgotten. People appear as
+pseudonymous ids; no addresses, no message text."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from .event import TYPE_PREFIX, Event
+from .personal import PersonId
 from .registry import register
 from .topics import NOTIFICATIONS_EVENTS
 
 Channel = Literal["email", "inbox"]
+
+TOMBSTONE_PATTERN = r"^forgotten-[0-9a-f]{32}$"
+_TOMBSTONE = re.compile(TOMBSTONE_PATTERN)
+
+
+def new_tombstone() -> str:
+    """What replaces a forgotten resident's id: `forgotten-` and 32 random hex digits, naming nobody."""
+    return f"forgotten-{uuid.uuid4().hex}"
+
+
+def is_tombstone(person_id: str) -> bool:
+    """Whether `person_id` stands for a resident who was forgotten: nobody to tell anything."""
+    return bool(_TOMBSTONE.fullmatch(person_id))
 
 
 def _type(name: str, version: int = 1) -> str:
@@ -24,7 +40,7 @@ class NotificationEvent(Event):
     topic: ClassVar[str] = NOTIFICATIONS_EVENTS
 
     notification_id: uuid.UUID
-    recipient_id: str
+    recipient_id: PersonId
     channel: Channel
     kind: str
     source_event_id: uuid.UUID | None
@@ -75,7 +91,7 @@ class WebhookDeliveryFailed(WebhookEvent):
 class WebhookSubscriptionDisabled(WebhookEvent):
     event_type: ClassVar[str] = _type("webhook-subscription-disabled")
     reason: Literal["gone", "repeated_failures"]
-    admin_id: str
+    admin_id: PersonId
 
 
 @register
@@ -89,8 +105,8 @@ class ResidentForgetRequested(Event):
     aggregate_type: ClassVar[str] = "resident"
     topic: ClassVar[str] = NOTIFICATIONS_EVENTS
 
-    resident_id: str
-    tombstone: str = Field(pattern=r"^forgotten-[0-9a-f]{32}$", description="What replaces the resident's id")
+    resident_id: PersonId
+    tombstone: str = Field(pattern=TOMBSTONE_PATTERN, description="What replaces the resident's id")
 
     def subject(self) -> str:
         return self.resident_id

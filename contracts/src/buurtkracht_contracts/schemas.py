@@ -19,7 +19,7 @@ from typing import Any
 from .registry import event_types
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
-_ANNOTATIONS = {"title", "description", "examples"}
+_ANNOTATIONS = {"title", "description", "examples", "x-personal"}  # x-personal: see `personal`
 
 
 def published_types() -> dict[str, type]:

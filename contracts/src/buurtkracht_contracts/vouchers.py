@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .event import TYPE_PREFIX, Event
 from .money import Cents
+from .personal import PersonId
 from .registry import register
 from .topics import VOUCHERS_EVENTS
 
@@ -50,7 +51,7 @@ class WalletsIssued(RoundEvent):
     """One batch of wallets (at most 5,000 residents an event), each holding the round's voucher amount."""
 
     event_type: ClassVar[str] = _type("wallets-issued")
-    resident_ids: list[str]
+    resident_ids: list[PersonId]
     voucher_amount_cents: Cents
     issued_cents: Cents
 
@@ -58,7 +59,7 @@ class WalletsIssued(RoundEvent):
 class PledgeEvent(RoundEvent):
     pledge_id: uuid.UUID
     initiative_id: uuid.UUID
-    resident_id: str
+    resident_id: PersonId
     amount_cents: Cents
     wallet_balance_cents: Cents = Field(
         description="What the resident's wallet holds once the transaction that recorded this event committed; "
@@ -96,7 +97,7 @@ class InitiativeAwarded(RoundEvent):
 
 class Vote(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
-    member_id: str
+    member_id: PersonId
     vote: Literal["for", "against", "abstain"]
 
 
@@ -110,11 +111,13 @@ class SteeringGroupChanged(Event):
     topic: ClassVar[str] = VOUCHERS_EVENTS
 
     area_code: str
-    member_ids: list[str] = Field(description="Every member after the change (pseudonymous ids), in the given order")
-    chair_id: str | None = Field(description="The member who chairs the group; null when nobody does")
-    joined_member_ids: list[str] = Field(description="Members who were not members before the change")
-    left_member_ids: list[str] = Field(description="Members who are no longer members after the change")
-    changed_by: str = Field(description="The official who registered the change")
+    member_ids: list[PersonId] = Field(
+        description="Every member after the change (pseudonymous ids), in the given order"
+    )
+    chair_id: PersonId | None = Field(description="The member who chairs the group; null when nobody does")
+    joined_member_ids: list[PersonId] = Field(description="Members who were not members before the change")
+    left_member_ids: list[PersonId] = Field(description="Members who are no longer members after the change")
+    changed_by: PersonId = Field(description="The official who registered the change")
 
     def subject(self) -> str:
         return self.area_code
@@ -129,9 +132,9 @@ class AwardProposed(RoundEvent):
     initiative_id: uuid.UUID
     decision_id: uuid.UUID = Field(description="The proposal; its AwardDecided carries the same decision_id")
     amount_cents: Cents
-    proposed_by: str
+    proposed_by: PersonId
     quorum: int = Field(description="How many eligible members must vote before it can be awarded")
-    eligible_member_ids: list[str] = Field(
+    eligible_member_ids: list[PersonId] = Field(
         description="The members who may vote on it: the steering group of the round's area, but not the "
         "initiative's initiators"
     )
@@ -148,21 +151,21 @@ class AwardDecided(RoundEvent):
     awarded: bool
     votes: list[Vote]
     quorum: int
-    proposed_by: str | None = Field(
+    proposed_by: PersonId | None = Field(
         None, description="The member who proposed the award; absent in decisions recorded before proposals"
     )
 
 
 class BudgetEvent(RoundEvent):
     initiative_id: uuid.UUID
-    initiators: list[str]
+    initiators: list[PersonId]
 
 
 @register
 class ExpenseClaimed(BudgetEvent):
     event_type: ClassVar[str] = _type("expense-claimed")
     claim_id: uuid.UUID
-    claimed_by: str
+    claimed_by: PersonId
     supplier: str
     amount_cents: Cents
     invoice_reference: str
@@ -173,7 +176,7 @@ class ExpenseClaimed(BudgetEvent):
 class ExpenseApproved(BudgetEvent):
     event_type: ClassVar[str] = _type("expense-approved")
     claim_id: uuid.UUID
-    decided_by: str
+    decided_by: PersonId
     amount_cents: Cents
     payout_id: uuid.UUID
 
@@ -182,7 +185,7 @@ class ExpenseApproved(BudgetEvent):
 class ExpenseDeclined(BudgetEvent):
     event_type: ClassVar[str] = _type("expense-declined")
     claim_id: uuid.UUID
-    decided_by: str
+    decided_by: PersonId
     amount_cents: Cents
     reason: str
     left_cents: Cents

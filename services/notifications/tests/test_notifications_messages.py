@@ -9,14 +9,15 @@ from datetime import UTC, datetime
 
 import pytest
 from notifications.adapters.mail import compose
-from notifications.domain.messages import LANGUAGES, catalogue, euro, render, render_digest
-from notifications.domain.recipients import KINDS, RULES, Audience, actor, params, rules_for
+from notifications.domain.messages import LANGUAGES, catalogue, euro, render, render_digest, template_fields
+from notifications.domain.recipients import KINDS, LINKS, RULES, Audience, actor, params, rules_for
 from notifications.service import notify
 from pydantic import BaseModel
 
 from buurtkracht_contracts import Envelope, Event
 from buurtkracht_contracts import initiatives as i
 from buurtkracht_contracts import vouchers as v
+from buurtkracht_contracts.personal import people_in, personal_fields, pseudonymised
 from buurtkracht_contracts.registry import models_on
 from buurtkracht_contracts.topics import INITIATIVES_EVENTS, VOUCHERS_EVENTS
 
@@ -285,20 +286,20 @@ async def test_a_proposal_not_carried_tells_the_initiators_it_was_not_awarded(mo
     assert "the proposal to award €500.00" in english.text and "can start" not in english.text
 
     too_few = decided.model_copy(update={"votes": decided.votes[:2], "quorum": 3})
-    dutch = render("award_declined", "nl", params(too_few) | {"initiative_title": ""}, "https://b.example")
+    dutch = render("award_declined", "nl", params(too_few, "award_declined", initiative_title=""), "https://b.example")
     assert dutch.subject == "De regiegroep kent je initiatief geen budget toe"
     assert "Er waren minstens 3 stemmen nodig, dus het voorstel is niet aangenomen." in dutch.text
-    english = render("award_declined", "en", params(too_few) | {"initiative_title": ""}, "https://b.example")
+    english = render(
+        "award_declined", "en", params(too_few, "award_declined", initiative_title=""), "https://b.example"
+    )
     assert "It needed at least 3 votes, so the proposal was not carried." in english.text
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_steering_group_messages_render_in_both_languages_without_naming_members(language):
-    values = params(steering_group_changed())
-    subjects = {
-        kind: render(kind, language, values, "https://b.example").subject
-        for kind in ("steering_group_chair", "steering_group_joined", "steering_group_left")
-    }
+    kinds = ("steering_group_chair", "steering_group_joined", "steering_group_left")
+    values = {kind: params(steering_group_changed(), kind) for kind in kinds}
+    subjects = {kind: render(kind, language, values[kind], "https://b.example").subject for kind in kinds}
     assert (
         subjects
         == {
@@ -315,7 +316,7 @@ def test_steering_group_messages_render_in_both_languages_without_naming_members
         }[language]
     )
     for kind in subjects:
-        assert "m-" not in render(kind, language, values, "https://b.example").text
+        assert "m-" not in render(kind, language, values[kind], "https://b.example").text
 
 
 def test_support_ended_by_becoming_an_initiator_is_not_told_as_support_withdrawn():
@@ -336,7 +337,7 @@ RENDERED = [(model, rule.kind, language) for model in CONSUMED for rule in RULES
 
 @pytest.mark.parametrize("model, kind, language", RENDERED, ids=[f"{k}-{lang}" for _, k, lang in RENDERED])
 def test_every_message_renders_in_both_languages_without_missing_values(model, kind, language):
-    values = params(sample(model)) | {"initiative_title": "Geveltuinen"}  # what a stored message holds
+    values = params(sample(model), kind, initiative_title="Geveltuinen")  # what a stored message holds
     message = render(kind, language, values, "https://buurtkracht.example")
     assert message.subject.strip() and "\n" not in message.subject
     assert message.text.strip() and message.html.startswith("<!DOCTYPE html>")
@@ -377,45 +378,9 @@ def test_a_message_about_a_decision_tells_how_many_voted_how_but_never_who():
         votes=[v.Vote(member_id="m-1", vote="for"), v.Vote(member_id="m-2", vote="against")],
         quorum=2,
     )
-    values = params(decided)
+    values = params(decided, "award_declined")
     assert (values["votes_for"], values["votes_against"], values["votes_cast"]) == (1, 1, 2)
     assert "votes" not in values and "m-1" not in str(values) and "m-2" not in str(values)
-
-
-# Every field of a consumed event that names a person, by whether a stored message (which the inbox and
-# notifications API answer) may hold it.
-NEVER_STORED = {
-    "proposed_by",  # a steering-group member whose vote is `for`
-    "decided_by",  # the steering-group member who decided an expense claim
-    "votes",  # who voted how
-    "member_ids",
-    "joined_member_ids",
-    "left_member_ids",
-    "eligible_member_ids",
-    "chair_id",
-    "resident_ids",  # the holders of wallets
-    "supporter_id",  # who supports an initiative is not public, only how many do
-}
-KNOWN_TO_RECIPIENTS = {
-    "initiators": "the initiators of an initiative are public",
-    "resident_id": "the recipient themself (their pledge), or a new co-initiator, public as one from then on",
-    "volunteer_id": "told to the initiators, who see their volunteers",
-    "withdrawn_by": "an initiator",
-    "started_by": "an initiator",
-    "reported_by": "an initiator",
-    "cancelled_by": "an initiator or an official",
-    "claimed_by": "an initiator, told to officials",
-    "official_id": "an official, acting in office",
-    "changed_by": "an official, acting in office",
-}
-PEOPLE_WORDS = ("resident", "member", "supporter", "volunteer", "initiator", "official", "chair", "admin")
-
-
-def _names_a_person(field: str) -> bool:
-    """By its name: `*_by`, `initiators`, `votes`, or the id (or ids) of a resident, member, official, ..."""
-    if field.endswith("_by") or field in {"initiators", "votes"}:
-        return True
-    return field.endswith(("_id", "_ids")) and any(word in field for word in PEOPLE_WORDS)
 
 
 def _strings(value: typing.Any) -> set[str]:
@@ -428,22 +393,50 @@ def _strings(value: typing.Any) -> set[str]:
     return set()
 
 
-def test_every_field_of_a_consumed_event_that_names_a_person_is_either_never_stored_or_known_to_its_recipients():
-    people = {field for model in CONSUMED for field in model.model_fields if _names_a_person(field)}
-    unclassified = people - NEVER_STORED - KNOWN_TO_RECIPIENTS.keys()
-    assert not unclassified, f"decide whether a stored message may hold {sorted(unclassified)}"
+def with_people(model: type[Event]) -> Event:
+    """A sample of `model` in which every field that names a person names someone else ("p-1", "p-2", ...)."""
+    event = sample(model)
+    counter = iter(range(1, 10_000))
+    return model.model_validate(pseudonymised(event.model_dump(mode="json"), model, lambda _: f"p-{next(counter)}"))
 
 
-@pytest.mark.parametrize("model", CONSUMED, ids=[model.__name__ for model in CONSUMED])
-def test_a_stored_message_names_no_resident_its_recipient_does_not_already_know(model):
-    event = sample(model)  # every field a distinct value: "sample proposed_by", "sample member_id", ...
-    values = params(event)
-    assert not NEVER_STORED & set(values)
-    everything = event.model_dump(mode="json")
-    never = set().union(*(_strings(everything[field]) for field in NEVER_STORED & set(everything)))
-    assert not never & _strings(values), f"{model.__name__}: a stored message would name {sorted(never)}"
-    for field in set(values) - {"votes_for", "votes_against", "votes_cast"}:
-        assert not _names_a_person(field) or field in KNOWN_TO_RECIPIENTS, field
+PEOPLE_KINDS = [(model, rule.kind) for model in CONSUMED for rule in RULES[model] if personal_fields(model)]
+
+
+@pytest.mark.parametrize("model, kind", PEOPLE_KINDS, ids=[f"{m.__name__}-{k}" for m, k in PEOPLE_KINDS])
+def test_a_stored_message_names_nobody_whatever_people_its_event_names(model, kind):
+    event = with_people(model)
+    named = people_in(event.model_dump(mode="json"), model)
+    values = params(event, kind, initiative_title="Geveltuinen")
+    assert not named & _strings(values), f"a message {kind} would keep {sorted(named & _strings(values))}"
+    assert set(values) <= template_fields(kind) | LINKS, "it keeps only what its templates use and links to"
+
+
+def test_what_a_message_keeps_is_what_its_templates_use():
+    assert template_fields("new_supporter") == {"title", "support_count"}
+    assert template_fields("round_results") == {"name", "summary"}, "the top name of `summary.awarded_cents`"
+    supported = sample(i.InitiativeSupported).model_copy(update={"supporter_id": "r-9", "initiators": ["r-1"]})
+    assert params(supported, "new_supporter") == {
+        "title": supported.title,
+        "support_count": supported.support_count,
+        "initiative_id": str(supported.initiative_id),
+    }
+
+
+async def test_followers_told_an_initiative_is_done_do_not_learn_who_initiated_or_reported_it(monkeypatch):
+    completed = sample(i.InitiativeCompleted).model_copy(update={"initiators": ["r-owner"], "reported_by": "r-owner"})
+    told_whom = await told(monkeypatch, completed)
+    kind, values = told_whom["r-follower"]
+    assert kind == "initiative_completed"
+    assert "r-owner" not in str(values) and "initiators" not in values and "reported_by" not in values
+
+
+async def test_initiators_told_of_a_new_co_initiator_or_volunteer_are_not_given_their_id(monkeypatch):
+    joined = sample(i.CoInitiatorJoined).model_copy(update={"initiators": ["r-owner", "r-co"], "resident_id": "r-co"})
+    volunteer = sample(i.VolunteerJoined).model_copy(update={"initiators": ["r-owner"], "volunteer_id": "r-helper"})
+    for event, other in ((joined, "r-co"), (volunteer, "r-helper")):
+        [(_, values)] = [told for who, told in (await told(monkeypatch, event)).items() if who == "r-owner"]
+        assert other not in str(values)
 
 
 async def test_the_initiators_told_an_award_was_declined_do_not_learn_who_proposed_it(monkeypatch):
@@ -470,11 +463,11 @@ def test_a_pledge_returned_when_its_round_closed_does_not_promise_a_wallet_balan
     closed = sample(v.PledgeWithdrawn).model_copy(
         update={"reason": "round_closed", "amount_cents": 2_500, "wallet_balance_cents": 0}
     )
-    message = render("pledge_returned", language, params(closed), "https://b.example")
+    message = render("pledge_returned", language, params(closed, "pledge_returned"), "https://b.example")
     assert ("buurtbudget" if language == "nl" else "neighbourhood budget") in message.subject
     assert "0,00" not in message.text and "0.00" not in message.text
     withdrawn = closed.model_copy(update={"reason": "initiative_withdrawn", "wallet_balance_cents": 2_500})
-    message = render("pledge_returned", language, params(withdrawn), "https://b.example")
+    message = render("pledge_returned", language, params(withdrawn, "pledge_returned"), "https://b.example")
     assert ("25,00" if language == "nl" else "25.00") in message.text
 
 

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import contextlib
 import itertools
+import json
 import socket
 import time
 import uuid
@@ -42,6 +43,7 @@ from starlette.routing import Route
 
 from buurtkracht_contracts import Envelope
 from buurtkracht_contracts import initiatives as initiative_events
+from buurtkracht_contracts import vouchers as voucher_events
 from buurtkracht_contracts.kafka import to_kafka
 from buurtkracht_contracts.notifications import WebhookDeliveryFailed, WebhookSubscriptionDisabled
 from buurtkracht_contracts.topics import INITIATIVES_EVENTS, TopicSpec, all_topics, dead_letter_topic
@@ -970,6 +972,111 @@ async def test_only_admins_manage_webhook_subscriptions(db, api, receiver):
         assert anonymous.status_code == 401
     assert await db.fetchval("SELECT count(*) FROM webhook_subscriptions") == 1
     assert await db.fetchval("SELECT secret FROM webhook_subscriptions") == subscription["secret"]
+
+
+# --- who is who ----------------------------------------------------------------------------------------------
+
+
+def pledge(resident_id: str, amount_cents: int = 2_500, round_id: uuid.UUID | None = None) -> Envelope:
+    made = voucher_events.PledgeMade(
+        round_id=round_id or uuid.uuid4(),
+        area_code="BU03630001",
+        pledge_id=uuid.uuid4(),
+        initiative_id=uuid.uuid4(),
+        resident_id=resident_id,
+        amount_cents=amount_cents,
+        wallet_balance_cents=0,
+        pledged_to_initiative_cents=amount_cents,
+        requested_amount_cents=amount_cents,
+    )
+    return Envelope.wrap(made, VOUCHERS_SOURCE)
+
+
+@pytest.mark.unit
+def test_a_pseudonym_is_the_same_person_in_one_subscription_and_another_one_elsewhere():
+    key, other_key = "k" * 64, "q" * 64
+    first = rules.pseudonym(key, "r-anna")
+    assert first == rules.pseudonym(key, "r-anna") and first.startswith("p-") and len(first) == 34
+    assert first != rules.pseudonym(key, "r-bob") and first != rules.pseudonym(other_key, "r-anna")
+    assert "anna" not in first
+
+
+@pytest.mark.unit
+def test_a_delivery_without_the_right_names_people_by_pseudonym_and_leaves_out_fields_it_cannot_judge():
+    event = pledge("r-anna")
+    body = event.model_copy(update={"data": event.data | {"owner_id": "r-anna"}}).model_dump_json()
+    assert rules.delivered_body(body, True, "k" * 64) == body
+    sent = json.loads(rules.delivered_body(body, False, "k" * 64))
+    assert sent["data"]["resident_id"] == rules.pseudonym("k" * 64, "r-anna") and "owner_id" not in sent["data"]
+    assert sent["data"]["amount_cents"] == 2_500 and sent["subject"] == event.subject and sent["id"] == str(event.id)
+    assert "r-anna" not in json.dumps(sent)
+    unknown = Envelope(source=VOUCHERS_SOURCE, type="nl.buurtkracht.vouchers.unknown.v1", subject="r-anna", data={})
+    sent = json.loads(rules.delivered_body(unknown.model_dump_json(), False, "k" * 64))
+    assert sent["data"] == {} and sent["subject"].startswith("p-")
+
+
+@pytest.mark.integration
+async def test_only_a_subscription_allowed_to_see_resident_ids_gets_them_and_each_delivery_is_signed_as_sent(
+    db, api, receiver, settings
+):
+    plain_hook, trusted_hook = path(), path()
+    plain = await subscribe(api, receiver.url(plain_hook), [PLEDGE_MADE])
+    answer = await api.post(
+        BASE,
+        json={"url": receiver.url(trusted_hook), "event_types": [PLEDGE_MADE], "may_see_resident_ids": True},
+        headers=ADMIN,
+    )
+    assert answer.status_code == 201, answer.text
+    trusted = answer.json()
+    assert (plain["may_see_resident_ids"], trusted["may_see_resident_ids"]) == (False, True)
+
+    pledges = [pledge("r-anna"), pledge("r-anna", 1_000), pledge("r-bob")]
+    for event in pledges:
+        assert await enqueue(db, event) == 2
+    async with dispatcher(db, settings) as sender:
+        assert await sender.dispatch_once() == 6
+
+    def received(hook: str, secret: str) -> list[dict]:
+        payloads = [Webhook(secret).verify(r.body, r.headers) for r in receiver.received[hook]]
+        return sorted(payloads, key=lambda payload: [e.id for e in pledges].index(uuid.UUID(payload["id"])))
+
+    trusted_got = received(trusted_hook, trusted["secret"])
+    assert [payload["data"] for payload in trusted_got] == [event.data for event in pledges]
+    plain_got = received(plain_hook, plain["secret"])  # verified: signed over the pseudonymised body
+    people = [payload["data"]["resident_id"] for payload in plain_got]
+    assert people[0] == people[1] != people[2] and all(person.startswith("p-") for person in people)
+    assert not any(b"r-anna" in r.body or b"r-bob" in r.body for r in receiver.received[plain_hook])
+    assert [payload["data"]["amount_cents"] for payload in plain_got] == [2_500, 1_000, 2_500]
+
+    other = await subscribe(api, receiver.url(path()), [PLEDGE_MADE])
+    assert other["may_see_resident_ids"] is False
+
+
+@pytest.mark.integration
+async def test_an_admin_allows_and_disallows_seeing_resident_ids_and_what_waits_is_sent_as_the_right_is_now(
+    db, api, receiver, settings
+):
+    hook = path()
+    subscription = await subscribe(api, receiver.url(hook), [PLEDGE_MADE])
+    target = f"{BASE}/{subscription['id']}"
+    resident = token("r-anna", ["resident"], ["BU03630001"])
+    assert (await api.patch(target, json={"may_see_resident_ids": True}, headers=resident)).status_code == 403
+    allowed = await api.patch(target, json={"may_see_resident_ids": True}, headers=ADMIN)
+    assert allowed.status_code == 200 and allowed.json()["may_see_resident_ids"] is True
+    assert (await api.get(target, headers=ADMIN)).json()["may_see_resident_ids"] is True
+
+    await enqueue(db, pledge("r-anna"))
+    kept = await api.patch(target, json={"description": "Telling"}, headers=ADMIN)
+    assert kept.json()["may_see_resident_ids"] is True, "a change that leaves it out keeps it"
+    revoked = await api.patch(target, json={"may_see_resident_ids": False}, headers=ADMIN)
+    assert revoked.json()["may_see_resident_ids"] is False
+    async with dispatcher(db, settings) as sender:
+        assert await sender.dispatch_once() == 1
+    (received,) = receiver.received[hook]
+    payload = Webhook(subscription["secret"]).verify(received.body, received.headers)
+    assert payload["data"]["resident_id"].startswith("p-"), "queued while allowed, sent after: pseudonymised"
+    refused = await api.patch(target, json={"may_see_resident_ids": "yes"}, headers=ADMIN)
+    assert refused.status_code == 422
 
 
 # --- the whole service ----------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ What each table holds of a resident, and what becomes of it:
   What was published before is gone from the table; it stays on Kafka until the topic's retention ends.
   A dead letter (`aggregate_type = 'verbatim'`) stays byte for byte, on purpose: it is a record exactly as it came,
   kept only until the relay moves it to the dead-letter topic, and replaying it must apply what was sent (it may be
-  this very erasure, which then still has to happen).
+  this very erasure, which then still has to happen). So does an unpublished `ResidentForgetRequested`: the other
+  services still need the id it names to find what to erase.
 - `idempotency_keys`: the resident's own keys are deleted; a retry with one of them after the erasure runs the
   command anew and finds nothing of theirs. Another principal's stored answer names the tombstone wherever it named
   the resident, so a replay tells what a read would.
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+
+from buurtkracht_contracts.notifications import ResidentForgetRequested
 
 from .outbox import RELAY_LOCK_KEY
 
@@ -49,10 +52,11 @@ async def forget(conn: asyncpg.Connection, resident_id: str, tombstone: str) -> 
     await conn.execute("SELECT pg_advisory_xact_lock($1)", RELAY_LOCK_KEY)
     waiting = await conn.fetch(
         """SELECT id, aggregate_id, payload FROM outbox
-           WHERE aggregate_type <> 'verbatim'
+           WHERE aggregate_type <> 'verbatim' AND event_type <> $2
              AND (aggregate_id = $1 OR strpos(payload::text, to_jsonb($1::text)::text) > 0)
            ORDER BY id FOR UPDATE""",
         resident_id,
+        ResidentForgetRequested.event_type,
     )
     if waiting:
         await conn.executemany(

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from buurtkracht_contracts.registry import models_on
-from buurtkracht_contracts.topics import INITIATIVES_EVENTS, NOTIFICATIONS_EVENTS, VOUCHERS_EVENTS
+from buurtkracht_contracts.topics import NOTIFICATIONS_EVENTS
 from buurtkracht_kit.runtime import Service, ServiceSpec
 
+from .adapters import notifications as messages
+from .adapters import people
 from .adapters import webhooks as deliveries
 from .adapters.unit_of_work import NotificationsUnitOfWork
 from .entrypoints import events, http, webhooks_http
@@ -21,11 +23,15 @@ SPEC = ServiceSpec(
     description="Residents, initiators and officials hear what happens (email, in-app inbox, digests, nl/en); "
     "integrations get signed webhooks (Standard Webhooks).",
     migrations=Path(__file__).resolve().parents[2] / "migrations",
-    routers=[http.router, webhooks_http.router],
-    subscribed_topics=[INITIATIVES_EVENTS, VOUCHERS_EVENTS],
+    routers=[http.router, http.me_router, webhooks_http.router],
+    subscribed_topics=sorted({model.topic for model in events.HANDLERS}),  # its own too: ResidentForgetRequested
     handlers=events.HANDLERS,
     background=[dispatch.send_due_email, dispatch.send_due_digests, webhooks.run_dispatcher],
-    sweeps=lambda settings: deliveries.sweeps(settings.webhook_delivery_retention_days),
+    sweeps=lambda settings: [
+        *deliveries.sweeps(settings.webhook_delivery_retention_days),
+        *messages.sweeps(settings.message_retention_days),
+        *people.sweeps(settings.inbox_retention_days),
+    ],
     publishes=models_on(NOTIFICATIONS_EVENTS),
     unit_of_work=NotificationsUnitOfWork,
 )

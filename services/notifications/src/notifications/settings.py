@@ -1,4 +1,5 @@
-"""The notifications service's settings: the kit's, plus SMTP, dispatching, digests and webhooks."""
+"""The notifications service's settings: the kit's, plus SMTP, dispatching, digests, retention of residents'
+messages and webhooks."""
 
 from pydantic import Field
 
@@ -21,6 +22,12 @@ class NotificationsSettings(KitSettings):
     digest_check_seconds: float = Field(300.0, gt=0, description="How often due digests are sent")
     digest_hour: int = Field(
         8, ge=0, le=23, description="Local hour (Europe/Amsterdam) daily and weekly digests go out"
+    )
+    message_retention_days: float = Field(
+        365.0,
+        ge=0,
+        description="How long residents' messages are kept: inbox items (read or not) and email sent or failed for "
+        "good are deleted this many days after they were made; 0 keeps them until their recipient is forgotten",
     )
     webhook_timeout_seconds: float = Field(5.0, gt=0, description="Per delivery attempt")
     webhook_concurrency: int = Field(20, ge=1, description="Deliveries in flight at once")

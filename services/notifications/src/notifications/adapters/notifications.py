@@ -5,7 +5,9 @@ Invariants kept here:
 - a (dedup key, recipient, channel) triple is stored once: the dedup key is the id of the event that caused
   the message, so a redelivered event adds nothing;
 - a due email is claimed with a short lease (`FOR UPDATE SKIP LOCKED`, pushing `next_attempt_at` on), so two
-  senders never hold the same message; a digest's messages are locked the same way while it is sent.
+  senders never hold the same message; a digest's messages are locked the same way while it is sent;
+- a message is kept `message_retention_days` once it is in the inbox, sent or failed for good (housekeeping);
+  one still to be sent is never deleted but with its recipient.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+
+from buurtkracht_kit.housekeeping import Sweep
 
 MAX_ERROR_LENGTH = 1000
 
@@ -81,6 +85,21 @@ _COLUMNS = (
     "id, recipient_id, channel, kind, params, source_event_id, status, attempts, created_at, sent_at, read_at, "
     "last_error"
 )
+
+
+def sweeps(retention_days: float) -> list[Sweep]:
+    """Housekeeping: inbox items (read or not) and email sent or failed for good go after `retention_days`;
+    0 keeps them until their recipient is forgotten."""
+    if retention_days <= 0:
+        return []
+    return [
+        Sweep(
+            "notifications",
+            "created_at",
+            timedelta(days=retention_days),
+            where="status IN ('delivered', 'sent', 'failed')",
+        )
+    ]
 
 
 class Notifications:
@@ -157,6 +176,18 @@ class Notifications:
             limit,
         )
         return [Stored(**dict(r)) for r in rows]
+
+    async def all_of_recipient(self, recipient_id: str) -> list[Stored]:
+        """Every message of a recipient on every channel, oldest first."""
+        rows = await self._conn.fetch(
+            f"SELECT {_COLUMNS} FROM notifications WHERE recipient_id = $1 ORDER BY created_at, id", recipient_id
+        )
+        return [Stored(**dict(r)) for r in rows]
+
+    async def forget_recipient(self, recipient_id: str) -> int:
+        """Delete every message addressed to the recipient, whatever its channel or state; returns how many."""
+        done = await self._conn.execute("DELETE FROM notifications WHERE recipient_id = $1", recipient_id)
+        return int(done.split()[-1])
 
     # -- immediate email -------------------------------------------------------------------------
     async def claim_due_email(self, limit: int, lease: timedelta) -> list[DueEmail]:

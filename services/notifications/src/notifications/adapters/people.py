@@ -1,15 +1,18 @@
-"""Who is who, in PostgreSQL: contact details, preferences, area follows, officials' areas, and the
-people involved in initiatives as learned from the events. The only personal data of Buurtkracht
-(email addresses) lives in this module's tables."""
+"""Who is who, in PostgreSQL: contact details, preferences, area follows, officials' areas, the
+people involved in initiatives as learned from the events, and the residents who asked to be forgotten
+(by a digest of their id, never the id). The only personal data of Buurtkracht (email addresses) lives
+in this module's tables."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 import asyncpg
 
 from buurtkracht_contracts.areas import enclosing, inside_patterns
+from buurtkracht_kit.housekeeping import Sweep
 
 
 def _around(area_code: str) -> tuple[list[str], list[str]]:
@@ -25,6 +28,21 @@ class Reachable:
     email_enabled: bool
     frequency: str
     muted_kinds: list[str]
+
+
+@dataclass(frozen=True)
+class Involvement:
+    """An initiative a resident is involved in, as the events told it."""
+
+    initiative_id: uuid.UUID
+    title: str | None
+    role: str  # initiator, supporter or volunteer
+
+
+def sweeps(forgotten_days: float) -> list[Sweep]:
+    """Housekeeping: a forgotten resident's digest goes after `forgotten_days`, when no event that still names
+    them can come any more (the consumer's inbox retention, longer than any topic keeps a message)."""
+    return [Sweep("forgotten_residents", "forgotten_at", timedelta(days=forgotten_days))]
 
 
 class People:
@@ -132,11 +150,64 @@ class People:
             "SELECT email, language, updated_at FROM contact_details WHERE resident_id = $1", resident_id
         )
 
-    async def forget(self, resident_id: str) -> None:
-        """Remove everything personal of the resident (contact details, preferences, follows)."""
-        for table in ("contact_details", "preferences", "area_follows", "official_areas"):
-            column = "official_id" if table == "official_areas" else "resident_id"
-            await self._conn.execute(f"DELETE FROM {table} WHERE {column} = $1", resident_id)
+    async def forget_contact(self, resident_id: str) -> None:
+        """Remove what registering an address stored: the address and language, and an official's areas."""
+        await self._conn.execute("DELETE FROM contact_details WHERE resident_id = $1", resident_id)
+        await self._conn.execute("DELETE FROM official_areas WHERE official_id = $1", resident_id)
+
+    async def forget_everything(self, resident_id: str) -> None:
+        """Remove everything of the resident in these tables: contact details, preferences, follows, an official's
+        areas, and their involvement in initiatives."""
+        await self.forget_contact(resident_id)
+        for table in ("preferences", "area_follows", "initiative_people"):
+            await self._conn.execute(f"DELETE FROM {table} WHERE resident_id = $1", resident_id)
+
+    # -- residents who asked to be forgotten -------------------------------------------------
+    async def remember_forgotten(self, digest: bytes, tombstone: str) -> str:
+        """Remember that the resident of `digest` was forgotten, with `tombstone`; returns the tombstone they have,
+        the one of an earlier request if it is still remembered (so every service uses the same one)."""
+        return await self._conn.fetchval(
+            """INSERT INTO forgotten_residents (digest, tombstone) VALUES ($1, $2)
+               ON CONFLICT (digest) DO UPDATE SET forgotten_at = now() RETURNING tombstone""",
+            digest,
+            tombstone,
+        )
+
+    async def tombstones(self, digests: list[bytes]) -> dict[bytes, str]:
+        """The tombstones of those of `digests` that are of residents who were forgotten."""
+        rows = await self._conn.fetch(
+            "SELECT digest, tombstone FROM forgotten_residents WHERE digest = ANY($1::bytea[])", digests
+        )
+        return {bytes(row["digest"]): row["tombstone"] for row in rows}
+
+    async def welcome_back(self, digest: bytes) -> None:
+        """A forgotten resident who registers anew is somebody again: events naming them count from now on."""
+        await self._conn.execute("DELETE FROM forgotten_residents WHERE digest = $1", digest)
+
+    # -- what a person may read of themself --------------------------------------------------
+    async def official_areas(self, official_id: str) -> list[str]:
+        rows = await self._conn.fetch(
+            "SELECT area_code FROM official_areas WHERE official_id = $1 ORDER BY area_code", official_id
+        )
+        return [r["area_code"] for r in rows]
+
+    async def stored_preferences(self, resident_id: str) -> asyncpg.Record | None:
+        """The resident's preferences with when they changed and when their last digest went out."""
+        return await self._conn.fetchrow(
+            """SELECT email_enabled, frequency, muted_kinds, last_digest_at, updated_at FROM preferences
+               WHERE resident_id = $1""",
+            resident_id,
+        )
+
+    async def involvement(self, resident_id: str) -> list[Involvement]:
+        """The initiatives the resident is involved in, as learnt from the events."""
+        rows = await self._conn.fetch(
+            """SELECT p.initiative_id, k.title, p.role FROM initiative_people p
+               LEFT JOIN initiatives_known k ON k.initiative_id = p.initiative_id
+               WHERE p.resident_id = $1 ORDER BY p.initiative_id, p.role""",
+            resident_id,
+        )
+        return [Involvement(**dict(r)) for r in rows]
 
     async def set_official_areas(self, official_id: str, areas: list[str]) -> None:
         await self._conn.execute("DELETE FROM official_areas WHERE official_id = $1", official_id)

@@ -1,14 +1,15 @@
 """The notifications service's unit of work: one transaction (see `buurtkracht_kit.db.UnitOfWork`) with the
 repositories of this service on its connection, so HTTP requests, event handlers and the senders all reach
-people, messages and webhooks the same way. Commands reach the database only through these; the adapters are
-the only modules that speak SQL. The service builds it (`Service.unit_of_work()`), with the configured acquire
-timeout."""
+people, messages, webhooks and the kit's tables the same way. Commands reach the database only through these;
+the adapters are the only modules that speak SQL. The service builds it (`Service.unit_of_work()`), with the
+configured acquire timeout."""
 
 from __future__ import annotations
 
 import asyncpg
 
 from buurtkracht_kit.db import UnitOfWork
+from buurtkracht_kit.erasure import KitTables
 
 from .notifications import Notifications
 from .people import People
@@ -19,8 +20,10 @@ class NotificationsUnitOfWork(UnitOfWork):
     people: People
     notifications: Notifications
     webhooks: Webhooks
+    kit_tables: KitTables
 
     def bind(self, connection: asyncpg.Connection) -> None:
         self.people = People(connection)
         self.notifications = Notifications(connection)
         self.webhooks = Webhooks(connection)
+        self.kit_tables = KitTables(connection)

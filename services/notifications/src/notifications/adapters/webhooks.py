@@ -9,7 +9,10 @@ Invariants kept here:
 - a subscription holds at most `per_subscription` leased deliveries, so its backlog or a slow endpoint
   never takes every sending slot;
 - a webhook is posted over a connection to an address that was checked when its host was resolved, never
-  to one a second lookup found (`PinnedBackend`), and a redirect is never followed.
+  to one a second lookup found (`PinnedBackend`), and a redirect is never followed;
+- a delivery's body is the event as it was consumed; what each subscription is sent of it, and signed, is
+  decided when it is sent (`domain.webhooks.delivered_body`), so taking away a subscription's right to see
+  people's ids holds for what it still waits for too.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ MAX_RESPONSE_EXCERPT = 300
 
 _SUBSCRIPTION_COLUMNS = (
     "id, url, event_types, description, created_by, status, disabled_reason, disabled_at, consecutive_failures, "
-    "created_at, previous_secret_until"
+    "created_at, previous_secret_until, may_see_resident_ids"
 )
 _DELIVERY_COLUMNS = (
     "id, subscription_id, event_id, event_type, status, attempts, next_attempt_at, last_attempt_at, "
@@ -64,6 +67,8 @@ class Claimed:
     url: str
     secrets: tuple[str, ...]  # the current secret, and a rotated one while it still signs
     created_by: str
+    may_see_resident_ids: bool
+    pseudonym_key: str
 
 
 def sweeps(retention_days: float) -> list[Sweep]:
@@ -89,16 +94,20 @@ class Webhooks:
         event_types: Sequence[str],
         description: str,
         created_by: str,
+        may_see_resident_ids: bool = False,
     ) -> Subscription:
+        """A new subscription; the database makes its pseudonym key, which never leaves it but in deliveries."""
         row = await self._conn.fetchrow(
-            f"""INSERT INTO webhook_subscriptions (id, url, secret, event_types, description, created_by)
-                VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_SUBSCRIPTION_COLUMNS}""",
+            f"""INSERT INTO webhook_subscriptions (id, url, secret, event_types, description, created_by,
+                                                   may_see_resident_ids)
+                VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_SUBSCRIPTION_COLUMNS}""",
             subscription_id,
             url,
             secret,
             list(event_types),
             description,
             created_by,
+            may_see_resident_ids,
         )
         return _subscription(row)
 
@@ -148,17 +157,20 @@ class Webhooks:
         url: str | None,
         event_types: Sequence[str] | None,
         description: str | None,
+        may_see_resident_ids: bool | None = None,
     ) -> Subscription | None:
         """Change what is given (None: keep); `None` when there is no such subscription."""
         row = await self._conn.fetchrow(
             f"""UPDATE webhook_subscriptions
                 SET url = coalesce($2, url), event_types = coalesce($3, event_types),
-                    description = coalesce($4, description)
+                    description = coalesce($4, description),
+                    may_see_resident_ids = coalesce($5, may_see_resident_ids)
                 WHERE id = $1 RETURNING {_SUBSCRIPTION_COLUMNS}""",
             subscription_id,
             url,
             list(event_types) if event_types is not None else None,
             description,
+            may_see_resident_ids,
         )
         return _subscription(row) if row else None
 
@@ -166,6 +178,43 @@ class Webhooks:
         """Remove a subscription and its delivery log; `False` when there was none."""
         return bool(
             await self._conn.fetchval("DELETE FROM webhook_subscriptions WHERE id = $1 RETURNING true", subscription_id)
+        )
+
+    async def created_by(self, admin_id: str) -> list[Subscription]:
+        """The subscriptions `admin_id` created, oldest first."""
+        rows = await self._conn.fetch(
+            f"SELECT {_SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE created_by = $1 ORDER BY created_at, id",
+            admin_id,
+        )
+        return [_subscription(row) for row in rows]
+
+    async def hand_over(self, admin_id: str, tombstone: str) -> int:
+        """The subscriptions `admin_id` created name `tombstone` as their creator instead; returns how many."""
+        done = await self._conn.execute(
+            "UPDATE webhook_subscriptions SET created_by = $2 WHERE created_by = $1", admin_id, tombstone
+        )
+        return int(done.split()[-1])
+
+    async def bodies_naming(self, person_id: str) -> list[tuple[uuid.UUID, str]]:
+        """Every delivery (of any state) whose queued body holds `person_id` somewhere, locked, with its body."""
+        rows = await self._conn.fetch(
+            """SELECT id, body FROM webhook_deliveries
+               WHERE strpos(body, $1) > 0 OR strpos(body, to_jsonb($1::text)::text) > 0 ORDER BY id FOR UPDATE""",
+            person_id,
+        )
+        return [(row["id"], row["body"]) for row in rows]
+
+    async def rewrite_bodies(self, bodies: list[tuple[uuid.UUID, str]]) -> None:
+        """Replace the queued body of each delivery; later attempts send (and sign) the new one."""
+        await self._conn.executemany("UPDATE webhook_deliveries SET body = $2 WHERE id = $1", bodies)
+
+    async def replace_in_errors(self, person_id: str, tombstone: str) -> None:
+        """An endpoint's answer kept as a delivery's last error (it may echo what it was sent) names `tombstone`
+        wherever it named `person_id`."""
+        await self._conn.execute(
+            "UPDATE webhook_deliveries SET last_error = replace(last_error, $1, $2) WHERE strpos(last_error, $1) > 0",
+            person_id,
+            tombstone,
         )
 
     async def active_filters(self) -> list[tuple[uuid.UUID, list[str]]]:
@@ -293,7 +342,7 @@ class Webhooks:
                WHERE d.id = claimable.id AND s.id = d.subscription_id
                RETURNING d.id, d.subscription_id, d.attempts, d.event_id, d.event_type, d.body, s.url, s.secret,
                          CASE WHEN s.previous_secret_until > now() THEN s.previous_secret END AS previous_secret,
-                         s.created_by""",
+                         s.created_by, s.may_see_resident_ids, s.pseudonym_key""",
             limit,
             per_subscription,
             lease_seconds,
@@ -309,6 +358,8 @@ class Webhooks:
                 url=row["url"],
                 secrets=(row["secret"], row["previous_secret"]) if row["previous_secret"] else (row["secret"],),
                 created_by=row["created_by"],
+                may_see_resident_ids=row["may_see_resident_ids"],
+                pseudonym_key=row["pseudonym_key"],
             )
             for row in rows
         ]

@@ -1,7 +1,8 @@
 """Messages in Dutch (the default) and English: a catalogue per language (`templates/<lang>.toml`, one
 section per kind with a Jinja2 `subject` and `body`), wrapped in an HTML and a plain-text layout.
 
-Rendering is strict: a template that uses a missing value fails loudly instead of sending "None".
+Rendering is strict: a template that uses a missing value fails loudly instead of sending "None". What a template
+uses is known before rendering (`template_fields`), so a stored message keeps only that.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, meta
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 LANGUAGES = ("nl", "en")
@@ -51,6 +52,22 @@ def _environment(autoescape: bool) -> Environment:
     )
     environment.filters["euro"] = euro
     return environment
+
+
+CONTEXT = frozenset({"lang", "base_url"})  # what rendering adds to a message's own values
+
+
+@cache
+def template_fields(kind: str) -> frozenset[str]:
+    """The values the subject and body of a message of `kind` use, in any language (the names at the top: a
+    template reading `summary.awarded_cents` uses `summary`)."""
+    used: set[str] = set()
+    for language in LANGUAGES:
+        entry = catalogue(language).get(kind, {})
+        for part in ("subject", "body"):
+            if part in entry:
+                used |= meta.find_undeclared_variables(_environment(False).parse(entry[part]))
+    return frozenset(used - CONTEXT)
 
 
 def _render(source: str, values: dict[str, Any], autoescape: bool = False) -> str:

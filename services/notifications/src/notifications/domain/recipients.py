@@ -4,7 +4,7 @@ An audience is resolved to residents by the service from this service's own data
 supporters and volunteers learned from earlier events, residents following an area, officials of an
 area), or from the event itself (its named residents: a wallet's holders, a steering group's new or former
 members, the members who may vote on a proposal); the actor of an event never gets a message about their own
-action.
+action. What a message keeps of its event (`params`) is what its templates use: never a person.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from typing import Any
 from buurtkracht_contracts import Event
 from buurtkracht_contracts import initiatives as i
 from buurtkracht_contracts import vouchers as v
+from buurtkracht_contracts.personal import names_people
+
+from .messages import template_fields
 
 
 class Audience(StrEnum):
@@ -135,34 +138,22 @@ def actor(event: Event) -> str | None:
     return None
 
 
-# Residents a message is not about, none of whom its recipients may learn from it: lists of them, who chairs a
-# steering group (each new member's kind of message tells them whether they do), who voted how (only the counts
-# are told), who proposed an award (their vote is `for` by construction), which steering-group member decided an
-# expense claim, and who supports an initiative (only the count is public). Templates never name residents by
-# their pseudonymous ids; what a stored message keeps of people is the recipient's own initiative as they already
-# know it: its initiators, its volunteers (to its initiators), the officials and initiators acting on it, or the
-# recipient themself.
-NOT_PARAMS = {
-    "resident_ids",
-    "member_ids",
-    "joined_member_ids",
-    "left_member_ids",
-    "eligible_member_ids",
-    "chair_id",
-    "votes",
-    "proposed_by",
-    "decided_by",
-    "supporter_id",
-}
+# What a stored message links to besides what it says, so an app can open it: never a person.
+LINKS = frozenset({"initiative_id", "round_id"})
 
 
-def params(event: Event) -> dict[str, Any]:
-    """What a message template may use: the event's own fields, JSON-ready, without lists of residents; of votes,
-    how many were for, against and abstained."""
-    values = event.model_dump(mode="json", exclude=NOT_PARAMS)
+def params(event: Event, kind: str, **known: Any) -> dict[str, Any]:
+    """What a message of `kind` about `event` keeps (the inbox and the notifications API answer it, the email is
+    rendered from it): the values its templates use and the ids it links to, taken from the event's fields, the
+    counts of its votes (never who voted how) and what the service `known`s (an initiative's title). A field that
+    names a person is never kept, whatever a template asks: templates never name people."""
+    people = {name for name in type(event).model_fields if names_people(type(event), name)}
+    values = event.model_dump(mode="json", exclude=people)
     votes = getattr(event, "votes", None)
     if votes is not None:
         values["votes_for"] = sum(1 for v in votes if v.vote == "for")
         values["votes_against"] = sum(1 for v in votes if v.vote == "against")
         values["votes_cast"] = len(votes)
-    return values
+    values |= known
+    wanted = template_fields(kind) | LINKS
+    return {name: value for name, value in values.items() if name in wanted and name not in people}

@@ -9,12 +9,20 @@ long as the threshold does so too, and any success ends the run. Unless private 
 link-local or otherwise special address is refused, and so is a host name that resolves to one, at
 every connection, which then goes to the address checked (so a webhook cannot be used to reach the
 municipality's internal systems).
+
+Who is who: a subscription sees people's ids only when an admin allowed it (`may_see_resident_ids`). Otherwise
+every field the contracts declare a person (see `buurtkracht_contracts.personal`) carries a pseudonym, the same for
+the same person in every delivery to that subscription and different in any other subscription, and fields the
+contracts do not know are left out; the delivery is signed as it is sent (`delivered_body`).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import ipaddress
+import json
 import random
 import re
 import secrets
@@ -28,9 +36,13 @@ from urllib.parse import urlsplit
 
 from standardwebhooks.webhooks import Webhook
 
+from buurtkracht_contracts.personal import pseudonymised
+from buurtkracht_contracts.registry import UnknownEventType, model_for
+
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
 CONTENT_TYPE = "application/cloudevents+json"
+PSEUDONYM_PREFIX = "p-"
 
 # Seconds before the attempt after attempt n (n = 1, 2, ...): 5 s, 1 min, 5 min, 30 min, 2 h, 5 h, 10 h;
 # later attempts wait as long as the last step. Eight attempts span about 18 hours.
@@ -76,6 +88,7 @@ class Subscription:
     consecutive_failures: int
     created_at: datetime
     previous_secret_until: datetime | None  # a rotated secret signs beside the current one until then
+    may_see_resident_ids: bool  # set by an admin; otherwise people are pseudonyms in its deliveries
 
 
 @dataclass(frozen=True)
@@ -172,6 +185,38 @@ def matches(patterns: Sequence[str], event_type: str) -> bool:
         if pattern.endswith(".*") and event_type.startswith(pattern[:-1]):
             return True
     return False
+
+
+# --- who is who ----------------------------------------------------------------------------------------------
+
+
+def pseudonym(key: str, person_id: str) -> str:
+    """A person as a subscription with `key` sees them: `p-` and 32 hex digits of HMAC-SHA256(key, id). The same
+    person always gets the same pseudonym there, so an integration can count distinct pledgers, not tell who."""
+    return PSEUDONYM_PREFIX + hmac.new(key.encode(), person_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def delivered_body(body: str, may_see_resident_ids: bool, pseudonym_key: str) -> str:
+    """What a subscription is sent of a queued delivery (a CloudEvent in structured JSON): the body as queued when
+    it may see who is who; else its data with every person a pseudonym and every field the contracts do not know
+    left out (all of it for a type they do not know), and a resident's id as subject a pseudonym too. The same
+    body for every attempt while the subscription's right and key stay."""
+    if may_see_resident_ids:
+        return body
+    cloud_event = json.loads(body)
+    try:
+        model = model_for(str(cloud_event.get("type")))
+    except UnknownEventType:
+        model = None
+
+    def masked(person: str) -> str:
+        return pseudonym(pseudonym_key, person)
+
+    data = cloud_event.get("data")
+    cloud_event["data"] = pseudonymised(data, model, masked) if model is not None and isinstance(data, dict) else {}
+    if (model is None or model.aggregate_type == "resident") and isinstance(cloud_event.get("subject"), str):
+        cloud_event["subject"] = masked(cloud_event["subject"])
+    return json.dumps(cloud_event, separators=(",", ":"), ensure_ascii=False)
 
 
 # --- deliveries -----------------------------------------------------------------------------------------------

@@ -1,19 +1,35 @@
 """Every initiatives and vouchers event: work out who hears of it (and how), and queue its webhook
-deliveries — both in the consumer's transaction, so a redelivered event adds nothing."""
+deliveries — both in the consumer's transaction, so a redelivered event adds nothing; a person it names who was
+forgotten is read as their tombstone. And a resident's request to be forgotten, which this service publishes and
+hears back: applied again, it finds nothing left (or what came meanwhile)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from buurtkracht_contracts import Envelope, Event
+from buurtkracht_contracts.notifications import ResidentForgetRequested
 from buurtkracht_contracts.registry import models_on
 from buurtkracht_contracts.topics import INITIATIVES_EVENTS, VOUCHERS_EVENTS
 
 from ..adapters.unit_of_work import NotificationsUnitOfWork
-from ..service import notify, webhooks
+from ..service import notify, privacy, webhooks
 
 
 async def on_event(uow: NotificationsUnitOfWork, event: Event, envelope: Envelope) -> None:
+    event, envelope = await privacy.without_the_forgotten(uow, event, envelope)
     await notify.handle(uow, event, envelope)
     await webhooks.enqueue(uow, envelope)
 
 
-HANDLERS = {model: on_event for model in models_on(INITIATIVES_EVENTS) + models_on(VOUCHERS_EVENTS)}
+async def on_resident_forget_requested(
+    uow: NotificationsUnitOfWork, event: ResidentForgetRequested, envelope: Envelope
+) -> None:
+    await privacy.forget_resident(uow, event.resident_id, event.tombstone)
+
+
+HANDLERS: dict[type[Event], Callable[[NotificationsUnitOfWork, Any, Envelope], Awaitable[None]]] = {
+    **{model: on_event for model in models_on(INITIATIVES_EVENTS) + models_on(VOUCHERS_EVENTS)},
+    ResidentForgetRequested: on_resident_forget_requested,
+}

@@ -1,5 +1,6 @@
 """HTTP API of the notifications service: a person's contact details, preferences and followed areas
-(`/me`), their in-app inbox, and the delivery status of their messages."""
+(`/me`), their in-app inbox, the delivery status of their messages, everything the service holds about them
+(`/api/v1/me/export`), and forgetting them in every service (`DELETE /api/v1/me`)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from buurtkracht_kit.problems import Problem
 
 from ..adapters.unit_of_work import NotificationsUnitOfWork
 from ..domain.recipients import KINDS
+from ..service import privacy
 
 router = APIRouter(prefix="/api/v1")
+me_router = APIRouter(prefix="/api/v1/me", tags=["me"])
 
 # local part @ domain with a dot; no white space and no control characters (NUL, DEL, C1, line separators)
 EMAIL_PATTERN = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+\.[^@\s\x00-\x1f\x7f-\x9f]+$"
@@ -72,6 +75,7 @@ def _unit_of_work(request: Request) -> NotificationsUnitOfWork:
 @router.put("/contact-details/me", tags=["me"], summary="Register your email address and language")
 async def put_contact(body: ContactDetails, caller: Caller, request: Request) -> ContactDetails:
     async with _unit_of_work(request) as uow:
+        await privacy.welcome_back(uow, caller.subject)
         await uow.people.set_contact(caller.subject, body.email, body.language)
         if caller.has(Role.OFFICIAL):  # officials hear of the areas they are responsible for
             await uow.people.set_official_areas(caller.subject, sorted(caller.areas))
@@ -89,11 +93,17 @@ async def get_contact(caller: Caller, request: Request) -> ContactDetails:
 
 
 @router.delete(
-    "/contact-details/me", status_code=204, tags=["me"], summary="Forget your address, preferences and followed areas"
+    "/contact-details/me",
+    status_code=204,
+    tags=["me"],
+    summary="Forget your email address: no more email (to be forgotten everywhere: DELETE /api/v1/me)",
+    description="Removes your address and language (and, for an official, the areas registered with them). Your "
+    "preferences, followed areas and in-app messages stay here, and the other services keep what they hold; "
+    "`DELETE /api/v1/me` erases all of it.",
 )
-async def forget_me(caller: Caller, request: Request) -> Response:
+async def forget_contact(caller: Caller, request: Request) -> Response:
     async with _unit_of_work(request) as uow:
-        await uow.people.forget(caller.subject)
+        await uow.people.forget_contact(caller.subject)
         await uow.commit()
     return Response(status_code=204)
 
@@ -104,6 +114,7 @@ async def put_preferences(body: Preferences, caller: Caller, request: Request) -
     if unknown:
         raise Problem.invalid("muted_kinds", f"unknown kinds: {', '.join(unknown)}")
     async with _unit_of_work(request) as uow:
+        await privacy.welcome_back(uow, caller.subject)
         await uow.people.set_preferences(caller.subject, body.email_enabled, body.frequency, body.muted_kinds)
         await uow.commit()
     return body
@@ -119,6 +130,7 @@ async def get_preferences(caller: Caller, request: Request) -> Preferences:
 @router.put("/area-follows/me", tags=["me"], summary="The areas whose news you want (replaces the list)")
 async def put_follows(body: AreaFollows, caller: Caller, request: Request) -> AreaFollows:
     async with _unit_of_work(request) as uow:
+        await privacy.welcome_back(uow, caller.subject)
         await uow.people.set_follows(caller.subject, sorted(set(body.area_codes)))
         await uow.commit()
     return AreaFollows(area_codes=sorted(set(body.area_codes)))
@@ -160,3 +172,91 @@ async def my_notifications(
 ) -> list[NotificationOut]:
     async with _unit_of_work(request) as uow:
         return [NotificationOut.model_validate(s) for s in await uow.notifications.of_recipient(caller.subject, limit)]
+
+
+class StoredContactDetails(BaseModel):
+    email: str
+    language: Literal["nl", "en"]
+    updated_at: datetime
+
+
+class StoredPreferences(BaseModel):
+    email_enabled: bool
+    frequency: Literal["immediate", "daily", "weekly"]
+    muted_kinds: list[str]
+    last_digest_at: datetime | None = Field(description="When your last digest was sent")
+    updated_at: datetime
+
+
+class InvolvementOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    initiative_id: uuid.UUID
+    title: str | None
+    role: Literal["initiator", "supporter", "volunteer"]
+
+
+class CreatedSubscription(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    url: str
+    description: str
+    created_at: datetime
+
+
+class PersonalDataExport(BaseModel):
+    subject: str = Field(description="Your pseudonymous id: everything below is held about it")
+    contact_details: StoredContactDetails | None = Field(description="Your address and language, if registered")
+    preferences: StoredPreferences | None = Field(description="Your email preferences, if you set them")
+    area_follows: list[str] = Field(description="The areas whose news you follow")
+    official_areas: list[str] = Field(
+        description="The areas you are responsible for as an official, as registered with your address"
+    )
+    involvement: list[InvolvementOut] = Field(
+        description="The initiatives this service knows you are involved in, as their events told it (to decide "
+        "who hears of them)"
+    )
+    inbox: list[NotificationOut] = Field(description="Your in-app messages, oldest first")
+    email: list[NotificationOut] = Field(
+        description="The email messages to you, oldest first, with their status: waiting (pending or in a digest), "
+        "sent or failed"
+    )
+    webhook_subscriptions: list[CreatedSubscription] = Field(
+        description="The webhook subscriptions you created as an admin"
+    )
+
+
+@me_router.get("/export", summary="Everything this service holds about you (AVG/GDPR article 15)")
+async def export_personal_data(caller: Caller, request: Request) -> PersonalDataExport:
+    async with _unit_of_work(request) as uow:
+        held = await privacy.export(uow, caller.subject)
+    return PersonalDataExport(
+        subject=held.subject,
+        contact_details=StoredContactDetails(**dict(held.contact)) if held.contact else None,
+        preferences=StoredPreferences(**dict(held.preferences)) if held.preferences else None,
+        area_follows=held.area_follows,
+        official_areas=held.official_areas,
+        involvement=[InvolvementOut.model_validate(involved) for involved in held.involvement],
+        inbox=[NotificationOut.model_validate(m) for m in held.messages if m.channel == "inbox"],
+        email=[NotificationOut.model_validate(m) for m in held.messages if m.channel == "email"],
+        webhook_subscriptions=[CreatedSubscription.model_validate(s) for s in held.webhook_subscriptions],
+    )
+
+
+@me_router.delete(
+    "",
+    status_code=202,
+    response_class=Response,  # accepted, with no body
+    summary="Forget me: every service erases what it holds about you",
+    description="This service erases at once everything it holds about you: your address, preferences, followed "
+    "areas and every message to you. It then tells every other service (`ResidentForgetRequested`), which each erase "
+    "what they hold soon after: 202, as that part follows. Records the neighbourhood relies on stay without you: "
+    "money records keep their amounts and public initiatives their texts, with a tombstone where your id was. To "
+    "stop email only, `DELETE /api/v1/contact-details/me` forgets just your address.",
+)
+async def forget_me(caller: Caller, request: Request) -> Response:
+    async with _unit_of_work(request) as uow:
+        await privacy.forget_me(uow, caller.subject)
+        await uow.commit()
+    return Response(status_code=202)

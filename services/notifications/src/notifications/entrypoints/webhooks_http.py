@@ -1,7 +1,7 @@
 """HTTP API of webhook subscriptions (`/api/v1/webhook-subscriptions`), for admins only.
 
 The signing secret is answered once, to the admin who creates the subscription or rotates its secret; no other
-answer holds it.
+answer holds it. Only an admin decides whether a subscription may see people's ids (`may_see_resident_ids`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat
 
 from buurtkracht_kit.auth import Principal, Role, require
 from buurtkracht_kit.inputs import Line, Strict, Text
@@ -37,6 +37,14 @@ EventTypeFilter = Annotated[
 ]
 
 
+MAY_SEE_RESIDENT_IDS = (
+    "Whether deliveries carry people's pseudonymous ids as the events do. Without it (the default) every field "
+    "an event's schema marks `x-personal` carries `p-` and 32 hex digits instead: the same for the same person in "
+    "every delivery to this subscription, different in any other, so an integration can count people but not tell "
+    "who they are; fields the published schema does not have are left out"
+)
+
+
 class NewSubscription(Strict):
     url: EndpointUrl = Field(description="Where deliveries are POSTed (http or https)")
     event_types: list[EventTypeFilter] = Field(
@@ -45,6 +53,7 @@ class NewSubscription(Strict):
         description="CloudEvents types, or prefixes ending in `.*`; empty means every type",
     )
     description: Text = Field("", max_length=500)
+    may_see_resident_ids: StrictBool = Field(False, description=MAY_SEE_RESIDENT_IDS)
 
 
 class SubscriptionChange(Strict):
@@ -53,6 +62,7 @@ class SubscriptionChange(Strict):
     url: EndpointUrl | None = None
     event_types: list[EventTypeFilter] | None = Field(None, max_length=rules.MAX_FILTERS)
     description: Text | None = Field(None, max_length=500)
+    may_see_resident_ids: StrictBool | None = Field(None, description=MAY_SEE_RESIDENT_IDS)
 
 
 class SubscriptionOut(BaseModel):
@@ -71,6 +81,7 @@ class SubscriptionOut(BaseModel):
     previous_secret_until: datetime | None = Field(
         description="After a rotation: until when the replaced secret still signs deliveries beside the new one"
     )
+    may_see_resident_ids: bool = Field(description=MAY_SEE_RESIDENT_IDS)
 
 
 class SubscriptionWithSecret(SubscriptionOut):
@@ -78,7 +89,7 @@ class SubscriptionWithSecret(SubscriptionOut):
 
 
 class SecretRotation(Strict):
-    overlap_hours: float | None = Field(
+    overlap_hours: StrictFloat | None = Field(
         None,
         ge=0,
         le=168,
@@ -132,6 +143,7 @@ async def create_subscription(
             url=body.url,
             event_types=body.event_types,
             description=body.description,
+            may_see_resident_ids=body.may_see_resident_ids,
             allow_private_addresses=request.app.state.settings.webhook_allow_private_addresses,
         )
         await uow.commit()
@@ -163,7 +175,10 @@ async def get_subscription(subscription_id: uuid.UUID, admin: Admin, request: Re
     return SubscriptionOut.model_validate(subscription)
 
 
-@router.patch("/{subscription_id}", summary="Change a subscription's endpoint, event-type filter or description")
+@router.patch(
+    "/{subscription_id}",
+    summary="Change a subscription's endpoint, event-type filter, description, or whether it may see people's ids",
+)
 async def change_subscription(
     subscription_id: uuid.UUID, body: SubscriptionChange, admin: Admin, request: Request
 ) -> SubscriptionOut:
@@ -175,6 +190,7 @@ async def change_subscription(
             url=body.url,
             event_types=body.event_types,
             description=body.description,
+            may_see_resident_ids=body.may_see_resident_ids,
             allow_private_addresses=request.app.state.settings.webhook_allow_private_addresses,
         )
         await uow.commit()

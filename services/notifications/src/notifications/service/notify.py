@@ -1,8 +1,9 @@
 """From an event to messages: learn who is involved, work out who hears of it, and queue one inbox
 message and (if they registered an address) one email per recipient — in the consumer's transaction.
 
-Invariant: one event gives a recipient at most one message per channel (the event id is the dedup key,
-unique per recipient and channel); the actor of an event is not told of their own action.
+Invariants: one event gives a recipient at most one message per channel (the event id is the dedup key,
+unique per recipient and channel); the actor of an event is not told of their own action; a tombstone (a resident
+who was forgotten) is nobody: never involved in an initiative, never told anything.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import uuid
 from buurtkracht_contracts import Envelope, Event
 from buurtkracht_contracts import initiatives as i
 from buurtkracht_contracts import vouchers as v
+from buurtkracht_contracts.notifications import is_tombstone
 
 from ..adapters.notifications import NewNotification
 from ..adapters.people import People
@@ -22,12 +24,13 @@ from ..domain.recipients import Audience, actor, named_residents, params, rules_
 async def learn(people: People, event: Event) -> None:
     """Keep track of initiatives and who is involved in them."""
     if isinstance(event, i.InitiativeEvent):
-        await people.learn_initiative(event.initiative_id, event.title, event.area_code, event.initiators)
-    if isinstance(event, i.InitiativeSupported):
+        initiators = [person for person in event.initiators if not is_tombstone(person)]
+        await people.learn_initiative(event.initiative_id, event.title, event.area_code, initiators)
+    if isinstance(event, i.InitiativeSupported) and not is_tombstone(event.supporter_id):
         await people.involve(event.initiative_id, [event.supporter_id], "supporter")
     elif isinstance(event, i.InitiativeSupportWithdrawn):
         await people.uninvolve(event.initiative_id, event.supporter_id, "supporter")
-    elif isinstance(event, i.VolunteerJoined):
+    elif isinstance(event, i.VolunteerJoined) and not is_tombstone(event.volunteer_id):
         await people.involve(event.initiative_id, [event.volunteer_id], "volunteer")
 
 
@@ -54,25 +57,26 @@ async def handle(uow: NotificationsUnitOfWork, event: Event, envelope: Envelope)
     rules = rules_for(event)
     if not rules:
         return 0
-    values = params(event)
+    known: dict[str, str] = {}
     if isinstance(event, v.RoundEvent) and (initiative_id := getattr(event, "initiative_id", None)):
-        values["initiative_title"] = await people.title_of(initiative_id) or ""
+        known["initiative_title"] = await people.title_of(initiative_id) or ""
     acting = actor(event)
     kinds: dict[str, str] = {}  # recipient -> kind: the first rule that names someone decides their message
     for rule in rules:
         for who in rule.audiences:
             for resident_id in await audience(people, event, who, rule.kind):
-                if resident_id != acting:
+                if resident_id != acting and not is_tombstone(resident_id):
                     kinds.setdefault(resident_id, rule.kind)
     if not kinds:
         return 0
     reachable = await people.reachable(list(kinds))
     dedup_key = str(envelope.id)
+    values = {kind: params(event, kind, **known) for kind in set(kinds.values())}
     queued = []
     for resident_id, kind in kinds.items():
-        queued.append(NewNotification(resident_id, "inbox", kind, values, dedup_key, envelope.id, "delivered"))
+        queued.append(NewNotification(resident_id, "inbox", kind, values[kind], dedup_key, envelope.id, "delivered"))
         contact = reachable.get(resident_id)
         if contact and contact.email_enabled and kind not in contact.muted_kinds:
             status = "pending" if contact.frequency == "immediate" else "digest"
-            queued.append(NewNotification(resident_id, "email", kind, values, dedup_key, envelope.id, status))
+            queued.append(NewNotification(resident_id, "email", kind, values[kind], dedup_key, envelope.id, status))
     return await uow.notifications.add(queued)

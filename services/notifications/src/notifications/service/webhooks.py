@@ -9,7 +9,9 @@ Invariants:
 - an attempt lasts at most `webhook_timeout_seconds`, well inside its lease, so no delivery is ever sent
   twice at the same time, also with several replicas dispatching;
 - the last failed attempt records `WebhookDeliveryFailed`; switching a subscription off records
-  `WebhookSubscriptionDisabled` and tells the admin who created it in their inbox, once per switch.
+  `WebhookSubscriptionDisabled` and tells the admin who created it in their inbox, once per switch;
+- a subscription that an admin did not allow to see people's ids is sent pseudonyms instead, and every attempt
+  is signed over the body it sends (`domain.webhooks.delivered_body`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from buurtkracht_contracts import Envelope
-from buurtkracht_contracts.notifications import WebhookDeliveryFailed, WebhookSubscriptionDisabled
+from buurtkracht_contracts.notifications import WebhookDeliveryFailed, WebhookSubscriptionDisabled, is_tombstone
 from buurtkracht_contracts.refusals import InvalidInput, NotFound
 from buurtkracht_kit.auth import Principal
 from buurtkracht_kit.runtime import Service
@@ -71,11 +73,13 @@ async def create_subscription(
     url: str,
     event_types: list[str],
     description: str,
+    may_see_resident_ids: bool = False,
     allow_private_addresses: bool = False,
 ) -> tuple[Subscription, str]:
     """A new active subscription and its signing secret (which is shown once, to its creator). A URL that
     names a non-public IP address is refused unless private addresses are allowed; host names are checked
-    when they are resolved, at every attempt."""
+    when they are resolved, at every attempt. People are pseudonyms in its deliveries unless the admin allows
+    it to see their ids."""
     _check_public(url, allow_private_addresses)
     secret = rules.new_secret()
     subscription = await uow.webhooks.add_subscription(
@@ -85,8 +89,14 @@ async def create_subscription(
         event_types=rules.normalised_filters([rules.check_filter(pattern) for pattern in event_types]),
         description=description,
         created_by=admin.subject,
+        may_see_resident_ids=may_see_resident_ids,
     )
-    logger.info("webhook subscription %s created by %s", subscription.id, admin.subject)
+    logger.info(
+        "webhook subscription %s created by %s (may see resident ids: %s)",
+        subscription.id,
+        admin.subject,
+        subscription.may_see_resident_ids,
+    )
     return subscription, secret
 
 
@@ -104,21 +114,32 @@ async def change_subscription(
     url: str | None = None,
     event_types: list[str] | None = None,
     description: str | None = None,
+    may_see_resident_ids: bool | None = None,
     allow_private_addresses: bool = False,
 ) -> Subscription:
-    """Change the endpoint, the filter or the description; what is given replaces what was. Deliveries still
-    pending go to the new URL; events already queued stay queued whatever the new filter says."""
+    """Change the endpoint, the filter, the description or whether it may see people's ids; what is given
+    replaces what was. Deliveries still pending go to the new URL, and are sent as the new right says; events
+    already queued stay queued whatever the new filter says."""
     if url is not None:
         _check_public(rules.check_url(url), allow_private_addresses)
     patterns = None
     if event_types is not None:
         patterns = rules.normalised_filters([rules.check_filter(pattern) for pattern in event_types])
     subscription = await uow.webhooks.change_subscription(
-        subscription_id, url=url, event_types=patterns, description=description
+        subscription_id,
+        url=url,
+        event_types=patterns,
+        description=description,
+        may_see_resident_ids=may_see_resident_ids,
     )
     if subscription is None:
         raise UnknownSubscription(subscription_id)
-    logger.info("webhook subscription %s changed by %s", subscription_id, admin.subject)
+    logger.info(
+        "webhook subscription %s changed by %s (may see resident ids: %s)",
+        subscription_id,
+        admin.subject,
+        subscription.may_see_resident_ids,
+    )
     return subscription
 
 
@@ -294,7 +315,8 @@ class Dispatcher:
         """Send one attempt and record its outcome; never raises (an unrecorded attempt is retried after its lease)."""
         message_id = str(claimed.delivery_id)
         try:
-            headers = rules.signed_headers(claimed.secrets, message_id, claimed.body)
+            body = rules.delivered_body(claimed.body, claimed.may_see_resident_ids, claimed.pseudonym_key)
+            headers = rules.signed_headers(claimed.secrets, message_id, body)  # over the bytes sent
             started = time.perf_counter()
             self._metrics.in_flight.inc()
             try:
@@ -302,7 +324,7 @@ class Dispatcher:
                     self._client,
                     claimed.url,
                     headers,
-                    claimed.body,
+                    body,
                     self._settings.webhook_timeout_seconds,
                 )
             finally:
@@ -389,13 +411,14 @@ class Dispatcher:
                 subscription_id=subscription.id, reason=reason, admin_id=subscription.created_by
             )
         )
-        await uow.notifications.to_inbox(
-            subscription.created_by,
-            DISABLED_KIND,
-            {"subscription_id": str(subscription.id), "url": subscription.url, "reason": reason},
-            dedup_key=str(envelope.id),
-            source_event_id=envelope.id,
-        )
+        if not is_tombstone(subscription.created_by):  # an admin who was forgotten is told nothing
+            await uow.notifications.to_inbox(
+                subscription.created_by,
+                DISABLED_KIND,
+                {"subscription_id": str(subscription.id), "url": subscription.url, "reason": reason},
+                dedup_key=str(envelope.id),
+                source_event_id=envelope.id,
+            )
         logger.warning(
             "webhook subscription %s disabled (%s) after delivery %s of event %s; admin %s told",
             subscription.id,
