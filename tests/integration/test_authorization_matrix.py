@@ -401,6 +401,9 @@ MATRIX: list[Row] = [
     ("notifications", "GET",    "/openapi.json",                                          nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
     ("notifications", "GET",    "/api/v1/openapi.json",                                  nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
     ("notifications", "GET",    "/asyncapi.json",                                         nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("notifications", "GET",    "/api/v1/me/export",                                      nothing,                           401, 200, 200, 200, 200, 200, 200, 200),
+    # last: every caller is forgotten by it
+    ("notifications", "DELETE", "/api/v1/me",                                             nothing,                           401, 202, 202, 202, 202, 202, 202, 202),
 ]
 # fmt: on
 
