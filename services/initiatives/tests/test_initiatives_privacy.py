@@ -26,6 +26,7 @@ from buurtkracht_kit import topics
 from buurtkracht_kit.auth import mint
 from buurtkracht_kit.erasure import replaced
 from tests.keys import PRIVATE, PUBLIC
+from tests.personal_data import rows_naming, snapshot
 
 BUURT = "BU03630001"
 OWNER, NEIGHBOUR = "r-owner", "r-neighbour"
@@ -144,38 +145,6 @@ async def forget(service, kafka_bootstrap: str, resident_id: str, tombstone: str
     raise AssertionError("the request to forget never took effect")
 
 
-async def holding(conn, needle: str) -> set[str]:
-    """Every `table.column` of text, JSON or text array, of every table of the database, holding `needle` in a
-    value: found by reading the catalogue, so a table added later is searched too."""
-    columns = await conn.fetch(
-        """SELECT c.table_schema, c.table_name, c.column_name FROM information_schema.columns c
-           JOIN information_schema.tables t ON (t.table_schema, t.table_name) = (c.table_schema, c.table_name)
-           WHERE t.table_type = 'BASE TABLE' AND c.table_schema NOT IN ('pg_catalog', 'information_schema')
-             AND (c.data_type IN ('text', 'character varying', 'character', 'json', 'jsonb')
-                  OR (c.data_type = 'ARRAY' AND c.udt_name IN ('_text', '_varchar', '_bpchar')))"""
-    )
-    assert len(columns) > 20, "the catalogue search finds the tables"
-    found = set()
-    for column in columns:
-        name = f'"{column["table_schema"]}"."{column["table_name"]}"'
-        query = f'SELECT EXISTS (SELECT FROM {name} WHERE strpos("{column["column_name"]}"::text, $1) > 0)'
-        if await conn.fetchval(query, needle):
-            found.add(f"{column['table_name']}.{column['column_name']}")
-    return found
-
-
-async def snapshot(conn) -> dict[str, list[str]]:
-    """Every row of every table but the consumer's own bookkeeping (inbox, failures), as text, sorted."""
-    tables = await conn.fetch(
-        """SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'
-           AND table_name NOT IN ('inbox', 'consumer_failures') ORDER BY table_name"""
-    )
-    return {
-        t["table_name"]: sorted(r["row"] for r in await conn.fetch(f'SELECT t::text AS row FROM "{t["table_name"]}" t'))
-        for t in tables
-    }
-
-
 async def published_all(service) -> None:
     """Wait until the relay published every event the commands recorded (the rows put in backoff stay)."""
     for _ in range(300):
@@ -253,7 +222,7 @@ async def test_a_forgotten_resident_is_nowhere_in_the_database_while_initiatives
                VALUES ('initiatives', 'm-1', 1, $1)""",
             f"nothing known of {me}",
         )
-        assert await holding(conn, me) == {
+        assert set(await rows_naming(conn, me)) == {
             "initiatives.owner_id",
             "initiatives.co_initiators",
             "initiatives.invited_co_initiators",
@@ -293,9 +262,9 @@ async def test_a_forgotten_resident_is_nowhere_in_the_database_while_initiatives
     await forget(service, kafka_bootstrap, me, tombstone)
 
     async with service.pool.acquire() as conn:
-        assert await holding(conn, me) == set(), "the resident's id is nowhere in the database"
-        assert {"initiatives.owner_id", "supports.resident_id", "transitions.actor_id"} <= await holding(
-            conn, tombstone
+        assert set(await rows_naming(conn, me)) == set(), "the resident's id is nowhere in the database"
+        assert {"initiatives.owner_id", "supports.resident_id", "transitions.actor_id"} <= set(
+            await rows_naming(conn, tombstone)
         )
         outbox = await conn.fetch("SELECT aggregate_id, payload FROM outbox WHERE retry_after IS NOT NULL ORDER BY id")
         answers = {r["principal"]: r["response"] for r in await conn.fetch("SELECT * FROM idempotency_keys")}

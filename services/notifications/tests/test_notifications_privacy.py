@@ -12,7 +12,6 @@ import socket
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -31,6 +30,7 @@ from buurtkracht_contracts.topics import NOTIFICATIONS_EVENTS, TopicSpec, all_to
 from buurtkracht_kit import housekeeping, topics
 from buurtkracht_kit.auth import mint
 from tests.keys import PRIVATE, PUBLIC
+from tests.personal_data import rows_naming
 
 pytestmark = pytest.mark.integration
 
@@ -148,30 +148,6 @@ async def processed(service, *envelopes: Envelope) -> None:
         return count == len(ids)
 
     assert await eventually(all_in_the_inbox), "the events were not applied"
-
-
-async def rows_naming(pool: asyncpg.Pool, text: str) -> dict[str, int]:
-    """Every column of every table that can hold text (text, varchar, jsonb, text[]), by `table.column`: how many
-    rows hold `text` anywhere in it. Found from the catalogue, so a table added later is scanned too."""
-    columns = await pool.fetch(
-        """SELECT table_name, column_name FROM information_schema.columns
-           WHERE table_schema = 'public'
-             AND (data_type IN ('text', 'character varying', 'jsonb', 'json') OR udt_name IN ('_text', '_varchar'))
-           ORDER BY table_name, column_name"""
-    )
-    assert {(c["table_name"], c["column_name"]) for c in columns} >= {
-        ("contact_details", "email"),
-        ("notifications", "params"),
-        ("webhook_deliveries", "body"),
-        ("outbox", "payload"),
-    }
-    found = {}
-    for column in columns:
-        table, name = column["table_name"], column["column_name"]
-        count = await pool.fetchval(f'SELECT count(*) FROM "{table}" WHERE strpos("{name}"::text, $1) > 0', text)
-        if count:
-            found[f"{table}.{name}"] = count
-    return found
 
 
 async def forget_requests_of(kafka_bootstrap: str, resident_id: str, after: dict[TopicPartition, int]) -> list:

@@ -23,6 +23,7 @@ from buurtkracht_contracts.topics import INITIATIVES_EVENTS, NOTIFICATIONS_EVENT
 from buurtkracht_kit import topics
 from buurtkracht_kit.auth import mint
 from tests.keys import PRIVATE
+from tests.personal_data import rows_naming, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -152,38 +153,6 @@ async def open_round(api, mechanism: str, headers: dict[str, str] = OFFICIAL) ->
     return (await ok(await api.post("/api/v1/rounds", json=body, headers=headers | key()), 201))["id"]
 
 
-async def holding(conn: asyncpg.Connection, needle: str) -> set[str]:
-    """Every `table.column` of text, JSON or text array, of every table of the database, holding `needle` in a
-    value: found by reading the catalogue, so a table added later is searched too."""
-    columns = await conn.fetch(
-        """SELECT c.table_schema, c.table_name, c.column_name FROM information_schema.columns c
-           JOIN information_schema.tables t ON (t.table_schema, t.table_name) = (c.table_schema, c.table_name)
-           WHERE t.table_type = 'BASE TABLE' AND c.table_schema NOT IN ('pg_catalog', 'information_schema')
-             AND (c.data_type IN ('text', 'character varying', 'character', 'json', 'jsonb')
-                  OR (c.data_type = 'ARRAY' AND c.udt_name IN ('_text', '_varchar', '_bpchar')))"""
-    )
-    assert len(columns) > 30, "the catalogue search finds the tables"
-    found = set()
-    for column in columns:
-        name = f'"{column["table_schema"]}"."{column["table_name"]}"'
-        query = f'SELECT EXISTS (SELECT FROM {name} WHERE strpos("{column["column_name"]}"::text, $1) > 0)'
-        if await conn.fetchval(query, needle):
-            found.add(f"{column['table_name']}.{column['column_name']}")
-    return found
-
-
-async def snapshot(conn: asyncpg.Connection) -> dict[str, list[str]]:
-    """Every row of every table but the consumer's own bookkeeping (inbox, failures), as text, sorted."""
-    tables = await conn.fetch(
-        """SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'
-           AND table_name NOT IN ('inbox', 'consumer_failures') ORDER BY table_name"""
-    )
-    return {
-        t["table_name"]: sorted(r["row"] for r in await conn.fetch(f'SELECT t::text AS row FROM "{t["table_name"]}" t'))
-        for t in tables
-    }
-
-
 async def money(conn: asyncpg.Connection) -> tuple[list[tuple], list[tuple]]:
     """Every account's balance (by its id, round and kind), and every round's total per kind of account."""
     accounts = await conn.fetch("SELECT id, round_id, kind, balance_cents FROM accounts ORDER BY id")
@@ -296,7 +265,7 @@ async def test_a_forgotten_resident_is_nowhere_in_the_database_while_every_amoun
             "INSERT INTO consumer_failures (consumer, message_id, attempts, last_error) VALUES ('v', 'm-1', 1, $1)",
             f"no wallet of {me}",
         )
-        assert await holding(conn, me) >= {
+        assert set(await rows_naming(conn, me)) >= {
             "accounts.owner",
             "journal_entries.reference",
             "pledges.resident_id",
@@ -352,7 +321,7 @@ async def test_a_forgotten_resident_is_nowhere_in_the_database_while_every_amoun
     await forget(service, kafka_bootstrap, me, tombstone)
 
     async with service.pool.acquire() as conn:
-        assert await holding(conn, me) == set(), "the resident's id is nowhere in the database"
+        assert set(await rows_naming(conn, me)) == set(), "the resident's id is nowhere in the database"
         assert await Ledger(conn).check() == [], "the ledger check finds nothing"
         assert await money(conn) == money_before, "every balance and every total as it was"
         wallets = await conn.fetch("SELECT round_id, balance_cents FROM accounts WHERE owner = $1", tombstone)
