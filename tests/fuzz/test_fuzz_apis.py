@@ -30,7 +30,7 @@ from . import figures
 
 pytestmark = pytest.mark.fuzz
 
-ROLES = ("anonymous", "resident", "official", "admin", "integration")
+ROLES = ("anonymous", "resident", "steering_group", "official", "admin", "integration")
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
@@ -52,6 +52,7 @@ def headers_of(journey, role: str) -> dict[str, str]:
     return {
         "anonymous": {},
         "resident": journey.resident("fuzz"),
+        "steering_group": journey.steering(1),
         "official": journey.official(),
         "admin": journey.admin(),
         "integration": journey.finance(),
