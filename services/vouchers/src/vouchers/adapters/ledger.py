@@ -264,19 +264,6 @@ class Ledger:
         )
         return sorted(r["round_id"] for r in rows)
 
-    async def rewrite_references(self, kind: str, references: dict[str, str]) -> int:
-        """Entries of `kind` whose reference is a key of `references` get its value instead: the one change a journal
-        entry allows, to a reference that names a tombstone (see migration 0004). Returns how many."""
-        result = await self._conn.execute(
-            """UPDATE journal_entries e SET reference = t.forgotten
-               FROM unnest($2::text[], $3::text[]) AS t(named, forgotten)
-               WHERE e.kind = $1 AND e.reference = t.named""",
-            kind,
-            list(references),
-            list(references.values()),
-        )
-        return int(result.split()[-1])
-
     async def balances(self, round_id: uuid.UUID, owner: str | None = None) -> list[Balance]:
         rows = await self._conn.fetch(
             """SELECT kind, owner, balance_cents FROM accounts WHERE round_id = $1 AND ($2::text IS NULL OR owner = $2)

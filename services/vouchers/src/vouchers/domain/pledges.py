@@ -11,6 +11,7 @@ Invariants:
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,8 +51,10 @@ class Wallet:
 
 
 def claimed_wallet_reference(round_id: uuid.UUID, resident_id: str) -> str:
-    """The journal reference of the issuance of a wallet a resident claimed themselves."""
-    return f"{round_id}:claim:{resident_id}"
+    """The journal reference of the issuance of a wallet a resident claimed themselves. It names the resident by the
+    SHA-256 of their id, not the id: forgetting them leaves the append-only journal as it is, and the reference stays
+    taken, so nobody claims a second wallet in a round by being forgotten in between."""
+    return f"{round_id}:claim:{hashlib.sha256(resident_id.encode()).hexdigest()}"
 
 
 def pledge_take(requested_cents: int, approved_cents: int, pledged_so_far_cents: int) -> int:

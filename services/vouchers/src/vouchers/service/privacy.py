@@ -3,9 +3,9 @@ forgetting a resident who asked to be forgotten (`forget_resident`, article 17),
 `ResidentForgetRequested` event.
 
 Forgetting replaces the resident's id by the tombstone wherever a record must stay, and changes nothing else:
-- money records keep every amount, status and decision: wallets (the ledger account's owner, and the journal
-  reference of a wallet they claimed themselves), pledges, expense claims they made or decided; so every balance,
-  every round's total and every ledger invariant is what it was;
+- money records keep every amount, status and decision: wallets (the ledger account's owner; the journal names
+  a wallet a resident claimed by a digest of their id, and stays as it is), pledges, expense claims they made or
+  decided; so every balance, every round's total and every ledger invariant is what it was;
 - committee records keep their decisions: the steering group memberships, the award proposals they made and the
   votes they cast;
 - the initiatives they (co-)initiate, the rounds they opened and the steering groups they registered name the
@@ -36,7 +36,7 @@ from ..adapters.steering import GroupRegistration, Membership
 from ..adapters.unit_of_work import VouchersUnitOfWork
 from ..domain.awards import Award
 from ..domain.initiatives import Initiative
-from ..domain.pledges import Pledge, Wallet, claimed_wallet_reference
+from ..domain.pledges import Pledge, Wallet
 from ..domain.rounds import Round
 from ..domain.spending import Claim
 
@@ -92,13 +92,6 @@ async def forget_resident(uow: VouchersUnitOfWork, resident_id: str, tombstone: 
     claims = await uow.claims.forget_person(resident_id, tombstone)
     committee = await uow.awards.forget_member(resident_id, tombstone)
     wallet_rounds = await uow.ledger.forget_wallets(resident_id, tombstone)
-    await uow.ledger.rewrite_references(
-        "wallets_issued",
-        {
-            claimed_wallet_reference(round_id, resident_id): claimed_wallet_reference(round_id, tombstone)
-            for round_id in wallet_rounds
-        },
-    )
     opened = await uow.rounds.forget_creator(resident_id, tombstone)
     committee += await uow.steering_groups.forget_person(resident_id, tombstone)
     await uow.kit_tables.forget(resident_id, tombstone)

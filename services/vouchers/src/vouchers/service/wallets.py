@@ -13,6 +13,7 @@ from datetime import datetime
 from buurtkracht_contracts.refusals import Conflict
 from buurtkracht_kit.auth import Principal, Role
 
+from ..adapters.ledger import DuplicateEntry
 from ..adapters.unit_of_work import VouchersUnitOfWork
 from ..domain.pledges import claimed_wallet_reference
 from .access import found, require
@@ -44,9 +45,12 @@ async def claim_wallet(uow: VouchersUnitOfWork, actor: Principal, round_id: uuid
     round_ = found((await lock(uow, round_id=round_id)).round, f"round {round_id}")
     round_.wallet_claimable(actor.has(Role.RESIDENT) and actor.lives_in(round_.area_code), now)
     amount = round_.voucher_amount_cents or 0
-    issued = await uow.ledger.issue_wallets(
-        round_id, [actor.subject], amount, reference=claimed_wallet_reference(round_id, actor.subject)
-    )
+    try:
+        issued = await uow.ledger.issue_wallets(
+            round_id, [actor.subject], amount, reference=claimed_wallet_reference(round_id, actor.subject)
+        )
+    except DuplicateEntry:  # claimed before, under an id since forgotten
+        issued = []
     if not issued:
         raise Conflict("you already have a wallet in this round", "has_wallet")
     round_.wallets_issued(issued)
