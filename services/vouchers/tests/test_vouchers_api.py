@@ -686,6 +686,13 @@ async def test_round_input_is_validated(api):
     for naive in ({"opens_at": "2026-12-01T00:00:00"}, {"closes_at": "2026-12-31T00:00:00"}):  # no zone: which day?
         problem = await refused(await api.post("/api/v1/rounds", json=base | naive, headers=OFFICIAL | key()), 422)
         assert problem["errors"][0]["field"] == next(iter(naive))
+    for beyond in (  # the driver's conversion to UTC overflows at the ends of the calendar: once a server error
+        {"opens_at": "0001-01-01T00:30:00+01:00"},
+        {"closes_at": "9999-12-31T23:59:59-14:00"},
+        {"opens_at": 1_767_225_600},  # seconds since 1970 are no written-out time
+    ):
+        problem = await refused(await api.post("/api/v1/rounds", json=base | beyond, headers=OFFICIAL | key()), 422)
+        assert problem["errors"][0]["field"] == next(iter(beyond))
     await refused(
         await api.post("/api/v1/rounds", json=base | {"area_code": "WK036302"}, headers=OFFICIAL | key()), 403
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, StringConstraints
 
 _CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029"
 LINE_PATTERN = rf"^[^\t\n\r{_CONTROLS}]*$"
@@ -31,14 +31,24 @@ Text = Annotated[str, StringConstraints(pattern=TEXT_PATTERN)]
 ResidentId = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=LINE_PATTERN)]
 
 
+EARLIEST, LATEST = 1900, 2200  # years a time of ours lies between; beyond them PostgreSQL's driver cannot convert
+
+
 def _written_out(value: object) -> object:
     if isinstance(value, datetime | str):
         return value
     raise ValueError("must be a date and time written out (ISO 8601) with its zone, e.g. 2026-12-01T09:00:00+01:00")
 
 
-Moment = Annotated[AwareDatetime, BeforeValidator(_written_out)]
-"""A point in time as the documents describe it: an ISO 8601 string with its zone (a number of seconds is refused)."""
+def _plausible(value: datetime) -> datetime:
+    if not EARLIEST <= value.year <= LATEST:  # so converting it to UTC, as the driver does, cannot overflow
+        raise ValueError(f"must lie between the years {EARLIEST} and {LATEST}")
+    return value
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_written_out), AfterValidator(_plausible)]
+"""A point in time as the documents describe it: an ISO 8601 string with its zone (a number of seconds is refused),
+between the years 1900 and 2200."""
 
 
 class Strict(BaseModel):
