@@ -304,3 +304,9 @@ async def test_a_forgotten_resident_is_nowhere_in_the_database_while_initiatives
     async with service.pool.acquire() as conn:
         assert await snapshot(conn) == state
     assert json.dumps(state).count(tombstone) > 0
+
+    # being forgotten is no way to support an initiative twice: the support under the tombstone still counts
+    again = await api.post(f"/api/v1/initiatives/{gathering['id']}/supports", headers=resident(me))
+    assert again.status_code == 409, again.text
+    seen = await ok(await api.get(f"/api/v1/initiatives/{gathering['id']}", headers=resident("r-n1")))
+    assert seen["support_count"] == 1, "counted once"

@@ -306,11 +306,25 @@ class InitiativeRepository:
         ]
 
     async def forget_supporter(self, resident_id: str, tombstone: str) -> int:
-        """The resident's supports count on under `tombstone`; returns how many."""
+        """The resident's supports count on under `tombstone`, each initiative remembering the digest of their id
+        (see `supported_before_forgotten`); returns how many."""
         result = await self._conn.execute(
-            "UPDATE supports SET resident_id = $2 WHERE resident_id = $1", resident_id, tombstone
+            """WITH theirs AS (UPDATE supports SET resident_id = $2 WHERE resident_id = $1 RETURNING initiative_id)
+               INSERT INTO forgotten_supports (initiative_id, digest)
+               SELECT initiative_id, sha256(convert_to($1, 'UTF8')) FROM theirs ON CONFLICT DO NOTHING""",
+            resident_id,
+            tombstone,
         )
         return int(result.split()[-1])
+
+    async def supported_before_forgotten(self, initiative_id: uuid.UUID, resident_id: str) -> bool:
+        """Whether the resident supported the initiative under an id since forgotten: that support still counts."""
+        return await self._conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM forgotten_supports
+                              WHERE initiative_id = $1 AND digest = sha256(convert_to($2, 'UTF8')))""",
+            initiative_id,
+            resident_id,
+        )
 
     async def forget_volunteer(self, resident_id: str, tombstone: str) -> int:
         """The resident's sign-ups count on under `tombstone`, the offers they wrote erased; returns how many."""

@@ -113,7 +113,9 @@ async def submit(
 async def support(uow: InitiativesUnitOfWork, actor: Principal, initiative_id: uuid.UUID, now: datetime) -> Initiative:
     _require_resident(actor)
     initiative = await _load(uow, initiative_id)
-    already = await uow.initiatives.supports(initiative_id, actor.subject)
+    already = await uow.initiatives.supports(
+        initiative_id, actor.subject
+    ) or await uow.initiatives.supported_before_forgotten(initiative_id, actor.subject)
     initiative.support(actor.subject, actor.lives_in(initiative.area_code), already, now)
     await uow.initiatives.add_support(initiative_id, actor.subject, now)
     return await _save(uow, initiative)

@@ -164,11 +164,14 @@ class People:
 
     # -- residents who asked to be forgotten -------------------------------------------------
     async def remember_forgotten(self, digest: bytes, tombstone: str) -> str:
-        """Remember that the resident of `digest` was forgotten, with `tombstone`; returns the tombstone they have,
-        the one of an earlier request if it is still remembered (so every service uses the same one)."""
+        """Remember that the resident of `digest` was forgotten, with `tombstone`, which replaces the one of an earlier
+        request: what they did between two requests gets a tombstone of its own, so no record of theirs can collide
+        with one kept from before (a vote on the same proposal, a volunteering for the same initiative). Returns
+        `tombstone`."""
         return await self._conn.fetchval(
             """INSERT INTO forgotten_residents (digest, tombstone) VALUES ($1, $2)
-               ON CONFLICT (digest) DO UPDATE SET forgotten_at = now() RETURNING tombstone""",
+               ON CONFLICT (digest) DO UPDATE SET tombstone = EXCLUDED.tombstone, forgotten_at = now()
+               RETURNING tombstone""",
             digest,
             tombstone,
         )

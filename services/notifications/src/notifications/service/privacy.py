@@ -13,8 +13,9 @@ Forgetting erases, in one unit of work:
   can come any more: such an event is read as naming the tombstone (`without_the_forgotten`), so it brings back
   neither their id nor their address, and nobody is told anything about a tombstone.
 The `ResidentForgetRequested` this service publishes comes back to it from its topic; applying it again, or for a
-person the service never saw, finds nothing and changes nothing. A second request while the first is remembered
-uses the same tombstone, so every service ends with one tombstone for the person.
+person the service never saw, finds nothing and changes nothing. Every request has a tombstone of its own, the same
+in every service: what a person did after being forgotten once is forgotten under the new one, so no record of theirs
+collides with one the first request kept (the same vote, the same volunteering).
 """
 
 from __future__ import annotations
