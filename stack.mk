@@ -1,16 +1,21 @@
-# Local development stack: Apache Kafka (KRaft, single node) + PostgreSQL 15,
-# without Docker. Included by the main Makefile; also usable alone:
+# Local development stack: Apache Kafka (KRaft; one node, or three with
+# KAFKA_BROKERS=3) + PostgreSQL 15, without Docker. Included by the main
+# Makefile; also usable alone:
 #   make -f stack.mk stack-up
 # Scripts live in deploy/local/ (README.md there); deploy/compose.yaml is the
 # same stack for machines with Docker.
 #
 #   make stack-up       start Kafka and PostgreSQL; idempotent (first run fetches
-#                       the Kafka jars with Maven into $(LOCAL_DIR)/cache)
+#                       the Kafka jars with Maven into $(CACHE_DIR))
 #   make stack-down     stop both; idempotent
 #   make stack-status   one line per component
 #   make stack-clean    stack-down, then delete $(LOCAL_DIR)/data (jar cache kept)
 #   make stack-env      print the variables services and tests use
 #                       (stack-up also writes them to $(LOCAL_DIR)/stack.env)
+#
+# Faults on purpose (for chaos runs; pass the same settings as to stack-up):
+#   deploy/local/stack.sh kafka-kill N | kafka-stop N | kafka-start N
+#   deploy/local/stack.sh pg-restart fast | immediate
 
 STACK_ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 STACK_SH   := $(STACK_ROOT)/deploy/local/stack.sh
@@ -19,22 +24,36 @@ STACK_SH   := $(STACK_ROOT)/deploy/local/stack.sh
 # them on the command line or in the environment, e.g.
 #   make stack-up PG_PORT=25432 KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093
 # (As root, PostgreSQL runs as PG_OS_USER: 'postgres' if it exists, else 'buurtkracht'.)
+# KAFKA_BROKERS=3 starts three KRaft nodes shaped like production (replication
+# factor 3, min.insync.replicas 2); node N listens on KAFKA_PORT + 10*(N-1), its
+# controller on KAFKA_CONTROLLER_PORT + 10*(N-1): 19092, 19102, 19112 and 19093,
+# 19103, 19113 by default. CACHE_DIR holds the Kafka jars; stacks may share one.
 LOCAL_DIR             ?= $(STACK_ROOT)/.local
+CACHE_DIR             ?= $(LOCAL_DIR)/cache
 KAFKA_VERSION         ?= 4.4.0
+KAFKA_BROKERS         ?= 1
 KAFKA_PORT            ?= 19092
 KAFKA_CONTROLLER_PORT ?= 19093
 PG_PORT               ?= 15432
 PG_SUPERUSER_PASSWORD ?= postgres
 
+empty :=
+space := $(empty) $(empty)
+comma := ,
+# 127.0.0.1:<port> of every broker, comma-separated
+KAFKA_BROKER_LIST := $(shell n=1; while [ $$n -le $(KAFKA_BROKERS) ]; do \
+                       printf '127.0.0.1:%s ' $$(($(KAFKA_PORT) + 10 * (n - 1))); n=$$((n + 1)); done)
+
 # What services and tests read. Service roles and passwords (<service>-dev) are
 # created by deploy/local/postgres-init.sql.
-BK_KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
+BK_KAFKA_BOOTSTRAP_SERVERS ?= $(subst $(space),$(comma),$(strip $(KAFKA_BROKER_LIST)))
 BK_PG_ADMIN_URL            ?= postgresql://postgres:$(PG_SUPERUSER_PASSWORD)@127.0.0.1:$(PG_PORT)/postgres
 INITIATIVES_DATABASE_URL   ?= postgresql://initiatives:initiatives-dev@127.0.0.1:$(PG_PORT)/initiatives
 VOUCHERS_DATABASE_URL      ?= postgresql://vouchers:vouchers-dev@127.0.0.1:$(PG_PORT)/vouchers
 NOTIFICATIONS_DATABASE_URL ?= postgresql://notifications:notifications-dev@127.0.0.1:$(PG_PORT)/notifications
 
-STACK_SETTINGS := LOCAL_DIR KAFKA_VERSION KAFKA_PORT KAFKA_CONTROLLER_PORT PG_PORT PG_SUPERUSER_PASSWORD
+STACK_SETTINGS := LOCAL_DIR CACHE_DIR KAFKA_VERSION KAFKA_BROKERS KAFKA_PORT KAFKA_CONTROLLER_PORT PG_PORT \
+                  PG_SUPERUSER_PASSWORD
 STACK_ENV      := BK_KAFKA_BOOTSTRAP_SERVERS BK_PG_ADMIN_URL INITIATIVES_DATABASE_URL \
                   VOUCHERS_DATABASE_URL NOTIFICATIONS_DATABASE_URL
 # exported to every recipe: the scripts read the settings, and test recipes in

@@ -4,6 +4,10 @@
 # database per service (postgres-init.sql, shared with deploy/compose.yaml).
 #
 #   postgres.sh up | down | status
+#   postgres.sh restart fast|immediate   pg_ctl stop -m fast (clients disconnected, a clean
+#                                    shutdown) or -m immediate (no shutdown checkpoint: the start
+#                                    is a crash recovery), then start and wait until it accepts
+#                                    connections; one line with the times taken
 #   postgres.sh missing              apt packages needed but not installed
 #   postgres.sh psql [ARGS...]       psql as superuser over the private socket
 #
@@ -119,6 +123,28 @@ init_cluster() {
   rm -f "$pwfile"
 }
 
+# a crash leaves lock files behind; postgres refuses to start while the pid in
+# them looks alive, which a reused pid or an unreaped zombie postmaster does
+remove_stale_locks() {
+  local lock stale
+  for lock in "$PGDATA_DIR/postmaster.pid" "$SOCKET_DIR"/.s.PGSQL.*.lock; do
+    if read -r stale 2>/dev/null <"$lock" &&
+      ! { alive "$stale" && [[ "$(cat "/proc/$stale/comm" 2>/dev/null)" == postgres ]]; }; then
+      say "postgres: removing stale $(basename "$lock") (pid $stale is gone)"
+      rm -f "$lock"
+    fi
+  done
+}
+
+# pg_ctl start, waiting until the server accepts connections (after any crash recovery)
+start_server() {
+  as_pg "$BIN/pg_ctl" start -D "$PGDATA_DIR" -l "$PG_LOG" -w -t 60 -s \
+    -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories='$SOCKET_DIR'$(printf ' -c %s' "${PG_SETTINGS[@]}")" || {
+    tail -n 20 "$PG_LOG" >&2
+    die "postgres did not start (log: $PG_LOG)"
+  }
+}
+
 up() {
   if pid >/dev/null; then
     status
@@ -135,22 +161,9 @@ up() {
   chmod 700 "$SOCKET_DIR"
   touch "$PG_LOG"
   chown "$PG_OS_USER" "$SOCKET_DIR" "$PG_LOG"
-  # a crash leaves lock files behind; postgres refuses to start while the pid in
-  # them looks alive, which a reused pid or an unreaped zombie postmaster does
-  local lock stale
-  for lock in "$PGDATA_DIR/postmaster.pid" "$SOCKET_DIR"/.s.PGSQL.*.lock; do
-    if read -r stale 2>/dev/null <"$lock" &&
-      ! { alive "$stale" && [[ "$(cat "/proc/$stale/comm" 2>/dev/null)" == postgres ]]; }; then
-      say "postgres: removing stale $(basename "$lock") (pid $stale is gone)"
-      rm -f "$lock"
-    fi
-  done
+  remove_stale_locks
   say "postgres: starting on 127.0.0.1:$PG_PORT (log: $PG_LOG)"
-  as_pg "$BIN/pg_ctl" start -D "$PGDATA_DIR" -l "$PG_LOG" -w -t 60 -s \
-    -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories='$SOCKET_DIR'$(printf ' -c %s' "${PG_SETTINGS[@]}")" || {
-    tail -n 20 "$PG_LOG" >&2
-    die "postgres did not start (log: $PG_LOG)"
-  }
+  start_server
   # roles/databases (idempotent) and the superuser password used over TCP
   psql_admin -f "$DEPLOY_LOCAL/postgres-init.sql"
   psql_admin -v pw="$PG_SUPERUSER_PASSWORD" <<<"ALTER ROLE postgres PASSWORD :'pw';"
@@ -168,6 +181,30 @@ down() {
   say "postgres: stopped (was pid $p)"
 }
 
+# stop with pg_ctl's MODE, start again, and wait until clients can connect over TCP
+restart() { # restart fast|immediate
+  local mode="${1:-}" t0 t1 p stopped_in log_size recovery=""
+  [[ "$mode" == fast || "$mode" == immediate ]] || die "usage: $0 restart fast|immediate"
+  p="$(pid)" || die "postgres: not running (start it with: deploy/local/stack.sh up)"
+  BIN="$(bindir)" || die "PostgreSQL server binaries not found (needed for pg_ctl)"
+  t0="$(clock)"
+  as_pg "$BIN/pg_ctl" stop -D "$PGDATA_DIR" -m "$mode" -w -t 60 -s
+  stopped_in="$(took "$t0")"
+  log_size="$(stat -c %s "$PG_LOG")"
+  t1="$(clock)"
+  remove_stale_locks
+  start_server
+  until PGPASSWORD="$PG_SUPERUSER_PASSWORD" PGCONNECT_TIMEOUT=2 \
+    psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -c 'SELECT 1' >/dev/null 2>&1; do
+    (($(clock) - t1 < 60000000)) || die "postgres: not accepting connections on 127.0.0.1:$PG_PORT 60s after the start"
+    sleep 0.2
+  done
+  if grep -q 'automatic recovery in progress' <(tail -c +"$((log_size + 1))" "$PG_LOG"); then
+    recovery=" (crash recovery)"
+  fi
+  say "postgres: restart $mode: pg_ctl stop -m $mode (pid $p) took $stopped_in; start$recovery until it accepted connections took $(took "$t1"); now pid $(pid)"
+}
+
 status() {
   local p
   if p="$(pid)"; then
@@ -180,6 +217,7 @@ status() {
 
 case "${1:-}" in
   up | down | status | missing) "$1" ;;
+  restart) restart "${2:-}" ;;
   psql) shift; psql_admin "$@" ;;
-  *) die "usage: $0 up|down|status|missing|psql [ARGS...]" ;;
+  *) die "usage: $0 up|down|status|restart fast|immediate|missing|psql [ARGS...]" ;;
 esac

@@ -2,6 +2,14 @@
 # The local development stack (Kafka + PostgreSQL, no Docker). Driven by stack.mk.
 #
 #   stack.sh up | down | status | clean    (status exits 3 unless all is running)
+#
+# Faults on purpose, for chaos runs (each prints one line: what it did, how long it took):
+#   stack.sh kafka-kill N        SIGKILL Kafka node N (N=1 for the single node)
+#   stack.sh kafka-stop N        stop node N cleanly (SIGTERM; SIGKILL after 30 s, or after
+#                                10 s when no other node of the cluster runs)
+#   stack.sh kafka-start N       start node N again and wait until it serves clients
+#   stack.sh pg-restart fast     pg_ctl stop -m fast, start, wait until it accepts connections
+#   stack.sh pg-restart immediate    the same with -m immediate: the start is a crash recovery
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 HERE="$DEPLOY_LOCAL"
@@ -45,5 +53,7 @@ clean() {
 
 case "${1:-}" in
   up | down | status | clean) "$1" ;;
-  *) die "usage: $0 up|down|status|clean" ;;
+  kafka-kill | kafka-stop | kafka-start) "$HERE/kafka.sh" "${1#kafka-}" "${2:-}" ;;
+  pg-restart) "$HERE/postgres.sh" restart "${2:-}" ;;
+  *) die "usage: $0 up|down|status|clean|kafka-kill N|kafka-stop N|kafka-start N|pg-restart fast|immediate" ;;
 esac

@@ -90,7 +90,10 @@ def token(
 def topics_ensure(
     bootstrap: Annotated[str, typer.Option(envvar="BK_KAFKA_BOOTSTRAP_SERVERS")] = "127.0.0.1:19092",
     partitions: Annotated[int, typer.Option(envvar="BK_TOPIC_PARTITIONS")] = 6,
-    replication_factor: Annotated[int, typer.Option(envvar="BK_TOPIC_REPLICATION_FACTOR")] = 1,
+    replication_factor: Annotated[
+        int | None,
+        typer.Option(envvar="BK_TOPIC_REPLICATION_FACTOR", help="default: min(3, brokers in the cluster)"),
+    ] = None,
 ) -> None:
     """Create every event and dead-letter topic that does not exist yet."""
     from buurtkracht_contracts.topics import all_topics
