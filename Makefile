@@ -11,6 +11,8 @@
 #   make schemas    regenerate contracts/schemas/ after changing an event model
 #   make docs       regenerate each service's OpenAPI and AsyncAPI documents (services/*/docs/)
 #   make bench      the benchmarks in bench/, then one line of figures (JSON) per benchmark (needs the stack)
+#   make chaos      ten minutes of pledges while processes, PostgreSQL, Kafka and the sinks fail (CHAOS_SECONDS,
+#                   CHAOS_SEED), then a check that nothing answered was lost or doubled; restarts the stack's parts
 #   make ledger-check   verify every invariant of the vouchers ledger (needs the stack)
 #   make mail       list the email the local SMTP sink received
 #   make test-unit | test-integration | test-e2e | test-fuzz | test-fault    one tier (all but unit need the stack)
@@ -38,10 +40,10 @@ RUN := $(UV) run --frozen --no-sync
 PYTEST := $(RUN) pytest
 SERVICES := $(notdir $(patsubst %/app.py,%,$(wildcard services/*/src/*/app.py)))
 
-.PHONY: help install run test test-unit test-integration test-e2e test-fuzz test-fault test-explore topics migrate lint schemas docs bench keys ledger-check mail demo
+.PHONY: chaos help install run test test-unit test-integration test-e2e test-fuzz test-fault test-explore topics migrate lint schemas docs bench keys ledger-check mail demo
 
 help:
-	@sed -n '2,19p' Makefile | sed 's/^# \{0,1\}//'
+	@awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' Makefile
 
 $(UV):
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11+ is needed: apt-get install python3.11 python3.11-venv"; exit 1; }
@@ -112,6 +114,11 @@ demo: install
 
 mail:
 	@$(RUN) python deploy/local/smtp_sink.py list --dir "$(LOCAL_DIR)/mail"
+
+CHAOS_SECONDS ?= 600
+CHAOS_SEED    ?=
+chaos: install stack-up topics
+	$(RUN) python -m tests.chaos.run --seconds $(CHAOS_SECONDS) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
 
 ledger-check: install
 	BK_DATABASE_URL="$(VOUCHERS_DATABASE_URL)" $(RUN) python -m vouchers.ledger_check

@@ -1,0 +1,266 @@
+"""The independent checker of a chaos run: after the load stopped and every backlog drained, it reads the
+services' databases, the Kafka topics and the SMTP and webhook sinks, and counts what was lost, doubled or wrong.
+
+- Pledges: every request answered 2xx is in the ledger exactly once, with the amount answered; a request the
+  client gave up on took effect at most once; a refused one took none; no pledge exists that no key explains.
+- The ledger: `vouchers.ledger_check` finds nothing; no account below zero.
+- Events: every outbox is empty (all reached Kafka); every event of the run on Kafka that a service handles is in
+  that service's inbox as processed, once (the inbox's key); records sent twice by a relay that died after Kafka
+  acknowledged them are counted as redelivered, not doubled, because the inbox applies them once.
+- Nothing dead-lettered: no inbox row `dead_lettered`, no record on a service's dead-letter topic.
+- Messages: every e-mail recorded as sent arrived at least once, a second copy with the same Message-ID; every
+  webhook delivery recorded as delivered arrived at least once, a second copy with the same `webhook-id`; none is
+  due and undelivered, except those a disabled subscription holds (counted apart: they go out when an admin
+  enables it again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from initiatives.entrypoints.events import HANDLERS as INITIATIVES_HANDLERS
+from notifications.entrypoints.events import HANDLERS as NOTIFICATIONS_HANDLERS
+from vouchers.entrypoints.events import HANDLERS as VOUCHERS_HANDLERS
+
+from buurtkracht_contracts.topics import PRODUCERS, dead_letter_topic
+
+from ..system import ROOT, System
+from .load import Ledger, Population
+
+HANDLED = {
+    "initiatives": {model.event_type for model in INITIATIVES_HANDLERS},
+    "vouchers": {model.event_type for model in VOUCHERS_HANDLERS},
+    "notifications": {model.event_type for model in NOTIFICATIONS_HANDLERS},
+}
+
+
+@dataclass
+class Findings:
+    figures: dict[str, Any] = field(default_factory=dict)
+    lost: list[str] = field(default_factory=list)
+    doubled: list[str] = field(default_factory=list)
+    ledger: list[str] = field(default_factory=list)
+    dead_letters: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.lost or self.doubled or self.ledger or self.dead_letters)
+
+    def summary(self) -> dict[str, Any]:
+        return self.figures | {
+            "lost": len(self.lost),
+            "doubled": len(self.doubled),
+            "ledger_problems": len(self.ledger),
+            "dead_lettered": len(self.dead_letters),
+        }
+
+
+def group(system: System, service: str) -> str:
+    """The service's consumer group (its service name)."""
+    return system.environments[service]["BK_SERVICE_NAME"]
+
+
+async def drained(system: System) -> dict[str, int]:
+    """What is still waiting and due: unpublished outbox rows per service, e-mail and webhook deliveries whose next
+    attempt has come (one that waits out its backoff after the endpoint was down is due later, not lost)."""
+    waiting = {}
+    for service, url in system.databases.items():
+        conn = await asyncpg.connect(url)
+        try:
+            waiting[f"{service}.outbox"] = await conn.fetchval("SELECT count(*) FROM outbox")
+            if service == "notifications":
+                waiting["email"] = await conn.fetchval(
+                    """SELECT count(*) FROM notifications WHERE channel = 'email' AND status = 'pending'
+                       AND next_attempt_at <= now()"""
+                )
+                waiting["webhooks"] = await conn.fetchval(
+                    """SELECT count(*) FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
+                       WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND s.status = 'active'"""
+                )
+        finally:
+            await conn.close()
+    return waiting
+
+
+async def records_of_run(bootstrap: str, topics: list[str], run: str) -> list[tuple[str, int, int, str, str]]:
+    """(topic, partition, offset, event id, event type) of every record on `topics` whose source names `run`."""
+    consumer = AIOKafkaConsumer(
+        *topics, bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()  # without a group, the consumer is assigned every partition of the topics
+    try:
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in topics
+            for partition in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            return []
+        ends = await consumer.end_offsets(partitions)
+        found = []
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for tp, records in batches.items():
+                for record in records:
+                    headers = {name: value.decode() for name, value in record.headers if value is not None}
+                    if run in headers.get("ce_source", ""):
+                        found.append((tp.topic, tp.partition, record.offset, headers["ce_id"], headers["ce_type"]))
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def check(system: System, ledger: Ledger, population: Population, bootstrap: str) -> Findings:
+    findings = Findings()
+    await _pledges(system, ledger, population, findings)
+    await _ledger(system, findings)
+    await _events(system, bootstrap, findings)
+    await _messages(system, findings)
+    return findings
+
+
+async def _pledges(system: System, ledger: Ledger, population: Population, findings: Findings) -> None:
+    conn = await asyncpg.connect(system.databases["vouchers"])
+    try:
+        rows = {
+            str(row["id"]): row
+            for row in await conn.fetch(
+                "SELECT id, resident_id, amount_cents FROM pledges WHERE round_id = $1", population.round_id
+            )
+        }
+        stored = {
+            row["key"]: row
+            for row in await conn.fetch(
+                "SELECT key, status_code, response FROM idempotency_keys WHERE key = ANY($1::text[])",
+                list(ledger.pledges),
+            )
+        }
+    finally:
+        await conn.close()
+    explained: Counter[str] = Counter()
+    for key, pledge in ledger.pledges.items():
+        kept = stored.get(key)
+        answer = json.loads(kept["response"]) if kept is not None else {}
+        kept_id = answer.get("id") if kept is not None and kept["status_code"] in (200, 201) else None
+        if kept_id is not None:
+            explained[kept_id] += 1
+        if pledge.status in (200, 201):
+            if pledge.pledge_id not in rows:
+                findings.lost.append(
+                    f"pledge {key}: answered {pledge.status} with {pledge.pledge_id}, not in the ledger"
+                )
+            elif rows[pledge.pledge_id]["amount_cents"] != pledge.answered_cents:
+                findings.doubled.append(
+                    f"pledge {key}: {rows[pledge.pledge_id]['amount_cents']} cents booked, "
+                    f"{pledge.answered_cents} answered"
+                )
+            if kept_id != pledge.pledge_id:
+                findings.doubled.append(f"pledge {key}: the key replays {kept_id}, the client got {pledge.pledge_id}")
+        elif pledge.status is not None and kept is not None:
+            findings.doubled.append(f"pledge {key}: refused with {pledge.status}, yet its key was stored")
+    for pledge_id in rows:
+        if explained[pledge_id] != 1:
+            findings.doubled.append(f"pledge {pledge_id}: explained by {explained[pledge_id]} keys, not one")
+    findings.figures["pledges_booked"] = len(rows)
+    findings.figures["gave_up_but_booked"] = sum(
+        1 for key, pledge in ledger.pledges.items() if pledge.status is None and key in stored
+    )
+
+
+async def _ledger(system: System, findings: Findings) -> None:
+    env = system.environments["vouchers"] | {"BK_DATABASE_URL": system.databases["vouchers"]}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vouchers.ledger_check",
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    findings.figures["ledger_check"] = out.decode().strip()
+    if process.returncode != 0:
+        findings.ledger.extend(err.decode().splitlines() or [f"ledger check exit {process.returncode}"])
+    conn = await asyncpg.connect(system.databases["vouchers"])
+    try:
+        below = "SELECT id, kind, balance_cents FROM accounts WHERE balance_cents < 0 AND kind <> 'municipality'"
+        for row in await conn.fetch(below):  # the municipality's account is where every cent comes from
+            findings.ledger.append(f"account {row['id']} ({row['kind']}) at {row['balance_cents']} cents")
+    finally:
+        await conn.close()
+
+
+async def _events(system: System, bootstrap: str, findings: Findings) -> None:
+    records = await records_of_run(bootstrap, list(PRODUCERS.values()), system.journey.run)
+    for service, url in system.databases.items():
+        conn = await asyncpg.connect(url)
+        try:
+            if left := await conn.fetchval("SELECT count(*) FROM outbox"):
+                findings.lost.append(f"{service}: {left} events still in the outbox")
+            inbox = {
+                (row["message_id"], row["outcome"])
+                for row in await conn.fetch(
+                    "SELECT message_id, outcome FROM inbox WHERE consumer = $1", group(system, service)
+                )
+            }
+        finally:
+            await conn.close()
+        applied = {message_id for message_id, outcome in inbox if outcome == "processed"}
+        findings.dead_letters += [f"{service}: {m} dead-lettered" for m, outcome in inbox if outcome == "dead_lettered"]
+        handled = {event_id for _, _, _, event_id, event_type in records if event_type in HANDLED[service]}
+        findings.lost += [f"{service} never applied event {event_id}" for event_id in sorted(handled - applied)]
+        findings.figures[f"{service}_applied"] = len(handled & applied)
+        parked = await records_of_run(bootstrap, [dead_letter_topic(group(system, service))], "")
+        findings.dead_letters += [f"{service}: {event_id} on its dead-letter topic" for *_, event_id, _ in parked]
+    copies = Counter(event_id for _, _, _, event_id, _ in records)
+    findings.figures["events_on_kafka"] = len(copies)
+    findings.figures["redelivered_records"] = sum(n - 1 for n in copies.values())
+
+
+async def _messages(system: System, findings: Findings) -> None:
+    conn = await asyncpg.connect(system.databases["notifications"])
+    try:
+        sent = {
+            str(row["id"])
+            for row in await conn.fetch("SELECT id FROM notifications WHERE channel = 'email' AND status = 'sent'")
+        }
+        delivered = {
+            str(row["id"]) for row in await conn.fetch("SELECT id FROM webhook_deliveries WHERE status = 'delivered'")
+        }
+        backing_off = await conn.fetchval(
+            "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at > now()"
+        )
+        undelivered = await conn.fetch(
+            """SELECT d.id, s.status AS subscription FROM webhook_deliveries d
+               JOIN webhook_subscriptions s ON s.id = d.subscription_id
+               WHERE d.status = 'pending' AND d.next_attempt_at <= now()"""
+        )
+        emails_backing_off = await conn.fetchval(
+            """SELECT count(*) FROM notifications
+               WHERE channel = 'email' AND status = 'pending' AND next_attempt_at > now()"""
+        )
+    finally:
+        await conn.close()
+    arrived = Counter(str(message["Message-ID"]).strip("<>").split("@")[0] for message in system.mailbox.messages)
+    findings.lost += [f"e-mail {n} recorded as sent, never arrived" for n in sorted(sent - set(arrived))]
+    held = [row for row in undelivered if row["subscription"] == "disabled"]  # kept until an admin enables it again
+    findings.lost += [f"webhook {row['id']} due, never delivered" for row in undelivered if row not in held]
+    hooks = Counter(headers.get("webhook-id", "") for headers, _ in system.hooks.received)
+    findings.lost += [f"webhook {d} recorded as delivered, never arrived" for d in sorted(delivered - set(hooks))]
+    findings.figures |= {
+        "emails_sent": len(sent),
+        "emails_received_twice": sum(1 for n in arrived.values() if n > 1),
+        "webhooks_delivered": len(delivered),
+        "webhooks_received_twice": sum(1 for n in hooks.values() if n > 1),
+        "webhooks_due_later": backing_off,
+        "webhooks_held_by_a_disabled_subscription": len(held),
+        "emails_due_later": emails_backing_off,
+    }
