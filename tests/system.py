@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import uvicorn
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Request, Response
@@ -45,24 +46,33 @@ def free_port() -> int:
 
 
 class Mailbox:
+    """A real SMTP server's mailbox; while `down`, it refuses every message as a server that is out of service."""
+
     def __init__(self) -> None:
         self.messages: list = []
+        self.down = False
 
     async def handle_DATA(self, server, session, envelope) -> str:
+        if self.down:
+            return "421 4.3.0 Service not available"
         self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
         return "250 OK"
 
 
 class WebhookEndpoint:
-    """An integration's HTTPS endpoint stand-in: a real HTTP server that keeps what it receives."""
+    """An integration's HTTPS endpoint stand-in: a real HTTP server that keeps what it receives; while `down`, it
+    answers 503 to everything."""
 
     def __init__(self) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
+        self.down = False
         self.port = free_port()
         app = FastAPI()
 
         @app.post("/hooks")
         async def receive(request: Request) -> Response:
+            if self.down:
+                return Response(status_code=503)
             self.received.append((dict(request.headers), await request.body()))
             return Response(status_code=204)
 
@@ -81,15 +91,46 @@ class System:
     processes: dict[str, asyncio.subprocess.Process]
     logs: Path
     ports: dict[str, int] = field(default_factory=dict)
+    environments: dict[str, dict[str, str]] = field(default_factory=dict)
+    databases: dict[str, str] = field(default_factory=dict)
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
 
+    async def start(self, service: str) -> None:
+        """`python -m <service>` with the service's environment; its output is appended to its log."""
+        with (self.logs / f"{service}.log").open("ab") as out:
+            self.processes[service] = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", service, env=self.environments[service], cwd=ROOT, stdout=out, stderr=out
+            )
+
+    async def kill(self, service: str) -> None:
+        """SIGKILL: the process dies wherever it was, as on a node that is lost."""
+        process = self.processes[service]
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+    async def ready(self, service: str, timeout: float = 60.0) -> None:
+        """Until the service answers its readiness probe and its consumer holds its partitions."""
+
+        async def consuming():
+            try:
+                answer = await self.journey.http.get(f"{self.url(service)}/readyz")
+            except httpx.TransportError:
+                return False
+            return answer.status_code == 200 and answer.json().get("consuming")
+
+        await self.journey.until(f"{service} to consume", consuming, timeout)
+
 
 @contextlib.asynccontextmanager
-async def running_system(kafka_bootstrap: str, tmp_path_factory: Any, tier: str) -> AsyncIterator[System]:
+async def running_system(
+    kafka_bootstrap: str, tmp_path_factory: Any, tier: str, settings: dict[str, str] | None = None
+) -> AsyncIterator[System]:
     """Three service processes on databases of their own (named after `tier`), a real SMTP server and a webhook
-    endpoint; stopped with SIGTERM and their databases dropped afterwards."""
+    endpoint; stopped with SIGTERM and their databases dropped afterwards. `settings` (BK_* variables) go to every
+    service."""
     run = uuid.uuid4().hex[:6]
     groups = [f"{service}-{tier}-{run}" for service in ("initiatives", "vouchers", "notifications")]
     # the services' dead-letter topics too: a stray record on the shared topics is parked there
@@ -105,15 +146,17 @@ async def running_system(kafka_bootstrap: str, tmp_path_factory: Any, tier: str)
     smtp.start()
     hooks = WebhookEndpoint()
     hooks_task = asyncio.create_task(hooks.server.serve())
-    processes, ports, databases = {}, {}, []
     logs = tmp_path_factory.mktemp("logs")
+    system = System(None, mailbox, hooks, {}, logs)
+    processes, ports, databases = system.processes, system.ports, []
     try:
         for service in ("initiatives", "vouchers", "notifications"):
             name = f"{tier}_{service}_{run}"
             await admin.execute(f'CREATE DATABASE "{name}"')
             databases.append(name)
+            system.databases[service] = database_url(name)
             ports[service] = free_port()
-            env = os.environ | {
+            system.environments[service] = os.environ | {
                 "BK_SERVICE_NAME": f"{service}-{tier}-{run}",
                 "BK_DATABASE_URL": database_url(name),
                 "BK_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -127,28 +170,19 @@ async def running_system(kafka_bootstrap: str, tmp_path_factory: Any, tier: str)
                 "BK_WEBHOOK_DISPATCH_INTERVAL_SECONDS": "0.3",
                 "BK_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",  # the integration's endpoint is on 127.0.0.1
                 "BK_LOG_LEVEL": "WARNING",
+                **(settings or {}),
             }
-            with (logs / f"{service}.log").open("wb") as out:
-                processes[service] = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", service, env=env, cwd=ROOT, stdout=out, stderr=out
-                )
+            await system.start(service)
         endpoints = Endpoints(
             **{s: f"http://127.0.0.1:{p}" for s, p in ports.items()},
             kafka=kafka_bootstrap,
             private_key=keys / "private.pem",
         )
-        journey = Journey(endpoints, say=lambda line: None, run=run)
+        system.journey = journey = Journey(endpoints, say=lambda line: None, run=run)
         await journey.ready()
-
-        async def all_consuming():
-            for port in ports.values():
-                body = (await journey.http.get(f"http://127.0.0.1:{port}/readyz")).json()
-                if not body.get("consuming"):
-                    return False
-            return True
-
-        await journey.until("every consumer to hold its partitions", all_consuming)
-        yield System(journey, mailbox, hooks, processes, logs, ports)
+        for service in SERVICES:
+            await system.ready(service)
+        yield system
         await journey.close()
     finally:
         for process in processes.values():

@@ -353,6 +353,11 @@ def test_answers_mean_delivered_gone_or_try_again():
     assert rules.outcome(rules.Verdict.FAILED, 2, 3, 5, 20) == rules.Outcome(False, False, None)
     assert rules.outcome(rules.Verdict.FAILED, 3, 3, 5, 20) == rules.Outcome(False, True, None)
     assert rules.outcome(rules.Verdict.FAILED, 1, 3, 20, 20).disable == "repeated_failures"
+    day, minute = timedelta(hours=24), timedelta(minutes=1)
+    # a busy endpoint down for a minute fails many deliveries: a long run, but young; the subscription stays on
+    assert rules.outcome(rules.Verdict.FAILED, 1, 3, 500, 20, minute, day).disable is None
+    assert rules.outcome(rules.Verdict.FAILED, 1, 3, 500, 20, day, day).disable == "repeated_failures"
+    assert rules.outcome(rules.Verdict.FAILED, 1, 3, 5, 20, 2 * day, day).disable is None  # old, but short
     assert rules.outcome(rules.Verdict.GONE, 1, 3, 1, 20).disable == "gone"
     assert rules.outcome(rules.Verdict.DELIVERED, 3, 3, 0, 20) == rules.Outcome(True, True, None)
 
@@ -523,7 +528,13 @@ async def test_gone_disables_the_subscription_at_once_and_tells_its_admin(db, ap
 async def test_a_run_of_failures_disables_the_subscription_and_a_success_ends_the_run(
     db, api, receiver, database, public_key
 ):
-    settings = make_settings(database, public_key, webhook_disable_after_failures=3, webhook_max_attempts=5)
+    settings = make_settings(
+        database,
+        public_key,
+        webhook_disable_after_failures=3,
+        webhook_disable_after_hours=0,
+        webhook_max_attempts=5,
+    )
     hook = path()
     receiver.answers[hook] = 503
     subscription = await subscribe(api, receiver.url(hook))

@@ -33,7 +33,13 @@ class NotificationsSettings(KitSettings):
     webhook_concurrency: int = Field(20, ge=1, description="Deliveries in flight at once")
     webhook_max_attempts: int = Field(8, ge=1, description="Attempts of one delivery, spread over about a day")
     webhook_disable_after_failures: int = Field(
-        20, ge=1, description="Consecutive failed attempts after which a subscription is disabled"
+        20, ge=1, description="Consecutive failed attempts after which a subscription is disabled (see the hours)"
+    )
+    webhook_disable_after_hours: float = Field(
+        24.0,
+        ge=0,
+        description="How long a run of failed attempts must have lasted before it disables the subscription: an "
+        "endpoint down for a minute fails every delivery of that minute, and its subscription stays on",
     )
     webhook_dispatch_interval_seconds: float = Field(1.0, gt=0)
     webhook_allow_private_addresses: bool = Field(

@@ -225,18 +225,21 @@ class Webhooks:
             self._filters = [(row["id"], list(row["event_types"])) for row in rows]
         return self._filters
 
-    async def count_failure(self, subscription_id: uuid.UUID) -> int | None:
-        """One more failed attempt in the subscription's current run; returns the run's length (`None` when the
-        subscription was deleted meanwhile)."""
-        return await self._conn.fetchval(
-            """UPDATE webhook_subscriptions SET consecutive_failures = consecutive_failures + 1
-               WHERE id = $1 RETURNING consecutive_failures""",
+    async def count_failure(self, subscription_id: uuid.UUID) -> tuple[int, timedelta] | None:
+        """One more failed attempt in the subscription's current run; returns the run's length and how long ago it
+        began (`None` when the subscription was deleted meanwhile)."""
+        row = await self._conn.fetchrow(
+            """UPDATE webhook_subscriptions SET consecutive_failures = consecutive_failures + 1,
+                                                failing_since = coalesce(failing_since, now())
+               WHERE id = $1 RETURNING consecutive_failures, now() - failing_since AS failing_for""",
             subscription_id,
         )
+        return None if row is None else (row["consecutive_failures"], row["failing_for"])
 
     async def reset_failures(self, subscription_id: uuid.UUID) -> None:
         await self._conn.execute(
-            "UPDATE webhook_subscriptions SET consecutive_failures = 0 WHERE id = $1 AND consecutive_failures <> 0",
+            """UPDATE webhook_subscriptions SET consecutive_failures = 0, failing_since = NULL
+               WHERE id = $1 AND consecutive_failures <> 0""",
             subscription_id,
         )
 
@@ -254,7 +257,8 @@ class Webhooks:
         """Switch a subscription on again with a clean failure count; its waiting deliveries are due at once."""
         row = await self._conn.fetchrow(
             f"""UPDATE webhook_subscriptions
-                SET status = 'active', disabled_reason = NULL, disabled_at = NULL, consecutive_failures = 0
+                SET status = 'active', disabled_reason = NULL, disabled_at = NULL, consecutive_failures = 0,
+                    failing_since = NULL
                 WHERE id = $1 RETURNING {_SUBSCRIPTION_COLUMNS}""",
             subscription_id,
         )

@@ -29,7 +29,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 from urllib.parse import urlsplit
@@ -271,14 +271,22 @@ class Outcome:
 
 
 def outcome(
-    verdict: Verdict, attempts_made: int, max_attempts: int, consecutive_failures: int, disable_after: int
+    verdict: Verdict,
+    attempts_made: int,
+    max_attempts: int,
+    consecutive_failures: int,
+    disable_after: int,
+    failing_for: timedelta = timedelta.max,
+    disable_after_failing_for: timedelta = timedelta(0),
 ) -> Outcome:
-    """The consequence of an attempt; `consecutive_failures` counts the subscription's run including this one."""
+    """The consequence of an attempt; `consecutive_failures` counts the subscription's run including this one, which
+    began `failing_for` ago. A run disables the subscription only when it is both long and old: an endpoint of a busy
+    subscription that is down for a minute fails many deliveries in that minute, and stays on."""
     if verdict is Verdict.DELIVERED:
         return Outcome(delivered=True, final=True, disable=None)
     disable: Reason | None = None
     if verdict is Verdict.GONE:
         disable = "gone"
-    elif consecutive_failures >= disable_after:
+    elif consecutive_failures >= disable_after and failing_for >= disable_after_failing_for:
         disable = "repeated_failures"
     return Outcome(delivered=False, final=attempts_made >= max_attempts, disable=disable)

@@ -23,6 +23,7 @@ import uuid
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -361,15 +362,18 @@ class Dispatcher:
                     answer.status_code,
                 )
                 return
-            failures = await uow.webhooks.count_failure(claimed.subscription_id)
-            if failures is None:  # the subscription was deleted while the attempt was in flight
+            run = await uow.webhooks.count_failure(claimed.subscription_id)
+            if run is None:  # the subscription was deleted while the attempt was in flight
                 return self._stale(claimed)
+            failures, failing_for = run
             outcome = rules.outcome(
                 verdict,
                 claimed.attempt,
                 settings.webhook_max_attempts,
                 failures,
                 settings.webhook_disable_after_failures,
+                failing_for,
+                timedelta(hours=settings.webhook_disable_after_hours),
             )
             error = answer.error or f"HTTP {answer.status_code}"
             retry_in = None if outcome.final else self._delay(claimed.attempt)
