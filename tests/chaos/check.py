@@ -81,7 +81,8 @@ async def drained(system: System) -> dict[str, int]:
                        AND next_attempt_at <= now()"""
                 )
                 waiting["webhooks"] = await conn.fetchval(
-                    """SELECT count(*) FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
+                    """SELECT count(*) FROM webhook_deliveries d
+                       JOIN webhook_subscriptions s ON s.id = d.subscription_id
                        WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND s.status = 'active'"""
                 )
         finally:
