@@ -193,6 +193,8 @@ async def running_system(
         hooks.server.should_exit = True
         await hooks_task
         smtp.stop()
+        await admin.close()
+        admin = await asyncpg.connect(PG_ADMIN_URL)  # afresh: a fault may have restarted PostgreSQL meanwhile
         for name in databases:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
