@@ -1,7 +1,8 @@
 """What the vouchers tests that run commands on a scratch PostgreSQL share: running one command through the service
 layer in a unit of work of its own, opening a round the way an official of its area does, and the whole service
-running on a scratch database. Each module brings its own `pool` on the migrated scratch database (pool sizes
-differ: the concurrency tests need many connections).
+running on a scratch database (`service`, with `api` to it over HTTP; a module may start its own `service`). Each
+module brings its own `pool` on the migrated scratch database (pool sizes differ: the concurrency tests need many
+connections).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from vouchers.adapters.unit_of_work import VouchersUnitOfWork
@@ -23,6 +25,8 @@ from vouchers.service import rounds
 from vouchers.settings import VouchersSettings
 
 from buurtkracht_contracts.event import source_urn
+from buurtkracht_contracts.topics import all_topics
+from buurtkracht_kit import topics
 from buurtkracht_kit.auth import Principal, Role
 from buurtkracht_kit.runtime import Service
 from tests.keys import PUBLIC
@@ -81,6 +85,28 @@ def open_round(once: Once) -> OpenRound:
         )
 
     return run
+
+
+@pytest.fixture(scope="module")
+async def service(scratch_database, kafka_bootstrap, tmp_path_factory, running_service):
+    """The whole service of a test module, on its scratch database, once its consumer holds its partitions."""
+    await topics.ensure({"bootstrap_servers": kafka_bootstrap}, all_topics())
+    async with running_service(
+        scratch_database, kafka_bootstrap, tmp_path_factory.mktemp("keys"), relay_poll_interval_seconds=0.1
+    ) as service:
+        for _ in range(300):
+            if await service.consuming():
+                break
+            await asyncio.sleep(0.1)
+        assert await service.consuming()
+        yield service
+
+
+@pytest.fixture(scope="module")
+async def api(service):
+    """HTTP to the module's `service`, in-process."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://test") as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

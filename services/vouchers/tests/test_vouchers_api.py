@@ -16,8 +16,7 @@ from vouchers.adapters.ledger import Ledger
 from buurtkracht_contracts import Envelope
 from buurtkracht_contracts import initiatives as initiative_events
 from buurtkracht_contracts.kafka import to_kafka
-from buurtkracht_contracts.topics import INITIATIVES_EVENTS, VOUCHERS_EVENTS, all_topics
-from buurtkracht_kit import topics
+from buurtkracht_contracts.topics import INITIATIVES_EVENTS, VOUCHERS_EVENTS
 from buurtkracht_kit.auth import mint
 from tests.integration.kit_domain import read_topic
 from tests.keys import PRIVATE
@@ -46,26 +45,6 @@ def resident(sub: str, buurt: str = BUURT) -> dict[str, str]:
 
 def key() -> dict[str, str]:
     return {"Idempotency-Key": str(uuid.uuid4())}
-
-
-@pytest.fixture(scope="module")
-async def service(scratch_database, kafka_bootstrap, tmp_path_factory, running_service):
-    await topics.ensure({"bootstrap_servers": kafka_bootstrap}, all_topics())
-    async with running_service(
-        scratch_database, kafka_bootstrap, tmp_path_factory.mktemp("keys"), relay_poll_interval_seconds=0.1
-    ) as service:
-        for _ in range(300):
-            if await service.consuming():
-                break
-            await asyncio.sleep(0.1)
-        assert await service.consuming()
-        yield service
-
-
-@pytest.fixture(scope="module")
-async def api(service):
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://test") as client:
-        yield client
 
 
 async def approve_initiative(service, kafka_bootstrap: str, amount: int, initiators=("r-owner",), area=BUURT):

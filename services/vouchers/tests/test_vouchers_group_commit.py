@@ -11,7 +11,6 @@ import uuid
 from datetime import UTC, datetime
 from functools import partial
 
-import httpx
 import pytest
 from vouchers.adapters.ledger import Ledger
 from vouchers.app import SPEC
@@ -152,12 +151,6 @@ async def service(scratch_database, kafka_bootstrap, tmp_path_factory, running_s
         scratch_database, kafka_bootstrap, tmp_path_factory.mktemp("keys"), pledge_batch_max=16
     ) as service:
         yield service
-
-
-@pytest.fixture(scope="module")
-async def api(service):
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://test") as client:
-        yield client
 
 
 async def http_round(api, service, residents: list[str], amount: int) -> tuple[str, uuid.UUID]:
