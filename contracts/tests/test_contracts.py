@@ -44,6 +44,16 @@ def test_kafka_record_carries_attributes_as_ce_headers_and_subject_as_key():
     assert json.loads(record.value)["supporter_id"] == "r-2"
 
 
+def test_the_sequence_travels_as_ce_sequence_and_only_when_the_envelope_has_one():
+    envelope = Envelope.wrap(supported(), SOURCE)
+    assert "ce_sequence" not in dict(to_kafka(envelope).headers) and "sequence" not in envelope.model_dump_json()
+    published = envelope.model_copy(update={"sequence": "00000000000000000007"})
+    record = to_kafka(published)
+    assert record.headers[-1] == ("ce_sequence", b"00000000000000000007")
+    assert from_kafka(record.key, record.value, record.headers).sequence == "00000000000000000007"
+    assert Envelope.model_validate_json(published.model_dump_json()) == published
+
+
 def test_kafka_record_round_trips_to_the_same_typed_event():
     event = supported()
     envelope = Envelope.wrap(event, SOURCE)
@@ -54,9 +64,13 @@ def test_kafka_record_round_trips_to_the_same_typed_event():
 
 
 def test_a_record_as_this_project_writes_it_reads_as_the_sdk_reads_it():
-    for event in (supported(), supported()):
-        record = to_kafka(Envelope.wrap(event, SOURCE))
+    for envelope in (
+        Envelope.wrap(supported(), SOURCE),
+        Envelope.wrap(supported(), SOURCE, sequence="00000000000000000042"),  # as the relay publishes it
+    ):
+        record = to_kafka(envelope)
         assert _standard_attributes(record.headers) is not None  # the quick way is the one taken
+        assert from_kafka(record.key, record.value, record.headers) == envelope
         assert from_kafka(record.key, record.value, record.headers) == _from_sdk(
             record.key, record.value, record.headers
         )

@@ -1,5 +1,5 @@
 """The relay's records are byte for byte the CloudEvents SDK's binary-mode records of the outbox rows, and read back
-as the envelopes that were committed."""
+as the envelopes that were committed, each with its row's id as `sequence`."""
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ def sdk_record(row) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
         "time": row["occurred_at"],
         "subject": row["aggregate_id"],
         "datacontenttype": DATACONTENTTYPE,
+        "sequence": f"{row['id']:020d}",
     }
     record = binary_record(attributes, row["payload"])
     return record.key, record.value, record.headers
@@ -66,7 +67,23 @@ async def test_records_are_the_sdks_binary_records_and_read_back_as_the_committe
         fetched = await conn.fetch(_FETCH, 1000, [], 0)
         plain = await conn.fetch("SELECT *, payload::text AS payload FROM outbox ORDER BY id")
     assert [row["id"] for row in fetched] == [row["id"] for row in plain] and len(fetched) == len(envelopes)
+    sequences = []
     for row, reference, envelope in zip(fetched, plain, envelopes, strict=True):
         record = _to_record(row)
         assert (record.key, record.value, record.headers) == sdk_record(reference)
-        assert from_kafka(record.key, record.value, record.headers) == envelope
+        read = from_kafka(record.key, record.value, record.headers)
+        assert read == envelope.model_copy(update={"sequence": f"{row['id']:020d}"})
+        sequences.append(read.sequence)
+    assert sequences == sorted(sequences) and len(set(map(len, sequences))) == 1  # strings in commit order
+
+
+async def test_a_dead_letter_goes_out_with_the_original_headers_and_no_sequence_of_its_own(pool):
+    original = [("ce_id", b"not-a-uuid"), ("ce_sequence", b"00000000000000000003"), ("dlq_reason", None)]
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.add_verbatim(
+            conn, topic="vouchers.dlq", key=b"k", value=b"{}", headers=original, source=SOURCE, event_type="dead"
+        )
+    async with pool.acquire() as conn, conn.transaction():
+        (row,) = [row for row in await conn.fetch(_FETCH, 1000, [], 0) if row["topic"] == "vouchers.dlq"]
+        await conn.execute("DELETE FROM outbox WHERE id = $1", row["id"])
+    assert _to_record(row).headers == original

@@ -46,7 +46,10 @@ class Event(BaseModel):
 
 
 class Envelope(BaseModel):
-    """A CloudEvent as it travels: attributes plus the event model's JSON as `data`."""
+    """A CloudEvent as it travels: attributes plus the event model's JSON as `data`.
+
+    `sequence` (the CloudEvents extension) is set by the outbox relay when it publishes the event, and read
+    back from Kafka; an envelope not yet published has none, and its JSON then leaves it out."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -58,6 +61,7 @@ class Envelope(BaseModel):
     subject: str
     datacontenttype: str = DATACONTENTTYPE
     data: dict[str, Any]
+    sequence: str | None = Field(default=None, exclude_if=lambda sequence: sequence is None)
 
     @classmethod
     def wrap(cls, event: Event, source: str, **attributes: Any) -> Envelope:

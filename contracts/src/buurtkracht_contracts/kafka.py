@@ -3,6 +3,11 @@
 Attributes travel as `ce_*` headers (`datacontenttype` as `content-type`), the event data as the
 message value, the subject (aggregate id) as the message key. Headers never hold personal data:
 they hold only the envelope attributes.
+
+`ce_sequence` (the CloudEvents `sequence` extension) is the producing service's outbox order, zero-padded
+to 20 digits, so that within one aggregate (the record key) a larger sequence is a later event; records
+redelivered after a relay restart repeat their sequence. The relay sets it; `to_kafka` writes it only when
+the envelope has one.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ def _subject(event: BaseCloudEvent) -> str | None:
 
 
 _STANDARD = frozenset({"ce_id", "ce_source", "ce_type", "ce_specversion", "ce_time", "content-type"})
+_OPTIONAL = frozenset({"ce_subject", "ce_sequence"})
 
 
 def from_kafka(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | tuple) -> Envelope:
@@ -73,7 +79,7 @@ def _standard_attributes(headers: list[tuple[str, bytes]] | tuple) -> dict[str, 
         return None
     if attributes["content-type"] != "application/json" or len(attributes) != len(headers):
         return None  # another content type, a repeated header, an extension: the SDK decides
-    if not set(attributes) <= _STANDARD | {"ce_subject"}:
+    if not attributes.keys() <= _STANDARD | _OPTIONAL:
         return None
     return attributes
 
@@ -100,4 +106,5 @@ def _envelope(attributes: dict[str, Any], data: object) -> Envelope:
         subject=attributes.get("subject") or "",
         datacontenttype=attributes.get("datacontenttype") or "application/json",
         data=data,
+        sequence=attributes.get("sequence") or None,
     )

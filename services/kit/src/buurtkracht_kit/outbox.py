@@ -131,7 +131,9 @@ def _to_record(row: asyncpg.Record) -> _Row:
     """The Kafka record of an outbox row as `_FETCH` reads it: byte for byte what
     `buurtkracht_contracts.kafka.binary_record` makes of the row's attributes and data (a binary-mode CloudEvent
     keyed by its subject), with the attribute values encoded by PostgreSQL and without the SDK's per-event
-    validation, which the envelope passed when the row was written. Verbatim rows go out as they were stored."""
+    validation, which the envelope passed when the row was written. The attributes include the CloudEvents
+    `sequence` extension, the row's id zero-padded to 20 digits: id order is commit order within an aggregate, so
+    a later event of an aggregate has a larger sequence. Verbatim rows go out as they were stored."""
     row_id, aggregate_id, topic, ce_id, ce_source, ce_type, ce_time, key, data, *verbatim = row
     verbatim_key, verbatim_value, verbatim_headers = verbatim
     if verbatim_value is not None:
@@ -145,6 +147,7 @@ def _to_record(row: asyncpg.Record) -> _Row:
         ("ce_time", ce_time),
         ("ce_subject", key),
         _CONTENT_TYPE_HEADER,
+        ("ce_sequence", b"%020d" % row_id),
     ]
     return _Row(row_id, aggregate_id, topic, key, data, headers)
 
@@ -166,7 +169,8 @@ ProducerFactory = Callable[[], AIOKafkaProducer]
 
 # A chunk of rows in `id` order, none behind a row of its aggregate that waits in backoff, and none of those the batch
 # already fetched and still holds ($2; $3 is the largest id it fetched). The CloudEvent attributes come as the bytes
-# of their headers, `ce_time` as Python's `isoformat()` writes a UTC time, with `Z` for +00:00.
+# of their headers, `ce_time` as Python's `isoformat()` writes a UTC time, with `Z` for +00:00; `ce_sequence` is
+# formatted from the id by `_to_record`.
 _FETCH = """
     SELECT id, aggregate_id, topic,  -- in the order `_to_record` unpacks them
            convert_to(event_id::text, 'UTF8') AS ce_id,
