@@ -718,3 +718,137 @@ async def test_an_official_cannot_review_an_initiative_they_initiate(api):
     )
     assert problem["type"].endswith("/forbidden") and "initiate or co-initiate" in problem["detail"]
     await unchanged(api, initiative)
+
+
+# -- proposing with an Idempotency-Key --------------------------------------------------------------------------------
+
+
+def proposer() -> str:
+    """A resident of the buurt who has proposed nothing yet, so their drafts and keys are only this test's."""
+    return f"r-proposer-{uuid.uuid4().hex[:8]}"
+
+
+async def drafts_of(service, owner: str) -> list[str]:
+    async with service.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT id FROM initiatives WHERE owner_id = $1 ORDER BY created_at", owner)
+    return [str(row["id"]) for row in rows]
+
+
+async def stored_answers_of(service, owner: str) -> list[tuple[str, int]]:
+    async with service.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT key, status_code FROM idempotency_keys WHERE principal = $1", owner)
+    return sorted((row["key"], row["status_code"]) for row in rows)
+
+
+async def events_about(service, kafka_bootstrap: str, initiative_ids: list[str]) -> list:
+    """Every event about these initiatives, once the relay published all that waited in the outbox."""
+
+    async def drained():
+        async with service.pool.acquire() as conn:
+            waiting = await conn.fetchval(
+                "SELECT count(*) FROM outbox WHERE aggregate_id = ANY($1::text[])", initiative_ids
+            )
+        return waiting == 0
+
+    assert await eventually(drained), "the relay never published what waited in the outbox"
+    records = await read_topic(kafka_bootstrap, INITIATIVES_EVENTS, at_least=1, timeout=10)
+    return [r for r in records if r.key.decode() in initiative_ids]
+
+
+def with_key(owner: str, key: str) -> dict[str, str]:
+    return resident(owner) | {"Idempotency-Key": key}
+
+
+async def test_a_proposal_repeated_with_its_idempotency_key_replays_the_first_answer_and_drafts_once(
+    api, service, kafka_bootstrap
+):
+    owner = proposer()
+    first = await api.post("/api/v1/initiatives", json=NEW, headers=with_key(owner, "proposal-1"))
+    assert first.status_code == 201, first.text
+    assert "Idempotent-Replayed" not in first.headers
+    iid = first.json()["id"]
+    assert first.headers["Location"] == f"/api/v1/initiatives/{iid}"
+
+    again = await api.post("/api/v1/initiatives", json=NEW, headers=with_key(owner, "proposal-1"))
+    assert again.status_code == 201, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert again.headers["Location"] == first.headers["Location"]
+
+    assert await drafts_of(service, owner) == [iid]
+    assert await stored_answers_of(service, owner) == [("proposal-1", 201)]
+    # a draft is private: proposing it publishes nothing, and the replay publishes nothing either
+    assert await events_about(service, kafka_bootstrap, [iid]) == []
+    read = await api.get(f"/api/v1/initiatives/{iid}", headers=resident(owner))
+    assert read.json() | {"history": None} == first.json(), "the answer with a key is the initiative as read"
+
+
+async def test_the_same_idempotency_key_with_another_proposal_is_refused_and_nothing_is_stored(api, service):
+    owner = proposer()
+    first = await api.post("/api/v1/initiatives", json=NEW, headers=with_key(owner, "proposal-1"))
+    assert first.status_code == 201, first.text
+
+    other = NEW | {"title": "Speeltuin aan de Sarphatistraat"}
+    refused = await api.post("/api/v1/initiatives", json=other, headers=with_key(owner, "proposal-1"))
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    problem = refused.json()
+    assert problem["type"].endswith("/idempotency-key-reused") and "Idempotency-Key" in problem["detail"]
+
+    assert await drafts_of(service, owner) == [first.json()["id"]]
+    mine = (await api.get(f"/api/v1/initiatives/{first.json()['id']}", headers=resident(owner))).json()
+    assert mine["title"] == NEW["title"]
+    assert await stored_answers_of(service, owner) == [("proposal-1", 201)]
+    replayed = await api.post("/api/v1/initiatives", json=NEW, headers=with_key(owner, "proposal-1"))
+    assert replayed.headers["Idempotent-Replayed"] == "true" and replayed.json() == first.json()
+
+
+async def test_proposals_without_an_idempotency_key_each_make_a_draft(api, service):
+    owner = proposer()
+    first = await api.post("/api/v1/initiatives", json=NEW, headers=resident(owner))
+    second = await api.post("/api/v1/initiatives", json=NEW, headers=resident(owner))
+    assert first.status_code == second.status_code == 201, (first.text, second.text)
+    assert "Idempotent-Replayed" not in first.headers and "Idempotent-Replayed" not in second.headers
+    assert first.json()["id"] != second.json()["id"]
+    assert await drafts_of(service, owner) == [first.json()["id"], second.json()["id"]]
+    assert await stored_answers_of(service, owner) == []
+
+
+async def test_concurrent_proposals_with_one_idempotency_key_make_one_draft(api, service):
+    owner = proposer()
+    answers = await asyncio.gather(
+        *(api.post("/api/v1/initiatives", json=NEW, headers=with_key(owner, "proposal-1")) for _ in range(4))
+    )
+    assert [a.status_code for a in answers] == [201] * 4, [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert sorted(a.headers.get("Idempotent-Replayed", "false") for a in answers) == ["false", *["true"] * 3]
+    assert await drafts_of(service, owner) == [answers[0].json()["id"]]
+
+
+async def test_an_idempotency_key_is_the_callers_own(api, service):
+    owner, neighbour = proposer(), proposer()
+    mine = await api.post("/api/v1/initiatives", json=NEW, headers=with_key(owner, "proposal-1"))
+    theirs = await api.post("/api/v1/initiatives", json=NEW, headers=with_key(neighbour, "proposal-1"))
+    assert mine.status_code == theirs.status_code == 201, (mine.text, theirs.text)
+    assert "Idempotent-Replayed" not in theirs.headers and theirs.json()["owner_id"] == neighbour
+    assert await drafts_of(service, neighbour) == [theirs.json()["id"]]
+
+
+async def test_a_refused_proposal_keeps_nothing_of_its_idempotency_key(api, service):
+    owner = proposer()
+    elsewhere = await api.post(
+        "/api/v1/initiatives", json=NEW | {"area_code": OTHER_BUURT}, headers=with_key(owner, "proposal-1")
+    )
+    assert elsewhere.status_code == 403, elsewhere.text
+    assert await stored_answers_of(service, owner) == []
+    here = await api.post("/api/v1/initiatives", json=NEW, headers=with_key(owner, "proposal-1"))
+    assert here.status_code == 201 and "Idempotent-Replayed" not in here.headers, here.text
+    assert await drafts_of(service, owner) == [here.json()["id"]]
+
+
+async def test_an_idempotency_key_longer_than_200_characters_is_invalid(api, service):
+    owner = proposer()
+    answer = await api.post("/api/v1/initiatives", json=NEW, headers=with_key(owner, "k" * 201))
+    assert answer.status_code == 422, answer.text
+    assert [e["field"] for e in answer.json()["errors"]] == ["Idempotency-Key"]
+    assert await drafts_of(service, owner) == []

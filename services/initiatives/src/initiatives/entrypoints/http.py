@@ -3,20 +3,32 @@
 Every command and every read runs in one unit of work the service builds (`Service.unit_of_work()`); a refused
 command raises one of the contracts' refusals, which the kit answers as problem+json after the unit of work
 rolled back.
+
+Proposing an initiative takes an optional `Idempotency-Key` (see `once`): it creates a new draft every time it runs,
+so a retry after a lost answer would propose twice; with a key, the draft and the answer are stored in one
+transaction and a retry with the key replays the answer. Without a key it proposes as it always did. The other
+commands are safe to repeat without one, because a repeat finds the effect of the first in the state: a transition
+again (submit, review, withdraw, start, cancel, report) is refused as illegal from the new status (409), supporting,
+volunteering, inviting or accepting again is refused as already done (409), withdrawing support again is refused
+(409), and the same edit again leaves the draft as it is.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from buurtkracht_contracts.areas import AreaCode
 from buurtkracht_contracts.refusals import NotAllowed, NotFound
+from buurtkracht_kit import idempotency
 from buurtkracht_kit.auth import Caller, Principal, Role
 from buurtkracht_kit.inputs import Line, ResidentId, Strict, Text
 from buurtkracht_kit.paging import MAX_CENTS, Limit, Offset
@@ -27,6 +39,16 @@ from ..domain.model import BudgetLine, Category, Initiative, Rules, Spending, St
 from ..service import commands, privacy
 
 router = APIRouter(prefix="/api/v1/initiatives", tags=["initiatives"])
+
+IdempotencyKey = Annotated[
+    Line | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Optional: a retry with the same key replays the first answer instead of running again",
+    ),
+]
 
 
 class BudgetLineIn(Strict):
@@ -183,6 +205,28 @@ async def _run(
     return InitiativeOut.of(initiative, caller.subject)
 
 
+async def once(
+    unit_of_work: Callable[[], InitiativesUnitOfWork],
+    caller: Principal,
+    key: str,
+    fingerprint: str,
+    status_code: int,
+    command: Callable[[InitiativesUnitOfWork], Awaitable[BaseModel]],
+) -> JSONResponse:
+    """Run `command` once per (caller, key): the key is taken in the command's own transaction before it runs, so
+    a repeat, even one sent while the first still runs, replays the first answer (`Idempotent-Replayed: true`), and
+    the key with a different request (`fingerprint`) is refused (409). A refused command stores neither its effect
+    nor the key."""
+    async with unit_of_work() as uow:
+        replay = await uow.idempotency_keys.begin(caller.subject, key, fingerprint)
+        if replay is not None:
+            return JSONResponse(replay.body, status_code=replay.status_code, headers={"Idempotent-Replayed": "true"})
+        answer = jsonable_encoder(await command(uow))
+        await uow.idempotency_keys.remember(caller.subject, key, status_code, answer)
+        await uow.commit()
+    return JSONResponse(answer, status_code=status_code)
+
+
 def _can_see(initiative: Initiative, caller: Principal) -> bool:
     """Drafts (and initiatives back with their initiators for changes) are seen by their initiators, the residents
     invited to co-initiate them, and the officials of their area."""
@@ -195,24 +239,44 @@ def _can_see(initiative: Initiative, caller: Principal) -> bool:
     )
 
 
-@router.post("", status_code=201, summary="Propose an initiative (a draft only you see)")
-async def create_initiative(body: NewInitiative, caller: Caller, request: Request, response: Response) -> InitiativeOut:
-    out = await _run(
-        request,
-        commands.create_draft,
-        caller,
-        title=body.title,
-        summary=body.summary,
-        description=body.description,
-        area_code=body.area_code,
-        category=body.category,
-        budget_lines=[BudgetLine(b.description, b.amount_cents) for b in body.budget_lines],
-        volunteers_wanted=body.volunteers_wanted,
-        rules=_rules(request),
-        now=_now(),
-    )
-    response.headers["Location"] = f"{router.prefix}/{out.id}"
-    return out
+@router.post(
+    "",
+    status_code=201,
+    summary="Propose an initiative (a draft only you see); with an Idempotency-Key a retry proposes it once",
+)
+async def create_initiative(
+    body: NewInitiative,
+    caller: Caller,
+    request: Request,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> InitiativeOut:
+    async def command(uow: InitiativesUnitOfWork) -> InitiativeOut:
+        initiative = await commands.create_draft(
+            uow,
+            caller,
+            title=body.title,
+            summary=body.summary,
+            description=body.description,
+            area_code=body.area_code,
+            category=body.category,
+            budget_lines=[BudgetLine(b.description, b.amount_cents) for b in body.budget_lines],
+            volunteers_wanted=body.volunteers_wanted,
+            rules=_rules(request),
+            now=_now(),
+        )
+        return InitiativeOut.of(initiative, caller.subject)
+
+    if idempotency_key is None:
+        async with _unit_of_work(request) as uow:
+            out = await command(uow)
+            await uow.commit()
+        response.headers["Location"] = f"{router.prefix}/{out.id}"
+        return out
+    fingerprint = idempotency.fingerprint(request.method, request.url.path, jsonable_encoder(body))
+    answer = await once(lambda: _unit_of_work(request), caller, idempotency_key, fingerprint, 201, command)
+    answer.headers["Location"] = f"{router.prefix}/{json.loads(answer.body)['id']}"
+    return answer  # type: ignore[return-value]
 
 
 @router.get("", summary="Find initiatives by area, status and category")
