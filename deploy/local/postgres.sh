@@ -8,6 +8,8 @@
 #                                    shutdown) or -m immediate (no shutdown checkpoint: the start
 #                                    is a crash recovery), then start and wait until it accepts
 #                                    connections; one line with the times taken
+#   postgres.sh freeze SECONDS       SIGSTOP the postmaster and every backend for SECONDS, then
+#                                    SIGCONT: a stalled disk or paused VM, as clients see it
 #   postgres.sh missing              apt packages needed but not installed
 #   postgres.sh psql [ARGS...]       psql as superuser over the private socket
 #
@@ -205,6 +207,23 @@ restart() { # restart fast|immediate
   say "postgres: restart $mode: pg_ctl stop -m $mode (pid $p) took $stopped_in; start$recovery until it accepted connections took $(took "$t1"); now pid $(pid)"
 }
 
+freeze() { # freeze SECONDS: every server process stopped (SIGSTOP), then continued, as a stalled disk or VM
+  local seconds="${1:-}" p pids t0
+  [[ "$seconds" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "usage: $0 freeze SECONDS"
+  p="$(pid)" || die "postgres: not running (start it with: deploy/local/stack.sh up)"
+  pids="$p $(pgrep -P "$p" | tr '\n' ' ')"
+  t0="$(clock)"
+  # shellcheck disable=SC2086 # one argument per process id
+  trap 'kill -CONT $pids 2>/dev/null || true' EXIT
+  # shellcheck disable=SC2086
+  kill -STOP $pids
+  sleep "$seconds"
+  # shellcheck disable=SC2086
+  kill -CONT $pids
+  trap - EXIT
+  say "postgres: froze $(wc -w <<<"$pids") processes (postmaster $p) for $(took "$t0")"
+}
+
 status() {
   local p
   if p="$(pid)"; then
@@ -218,6 +237,7 @@ status() {
 case "${1:-}" in
   up | down | status | missing) "$1" ;;
   restart) restart "${2:-}" ;;
+  freeze) freeze "${2:-}" ;;
   psql) shift; psql_admin "$@" ;;
-  *) die "usage: $0 up|down|status|restart fast|immediate|missing|psql [ARGS...]" ;;
+  *) die "usage: $0 up|down|status|restart fast|immediate|freeze SECONDS|missing|psql [ARGS...]" ;;
 esac

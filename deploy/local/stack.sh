@@ -10,6 +10,7 @@
 #   stack.sh kafka-start N       start node N again and wait until it serves clients
 #   stack.sh pg-restart fast     pg_ctl stop -m fast, start, wait until it accepts connections
 #   stack.sh pg-restart immediate    the same with -m immediate: the start is a crash recovery
+#   stack.sh pg-freeze SECONDS   every PostgreSQL process stopped (SIGSTOP) for SECONDS, then continued
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 HERE="$DEPLOY_LOCAL"
@@ -55,5 +56,6 @@ case "${1:-}" in
   up | down | status | clean) "$1" ;;
   kafka-kill | kafka-stop | kafka-start) "$HERE/kafka.sh" "${1#kafka-}" "${2:-}" ;;
   pg-restart) "$HERE/postgres.sh" restart "${2:-}" ;;
-  *) die "usage: $0 up|down|status|clean|kafka-kill N|kafka-stop N|kafka-start N|pg-restart fast|immediate" ;;
+  pg-freeze) "$HERE/postgres.sh" freeze "${2:-}" ;;
+  *) die "usage: $0 up|down|status|clean|kafka-kill N|kafka-stop N|kafka-start N|pg-restart fast|immediate|pg-freeze SECONDS" ;;
 esac

@@ -80,7 +80,7 @@ class Service:
         self.spec, self.settings = spec, settings
         self.metrics = ServiceMetrics(spec.name)
         self.broker = KafkaBroker(
-            settings.kafka_bootstrap_servers,
+            settings.kafka_bootstrap_list,
             middlewares=[KafkaPrometheusMiddleware(registry=self.metrics.registry, app_name=spec.name)],
             logger=logging.getLogger(f"{spec.name}.kafka"),
             **_broker_security(settings),
@@ -215,11 +215,11 @@ class Service:
         )
         background: list[asyncio.Task[None]] = []
         if consumes:
-            await self.broker.start()
             tasks = (housekeeping.run_housekeeping, *self.spec.background)
             background = [self._supervised(task(self), task.__name__) for task in tasks]
             background.append(self._supervised(self.offsets.run(), "offset-commits"))
-        logger.info("%s ready (%s)", self.spec.name, settings.process_role)
+            background.append(asyncio.ensure_future(self._start_consumer()))  # ends once started: not supervised
+        logger.info("%s serving (%s)", self.spec.name, settings.process_role)
         try:
             yield
         finally:
@@ -238,6 +238,25 @@ class Service:
                 await self.relay.close()
             await self.pool.close()
             logger.info("%s stopped", self.spec.name)
+
+    async def _start_consumer(self) -> None:
+        """Start the Kafka consumer once the bus answers. A process started while Kafka is away serves HTTP
+        (commands only need the database: their events wait in the outbox) and retries, 1 s after the first
+        attempt and at most 30 s apart, instead of exiting into a crash loop whose growing backoff would outlast the
+        outage; readiness names Kafka until then."""
+        delay = 1.0
+        while True:
+            try:
+                await self.broker.start()
+            except Exception as error:  # aiokafka's connection errors and timeouts, as many types as causes
+                logger.warning("Kafka does not answer (%s); starting the consumer again in %.0f s", error, delay)
+                with contextlib.suppress(Exception):
+                    await self.broker.stop()  # what the failed start opened
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+            else:
+                logger.info("%s consuming", self.spec.name)
+                return
 
     def _supervised(self, work: Awaitable[None], name: str) -> asyncio.Task[None]:
         """A task whose unexpected end is logged at once and makes the service not ready."""

@@ -20,17 +20,24 @@ class KafkaSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="BK_", extra="ignore")
 
-    kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:19092", description="host:port of one or more brokers, comma-separated"
+    )
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
     kafka_ssl_ca_file: Path | None = Field(None, description="CA bundle of the brokers (e.g. Strimzi's cluster CA)")
 
+    @property
+    def kafka_bootstrap_list(self) -> list[str]:
+        """The brokers one by one: aiokafka takes a comma-separated string for one address."""
+        return [server.strip() for server in self.kafka_bootstrap_servers.split(",") if server.strip()]
+
     def kafka_client_options(self) -> dict[str, object]:
         """Connection options for aiokafka clients (plaintext locally, SASL/TLS on Kubernetes)."""
         options: dict[str, object] = {
-            "bootstrap_servers": self.kafka_bootstrap_servers,
+            "bootstrap_servers": self.kafka_bootstrap_list,
             "security_protocol": self.kafka_security_protocol,
         }
         if self.kafka_sasl_mechanism:
