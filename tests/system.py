@@ -94,34 +94,85 @@ class System:
     environments: dict[str, dict[str, str]] = field(default_factory=dict)
     databases: dict[str, str] = field(default_factory=dict)
 
-    def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self.ports[service]}"
+    def url(self, instance: str) -> str:
+        return f"http://127.0.0.1:{self.ports[instance]}"
 
-    async def start(self, service: str) -> None:
-        """`python -m <service>` with the service's environment; its output is appended to its log."""
+    async def start(self, instance: str) -> None:
+        """`python -m <service>` with the service's environment; its output is appended to its log. An instance
+        named `<service>#N` is one more replica of the service: the same database and consumer group, a port of
+        its own."""
+        service = instance.partition("#")[0]
+        environment = self.environments[service]
+        if instance != service:
+            environment = environment | {"BK_HTTP_PORT": str(self.ports.setdefault(instance, free_port()))}
         with (self.logs / f"{service}.log").open("ab") as out:
-            self.processes[service] = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", service, env=self.environments[service], cwd=ROOT, stdout=out, stderr=out
+            self.processes[instance] = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", service, env=environment, cwd=ROOT, stdout=out, stderr=out
             )
 
-    async def kill(self, service: str) -> None:
+    async def kill(self, instance: str) -> None:
         """SIGKILL: the process dies wherever it was, as on a node that is lost."""
-        process = self.processes[service]
+        process = self.processes[instance]
         if process.returncode is None:
             process.kill()
         await process.wait()
 
-    async def ready(self, service: str, timeout: float = 60.0) -> None:
-        """Until the service answers its readiness probe and its consumer holds its partitions."""
+    async def stop(self, instance: str, grace: float = 60.0) -> None:
+        """SIGTERM, as Kubernetes scales a replica down, and forgets the instance once it exited."""
+        process = self.processes[instance]
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), grace)
+        except TimeoutError:
+            await self.kill(instance)
+        self.forget(instance)
+
+    def forget(self, instance: str) -> None:
+        """An extra replica that exited is no longer part of the system (the service's first one always is)."""
+        if instance != instance.partition("#")[0]:
+            del self.processes[instance], self.ports[instance]
+
+    def pause(self, instance: str) -> None:
+        """SIGSTOP: the process holds its connections and answers nothing, as in a long stall."""
+        self.processes[instance].send_signal(signal.SIGSTOP)
+
+    def resume(self, instance: str) -> None:
+        self.processes[instance].send_signal(signal.SIGCONT)
+
+    async def ready(self, instance: str, timeout: float = 60.0) -> None:
+        """Until the instance answers its readiness probe and its consumer holds its partitions."""
 
         async def consuming():
             try:
-                answer = await self.journey.http.get(f"{self.url(service)}/readyz")
+                answer = await self.journey.http.get(f"{self.url(instance)}/readyz")
             except httpx.TransportError:
                 return False
             return answer.status_code == 200 and answer.json().get("consuming")
 
-        await self.journey.until(f"{service} to consume", consuming, timeout)
+        await self.journey.until(f"{instance} to consume", consuming, timeout)
+
+    async def start_until_ready(self, instance: str, timeout: float = 180.0) -> int:
+        """Start the instance and wait until it consumes; a process that exits on the way (its database or broker
+        down at its start) is started again after a pause, as Kubernetes restarts a crashed container. The number
+        of starts it took."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        starts = 0
+        while True:
+            await self.start(instance)
+            starts += 1
+            process = self.processes[instance]
+            waiting = asyncio.create_task(self.ready(instance, max(1.0, deadline - asyncio.get_running_loop().time())))
+            exited = asyncio.create_task(process.wait())
+            await asyncio.wait({waiting, exited}, return_when=asyncio.FIRST_COMPLETED)
+            if waiting.done():
+                exited.cancel()
+                waiting.result()
+                return starts
+            waiting.cancel()
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{instance} exited {starts} times on its way to ready")
+            await asyncio.sleep(min(2.0 * starts, 10.0))
 
 
 @contextlib.asynccontextmanager
@@ -135,7 +186,8 @@ async def running_system(
     groups = [f"{service}-{tier}-{run}" for service in ("initiatives", "vouchers", "notifications")]
     # the services' dead-letter topics too: a stray record on the shared topics is parked there
     await topics.ensure(
-        {"bootstrap_servers": kafka_bootstrap}, [*all_topics(), *(TopicSpec(dead_letter_topic(g), 1) for g in groups)]
+        {"bootstrap_servers": kafka_bootstrap.split(",")},
+        [*all_topics(), *(TopicSpec(dead_letter_topic(g), 1) for g in groups)],
     )
     keys = tmp_path_factory.mktemp("keys")
     (keys / "public.pem").write_text(PUBLIC)

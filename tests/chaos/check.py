@@ -3,10 +3,17 @@ services' databases, the Kafka topics and the SMTP and webhook sinks, and counts
 
 - Pledges: every request answered 2xx is in the ledger exactly once, with the amount answered; a request the
   client gave up on took effect at most once; a refused one took none; no pledge exists that no key explains.
-- The ledger: `vouchers.ledger_check` finds nothing; no account below zero.
+- Claims: every claim answered 201 exists once with the amount asked, explained by its key; every approval
+  answered 200 left an approved claim with a payout of the claim's amount; every confirmation answered 200 left
+  that payout settled; no claim exists that no key explains.
+- Proposals: every initiative proposed with a key answered 201 exists once; none exists twice; an approval the
+  client saw holds.
+- The ledger: `vouchers.ledger_check` finds nothing; no account below zero; no initiative awarded more than its
+  approved amount.
 - Events: every outbox is empty (all reached Kafka); every event of the run on Kafka that a service handles is in
   that service's inbox as processed, once (the inbox's key); records sent twice by a relay that died after Kafka
   acknowledged them are counted as redelivered, not doubled, because the inbox applies them once.
+- Order: per aggregate, the first copies of its events on Kafka come in the order of their sequences (`order`).
 - Nothing dead-lettered: no inbox row `dead_lettered`, no record on a service's dead-letter topic.
 - Messages: every e-mail recorded as sent arrived at least once, a second copy with the same Message-ID; every
   webhook delivery recorded as delivered arrived at least once, a second copy with the same `webhook-id`; none is
@@ -33,6 +40,7 @@ from buurtkracht_contracts.topics import PRODUCERS, dead_letter_topic
 
 from ..system import ROOT, System
 from .load import Ledger, Population
+from .order import OrderedRecord, out_of_order
 
 HANDLED = {
     "initiatives": {model.event_type for model in INITIATIVES_HANDLERS},
@@ -48,15 +56,21 @@ class Findings:
     doubled: list[str] = field(default_factory=list)
     ledger: list[str] = field(default_factory=list)
     dead_letters: list[str] = field(default_factory=list)
+    out_of_order: list[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        return self.lost + self.doubled + self.out_of_order + self.ledger + self.dead_letters
 
     @property
     def clean(self) -> bool:
-        return not (self.lost or self.doubled or self.ledger or self.dead_letters)
+        return not self.problems
 
     def summary(self) -> dict[str, Any]:
         return self.figures | {
             "lost": len(self.lost),
             "doubled": len(self.doubled),
+            "out_of_order": len(self.out_of_order),
             "ledger_problems": len(self.ledger),
             "dead_lettered": len(self.dead_letters),
         }
@@ -90,10 +104,10 @@ async def drained(system: System) -> dict[str, int]:
     return waiting
 
 
-async def records_of_run(bootstrap: str, topics: list[str], run: str) -> list[tuple[str, int, int, str, str]]:
-    """(topic, partition, offset, event id, event type) of every record on `topics` whose source names `run`."""
+async def records_of_run(bootstrap: str, topics: list[str], run: str) -> list[tuple[OrderedRecord, str]]:
+    """Every record on `topics` whose source names `run`, with its event type."""
     consumer = AIOKafkaConsumer(
-        *topics, bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        *topics, bootstrap_servers=bootstrap.split(","), enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()  # without a group, the consumer is assigned every partition of the topics
     try:
@@ -112,7 +126,10 @@ async def records_of_run(bootstrap: str, topics: list[str], run: str) -> list[tu
                 for record in records:
                     headers = {name: value.decode() for name, value in record.headers if value is not None}
                     if run in headers.get("ce_source", ""):
-                        found.append((tp.topic, tp.partition, record.offset, headers["ce_id"], headers["ce_type"]))
+                        key = (record.key or b"").decode(errors="replace")
+                        where = (tp.topic, tp.partition, record.offset, key, headers["ce_id"])
+                        ordered = OrderedRecord(*where, headers.get("ce_sequence"), headers["ce_source"])
+                        found.append((ordered, headers["ce_type"]))
         return found
     finally:
         await consumer.stop()
@@ -121,6 +138,8 @@ async def records_of_run(bootstrap: str, topics: list[str], run: str) -> list[tu
 async def check(system: System, ledger: Ledger, population: Population, bootstrap: str) -> Findings:
     findings = Findings()
     await _pledges(system, ledger, population, findings)
+    await _claims(system, ledger, population, findings)
+    await _proposals(system, ledger, findings)
     await _ledger(system, findings)
     await _events(system, bootstrap, findings)
     await _messages(system, findings)
@@ -175,6 +194,82 @@ async def _pledges(system: System, ledger: Ledger, population: Population, findi
     )
 
 
+async def _claims(system: System, ledger: Ledger, population: Population, findings: Findings) -> None:
+    conn = await asyncpg.connect(system.databases["vouchers"])
+    try:
+        claims = {
+            str(row["id"]): row
+            for row in await conn.fetch(
+                """SELECT c.id, c.amount_cents, c.status, p.id AS payout_id, p.amount_cents AS paid_cents,
+                          p.status AS payout_status
+                   FROM expense_claims c LEFT JOIN payouts p ON p.claim_id = c.id WHERE c.round_id = $1""",
+                population.round_id,
+            )
+        }
+        keys = {
+            row["key"]: json.loads(row["response"])
+            for row in await conn.fetch(
+                "SELECT key, response FROM idempotency_keys WHERE key = ANY($1::text[]) AND status_code = 201",
+                list(ledger.claims),
+            )
+        }
+        over = await conn.fetch(
+            """SELECT id, awarded_cents, approved_amount_cents FROM initiatives
+               WHERE id = ANY($1::uuid[]) AND awarded_cents > approved_amount_cents""",
+            population.initiatives,
+        )
+    finally:
+        await conn.close()
+    findings.ledger += [
+        f"initiative {row['id']} awarded {row['awarded_cents']} cents, approved {row['approved_amount_cents']}"
+        for row in over
+    ]
+    explained = Counter(answer["id"] for answer in keys.values())
+    for key, claim in ledger.claims.items():
+        row = claims.get(claim.claim_id or "")
+        if claim.status == 201:
+            if row is None:
+                findings.lost.append(f"claim {key}: answered 201 with {claim.claim_id}, not stored")
+                continue
+            if row["amount_cents"] != claim.amount_cents:
+                findings.doubled.append(f"claim {key}: {row['amount_cents']} cents stored, {claim.amount_cents} asked")
+        if claim.decision_status == 200 and (row is None or row["status"] != "approved" or row["payout_id"] is None):
+            findings.lost.append(f"claim {claim.claim_id}: approval answered 200, not approved with a payout")
+        elif claim.decision_status == 200 and row["paid_cents"] != row["amount_cents"]:
+            findings.doubled.append(f"payout of claim {claim.claim_id}: {row['paid_cents']} for {row['amount_cents']}")
+        if claim.confirmation_status == 200 and (row is None or row["payout_status"] != "settled"):
+            findings.lost.append(f"payout {claim.payout_id}: confirmation answered 200, not settled")
+    for claim_id in claims:
+        if explained[claim_id] != 1:
+            findings.doubled.append(f"claim {claim_id}: explained by {explained[claim_id]} keys, not one")
+    findings.figures["claims_stored"] = len(claims)
+    findings.figures["payouts_settled"] = sum(1 for row in claims.values() if row["payout_status"] == "settled")
+
+
+async def _proposals(system: System, ledger: Ledger, findings: Findings) -> None:
+    conn = await asyncpg.connect(system.databases["initiatives"])
+    try:
+        rows = await conn.fetch(
+            "SELECT id, title, status FROM initiatives WHERE title = ANY($1::text[])",
+            [proposal.title for proposal in ledger.proposals.values()],
+        )
+    finally:
+        await conn.close()
+    stored: dict[str, list[asyncpg.Record]] = {}
+    for row in rows:
+        stored.setdefault(row["title"], []).append(row)
+    approved = ("approved", "funded", "in_progress", "completed")
+    for key, proposal in ledger.proposals.items():
+        found = stored.get(proposal.title, [])
+        if len(found) > 1:
+            findings.doubled.append(f"proposal {key}: {len(found)} initiatives")
+        if proposal.status == 201 and [str(row["id"]) for row in found] != [proposal.initiative_id]:
+            findings.lost.append(f"proposal {key}: answered 201 with {proposal.initiative_id}, stored {found}")
+        if proposal.reached == "approved" and (not found or found[0]["status"] not in approved):
+            findings.lost.append(f"initiative {proposal.initiative_id}: approval answered, now {found}")
+    findings.figures["initiatives_proposed"] = len(rows)
+
+
 async def _ledger(system: System, findings: Findings) -> None:
     env = system.environments["vouchers"] | {"BK_DATABASE_URL": system.databases["vouchers"]}
     process = await asyncio.create_subprocess_exec(
@@ -216,12 +311,13 @@ async def _events(system: System, bootstrap: str, findings: Findings) -> None:
             await conn.close()
         applied = {message_id for message_id, outcome in inbox if outcome == "processed"}
         findings.dead_letters += [f"{service}: {m} dead-lettered" for m, outcome in inbox if outcome == "dead_lettered"]
-        handled = {event_id for _, _, _, event_id, event_type in records if event_type in HANDLED[service]}
+        handled = {record.event_id for record, event_type in records if event_type in HANDLED[service]}
         findings.lost += [f"{service} never applied event {event_id}" for event_id in sorted(handled - applied)]
         findings.figures[f"{service}_applied"] = len(handled & applied)
         parked = await records_of_run(bootstrap, [dead_letter_topic(group(system, service))], "")
-        findings.dead_letters += [f"{service}: {event_id} on its dead-letter topic" for *_, event_id, _ in parked]
-    copies = Counter(event_id for _, _, _, event_id, _ in records)
+        findings.dead_letters += [f"{service}: {record.event_id} on its dead-letter topic" for record, _ in parked]
+    findings.out_of_order += out_of_order(record for record, _ in records)
+    copies = Counter(record.event_id for record, _ in records)
     findings.figures["events_on_kafka"] = len(copies)
     findings.figures["redelivered_records"] = sum(n - 1 for n in copies.values())
 
