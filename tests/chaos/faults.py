@@ -61,7 +61,7 @@ class Faults:
     rng: random.Random
     kinds: tuple[str, ...] = KINDS
     every: tuple[float, float] = (1.0, 5.0)  # seconds between one fault's end and the next one's start, per lane
-    serial: bool = False  # one lane for every kind: a fault at a time
+    serial: bool = False  # one lane for every kind: a fault at a time, each kind in turn (in an order of the seed)
     say: Callable[[str], None] = print
     injected: Counter[str] = field(default_factory=Counter)
     history: list[Fault] = field(default_factory=list)
@@ -76,11 +76,13 @@ class Faults:
 
     async def _lane(self, kinds: tuple[str, ...], rng: random.Random, seconds: float) -> None:
         deadline = self.started + seconds
+        turns = rng.sample(kinds, len(kinds))
         while time.monotonic() < deadline:
             await asyncio.sleep(rng.uniform(*self.every))
             if time.monotonic() >= deadline:
                 break
-            fault = Fault(rng.choice(kinds), time.monotonic() - self.started)
+            kind = turns[len(self.history) % len(turns)] if self.serial else rng.choice(kinds)
+            fault = Fault(kind, time.monotonic() - self.started)
             self.history.append(fault)
             number = len(self.history)
             self.injected[fault.kind] += 1

@@ -6,9 +6,9 @@ independent check afterwards.
 
 Prints one line per fault, then what an operator saw per kind of fault (the signals of the alert rules, the most
 each moved in a window of that kind), then the summary (one JSON object, the last line), and exits 1 on anything
-lost, doubled, out of order, dead-lettered or out of balance. `--serial` injects one fault at a time, with pauses
-long enough that each window shows one fault alone. The stack's PostgreSQL and Kafka are restarted by the faults:
-run it on a stack nothing else uses.
+lost, doubled, out of order, dead-lettered or out of balance. `--serial` injects one fault at a time, each kind
+in turn, with pauses long enough that each window shows one fault alone. The stack's PostgreSQL and Kafka are
+restarted by the faults: run it on a stack nothing else uses.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -84,6 +85,8 @@ async def chaos(
         say(f"  {'before the first fault':<24} {_signals(quiet)}")
         for kind, moved in sorted(watch.by_kind(watcher, injector.history, SETTLE_SECONDS).items()):
             say(f"  {kind:<24} {_signals(moved)}")
+        whole = watcher.window(0, float("inf"))
+        seen = {name: value for name, value in whole.items() if name.endswith(("http_500", "http_503", "duplicates"))}
         deadline = time.monotonic() + DRAIN_SECONDS
         while (waiting := await check.drained(system)) and any(waiting.values()):
             if time.monotonic() > deadline:
@@ -95,13 +98,16 @@ async def chaos(
         for service, process in system.processes.items():
             if process.returncode is not None:
                 findings.lost.append(f"{service} is not running at the end (exit {process.returncode})")
+    used = resource.getrusage(resource.RUSAGE_SELF)
     figures = {
         "seed": seed,
+        "load_generator_cpu_s": round(used.ru_utime + used.ru_stime, 1),  # the load, the faults, the sinks, the checker
         "seconds": seconds,
         "rate": rate,
         **{f"requests_{name}": n for name, n in ledger.counts().items()},
         "faults": sum(injector.injected.values()),
         **{f"faults_{kind}": n for kind, n in sorted(injector.injected.items())},
+        **{f"seen_{name}": int(value) for name, value in seen.items()},
         **findings.summary(),
     }
     return findings, figures
@@ -119,7 +125,7 @@ def main() -> int:
     parser.add_argument("--residents", type=int, default=40)
     parser.add_argument("--initiatives", type=int, default=8)
     parser.add_argument("--faults", default=",".join(faults.KINDS), help="the kinds to inject, comma-separated")
-    parser.add_argument("--serial", action="store_true", help="one fault at a time, 20 to 30 s apart")
+    parser.add_argument("--serial", action="store_true", help="a fault at a time, each kind in turn")
     arguments = parser.parse_args()
     kinds = tuple(arguments.faults.split(","))
     unknown = set(kinds) - set(faults.KINDS)
@@ -138,7 +144,7 @@ def main() -> int:
             arguments.residents,
             arguments.initiatives,
             kinds,
-            pause=(20.0, 30.0) if arguments.serial else (1.0, 5.0),
+            pause=(SETTLE_SECONDS + 1, SETTLE_SECONDS + 5) if arguments.serial else (1.0, 5.0),
             serial=arguments.serial,
         )
     )

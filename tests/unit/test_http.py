@@ -2,6 +2,7 @@
 
 import threading
 
+import asyncpg
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.testclient import TestClient
@@ -28,6 +29,21 @@ router = APIRouter()
 @router.get("/api/v1/failing/{thing_id}")
 async def failing(thing_id: int):
     raise RuntimeError("a bug")
+
+
+DATABASE_AWAY = {
+    "admin-shutdown": asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command"),
+    "cannot-connect-now": asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+    "connection-lost": asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle"),
+    "refused": ConnectionRefusedError(111, "Connect call failed"),
+    "pool-timeout": TimeoutError(),
+    "too-many-connections": asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already"),
+}
+
+
+@router.get("/api/v1/database/{away}")
+async def database_away(away: str):
+    raise DATABASE_AWAY[away]
 
 
 @router.get("/api/v1/whoami")
@@ -209,3 +225,16 @@ def test_a_body_beyond_its_limit_is_a_413_problem_whether_declared_or_streamed()
         assert "1,024 bytes" in answer.json()["detail"]
     assert api.post("/api/v1/bulk/uploads", content=b"x" * 4096).json() == {"bytes": 4096}  # a route that takes more
     assert api.post("/api/v1/bulk/uploads", content=chunks(8192)).status_code == 413
+
+
+@pytest.mark.parametrize("away", sorted(DATABASE_AWAY))
+def test_a_database_away_for_a_moment_is_a_503_problem_with_retry_after(api, away):
+    answer = api[0].get(f"/api/v1/database/{away}")
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.headers["Retry-After"] == "2"
+    assert answer.json()["type"].endswith("/unavailable")
+
+
+def test_a_bug_is_still_a_500(api):
+    assert api[0].get("/api/v1/failing/1").status_code == 500

@@ -53,6 +53,12 @@ def test_the_command_line_connects_as_the_environment_says(monkeypatch):
     monkeypatch.setenv("BK_KAFKA_SASL_USERNAME", "buurtkracht-operator")
     monkeypatch.setenv("BK_KAFKA_SASL_PASSWORD", "secret")
     options = cli._kafka("buurtkracht-kafka-bootstrap:9093")
-    assert options["bootstrap_servers"] == "buurtkracht-kafka-bootstrap:9093"
+    assert options["bootstrap_servers"] == ["buurtkracht-kafka-bootstrap:9093"]
     assert options["security_protocol"] == "SASL_SSL" and options["sasl_plain_username"] == "buurtkracht-operator"
     assert isinstance(options["ssl_context"], ssl.SSLContext)
+
+
+def test_several_bootstrap_brokers_reach_the_clients_one_by_one():
+    configured = settings(kafka_bootstrap_servers="kafka-0:9092, kafka-1:9092,kafka-2:9092,")
+    assert configured.kafka_bootstrap_list == ["kafka-0:9092", "kafka-1:9092", "kafka-2:9092"]
+    assert configured.kafka_client_options()["bootstrap_servers"] == configured.kafka_bootstrap_list

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -20,6 +21,18 @@ from buurtkracht_contracts.refusals import Conflict, DomainError, InvalidInput, 
 from . import inputs
 
 logger = logging.getLogger(__name__)
+
+# The database away for a moment (restarting, failing over, out of connections, a connection cut, a statement
+# cancelled or timed out): nothing was committed, and the same request (with the same Idempotency-Key) may succeed
+# a moment later. Answered 503 with Retry-After, not 500: a 500 is a defect of ours.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # admin or crash shutdown, cannot connect now, query cancelled
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+    ConnectionError,  # refused or reset while the pool connects
+    TimeoutError,  # no connection from the pool, or the statement, in time
+)
+RETRY_AFTER_SECONDS = 2
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://buurtkracht.nl/problems/"
@@ -159,6 +172,16 @@ def install(app: FastAPI) -> None:
             error.status_code, "HTTP error"
         )
         return problem_response(Problem(error.status_code, title, detail, headers=error.headers), request)
+
+    async def _unavailable(request: Request, error: Exception) -> JSONResponse:
+        logger.warning("database unavailable answering %s %s: %r", request.method, request.url.path, error)
+        detail = "The service cannot reach its database just now; nothing was changed. Try again."
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        problem = Problem(503, "Service unavailable", detail, kind="unavailable", headers=headers)
+        return problem_response(problem, request)
+
+    for error_type in UNAVAILABLE:
+        app.add_exception_handler(error_type, _unavailable)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
