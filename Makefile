@@ -11,8 +11,9 @@
 #   make schemas    regenerate contracts/schemas/ after changing an event model
 #   make docs       regenerate each service's OpenAPI and AsyncAPI documents (services/*/docs/)
 #   make bench      the benchmarks in bench/, then one line of figures (JSON) per benchmark (needs the stack)
-#   make chaos      ten minutes of pledges while processes, PostgreSQL, Kafka and the sinks fail (CHAOS_SECONDS,
-#                   CHAOS_SEED), then a check that nothing answered was lost or doubled; restarts the stack's parts
+#   make chaos      ten minutes of pledges, claims and proposals while processes, PostgreSQL, Kafka and the sinks
+#                   fail (CHAOS_SECONDS, CHAOS_SEED, CHAOS_ARGS=--serial for one fault at a time), then a check
+#                   that nothing answered was lost, doubled or reordered; restarts the stack's parts
 #   make ledger-check   verify every invariant of the vouchers ledger (needs the stack)
 #   make mail       list the email the local SMTP sink received
 #   make test-unit | test-integration | test-e2e | test-fuzz | test-fault    one tier (all but unit need the stack)
@@ -117,8 +118,9 @@ mail:
 
 CHAOS_SECONDS ?= 600
 CHAOS_SEED    ?=
+CHAOS_ARGS    ?=
 chaos: install stack-up topics
-	$(RUN) python -m tests.chaos.run --seconds $(CHAOS_SECONDS) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
+	$(RUN) python -m tests.chaos.run --seconds $(CHAOS_SECONDS) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED)) $(CHAOS_ARGS)
 
 ledger-check: install
 	BK_DATABASE_URL="$(VOUCHERS_DATABASE_URL)" $(RUN) python -m vouchers.ledger_check

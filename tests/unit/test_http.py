@@ -38,6 +38,7 @@ DATABASE_AWAY = {
     "refused": ConnectionRefusedError(111, "Connect call failed"),
     "pool-timeout": TimeoutError(),
     "too-many-connections": asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already"),
+    "shut-down-mid-operation": asyncpg.InternalClientError("cannot switch to state 15; another operation (2)"),
 }
 
 

@@ -642,6 +642,40 @@ async def test_a_slow_endpoint_holds_up_neither_a_healthy_subscription_nor_the_c
 
 
 @pytest.mark.integration
+async def test_one_busy_subscription_is_sent_to_as_fast_as_it_answers_not_a_few_per_interval(
+    db, api, receiver, database, public_key
+):
+    """A backlog of one subscription (an endpoint back after an outage) drains as its endpoint answers: each
+    attempt that ends frees one of its `PER_SUBSCRIPTION_IN_FLIGHT` slots and the dispatcher claims again at once.
+    With a dispatch interval of a minute, waiting out the interval between claims would send 4 a minute."""
+    settings = make_settings(database, public_key, webhook_dispatch_interval_seconds=60.0, webhook_concurrency=20)
+    hook = path()
+    await subscribe(api, receiver.url(hook), ["nl.buurtkracht.vouchers.*"])
+    for _ in range(40):
+        await enqueue(db, envelope(PLEDGE_MADE))
+    spec = ServiceSpec(
+        name="notifications-webhooks-backlog-test",
+        title="test",
+        version="0",
+        migrations=MIGRATIONS,
+        unit_of_work=NotificationsUnitOfWork,
+    )
+    service = Service(spec, settings)
+    service.pool = db
+    started = time.monotonic()
+    loop = asyncio.create_task(webhooks.run_dispatcher(service))
+    try:
+        while len(receiver.received[hook]) < 40:
+            assert time.monotonic() - started < 30.0, f"{len(receiver.received[hook])} of 40 sent in 30 s"
+            assert not loop.done()
+            await asyncio.sleep(0.05)
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+
+
+@pytest.mark.integration
 async def test_a_leased_delivery_is_sent_by_one_dispatcher_and_a_late_outcome_is_dropped(db, api, receiver):
     subscription = await subscribe(api, receiver.url(path()))
     for _ in range(6):

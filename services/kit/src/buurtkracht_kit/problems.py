@@ -29,6 +29,7 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,  # admin or crash shutdown, cannot connect now, query cancelled
     asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+    asyncpg.InternalClientError,  # a connection the server shut down mid-operation (the pool drops it on release)
     ConnectionError,  # refused or reset while the pool connects
     TimeoutError,  # no connection from the pool, or the statement, in time
 )

@@ -294,7 +294,10 @@ class Dispatcher:
         return len(claimed)
 
     async def run(self) -> None:
-        """Keep every sending slot busy while deliveries are due; never ends but by cancellation."""
+        """Keep every sending slot busy while deliveries are due; never ends but by cancellation. While attempts
+        are in flight it claims again as soon as one ends, not after the interval: an attempt that ends frees a
+        slot of its subscription too (at most `per_subscription` each), so one busy subscription is sent to as
+        fast as its endpoint answers, not `per_subscription` per interval."""
         interval = self._settings.webhook_dispatch_interval_seconds
         while True:
             free = self._settings.webhook_concurrency - len(self._in_flight)
@@ -307,7 +310,7 @@ class Dispatcher:
                 task = asyncio.ensure_future(self.deliver(delivery))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
-            if self._in_flight and (free <= 0 or len(claimed) == free):  # full: go on when a slot frees
+            if self._in_flight:  # go on when an attempt ends (or after the interval, for what becomes due)
                 await asyncio.wait(self._in_flight, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
             else:
                 await asyncio.sleep(interval)
