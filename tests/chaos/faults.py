@@ -1,14 +1,15 @@
 """The faults of a chaos run, injected at random moments drawn from the run's seed (so a run is reproducible from
 its seed, up to the timing of the machine). Faults come in lanes that run at the same time, one fault at a time
-each: a service process, the database, the bus and the outside world can fail together, as they do on a bad day.
+each: the processes of each service, the database, the bus and the outside world can fail together, as they do on
+a bad day.
 Every fault heals itself after a while; one line is printed per fault.
 
 Kinds, by lane:
-- processes: `kill:<service>`, SIGKILL of the service's process (mid-request, mid-batch, between a database commit
-  and the answer or the offset commit: wherever it happens to be), started again after a pause, and again if it
-  exits on its way up; `rebalance:<service>`, a second replica joins the consumer group (its partitions move),
-  then one of the two is SIGKILLed or scaled down with SIGTERM; `stall:vouchers`, the process SIGSTOPped for
-  seconds (clients time out and retry with the same Idempotency-Key), then continued;
+- processes (a lane per service): `kill:<service>`, SIGKILL of the service's process (mid-request, mid-batch,
+  between a database commit and the answer or the offset commit: wherever it happens to be), started again after
+  a pause, and again if it exits on its way up; `rebalance:<service>`, a second replica joins the consumer group
+  (its partitions move), then one of the two is SIGKILLed or scaled down with SIGTERM; `stall:vouchers`, the
+  process SIGSTOPped for seconds (clients time out and retry with the same Idempotency-Key), then continued;
 - database: `postgres:fast` and `postgres:immediate`, the stack's PostgreSQL stopped (fast: sessions ended
   cleanly; immediate: no checkpoint, crash recovery at the start) and started again; `postgres:stall`, every
   PostgreSQL process SIGSTOPped for seconds (a stalled disk), then continued;
@@ -34,12 +35,15 @@ from ..system import ROOT, SERVICES, System
 
 STACK = ROOT / "deploy" / "local" / "stack.sh"
 BROKERS = int(os.environ.get("KAFKA_BROKERS", "1"))  # the stack's setting (stack.mk)
-LANES = {
-    "processes": (
-        *(f"kill:{service}" for service in SERVICES),
-        *(f"rebalance:{service}" for service in SERVICES),
-        "stall:vouchers",
-    ),
+LANES = {  # the processes of each service have a lane of their own: pods of different services fail independently
+    **{
+        f"processes:{service}": (
+            f"kill:{service}",
+            f"rebalance:{service}",
+            *(("stall:vouchers",) if service == "vouchers" else ()),
+        )
+        for service in SERVICES
+    },
     "database": ("postgres:fast", "postgres:immediate", "postgres:stall"),
     "bus": ("kafka:restart", "kafka:kill"),
     "outside": ("smtp:down", "webhook:down"),

@@ -1,7 +1,7 @@
 """A short chaos run in every `make test` (`make chaos` runs the long one): pledges with Idempotency-Keys at a fixed
 rate, claims and payouts, new initiatives, while service processes are killed, stalled and joined by a second
 replica, PostgreSQL restarts and stalls, Kafka restarts and the mail server and the webhook endpoint go down, in
-four lanes at once; afterwards nothing answered is lost, nothing is doubled, every aggregate's events are in order,
+lanes at once; afterwards nothing answered is lost, nothing is doubled, every aggregate's events are in order,
 nothing is dead-lettered and the ledger balances. The seed is fixed, so each lane injects the same faults in the
 same order on every run."""
 

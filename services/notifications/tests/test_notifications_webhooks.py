@@ -243,6 +243,20 @@ async def dispatcher(pool, settings: NotificationsSettings, **options) -> AsyncI
         await sender.close()
 
 
+def running_on(pool, settings: NotificationsSettings) -> Service:
+    """A service with `settings` on `pool`, for running its background loops as the service runs them."""
+    spec = ServiceSpec(
+        name="notifications-webhooks-test",
+        title="test",
+        version="0",
+        migrations=MIGRATIONS,
+        unit_of_work=NotificationsUnitOfWork,
+    )
+    service = Service(spec, settings)
+    service.pool = pool
+    return service
+
+
 def metrics() -> webhooks.WebhookMetrics:
     return webhooks.metrics_in(REGISTRY)
 
@@ -593,15 +607,7 @@ async def test_a_slow_endpoint_holds_up_neither_a_healthy_subscription_nor_the_c
         return await real_claim(*args, **kwargs)
 
     monkeypatch.setattr(store.Webhooks, "claim", claim_failing_once)
-    spec = ServiceSpec(
-        name="notifications-webhooks-test",
-        title="test",
-        version="0",
-        migrations=MIGRATIONS,
-        unit_of_work=NotificationsUnitOfWork,
-    )
-    service = Service(spec, settings)
-    service.pool = db
+    service = running_on(db, settings)
     started = time.monotonic()
     loop = asyncio.create_task(webhooks.run_dispatcher(service))
     try:
@@ -653,15 +659,7 @@ async def test_one_busy_subscription_is_sent_to_as_fast_as_it_answers_not_a_few_
     await subscribe(api, receiver.url(hook), ["nl.buurtkracht.vouchers.*"])
     for _ in range(40):
         await enqueue(db, envelope(PLEDGE_MADE))
-    spec = ServiceSpec(
-        name="notifications-webhooks-backlog-test",
-        title="test",
-        version="0",
-        migrations=MIGRATIONS,
-        unit_of_work=NotificationsUnitOfWork,
-    )
-    service = Service(spec, settings)
-    service.pool = db
+    service = running_on(db, settings)
     started = time.monotonic()
     loop = asyncio.create_task(webhooks.run_dispatcher(service))
     try:

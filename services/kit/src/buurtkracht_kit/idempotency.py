@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
+from .auth import Principal
 from .problems import Problem
 
 HEADER = "Idempotency-Key"
@@ -120,3 +125,58 @@ async def release_all(conn: asyncpg.Connection, keys: Sequence[tuple[str, str]])
             [principal for principal, _ in keys],
             [key for _, key in keys],
         )
+
+
+@dataclass(frozen=True)
+class IdempotencyKeys:
+    """The `Idempotency-Key` records, on a unit of work's transaction: a key is taken before the command runs."""
+
+    connection: asyncpg.Connection
+
+    async def begin(self, principal: str, key: str, fingerprint: str) -> Replay | None:
+        return await begin(self.connection, principal, key, fingerprint)
+
+    async def remember(self, principal: str, key: str, status_code: int, answer: Any) -> None:
+        await remember(self.connection, principal, key, status_code, answer)
+
+    async def take_all(self, taken: Sequence[tuple[str, str, str]]) -> list[bool]:
+        return await take_all(self.connection, taken)
+
+    async def remember_all(self, answers: Sequence[tuple[str, str, int, Any]]) -> None:
+        await remember_all(self.connection, answers)
+
+    async def release_all(self, keys: Sequence[tuple[str, str]]) -> None:
+        await release_all(self.connection, keys)
+
+
+class KeyedUnitOfWork(Protocol):
+    """A service's unit of work with its `idempotency_keys`."""
+
+    idempotency_keys: IdempotencyKeys
+
+    async def commit(self) -> None: ...
+
+
+U = TypeVar("U", bound=KeyedUnitOfWork)
+
+
+async def once(
+    unit_of_work: Callable[[], AbstractAsyncContextManager[U]],
+    caller: Principal,
+    key: str,
+    fingerprint: str,
+    status_code: int,
+    command: Callable[[U], Awaitable[BaseModel]],
+) -> JSONResponse:
+    """Run `command` once per (caller, key): the key is taken in the command's own transaction before it runs, so
+    a repeat, even one sent while the first still runs, replays the first answer (`Idempotent-Replayed: true`), and
+    the key with a different request (`fingerprint`) is refused (409). A refused command stores neither its effect
+    nor the key."""
+    async with unit_of_work() as uow:
+        replay = await uow.idempotency_keys.begin(caller.subject, key, fingerprint)
+        if replay is not None:
+            return JSONResponse(replay.body, status_code=replay.status_code, headers={"Idempotent-Replayed": "true"})
+        answer = jsonable_encoder(await command(uow))
+        await uow.idempotency_keys.remember(caller.subject, key, status_code, answer)
+        await uow.commit()
+    return JSONResponse(answer, status_code=status_code)

@@ -5,29 +5,13 @@ timeout."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import asyncpg
 
-from buurtkracht_kit import idempotency
 from buurtkracht_kit.db import UnitOfWork
 from buurtkracht_kit.erasure import KitTables
+from buurtkracht_kit.idempotency import IdempotencyKeys
 
 from .repository import InitiativeRepository
-
-
-@dataclass(frozen=True)
-class IdempotencyKeys:
-    """The kit's `Idempotency-Key` records, on this transaction: a key is taken before the command runs."""
-
-    connection: asyncpg.Connection
-
-    async def begin(self, principal: str, key: str, fingerprint: str) -> idempotency.Replay | None:
-        return await idempotency.begin(self.connection, principal, key, fingerprint)
-
-    async def remember(self, principal: str, key: str, status_code: int, answer: Any) -> None:
-        await idempotency.remember(self.connection, principal, key, status_code, answer)
 
 
 class InitiativesUnitOfWork(UnitOfWork):

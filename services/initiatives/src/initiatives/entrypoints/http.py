@@ -4,13 +4,13 @@ Every command and every read runs in one unit of work the service builds (`Servi
 command raises one of the contracts' refusals, which the kit answers as problem+json after the unit of work
 rolled back.
 
-Proposing an initiative takes an optional `Idempotency-Key` (see `once`): it creates a new draft every time it runs,
-so a retry after a lost answer would propose twice; with a key, the draft and the answer are stored in one
-transaction and a retry with the key replays the answer. Without a key it proposes as it always did. The other
-commands are safe to repeat without one, because a repeat finds the effect of the first in the state: a transition
-again (submit, review, withdraw, start, cancel, report) is refused as illegal from the new status (409), supporting,
-volunteering, inviting or accepting again is refused as already done (409), withdrawing support again is refused
-(409), and the same edit again leaves the draft as it is.
+Proposing an initiative takes an optional `Idempotency-Key` (`buurtkracht_kit.idempotency.once`): it creates a
+new draft every time it runs, so a retry after a lost answer would propose twice; with a key, the draft and the
+answer are stored in one transaction and a retry with the key replays the answer. Without a key it proposes as it
+always did. The other commands are safe to repeat without one, because a repeat finds the effect of the first in
+the state: a transition again (submit, review, withdraw, start, cancel, report) is refused as illegal from the new
+status (409), supporting, volunteering, inviting or accepting again is refused as already done (409), withdrawing
+support again is refused (409), and the same edit again leaves the draft as it is.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from buurtkracht_contracts.areas import AreaCode
@@ -205,28 +204,6 @@ async def _run(
     return InitiativeOut.of(initiative, caller.subject)
 
 
-async def once(
-    unit_of_work: Callable[[], InitiativesUnitOfWork],
-    caller: Principal,
-    key: str,
-    fingerprint: str,
-    status_code: int,
-    command: Callable[[InitiativesUnitOfWork], Awaitable[BaseModel]],
-) -> JSONResponse:
-    """Run `command` once per (caller, key): the key is taken in the command's own transaction before it runs, so
-    a repeat, even one sent while the first still runs, replays the first answer (`Idempotent-Replayed: true`), and
-    the key with a different request (`fingerprint`) is refused (409). A refused command stores neither its effect
-    nor the key."""
-    async with unit_of_work() as uow:
-        replay = await uow.idempotency_keys.begin(caller.subject, key, fingerprint)
-        if replay is not None:
-            return JSONResponse(replay.body, status_code=replay.status_code, headers={"Idempotent-Replayed": "true"})
-        answer = jsonable_encoder(await command(uow))
-        await uow.idempotency_keys.remember(caller.subject, key, status_code, answer)
-        await uow.commit()
-    return JSONResponse(answer, status_code=status_code)
-
-
 def _can_see(initiative: Initiative, caller: Principal) -> bool:
     """Drafts (and initiatives back with their initiators for changes) are seen by their initiators, the residents
     invited to co-initiate them, and the officials of their area."""
@@ -274,7 +251,7 @@ async def create_initiative(
         response.headers["Location"] = f"{router.prefix}/{out.id}"
         return out
     fingerprint = idempotency.fingerprint(request.method, request.url.path, jsonable_encoder(body))
-    answer = await once(lambda: _unit_of_work(request), caller, idempotency_key, fingerprint, 201, command)
+    answer = await idempotency.once(lambda: _unit_of_work(request), caller, idempotency_key, fingerprint, 201, command)
     answer.headers["Location"] = f"{router.prefix}/{json.loads(answer.body)['id']}"
     return answer  # type: ignore[return-value]
 

@@ -3,15 +3,13 @@ connection. Commands reach the database only through these; the adapters are the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
-from buurtkracht_kit import idempotency
 from buurtkracht_kit.db import UnitOfWork
 from buurtkracht_kit.erasure import KitTables
+from buurtkracht_kit.idempotency import IdempotencyKeys
 
 from .awards import AwardRepository
 from .initiatives import InitiativeRepository
@@ -20,28 +18,6 @@ from .pledges import PledgeRepository
 from .rounds import RoundRepository
 from .spending import ClaimRepository, PayoutRepository
 from .steering import SteeringGroupRepository
-
-
-@dataclass(frozen=True)
-class IdempotencyKeys:
-    """The kit's `Idempotency-Key` records, on this transaction: a key is taken before the command runs."""
-
-    connection: asyncpg.Connection
-
-    async def begin(self, principal: str, key: str, fingerprint: str) -> idempotency.Replay | None:
-        return await idempotency.begin(self.connection, principal, key, fingerprint)
-
-    async def remember(self, principal: str, key: str, status_code: int, answer: Any) -> None:
-        await idempotency.remember(self.connection, principal, key, status_code, answer)
-
-    async def take_all(self, taken: Sequence[tuple[str, str, str]]) -> list[bool]:
-        return await idempotency.take_all(self.connection, taken)
-
-    async def remember_all(self, answers: Sequence[tuple[str, str, int, Any]]) -> None:
-        await idempotency.remember_all(self.connection, answers)
-
-    async def release_all(self, keys: Sequence[tuple[str, str]]) -> None:
-        await idempotency.release_all(self.connection, keys)
 
 
 class VouchersUnitOfWork(UnitOfWork):

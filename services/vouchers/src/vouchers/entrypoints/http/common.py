@@ -61,23 +61,4 @@ async def money_moving(
     """Run a command that requires an Idempotency-Key once per key; a repeat replays the first answer."""
     key = idempotency.require_key(key)
     fingerprint = idempotency.fingerprint(request.method, request.url.path, jsonable_encoder(body))
-    return await once(lambda: unit_of_work(request), caller, key, fingerprint, status_code, command)
-
-
-async def once(
-    unit_of_work: Callable[[], VouchersUnitOfWork],
-    caller: Principal,
-    key: str,
-    fingerprint: str,
-    status_code: int,
-    command: Callable[[VouchersUnitOfWork], Awaitable[BaseModel]],
-) -> JSONResponse:
-    """`money_moving` with the key and the request's fingerprint already known."""
-    async with unit_of_work() as uow:
-        replay = await uow.idempotency_keys.begin(caller.subject, key, fingerprint)
-        if replay is not None:
-            return JSONResponse(replay.body, status_code=replay.status_code, headers={"Idempotent-Replayed": "true"})
-        answer = jsonable_encoder(await command(uow))
-        await uow.idempotency_keys.remember(caller.subject, key, status_code, answer)
-        await uow.commit()
-    return JSONResponse(answer, status_code=status_code)
+    return await idempotency.once(lambda: unit_of_work(request), caller, key, fingerprint, status_code, command)

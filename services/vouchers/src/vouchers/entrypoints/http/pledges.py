@@ -25,7 +25,7 @@ from buurtkracht_kit.paging import MAX_CENTS
 from ...adapters.unit_of_work import VouchersUnitOfWork
 from ...service import pledges
 from ...service.pledges import PledgeRequest, PledgeResult
-from .common import Answer, IdempotencyKey, now, once, unit_of_work
+from .common import Answer, IdempotencyKey, now, unit_of_work
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +150,9 @@ async def _pledge_together(
     for i, call in enumerate(calls):
         if outcomes[i] is None:
             try:
-                outcomes[i] = await once(unit_of_work, call.caller, call.key, call.fingerprint, 201, call.command)
+                outcomes[i] = await idempotency.once(
+                    unit_of_work, call.caller, call.key, call.fingerprint, 201, call.command
+                )
             except Exception as error:  # its own answer: a refusal, or the error a single pledge would have met
                 outcomes[i] = error
     return outcomes  # type: ignore[return-value]
