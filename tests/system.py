@@ -21,8 +21,12 @@ from typing import Any
 import asyncpg
 import httpx
 import uvicorn
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Request, Response
+from initiatives.entrypoints.events import HANDLERS as INITIATIVES_HANDLERS
+from notifications.entrypoints.events import HANDLERS as NOTIFICATIONS_HANDLERS
+from vouchers.entrypoints.events import HANDLERS as VOUCHERS_HANDLERS
 
 from buurtkracht_contracts.topics import TopicSpec, all_topics, dead_letter_topic
 from buurtkracht_kit import topics
@@ -32,6 +36,16 @@ from .stack import PG_ADMIN_URL, database_url
 
 ROOT = Path(__file__).parents[1]
 SERVICES = ("initiatives", "vouchers", "notifications")
+HANDLED = {
+    "initiatives": {model.event_type for model in INITIATIVES_HANDLERS},
+    "vouchers": {model.event_type for model in VOUCHERS_HANDLERS},
+    "notifications": {model.event_type for model in NOTIFICATIONS_HANDLERS},
+}
+CONSUMED = {  # the topics each service's consumer group reads
+    "initiatives": sorted({model.topic for model in INITIATIVES_HANDLERS}),
+    "vouchers": sorted({model.topic for model in VOUCHERS_HANDLERS}),
+    "notifications": sorted({model.topic for model in NOTIFICATIONS_HANDLERS}),
+}
 spec = importlib.util.spec_from_file_location("journey", ROOT / "deploy" / "local" / "journey.py")
 journey_module = importlib.util.module_from_spec(spec)
 sys.modules["journey"] = journey_module
@@ -175,6 +189,30 @@ class System:
             await asyncio.sleep(min(2.0 * starts, 10.0))
 
 
+async def start_at_the_end(bootstrap: str, groups: dict[str, list[str]]) -> None:
+    """Commit, for each new consumer group, the end of every partition of its topics, so its consumers start
+    there with `consumer_start=earliest`, as in production, without reading what earlier runs left on the shared
+    topics. (With `latest` instead, a consumer restarted before its group committed a partition would start that
+    partition at its end and skip what came meanwhile.)"""
+    servers = bootstrap.split(",")
+    every = sorted({topic for topics in groups.values() for topic in topics})
+    reader = AIOKafkaConsumer(*every, bootstrap_servers=servers, enable_auto_commit=False)
+    await reader.start()  # without a group: the metadata of every partition of `every`
+    try:
+        for group, topics in groups.items():
+            partitions = [TopicPartition(t, p) for t in topics for p in sorted(reader.partitions_for_topic(t) or ())]
+            ends = await reader.end_offsets(partitions)
+            committer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=group, enable_auto_commit=False)
+            await committer.start()
+            try:
+                committer.assign(partitions)
+                await committer.commit(ends)
+            finally:
+                await committer.stop()
+    finally:
+        await reader.stop()
+
+
 @contextlib.asynccontextmanager
 async def running_system(
     kafka_bootstrap: str, tmp_path_factory: Any, tier: str, settings: dict[str, str] | None = None
@@ -189,6 +227,7 @@ async def running_system(
         {"bootstrap_servers": kafka_bootstrap.split(",")},
         [*all_topics(), *(TopicSpec(dead_letter_topic(g), 1) for g in groups)],
     )
+    await start_at_the_end(kafka_bootstrap, {g: CONSUMED[s] for s, g in zip(SERVICES, groups, strict=True)})
     keys = tmp_path_factory.mktemp("keys")
     (keys / "public.pem").write_text(PUBLIC)
     (keys / "private.pem").write_text(PRIVATE)
@@ -214,7 +253,7 @@ async def running_system(
                 "BK_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
                 "BK_HTTP_PORT": str(ports[service]),
                 "BK_JWT_PUBLIC_KEY_FILE": str(keys / "public.pem"),
-                "BK_CONSUMER_START": "latest",
+                "BK_CONSUMER_START": "earliest",  # from the offsets `start_at_the_end` committed
                 "BK_RELAY_POLL_INTERVAL_SECONDS": "0.2",
                 "BK_SUPPORT_THRESHOLD": "3",
                 "BK_SMTP_PORT": str(smtp_port),

@@ -32,21 +32,12 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from initiatives.entrypoints.events import HANDLERS as INITIATIVES_HANDLERS
-from notifications.entrypoints.events import HANDLERS as NOTIFICATIONS_HANDLERS
-from vouchers.entrypoints.events import HANDLERS as VOUCHERS_HANDLERS
 
 from buurtkracht_contracts.topics import PRODUCERS, dead_letter_topic
 
-from ..system import ROOT, System
+from ..system import HANDLED, ROOT, System
 from .load import Ledger, Population
 from .order import OrderedRecord, out_of_order
-
-HANDLED = {
-    "initiatives": {model.event_type for model in INITIATIVES_HANDLERS},
-    "vouchers": {model.event_type for model in VOUCHERS_HANDLERS},
-    "notifications": {model.event_type for model in NOTIFICATIONS_HANDLERS},
-}
 
 
 @dataclass

@@ -88,7 +88,7 @@ async def chaos(
         whole = watcher.window(0, float("inf"))
         seen = {name: value for name, value in whole.items() if name.endswith(("http_500", "http_503", "duplicates"))}
         deadline = time.monotonic() + DRAIN_SECONDS
-        while (waiting := await check.drained(system)) and any(waiting.values()):
+        while (waiting := await _waiting(system, watcher)) and any(waiting.values()):
             if time.monotonic() > deadline:
                 say(f"still waiting after {DRAIN_SECONDS:.0f} s: {waiting}")
                 break
@@ -111,6 +111,12 @@ async def chaos(
         **findings.summary(),
     }
     return findings, figures
+
+
+async def _waiting(system: Any, watcher: watch.Watch) -> dict[str, int]:
+    """What is still due: outboxes, e-mail, webhooks, and the records each consumer group has yet to apply."""
+    lags = await watcher.lag()
+    return await check.drained(system) | {f"{s}.lag": 1 if lag is None else lag for s, lag in lags.items()}
 
 
 def _signals(moved: dict[str, float]) -> str:

@@ -12,8 +12,7 @@ import asyncpg
 import pytest
 
 from ..chaos import load
-from ..chaos.check import HANDLED
-from ..system import ROOT, running_system
+from ..system import HANDLED, ROOT, running_system
 
 pytestmark = pytest.mark.fault
 

@@ -8,7 +8,10 @@ the events (see `outbox`): nothing but the outbox insert is on the commit path.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import time
 from collections.abc import Iterable
 from typing import Literal, Self
 
@@ -20,16 +23,43 @@ from . import outbox
 
 Isolation = Literal["read_committed", "repeatable_read", "serializable"]
 
+logger = logging.getLogger(__name__)
+
+# The database away for a moment (restarting, failing over, recovering, out of connections, a connection cut, a
+# statement cancelled or timed out): nothing was committed, and the same work may succeed a moment later.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # admin or crash shutdown, cannot connect now, query cancelled
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+    asyncpg.InternalClientError,  # a connection the server shut down mid-operation (the pool drops it on release)
+    ConnectionError,  # refused or reset while the pool connects
+    TimeoutError,  # no connection from the pool, or the statement, in time
+)
+
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for type_name in ("json", "jsonb"):
         await conn.set_type_codec(type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10, command_timeout: float = 30.0) -> asyncpg.Pool:
-    return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=command_timeout
-    )
+async def create_pool(
+    dsn: str, min_size: int = 2, max_size: int = 10, command_timeout: float = 30.0, wait_seconds: float = 0.0
+) -> asyncpg.Pool:
+    """The pool; while the database is away (`UNAVAILABLE`), tried again for up to `wait_seconds`, so a process
+    started during a restart or failover waits for it instead of exiting into a crash loop."""
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.5
+    while True:
+        try:
+            return await asyncpg.create_pool(
+                dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=command_timeout
+            )
+        except UNAVAILABLE as error:
+            if time.monotonic() + delay > deadline:
+                raise
+            logger.warning("the database does not answer (%r); trying again in %.1f s", error, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 class UnitOfWork:

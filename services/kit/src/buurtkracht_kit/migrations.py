@@ -7,8 +7,10 @@ idempotent and safe with several replicas starting at once (yoyo takes a lock in
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
+import psycopg
 from yoyo import get_backend, read_migrations
 
 logger = logging.getLogger(__name__)
@@ -32,3 +34,20 @@ def apply(database_url: str, *service_migrations: Path) -> list[str]:
     if applied:
         logger.info("migrations applied", extra={"migrations": applied})
     return applied
+
+
+def apply_when_reachable(database_url: str, *service_migrations: Path, wait_seconds: float = 60.0) -> list[str]:
+    """`apply`, tried again while the database does not accept connections (restarting, failing over, recovering)
+    for up to `wait_seconds`: a process started meanwhile waits for it instead of exiting into a crash loop. Each
+    migration runs in a transaction of its own, so one cut off halfway is applied again whole."""
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.5
+    while True:
+        try:
+            return apply(database_url, *service_migrations)
+        except psycopg.OperationalError as error:
+            if time.monotonic() + delay > deadline:
+                raise
+            logger.warning("the database does not answer (%s); migrating again in %.1f s", str(error).strip(), delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)

@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -19,20 +18,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from buurtkracht_contracts.refusals import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
 
 from . import inputs
+from .db import UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
-# The database away for a moment (restarting, failing over, out of connections, a connection cut, a statement
-# cancelled or timed out): nothing was committed, and the same request (with the same Idempotency-Key) may succeed
-# a moment later. Answered 503 with Retry-After, not 500: a 500 is a defect of ours.
-UNAVAILABLE: tuple[type[Exception], ...] = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,  # admin or crash shutdown, cannot connect now, query cancelled
-    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
-    asyncpg.InternalClientError,  # a connection the server shut down mid-operation (the pool drops it on release)
-    ConnectionError,  # refused or reset while the pool connects
-    TimeoutError,  # no connection from the pool, or the statement, in time
-)
+# The database away for a moment (`db.UNAVAILABLE`): nothing was committed, and the same request (with the same
+# Idempotency-Key) may succeed a moment later. Answered 503 with Retry-After, not 500: a 500 is a defect of ours.
 RETRY_AFTER_SECONDS = 2
 
 PROBLEM_JSON = "application/problem+json"
@@ -181,7 +172,7 @@ def install(app: FastAPI) -> None:
         problem = Problem(503, "Service unavailable", detail, kind="unavailable", headers=headers)
         return problem_response(problem, request)
 
-    for error_type in UNAVAILABLE:
+    for error_type in UNAVAILABLE:  # the database away for a moment
         app.add_exception_handler(error_type, _unavailable)
 
     @app.exception_handler(Exception)

@@ -173,12 +173,18 @@ class Service:
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         settings = self.settings
         if settings.migrate_on_start:
-            await asyncio.to_thread(migrations.apply, settings.database_url, self.spec.migrations)
+            await asyncio.to_thread(
+                migrations.apply_when_reachable,
+                settings.database_url,
+                self.spec.migrations,
+                wait_seconds=settings.database_wait_seconds,
+            )
         self.pool = await create_pool(
             settings.database_url,
             settings.db_pool_min_size,
             settings.db_pool_max_size,
             command_timeout=settings.db_command_timeout_seconds,
+            wait_seconds=settings.database_wait_seconds,
         )
         app.state.pool = self.pool
         app.state.settings = settings
@@ -397,7 +403,9 @@ def _supervise(service: Service) -> int:
             "writes, before the service starts"
         )
     if settings.migrate_on_start:
-        migrations.apply(settings.database_url, service.spec.migrations)
+        migrations.apply_when_reachable(
+            settings.database_url, service.spec.migrations, wait_seconds=settings.database_wait_seconds
+        )
     metrics.clear_multiprocess_dir()
     roles = ["worker" if settings.relay_process else "all"] + ["api"] * (settings.http_workers - 1)
     if settings.relay_process:

@@ -85,6 +85,9 @@ class KitSettings(KafkaSettings):
     log_level: str = "INFO"
     log_format: str = Field("json", pattern="^(json|text)$")
     migrate_on_start: bool = True
+    database_wait_seconds: float = Field(
+        60.0, ge=0, description="How long a starting process waits for a database that does not answer yet"
+    )
     db_pool_min_size: int = 2
     db_pool_max_size: int = 10
 
