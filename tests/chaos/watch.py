@@ -1,9 +1,10 @@
 """What an operator sees during a chaos run: the services' Prometheus metrics and the consumer groups' lag,
 sampled every `interval` seconds, and per fault what moved in its window (from its start until `settle` seconds
 after it healed). The signals are the inputs of the alert rules in k8s/base/monitoring/prometheus-rules.yaml:
-`up` (a scrape that fails), 5xx answers (500 and 503 apart), the outbox's oldest unpublished event and its
-publish failures, the consumers' handler failures, records applied before (their offset was not committed) and
-dead letters, consumer-group lag (what kafka-exporter reports), e-mail and webhook attempts that failed.
+`up` (a scrape that fails), 5xx answers (500 and 503 apart), answers slower than 1 s, the outbox's oldest
+unpublished event and its publish failures, the consumers' handler failures, records applied before (their
+offset was not committed) and dead letters, consumer-group lag (what kafka-exporter reports), e-mail and webhook
+attempts that failed.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ COUNTERS = {  # signal: (metric family, the labels a sample must have)
     "dead_letters": ("buurtkracht_dead_letter_events", {}),
     "email_retried": ("buurtkracht_email_messages", {"outcome": "retried"}),
     "email_failed": ("buurtkracht_email_messages", {"outcome": "failed"}),
-    "webhook_failed": ("buurtkracht_webhook_deliveries", {"outcome": "f"}),
+    "webhook_retried": ("buurtkracht_webhook_deliveries", {"outcome": "retry"}),
+    "webhook_failed": ("buurtkracht_webhook_deliveries", {"outcome": "failed"}),
     "webhook_subscriptions_disabled": ("buurtkracht_webhook_subscriptions_disabled", {}),
 }
 GAUGES = {"outbox_oldest_age_s": "buurtkracht_outbox_oldest_event_age_seconds"}
-WANTED = tuple({name for name, _ in COUNTERS.values()} | set(GAUGES.values()))
+LATENCY = "buurtkracht_http_request_duration_seconds"  # answers slower than 1 s: the latency alert's threshold
+WANTED = tuple({name for name, _ in COUNTERS.values()} | set(GAUGES.values()) | {LATENCY})
 
 
 def _wanted(text: str) -> str:
@@ -44,7 +47,8 @@ def _wanted(text: str) -> str:
     return "\n".join(
         line
         for line in text.splitlines()
-        if line.startswith(WANTED) or (line.startswith("# ") and any(n in line for n in WANTED))
+        if (line.startswith(WANTED) and (not line.startswith(LATENCY) or "_count" in line or 'le="1.0"' in line))
+        or (line.startswith("# ") and any(n in line for n in WANTED))
     )
 
 
@@ -94,6 +98,10 @@ class Watch:
                             if s.name.endswith("_total")
                             and all(s.labels.get(k, "").startswith(v) for k, v in labels.items())
                         )
+                if family.name == LATENCY:
+                    answered = sum(s.value for s in family.samples if s.name.endswith("_count"))
+                    fast = sum(s.value for s in family.samples if s.labels.get("le") == "1.0")
+                    counters[(instance, "http_slower_than_1s")] = answered - fast
                 for signal, name in GAUGES.items():
                     if family.name == name:
                         gauges[(service, signal)] = max(gauges[(service, signal)], *(s.value for s in family.samples))
