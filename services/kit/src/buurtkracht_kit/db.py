@@ -26,7 +26,9 @@ Isolation = Literal["read_committed", "repeatable_read", "serializable"]
 logger = logging.getLogger(__name__)
 
 # The database away for a moment (restarting, failing over, recovering, out of connections, a connection cut, a
-# statement cancelled or timed out): nothing was committed, and the same work may succeed a moment later.
+# statement cancelled or timed out): the same work may succeed a moment later. Work cut off before its commit left
+# nothing; work cut off in its commit may have committed, so it is repeated only where a repeat is recognised
+# (an Idempotency-Key, the inbox).
 UNAVAILABLE: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,  # admin or crash shutdown, cannot connect now, query cancelled

@@ -22,8 +22,8 @@ from .db import UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
-# The database away for a moment (`db.UNAVAILABLE`): nothing was committed, and the same request (with the same
-# Idempotency-Key) may succeed a moment later. Answered 503 with Retry-After, not 500: a 500 is a defect of ours.
+# The database away for a moment (`db.UNAVAILABLE`): the same request (with the same Idempotency-Key, in case it was
+# cut off in its commit) may succeed a moment later. Answered 503 with Retry-After, not 500: a 500 is a defect.
 RETRY_AFTER_SECONDS = 2
 
 PROBLEM_JSON = "application/problem+json"
@@ -167,7 +167,7 @@ def install(app: FastAPI) -> None:
 
     async def _unavailable(request: Request, error: Exception) -> JSONResponse:
         logger.warning("database unavailable answering %s %s: %r", request.method, request.url.path, error)
-        detail = "The service cannot reach its database just now; nothing was changed. Try again."
+        detail = "The service cannot reach its database just now. Try again, with the same Idempotency-Key if any."
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
         problem = Problem(503, "Service unavailable", detail, kind="unavailable", headers=headers)
         return problem_response(problem, request)
