@@ -10,12 +10,9 @@ import socket
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiosmtpd.controller import Controller
-from asgi_lifespan import LifespanManager
-from notifications.app import create
 from notifications.service import dispatch
 from notifications.settings import NotificationsSettings
 
@@ -93,7 +90,7 @@ def smtp():
 
 
 @pytest.fixture(scope="module")
-async def service(scratch_database, kafka_bootstrap, tmp_path_factory, smtp):
+async def service(scratch_database, kafka_bootstrap, tmp_path_factory, smtp, consuming_service):
     group = f"notifications-test-{uuid.uuid4().hex[:6]}"
     # its dead-letter topic too: a stray record on the shared topics is parked there, as in production
     await topics.ensure({"bootstrap_servers": kafka_bootstrap}, [*all_topics(), TopicSpec(dead_letter_topic(group), 1)])
@@ -110,20 +107,8 @@ async def service(scratch_database, kafka_bootstrap, tmp_path_factory, smtp):
         relay_poll_interval_seconds=0.1,
         digest_check_seconds=3600,
     )
-    service = create(settings)
-    async with LifespanManager(service.app):
-        for _ in range(300):
-            if await service.consuming():
-                break
-            await asyncio.sleep(0.1)
-        assert await service.consuming()
+    async with consuming_service(settings) as service:
         yield service
-
-
-@pytest.fixture(scope="module")
-async def api(service):
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://test") as client:
-        yield client
 
 
 async def publish(kafka_bootstrap: str, *events: Event) -> list[Envelope]:

@@ -12,13 +12,11 @@ import socket
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiosmtpd.controller import Controller
-from asgi_lifespan import LifespanManager
 from notifications.adapters import notifications as messages
-from notifications.app import SPEC, create
+from notifications.app import SPEC
 from notifications.settings import NotificationsSettings
 
 from buurtkracht_contracts import Envelope, Event
@@ -79,7 +77,7 @@ def mailbox():
 
 
 @pytest.fixture(scope="module")
-async def service(scratch_database, kafka_bootstrap, tmp_path_factory, mailbox):
+async def service(scratch_database, kafka_bootstrap, tmp_path_factory, mailbox, consuming_service):
     group = f"notifications-privacy-{uuid.uuid4().hex[:6]}"
     await topics.ensure({"bootstrap_servers": kafka_bootstrap}, [*all_topics(), TopicSpec(dead_letter_topic(group), 1)])
     key = tmp_path_factory.mktemp("keys") / "public.pem"
@@ -97,20 +95,8 @@ async def service(scratch_database, kafka_bootstrap, tmp_path_factory, mailbox):
         webhook_dispatch_interval_seconds=3600,  # deliveries stay queued: their bodies are part of what is erased
         webhook_allow_private_addresses=True,
     )
-    service = create(settings)
-    async with LifespanManager(service.app):
-        for _ in range(300):
-            if await service.consuming():
-                break
-            await asyncio.sleep(0.1)
-        assert await service.consuming()
+    async with consuming_service(settings) as service:
         yield service
-
-
-@pytest.fixture(scope="module")
-async def api(service):
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://test") as client:
-        yield client
 
 
 async def publish(kafka_bootstrap: str, *events: Event, source: str = SOURCE) -> list[Envelope]:
