@@ -79,6 +79,12 @@ PG_SETTINGS=(
   effective_io_concurrency=200
   track_io_timing=on
 )
+# more settings for this cluster, one NAME=VALUE per line (e.g. archive_mode=on and an archive_command for
+# continuous backup, see deploy/local/backup.sh); applied on every start like the ones above
+if [[ -n "${PG_EXTRA_SETTINGS:-}" ]]; then
+  mapfile -t extra <<<"$PG_EXTRA_SETTINGS"
+  for setting in "${extra[@]}"; do [[ -n "$setting" ]] && PG_SETTINGS+=("$setting"); done
+fi
 
 psql_admin() {
   PGPASSWORD="" psql -X -q -v ON_ERROR_STOP=1 -h "$SOCKET_DIR" -p "$PG_PORT" -U postgres -d postgres "$@"
@@ -141,7 +147,7 @@ remove_stale_locks() {
 # pg_ctl start, waiting until the server accepts connections (after any crash recovery)
 start_server() {
   as_pg "$BIN/pg_ctl" start -D "$PGDATA_DIR" -l "$PG_LOG" -w -t 60 -s \
-    -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories='$SOCKET_DIR'$(printf ' -c %s' "${PG_SETTINGS[@]}")" || {
+    -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories='$SOCKET_DIR'$(printf " -c '%s'" "${PG_SETTINGS[@]}")" || {
     tail -n 20 "$PG_LOG" >&2
     die "postgres did not start (log: $PG_LOG)"
   }
