@@ -4,7 +4,8 @@
 #   make k8s-lint     yamllint k8s/ and deploy/, hadolint the Dockerfile, the Grafana dashboard up to date, render
 #                     every overlay (kubectl kustomize), validate every object with kubeconform -strict
 #                     (core kinds against Kubernetes' schemas, custom resources against the operators'
-#                     CRD schemas in $(K8S_SCHEMAS)), make sure it still rejects the known mistakes in
+#                     CRD schemas in $(K8S_SCHEMAS), then the ones we convert ourselves in
+#                     k8s/schemas), make sure it still rejects the known mistakes in
 #                     k8s/tests/must-fail/, cross-check core kinds with kubernetes-validate,
 #                     the policy checks of k8s/tools/policy.py, and promtool on the alerts (with their
 #                     unit tests in k8s/tests/) and the dashboard's queries. Unknown fields and wrong
@@ -14,7 +15,8 @@
 #                     with Go, fetches the Python tools from PyPI and promtool from Debian; later runs do
 #                     nothing)
 #   make k8s-tools-clean   remove them
-#   make k8s-schemas  refresh the copies in k8s/schemas from shared/k8s-schemas
+#   make k8s-schemas  refresh the copies in k8s/schemas from shared/k8s-schemas (not the schemas we
+#                     convert ourselves, K8S_ADDED_SCHEMA_FILES: k8s/schemas/README.md says how)
 #
 # Settings (override on the command line or in the environment):
 #   K8S_SCHEMAS   the operators' CRD schemas: shared/k8s-schemas beside the clone when it is there,
@@ -31,6 +33,11 @@ K8S_SHARED_SCHEMAS := $(K8S_ROOT)/../shared/k8s-schemas
 K8S_OWN_SCHEMAS    := $(K8S_ROOT)/k8s/schemas
 K8S_SCHEMAS  ?= $(if $(wildcard $(K8S_SHARED_SCHEMAS)/kafka.strimzi.io),$(K8S_SHARED_SCHEMAS),$(K8S_OWN_SCHEMAS))
 K8S_OWN_SCHEMA_FILES = $(patsubst $(K8S_OWN_SCHEMAS)/%,%,$(wildcard $(K8S_OWN_SCHEMAS)/*/*.json))
+# Schemas the shared collection does not have, converted from their CRDs by us (k8s/schemas/README.md):
+# found through a schema location of their own, never compared with (or refreshed from) the collection.
+# Every other file in k8s/schemas is a copy, and must equal its original.
+K8S_ADDED_SCHEMA_FILES := barmancloud.cnpg.io/objectstore_v1.json
+K8S_COPIED_SCHEMA_FILES = $(filter-out $(K8S_ADDED_SCHEMA_FILES),$(K8S_OWN_SCHEMA_FILES))
 K8S_VERSION  ?= 1.33.0
 K8S_OVERLAYS ?= dev test acc prod
 K8S_PYTHON   ?= $(if $(PYTHON),$(PYTHON),python3)
@@ -61,10 +68,13 @@ K8S_PROMTOOL_STAMP    := $(K8S_TOOLS_DIR)/promtool-$(subst =,-,$(K8S_PROMETHEUS_
 K8S_SCHEMAS_STAMP     := $(K8S_CORE_SCHEMAS)/.complete
 K8S_PROMQL            := $(K8S_LOCAL)/k8s/promql
 
-# strict: unknown fields fail, duplicate keys fail; a kind without a schema fails (nothing is skipped)
+# strict: unknown fields fail, duplicate keys fail; a kind without a schema fails (nothing is skipped).
+# Locations in order: Kubernetes' core kinds, the operators' CRDs ($(K8S_SCHEMAS)), and last the schemas
+# we convert ourselves (k8s/schemas; its copies are never reached there while the collection has them).
 K8S_KUBECONFORM = $(KUBECONFORM) -strict \
   -schema-location '$(K8S_CORE_SCHEMAS)/{{.ResourceKind}}{{.KindSuffix}}.json' \
-  -schema-location '$(K8S_SCHEMAS)/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json'
+  -schema-location '$(K8S_SCHEMAS)/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json' \
+  -schema-location '$(K8S_OWN_SCHEMAS)/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json'
 
 # alone (make -f k8s.mk), the default is k8s-lint; included, the including Makefile's default stays
 ifeq ($(.DEFAULT_GOAL),)
@@ -132,19 +142,28 @@ endef
 k8s-render:
 	$(k8s_render)
 
-# the copies in k8s/schemas, refreshed from the shared collection (only the files already there)
+# the copies in k8s/schemas, refreshed from the shared collection (only the copies already there)
 k8s-schemas:
 	@[ -d $(K8S_SHARED_SCHEMAS) ] || { echo "k8s-schemas: no shared collection at $(K8S_SHARED_SCHEMAS)"; exit 1; }
-	@for file in $(K8S_OWN_SCHEMA_FILES); do install -m 644 $(K8S_SHARED_SCHEMAS)/$$file $(K8S_OWN_SCHEMAS)/$$file; done
+	@for file in $(K8S_COPIED_SCHEMA_FILES); do install -m 644 $(K8S_SHARED_SCHEMAS)/$$file $(K8S_OWN_SCHEMAS)/$$file; done
 	@install -m 644 $(K8S_SHARED_SCHEMAS)/LICENSES/* $(K8S_OWN_SCHEMAS)/LICENSES/
-	@echo "k8s-schemas: $(words $(K8S_OWN_SCHEMA_FILES)) schemas copied from $(K8S_SHARED_SCHEMAS)"
+	@echo "k8s-schemas: $(words $(K8S_COPIED_SCHEMA_FILES)) schemas copied from $(K8S_SHARED_SCHEMAS)"
 
-# with the shared collection present, every copy must equal its original
+# with the shared collection present, every copy must equal its original (a copy whose original is gone
+# fails too); the schemas we convert ourselves must be there, and are compared only once the collection
+# has one of the same name (it would be used instead of ours)
 k8s-schemas-check:
+	@for file in $(K8S_ADDED_SCHEMA_FILES); do [ -f $(K8S_OWN_SCHEMAS)/$$file ] || \
+	  { echo "k8s/schemas/$$file is missing (k8s/schemas/README.md says how it is made)"; exit 1; }; done
 	@if [ -d $(K8S_SHARED_SCHEMAS) ]; then \
-	  for file in $(K8S_OWN_SCHEMA_FILES); do cmp -s $(K8S_SHARED_SCHEMAS)/$$file $(K8S_OWN_SCHEMAS)/$$file || \
+	  for file in $(K8S_COPIED_SCHEMA_FILES); do cmp -s $(K8S_SHARED_SCHEMAS)/$$file $(K8S_OWN_SCHEMAS)/$$file || \
 	    { echo "k8s/schemas/$$file differs from $(K8S_SHARED_SCHEMAS)/$$file: run make k8s-schemas"; exit 1; }; done; \
-	  echo "k8s/schemas: $(words $(K8S_OWN_SCHEMA_FILES)) copies equal the shared collection"; \
+	  for file in $(K8S_ADDED_SCHEMA_FILES); do [ ! -f $(K8S_SHARED_SCHEMAS)/$$file ] || \
+	    cmp -s $(K8S_SHARED_SCHEMAS)/$$file $(K8S_OWN_SCHEMAS)/$$file || \
+	    { echo "$(K8S_SHARED_SCHEMAS)/$$file now exists and differs from ours: take it as a copy" \
+	      "(drop it from K8S_ADDED_SCHEMA_FILES, run make k8s-schemas)"; exit 1; }; done; \
+	  echo "k8s/schemas: $(words $(K8S_COPIED_SCHEMA_FILES)) copies equal the shared collection;" \
+	    "$(words $(K8S_ADDED_SCHEMA_FILES)) converted here: $(K8S_ADDED_SCHEMA_FILES)"; \
 	else echo "k8s/schemas: no shared collection beside the clone; validating against the copies"; fi
 
 k8s-lint: k8s-tools k8s-schemas-check
@@ -157,7 +176,7 @@ k8s-lint: k8s-tools k8s-schemas-check
 	@$(K8S_TOOLS_PY) $(K8S_ROOT)/k8s/tools/dashboard.py --check
 	@echo "== kubectl kustomize"
 	$(k8s_render)
-	@echo "== kubeconform -strict (Kubernetes $(K8S_VERSION); CRDs from $(K8S_SCHEMAS))"
+	@echo "== kubeconform -strict (Kubernetes $(K8S_VERSION); CRDs from $(K8S_SCHEMAS), then k8s/schemas)"
 	@$(K8S_KUBECONFORM) -summary $(K8S_OUT)/base.yaml $(foreach overlay,$(K8S_OVERLAYS),$(K8S_OUT)/$(overlay).yaml)
 	@echo "== kubeconform still rejects each known mistake in k8s/tests/must-fail/"
 	@for manifest in $(K8S_ROOT)/k8s/tests/must-fail/*.yaml; do \

@@ -13,6 +13,10 @@ other and with the code:
   its retention, and no topic is replicated more than there are brokers;
 - every ScaledObject scales a Deployment, uses the service's consumer group, reads existing topics,
   keeps maxReplicaCount at or below their partitions, and keeps at least one replica (the API);
+- every database archives its WAL through the Barman Cloud Plugin to an ObjectStore of the overlay, has a
+  WAL volume and a nightly plugin backup; with standbys it replicates synchronously, never waiting for
+  more standbys than it has, and with dataDurability required one standby may fail without stopping
+  writes; an egress policy that selects its pods lets them reach the object store;
 - Services, PodDisruptionBudgets and the Ingress point at pods and ports that exist.
 
     python policy.py RENDERED.yaml...    (k8s.mk's k8s-lint passes the rendered overlays)
@@ -24,13 +28,20 @@ import importlib.util
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 TOPICS_MODULE = REPO / "contracts" / "src" / "buurtkracht_contracts" / "topics.py"
 # Secrets the platform team creates (docs/kubernetes.md, "Secrets"); every other one comes from an operator.
-PLATFORM_SECRETS = {"notifications-smtp"}
+PLATFORM_SECRETS = {
+    "notifications-smtp",
+    "initiatives-db-backup-s3",
+    "vouchers-db-backup-s3",
+    "notifications-db-backup-s3",
+}
+BARMAN_CLOUD_PLUGIN = "barman-cloud.cloudnative-pg.io"
 
 
 def contract_topics() -> dict[str, int]:
@@ -118,6 +129,103 @@ def check_deployment(deployment: dict, settings: dict[str, str], problems: list[
             problems.append(f"{cname}: no port named http")
 
 
+def selects(selector: dict, labels: dict) -> bool:
+    """A label selector (matchLabels and matchExpressions) against a pod's labels."""
+    if not matches(selector.get("matchLabels", {}), labels):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and labels.get(key) in values:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def endpoint_port(url: str) -> int:
+    parsed = urlparse(url)
+    return parsed.port or (80 if parsed.scheme == "http" else 443)
+
+
+def check_databases(docs: list[dict], known_secrets: set[str], problems: list[str]) -> None:
+    stores = {doc["metadata"]["name"]: doc for doc in of_kind(docs, "ObjectStore")}
+    archived_to: set[str] = set()
+    egress_policies = [doc for doc in of_kind(docs, "NetworkPolicy") if "Egress" in doc["spec"].get("policyTypes", [])]
+    for cluster in of_kind(docs, "Cluster"):
+        name, spec = cluster["metadata"]["name"], cluster["spec"]
+        where = f"Cluster {name}"
+        archivers = [
+            plugin
+            for plugin in spec.get("plugins", [])
+            if plugin["name"] == BARMAN_CLOUD_PLUGIN and plugin.get("isWALArchiver") and plugin.get("enabled", True)
+        ]
+        store_name = archivers[0].get("parameters", {}).get("barmanObjectName") if archivers else None
+        if store_name not in stores:
+            problems.append(f"{where}: archives no WAL to an ObjectStore here (plugin {BARMAN_CLOUD_PLUGIN})")
+        archived_to.add(store_name or "")
+        if "walStorage" not in spec:
+            problems.append(f"{where}: no walStorage (WAL waiting for the archive would fill the data volume)")
+        backups = [
+            backup
+            for backup in of_kind(docs, "ScheduledBackup")
+            if backup["spec"]["cluster"]["name"] == name
+            and backup["spec"].get("method") == "plugin"
+            and backup["spec"].get("pluginConfiguration", {}).get("name") == BARMAN_CLOUD_PLUGIN
+        ]
+        if not backups:
+            problems.append(f"{where}: no ScheduledBackup with method plugin ({BARMAN_CLOUD_PLUGIN})")
+
+        standbys = spec.get("instances", 1) - 1
+        synchronous = spec.get("postgresql", {}).get("synchronous")
+        if synchronous is None and standbys > 0:
+            problems.append(f"{where}: {standbys} standby(s) but no synchronous replication (a failover loses commits)")
+        if synchronous is not None:
+            number, durability = synchronous["number"], synchronous.get("dataDurability", "required")
+            if number > standbys:
+                problems.append(f"{where}: waits for {number} synchronous standby(s) but has {standbys}")
+            elif durability == "required" and standbys - number < 1:
+                problems.append(
+                    f"{where}: dataDurability required with {number} of {standbys} standby(s): "
+                    "one standby down would stop every write"
+                )
+
+        # the pods reach the object store: unless no egress policy selects them at all
+        pod_labels = dict(spec.get("inheritedMetadata", {}).get("labels", {}))
+        pod_labels |= {"cnpg.io/cluster": name, "cnpg.io/podRole": "instance"}
+        policies = [policy for policy in egress_policies if selects(policy["spec"]["podSelector"], pod_labels)]
+        if policies and store_name in stores:
+            port = endpoint_port(stores[store_name]["spec"]["configuration"].get("endpointURL", "https://s3"))
+            allowed = any(
+                not rule.get("ports") or any(entry.get("port") in (None, port) for entry in rule["ports"])
+                for policy in policies
+                for rule in policy["spec"].get("egress", [])
+            )
+            if not allowed:
+                problems.append(
+                    f"{where}: egress policies {[p['metadata']['name'] for p in policies]} select its pods "
+                    f"but none allows port {port} of the object store (WAL archiving would stop)"
+                )
+
+    for name, store in stores.items():
+        if name not in archived_to:
+            problems.append(f"ObjectStore {name}: no Cluster archives to it")
+        configuration = store["spec"]["configuration"]
+        references = [
+            ref for ref in configuration.get("s3Credentials", {}).values() if isinstance(ref, dict) and "name" in ref
+        ]
+        references += [configuration["endpointCA"]] if "endpointCA" in configuration else []
+        for ref in references:
+            if ref["name"] not in known_secrets:
+                problems.append(
+                    f"ObjectStore {name}: reads Secret {ref['name']}, which no operator writes and the platform "
+                    "is not asked for"
+                )
+
+
 def check(path: Path, topics_in_contracts: dict[str, int]) -> list[str]:
     docs = objects(path)
     problems: list[str] = []
@@ -185,6 +293,9 @@ def check(path: Path, topics_in_contracts: dict[str, int]) -> list[str]:
         for ref in auth["spec"].get("secretTargetRef", []):
             if ref["name"] not in known:
                 problems.append(f"TriggerAuthentication {auth['metadata']['name']}: unknown Secret {ref['name']}")
+
+    # Databases: replication, WAL archiving and backups
+    check_databases(docs, known, problems)
 
     # Kafka: topics as in the contracts, replication within the brokers
     brokers = sum(
