@@ -15,7 +15,12 @@
 #
 # Faults on purpose (for chaos runs; pass the same settings as to stack-up):
 #   deploy/local/stack.sh kafka-kill N | kafka-stop N | kafka-start N
-#   deploy/local/stack.sh pg-restart fast | immediate
+#   deploy/local/stack.sh pg-restart fast | immediate | pg-freeze SECONDS
+#   deploy/local/stack.sh pg-standby up | down | status   a synchronous standby of
+#                       PostgreSQL on $(PG_STANDBY_PORT): a commit returns once the
+#                       standby has flushed it
+#   deploy/local/stack.sh pg-kill | pg-promote   lose the primary (SIGKILL of every
+#                       server process), promote the standby in its place
 
 STACK_ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 STACK_SH   := $(STACK_ROOT)/deploy/local/stack.sh
@@ -28,6 +33,8 @@ STACK_SH   := $(STACK_ROOT)/deploy/local/stack.sh
 # factor 3, min.insync.replicas 2); node N listens on KAFKA_PORT + 10*(N-1), its
 # controller on KAFKA_CONTROLLER_PORT + 10*(N-1): 19092, 19102, 19112 and 19093,
 # 19103, 19113 by default. CACHE_DIR holds the Kafka jars; stacks may share one.
+# PG_STANDBY_PORT is where the standby of `stack.sh pg-standby up` listens
+# (PG_PORT + 1 unless set).
 LOCAL_DIR             ?= $(STACK_ROOT)/.local
 CACHE_DIR             ?= $(LOCAL_DIR)/cache
 KAFKA_VERSION         ?= 4.4.0
@@ -35,6 +42,7 @@ KAFKA_BROKERS         ?= 1
 KAFKA_PORT            ?= 19092
 KAFKA_CONTROLLER_PORT ?= 19093
 PG_PORT               ?= 15432
+PG_STANDBY_PORT       ?= $(shell echo $$(($(PG_PORT) + 1)))
 PG_SUPERUSER_PASSWORD ?= postgres
 
 empty :=
@@ -53,7 +61,7 @@ VOUCHERS_DATABASE_URL      ?= postgresql://vouchers:vouchers-dev@127.0.0.1:$(PG_
 NOTIFICATIONS_DATABASE_URL ?= postgresql://notifications:notifications-dev@127.0.0.1:$(PG_PORT)/notifications
 
 STACK_SETTINGS := LOCAL_DIR CACHE_DIR KAFKA_VERSION KAFKA_BROKERS KAFKA_PORT KAFKA_CONTROLLER_PORT PG_PORT \
-                  PG_SUPERUSER_PASSWORD
+                  PG_STANDBY_PORT PG_SUPERUSER_PASSWORD
 STACK_ENV      := BK_KAFKA_BOOTSTRAP_SERVERS BK_PG_ADMIN_URL INITIATIVES_DATABASE_URL \
                   VOUCHERS_DATABASE_URL NOTIFICATIONS_DATABASE_URL
 # exported to every recipe: the scripts read the settings, and test recipes in

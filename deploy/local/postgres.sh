@@ -13,6 +13,17 @@
 #   postgres.sh missing              apt packages needed but not installed
 #   postgres.sh psql [ARGS...]       psql as superuser over the private socket
 #
+# A synchronous standby, and losing the primary (see README.md):
+#   postgres.sh standby up           a copy of the cluster (pg_basebackup -R) in $LOCAL_DIR/data/postgres-standby,
+#                                    streaming from the primary, on 127.0.0.1:$PG_STANDBY_PORT; the primary then
+#                                    waits for it: a commit returns once the standby has flushed it to disk
+#   postgres.sh standby down|status  the primary no longer waits for it, then it stops | one line
+#   postgres.sh kill                 SIGKILL the postmaster and every backend at once, as a machine that is lost;
+#                                    the stale pid file stays, as after a crash
+#   postgres.sh promote              pg_ctl promote of the standby, once the primary is gone; waits until it takes
+#                                    writes. The old primary's data dir is out of service from then on (`up` refuses
+#                                    it: it may hold commits nobody acknowledged); start afresh with stack-clean
+#
 # initdb/postgres refuse to run as root: as root, the server runs as PG_OS_USER
 # (default: the data dir's owner; for a new cluster 'postgres' if that user
 # exists, else a system user 'buurtkracht', created when missing).
@@ -22,6 +33,16 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 PGDATA_DIR="$DATA_DIR/postgres"
 SOCKET_DIR="$RUN_DIR/postgres"
 PG_LOG="$LOGS_DIR/postgres.log"
+STANDBY_DIR="$DATA_DIR/postgres-standby"
+STANDBY_LOG="$LOGS_DIR/postgres-standby.log"
+# the standby's cluster_name and the application_name it streams as: what the primary's synchronous_standby_names
+# names, and how pg_stat_replication shows it
+STANDBY_NAME=standby
+FAILED_OVER="$DATA_DIR/postgres.failed-over" # written by `promote`: the primary's data dir is out of service
+if [[ -z "${PG_STANDBY_PORT:-}" ]]; then     # its default, like every setting's, is in stack.mk
+  PG_STANDBY_PORT="$(PG_PORT="$PG_PORT" make -s --no-print-directory -C "$REPO_ROOT" -f stack.mk stack-settings |
+    sed -n 's/^PG_STANDBY_PORT=//p')"
+fi
 
 if ((EUID == 0)); then
   if [[ -z "${PG_OS_USER:-}" ]]; then
@@ -86,11 +107,16 @@ if [[ -n "${PG_EXTRA_SETTINGS:-}" ]]; then
   for setting in "${extra[@]}"; do [[ -n "$setting" ]] && PG_SETTINGS+=("$setting"); done
 fi
 
-psql_admin() {
-  PGPASSWORD="" psql -X -q -v ON_ERROR_STOP=1 -h "$SOCKET_DIR" -p "$PG_PORT" -U postgres -d postgres "$@"
+psql_admin() { psql_at "$PG_PORT" "$@"; }
+psql_at() { # psql_at PORT [ARGS...]: superuser psql over the private socket to the server on PORT
+  local port="$1"
+  shift
+  PGPASSWORD="" psql -X -q -v ON_ERROR_STOP=1 -h "$SOCKET_DIR" -p "$port" -U postgres -d postgres "$@"
 }
 
-pid() { live_pid "$PGDATA_DIR/postmaster.pid" "$PGDATA_DIR"; }
+# (the data dir with the space after it on the command line: the standby's dir name starts with the primary's)
+pid() { live_pid "$PGDATA_DIR/postmaster.pid" "$PGDATA_DIR "; }
+standby_pid() { live_pid "$STANDBY_DIR/postmaster.pid" "$STANDBY_DIR "; }
 
 # as root: a fresh clone may sit under a directory the server user cannot enter
 # (e.g. /root); give it search permission (x only, no listing) on the way down
@@ -133,9 +159,9 @@ init_cluster() {
 
 # a crash leaves lock files behind; postgres refuses to start while the pid in
 # them looks alive, which a reused pid or an unreaped zombie postmaster does
-remove_stale_locks() {
+remove_stale_locks() { # remove_stale_locks [DATA_DIR]
   local lock stale
-  for lock in "$PGDATA_DIR/postmaster.pid" "$SOCKET_DIR"/.s.PGSQL.*.lock; do
+  for lock in "${1:-$PGDATA_DIR}/postmaster.pid" "$SOCKET_DIR"/.s.PGSQL.*.lock; do
     if read -r stale 2>/dev/null <"$lock" &&
       ! { alive "$stale" && [[ "$(cat "/proc/$stale/comm" 2>/dev/null)" == postgres ]]; }; then
       say "postgres: removing stale $(basename "$lock") (pid $stale is gone)"
@@ -145,12 +171,28 @@ remove_stale_locks() {
 }
 
 # pg_ctl start, waiting until the server accepts connections (after any crash recovery)
-start_server() {
-  as_pg "$BIN/pg_ctl" start -D "$PGDATA_DIR" -l "$PG_LOG" -w -t 60 -s \
-    -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories='$SOCKET_DIR'$(printf " -c '%s'" "${PG_SETTINGS[@]}")" || {
-    tail -n 20 "$PG_LOG" >&2
-    die "postgres did not start (log: $PG_LOG)"
+start_server() { start_cluster "$PGDATA_DIR" "$PG_PORT" "$PG_LOG" "${PG_SETTINGS[@]}"; }
+start_cluster() { # start_cluster DATA_DIR PORT LOG SETTING...
+  local dir="$1" port="$2" log="$3"
+  shift 3
+  as_pg "$BIN/pg_ctl" start -D "$dir" -l "$log" -w -t 60 -s \
+    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='$SOCKET_DIR'$(printf " -c '%s'" "$@")" || {
+    tail -n 20 "$log" >&2
+    die "postgres did not start (log: $log)"
   }
+}
+
+# a restored data directory (backup.sh restore) replays archived WAL up to its target and is then promoted;
+# no connections meanwhile (hot_standby off): wait until it takes them, up to PG_RECOVERY_SECONDS (600)
+until_recovered() {
+  local t0 limit="${PG_RECOVERY_SECONDS:-600}"
+  t0="$(clock)"
+  until [[ "$(psql_admin -At -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" == f ]]; do
+    pid >/dev/null || { tail -n 20 "$PG_LOG" >&2; die "postgres: exited during recovery (log: $PG_LOG)"; }
+    (($(clock) - t0 < limit * 1000000)) || die "postgres: still recovering after ${limit}s (log: $PG_LOG)"
+    sleep 0.2
+  done
+  say "postgres: archive recovery done and promoted after $(took "$t0")"
 }
 
 up() {
@@ -162,6 +204,7 @@ up() {
   m="$(missing)"
   [[ -z "$m" ]] || die "PostgreSQL server binaries / psql not found; install them, e.g.: apt-get install ${m//$'\n'/ } (or set PG_BINDIR)"
   BIN="$(bindir)"
+  [[ ! -e "$FAILED_OVER" ]] || die "postgres: $PGDATA_DIR failed over to the standby $(cat "$FAILED_OVER"); it may hold commits nobody acknowledged and is not started again: start afresh with make stack-clean"
   ! port_open "$PG_PORT" || die "postgres: port $PG_PORT is already in use by another process (set PG_PORT)"
   ensure_reachable
   init_cluster
@@ -171,7 +214,16 @@ up() {
   chown "$PG_OS_USER" "$SOCKET_DIR" "$PG_LOG"
   remove_stale_locks
   say "postgres: starting on 127.0.0.1:$PG_PORT (log: $PG_LOG)"
+  local recovering=""
+  [[ ! -e "$PGDATA_DIR/recovery.signal" ]] || recovering=yes
   start_server
+  [[ -z "$recovering" ]] || until_recovered
+  # a standby that is gone (lost, or stopped while the primary was down) must not hold up every commit, the
+  # ones below included
+  if grep -q '^synchronous_standby_names' "$PGDATA_DIR/postgresql.auto.conf" 2>/dev/null && ! standby_pid >/dev/null; then
+    say "postgres: the standby is not running; commits no longer wait for it"
+    not_synchronous
+  fi
   # roles/databases (idempotent) and the superuser password used over TCP
   psql_admin -f "$DEPLOY_LOCAL/postgres-init.sql"
   psql_admin -v pw="$PG_SUPERUSER_PASSWORD" <<<"ALTER ROLE postgres PASSWORD :'pw';"
@@ -180,6 +232,7 @@ up() {
 
 down() {
   local p
+  ! standby_pid >/dev/null || standby_down
   if ! p="$(pid)"; then
     say "postgres: stopped"
     return 0
@@ -231,19 +284,145 @@ freeze() { # freeze SECONDS: every server process stopped (SIGSTOP), then contin
 }
 
 status() {
-  local p
+  local p rc=0
   if p="$(pid)"; then
     printf '%-9s running  pid %-7s port %s  %s\n' postgres "$p" "$PG_PORT" "$PGDATA_DIR"
+  elif [[ -e "$FAILED_OVER" ]]; then
+    printf '%-9s stopped  failed over to the standby %s\n' postgres "$(cat "$FAILED_OVER")"
+    rc=3
   else
     printf '%-9s stopped\n' postgres
-    return 3
+    rc=3
   fi
+  # the standby, when there is one, is shown but not required
+  [[ ! -d "$STANDBY_DIR" ]] || standby_status || true
+  return "$rc"
 }
 
-case "${1:-}" in
-  up | down | status | missing) "$1" ;;
-  restart) restart "${2:-}" ;;
-  freeze) freeze "${2:-}" ;;
-  psql) shift; psql_admin "$@" ;;
-  *) die "usage: $0 up|down|status|restart fast|immediate|freeze SECONDS|missing|psql [ARGS...]" ;;
+# -- the synchronous standby, and losing the primary --------------------------------------------------------
+
+synchronous() { # the primary waits for the standby's flush before a commit returns
+  psql_admin -c "ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 ($STANDBY_NAME)'" -c 'SELECT pg_reload_conf()' >/dev/null
+}
+
+not_synchronous() {
+  psql_admin -c 'ALTER SYSTEM RESET synchronous_standby_names' -c 'SELECT pg_reload_conf()' >/dev/null
+}
+
+# how the primary sees the standby: e.g. "streaming quorum" (pg_stat_replication's state and sync_state)
+replication_state() {
+  psql_admin -At -c "SELECT state || ' ' || sync_state FROM pg_stat_replication WHERE application_name = '$STANDBY_NAME'" 2>/dev/null
+}
+
+standby_up() {
+  local p t0 state=""
+  if standby_pid >/dev/null; then
+    standby_status
+    return 0
+  fi
+  [[ ! -e "$FAILED_OVER" ]] || die "postgres: the standby was promoted $(cat "$FAILED_OVER"); start afresh with make stack-clean"
+  p="$(pid)" || die "postgres: the primary is not running (start it with: deploy/local/stack.sh up)"
+  BIN="$(bindir)" || die "PostgreSQL server binaries not found"
+  ! port_open "$PG_STANDBY_PORT" || die "postgres: port $PG_STANDBY_PORT is already in use by another process (set PG_STANDBY_PORT)"
+  t0="$(clock)"
+  # a fresh copy every time: a standby left stopped may lack WAL the primary has recycled since
+  rm -rf "$STANDBY_DIR"
+  mkdir -p "$STANDBY_DIR"
+  chmod 700 "$STANDBY_DIR"
+  touch "$STANDBY_LOG"
+  chown "$PG_OS_USER" "$STANDBY_DIR" "$STANDBY_LOG"
+  # it streams as a role that may replicate and nothing else, over the private socket (pg_hba: local replication trust)
+  psql_admin <<<"SELECT 'CREATE ROLE replicator REPLICATION LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'replicator') \gexec"
+  # -R writes primary_conninfo (with this connection's settings) and standby.signal; -c fast: a checkpoint now,
+  # not one spread over minutes; --no-sync: the standby's first start syncs every file of the copy anyway (it
+  # starts as after a crash), so they are not synced twice
+  as_pg "$BIN/pg_basebackup" -D "$STANDBY_DIR" -R -X stream -c fast --no-sync \
+    -d "host=$SOCKET_DIR port=$PG_PORT user=replicator application_name=$STANDBY_NAME" \
+    >>"$STANDBY_LOG" 2>&1 || {
+    tail -n 20 "$STANDBY_LOG" >&2
+    die "pg_basebackup from the primary failed (log: $STANDBY_LOG)"
+  }
+  say "postgres: standby: copied the primary (pid $p) to $STANDBY_DIR in $(took "$t0"); starting on 127.0.0.1:$PG_STANDBY_PORT"
+  remove_stale_locks "$STANDBY_DIR" # a standby killed before leaves its socket's lock file
+  # the primary's settings, its own name, and waiting for nobody itself once promoted (it has no standby then)
+  start_cluster "$STANDBY_DIR" "$PG_STANDBY_PORT" "$STANDBY_LOG" "${PG_SETTINGS[@]}" \
+    "cluster_name=$STANDBY_NAME" "synchronous_standby_names="
+  synchronous
+  until [[ "$state" == "streaming quorum" || "$state" == "streaming sync" ]]; do
+    (($(clock) - t0 < 60000000)) || die "postgres: the standby is not streaming synchronously after 60s (state: '${state:-none}'; log: $STANDBY_LOG)"
+    sleep 0.1
+    state="$(replication_state)"
+  done
+  standby_status
+}
+
+standby_down() {
+  local p
+  if pid >/dev/null; then
+    not_synchronous # first, so no commit waits for a standby that is going away
+  fi
+  if ! p="$(standby_pid)"; then
+    say "standby: stopped"
+    return 0
+  fi
+  BIN="$(bindir)" || die "PostgreSQL server binaries not found (needed for pg_ctl stop)"
+  as_pg "$BIN/pg_ctl" stop -D "$STANDBY_DIR" -m fast -w -t 60 -s
+  say "standby: stopped (was pid $p)"
+}
+
+standby_status() {
+  local p role
+  if ! p="$(standby_pid)"; then
+    printf '%-9s stopped  %s\n' standby "$STANDBY_DIR"
+    return 3
+  fi
+  if [[ "$(psql_at "$PG_STANDBY_PORT" -At -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" == f ]]; then
+    role="promoted: the primary now"
+  else
+    role="$(replication_state)"
+    role="${role:-not connected to the primary}"
+  fi
+  printf '%-9s running  pid %-7s port %s  %s  (%s)\n' standby "$p" "$PG_STANDBY_PORT" "$STANDBY_DIR" "$role"
+}
+
+kill_primary() { # every server process at once, as when the machine is lost
+  local p pids t0 left
+  p="$(pid)" || die "postgres: not running (start it with: deploy/local/stack.sh up)"
+  t0="$(clock)"
+  kill -STOP "$p" # the postmaster forks no new backend from here on
+  pids="$p $(pgrep -P "$p" | tr '\n' ' ' || true)"
+  # shellcheck disable=SC2086 # one argument per process id
+  kill -KILL $pids
+  for left in $pids; do
+    wait_gone "$left" 10 || die "postgres: pid $left still there 10s after SIGKILL"
+  done
+  say "postgres: kill: SIGKILL to the postmaster (pid $p) and its $(($(wc -w <<<"$pids") - 1)) processes, gone after $(took "$t0")"
+}
+
+promote() {
+  local p t0 primary
+  p="$(standby_pid)" || die "postgres: no standby running (start one with: deploy/local/postgres.sh standby up)"
+  if primary="$(pid)"; then
+    die "postgres: the primary still runs (pid $primary); promoting the standby now would make two primaries"
+  fi
+  BIN="$(bindir)" || die "PostgreSQL server binaries not found (needed for pg_ctl promote)"
+  t0="$(clock)"
+  as_pg "$BIN/pg_ctl" promote -D "$STANDBY_DIR" -w -t 60 -s
+  # a transaction id is only assigned where writes are taken
+  until psql_at "$PG_STANDBY_PORT" -c 'SELECT pg_current_xact_id()' >/dev/null 2>&1; do
+    (($(clock) - t0 < 60000000)) || die "postgres: the promoted standby takes no writes 60s after pg_ctl promote"
+    sleep 0.1
+  done
+  printf 'on 127.0.0.1:%s at %s\n' "$PG_STANDBY_PORT" "$(date -Is)" >"$FAILED_OVER"
+  say "postgres: promote: the standby (pid $p) on 127.0.0.1:$PG_STANDBY_PORT takes writes after $(took "$t0")"
+}
+
+case "${1:-}:${2:-}" in
+  up:* | down:* | status:* | missing:* | promote:*) "$1" ;;
+  kill:*) kill_primary ;;
+  restart:*) restart "${2:-}" ;;
+  freeze:*) freeze "${2:-}" ;;
+  standby:up | standby:down | standby:status) "standby_$2" ;;
+  psql:*) shift; psql_admin "$@" ;;
+  *) die "usage: $0 up|down|status|restart fast|immediate|freeze SECONDS|standby up|down|status|kill|promote|missing|psql [ARGS...]" ;;
 esac

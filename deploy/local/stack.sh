@@ -11,6 +11,10 @@
 #   stack.sh pg-restart fast     pg_ctl stop -m fast, start, wait until it accepts connections
 #   stack.sh pg-restart immediate    the same with -m immediate: the start is a crash recovery
 #   stack.sh pg-freeze SECONDS   every PostgreSQL process stopped (SIGSTOP) for SECONDS, then continued
+#   stack.sh pg-standby up|down|status   a synchronous standby of PostgreSQL on PG_STANDBY_PORT (commits wait
+#                                for its flush) | the primary stops waiting for it, then it stops | one line
+#   stack.sh pg-kill             SIGKILL the PostgreSQL postmaster and every backend: a lost machine
+#   stack.sh pg-promote          pg_ctl promote of the standby (once the primary is gone), until it takes writes
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 HERE="$DEPLOY_LOCAL"
@@ -57,5 +61,7 @@ case "${1:-}" in
   kafka-kill | kafka-stop | kafka-start) "$HERE/kafka.sh" "${1#kafka-}" "${2:-}" ;;
   pg-restart) "$HERE/postgres.sh" restart "${2:-}" ;;
   pg-freeze) "$HERE/postgres.sh" freeze "${2:-}" ;;
-  *) die "usage: $0 up|down|status|clean|kafka-kill N|kafka-stop N|kafka-start N|pg-restart fast|immediate|pg-freeze SECONDS" ;;
+  pg-standby) "$HERE/postgres.sh" standby "${2:-}" ;;
+  pg-kill | pg-promote) "$HERE/postgres.sh" "${1#pg-}" ;;
+  *) die "usage: $0 up|down|status|clean|kafka-kill N|kafka-stop N|kafka-start N|pg-restart fast|immediate|pg-freeze SECONDS|pg-standby up|down|status|pg-kill|pg-promote" ;;
 esac

@@ -7,8 +7,10 @@ idempotent and safe with several replicas starting at once (yoyo takes a lock in
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlencode
 
 import psycopg
 from yoyo import get_backend, read_migrations
@@ -19,8 +21,33 @@ KIT_MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def _yoyo_url(database_url: str) -> str:
+    """The URL for yoyo (with psycopg 3). yoyo reads one host and one port from a URL, so a URL naming several
+    (`postgresql://u:p@h1:5432,h2:5432/db?target_session_attrs=read-write`, to reach whichever is primary) reaches
+    it with them as its `host` and `port` parameters instead, which yoyo hands to libpq as they are."""
     scheme, rest = database_url.split("://", 1)
-    return f"postgresql+psycopg://{rest}" if scheme in {"postgres", "postgresql"} else database_url
+    if scheme not in {"postgres", "postgresql"}:
+        return database_url
+    authority, _, path = rest.partition("/")
+    user, at, hosts = authority.rpartition("@")
+    if "," not in hosts:
+        return f"postgresql+psycopg://{rest}"
+    database, _, query = path.partition("?")
+    parameters = "&".join(filter(None, [urlencode(_hosts_and_ports(hosts)), query]))
+    return f"postgresql+psycopg://{user}{at}/{database}?{parameters}"
+
+
+_ADDRESS = re.compile(r"(?P<host>\[[^\]]*\]|[^:\[\]]*)(?::(?P<port>\d*))?")
+
+
+def _hosts_and_ports(hosts: str) -> dict[str, str]:
+    """`h1:5432,[::1]:5433,h3` as libpq's `host` and `port` lists (an empty port: the default)."""
+    names, ports = [], []
+    for address in hosts.split(","):
+        if (match := _ADDRESS.fullmatch(address)) is None:
+            raise ValueError(f"not a host[:port] in the database URL: {address!r}")
+        names.append(unquote(match["host"].strip("[]")))
+        ports.append(match["port"] or "")
+    return {"host": ",".join(names), "port": ",".join(ports)}
 
 
 def apply(database_url: str, *service_migrations: Path) -> list[str]:

@@ -59,7 +59,13 @@ class KafkaSettings(BaseSettings):
 
 class KitSettings(KafkaSettings):
     service_name: str = Field(description="initiatives, vouchers or notifications; also the consumer group id")
-    database_url: str = Field(description="postgresql:// URL of the service's own database")
+    database_url: str = Field(
+        description="postgresql:// URL of the service's own database. It may name several servers "
+        "(`postgresql://u:p@h1:5432,h2:5432/db?target_session_attrs=read-write`), of which the client takes the one "
+        "that accepts writes, so the service follows a failover by itself (as to the local stack's standby, see "
+        "deploy/local/README.md); on Kubernetes the CloudNativePG cluster's `-rw` Service does that, and the URL "
+        "names it alone"
+    )
     municipality_oin: str = Field("00000000000000000000", description="OIN of the municipality, in event sources")
 
     http_host: str = "127.0.0.1"
