@@ -14,6 +14,8 @@
 #   make chaos      ten minutes of pledges, claims and proposals while processes, PostgreSQL, Kafka and the sinks
 #                   fail (CHAOS_SECONDS, CHAOS_SEED, CHAOS_ARGS=--serial for one fault at a time), then a check
 #                   that nothing answered was lost, doubled or reordered; restarts the stack's parts
+#   make restore-drill  lose the vouchers ledger's PostgreSQL mid-day and restore it from the local object store to a
+#                   point in time (Barman Cloud, SeaweedFS: built once with Go), then check what came back
 #   make ledger-check   verify every invariant of the vouchers ledger (needs the stack)
 #   make mail       list the email the local SMTP sink received
 #   make test-unit | test-integration | test-e2e | test-fuzz | test-fault    one tier (all but unit need the stack)
@@ -41,7 +43,7 @@ RUN := $(UV) run --frozen --no-sync
 PYTEST := $(RUN) pytest
 SERVICES := $(notdir $(patsubst %/app.py,%,$(wildcard services/*/src/*/app.py)))
 
-.PHONY: chaos help install run test test-unit test-integration test-e2e test-fuzz test-fault test-explore topics migrate lint schemas docs bench keys ledger-check mail demo
+.PHONY: chaos restore-drill help install run test test-unit test-integration test-e2e test-fuzz test-fault test-explore topics migrate lint schemas docs bench keys ledger-check mail demo
 
 help:
 	@awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' Makefile
@@ -121,6 +123,11 @@ CHAOS_SEED    ?=
 CHAOS_ARGS    ?=
 chaos: install stack-up topics
 	$(RUN) python -m tests.chaos.run --seconds $(CHAOS_SECONDS) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED)) $(CHAOS_ARGS)
+
+# the ledger's own PostgreSQL in the drill (archiving to the object store); DRILL_ARGS: --rate, --phase-seconds
+DRILL_PG_PORT ?= 15442
+restore-drill: install stack-up topics
+	DRILL_PG_PORT=$(DRILL_PG_PORT) $(RUN) python -m tests.drill.restore $(DRILL_ARGS)
 
 ledger-check: install
 	BK_DATABASE_URL="$(VOUCHERS_DATABASE_URL)" $(RUN) python -m vouchers.ledger_check

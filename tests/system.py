@@ -215,11 +215,16 @@ async def start_at_the_end(bootstrap: str, groups: dict[str, list[str]]) -> None
 
 @contextlib.asynccontextmanager
 async def running_system(
-    kafka_bootstrap: str, tmp_path_factory: Any, tier: str, settings: dict[str, str] | None = None
+    kafka_bootstrap: str,
+    tmp_path_factory: Any,
+    tier: str,
+    settings: dict[str, str] | None = None,
+    databases_given: dict[str, str] | None = None,
 ) -> AsyncIterator[System]:
     """Three service processes on databases of their own (named after `tier`), a real SMTP server and a webhook
     endpoint; stopped with SIGTERM and their databases dropped afterwards. `settings` (BK_* variables) go to every
-    service."""
+    service. A service named in `databases_given` uses the database at that URL instead (on a PostgreSQL of the
+    caller's, neither made nor dropped here)."""
     run = uuid.uuid4().hex[:6]
     groups = [f"{service}-{tier}-{run}" for service in ("initiatives", "vouchers", "notifications")]
     # the services' dead-letter topics too: a stray record on the shared topics is parked there
@@ -242,14 +247,17 @@ async def running_system(
     processes, ports, databases = system.processes, system.ports, []
     try:
         for service in ("initiatives", "vouchers", "notifications"):
-            name = f"{tier}_{service}_{run}"
-            await admin.execute(f'CREATE DATABASE "{name}"')
-            databases.append(name)
-            system.databases[service] = database_url(name)
+            if databases_given and service in databases_given:
+                system.databases[service] = databases_given[service]
+            else:
+                name = f"{tier}_{service}_{run}"
+                await admin.execute(f'CREATE DATABASE "{name}"')
+                databases.append(name)
+                system.databases[service] = database_url(name)
             ports[service] = free_port()
             system.environments[service] = os.environ | {
                 "BK_SERVICE_NAME": f"{service}-{tier}-{run}",
-                "BK_DATABASE_URL": database_url(name),
+                "BK_DATABASE_URL": system.databases[service],
                 "BK_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
                 "BK_HTTP_PORT": str(ports[service]),
                 "BK_JWT_PUBLIC_KEY_FILE": str(keys / "public.pem"),

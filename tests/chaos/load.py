@@ -135,30 +135,9 @@ async def prepare(system: System, residents: int, initiatives: int) -> Populatio
     approved, initiators = [], {}
     for n in range(initiatives):
         owner = people[subjects[n % len(subjects)]]
+        helpers = [people[subjects[(n + k) % len(subjects)]] for k in range(1, len(subjects))]
         amount = FIRST_APPROVED_CENTS if n == 0 else APPROVED_CENTS
-        body = {
-            "title": f"Initiatief {n} {journey.run}",
-            "summary": "Voor de buurt",
-            "description": "Samen doen.",
-            "area_code": BUURT,
-            "category": "social",
-            "budget_lines": [{"description": "materiaal", "amount_cents": amount}],
-        }
-        initiative = await journey.call("initiatives", "POST", "/api/v1/initiatives", owner, body)
-        iid = initiative["id"]
-        state = await journey.call("initiatives", "POST", f"/api/v1/initiatives/{iid}/submit", owner)
-        supporter = 1
-        while state["status"] == "gathering_support":
-            helper = people[subjects[(n + supporter) % len(subjects)]]
-            state = await journey.call("initiatives", "POST", f"/api/v1/initiatives/{iid}/supports", helper)
-            supporter += 1
-        await journey.call(
-            "initiatives",
-            "POST",
-            f"/api/v1/initiatives/{iid}/review",
-            official,
-            {"decision": "approve", "approved_amount_cents": amount},
-        )
+        iid = await approved_initiative(journey, owner, helpers, official, amount, f"Initiatief {n} {journey.run}")
         approved.append(iid)
         initiators[iid] = owner
     now = datetime.now(UTC)
@@ -186,6 +165,40 @@ async def prepare(system: System, residents: int, initiatives: int) -> Populatio
             lambda iid=iid: journey.call("vouchers", "GET", f"/api/v1/initiative-budgets/{iid}", official),
         )
     return Population(round_["id"], approved, people, initiators, official, journey.finance())
+
+
+async def approved_initiative(
+    journey: Any,
+    owner: dict[str, str],
+    helpers: list[dict[str, str]],
+    official: dict[str, str],
+    amount: int,
+    title: str,
+) -> str:
+    """An initiative of `owner` in the buurt, proposed, supported by `helpers` until it reaches review, and
+    approved by `official` for `amount` cents; its id."""
+    body = {
+        "title": title,
+        "summary": "Voor de buurt",
+        "description": "Samen doen.",
+        "area_code": BUURT,
+        "category": "social",
+        "budget_lines": [{"description": "materiaal", "amount_cents": amount}],
+    }
+    initiative = await journey.call("initiatives", "POST", "/api/v1/initiatives", owner, body)
+    iid = initiative["id"]
+    state = await journey.call("initiatives", "POST", f"/api/v1/initiatives/{iid}/submit", owner)
+    supporters = iter(helpers)
+    while state["status"] == "gathering_support":
+        state = await journey.call("initiatives", "POST", f"/api/v1/initiatives/{iid}/supports", next(supporters))
+    await journey.call(
+        "initiatives",
+        "POST",
+        f"/api/v1/initiatives/{iid}/review",
+        official,
+        {"decision": "approve", "approved_amount_cents": amount},
+    )
+    return iid
 
 
 class Client:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -115,6 +116,40 @@ def migrate(
     spec = importlib.import_module(f"{service}.app").SPEC
     applied = migrations.apply(database_url, spec.migrations)
     typer.echo(f"{service}: applied {', '.join(applied)}" if applied else f"{service}: up to date")
+
+
+@app.command("after-restore")
+def after_restore(
+    service: Annotated[str, typer.Argument(help="initiatives, vouchers or notifications")],
+    restored_to: Annotated[
+        datetime, typer.Option(help="the point in time the database was restored to (ISO 8601, with its offset)")
+    ],
+    database_url: Annotated[str, typer.Option(envvar="BK_DATABASE_URL")],
+    bootstrap: Annotated[str, typer.Option(envvar="BK_KAFKA_BOOTSTRAP_SERVERS")] = "127.0.0.1:19092",
+    group: Annotated[
+        str | None, typer.Option(envvar="BK_SERVICE_NAME", help="the service's consumer group (its name)")
+    ] = None,
+) -> None:
+    """After a point-in-time restore of a service's database, before the service starts on it: rewind its consumer
+    group to the restore point and move its outbox's sequence past what Kafka holds (see restore.py)."""
+    import json
+
+    from . import restore
+
+    if restored_to.tzinfo is None:
+        raise typer.BadParameter("give the time with its UTC offset, e.g. 2026-11-30T21:15:00+00:00")
+    spec = importlib.import_module(f"{service}.app").SPEC
+    resumed = asyncio.run(
+        restore.resume(
+            database_url,
+            _kafka(bootstrap),
+            group or spec.name,
+            list(spec.subscribed_topics),
+            sorted({event.topic for event in spec.publishes}),
+            restored_to,
+        )
+    )
+    typer.echo(json.dumps(resumed.__dict__))
 
 
 @app.command("docs")
