@@ -39,6 +39,9 @@ down() {
   local rc=0
   "$HERE/kafka.sh" down || rc=1
   "$HERE/postgres.sh" down || rc=1
+  # what the restore drill started: the object store, and the ledger's own server (make restore-drill)
+  "$HERE/objectstore.sh" down || rc=1
+  if [[ -d "$LOCAL_DIR/restore-drill/data" ]]; then LOCAL_DIR="$LOCAL_DIR/restore-drill" "$HERE/postgres.sh" down || rc=1; fi
   return "$rc"
 }
 
@@ -53,7 +56,7 @@ status() {
 clean() {
   down
   say "deleting $DATA_DIR, $RUN_DIR and generated config (keeping $CACHE_DIR)"
-  rm -rf "$DATA_DIR" "$RUN_DIR" "$LOCAL_DIR/kafka" "$LOCAL_DIR/stack.env"
+  rm -rf "$DATA_DIR" "$RUN_DIR" "$LOCAL_DIR/kafka" "$LOCAL_DIR/stack.env" "$LOCAL_DIR/restore-drill" "$LOCAL_DIR/backup"
 }
 
 case "${1:-}" in

@@ -178,8 +178,17 @@ async def pledges(
 
 
 async def drill(
-    bootstrap: str, local_dir: Path, port: int, rate: float, phase: float, say: Any = print
+    bootstrap: str,
+    local_dir: Path,
+    port: int,
+    rate: float,
+    phase: float,
+    say: Any = print,
+    folders: Any = None,
+    resume: bool = True,
 ) -> dict[str, Any]:
+    """One drill; its figures, with the problems found (none when it passed). `resume=False` leaves out
+    `buurtkracht after-restore`, to show what that step prevents (the check then finds it)."""
     started = time.monotonic()
     run = f"{int(time.time()):x}"
     ledger_db = Drill(local_dir, port, run)
@@ -189,90 +198,95 @@ async def drill(
     figures: dict[str, Any] = {}
     problems: list[str] = []
     ledgers = {name: load.Ledger() for name in PHASES}
-    folders = Folders()
+    folders = folders or Folders()
     brokers = kafka_pids(local_dir)
     settings = {"BK_SHUTDOWN_GRACE_SECONDS": "5"}
-    async with running_system(bootstrap, folders, "drill", settings, {"vouchers": ledger_db.url}) as system:
-        population = await load.prepare(system, residents=20, initiatives=4)
-        say(f"day: {len(population.residents)} residents with a wallet, {len(population.initiatives)} initiatives")
+    try:
+        async with running_system(bootstrap, folders, "drill", settings, {"vouchers": ledger_db.url}) as system:
+            population = await load.prepare(system, residents=20, initiatives=4)
+            say(f"day: {len(population.residents)} residents with a wallet, {len(population.initiatives)} initiatives")
 
-        await pledges(system, population, ledgers["before"], rate, phase, 1)
-        backup, _ = await asyncio.gather(
-            ledger_db.script("backup.sh", "base"), pledges(system, population, ledgers["before"], rate, phase, 2)
-        )
-        backup_id = backup.splitlines()[-1]
-        say(f"{backup.splitlines()[-2]}: {backup_id}, while residents went on pledging")
-
-        stall(brokers, True)
-        try:
-            await pledges(system, population, ledgers["before"], rate, phase, 3)
-            await asyncio.sleep(0.5)
-            target = datetime.now(UTC)
-            await asyncio.sleep(0.5)
-            await pledges(system, population, ledgers["after"], rate, phase, 4)
-        finally:
-            stall(brokers, False)
-        say(
-            f"restore point {target.isoformat()}: Kafka stalled for the {phase:.0f} s of pledges before it and after it"
-        )
-
-        journey = system.journey
-        people = list(population.residents.values())
-        late = await load.approved_initiative(
-            journey, people[0], people[1:], population.official, 50_000, f"Na het herstelpunt {journey.run}"
-        )
-        await journey.until(
-            "the vouchers service to learn of the initiative approved after the restore point",
-            lambda: journey.call("vouchers", "GET", f"/api/v1/initiative-budgets/{late}", population.official),
-        )
-        await pledges(system, population, ledgers["after"], rate, phase, 5)
-        await until_drained(system, ["vouchers"])
-        segment = await ledger_db.archived_up_to_now()
-        say(f"WAL archived up to {segment}")
-
-        await system.kill("vouchers")
-        ledger_db.lose()
-        say("the ledger's server was killed and its data directory set aside")
-        t0 = time.monotonic()
-        stopped_at = await ledger_db.restore(backup_id, target)
-        restore_seconds = time.monotonic() - t0
-        say(f"restored in {restore_seconds:.1f} s: {stopped_at}")
-        resumed = await after_restore(system, ledger_db.url, bootstrap, target)
-        say(f"after-restore: {json.dumps(resumed)}")
-        starts = await system.start_until_ready("vouchers")
-        service_seconds = time.monotonic() - t0
-        say(f"the vouchers service answers on the restored ledger {service_seconds:.1f} s after the restore began")
-
-        await pledges(system, population, ledgers["restored"], rate, phase, 6)
-        await until_drained(system, list(system.databases))
-
-        figures["vouchers_inbox_after_restore"] = await inbox_outcomes(system)
-        findings = check.Findings()
-        await check._ledger(system, findings)
-        await check._events(system, bootstrap, findings)
-        await check._messages(system, findings)
-        problems += findings.problems
-        figures |= {
-            "backup_id": backup_id,
-            "restore_point": target.isoformat(),
-            "recovery": stopped_at,
-            "restore_seconds": round(restore_seconds, 1),
-            "until_service_answers_seconds": round(service_seconds, 1),
-            "service_starts": starts,
-            "after_restore": resumed,
-            **{k: v for k, v in findings.figures.items() if k != "ledger_check"},
-            "ledger_check": findings.figures.get("ledger_check"),
-        }
-        figures |= await pledges_check(system, population, ledgers, problems)
-        figures |= await events_check(system, bootstrap, ledgers, problems)
-        known = await journey.http.get(
-            f"{system.url('vouchers')}/api/v1/initiative-budgets/{late}", headers=population.official
-        )
-        if known.status_code != 200:
-            problems.append(
-                f"the initiative approved after the restore point is unknown to vouchers ({known.status_code})"
+            await pledges(system, population, ledgers["before"], rate, phase, 1)
+            backup, _ = await asyncio.gather(
+                ledger_db.script("backup.sh", "base"), pledges(system, population, ledgers["before"], rate, phase, 2)
             )
-        figures["initiative_after_restore_point_known_again"] = known.status_code == 200
+            backup_id = backup.splitlines()[-1]
+            say(f"{backup.splitlines()[-2]}: {backup_id}, while residents went on pledging")
+
+            stall(brokers, True)
+            try:
+                await pledges(system, population, ledgers["before"], rate, phase, 3)
+                await asyncio.sleep(0.5)
+                target = datetime.now(UTC)
+                await asyncio.sleep(0.5)
+                await pledges(system, population, ledgers["after"], rate, phase, 4)
+            finally:
+                stall(brokers, False)
+            say(
+                f"restore point {target.isoformat()}: Kafka stalled for the {phase:.0f} s of pledges before it "
+                "and after it"
+            )
+
+            journey = system.journey
+            people = list(population.residents.values())
+            late = await load.approved_initiative(
+                journey, people[0], people[1:], population.official, 50_000, f"Na het herstelpunt {journey.run}"
+            )
+            await journey.until(
+                "the vouchers service to learn of the initiative approved after the restore point",
+                lambda: journey.call("vouchers", "GET", f"/api/v1/initiative-budgets/{late}", population.official),
+            )
+            await pledges(system, population, ledgers["after"], rate, phase, 5)
+            await until_drained(system, ["vouchers"])
+            segment = await ledger_db.archived_up_to_now()
+            say(f"WAL archived up to {segment}")
+
+            await system.kill("vouchers")
+            ledger_db.lose()
+            say("the ledger's server was killed and its data directory set aside")
+            t0 = time.monotonic()
+            stopped_at = await ledger_db.restore(backup_id, target)
+            restore_seconds = time.monotonic() - t0
+            say(f"restored in {restore_seconds:.1f} s: {stopped_at}")
+            resumed = await after_restore(system, ledger_db.url, bootstrap, target) if resume else {}
+            say(f"after-restore: {json.dumps(resumed)}" if resume else "after-restore: left out")
+            starts = await system.start_until_ready("vouchers")
+            service_seconds = time.monotonic() - t0
+            say(f"the vouchers service answers on the restored ledger {service_seconds:.1f} s after the restore began")
+
+            await pledges(system, population, ledgers["restored"], rate, phase, 6)
+            await until_drained(system, list(system.databases))
+
+            figures["vouchers_inbox_after_restore"] = await inbox_outcomes(system)
+            findings = check.Findings()
+            await check._ledger(system, findings)
+            await check._events(system, bootstrap, findings)
+            await check._messages(system, findings)
+            problems += findings.problems
+            figures |= {
+                "backup_id": backup_id,
+                "restore_point": target.isoformat(),
+                "recovery": stopped_at,
+                "restore_seconds": round(restore_seconds, 1),
+                "until_service_answers_seconds": round(service_seconds, 1),
+                "service_starts": starts,
+                "after_restore": resumed,
+                **{k: v for k, v in findings.figures.items() if k != "ledger_check"},
+                "ledger_check": findings.figures.get("ledger_check"),
+            }
+            figures |= await pledges_check(system, population, ledgers, problems)
+            figures |= await events_check(system, bootstrap, ledgers, problems)
+            known = await journey.http.get(
+                f"{system.url('vouchers')}/api/v1/initiative-budgets/{late}", headers=population.official
+            )
+            if known.status_code != 200:
+                problems.append(
+                    f"the initiative approved after the restore point is unknown to vouchers ({known.status_code})"
+                )
+            figures["initiative_after_restore_point_known_again"] = known.status_code == 200
+    finally:
+        stopped = await ledger_db.script("postgres.sh", "down")
+        say(f"{stopped.splitlines()[-1]} (the ledger's server; {ledger_db.dir})")
     figures["drill_seconds"] = round(time.monotonic() - started, 1)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     figures["load_generator_cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 1)
@@ -414,10 +428,24 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="pledges per second")
     parser.add_argument("--phase-seconds", type=float, default=8.0, help="seconds of pledges in each phase")
     parser.add_argument("--port", type=int, default=int(os.environ.get("DRILL_PG_PORT", "15442")))
+    parser.add_argument(
+        "--without-after-restore",
+        action="store_true",
+        help="leave out `buurtkracht after-restore`, to see what it prevents (the drill then fails)",
+    )
     arguments = parser.parse_args()
     bootstrap = os.environ.get("BK_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     local_dir = Path(os.environ.get("LOCAL_DIR", ROOT / ".local")).resolve()
-    figures = asyncio.run(drill(bootstrap, local_dir, arguments.port, arguments.rate, arguments.phase_seconds))
+    figures = asyncio.run(
+        drill(
+            bootstrap,
+            local_dir,
+            arguments.port,
+            arguments.rate,
+            arguments.phase_seconds,
+            resume=not arguments.without_after_restore,
+        )
+    )
     for problem in figures["problems"][:50]:
         print(f"PROBLEM: {problem}")
     print(json.dumps(figures))
