@@ -231,7 +231,10 @@ class Service:
         finally:
             for task in background:
                 task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
+            if background:  # bounded: a task that does not end when cancelled must not keep the process alive
+                _, stuck = await asyncio.wait(background, timeout=settings.shutdown_grace_seconds)
+                for task in stuck:
+                    logger.error("%s did not end when cancelled; stopping without it", task.get_name())
             if consumes:
                 await self.offsets.stopping()
                 await self.broker.stop()

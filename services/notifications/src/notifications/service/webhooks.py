@@ -31,6 +31,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from buurtkracht_contracts import Envelope
 from buurtkracht_contracts.notifications import WebhookDeliveryFailed, WebhookSubscriptionDisabled, is_tombstone
 from buurtkracht_contracts.refusals import InvalidInput, NotFound
+from buurtkracht_kit import periodic
 from buurtkracht_kit.auth import Principal
 from buurtkracht_kit.runtime import Service
 
@@ -310,6 +311,7 @@ class Dispatcher:
                 task = asyncio.ensure_future(self.deliver(delivery))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
+            periodic.stop_if_cancelled()
             if self._in_flight:  # go on when an attempt ends (or after the interval, for what becomes due)
                 await asyncio.wait(self._in_flight, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
             else:
