@@ -220,11 +220,12 @@ async def running_system(
     tier: str,
     settings: dict[str, str] | None = None,
     databases_given: dict[str, str] | None = None,
+    service_settings: dict[str, dict[str, str]] | None = None,
 ) -> AsyncIterator[System]:
     """Three service processes on databases of their own (named after `tier`), a real SMTP server and a webhook
     endpoint; stopped with SIGTERM and their databases dropped afterwards. `settings` (BK_* variables) go to every
     service. A service named in `databases_given` uses the database at that URL instead (on a PostgreSQL of the
-    caller's, neither made nor dropped here)."""
+    caller's, neither made nor dropped here); `service_settings` adds settings for one service."""
     run = uuid.uuid4().hex[:6]
     groups = [f"{service}-{tier}-{run}" for service in ("initiatives", "vouchers", "notifications")]
     # the services' dead-letter topics too: a stray record on the shared topics is parked there
@@ -270,6 +271,7 @@ async def running_system(
                 "BK_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",  # the integration's endpoint is on 127.0.0.1
                 "BK_LOG_LEVEL": "WARNING",
                 **(settings or {}),
+                **(service_settings or {}).get(service, {}),
             }
             await system.start(service)
         endpoints = Endpoints(

@@ -9,9 +9,10 @@ archives WAL to the local object store (deploy/local/objectstore.sh, backup.sh);
 run on the stack's. The day:
 
 1. residents pledge at a fixed rate; a base backup is taken while they go on pledging;
-2. Kafka stalls, and residents go on pledging (answered 201: the outbox holds their events);
+2. the ledger's outbox relay (a process of its own here, as it may be in production) stalls, and residents go on
+   pledging (answered 201: the outbox holds their events);
 3. the restore point: every pledge answered before it must come back;
-4. more pledges while Kafka still stalls, then Kafka resumes, an official approves a new initiative (which
+4. more pledges while the relay still stalls, then it resumes, an official approves a new initiative (which
    the vouchers service learns from Kafka) and residents pledge again: none of this may come back;
 5. the database is lost (the server SIGKILLed, its data directory set aside); it is restored into an empty
    directory to the restore point, `buurtkracht after-restore` rewinds the service's consumer group and
@@ -154,21 +155,39 @@ class Drill:
         return stops[-1] if stops else "recovery reached the end of the archived WAL"
 
 
-def kafka_pids(local_dir: Path) -> list[int]:
-    pids = []
-    for file in sorted((local_dir / "run").glob("kafka*.pid")):
-        pid = int(file.read_text().split()[0])
-        if Path(f"/proc/{pid}").exists():
-            pids.append(pid)
-    if not pids:
-        raise RuntimeError(f"no running Kafka broker found in {local_dir / 'run'}")
-    return pids
+class Relay:
+    """The ledger's outbox relay as a process of its own (`buurtkracht relay`), which the drill stalls and stops."""
 
+    def __init__(self, url: str, bootstrap: str, environment: dict[str, str]) -> None:
+        self.url, self.bootstrap, self.environment = url, bootstrap, environment
+        self.process: asyncio.subprocess.Process | None = None
 
-def stall(pids: list[int], stalled: bool) -> None:
-    """SIGSTOP / SIGCONT every broker: Kafka stalls as a whole (the relay cannot publish, answers go on)."""
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP if stalled else signal.SIGCONT)
+    async def start(self, log: Path) -> None:
+        with log.open("ab") as out:
+            self.process = await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).with_name("buurtkracht")),
+                "relay",
+                "--database-url",
+                self.url,
+                "--bootstrap",
+                self.bootstrap,
+                "--poll-interval",
+                "0.2",
+                env=self.environment,
+                stdout=out,
+                stderr=out,
+            )
+
+    def stall(self, stalled: bool) -> None:
+        """SIGSTOP / SIGCONT: the relay publishes nothing meanwhile, and answers go on."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP if stalled else signal.SIGCONT)
+
+    async def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.kill()
+            await self.process.wait()
 
 
 async def pledges(
@@ -199,10 +218,19 @@ async def drill(
     problems: list[str] = []
     ledgers = {name: load.Ledger() for name in PHASES}
     folders = folders or Folders()
-    brokers = kafka_pids(local_dir)
     settings = {"BK_SHUTDOWN_GRACE_SECONDS": "5"}
+    relay: Relay | None = None
     try:
-        async with running_system(bootstrap, folders, "drill", settings, {"vouchers": ledger_db.url}) as system:
+        async with running_system(
+            bootstrap,
+            folders,
+            "drill",
+            settings,
+            {"vouchers": ledger_db.url},
+            {"vouchers": {"BK_RELAY_ENABLED": "false"}},  # the drill's relay process publishes the ledger's outbox
+        ) as system:
+            relay = Relay(ledger_db.url, bootstrap, system.environments["vouchers"])
+            await relay.start(system.logs / "relay.log")
             population = await load.prepare(system, residents=20, initiatives=4)
             say(f"day: {len(population.residents)} residents with a wallet, {len(population.initiatives)} initiatives")
 
@@ -213,7 +241,7 @@ async def drill(
             backup_id = backup.splitlines()[-1]
             say(f"{backup.splitlines()[-2]}: {backup_id}, while residents went on pledging")
 
-            stall(brokers, True)
+            relay.stall(True)
             try:
                 await pledges(system, population, ledgers["before"], rate, phase, 3)
                 await asyncio.sleep(0.5)
@@ -221,10 +249,10 @@ async def drill(
                 await asyncio.sleep(0.5)
                 await pledges(system, population, ledgers["after"], rate, phase, 4)
             finally:
-                stall(brokers, False)
+                relay.stall(False)
             say(
-                f"restore point {target.isoformat()}: Kafka stalled for the {phase:.0f} s of pledges before it "
-                "and after it"
+                f"restore point {target.isoformat()}: the relay stalled for the {phase:.0f} s of pledges before "
+                "it and after it"
             )
 
             journey = system.journey
@@ -242,6 +270,7 @@ async def drill(
             say(f"WAL archived up to {segment}")
 
             await system.kill("vouchers")
+            await relay.kill()
             ledger_db.lose()
             say("the ledger's server was killed and its data directory set aside")
             t0 = time.monotonic()
@@ -250,6 +279,7 @@ async def drill(
             say(f"restored in {restore_seconds:.1f} s: {stopped_at}")
             resumed = await after_restore(system, ledger_db.url, bootstrap, target) if resume else {}
             say(f"after-restore: {json.dumps(resumed)}" if resume else "after-restore: left out")
+            await relay.start(system.logs / "relay.log")
             starts = await system.start_until_ready("vouchers")
             service_seconds = time.monotonic() - t0
             say(f"the vouchers service answers on the restored ledger {service_seconds:.1f} s after the restore began")
@@ -285,6 +315,8 @@ async def drill(
                 )
             figures["initiative_after_restore_point_known_again"] = known.status_code == 200
     finally:
+        if relay is not None:
+            await relay.kill()
         stopped = await ledger_db.script("postgres.sh", "down")
         say(f"{stopped.splitlines()[-1]} (the ledger's server; {ledger_db.dir})")
     figures["drill_seconds"] = round(time.monotonic() - started, 1)
