@@ -117,6 +117,21 @@ async def stack(env: dict[str, str], *args: str) -> str:
     return text
 
 
+async def topic_configs(admin: AIOKafkaAdminClient, timeout: float = 15.0) -> dict[str, str]:
+    """The topic's configuration. The broker asked may not know a topic created a moment ago (the controller's
+    metadata reaches each broker in its own time) and answers with an error code instead: asked again until one
+    answers, for at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        [configs] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, TOPIC)])
+        error_code, error_message, *_, entries = configs.resources[0]
+        if error_code == 0:
+            return {entry[0]: entry[1] for entry in entries}
+        if time.monotonic() > deadline:
+            raise AssertionError(f"describe_configs of {TOPIC}: error {error_code} {error_message}")
+        await asyncio.sleep(0.2)
+
+
 async def partitions_in_sync(admin: AIOKafkaAdminClient) -> bool:
     [description] = await admin.describe_topics([TOPIC])
     return all(len(partition["isr"]) == BROKERS for partition in description["partitions"])
@@ -132,8 +147,7 @@ async def test_a_broker_killed_under_acks_all_load_loses_no_acknowledged_record_
         [description] = await admin.describe_topics([TOPIC])
         leaders = {partition["partition"]: partition["leader"] for partition in description["partitions"]}
         assert {len(partition["replicas"]) for partition in description["partitions"]} == {BROKERS}
-        [configs] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, TOPIC)])
-        settings = {entry[0]: entry[1] for entry in configs.resources[0][4]}
+        settings = await topic_configs(admin)
         assert settings["min.insync.replicas"] == "2"
         assert settings["unclean.leader.election.enable"] == "false"
 
