@@ -117,6 +117,21 @@ async def stack(env: dict[str, str], *args: str) -> str:
     return text
 
 
+async def described(admin: AIOKafkaAdminClient, timeout: float = 15.0) -> dict:
+    """The topic as the cluster describes it once every partition has a leader: the broker asked may not know a
+    topic created a moment ago (the controller's metadata reaches each broker in its own time), and then describes
+    it with no partitions; asked again until one does, for at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        [description] = await admin.describe_topics([TOPIC])
+        partitions = description["partitions"]
+        if len(partitions) == PARTITIONS and all(partition["leader"] >= 0 for partition in partitions):
+            return description
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{TOPIC} not described with {PARTITIONS} led partitions: {description}")
+        await asyncio.sleep(0.2)
+
+
 async def topic_configs(admin: AIOKafkaAdminClient, timeout: float = 15.0) -> dict[str, str]:
     """The topic's configuration. The broker asked may not know a topic created a moment ago (the controller's
     metadata reaches each broker in its own time) and answers with an error code instead: asked again until one
@@ -144,7 +159,7 @@ async def test_a_broker_killed_under_acks_all_load_loses_no_acknowledged_record_
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        [description] = await admin.describe_topics([TOPIC])
+        description = await described(admin)
         leaders = {partition["partition"]: partition["leader"] for partition in description["partitions"]}
         assert {len(partition["replicas"]) for partition in description["partitions"]} == {BROKERS}
         settings = await topic_configs(admin)
