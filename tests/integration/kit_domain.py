@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from buurtkracht_contracts import Envelope, Event, register
 from buurtkracht_kit.db import UnitOfWork
@@ -98,3 +99,14 @@ async def read_topic(bootstrap: str, topic: str, *, at_least: int, timeout: floa
         return records
     finally:
         await consumer.stop()
+
+
+async def committed(kafka: str, group: str, topic: str | None = None) -> dict[TopicPartition, int]:
+    """The offsets `group` has committed (on `topic` only, when given), as Kafka's admin API reports them."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0 and topic in (None, tp.topic)}

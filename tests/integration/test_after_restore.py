@@ -21,6 +21,8 @@ from buurtkracht_kit import migrations, topics
 from buurtkracht_kit.cli import app
 from buurtkracht_kit.restore import REWIND_MARGIN, Resumed, resume
 
+from .kit_domain import committed
+
 pytestmark = pytest.mark.integration
 
 # In whole milliseconds, as Kafka stamps records, and in the past: the broker refuses records stamped far ahead.
@@ -150,16 +152,6 @@ async def commit(kafka: str, group: str, offsets: dict[TopicPartition, int]) -> 
         await consumer.commit(offsets)
     finally:
         await consumer.stop()
-
-
-async def committed(kafka: str, group: str, topic: str) -> dict[TopicPartition, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return {tp: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
 
 
 def rewound(subscribed: str) -> dict[TopicPartition, int]:

@@ -8,13 +8,12 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from buurtkracht_contracts import Envelope
 from buurtkracht_contracts.kafka import to_kafka
 from buurtkracht_kit import migrations
 
-from .kit_domain import MIGRATIONS, SOURCE, CounterIncremented, apply_increment
+from .kit_domain import MIGRATIONS, SOURCE, CounterIncremented, apply_increment, committed
 from .test_outbox_and_consumer import consuming_service, wait_for
 
 pytestmark = pytest.mark.integration
@@ -39,16 +38,6 @@ async def publish(kafka: str, topic: str, counters: list[str]) -> dict[TopicPart
     finally:
         await producer.stop()
     return ends
-
-
-async def committed(kafka: str, group: str) -> dict[TopicPartition, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
 
 
 async def applied(pool, counters: list[str]) -> int:
