@@ -3,7 +3,6 @@ initiative has in each round. The columns hold what the public pages show and no
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -66,7 +65,7 @@ class ReadModel:
             """INSERT INTO public_initiatives (id, area_code, title, status, category, summary, requested_amount_cents,
                    approved_amount_cents, awarded_amount_cents, round_id, support_count, support_threshold,
                    support_deadline, budget_lines, report)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15::jsonb)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                ON CONFLICT (id) DO UPDATE SET area_code = excluded.area_code, title = excluded.title,
                    status = excluded.status, category = excluded.category, summary = excluded.summary,
                    requested_amount_cents = excluded.requested_amount_cents,
@@ -88,8 +87,8 @@ class ReadModel:
             initiative.support_count,
             initiative.support_threshold,
             initiative.support_deadline,
-            json.dumps([asdict(line) for line in initiative.budget_lines]),
-            json.dumps(asdict(initiative.report)) if initiative.report else None,
+            [asdict(line) for line in initiative.budget_lines],  # the pool's codec writes JSON (`kit.db`)
+            asdict(initiative.report) if initiative.report else None,
         )
 
     async def pledged_to(self, initiative_id: uuid.UUID) -> int:
@@ -165,11 +164,11 @@ class ReadModel:
 
 def _initiative(row: asyncpg.Record) -> PublicInitiative:
     values: dict[str, Any] = dict(row)
-    values.pop("pledged_cents", None)
+    for extra in ("pledged_cents", "total"):  # the columns of a listing besides the initiative's
+        values.pop(extra, None)
     values["status"] = Status(values["status"])
-    values["budget_lines"] = tuple(BudgetLine(**line) for line in json.loads(values["budget_lines"]))
+    values["budget_lines"] = tuple(BudgetLine(**line) for line in values["budget_lines"])
     if (report := values["report"]) is not None:
-        report = json.loads(report)
-        spending = tuple(SpentLine(**line) for line in report.pop("spending"))
-        values["report"] = Report(**report, spending=spending)
+        spending = tuple(SpentLine(**line) for line in report["spending"])
+        values["report"] = Report(report["what_was_done"], report["spent_amount_cents"], spending)
     return PublicInitiative(**values)
