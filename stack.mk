@@ -59,11 +59,12 @@ BK_PG_ADMIN_URL            ?= postgresql://postgres:$(PG_SUPERUSER_PASSWORD)@127
 INITIATIVES_DATABASE_URL   ?= postgresql://initiatives:initiatives-dev@127.0.0.1:$(PG_PORT)/initiatives
 VOUCHERS_DATABASE_URL      ?= postgresql://vouchers:vouchers-dev@127.0.0.1:$(PG_PORT)/vouchers
 NOTIFICATIONS_DATABASE_URL ?= postgresql://notifications:notifications-dev@127.0.0.1:$(PG_PORT)/notifications
+PORTAL_DATABASE_URL        ?= postgresql://portal:portal-dev@127.0.0.1:$(PG_PORT)/portal
 
 STACK_SETTINGS := LOCAL_DIR CACHE_DIR KAFKA_VERSION KAFKA_BROKERS KAFKA_PORT KAFKA_CONTROLLER_PORT PG_PORT \
                   PG_STANDBY_PORT PG_SUPERUSER_PASSWORD
 STACK_ENV      := BK_KAFKA_BOOTSTRAP_SERVERS BK_PG_ADMIN_URL INITIATIVES_DATABASE_URL \
-                  VOUCHERS_DATABASE_URL NOTIFICATIONS_DATABASE_URL
+                  VOUCHERS_DATABASE_URL NOTIFICATIONS_DATABASE_URL PORTAL_DATABASE_URL
 # exported to every recipe: the scripts read the settings, and test recipes in
 # the main Makefile get the connection variables without sourcing anything
 export $(STACK_SETTINGS) $(STACK_ENV)

@@ -1,4 +1,4 @@
-"""The whole system for the tiers that run it as a person would: the three services, each as its own process on a
+"""The whole system for the tiers that run it as a person would: every service, each as its own process on a
 database of its own on the real stack, a real SMTP server and an integration's webhook endpoint."""
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Request, Response
 from initiatives.entrypoints.events import HANDLERS as INITIATIVES_HANDLERS
 from notifications.entrypoints.events import HANDLERS as NOTIFICATIONS_HANDLERS
+from portal.entrypoints.events import HANDLERS as PORTAL_HANDLERS
 from vouchers.entrypoints.events import HANDLERS as VOUCHERS_HANDLERS
 
 from buurtkracht_contracts.topics import TopicSpec, all_topics, dead_letter_topic
@@ -35,16 +36,18 @@ from .keys import PRIVATE, PUBLIC
 from .stack import PG_ADMIN_URL, database_url
 
 ROOT = Path(__file__).parents[1]
-SERVICES = ("initiatives", "vouchers", "notifications")
+SERVICES = ("initiatives", "vouchers", "notifications", "portal")
 HANDLED = {
     "initiatives": {model.event_type for model in INITIATIVES_HANDLERS},
     "vouchers": {model.event_type for model in VOUCHERS_HANDLERS},
     "notifications": {model.event_type for model in NOTIFICATIONS_HANDLERS},
+    "portal": {model.event_type for model in PORTAL_HANDLERS},
 }
 CONSUMED = {  # the topics each service's consumer group reads
     "initiatives": sorted({model.topic for model in INITIATIVES_HANDLERS}),
     "vouchers": sorted({model.topic for model in VOUCHERS_HANDLERS}),
     "notifications": sorted({model.topic for model in NOTIFICATIONS_HANDLERS}),
+    "portal": sorted({model.topic for model in PORTAL_HANDLERS}),
 }
 spec = importlib.util.spec_from_file_location("journey", ROOT / "deploy" / "local" / "journey.py")
 journey_module = importlib.util.module_from_spec(spec)
@@ -222,12 +225,12 @@ async def running_system(
     databases_given: dict[str, str] | None = None,
     service_settings: dict[str, dict[str, str]] | None = None,
 ) -> AsyncIterator[System]:
-    """Three service processes on databases of their own (named after `tier`), a real SMTP server and a webhook
+    """The service processes on databases of their own (named after `tier`), a real SMTP server and a webhook
     endpoint; stopped with SIGTERM and their databases dropped afterwards. `settings` (BK_* variables) go to every
     service. A service named in `databases_given` uses the database at that URL instead (on a PostgreSQL of the
     caller's, neither made nor dropped here); `service_settings` adds settings for one service."""
     run = uuid.uuid4().hex[:6]
-    groups = [f"{service}-{tier}-{run}" for service in ("initiatives", "vouchers", "notifications")]
+    groups = [f"{service}-{tier}-{run}" for service in SERVICES]
     # the services' dead-letter topics too: a stray record on the shared topics is parked there
     await topics.ensure(
         {"bootstrap_servers": kafka_bootstrap.split(",")},
@@ -247,7 +250,7 @@ async def running_system(
     system = System(None, mailbox, hooks, {}, logs)
     processes, ports, databases = system.processes, system.ports, []
     try:
-        for service in ("initiatives", "vouchers", "notifications"):
+        for service in SERVICES:
             if databases_given and service in databases_given:
                 system.databases[service] = databases_given[service]
             else:

@@ -36,6 +36,7 @@ class Endpoints:
     initiatives: str = "http://127.0.0.1:8001"
     vouchers: str = "http://127.0.0.1:8002"
     notifications: str = "http://127.0.0.1:8003"
+    portal: str = "http://127.0.0.1:8004"
     kafka: str = os.environ.get("BK_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     private_key: Path = Path(os.environ.get("BK_JWT_PRIVATE_KEY_FILE", ".local/keys/jwt-private.pem"))
 
@@ -111,7 +112,7 @@ class Journey:
             await asyncio.sleep(0.3)
 
     async def ready(self, timeout: float = 120.0) -> None:
-        for service in ("initiatives", "vouchers", "notifications"):
+        for service in ("initiatives", "vouchers", "notifications", "portal"):
 
             async def is_ready(service=service):
                 try:

@@ -5,7 +5,7 @@
 -- Idempotent; run as superuser with psql (uses \gexec):
 --   * by deploy/local/postgres.sh on every start of the local stack;
 --   * by the postgres image's /docker-entrypoint-initdb.d (deploy/compose.yaml).
-\set services '{initiatives,vouchers,notifications}'
+\set services '{initiatives,vouchers,notifications,portal}'
 
 SELECT format('CREATE ROLE %I LOGIN', s)
   FROM unnest(:'services'::text[]) AS s

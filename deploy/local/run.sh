@@ -17,6 +17,7 @@ $(deploy/local/stack.sh status)
   initiatives API      http://127.0.0.1:8001/docs   AsyncAPI /asyncapi.json, metrics /metrics
   vouchers API         http://127.0.0.1:8002/docs   (make ledger-check)
   notifications API    http://127.0.0.1:8003/docs
+  portal (public) API  http://127.0.0.1:8004/docs   e.g. /api/v1/public/areas/WK036301/initiatives
   email sent           SMTP sink on 127.0.0.1:10025: make mail
   the whole journey    make demo   (in a second terminal)
   a token              .venv/bin/buurtkracht token --sub r-123 --role resident --area BU03630001

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 async def system(kafka_bootstrap, tmp_path_factory):
-    """Three service processes on databases of their own, a real SMTP server and a webhook endpoint."""
+    """Every service as a process on a database of its own, a real SMTP server and a webhook endpoint."""
     async with running_system(kafka_bootstrap, tmp_path_factory, "e2e") as running:
         yield running.journey, running.mailbox, running.hooks, running.processes, running.logs
 
@@ -99,6 +99,25 @@ async def test_the_resident_journey_from_idea_to_accountability(system):
     assert verified["data"]["payout_id"] == ids["payout_id"], verified
     assert verified["subject"] == verified["data"]["round_id"] == rid, (verified, ids["committee_round_id"])
     assert all(json.loads(b)["type"].startswith("nl.buurtkracht.vouchers.") for _, b in hooks.received)
+
+    async def public_report():
+        shown = await journey.call("portal", "GET", f"/api/v1/public/initiatives/{iid}", {})
+        return shown if shown["status"] == "completed" else None
+
+    shown = await journey.until("the completed initiative on the portal, without signing in", public_report)
+    assert [(s["description"], s["spent_cents"]) for s in shown["report"]["spending"]] == [
+        (s["description"], s["spent_cents"]) for s in initiative["report"]["spending"]
+    ]
+    assert shown["report"]["spent_amount_cents"] == sum(s["spent_cents"] for s in initiative["report"]["spending"])
+    assert [line["amount_cents"] for line in shown["budget_lines"]] == [
+        line["amount_cents"] for line in initiative["budget_lines"]
+    ]
+    assert (shown["support_count"], shown["awarded_amount_cents"]) == (
+        initiative["support_count"],
+        initiative["awarded_amount_cents"],
+    )
+    listed = await journey.call("portal", "GET", f"/api/v1/public/areas/{initiative['area_code']}/initiatives", {})
+    assert iid in [item["id"] for item in listed["items"]] or listed["total"] > listed["limit"]
     for service, process in processes.items():
         assert process.returncode is None, f"{service} died: {(logs / f'{service}.log').read_text()[-2000:]}"
 

@@ -44,10 +44,14 @@ from initiatives.settings import InitiativesSettings
 from notifications.app import create as create_notifications
 from notifications.domain.recipients import KINDS
 from notifications.settings import NotificationsSettings
+from portal.app import create as create_portal
+from portal.service import projection
+from portal.settings import PortalSettings
 from vouchers.app import create as create_vouchers
 from vouchers.service import reactions
 from vouchers.settings import VouchersSettings
 
+from buurtkracht_contracts import initiatives as initiative_events
 from buurtkracht_kit.auth import mint
 from buurtkracht_kit.runtime import Service
 from tests.keys import PRIVATE, PUBLIC
@@ -298,11 +302,37 @@ class Notifications(World):
         return subscription_id
 
 
+class Portal(World):
+    async def public_initiative(self) -> str:
+        """An initiative of the area in the public read model, as the portal's consumer makes it known."""
+
+        async def make() -> str:
+            submitted = initiative_events.InitiativeSubmitted(
+                initiative_id=uuid.uuid4(),
+                area_code="BU03630101",
+                title="Geveltuinen",
+                initiators=[NEIGHBOUR.subject],
+                category="green",
+                summary="Groen langs de gevels",
+                requested_amount_cents=75_000,
+                status="gathering_support",
+                support_threshold=SUPPORT_THRESHOLD,
+                support_deadline=None,
+            )
+            async with self.service.unit_of_work() as uow:
+                await projection.initiative_changed(uow, submitted)
+                await uow.commit()
+            return str(submitted.initiative_id)
+
+        return await self.shared("public_initiative", make)
+
+
 @dataclass(frozen=True)
 class Apps:
     initiatives: Initiatives
     vouchers: Vouchers
     notifications: Notifications
+    portal: Portal
 
     def __getitem__(self, service: str) -> World:
         return getattr(self, service)
@@ -320,11 +350,12 @@ def settings(key_file: Path, database: str = "postgresql://unused/unused") -> di
 
 
 def unstarted(key_file: Path) -> dict[str, Service]:
-    """The three services, built but not started: their routes are all there is to read."""
+    """Every service, built but not started: their routes are all there is to read."""
     return {
         "initiatives": create_initiatives(InitiativesSettings(**settings(key_file))),
         "vouchers": create_vouchers(VouchersSettings(**settings(key_file))),
         "notifications": create_notifications(NotificationsSettings(**settings(key_file))),
+        "portal": create_portal(PortalSettings(**settings(key_file))),
     }
 
 
@@ -345,21 +376,22 @@ async def scratch_databases(count: int) -> AsyncIterator[list[str]]:
 
 @contextlib.asynccontextmanager
 async def running(key_dir: Path) -> AsyncIterator[Apps]:
-    """The three services started on scratch databases, with a client each; the steering group of the area
+    """Every service started on scratch databases, with a client each; the steering group of the area
     registered."""
     key_file = key_dir / "public.pem"
     key_file.write_text(PUBLIC)
-    async with scratch_databases(3) as (initiatives_db, vouchers_db, notifications_db):
+    async with scratch_databases(4) as (initiatives_db, vouchers_db, notifications_db, portal_db):
         services = (
             create_initiatives(
                 InitiativesSettings(**settings(key_file, initiatives_db), support_threshold=SUPPORT_THRESHOLD)
             ),
             create_vouchers(VouchersSettings(**settings(key_file, vouchers_db))),
             create_notifications(NotificationsSettings(**settings(key_file, notifications_db))),
+            create_portal(PortalSettings(**settings(key_file, portal_db))),
         )
         async with contextlib.AsyncExitStack() as stack:
             worlds = []
-            for kind, service in zip((Initiatives, Vouchers, Notifications), services, strict=True):
+            for kind, service in zip((Initiatives, Vouchers, Notifications, Portal), services, strict=True):
                 await stack.enter_async_context(LifespanManager(service.app))
                 client = await stack.enter_async_context(
                     httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://test")

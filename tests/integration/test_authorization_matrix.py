@@ -1,5 +1,5 @@
 # ruff: noqa: E501  (the matrix is one table, a row a line)
-"""Who may call what: every route of the three services × eight callers × the answer, in one table (`MATRIX`).
+"""Who may call what: every route of every service × eight callers × the answer, in one table (`MATRIX`).
 
 The columns are the callers of `authz_fixtures` (the roles of `buurtkracht_kit.tokens.Role` as tokens carry them):
 
@@ -59,6 +59,7 @@ from tests.integration.authz_fixtures import (
     Initiatives,
     Notifications,
     Person,
+    Portal,
     Vouchers,
     World,
     running,
@@ -298,6 +299,14 @@ async def fresh_subscription(w: Notifications, who: Person | None) -> Call:
     return Call({"subscription_id": await w.subscription()})
 
 
+async def in_the_area(w: World, who: Person | None) -> Call:
+    return Call({"area_code": AREA})
+
+
+async def public_initiative(w: Portal, who: Person | None) -> Call:
+    return Call({"initiative_id": await w.public_initiative()})
+
+
 async def subscription_change(w: Notifications, who: Person | None) -> Call:
     return Call({"subscription_id": await w.subscription()}, json={"description": "Financiële administratie"})
 
@@ -401,6 +410,18 @@ MATRIX: list[Row] = [
     ("notifications", "GET",    "/openapi.json",                                          nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
     ("notifications", "GET",    "/api/v1/openapi.json",                                  nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
     ("notifications", "GET",    "/asyncapi.json",                                         nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("portal",        "GET",    "/healthz",                                               nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("portal",        "GET",    "/readyz",                                                nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("portal",        "GET",    "/metrics",                                               nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("portal",        "GET",    "/openapi.json",                                          nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("portal",        "GET",    "/api/v1/openapi.json",                                  nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("portal",        "GET",    "/asyncapi.json",                                         nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+
+    # the portal's public read side: anyone, signed in or not, whatever their roles and areas
+    ("portal",        "GET",    "/api/v1/public/areas/{area_code}/initiatives",           in_the_area,                       200, 200, 200, 200, 200, 200, 200, 200),
+    ("portal",        "GET",    "/api/v1/public/areas/{area_code}/rounds",                in_the_area,                       200, 200, 200, 200, 200, 200, 200, 200),
+    ("portal",        "GET",    "/api/v1/public/initiatives/{initiative_id}",             public_initiative,                 200, 200, 200, 200, 200, 200, 200, 200),
+
     ("notifications", "GET",    "/api/v1/me/export",                                      nothing,                           401, 200, 200, 200, 200, 200, 200, 200),
     # last: every caller is forgotten by it
     ("notifications", "DELETE", "/api/v1/me",                                             nothing,                           401, 202, 202, 202, 202, 202, 202, 202),

@@ -4,6 +4,7 @@ problem+json. `make api-lint` checks the documents with Spectral and that the ru
 
 import importlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -129,18 +130,23 @@ def test_each_service_sends_its_version_on_success_refusal_and_unknown_paths(nam
     base = openapi.base_path(version)
     api = TestClient(built.app, raise_server_exceptions=False)  # no lifespan: nothing here reaches the database
     document = api.get(f"{base}/openapi.json")
-    refused = api.get(base + _authenticated_get(document.json()))
+    path, refusal = _refused_get(document.json())
+    refused = api.get(base + path)
     unknown = api.get("/api/v1/nothing-here")
-    assert (document.status_code, refused.status_code, unknown.status_code) == (200, 401, 404)
+    assert (document.status_code, refused.status_code, unknown.status_code) == (200, refusal, 404)
     for answer in (document, refused, unknown):
         assert answer.headers["API-Version"] == version
     assert refused.headers["content-type"] == unknown.headers["content-type"] == "application/problem+json"
 
 
-def _authenticated_get(document):
-    """A path of the document without parameters whose GET needs a token (every one but the document)."""
-    paths = document["paths"]
-    return next(path for path, item in paths.items() if "get" in item and "{" not in path and path != "/openapi.json")
+def _refused_get(document):
+    """A GET the service refuses, with the status it refuses it with: a path without parameters, whose GET needs a
+    token (every one but the document, 401); in an API without such a path (the portal's public one, which anyone
+    may read), a path with each of its parameters invalid (422)."""
+    paths = [path for path, item in document["paths"].items() if "get" in item and path != "/openapi.json"]
+    if plain := [path for path in paths if "{" not in path]:
+        return plain[0], 401
+    return re.sub(r"\{[^}]+\}", "not-valid", paths[0]), 422
 
 
 @pytest.mark.parametrize("name", SERVICES)

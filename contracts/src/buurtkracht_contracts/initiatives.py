@@ -56,6 +56,14 @@ class InitiativeEvent(Event):
         return str(self.initiative_id)
 
 
+class PlannedBudgetLine(BaseModel):
+    """One line of the budget an initiative asks for, as its initiators wrote it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    description: str
+    amount_cents: Cents
+
+
 class BudgetLineSpending(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
     description: str
@@ -72,6 +80,11 @@ class InitiativeSubmitted(InitiativeEvent):
     status: Literal["gathering_support", "in_review"]
     support_threshold: int = Field(ge=0)
     support_deadline: datetime | None
+    budget_lines: list[PlannedBudgetLine] = Field(
+        default_factory=list,
+        description="The budget asked for, line by line, as submitted (they add up to requested_amount_cents); "
+        "absent in events recorded before the lines were given",
+    )
 
 
 @register

@@ -15,7 +15,7 @@ PRODUCERS = {
     "vouchers": VOUCHERS_EVENTS,
     "notifications": NOTIFICATIONS_EVENTS,
 }
-CONSUMER_GROUPS = ("initiatives", "vouchers", "notifications")
+CONSUMER_GROUPS = ("initiatives", "vouchers", "notifications", "portal")
 DEFAULT_PARTITIONS = 6
 
 

@@ -347,3 +347,13 @@ def test_an_official_cannot_review_an_initiative_they_initiate(decision):
         REVIEWS[decision](initiative, OWNER)
     assert "nobody decides their own case" in str(refused.value)
     assert state(initiative) == before
+
+
+def test_submitting_tells_the_budget_line_by_line_so_a_read_side_can_show_it():
+    initiative = initiative_in(Status.DRAFT)
+    initiative.submit(OWNER, RULES, NOW)
+    (submitted,) = initiative.events
+    assert [(line.description, line.amount_cents) for line in submitted.budget_lines] == [
+        (line.description, line.amount_cents) for line in initiative.budget_lines
+    ]
+    assert sum(line.amount_cents for line in submitted.budget_lines) == submitted.requested_amount_cents

@@ -107,7 +107,7 @@ def topics_ensure(
 
 @app.command("migrate")
 def migrate(
-    service: Annotated[str, typer.Argument(help="initiatives, vouchers or notifications")],
+    service: Annotated[str, typer.Argument(help="initiatives, vouchers, notifications or portal")],
     database_url: Annotated[str, typer.Option(envvar="BK_DATABASE_URL")],
 ) -> None:
     """Apply the kit's and the service's pending migrations to the service's database."""

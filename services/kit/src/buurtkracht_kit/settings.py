@@ -58,7 +58,7 @@ class KafkaSettings(BaseSettings):
 
 
 class KitSettings(KafkaSettings):
-    service_name: str = Field(description="initiatives, vouchers or notifications; also the consumer group id")
+    service_name: str = Field(description="initiatives, vouchers, notifications or portal; also the consumer group id")
     database_url: str = Field(
         description="postgresql:// URL of the service's own database. It may name several servers "
         "(`postgresql://u:p@h1:5432,h2:5432/db?target_session_attrs=read-write`), of which the client takes the one "

@@ -290,6 +290,10 @@ class Initiative:
                 status=self.status.value,
                 support_threshold=rules.support_threshold,
                 support_deadline=self.support_deadline,
+                budget_lines=[
+                    events.PlannedBudgetLine(description=line.description, amount_cents=line.amount_cents)
+                    for line in self.budget_lines
+                ],
             )
         )
 

@@ -1,0 +1,174 @@
+"""The read model's tables, the only module of the portal that speaks SQL: public initiatives, rounds, and what each
+initiative has in each round. The columns hold what the public pages show and nothing else (see the domain)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import asyncpg
+
+from buurtkracht_contracts.areas import enclosing, inside_patterns
+from buurtkracht_kit.paging import fetch_page
+
+from ..domain.model import (
+    BudgetLine,
+    PublicInitiative,
+    PublicRound,
+    Report,
+    RoundShare,
+    RoundTotals,
+    SpentLine,
+    Status,
+)
+
+_INITIATIVE_COLUMNS = (
+    "id, area_code, title, status, category, summary, requested_amount_cents, approved_amount_cents, "
+    "awarded_amount_cents, round_id, support_count, support_threshold, support_deadline, budget_lines, report"
+)
+_ROUND_COLUMNS = (
+    "id, area_code, name, mechanism, total_budget_cents, voucher_amount_cents, opens_at, closes_at, is_open, "
+    "awarded_cents_at_close, returned_to_pool_cents"
+)
+# the sum pledged to an initiative in the round it was last pledged to in
+_PLEDGED = (
+    "coalesce((SELECT s.pledged_cents FROM round_shares s WHERE s.initiative_id = i.id "
+    "ORDER BY s.changed_at DESC LIMIT 1), 0) AS pledged_cents"
+)
+
+
+@dataclass(frozen=True)
+class Listed:
+    initiative: PublicInitiative
+    pledged_cents: int
+
+
+def _in_area(column: str, first: int) -> str:
+    """`column` is the area `$first` or lies inside it (`$first+1` holds the LIKE patterns)."""
+    return f"({column} = ${first} OR {column} LIKE ANY(${first + 1}::text[]))"
+
+
+class ReadModel:
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._conn = connection
+
+    async def initiative(self, initiative_id: uuid.UUID, *, for_update: bool = False) -> PublicInitiative | None:
+        lock = " FOR UPDATE" if for_update else ""
+        row = await self._conn.fetchrow(
+            f"SELECT {_INITIATIVE_COLUMNS} FROM public_initiatives WHERE id = $1{lock}", initiative_id
+        )
+        return _initiative(row) if row else None
+
+    async def save_initiative(self, initiative: PublicInitiative) -> None:
+        await self._conn.execute(
+            """INSERT INTO public_initiatives (id, area_code, title, status, category, summary, requested_amount_cents,
+                   approved_amount_cents, awarded_amount_cents, round_id, support_count, support_threshold,
+                   support_deadline, budget_lines, report)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+               ON CONFLICT (id) DO UPDATE SET area_code = excluded.area_code, title = excluded.title,
+                   status = excluded.status, category = excluded.category, summary = excluded.summary,
+                   requested_amount_cents = excluded.requested_amount_cents,
+                   approved_amount_cents = excluded.approved_amount_cents,
+                   awarded_amount_cents = excluded.awarded_amount_cents, round_id = excluded.round_id,
+                   support_count = excluded.support_count, support_threshold = excluded.support_threshold,
+                   support_deadline = excluded.support_deadline, budget_lines = excluded.budget_lines,
+                   report = excluded.report, updated_at = now()""",
+            initiative.id,
+            initiative.area_code,
+            initiative.title,
+            initiative.status.value,
+            initiative.category,
+            initiative.summary,
+            initiative.requested_amount_cents,
+            initiative.approved_amount_cents,
+            initiative.awarded_amount_cents,
+            initiative.round_id,
+            initiative.support_count,
+            initiative.support_threshold,
+            initiative.support_deadline,
+            [asdict(line) for line in initiative.budget_lines],  # the pool's codec writes JSON (`kit.db`)
+            asdict(initiative.report) if initiative.report else None,
+        )
+
+    async def pledged_to(self, initiative_id: uuid.UUID) -> int:
+        return await self._conn.fetchval(f"SELECT {_PLEDGED} FROM (SELECT $1::uuid AS id) i", initiative_id)
+
+    async def initiatives_in(self, area_code: str, limit: int, offset: int) -> tuple[list[Listed], int]:
+        """The initiatives of `area_code` and the areas inside it, the most recently made known first."""
+        rows, total = await fetch_page(
+            self._conn,
+            f"{_INITIATIVE_COLUMNS}, {_PLEDGED}",
+            f"public_initiatives i WHERE {_in_area('i.area_code', 1)}",
+            "i.first_seen_at DESC, i.id",
+            [area_code, inside_patterns(area_code)],
+            limit,
+            offset,
+        )
+        return [Listed(_initiative(row), row["pledged_cents"]) for row in rows], total
+
+    async def round(self, round_id: uuid.UUID, *, for_update: bool = False) -> PublicRound | None:
+        lock = " FOR UPDATE" if for_update else ""
+        row = await self._conn.fetchrow(f"SELECT {_ROUND_COLUMNS} FROM public_rounds WHERE id = $1{lock}", round_id)
+        return PublicRound(**dict(row)) if row else None
+
+    async def save_round(self, round: PublicRound) -> None:
+        values = asdict(round)
+        columns = list(values)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "id")
+        await self._conn.execute(
+            f"INSERT INTO public_rounds ({', '.join(columns)}) VALUES "
+            f"({', '.join(f'${n}' for n in range(1, len(columns) + 1))}) ON CONFLICT (id) DO UPDATE SET {updates}",
+            *values.values(),
+        )
+
+    async def share(self, round_id: uuid.UUID, initiative_id: uuid.UUID) -> RoundShare:
+        row = await self._conn.fetchrow(
+            "SELECT round_id, initiative_id, pledged_cents, awarded_cents FROM round_shares "
+            "WHERE round_id = $1 AND initiative_id = $2 FOR UPDATE",
+            round_id,
+            initiative_id,
+        )
+        return RoundShare(**dict(row)) if row else RoundShare(round_id, initiative_id)
+
+    async def save_share(self, share: RoundShare) -> None:
+        await self._conn.execute(
+            """INSERT INTO round_shares (round_id, initiative_id, pledged_cents, awarded_cents) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (round_id, initiative_id) DO UPDATE SET pledged_cents = excluded.pledged_cents,
+                   awarded_cents = excluded.awarded_cents, changed_at = now()""",
+            share.round_id,
+            share.initiative_id,
+            share.pledged_cents,
+            share.awarded_cents,
+        )
+
+    async def open_rounds_for(self, area_code: str) -> list[RoundTotals]:
+        """The open rounds of `area_code`, of the areas it lies in and of those inside it, closing soonest first."""
+        rows = await self._conn.fetch(
+            f"""SELECT {_ROUND_COLUMNS} FROM public_rounds
+                WHERE is_open AND (area_code = ANY($3::text[]) OR {_in_area("area_code", 1)})
+                ORDER BY closes_at, id""",
+            area_code,
+            inside_patterns(area_code),
+            enclosing(area_code),
+        )
+        shares = await self._conn.fetch(
+            "SELECT round_id, initiative_id, pledged_cents, awarded_cents FROM round_shares WHERE round_id = ANY($1)",
+            [row["id"] for row in rows],
+        )
+        by_round: dict[uuid.UUID, list[RoundShare]] = {}
+        for share in shares:
+            by_round.setdefault(share["round_id"], []).append(RoundShare(**dict(share)))
+        return [RoundTotals(PublicRound(**dict(row)), tuple(by_round.get(row["id"], ()))) for row in rows]
+
+
+def _initiative(row: asyncpg.Record) -> PublicInitiative:
+    values: dict[str, Any] = dict(row)
+    for extra in ("pledged_cents", "total"):  # the columns of a listing besides the initiative's
+        values.pop(extra, None)
+    values["status"] = Status(values["status"])
+    values["budget_lines"] = tuple(BudgetLine(**line) for line in values["budget_lines"])
+    if (report := values["report"]) is not None:
+        spending = tuple(SpentLine(**line) for line in report["spending"])
+        values["report"] = Report(report["what_was_done"], report["spent_amount_cents"], spending)
+    return PublicInitiative(**values)
