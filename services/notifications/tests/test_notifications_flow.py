@@ -231,6 +231,11 @@ async def test_events_become_inbox_messages_and_email_in_each_persons_language_o
     assert await dispatch.send_digest(service, FOLLOWER) == 0, "a digest is never empty"
     [digest] = mailbox.to("follower@example.nl")
     assert digest["Subject"] == "Buurtkracht: 2 nieuwe meldingen"
+    text, html = digest.get_body(("plain",)).get_content(), digest.get_body(("html",)).get_content()
+    link = f"{PORTAL}/initiatieven/{iid}"
+    assert html.count(f'<a class="button" href="{link}"') == 2 and text.count(f": {link}") == 2, "a link each"
+    assert text.count("Initiatief: Geveltuinen") == 2 and text.count(f"Buurt: {BUURT}") == 2
+    assert "<style" not in html and f"{PORTAL}/inbox" in text and "Gemeente Testdorp" in text
 
 
 async def test_email_waits_in_the_database_while_the_mail_server_is_down(api, service, kafka_bootstrap, smtp):
