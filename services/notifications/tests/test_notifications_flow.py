@@ -32,6 +32,7 @@ BUURT = f"BU{WIJK[2:]}01"
 SOURCE = "urn:nld:oin:00000000000000000000:systeem:buurtkracht-initiatives"
 RUN = uuid.uuid4().hex[:6]  # other tests put events of their own residents on the same topics
 OWNER, SUPPORTER, FOLLOWER, OFFICIAL = (f"{who}-{RUN}" for who in ("r-owner", "r-sup", "r-fol", "o-1"))
+PORTAL = "https://portal.testdorp.example"
 
 
 def token(sub: str, roles: list[str], areas: list[str]) -> dict[str, str]:
@@ -106,6 +107,9 @@ async def service(scratch_database, kafka_bootstrap, tmp_path_factory, smtp, con
         dispatch_interval_seconds=0.2,
         relay_poll_interval_seconds=0.1,
         digest_check_seconds=3600,
+        public_base_url=PORTAL,
+        municipality_name="Gemeente Testdorp",
+        municipality_primary_colour="#5A2D81",
     )
     async with consuming_service(settings) as service:
         yield service
@@ -227,6 +231,11 @@ async def test_events_become_inbox_messages_and_email_in_each_persons_language_o
     assert await dispatch.send_digest(service, FOLLOWER) == 0, "a digest is never empty"
     [digest] = mailbox.to("follower@example.nl")
     assert digest["Subject"] == "Buurtkracht: 2 nieuwe meldingen"
+    text, html = digest.get_body(("plain",)).get_content(), digest.get_body(("html",)).get_content()
+    link = f"{PORTAL}/initiatieven/{iid}"
+    assert html.count(f'<a class="button" href="{link}"') == 2 and text.count(f": {link}") == 2, "a link each"
+    assert text.count("Initiatief: Geveltuinen") == 2 and text.count(f"Buurt: {BUURT}") == 2
+    assert "<style" not in html and f"{PORTAL}/inbox" in text and "Gemeente Testdorp" in text
 
 
 async def test_email_waits_in_the_database_while_the_mail_server_is_down(api, service, kafka_bootstrap, smtp):
@@ -401,3 +410,107 @@ async def test_an_email_that_cannot_be_composed_fails_for_good_and_the_batch_goe
         row = await conn.fetchrow("SELECT status, attempts, last_error FROM notifications WHERE id = $1", broken)
     assert row["status"] == "failed" and row["attempts"] == 1
     assert row["last_error"].startswith("cannot be composed: KeyError")
+
+
+def everything(message: email.message.EmailMessage) -> str:
+    """What a recipient can read of a message: every header and every part, decoded."""
+    headers = "\n".join(f"{name}: {value}" for name, value in message.items())
+    return headers + "\n" + "\n".join(str(part.get_content()) for part in message.walk() if not part.is_multipart())
+
+
+async def test_emails_name_their_initiative_round_and_area_link_to_the_portal_and_name_no_other_resident(
+    api, service, kafka_bootstrap, smtp
+):
+    _, mailbox = smtp
+    owner, pledger, neighbour = (f"{who}-{RUN}" for who in ("r-owner-mail", "r-pledger", "r-neighbour"))
+    addresses = {who: f"{who}@example.nl" for who in (owner, pledger, neighbour)}
+    await register(api, owner, addresses[owner], "nl")
+    await register(api, pledger, addresses[pledger], "en")
+    await register(api, neighbour, addresses[neighbour], "nl")
+    iid, rid = uuid.uuid4(), uuid.uuid4()
+    about = {"initiative_id": iid, "area_code": BUURT, "title": "Bankjes bij de speeltuin", "initiators": [owner]}
+    await publish(kafka_bootstrap, i.InitiativeSupported(**about, supporter_id=neighbour, support_count=1))
+
+    async def learnt(query: str, key: uuid.UUID):
+        async with service.pool.acquire() as conn:
+            return await conn.fetchval(query, key)
+
+    # the vouchers events come on another topic: they are published once the initiative (and then the round) is known
+    assert await eventually(lambda: learnt("SELECT title FROM initiatives_known WHERE initiative_id = $1", iid))
+    opened = datetime.now(UTC)
+    await publish(
+        kafka_bootstrap,
+        v.RoundOpened(
+            round_id=rid,
+            area_code=BUURT,
+            name="Voorjaarsronde",
+            mechanism="pledge",
+            total_budget_cents=500_000,
+            voucher_amount_cents=2_500,
+            opens_at=opened,
+            closes_at=opened + timedelta(days=14),
+        ),
+    )
+    assert await eventually(lambda: learnt("SELECT name FROM rounds_known WHERE round_id = $1", rid))
+    await publish(
+        kafka_bootstrap,
+        v.WalletsIssued(
+            round_id=rid,
+            area_code=BUURT,
+            resident_ids=[pledger, neighbour],
+            voucher_amount_cents=2_500,
+            issued_cents=5_000,
+        ),
+        v.PledgeMade(
+            round_id=rid,
+            area_code=BUURT,
+            pledge_id=uuid.uuid4(),
+            initiative_id=iid,
+            resident_id=pledger,
+            amount_cents=2_500,
+            wallet_balance_cents=0,
+            pledged_to_initiative_cents=2_500,
+            requested_amount_cents=2_500,
+        ),
+        v.PayoutSettled(
+            round_id=rid,
+            area_code=BUURT,
+            initiative_id=iid,
+            initiators=[owner],
+            payout_id=uuid.uuid4(),
+            payout_reference="BK-2026-000123",
+            amount_cents=12_345,
+            bank_reference="NL-BANK-1",
+        ),
+    )
+
+    async def all_mail():
+        counts = {owner: 2, pledger: 2, neighbour: 1}
+        got = {who: mailbox.to(address) for who, address in addresses.items()}
+        return got if all(len(got[who]) >= count for who, count in counts.items()) else None
+
+    received = await eventually(all_mail)
+    assert received, {who: [m["Subject"] for m in mailbox.to(address)] for who, address in addresses.items()}
+
+    [payout] = [m for m in received[owner] if m["Subject"].startswith("Betaald")]
+    assert payout["Subject"] == "Betaald: € 123,45 voor 'Bankjes bij de speeltuin' (kenmerk BK-2026-000123)"
+    assert payout.get_content_type() == "multipart/alternative"
+    text, html = payout.get_body(("plain",)).get_content(), payout.get_body(("html",)).get_content()
+    link = f"{PORTAL}/initiatieven/{iid}"
+    assert f"Bekijk je initiatief: {link}" in text and f'<a class="button" href="{link}"' in html
+    assert "Initiatief: Bankjes bij de speeltuin" in text and f"Buurt: {BUURT}" in text
+    assert "Budgetronde: Voorjaarsronde" in text
+    assert "<style" not in html and 'lang="nl"' in html and "Gemeente Testdorp" in html and "#5A2D81" in html
+
+    [pledged] = [m for m in received[pledger] if m["Subject"].startswith("You gave")]
+    assert pledged["Subject"] == "You gave €25.00 to 'Bankjes bij de speeltuin'"
+    text = pledged.get_body(("plain",)).get_content()
+    assert f"See the budget round: {PORTAL}/rondes/{rid}" in text
+    assert "Budget round: Voorjaarsronde" in text and f"Neighbourhood: {BUURT}" in text
+    assert 'lang="en"' in pledged.get_body(("html",)).get_content()
+
+    for who, messages in received.items():
+        for message in messages:
+            readable = everything(message)
+            for other in addresses.keys() - {who}:
+                assert other not in readable and addresses[other] not in readable, (who, message["Subject"], other)

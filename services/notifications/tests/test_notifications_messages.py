@@ -129,8 +129,14 @@ class FakePeople:
     async def uninvolve(self, *args) -> None:
         pass
 
+    async def learn_round(self, *args) -> None:
+        pass
+
     async def title_of(self, initiative_id) -> str | None:
         return self.title
+
+    async def round_name_of(self, round_id) -> str | None:
+        return "Voorjaarsronde"
 
     async def involved(self, initiative_id, role: str) -> list[str]:
         return self.initiators if role == "initiator" else []
@@ -349,9 +355,11 @@ def test_html_is_escaped_and_amounts_are_euros():
     values = sample(v.ExpenseClaimed).model_dump(mode="json") | {
         "supplier": "<script>x</script>",
         "amount_cents": 123456,
+        "initiative_title": "<b>Bankjes</b>",
     }
     message = render("expense_to_decide", "nl", values, "https://b.example")
     assert "<script>" not in message.html and "&lt;script&gt;" in message.html
+    assert "<b>" not in message.html and "&lt;b&gt;Bankjes&lt;/b&gt;" in message.html
     assert "€ 1.234,56" in message.subject
     assert euro(123456, "en") == "€1,234.56" and euro(5, "nl") == "€ 0,05"
 
@@ -413,13 +421,16 @@ def test_a_stored_message_names_nobody_whatever_people_its_event_names(model, ki
 
 
 def test_what_a_message_keeps_is_what_its_templates_use():
-    assert template_fields("new_supporter") == {"title", "support_count"}
-    assert template_fields("round_results") == {"name", "summary"}, "the top name of `summary.awarded_cents`"
+    about = {"title", "initiative_title", "name", "round_name", "area_code"}  # what the layout says it is about
+    assert template_fields("new_supporter") == {"support_count", "initiative_id"} | about, "its page: the initiative"
+    assert template_fields("round_results") == {"summary", "round_id"} | about, "the top name of `summary.x`"
+    assert template_fields("expense_to_decide") >= {"claim_id", "supplier", "amount_cents"}, "its page: the claim"
     supported = sample(i.InitiativeSupported).model_copy(update={"supporter_id": "r-9", "initiators": ["r-1"]})
     assert params(supported, "new_supporter") == {
         "title": supported.title,
         "support_count": supported.support_count,
         "initiative_id": str(supported.initiative_id),
+        "area_code": supported.area_code,
     }
 
 
@@ -463,12 +474,14 @@ def test_a_pledge_returned_when_its_round_closed_does_not_promise_a_wallet_balan
     closed = sample(v.PledgeWithdrawn).model_copy(
         update={"reason": "round_closed", "amount_cents": 2_500, "wallet_balance_cents": 0}
     )
-    message = render("pledge_returned", language, params(closed, "pledge_returned"), "https://b.example")
+    values = params(closed, "pledge_returned", initiative_title="Geveltuinen")
+    message = render("pledge_returned", language, values, "https://b.example")
     assert ("buurtbudget" if language == "nl" else "neighbourhood budget") in message.subject
-    assert "0,00" not in message.text and "0.00" not in message.text
+    assert "0,00" not in message.text and "0.00" not in message.text and "'Geveltuinen'" in message.text
     withdrawn = closed.model_copy(update={"reason": "initiative_withdrawn", "wallet_balance_cents": 2_500})
-    message = render("pledge_returned", language, params(withdrawn, "pledge_returned"), "https://b.example")
-    assert ("25,00" if language == "nl" else "25.00") in message.text
+    values = params(withdrawn, "pledge_returned", initiative_title="Geveltuinen")
+    message = render("pledge_returned", language, values, "https://b.example")
+    assert ("25,00" if language == "nl" else "25.00") in message.text and "'Geveltuinen'" in message.text
 
 
 @pytest.mark.parametrize("separator", ["\n", "\r\n", "\u2028", "\u2029", "\x0b", "\x0c", "\x85", "\t", "\x00", "\x1b"])

@@ -71,11 +71,13 @@ async def test_messages_stored_with_their_whole_event_keep_only_what_their_templ
         await pool.close()
 
     kept = {(row["kind"], row["channel"]): row["params"] for row in rows}
-    assert (
-        kept[("award_declined", "inbox")]
-        == kept[("award_declined", "email")]
-        == params(event, "award_declined", initiative_title="Bankjes")
-    )
+    later = {"area_code"}  # what messages keep since they name their area (0009 adds it where the initiative is known)
+    assert kept[("award_declined", "inbox")] == kept[("award_declined", "email")]
+    assert kept[("award_declined", "email")] == {
+        name: value
+        for name, value in params(event, "award_declined", initiative_title="Bankjes").items()
+        if name not in later
+    }
     assert "m-1" not in str(kept) and "r-co" not in str(kept) and "votes" not in kept[("award_declined", "inbox")]
     assert kept[("new_initiative_in_area", "email")] == {k: submitted[k] for k in ("title", "summary", "initiative_id")}
     assert kept[("a_kind_of_long_ago", "inbox")] == {"resident_id": "r-owner"}, "a kind it does not know is left"

@@ -1,7 +1,8 @@
 """The notifications service's settings: the kit's, plus SMTP, dispatching, digests, retention of residents'
-messages and webhooks."""
+messages, webhooks, and whose messages they are (the municipality's name, colour and logo, and the portal the links
+in messages open)."""
 
-from pydantic import Field
+from pydantic import Field, HttpUrl, TypeAdapter, field_validator
 
 from buurtkracht_kit.settings import KitSettings
 
@@ -15,7 +16,23 @@ class NotificationsSettings(KitSettings):
     smtp_starttls: bool = False
     smtp_timeout_seconds: float = Field(10.0, gt=0)
     mail_from: str = "Buurtkracht <noreply@buurtkracht.local>"
-    public_base_url: str = Field("http://127.0.0.1:8080", description="Where links in messages point")
+    public_base_url: str = Field(
+        "http://127.0.0.1:8004",
+        description="The portal's external base URL (http or https, absolute): every link in a message opens a page "
+        "under it",
+    )
+    municipality_name: str = Field(
+        "Buurtkracht", min_length=1, max_length=100, description="Shown at the top and foot of every email"
+    )
+    municipality_primary_colour: str = Field(
+        "#01689B",
+        pattern=r"^#[0-9A-Fa-f]{6}$",
+        description="The municipality's colour (#RRGGBB) for the email's masthead and button; their text is black "
+        "or white, whichever contrasts more",
+    )
+    municipality_logo_url: str | None = Field(
+        None, description="Absolute http(s) URL of the municipality's logo, shown instead of its name at the top"
+    )
     dispatch_interval_seconds: float = Field(1.0, gt=0, description="How often pending email is sent")
     dispatch_batch_size: int = Field(100, ge=1)
     email_max_attempts: int = Field(8, ge=1, description="Attempts before an email is given up (about a day)")
@@ -53,3 +70,22 @@ class NotificationsSettings(KitSettings):
     webhook_secret_overlap_hours: float = Field(
         24.0, ge=0, le=168, description="How long a rotated secret still signs deliveries beside the new one"
     )
+
+    @field_validator("public_base_url", "municipality_logo_url")
+    @classmethod
+    def _absolute_http(cls, url: str | None) -> str | None:
+        """A mail client resolves no relative link: these are absolute http(s) URLs (the base without a trailing
+        slash)."""
+        if url is None or url == "":
+            return None
+        checked = TypeAdapter(HttpUrl).validate_python(url)
+        if checked.scheme not in ("http", "https"):
+            raise ValueError("must be an http or https URL")
+        return url.rstrip("/")
+
+    @field_validator("municipality_name")
+    @classmethod
+    def _one_line(cls, name: str) -> str:
+        if any(not character.isprintable() for character in name):
+            raise ValueError("must be one line of printable characters")
+        return name.strip()

@@ -1,7 +1,7 @@
 """Who is who, in PostgreSQL: contact details, preferences, area follows, officials' areas, the
-people involved in initiatives as learned from the events, and the residents who asked to be forgotten
-(by a digest of their id, never the id). The only personal data of Buurtkracht (email addresses) lives
-in this module's tables."""
+people involved in initiatives, the initiatives' titles and the budget rounds' names as learned from the events, and
+the residents who asked to be forgotten (by a digest of their id, never the id). The only personal data of
+Buurtkracht (email addresses) lives in this module's tables."""
 
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ class People:
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._conn = connection
         self._titles: dict[uuid.UUID, str | None] = {}  # read in this unit of work (a batch of events asks often)
+        self._round_names: dict[uuid.UUID, str | None] = {}
 
     # -- what the events tell ----------------------------------------------------------------
     async def learn_initiative(
@@ -69,6 +70,16 @@ class People:
             initiators,
         )
         await self.involve(initiative_id, initiators, "initiator")
+
+    async def learn_round(self, round_id: uuid.UUID, name: str, area_code: str) -> None:
+        self._round_names[round_id] = name
+        await self._conn.execute(
+            """INSERT INTO rounds_known (round_id, name, area_code) VALUES ($1, $2, $3)
+               ON CONFLICT (round_id) DO UPDATE SET name = EXCLUDED.name, area_code = EXCLUDED.area_code""",
+            round_id,
+            name,
+            area_code,
+        )
 
     async def involve(self, initiative_id: uuid.UUID, resident_ids: list[str], role: str) -> None:
         await self._conn.execute(
@@ -94,6 +105,14 @@ class People:
                 "SELECT title FROM initiatives_known WHERE initiative_id = $1", initiative_id
             )
         return self._titles[initiative_id]
+
+    async def round_name_of(self, round_id: uuid.UUID) -> str | None:
+        """The budget round's name as last learnt; read once per unit of work (only `learn_round` changes it)."""
+        if round_id not in self._round_names:
+            self._round_names[round_id] = await self._conn.fetchval(
+                "SELECT name FROM rounds_known WHERE round_id = $1", round_id
+            )
+        return self._round_names[round_id]
 
     # -- audiences ---------------------------------------------------------------------------
     async def involved(self, initiative_id: uuid.UUID, role: str) -> list[str]:

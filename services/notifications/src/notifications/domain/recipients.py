@@ -144,8 +144,9 @@ LINKS = frozenset({"initiative_id", "round_id"})
 
 def params(event: Event, kind: str, **known: Any) -> dict[str, Any]:
     """What a message of `kind` about `event` keeps (the inbox and the notifications API answer it, the email is
-    rendered from it): the values its templates use and the ids it links to, taken from the event's fields, the
-    counts of its votes (never who voted how) and what the service `known`s (an initiative's title). A field that
+    rendered from it): the values its templates, its page and its layout use (what it is about: the initiative's
+    title, the round's name, the area) and the ids it links to, taken from the event's fields, the counts of its
+    votes (never who voted how) and what the service `known`s (an initiative's title, a round's name). A field that
     names a person is never kept, whatever a template asks: templates never name people."""
     people = {name for name in type(event).model_fields if names_people(type(event), name)}
     values = event.model_dump(mode="json", exclude=people)

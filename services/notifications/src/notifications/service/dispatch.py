@@ -25,7 +25,7 @@ from buurtkracht_kit.runtime import Service
 from ..adapters.mail import Mailer, MailNotSent, compose, failure_reason
 from ..adapters.notifications import MAX_ERROR_LENGTH, DueEmail
 from ..adapters.unit_of_work import NotificationsUnitOfWork
-from ..domain.messages import render, render_digest
+from ..domain.messages import Municipality, render, render_digest
 from ..settings import NotificationsSettings
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,13 @@ AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 def _unit_of_work(service: Service) -> NotificationsUnitOfWork:
     return service.unit_of_work()  # type: ignore[return-value]  # the spec's unit of work is this service's
+
+
+def municipality(settings: NotificationsSettings) -> Municipality:
+    """Whose messages these are, as the settings say."""
+    return Municipality(
+        settings.municipality_name, settings.municipality_primary_colour, settings.municipality_logo_url
+    )
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -70,7 +77,9 @@ async def send_email_batch(service: Service) -> int:
         async with mailer.client() as smtp:
             for due in claimed:
                 try:
-                    message = render(due.kind, due.language, due.params, settings.public_base_url)
+                    message = render(
+                        due.kind, due.language, due.params, settings.public_base_url, municipality(settings)
+                    )
                     email = compose(due.id, due.email, message, settings.mail_from, due.language)
                 except Exception as error:  # it can never be sent as it is: failed for good, and the batch goes on
                     await _record(
@@ -170,7 +179,10 @@ async def send_digest(service: Service, recipient_id: str) -> int:
         if not items or contact is None:
             return 0
         message = render_digest(
-            [(item.kind, item.params) for item in items], contact["language"], settings.public_base_url
+            [(item.kind, item.params) for item in items],
+            contact["language"],
+            settings.public_base_url,
+            municipality(settings),
         )
         email = compose(digest_id, contact["email"], message, settings.mail_from, contact["language"])
         try:  # a failure rolls back: the items wait for the next try

@@ -22,7 +22,9 @@ from ..domain.recipients import Audience, actor, named_residents, params, rules_
 
 
 async def learn(people: People, event: Event) -> None:
-    """Keep track of initiatives and who is involved in them."""
+    """Keep track of initiatives, budget rounds, and who is involved in initiatives."""
+    if isinstance(event, v.RoundOpened | v.RoundClosed):
+        await people.learn_round(event.round_id, event.name, event.area_code)
     if isinstance(event, i.InitiativeEvent):
         initiators = [person for person in event.initiators if not is_tombstone(person)]
         await people.learn_initiative(event.initiative_id, event.title, event.area_code, initiators)
@@ -57,9 +59,12 @@ async def handle(uow: NotificationsUnitOfWork, event: Event, envelope: Envelope)
     rules = rules_for(event)
     if not rules:
         return 0
-    known: dict[str, str] = {}
-    if isinstance(event, v.RoundEvent) and (initiative_id := getattr(event, "initiative_id", None)):
-        known["initiative_title"] = await people.title_of(initiative_id) or ""
+    known: dict[str, str] = {}  # what a message names that its event does not carry, learnt from earlier events
+    if isinstance(event, v.RoundEvent):
+        if initiative_id := getattr(event, "initiative_id", None):
+            known["initiative_title"] = await people.title_of(initiative_id) or ""
+        if not isinstance(event, v.RoundOpened | v.RoundClosed):
+            known["round_name"] = await people.round_name_of(event.round_id) or ""
     acting = actor(event)
     kinds: dict[str, str] = {}  # recipient -> kind: the first rule that names someone decides their message
     for rule in rules:
