@@ -28,6 +28,7 @@ BENCHMARKS = [
     ["wallet_issuance"],
     ["notification_latency"],
     ["http_overhead"],
+    ["portal_public"],
 ]
 RESULTS = REPO / ".local" / "bench"
 

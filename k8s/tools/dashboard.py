@@ -1,6 +1,6 @@
 """Writes the Grafana dashboard k8s/base/monitoring/buurtkracht-dashboard.json (a row per service).
 
-The JSON is generated so that the three rows stay alike and every query uses the metric names the
+The JSON is generated so that the four rows stay alike and every query uses the metric names the
 services export (services/kit/src/buurtkracht_kit/metrics.py and the services' own); edit this
 file, then run it. `--check` fails when the committed JSON differs from what this writes (k8s-lint).
 
@@ -18,7 +18,7 @@ OUT = Path(__file__).resolve().parents[1] / "base" / "monitoring" / "buurtkracht
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 PLEDGES_ROUTE = "/api/v1/rounds/{round_id}/pledges"
 # `up` exists as soon as Prometheus scrapes a pod; the services' counters only after their first event
-NAMESPACES = 'label_values(up{service=~"initiatives|vouchers|notifications"}, namespace)'
+NAMESPACES = 'label_values(up{service=~"initiatives|vouchers|notifications|portal"}, namespace)'
 
 
 def selector(service: str, extra: str = "") -> str:
@@ -155,6 +155,23 @@ def special_panels(service: str) -> list[dict]:
                 kind="stat",
             ),
         ]
+    if service == "portal":
+        public = s(service, 'route=~"/api/v1/public/.*"')
+        return [
+            panel(
+                "Public API p99 by route",
+                [
+                    (
+                        "histogram_quantile(0.99, sum by (route, le) "
+                        f"(rate(buurtkracht_http_request_duration_seconds_bucket{public}[{rate}])))",
+                        "{{route}}",
+                    )
+                ],
+                "s",
+                "The 99th percentile of the public read API's routes, answered from the read model "
+                "(aim: at most 50 ms at 200 requests per second, bench/portal_public.py).",
+            ),
+        ]
     if service == "notifications":
         return [
             panel(
@@ -188,7 +205,7 @@ def dashboard() -> dict:
     panels: list[dict] = []
     next_id = 1
     y = 0
-    for service in ("initiatives", "vouchers", "notifications"):
+    for service in ("initiatives", "vouchers", "notifications", "portal"):
         panels.append(
             {
                 "type": "row",
@@ -211,7 +228,8 @@ def dashboard() -> dict:
         "uid": "buurtkracht",
         "title": "Buurtkracht",
         "description": "Requests, events in and out, consumer lag, outbox, dead letters per service; "
-        "pledges and money moved (vouchers); email and webhooks (notifications). k8s/tools/dashboard.py writes it.",
+        "pledges and money moved (vouchers); email and webhooks (notifications); the public API's latency (portal). "
+        "k8s/tools/dashboard.py writes it.",
         "tags": ["buurtkracht"],
         "timezone": "browser",
         "editable": False,

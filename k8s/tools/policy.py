@@ -17,7 +17,9 @@ other and with the code:
   WAL volume and a nightly plugin backup; with standbys it replicates synchronously, never waiting for
   more standbys than it has, and with dataDurability required one standby may fail without stopping
   writes; an egress policy that selects its pods lets them reach the object store;
-- Services, PodDisruptionBudgets and the Ingress point at pods and ports that exist.
+- Services, PodDisruptionBudgets and the Ingresses point at pods and ports that exist, and a setting that names
+  an in-cluster URL (`BK_INITIATIVES_URL=http://initiatives:8080`) names a Service and one of its ports;
+  the site's public URL (`BK_PUBLIC_URL`, and `BK_PUBLIC_BASE_URL` the e-mails link to) is an Ingress's host.
 
     python policy.py RENDERED.yaml...    (k8s.mk's k8s-lint passes the rendered overlays)
 """
@@ -37,9 +39,11 @@ TOPICS_MODULE = REPO / "contracts" / "src" / "buurtkracht_contracts" / "topics.p
 # Secrets the platform team creates (docs/kubernetes.md, "Secrets"); every other one comes from an operator.
 PLATFORM_SECRETS = {
     "notifications-smtp",
+    "portal-sign-in",
     "initiatives-db-backup-s3",
     "vouchers-db-backup-s3",
     "notifications-db-backup-s3",
+    "portal-db-backup-s3",
 }
 BARMAN_CLOUD_PLUGIN = "barman-cloud.cloudnative-pg.io"
 
@@ -373,6 +377,23 @@ def check(path: Path, topics_in_contracts: dict[str, int]) -> list[str]:
         for doc in of_kind(docs, kind):
             if not any(matches(selector_of(doc), labels) for labels in pod_labels.values()):
                 problems.append(f"{kind} {doc['metadata']['name']}: selects no Deployment's pods")
+    hosts = {rule.get("host") for ingress in of_kind(docs, "Ingress") for rule in ingress["spec"]["rules"]}
+    for name, data in config.items():
+        for key, value in data.items():
+            if not key.endswith("_URL") or not isinstance(value, str):
+                continue
+            url = urlparse(value)
+            # the site's own address (sign-in's redirect URI, the e-mails' links) is a host an Ingress serves
+            if key in ("BK_PUBLIC_URL", "BK_PUBLIC_BASE_URL") and url.hostname not in hosts:
+                problems.append(f"ConfigMap {name}: {key}={value}, but no Ingress serves {url.hostname}")
+            # a host without a dot is a Service of this namespace
+            if url.scheme in ("http", "https") and url.hostname and "." not in url.hostname:
+                service = services.get(url.hostname)
+                ports = {port["port"] for port in service["spec"]["ports"]} if service else set()
+                if endpoint_port(value) not in ports:
+                    problems.append(
+                        f"ConfigMap {name}: {key}={value} names no Service port here ({url.hostname}: {sorted(ports)})"
+                    )
     for ingress in of_kind(docs, "Ingress"):
         for rule in ingress["spec"]["rules"]:
             for path in rule["http"]["paths"]:

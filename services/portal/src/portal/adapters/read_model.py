@@ -1,11 +1,16 @@
 """The read model's tables, the only module of the portal that speaks SQL: public initiatives, rounds, and what each
-initiative has in each round. The columns hold what the public pages show and nothing else (see the domain)."""
+initiative has in each round. The columns hold what the public pages show and nothing else (see the domain).
+
+The public reads are each one statement (an initiative with what is pledged to it, a page of a listing with its
+count, the open rounds with their shares), so `Reading` runs them on a pooled connection without a transaction: a
+statement sees one committed state by itself, and BEGIN and ROLLBACK would double the round trips of every request.
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Self
 
 import asyncpg
 
@@ -23,10 +28,11 @@ from ..domain.model import (
     Status,
 )
 
-_INITIATIVE_COLUMNS = (
+_SUMMARY_COLUMNS = (
     "id, area_code, title, status, category, summary, requested_amount_cents, approved_amount_cents, "
-    "awarded_amount_cents, round_id, support_count, support_threshold, support_deadline, budget_lines, report"
+    "awarded_amount_cents, round_id, support_count, support_threshold, support_deadline"
 )
+_INITIATIVE_COLUMNS = f"{_SUMMARY_COLUMNS}, budget_lines, report"
 _ROUND_COLUMNS = (
     "id, area_code, name, mechanism, total_budget_cents, voucher_amount_cents, opens_at, closes_at, is_open, "
     "awarded_cents_at_close, returned_to_pool_cents"
@@ -40,6 +46,9 @@ _PLEDGED = (
 
 @dataclass(frozen=True)
 class Listed:
+    """An initiative with what is pledged to it. In a listing the initiative carries no budget lines and no report
+    (a summary shows neither; they are not read)."""
+
     initiative: PublicInitiative
     pledged_cents: int
 
@@ -91,6 +100,13 @@ class ReadModel:
             asdict(initiative.report) if initiative.report else None,
         )
 
+    async def listed(self, initiative_id: uuid.UUID) -> Listed | None:
+        """One initiative, whole, with what is pledged to it."""
+        row = await self._conn.fetchrow(
+            f"SELECT {_INITIATIVE_COLUMNS}, {_PLEDGED} FROM public_initiatives i WHERE i.id = $1", initiative_id
+        )
+        return Listed(_initiative(row), row["pledged_cents"]) if row else None
+
     async def pledged_to(self, initiative_id: uuid.UUID) -> int:
         return await self._conn.fetchval(f"SELECT {_PLEDGED} FROM (SELECT $1::uuid AS id) i", initiative_id)
 
@@ -98,7 +114,7 @@ class ReadModel:
         """The initiatives of `area_code` and the areas inside it, the most recently made known first."""
         rows, total = await fetch_page(
             self._conn,
-            f"{_INITIATIVE_COLUMNS}, {_PLEDGED}",
+            f"{_SUMMARY_COLUMNS}, {_PLEDGED}",
             f"public_initiatives i WHERE {_in_area('i.area_code', 1)}",
             "i.first_seen_at DESC, i.id",
             [area_code, inside_patterns(area_code)],
@@ -143,32 +159,77 @@ class ReadModel:
         )
 
     async def open_rounds_for(self, area_code: str) -> list[RoundTotals]:
-        """The open rounds of `area_code`, of the areas it lies in and of those inside it, closing soonest first."""
+        """The open rounds of `area_code`, of the areas it lies in and of those inside it, closing soonest first, each
+        with its shares (one statement: the shares of a round as arrays beside it)."""
         rows = await self._conn.fetch(
-            f"""SELECT {_ROUND_COLUMNS} FROM public_rounds
-                WHERE is_open AND (area_code = ANY($3::text[]) OR {_in_area("area_code", 1)})
-                ORDER BY closes_at, id""",
+            f"""SELECT {", ".join(f"r.{column}" for column in _ROUND_COLUMNS.split(", "))},
+                       s.initiative_ids, s.pledged, s.awarded
+                FROM public_rounds r
+                LEFT JOIN LATERAL (
+                    SELECT array_agg(initiative_id) AS initiative_ids, array_agg(pledged_cents) AS pledged,
+                           array_agg(awarded_cents) AS awarded
+                    FROM round_shares WHERE round_id = r.id
+                ) s ON true
+                WHERE r.is_open AND (r.area_code = ANY($3::text[]) OR {_in_area("r.area_code", 1)})
+                ORDER BY r.closes_at, r.id""",
             area_code,
             inside_patterns(area_code),
             enclosing(area_code),
         )
-        shares = await self._conn.fetch(
-            "SELECT round_id, initiative_id, pledged_cents, awarded_cents FROM round_shares WHERE round_id = ANY($1)",
-            [row["id"] for row in rows],
+        return [_round_totals(row) for row in rows]
+
+
+class Reading:
+    """`async with Reading(pool, timeout) as reading:` ... `reading.read_model`: the read model on a pooled
+    connection, outside a transaction, for the public reads (each one statement; see the module). Nothing is written
+    through it."""
+
+    read_model: ReadModel
+
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float) -> None:
+        self._pool, self._acquire_timeout = pool, acquire_timeout
+
+    async def __aenter__(self) -> Self:
+        self._connection = await self._pool.acquire(timeout=self._acquire_timeout)
+        self.read_model = ReadModel(self._connection)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._pool.release(self._connection)
+
+
+def _round_totals(row: asyncpg.Record) -> RoundTotals:
+    values = dict(row)
+    initiative_ids, pledged, awarded = values.pop("initiative_ids"), values.pop("pledged"), values.pop("awarded")
+    shares = tuple(
+        RoundShare(row["id"], initiative_id, pledged_cents, awarded_cents)
+        for initiative_id, pledged_cents, awarded_cents in zip(
+            initiative_ids or (), pledged or (), awarded or (), strict=True
         )
-        by_round: dict[uuid.UUID, list[RoundShare]] = {}
-        for share in shares:
-            by_round.setdefault(share["round_id"], []).append(RoundShare(**dict(share)))
-        return [RoundTotals(PublicRound(**dict(row)), tuple(by_round.get(row["id"], ()))) for row in rows]
+    )
+    return RoundTotals(PublicRound(**values), shares)
 
 
 def _initiative(row: asyncpg.Record) -> PublicInitiative:
-    values: dict[str, Any] = dict(row)
-    for extra in ("pledged_cents", "total"):  # the columns of a listing besides the initiative's
-        values.pop(extra, None)
-    values["status"] = Status(values["status"])
-    values["budget_lines"] = tuple(BudgetLine(**line) for line in values["budget_lines"])
-    if (report := values["report"]) is not None:
-        spending = tuple(SpentLine(**line) for line in report["spending"])
-        values["report"] = Report(report["what_was_done"], report["spent_amount_cents"], spending)
-    return PublicInitiative(**values)
+    """The initiative of a row of `_INITIATIVE_COLUMNS`, or of `_SUMMARY_COLUMNS` (no budget lines, no report)."""
+    initiative = PublicInitiative(
+        id=row["id"],
+        area_code=row["area_code"],
+        title=row["title"],
+        status=Status(row["status"]),
+        category=row["category"],
+        summary=row["summary"],
+        requested_amount_cents=row["requested_amount_cents"],
+        approved_amount_cents=row["approved_amount_cents"],
+        awarded_amount_cents=row["awarded_amount_cents"],
+        round_id=row["round_id"],
+        support_count=row["support_count"],
+        support_threshold=row["support_threshold"],
+        support_deadline=row["support_deadline"],
+    )
+    if "budget_lines" in row:
+        initiative.budget_lines = tuple(BudgetLine(**line) for line in row["budget_lines"])
+        if (report := row["report"]) is not None:
+            spending = tuple(SpentLine(**line) for line in report["spending"])
+            initiative.report = Report(report["what_was_done"], report["spent_amount_cents"], spending)
+    return initiative

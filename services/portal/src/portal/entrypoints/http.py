@@ -17,8 +17,7 @@ from pydantic import BaseModel, Field
 from buurtkracht_contracts.areas import AreaCode
 from buurtkracht_kit.paging import Limit, Offset
 
-from ..adapters.read_model import Listed
-from ..adapters.unit_of_work import PortalUnitOfWork
+from ..adapters.read_model import Listed, Reading
 from ..domain.model import PledgeProgress, RoundTotals, Status
 from ..service import queries
 
@@ -138,22 +137,24 @@ def _summary_fields(listed: Listed) -> dict[str, object]:
     }
 
 
-def _unit_of_work(request: Request) -> PortalUnitOfWork:
-    return request.app.state.service.unit_of_work()
+def _reading(request: Request) -> Reading:
+    """The read model for one request, outside a transaction (the queries are one statement each)."""
+    service = request.app.state.service
+    return Reading(service.pool, service.settings.db_acquire_timeout_seconds)
 
 
 @router.get("/areas/{area_code}/initiatives", summary="The initiatives of an area, the most recent first")
 async def list_initiatives(area_code: Area, request: Request, limit: Limit = 20, offset: Offset = 0) -> InitiativePage:
-    async with _unit_of_work(request) as uow:
-        listed, total = await queries.initiatives_in(uow, area_code, limit, offset)
+    async with _reading(request) as reading:
+        listed, total = await queries.initiatives_in(reading, area_code, limit, offset)
     items = [InitiativeSummaryOut.model_validate(_summary_fields(one)) for one in listed]
     return InitiativePage(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/initiatives/{initiative_id}", summary="One initiative with its budget and, once completed, its report")
 async def get_initiative(initiative_id: uuid.UUID, request: Request) -> InitiativeOut:
-    async with _unit_of_work(request) as uow:
-        listed = await queries.initiative(uow, initiative_id)
+    async with _reading(request) as reading:
+        listed = await queries.initiative(reading, initiative_id)
     initiative = listed.initiative
     report = initiative.public_report()
     return InitiativeOut.model_validate(
@@ -173,6 +174,6 @@ async def get_initiative(initiative_id: uuid.UUID, request: Request) -> Initiati
 
 @router.get("/areas/{area_code}/rounds", summary="The open budget rounds of an area, with their totals")
 async def list_open_rounds(area_code: Area, request: Request) -> RoundList:
-    async with _unit_of_work(request) as uow:
-        rounds = await queries.open_rounds_for(uow, area_code)
+    async with _reading(request) as reading:
+        rounds = await queries.open_rounds_for(reading, area_code)
     return RoundList(items=[RoundOut.of(totals) for totals in rounds])
