@@ -6,12 +6,17 @@ Authlib keeps what it needs between the redirect and the callback (state, nonce,
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from authlib.deprecate import AuthlibDeprecationWarning
 from authlib.integrations.base_client import OAuthError
-from authlib.integrations.starlette_client import OAuth
+
+with warnings.catch_warnings():  # Authlib 1.9 would rather have httpx2; httpx, which the portal uses, still works
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+    from authlib.integrations.starlette_client import OAuth
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 

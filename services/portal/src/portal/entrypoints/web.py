@@ -31,7 +31,17 @@ from ..adapters.services import Refused, Services, SignInAgain, Unavailable
 from ..adapters.unit_of_work import PortalUnitOfWork
 from ..adapters.web_sessions import WebSession
 from ..domain.model import Status
-from ..domain.web import OFFICIAL, RESIDENT, STEERING_GROUP, Visitor, cents_from_euros, euros, local_path, signed
+from ..domain.web import (
+    OFFICIAL,
+    RESIDENT,
+    STEERING_GROUP,
+    Visitor,
+    cents_from_euros,
+    euro_input,
+    euros,
+    local_path,
+    signed,
+)
 from ..domain.web import unsigned as unsigned_token
 from ..service import pages, web_sessions
 from ..settings import PortalSettings
@@ -142,6 +152,10 @@ class Context:
     def t(self, key: str, **params: Any) -> str:
         return translate(self.language, key, **params)
 
+    def label(self, group: str, value: Any) -> str:
+        """The catalogue's word for a service's value (a status), or the value itself if it has none."""
+        return self.t(f"{group}.{value}") if f"{group}.{value}" in catalogue(self.language) else str(value)
+
 
 def _settings(request: Request) -> PortalSettings:
     return request.app.state.service.settings
@@ -221,6 +235,7 @@ def _finish(ctx: Context, response: Response) -> Response:
 def render(ctx: Context, template: str, status: int = 200, **values: Any) -> Response:
     html = _templates.get_template(template).render(
         t=ctx.t,
+        label=ctx.label,
         lang=ctx.language,
         visitor=ctx.visitor,
         csrf_token=ctx.csrf_token,
@@ -228,9 +243,7 @@ def render(ctx: Context, template: str, status: int = 200, **values: Any) -> Res
         sign_in_on=bool(ctx.settings.oidc_issuer),
         path=ctx.request.url.path,
         notice=_notice(ctx),
-        errors={},
-        form={},
-        **values,
+        **({"errors": {}, "form": {}} | values),
     )
     return _finish(ctx, HTMLResponse(html, status_code=status))
 
@@ -517,7 +530,7 @@ async def _round_page(ctx: Context, round_id: uuid.UUID, status: int = 200, **va
         the_round=the_round,
         wallet=wallet,
         initiatives=initiatives,
-        pledgeable=[i for i in initiatives if i.get("status") == "approved"],
+        pledgeable=[i for i in initiatives if i.get("status") == "open"],
         form=form,
         **values,
     )
@@ -594,7 +607,8 @@ async def review_queue(request: Request) -> Response:
 
 async def _review_page(ctx: Context, initiative_id: uuid.UUID, status: int = 200, **values: Any) -> Response:
     full = await _services(ctx.request).initiative(ctx.token, initiative_id)
-    return render(ctx, "review.html", status, full=full, **values)
+    form = {"approved_amount_cents": euro_input(full.get("requested_amount_cents"))} | values.pop("form", {})
+    return render(ctx, "review.html", status, full=full, form=form, **values)
 
 
 @router.get("/beoordelen/{initiative_id}")
