@@ -184,8 +184,10 @@ def _identity_provider(request: Request) -> IdentityProvider | None:
 async def context(request: Request) -> Context:
     settings = _settings(request)
     token = unsigned_token(request.cookies.get(SESSION_COOKIE), settings.session_secret)
-    async with _unit_of_work(request) as uow:
-        session = await web_sessions.find(uow, token)
+    session = None
+    if token:  # a visitor without a session cookie costs no database round trip
+        async with _unit_of_work(request) as uow:
+            session = await web_sessions.find(uow, token)
     language = request.cookies.get(LANGUAGE_COOKIE, "nl")
     language = language if language in LANGUAGES else "nl"
     if session is not None:
@@ -245,7 +247,8 @@ def render(ctx: Context, template: str, status: int = 200, **values: Any) -> Res
         notice=_notice(ctx),
         **({"errors": {}, "form": {}} | values),
     )
-    return _finish(ctx, HTMLResponse(html, status_code=status))
+    # a page holds the visitor's CSRF token, and signed in their own data: never kept by a shared cache
+    return _finish(ctx, HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"}))
 
 
 def _notice(ctx: Context) -> str | None:
