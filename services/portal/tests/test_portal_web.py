@@ -17,6 +17,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 from initiatives.app import create as create_initiatives
 from initiatives.settings import InitiativesSettings
+from notifications.app import create as create_notifications
+from notifications.settings import NotificationsSettings
 from portal.app import create as create_portal
 from portal.service import web_sessions
 from portal.settings import PortalSettings
@@ -54,16 +56,20 @@ class Hosts(httpx.AsyncBaseTransport):
 
     def __init__(self, apps: dict) -> None:
         self._transports = {host: httpx.ASGITransport(app=app) for host, app in apps.items()}
+        self.down: set[str] = set()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.host not in self._transports:
+        if request.url.host not in self._transports or request.url.host in self.down:
             raise httpx.ConnectError(f"{request.url.host} unreachable", request=request)
         return await self._transports[request.url.host].handle_async_request(request)
 
 
 @pytest.fixture(scope="module")
 async def databases():
-    names = {service: f"test_{service}_{uuid.uuid4().hex[:10]}" for service in ("portal", "initiatives", "vouchers")}
+    names = {
+        service: f"test_{service}_{uuid.uuid4().hex[:10]}"
+        for service in ("portal", "initiatives", "vouchers", "notifications")
+    }
     admin = await asyncpg.connect(PG_ADMIN_URL)
     for name in names.values():
         await admin.execute(f'CREATE DATABASE "{name}"')
@@ -86,7 +92,7 @@ async def started(service):
 @pytest.fixture(scope="module")
 async def system(databases, kafka_bootstrap, tmp_path_factory):
     """The initiatives and vouchers services and the portal, each consuming the shared topics as its own group."""
-    groups = {name: f"{name}-web-test-{RUN}" for name in ("portal", "initiatives", "vouchers")}
+    groups = {name: f"{name}-web-test-{RUN}" for name in ("portal", "initiatives", "vouchers", "notifications")}
     await topics.ensure(
         {"bootstrap_servers": kafka_bootstrap},
         [*all_topics(), *(TopicSpec(dead_letter_topic(group), 1) for group in groups.values())],
@@ -109,6 +115,14 @@ async def system(databases, kafka_bootstrap, tmp_path_factory):
     vouchers = create_vouchers(
         VouchersSettings(service_name=groups["vouchers"], database_url=databases["vouchers"], **common)
     )
+    notifications = create_notifications(
+        NotificationsSettings(
+            service_name=groups["notifications"], database_url=databases["notifications"], smtp_port=9, **common
+        )
+    )
+    hosts = Hosts(
+        {"initiatives.test": initiatives.app, "vouchers.test": vouchers.app, "notifications.test": notifications.app}
+    )
     portal = create_portal(
         PortalSettings(
             service_name=groups["portal"],
@@ -116,16 +130,21 @@ async def system(databases, kafka_bootstrap, tmp_path_factory):
             session_secret=SECRET,
             initiatives_url="http://initiatives.test",
             vouchers_url="http://vouchers.test",
-            notifications_url="http://notifications.test",  # not started: unreachable
+            notifications_url="http://notifications.test",
             municipality_name="Gemeente Testdorp",
             **common,
         ),
-        web_transport=Hosts({"initiatives.test": initiatives.app, "vouchers.test": vouchers.app}),
+        web_transport=hosts,
     )
-    async with LifespanManager(initiatives.app), LifespanManager(vouchers.app), LifespanManager(portal.app):
-        for service in (initiatives, vouchers, portal):
+    async with (
+        LifespanManager(initiatives.app),
+        LifespanManager(vouchers.app),
+        LifespanManager(notifications.app),
+        LifespanManager(portal.app),
+    ):
+        for service in (initiatives, vouchers, notifications, portal):
             await started(service)
-        yield {"portal": portal, "initiatives": initiatives, "vouchers": vouchers}
+        yield {"portal": portal, "initiatives": initiatives, "vouchers": vouchers, "hosts": hosts}
 
 
 def browser(system) -> httpx.AsyncClient:
@@ -338,8 +357,12 @@ async def test_a_page_a_role_may_not_see_answers_403(system):
 
 
 async def test_a_service_that_cannot_be_reached_gives_a_friendly_page(system):
-    async with await signed_in_browser(system, f"r-inbox-{RUN}", ["resident"], [BUURT]) as client:
-        answer = await client.get("/inbox")
+    system["hosts"].down.add("notifications.test")
+    try:
+        async with await signed_in_browser(system, f"r-inbox-{RUN}", ["resident"], [BUURT]) as client:
+            answer = await client.get("/inbox")
+    finally:
+        system["hosts"].down.clear()
     assert answer.status_code == 503
     assert "niet bereikbaar" in answer.text and "Traceback" not in answer.text
 
@@ -486,13 +509,13 @@ async def approved(system, benches):
     return benches
 
 
-async def test_the_same_pledge_form_sent_twice_is_one_pledge(system, approved):
-    benches = approved
-    vouchers = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=system["vouchers"].app), base_url="http://vouchers.test"
-    )
+@pytest.fixture(scope="module")
+async def pledge_round(system):
+    """A pledge round of the wijk, opened by its official, where residents may claim a wallet of € 50; its id."""
     official = {"Authorization": f"Bearer {token_of(OFFICIAL, ['official'], [WIJK])}"}
-    async with vouchers:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=system["vouchers"].app), base_url="http://vouchers.test"
+    ) as vouchers:
         opened = await vouchers.post(
             "/api/v1/rounds",
             headers=official | {"Idempotency-Key": str(uuid.uuid4())},
@@ -507,9 +530,16 @@ async def test_the_same_pledge_form_sent_twice_is_one_pledge(system, approved):
                 "closes_at": (NOW + timedelta(days=30)).isoformat(),
             },
         )
-        assert opened.status_code == 201, opened.text
-        round_id = opened.json()["id"]
+    assert opened.status_code == 201, opened.text
+    return opened.json()["id"]
 
+
+async def test_the_same_pledge_form_sent_twice_is_one_pledge(system, approved, pledge_round):
+    benches, round_id = approved, pledge_round
+    vouchers = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=system["vouchers"].app), base_url="http://vouchers.test"
+    )
+    async with vouchers:
         async with await signed_in_browser(system, NEIGHBOUR, ["resident"], [BUURT]) as neighbour:
             page = await neighbour.get(f"/rondes/{round_id}")
             assert page.status_code == 200, page.text
@@ -542,3 +572,63 @@ async def test_the_same_pledge_form_sent_twice_is_one_pledge(system, approved):
         wallet = (await vouchers.get(f"/api/v1/rounds/{round_id}/wallets/me", headers=resident)).json()
     assert [pledge["amount_cents"] for pledge in wallet["pledges"]] == [2_000]
     assert wallet["balance_cents"] == 3_000
+
+
+# ---------------------------------------------------------------------------------------------------- my settings
+
+
+async def test_settings_reach_the_notifications_service_and_its_problems_stay_next_to_the_field(system):
+    async with await signed_in_browser(system, f"r-settings-{RUN}", ["resident"], [BUURT]) as client:
+        page = await client.get("/instellingen")
+        assert page.status_code == 200, page.text
+        assert_secure_html(page)
+        data = {"csrf_token": csrf_of(page.text), "language": "en", "frequency": "daily", "area_codes": BUURT}
+        refused = await client.post("/instellingen", data=data | {"email": "geen-adres"})
+        assert refused.status_code == 422
+        assert 'id="f-email-error"' in refused.text and 'value="geen-adres"' in refused.text
+        saved = await client.post("/instellingen", data=data | {"email": "bewoner@example.org", "email_enabled": "on"})
+        assert (saved.status_code, saved.headers["location"]) == (303, "/instellingen?melding=saved")
+        shown = await client.get("/instellingen")
+        inbox = await client.get("/inbox")
+    assert 'value="bewoner@example.org"' in shown.text and f'value="{BUURT}"' in shown.text
+    assert '<option value="daily" selected>' in shown.text
+    assert inbox.status_code == 200 and "Geen berichten." in inbox.text
+
+
+# ---------------------------------------------------------------------------------------------------- officials
+
+
+async def test_claims_and_awards_pages_for_officials_and_the_steering_group(system, pledge_round, approved):
+    member = {"Authorization": f"Bearer {token_of(OFFICIAL, ['official'], [WIJK])}"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=system["vouchers"].app), base_url="http://vouchers.test"
+    ) as vouchers:
+        registered = await vouchers.put(
+            f"/api/v1/areas/{WIJK}/steering-group",
+            headers=member,
+            json={"members": [{"member_id": MEMBER, "chair": True}]},
+        )
+        assert registered.status_code == 200, registered.text
+    async with await signed_in_browser(system, OFFICIAL, ["official"], [WIJK]) as official:
+        claims = await official.get("/declaraties")
+        assert claims.status_code == 200 and "Er wachten geen declaraties." in claims.text
+        assert_secure_html(claims)
+        assert (await official.get(f"/declaraties/{uuid.uuid4()}")).status_code == 404
+    async with await signed_in_browser(system, MEMBER, ["steering_group"], [WIJK]) as steering:
+
+        async def proposable():  # the approved benches, as the portal's read model learns of them
+            shown = await steering.get(f"/rondes/{pledge_round}/toekenningen")
+            assert shown.status_code == 200, shown.text
+            return shown if f'value="{approved}"' in shown.text else None
+
+        page = await eventually(proposable)
+        assert page
+        assert_secure_html(page)
+        data = {"csrf_token": csrf_of(page.text), "key": hidden(page.text, "key"), "initiative_id": str(approved)}
+        refused = await steering.post(f"/rondes/{pledge_round}/toekenningen", data=data | {"amount_cents": "-"})
+        assert refused.status_code == 422 and 'id="f-amount_cents-error"' in refused.text
+        by_service = await steering.post(f"/rondes/{pledge_round}/toekenningen", data=data | {"amount_cents": "10,00"})
+        assert by_service.status_code == 422 and "utrecht-alert--error" in by_service.text  # a pledge round: no awards
+    async with await signed_in_browser(system, f"r-nosy-{RUN}", ["resident"], [BUURT]) as resident:
+        assert (await resident.get(f"/rondes/{pledge_round}/toekenningen")).status_code == 403
+        assert (await resident.get("/declaraties")).status_code == 403

@@ -650,7 +650,9 @@ async def review(initiative_id: str, request: Request) -> Response:
 async def claims(request: Request) -> Response:
     ctx = await context(request)
     signed_in(ctx, OFFICIAL, STEERING_GROUP)
-    found = await _services(request).claims(ctx.token, status=request.query_params.get("status") or "submitted")
+    status = request.query_params.get("status")
+    status = status if status in ("held", "approved", "declined") else "held"  # held: waiting for a decision
+    found = await _services(request).claims(ctx.token, status=status)
     return render(ctx, "claims.html", items=found["items"])
 
 
@@ -686,7 +688,15 @@ async def decide_claim(claim_id: str, request: Request) -> Response:
 async def _awards_page(ctx: Context, round_id: uuid.UUID, status: int = 200, **values: Any) -> Response:
     services = _services(ctx.request)
     awards = (await services.awards(ctx.token, round_id))["items"]
-    initiatives = (await services.round_initiatives(ctx.token, round_id))["items"]
+    try:
+        initiatives = (await services.round_initiatives(ctx.token, round_id))["items"]
+    except Refused as refused:  # a steering group member who is no resident there: the public list of the area
+        if refused.status != 403:
+            raise
+        area_code = (await services.round(ctx.token, round_id))["area_code"]
+        async with _unit_of_work(ctx.request) as uow:
+            approved = (await pages.area_page(uow, area_code)).sections["approved"]
+        initiatives = [{"initiative_id": str(one.initiative.id), "title": one.initiative.title} for one in approved]
     form = {"key": str(uuid.uuid4())} | values.pop("form", {})
     return render(
         ctx, "awards.html", status, round_id=round_id, awards=awards, initiatives=initiatives, form=form, **values
