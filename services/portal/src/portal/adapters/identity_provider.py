@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from authlib.deprecate import AuthlibDeprecationWarning
 from authlib.integrations.base_client import OAuthError
 
@@ -26,8 +27,9 @@ __all__ = ["IdentityProvider", "OAuthError"]
 
 
 class IdentityProvider:
-    def __init__(self, settings: PortalSettings) -> None:
+    def __init__(self, settings: PortalSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._settings = settings
+        extra = {"transport": transport} if transport is not None else {}  # tests: the provider in this process
         oauth = OAuth()
         self._client = oauth.register(
             "portal",
@@ -38,6 +40,7 @@ class IdentityProvider:
                 "scope": "openid profile email",
                 "code_challenge_method": "S256",
                 "timeout": settings.service_timeout_seconds,
+                **extra,
             },
         )
 

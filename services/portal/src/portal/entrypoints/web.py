@@ -177,7 +177,7 @@ def _identity_provider(request: Request) -> IdentityProvider | None:
     if not service.settings.oidc_issuer:
         return None
     if getattr(service, "identity_provider", None) is None:
-        service.identity_provider = IdentityProvider(service.settings)
+        service.identity_provider = IdentityProvider(service.settings, getattr(service, "web_transport", None))
     return service.identity_provider
 
 
