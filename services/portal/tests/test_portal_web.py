@@ -418,6 +418,20 @@ async def test_an_amount_that_is_no_amount_is_refused_before_any_service_is_aske
     assert 'id="f-budget_lines-0-amount_cents-error"' in answer.text
 
 
+async def test_a_draft_is_the_owners_alone_until_they_ask_the_neighbourhood(system):
+    async with await signed_in_browser(system, OWNER, ["resident"], [BUURT]) as owner:
+        saved = await propose(owner, action="save", title="Boomspiegels")
+        assert saved.status_code == 303, saved.text
+        page_path = saved.headers["location"].split("?")[0]
+        draft = await owner.get(page_path)
+        assert draft.status_code == 200 and "Concept" in draft.text and "Boomspiegels" in draft.text
+        async with await signed_in_browser(system, NEIGHBOUR, ["resident"], [BUURT]) as neighbour:
+            assert (await neighbour.get(page_path)).status_code == 404
+        submitted = await owner.post(f"{page_path}/indienen", data={"csrf_token": csrf_of(draft.text)})
+        assert (submitted.status_code, submitted.headers["location"]) == (303, f"{page_path}?melding=submitted")
+    assert (await initiative_in_service(system, page_path.split("/")[2]))["status"] == "gathering_support"
+
+
 @pytest.fixture(scope="module")
 async def benches(system):
     """An initiative proposed and submitted through the pages by its owner; its id."""

@@ -49,18 +49,17 @@ from ..settings import PortalSettings
 router = APIRouter(include_in_schema=False)
 
 HERE = Path(__file__).resolve().parents[1]
-NODE_MODULES = HERE.parents[1] / "node_modules"
 LANGUAGES = ("nl", "en")
 SESSION_COOKIE, CSRF_COOKIE, LANGUAGE_COOKIE = "bk_session", "bk_csrf", "bk_taal"
 CATEGORIES = ("green", "play", "safety", "social", "culture", "sport", "sustainability", "other")
 BUDGET_ROWS = 5
-# the files under /static/: only these, from the npm packages and the portal's own
-STATIC: dict[str, tuple[Path, str]] = {
-    "utrecht.css": (NODE_MODULES / "@utrecht/component-library-css/dist/index.css", "text/css"),
-    "tokens.css": (NODE_MODULES / "@utrecht/design-tokens/dist/index.css", "text/css"),
-    "htmx.min.js": (NODE_MODULES / "htmx.org/dist/htmx.min.js", "text/javascript"),
-    "portal.css": (HERE / "static/portal.css", "text/css"),
+# the files under /static/: only these, from the npm packages (in `assets_dir`) and the portal's own
+STATIC: dict[str, tuple[str, str]] = {
+    "utrecht.css": ("@utrecht/component-library-css/dist/index.css", "text/css"),
+    "tokens.css": ("@utrecht/design-tokens/dist/index.css", "text/css"),
+    "htmx.min.js": ("htmx.org/dist/htmx.min.js", "text/javascript"),
 }
+OWN_STATIC: dict[str, tuple[Path, str]] = {"portal.css": (HERE / "static/portal.css", "text/css")}
 SECURITY_HEADERS = [
     (
         b"content-security-policy",
@@ -349,10 +348,14 @@ def install(app: FastAPI) -> None:
 
 
 @router.get("/static/{name}")
-async def static(name: str) -> Response:
-    if name not in STATIC:
+async def static(name: str, request: Request) -> Response:
+    if name in OWN_STATIC:
+        path, media_type = OWN_STATIC[name]
+    elif name in STATIC:
+        relative, media_type = STATIC[name]
+        path = _settings(request).assets_dir / relative
+    else:
         return Response("not found", status_code=404, media_type="text/plain")
-    path, media_type = STATIC[name]
     return FileResponse(path, media_type=media_type, headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
 
@@ -460,6 +463,7 @@ async def _initiative_page(ctx: Context, initiative_id: uuid.UUID, status: int =
         may_support=visitor.lives_in(area_code) and status_now == Status.GATHERING_SUPPORT.value,
         may_volunteer=visitor.lives_in(area_code) and status_now not in ("completed", "cancelled", "rejected"),
         may_review=visitor.has(OFFICIAL) and visitor.acts_for(area_code) and status_now == "in_review",
+        may_submit=full is not None and full.get("status") in ("draft", "changes_requested"),
         initiative_id=initiative_id,
         status_now=status_now,
         **values,
@@ -485,6 +489,19 @@ async def support(initiative_id: str, request: Request) -> Response:
             ctx, the_id, 409 if refused.status == 409 else 422, errors=field_errors(ctx, refused)
         )
     return redirect(ctx, f"/initiatieven/{the_id}", "support_withdrawn" if withdraw else "supported")
+
+
+@router.post("/initiatieven/{initiative_id}/indienen")
+async def submit(initiative_id: str, request: Request) -> Response:
+    ctx = await context(request)
+    the_id = _uuid(initiative_id)
+    signed_in(ctx, RESIDENT)
+    await form_of(request, ctx)
+    try:
+        await _services(request).submit(ctx.token, the_id)
+    except Refused as refused:
+        return await _initiative_page(ctx, the_id, 422, errors=field_errors(ctx, refused))
+    return redirect(ctx, f"/initiatieven/{the_id}", "submitted")
 
 
 @router.post("/initiatieven/{initiative_id}/meedoen")
@@ -579,6 +596,19 @@ async def pledge(round_id: str, request: Request) -> Response:
         except Refused as refused:
             errors = field_errors(ctx, refused)
     return await _round_page(ctx, the_id, 422, errors=errors, form=form)
+
+
+@router.post("/rondes/{round_id}/sluiten")
+async def close_round(round_id: str, request: Request) -> Response:
+    ctx = await context(request)
+    the_id = _uuid(round_id)
+    signed_in(ctx, OFFICIAL)
+    await form_of(request, ctx)
+    try:
+        await _services(request).close_round(ctx.token, the_id)
+    except Refused as refused:
+        return await _round_page(ctx, the_id, refused.status, errors=field_errors(ctx, refused))
+    return redirect(ctx, f"/rondes/{the_id}", "closed")
 
 
 @router.get("/portemonnee")
