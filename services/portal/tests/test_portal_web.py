@@ -151,7 +151,9 @@ def browser(system) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=system["portal"].app), base_url="http://portal.test")
 
 
-async def signed_in_browser(system, subject: str, roles: list[str], areas: list[str]) -> httpx.AsyncClient:
+async def signed_in_browser(
+    system, subject: str, roles: list[str], areas: list[str], access_token: str | None = None
+) -> httpx.AsyncClient:
     """A browser with the session that signing in as `subject` leaves, its cookie signed as the portal signs it."""
     from portal.domain.web import signed
 
@@ -163,7 +165,7 @@ async def signed_in_browser(system, subject: str, roles: list[str], areas: list[
             display_name=f"Bewoner {subject}",
             roles=roles,
             areas=areas,
-            access_token=token_of(subject, roles, areas),
+            access_token=access_token or token_of(subject, roles, areas),
             id_token=None,
             hours=1,
         )
@@ -365,6 +367,16 @@ async def test_a_service_that_cannot_be_reached_gives_a_friendly_page(system):
         system["hosts"].down.clear()
     assert answer.status_code == 503
     assert "niet bereikbaar" in answer.text and "Traceback" not in answer.text
+
+
+async def test_an_access_token_a_service_no_longer_takes_means_signing_in_again(system, pledge_round):
+    expired = mint(
+        PRIVATE, issuer=ISSUER, audience=AUDIENCE, subject=NEIGHBOUR, roles=["resident"], areas=[BUURT], ttl_seconds=-60
+    )
+    async with await signed_in_browser(system, NEIGHBOUR, ["resident"], [BUURT], access_token=expired) as client:
+        answer = await client.get(f"/rondes/{pledge_round}")
+        assert (answer.status_code, answer.headers["location"]) == (303, f"/auth/login?next=/rondes/{pledge_round}")
+        assert (await client.get("/portemonnee")).status_code == 303  # the session is gone
 
 
 async def test_signing_out_forgets_the_session(system):
