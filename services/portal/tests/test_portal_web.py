@@ -379,6 +379,18 @@ async def test_an_access_token_a_service_no_longer_takes_means_signing_in_again(
         assert (await client.get("/portemonnee")).status_code == 303  # the session is gone
 
 
+async def test_an_unexpected_failure_is_a_page_too(system, monkeypatch):
+    async def broken(uow, area_code):
+        raise RuntimeError("a defect")
+
+    monkeypatch.setattr("portal.service.pages.area_page", broken)
+    async with browser(system) as client:
+        answer = await client.get(f"/buurten/{BUURT}")
+    assert answer.status_code == 500
+    assert_secure_html(answer)
+    assert "Er ging bij ons iets mis" in answer.text and "a defect" not in answer.text
+
+
 async def test_signing_out_forgets_the_session(system):
     client = await signed_in_browser(system, f"r-leaving-{RUN}", ["resident"], [BUURT])
     async with client:

@@ -9,9 +9,11 @@ cookie) and is refused with a 403 page without it; every HTML answer carries the
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 import tomllib
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -21,10 +23,12 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from buurtkracht_contracts.areas import is_area_code
+from buurtkracht_kit.db import UNAVAILABLE
 
 from ..adapters.identity_provider import IdentityProvider, OAuthError
 from ..adapters.services import Refused, Services, SignInAgain, Unavailable
@@ -46,7 +50,7 @@ from ..domain.web import unsigned as unsigned_token
 from ..service import pages, web_sessions
 from ..settings import PortalSettings
 
-router = APIRouter(include_in_schema=False)
+logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parents[1]
 LANGUAGES = ("nl", "en")
@@ -342,6 +346,38 @@ def install(app: FastAPI) -> None:
         ctx = await context(request)
         key = {403: "error.forbidden", 404: "error.not_found"}.get(refused.status, "error.refused")
         return render(ctx, "error.html", refused.status, message=ctx.t(key), detail=refused.detail)
+
+
+class PageRoute(APIRoute):
+    """A page's route: an error nobody expected is logged and answered with the error page (503 when the database
+    is away), never with a traceback or a JSON problem; the expected ones go to the handlers `install` adds."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handle = super().get_route_handler()
+
+        async def handle_page(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except (PageError, NeedsSignIn, SignInAgain, Unavailable, Refused):
+                raise
+            except Exception as error:
+                if isinstance(error, (*UNAVAILABLE, OSError)):
+                    logger.warning("page %s: %s", request.url.path, type(error).__name__)
+                    status, key = 503, "error.unavailable"
+                else:
+                    logger.exception("page %s failed", request.url.path)
+                    status, key = 500, "error.unexpected"
+                try:
+                    ctx = await context(request)
+                    return render(ctx, "error.html", status, message=ctx.t(key))
+                except Exception:  # the database away too: a page without the visitor's session
+                    html = f"<!DOCTYPE html><html lang=nl><title>Buurtkracht</title><h1>{translate('nl', key)}</h1>"
+                    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+
+        return handle_page
+
+
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 
 # ---------------------------------------------------------------------------------------------------- static
