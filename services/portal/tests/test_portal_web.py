@@ -315,6 +315,15 @@ async def test_only_the_named_assets_are_served_and_kept_long(system):
         assert (await client.get("/static/..%2Fpackage.json")).status_code == 404
 
 
+async def test_the_api_documentation_page_keeps_its_scripts_and_the_json_api_gets_no_page_headers(system, park):
+    async with browser(system) as client:
+        docs = await client.get("/docs")
+        api = await client.get(f"/api/v1/public/initiatives/{PARK}")
+    assert docs.status_code == 200 and "content-security-policy" not in docs.headers
+    assert docs.headers["x-frame-options"] == "DENY"
+    assert api.status_code == 200 and "content-security-policy" not in api.headers
+
+
 async def test_the_openapi_document_holds_the_json_api_only(system):
     async with browser(system) as client:
         document = (await client.get("/openapi.json")).json()

@@ -64,6 +64,7 @@ STATIC: dict[str, tuple[str, str]] = {
     "htmx.min.js": ("htmx.org/dist/htmx.min.js", "text/javascript"),
 }
 OWN_STATIC: dict[str, tuple[Path, str]] = {"portal.css": (HERE / "static/portal.css", "text/css")}
+DOCUMENTATION_PAGES = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})  # FastAPI's, with scripts of their own
 SECURITY_HEADERS = [
     (
         b"content-security-policy",
@@ -296,8 +297,12 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        documentation = scope["path"] in DOCUMENTATION_PAGES
+
         async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and documentation:
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS[1:]]
+            elif message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
                 if content_type.startswith(b"text/html") or 300 <= message["status"] < 400:
@@ -392,7 +397,11 @@ async def static(name: str, request: Request) -> Response:
         path = _settings(request).assets_dir / relative
     else:
         return Response("not found", status_code=404, media_type="text/plain")
-    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "public, max-age=31536000, immutable"})
+    return FileResponse(
+        path,
+        media_type=media_type,
+        headers={"Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- public
@@ -469,7 +478,13 @@ async def propose_initiative(request: Request) -> Response:
         except Refused as refused:
             errors = field_errors(ctx, refused)
     return render(
-        ctx, "new_initiative.html", 422, form=form, errors=errors, categories=CATEGORIES, rows=range(BUDGET_ROWS)
+        ctx,
+        "new_initiative.html",
+        422,
+        form=form | {"key": str(uuid.uuid4())},  # the refused request's key is spent: a new one for the next try
+        errors=errors,
+        categories=CATEGORIES,
+        rows=range(BUDGET_ROWS),
     )
 
 
@@ -575,7 +590,7 @@ async def _round_page(ctx: Context, round_id: uuid.UUID, status: int = 200, **va
             wallet = await services.wallet(ctx.token, round_id)
     elif public_round is None:
         raise NeedsSignIn()
-    form = {"key": str(uuid.uuid4())} | values.pop("form", {})
+    form = values.pop("form", {}) | {"key": str(uuid.uuid4())}  # a new key for each form shown, after a refusal too
     return render(
         ctx,
         "round.html",
@@ -724,7 +739,7 @@ async def claims(request: Request) -> Response:
 
 async def _claim_page(ctx: Context, claim_id: uuid.UUID, status: int = 200, **values: Any) -> Response:
     claim = await _services(ctx.request).claim(ctx.token, claim_id)
-    form = {"key": str(uuid.uuid4())} | values.pop("form", {})
+    form = values.pop("form", {}) | {"key": str(uuid.uuid4())}  # a new key for each form shown, after a refusal too
     return render(ctx, "claim.html", status, claim=claim, form=form, **values)
 
 
@@ -763,7 +778,7 @@ async def _awards_page(ctx: Context, round_id: uuid.UUID, status: int = 200, **v
         async with _unit_of_work(ctx.request) as uow:
             approved = (await pages.area_page(uow, area_code)).sections["approved"]
         initiatives = [{"initiative_id": str(one.initiative.id), "title": one.initiative.title} for one in approved]
-    form = {"key": str(uuid.uuid4())} | values.pop("form", {})
+    form = values.pop("form", {}) | {"key": str(uuid.uuid4())}  # a new key for each form shown, after a refusal too
     return render(
         ctx, "awards.html", status, round_id=round_id, awards=awards, initiatives=initiatives, form=form, **values
     )
