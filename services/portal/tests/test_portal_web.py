@@ -353,6 +353,29 @@ async def test_without_an_identity_provider_sign_in_is_off_with_a_page(system):
     assert "Inloggen is hier niet ingesteld" in answer.text
 
 
+async def test_an_identity_provider_that_cannot_be_reached_gives_a_page(databases, tmp_path):
+    key = tmp_path / "public.pem"
+    key.write_text(PUBLIC)
+    portal = create_portal(
+        PortalSettings(
+            service_name=f"portal-web-test-idp-{RUN}",
+            database_url=databases["portal"],
+            jwt_public_key_file=key,
+            process_role="api",
+            oidc_issuer="http://idp.test",  # not among the hosts: unreachable
+        ),
+        web_transport=Hosts({}),
+    )
+    async with LifespanManager(portal.app):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=portal.app), base_url="http://portal.test"
+        ) as client:
+            answer = await client.get("/auth/login?next=/portemonnee")
+    assert answer.status_code == 503
+    assert_secure_html(answer)
+    assert "de inlogdienst is niet bereikbaar" in answer.text
+
+
 async def test_a_forged_or_unsigned_session_cookie_is_nobody(system):
     async with browser(system) as client:
         client.cookies.set("bk_session", "made-up.0123456789abcdef0123456789abcdef")
