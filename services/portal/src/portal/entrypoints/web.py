@@ -25,6 +25,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from buurtkracht_contracts.areas import is_area_code
@@ -363,7 +364,7 @@ class PageRoute(APIRoute):
         async def handle_page(request: Request) -> Response:
             try:
                 return await handle(request)
-            except (PageError, NeedsSignIn, SignInAgain, Unavailable, Refused):
+            except (PageError, NeedsSignIn, SignInAgain, Unavailable, Refused, HTTPException):
                 raise
             except Exception as error:
                 if isinstance(error, (*UNAVAILABLE, OSError)):
