@@ -390,6 +390,16 @@ async def test_a_page_a_role_may_not_see_answers_403(system):
     assert_secure_html(answer)
 
 
+async def test_a_public_page_stays_when_the_service_behind_its_buttons_is_away(system, park):
+    system["hosts"].down.add("initiatives.test")
+    try:
+        async with await signed_in_browser(system, f"r-reader-{RUN}", ["resident"], [BUURT]) as client:
+            answer = await client.get(f"/initiatieven/{PARK}")
+    finally:
+        system["hosts"].down.clear()
+    assert answer.status_code == 200 and "Het klimrek staat er" in answer.text
+
+
 async def test_a_service_that_cannot_be_reached_gives_a_friendly_page(system):
     system["hosts"].down.add("notifications.test")
     try:

@@ -500,6 +500,9 @@ async def _initiative_page(ctx: Context, initiative_id: uuid.UUID, status: int =
         except Refused as refused:
             if listed is None or refused.status not in (403, 404):
                 raise
+        except Unavailable:  # the public page still shows what the read model has
+            if listed is None:
+                raise
     if listed is None and full is None:
         raise PageError(404, "error.not_found")
     visitor = ctx.visitor
