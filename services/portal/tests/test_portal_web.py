@@ -712,3 +712,21 @@ async def test_claims_and_awards_pages_for_officials_and_the_steering_group(syst
     async with await signed_in_browser(system, f"r-nosy-{RUN}", ["resident"], [BUURT]) as resident:
         assert (await resident.get(f"/rondes/{pledge_round}/toekenningen")).status_code == 403
         assert (await resident.get("/declaraties")).status_code == 403
+
+
+async def test_the_inbox_shows_a_message_of_the_notifications_service_and_marks_it_read(system, benches):
+    async with await signed_in_browser(system, OWNER, ["resident"], [BUURT]) as owner:
+
+        async def with_message():
+            shown = await owner.get("/inbox")
+            assert shown.status_code == 200, shown.text
+            return shown if f"/initiatieven/{benches}" in shown.text else None
+
+        inbox = await eventually(with_message)  # the submission reaches the notifications service through Kafka
+        assert inbox is not None and "Initiatief ingediend" in inbox.text
+        assert_secure_html(inbox)
+        action = re.search(r'action="(/inbox/[^"]+/gelezen)"', inbox.text).group(1)
+        read = await owner.post(action, data={"csrf_token": csrf_of(inbox.text)})
+        assert (read.status_code, read.headers["location"]) == (303, "/inbox")
+        after = await owner.get("/inbox")
+    assert action not in after.text
