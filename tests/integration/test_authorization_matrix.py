@@ -37,6 +37,7 @@ endpoint needs its row here.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -307,6 +308,13 @@ async def public_initiative(w: Portal, who: Person | None) -> Call:
     return Call({"initiative_id": await w.public_initiative()})
 
 
+async def page_ids(w: World, who: Person | None) -> Call:
+    """The parameters of a portal page: ids of nothing (a page sends to sign-in before it looks one up), and the
+    name of an asset it serves."""
+    ids = ("initiative_id", "round_id", "claim_id", "notification_id")
+    return Call({name: str(uuid.uuid4()) for name in ids} | {"name": "portal.css"})
+
+
 async def subscription_change(w: Notifications, who: Person | None) -> Call:
     return Call({"subscription_id": await w.subscription()}, json={"description": "Financiële administratie"})
 
@@ -421,6 +429,40 @@ MATRIX: list[Row] = [
     ("portal",        "GET",    "/api/v1/public/areas/{area_code}/initiatives",           in_the_area,                       200, 200, 200, 200, 200, 200, 200, 200),
     ("portal",        "GET",    "/api/v1/public/areas/{area_code}/rounds",                in_the_area,                       200, 200, 200, 200, 200, 200, 200, 200),
     ("portal",        "GET",    "/api/v1/public/initiatives/{initiative_id}",             public_initiative,                 200, 200, 200, 200, 200, 200, 200, 200),
+    # the portal's pages: a bearer token signs nobody in there (a session cookie does), so every caller is anonymous;
+    # pages for people signed in send them to sign in (303), forms without their CSRF token are refused (403), and
+    # sign-in answers 503 where no identity provider is set
+    ("portal",        "GET",    "/",                                                           nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("portal",        "GET",    "/static/{name}",                                              page_ids,                          200, 200, 200, 200, 200, 200, 200, 200),
+    ("portal",        "POST",   "/taal",                                                       nothing,                           403, 403, 403, 403, 403, 403, 403, 403),
+    ("portal",        "GET",    "/buurten/{area_code}",                                        in_the_area,                       200, 200, 200, 200, 200, 200, 200, 200),
+    ("portal",        "GET",    "/initiatieven/{initiative_id}",                               public_initiative,                 200, 200, 200, 200, 200, 200, 200, 200),
+    ("portal",        "GET",    "/initiatieven/nieuw",                                         nothing,                           303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "POST",   "/initiatieven/nieuw",                                         nothing,                           303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "POST",   "/initiatieven/{initiative_id}/steun",                         page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "POST",   "/initiatieven/{initiative_id}/indienen",                      page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "POST",   "/initiatieven/{initiative_id}/meedoen",                       page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "GET",    "/rondes/{round_id}",                                          page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "POST",   "/rondes/{round_id}/portemonnee",                              page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "POST",   "/rondes/{round_id}/toezeggingen",                             page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "POST",   "/rondes/{round_id}/sluiten",                                  page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "GET",    "/rondes/{round_id}/toekenningen",                             page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "POST",   "/rondes/{round_id}/toekenningen",                             page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "GET",    "/portemonnee",                                                nothing,                           303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "GET",    "/beoordelen",                                                 nothing,                           303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "GET",    "/beoordelen/{initiative_id}",                                 page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "POST",   "/beoordelen/{initiative_id}",                                 page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "GET",    "/declaraties",                                                nothing,                           303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "GET",    "/declaraties/{claim_id}",                                     page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "POST",   "/declaraties/{claim_id}",                                     page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "GET",    "/inbox",                                                      nothing,                           303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "POST",   "/inbox/{notification_id}/gelezen",                            page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "GET",    "/instellingen",                                               nothing,                           303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "POST",   "/instellingen",                                               nothing,                           303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "GET",    "/auth/login",                                                 nothing,                           503, 503, 503, 503, 503, 503, 503, 503),
+    ("portal",        "GET",    "/auth/callback",                                              nothing,                           503, 503, 503, 503, 503, 503, 503, 503),
+    ("portal",        "GET",    "/auth/logout",                                                nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("portal",        "POST",   "/auth/logout",                                                nothing,                           403, 403, 403, 403, 403, 403, 403, 403),
 
     ("notifications", "GET",    "/api/v1/me/export",                                      nothing,                           401, 200, 200, 200, 200, 200, 200, 200),
     # last: every caller is forgotten by it
