@@ -15,6 +15,7 @@ from notifications.domain.messages import LANGUAGES, Municipality, render, rende
 from notifications.domain.pages import PAGE_OF_KIND, path
 from notifications.domain.recipients import KINDS, RULES, params
 from notifications.settings import NotificationsSettings
+from portal.entrypoints.web import router as portal_pages
 from pydantic import ValidationError
 from test_notifications_messages import CONSUMED, FakePeople, sample, told
 
@@ -23,23 +24,8 @@ from buurtkracht_contracts import vouchers as v
 
 pytestmark = pytest.mark.unit
 
-# The portal's page routes, as the brief that specifies the portal lists them. The portal does not expose its page
-# routes yet (only its public API); once its pages land, read them from `portal.app` instead.
-PORTAL_ROUTES = (
-    "/",
-    "/buurten/{area_code}",
-    "/initiatieven/{initiative_id}",
-    "/initiatieven/nieuw",
-    "/rondes/{round_id}",
-    "/portemonnee",
-    "/inbox",
-    "/instellingen",
-    "/beoordelen",
-    "/beoordelen/{initiative_id}",
-    "/declaraties",
-    "/declaraties/{claim_id}",
-    "/rondes/{round_id}/toekenningen",
-)
+# The pages the portal serves: every link of a message must open one of them.
+PORTAL_ROUTES = tuple(route.path for route in portal_pages.routes if "GET" in getattr(route, "methods", ()))
 BASE = "https://buurtkracht.gemeente.example"
 AMSTERDAM = Municipality("Gemeente Amsterdam", "#EC0000", None)
 INITIATIVE_TITLE, ROUND_NAME = "Geveltuinen", "Voorjaarsronde"
