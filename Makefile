@@ -54,9 +54,13 @@ $(UV):
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11+ is needed: apt-get install python3.11 python3.11-venv"; exit 1; }
 	$(PYTHON) -m pip install --user --quiet "uv==$(UV_VERSION)"
 
-install: $(UV)
+install: $(UV) services/portal/node_modules/.package-lock.json
 	$(UV) sync --frozen
 	@$(RUN) buurtkracht keys --directory "$(LOCAL_DIR)/keys" >/dev/null
+
+services/portal/node_modules/.package-lock.json: services/portal/package.json services/portal/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the portal's front-end assets (apt-get install npm)"; exit 1; }
+	npm ci --prefix services/portal --ignore-scripts --no-audit --no-fund
 
 topics: install
 	$(RUN) buurtkracht topics ensure
