@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Locator, Page, Playwright, Response, expect
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 ROOT = Path(__file__).parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -114,8 +115,8 @@ async def screenshots(page: Page, name: str) -> list[Path]:
 @dataclass
 class Person:
     """Someone in a browser of their own (cookies, session) on the portal. Every page they come to is checked
-    before they go on (`looked`): no server error, no script error, no blocked script or style, zero axe
-    violations."""
+    before they go on (`looked`): no server error, no script or console error (a blocked script, a failed
+    request), zero axe violations."""
 
     name: str
     context: BrowserContext
@@ -140,8 +141,12 @@ class Person:
             self.troubles.append(f"{response.request.method} {response.url} answered {response.status}")
 
     def _console(self, message: Any) -> None:
-        if message.type == "error" and "Content Security Policy" in message.text:
-            self.troubles.append(f"blocked by the Content-Security-Policy: {message.text}")
+        """An error the browser reports on the console: a script or style the Content-Security-Policy blocked, a
+        request that failed (a boosted link whose redirect left the site, blocked by CORS), a resource missing (but
+        for the icon the browser asks every site for by itself)."""
+        if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
+            where = message.location.get("url") or self.page.url
+            self.troubles.append(f"console error: {message.text} ({where})")
 
     def url(self, path: str) -> str:
         return path if path.startswith("http") else f"{self.portal}{path}"
@@ -166,10 +171,16 @@ class Person:
         """Click a link or button and wait until `then` shows: something on the next page (a locator) or its
         address (a glob or pattern). Works alike whether the portal navigates or htmx swaps a part of the page."""
         await control.click()
-        if isinstance(then, Locator):
-            await expect(then.first).to_be_visible(timeout=WAIT_MS)
-        else:
-            await self.page.wait_for_url(then, timeout=WAIT_MS)
+        try:
+            if isinstance(then, Locator):
+                await expect(then.first).to_be_visible(timeout=WAIT_MS)
+            else:
+                await self.page.wait_for_url(then, timeout=WAIT_MS)
+        except (AssertionError, PlaywrightTimeoutError) as error:
+            troubles = "".join(f"\n  {trouble}" for trouble in self.troubles)
+            raise AssertionError(
+                f"{self.name} pressed {control} on {self.page.url} and did not get to {then}{troubles}"
+            ) from error
         await self.looked()
 
     async def until_shown(self, path: str, shown: Callable[[Page], Locator], ready: Callable[[], Awaitable]) -> None:
