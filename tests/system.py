@@ -1,5 +1,6 @@
 """The whole system for the tiers that run it as a person would: every service, each as its own process on a
-database of its own on the real stack, a real SMTP server and an integration's webhook endpoint."""
+database of its own on the real stack, the local identity provider the portal signs people in at, a real SMTP
+server and an integration's webhook endpoint."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from .stack import PG_ADMIN_URL, database_url
 
 ROOT = Path(__file__).parents[1]
 SERVICES = ("initiatives", "vouchers", "notifications", "portal")
+PORTAL_CLIENT_SECRET = "portal-local-secret"  # the portal's registration at the local identity provider
 HANDLED = {
     "initiatives": {model.event_type for model in INITIATIVES_HANDLERS},
     "vouchers": {model.event_type for model in VOUCHERS_HANDLERS},
@@ -110,9 +112,52 @@ class System:
     ports: dict[str, int] = field(default_factory=dict)
     environments: dict[str, dict[str, str]] = field(default_factory=dict)
     databases: dict[str, str] = field(default_factory=dict)
+    idp: asyncio.subprocess.Process | None = None  # the local identity provider (not one of the services)
+    idp_port: int = 0
 
     def url(self, instance: str) -> str:
         return f"http://127.0.0.1:{self.ports[instance]}"
+
+    @property
+    def idp_url(self) -> str:
+        """The identity provider's issuer: people sign in there (deploy/local/people.toml) to use the portal."""
+        return f"http://127.0.0.1:{self.idp_port}"
+
+    async def start_idp(self, private_key: Path, environment: dict[str, str], timeout: float = 60.0) -> None:
+        """`deploy/local/idp.py` on a port of its own, signing with the system's key and the services' issuer
+        and audience (from `environment`), the portal registered at its own port; until it answers discovery."""
+        self.idp_port = free_port()
+        portal = self.url("portal")
+        with (self.logs / "idp.log").open("ab") as out:
+            self.idp = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "deploy/local/idp.py",
+                "serve",
+                f"--port={self.idp_port}",
+                f"--private-key={private_key}",
+                f"--client-secret={PORTAL_CLIENT_SECRET}",
+                f"--redirect-uri={portal}/auth/callback",
+                f"--post-logout-redirect-uri={portal}/",
+                env=environment,
+                cwd=ROOT,
+                stdout=out,
+                stderr=out,
+            )
+
+        async def answers():
+            if self.idp.returncode is not None:
+                raise RuntimeError(f"the identity provider exited ({self.idp.returncode}); see {self.logs}/idp.log")
+            try:
+                async with httpx.AsyncClient() as http:
+                    return (await http.get(f"{self.idp_url}/.well-known/openid-configuration")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not await answers():
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"waited {timeout:.0f}s for the identity provider")
+            await asyncio.sleep(0.1)
 
     async def start(self, instance: str) -> None:
         """`python -m <service>` with the service's environment; its output is appended to its log. An instance
@@ -228,7 +273,9 @@ async def running_system(
     """The service processes on databases of their own (named after `tier`), a real SMTP server and a webhook
     endpoint; stopped with SIGTERM and their databases dropped afterwards. `settings` (BK_* variables) go to every
     service. A service named in `databases_given` uses the database at that URL instead (on a PostgreSQL of the
-    caller's, neither made nor dropped here); `service_settings` adds settings for one service."""
+    caller's, neither made nor dropped here); `service_settings` adds settings for one service. The local identity
+    provider runs beside them (`System.idp_url`), and the portal signs people in there and calls the services with
+    their access tokens."""
     run = uuid.uuid4().hex[:6]
     groups = [f"{service}-{tier}-{run}" for service in SERVICES]
     # the services' dead-letter topics too: a stray record on the shared topics is parked there
@@ -249,7 +296,22 @@ async def running_system(
     logs = tmp_path_factory.mktemp("logs")
     system = System(None, mailbox, hooks, {}, logs)
     processes, ports, databases = system.processes, system.ports, []
+    ports.update({service: free_port() for service in SERVICES})
     try:
+        await system.start_idp(
+            keys / "private.pem", os.environ | (settings or {}) | {"BK_JWT_PRIVATE_KEY_FILE": str(keys / "private.pem")}
+        )
+        portal = {  # signs people in at the identity provider, calls the services as them
+            "BK_PUBLIC_URL": system.url("portal"),
+            "BK_OIDC_ISSUER": system.idp_url,
+            "BK_OIDC_CLIENT_ID": "portal",
+            "BK_OIDC_CLIENT_SECRET": PORTAL_CLIENT_SECRET,
+            "BK_SESSION_SECRET": f"session-secret-{run}",
+            "BK_COOKIE_SECURE": "false",
+            "BK_INITIATIVES_URL": system.url("initiatives"),
+            "BK_VOUCHERS_URL": system.url("vouchers"),
+            "BK_NOTIFICATIONS_URL": system.url("notifications"),
+        }
         for service in SERVICES:
             if databases_given and service in databases_given:
                 system.databases[service] = databases_given[service]
@@ -258,7 +320,6 @@ async def running_system(
                 await admin.execute(f'CREATE DATABASE "{name}"')
                 databases.append(name)
                 system.databases[service] = database_url(name)
-            ports[service] = free_port()
             system.environments[service] = os.environ | {
                 "BK_SERVICE_NAME": f"{service}-{tier}-{run}",
                 "BK_DATABASE_URL": system.databases[service],
@@ -273,6 +334,7 @@ async def running_system(
                 "BK_WEBHOOK_DISPATCH_INTERVAL_SECONDS": "0.3",
                 "BK_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",  # the integration's endpoint is on 127.0.0.1
                 "BK_LOG_LEVEL": "WARNING",
+                **(portal if service == "portal" else {}),
                 **(settings or {}),
                 **(service_settings or {}).get(service, {}),
             }
@@ -294,6 +356,9 @@ async def running_system(
                 process.send_signal(signal.SIGTERM)
         for process in processes.values():
             await asyncio.wait_for(process.wait(), 60)
+        if system.idp is not None and system.idp.returncode is None:
+            system.idp.terminate()
+            await asyncio.wait_for(system.idp.wait(), 60)
         hooks.server.should_exit = True
         await hooks_task
         smtp.stop()

@@ -17,11 +17,17 @@ $(deploy/local/stack.sh status)
   initiatives API      http://127.0.0.1:8001/docs   AsyncAPI /asyncapi.json, metrics /metrics
   vouchers API         http://127.0.0.1:8002/docs   (make ledger-check)
   notifications API    http://127.0.0.1:8003/docs
+  portal               http://127.0.0.1:8004        sign in as one of the demo people below
   portal (public) API  http://127.0.0.1:8004/docs   e.g. /api/v1/public/areas/WK036301/initiatives
+  identity provider    http://127.0.0.1:8090        /.well-known/openid-configuration (local only: deploy/local/idp.py)
   email sent           SMTP sink on 127.0.0.1:10025: make mail
   the whole journey    make demo   (in a second terminal)
   a token              .venv/bin/buurtkracht token --sub r-123 --role resident --area BU03630001
   connection variables make stack-env;  logs of Kafka and PostgreSQL in ${LOCAL_DIR:-.local}/logs/
+
+Demo people who can sign in at the portal (deploy/local/people.toml; these passwords are for this machine only):
+$("$UV" run --frozen --no-sync python deploy/local/idp.py people | sed 's/^/  /')
+
 Ctrl-C stops the services; make stack-down stops Kafka and PostgreSQL.
 TEXT
 wait "$supervisor"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import importlib.util
 import re
 import secrets
 import sys
@@ -26,12 +27,15 @@ from notifications.settings import NotificationsSettings
 
 from tests.keys import PRIVATE, PUBLIC
 from tests.stack import KAFKA
-from tests.system import ROOT, free_port
+from tests.system import ROOT, Endpoints, Journey, free_port, journey_module
 
 pytestmark = pytest.mark.integration
 
 SERVICES_ISSUER, AUDIENCE = "https://login.buurtkracht.local", "buurtkracht"
 SECRET = "portal-local-secret"
+_spec = importlib.util.spec_from_file_location("local_idp", ROOT / "deploy" / "local" / "idp.py")
+local_idp = sys.modules["local_idp"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(local_idp)
 
 
 @dataclass(frozen=True)
@@ -340,3 +344,30 @@ async def test_logout_returns_only_to_a_registered_address_and_ends_the_sign_in(
     assert done.status_code == 303 and done.headers["location"] == f"{idp.post_logout_redirect_uri}?state=s"
     form = await browser.get(f"{idp.url}/authorize", params=authorize_params(idp, request))
     assert form.status_code == 200 and 'name="password"' in form.text
+
+
+async def test_the_people_who_can_sign_in_are_the_journeys_demo_people(tmp_path: Path) -> None:
+    """Whoever signs in gets the `sub`, roles and areas of the tokens `journey.py demo-data` loads data with."""
+    (tmp_path / "private.pem").write_text(PRIVATE)
+    journey = Journey(Endpoints(private_key=tmp_path / "private.pem"), run="demo")
+    buurten = journey_module.BUURTEN
+    as_the_journey_signs_in = {
+        "anna": journey.resident("anna", buurten[1]),
+        "bas": journey.resident("bas", buurten[2]),
+        "dirk": journey.resident("dirk", buurten[2]),
+        "cem": journey.resident("cem", buurten[0]),
+        "wijkcoordinator": journey.official(),
+        "regiegroep1": journey.steering(1),
+        "regiegroep2": journey.steering(2),
+        "beheerder": journey.admin(),
+    }
+    await journey.close()
+
+    people = local_idp.Directory.load(local_idp.PEOPLE_FILE).people
+
+    assert set(people) == set(as_the_journey_signs_in)
+    for username, headers in as_the_journey_signs_in.items():
+        claims = jwt.decode(headers["Authorization"].removeprefix("Bearer "), options={"verify_signature": False})
+        person = people[username]
+        assert (person.sub, list(person.roles), list(person.areas)) == (claims["sub"], claims["roles"], claims["areas"])
+    assert {"resident", "official", "steering_group"} <= {role for p in people.values() for role in p.roles}
