@@ -50,6 +50,7 @@ class Portal:
     browser: Browser
     people: dict[str, Account] = field(default_factory=accounts)
     seen: list[str] = field(default_factory=list)
+    persons: list[Person] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -59,6 +60,7 @@ class Portal:
         """Someone who has not signed in."""
         person = await Person.enter(self.browser, self.url, name)
         person.seen = self.seen
+        self.persons.append(person)
         return person
 
     async def signed_in(self, username: str, screenshot: str | None = None) -> Person:
@@ -138,6 +140,24 @@ async def system(kafka_bootstrap, tmp_path_factory):
         yield running
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.when == "call":
+        item.failed_call = report.failed
+    return report
+
+
 @pytest.fixture
-async def portal(system, chromium):
-    return Portal(system, chromium)
+async def portal(request, system, chromium, tmp_path):
+    """The system in Chromium for one test; after a failure, what each person's page showed (a screenshot and its
+    accessibility tree), to see where the journey stopped."""
+    portal = Portal(system, chromium)
+    yield portal
+    for person in portal.persons:
+        if getattr(request.node, "failed_call", False) and not person.page.is_closed():
+            shot = tmp_path / f"{person.name}.png"
+            await person.page.screenshot(path=shot, full_page=True)
+            tree = await person.page.locator("body").aria_snapshot()
+            print(f"\n{person.name} was on {person.page.url} ({shot}):\n{tree}")
+        await person.context.close()

@@ -8,15 +8,17 @@ payout; Anna reports — and anyone sees the report on the initiative's page wit
 
 Two steps have no page of their own and go through the services' APIs with a signed token, as the systems that
 take them would: opening the round (the portal has no page to open one; the vouchers API, as the official) and the
-bank's confirmation of the payout (the finance integration). A step whose page is missing fails, naming it."""
+bank's confirmation of the payout (the finance integration). A step the portal offers no page for yet is taken
+through the API so the journey reaches the pages after it, and the test then fails naming each such step."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Locator, expect
 
 from .conftest import Portal
 
@@ -28,16 +30,26 @@ NEIGHBOURS = ("bas", "dirk", "cem")  # live in the wijk's buurten: they may supp
 PLEDGERS = ("bas", "dirk", "cem", "regiegroep1", "regiegroep2")
 VOUCHER_CENTS, APPROVED_CENTS = 10_000, 50_000  # five wallets of € 100 fund the € 500 approved
 REPORT = "38 geveltuinen aangelegd met 14 buren."
+SUPPLIER = "Tuincentrum Amstel"
 
 
-def offered(count: int, what: str) -> None:
-    if count == 0:
-        pytest.fail(f"the portal does not offer this yet: {what}")
+class Missing:
+    """The steps the portal offers no page or control for yet. Each is taken through the service's API instead, so
+    the journey goes on to the pages after it, and the test fails at its end naming every one: never skipped."""
+
+    def __init__(self) -> None:
+        self.steps: list[str] = []
+
+    async def offered(self, control: Locator, step: str, looked_for: str, where: str) -> bool:
+        if await control.count():
+            return True
+        self.steps.append(f"{step}: no {looked_for} on {urlsplit(where).path}")
+        return False
 
 
 async def test_an_initiative_from_idea_to_public_report_in_the_browser(portal: Portal):
-    system = portal.system
-    journey = system.journey
+    journey = portal.system.journey
+    missing = Missing()
 
     # Anna signs in and proposes the initiative, asking for support at once
     anna = await portal.signed_in("anna", screenshot="inloggen")
@@ -122,29 +134,42 @@ async def test_an_initiative_from_idea_to_public_report_in_the_browser(portal: P
         await pledger.leave()
     await portal.until_status(initiative_id, "funded")
 
-    # Anna starts the work and declares the plant invoice on her initiative's page
+    # Anna starts the work and declares the plant invoice from her initiative's page
     await anna.open(f"/initiatieven/{initiative_id}")
     page = anna.page
-    start = page.get_by_role("button", name=re.compile("start", re.IGNORECASE))
-    offered(await start.count(), "the initiator starting the work of a funded initiative (initiative page)")
-    await anna.press(start.first, page.get_by_text(re.compile("Bezig")))
+    start = page.get_by_role("button", name=re.compile("start|beginnen", re.IGNORECASE))
+    if await missing.offered(start, "the initiator starts the work", "button named start or beginnen", page.url):
+        await anna.press(start.first, page.get_by_text("Bezig").first)
+    else:
+        await journey.call("initiatives", "POST", f"/api/v1/initiatives/{initiative_id}/start", portal.token("anna"))
+    await anna.open(f"/initiatieven/{initiative_id}")
     declare = page.get_by_role("link", name=re.compile("declar", re.IGNORECASE))
-    offered(await declare.count(), "the initiator declaring an expense (a link to a claim form)")
-    await anna.press(declare.first, page.get_by_label("Leverancier"))
-    await page.get_by_label("Leverancier").fill("Tuincentrum Amstel")
-    await page.get_by_label(re.compile("^Bedrag")).fill("300,00")
-    await page.get_by_label(re.compile("^Factuur")).fill(f"F-2026-{journey.run}")
-    await anna.screenshots("declareren")
-    await anna.press(
-        page.get_by_role("button", name=re.compile("declar|versturen", re.IGNORECASE)),
-        page.get_by_text("Tuincentrum Amstel"),
-    )
+    if await missing.offered(declare, "the initiator declares an expense", "link named declar…", page.url):
+        await anna.press(declare.first, page.get_by_label("Leverancier"))
+        await page.get_by_label("Leverancier").fill(SUPPLIER)
+        await page.get_by_label(re.compile("^Bedrag")).fill("300,00")
+        await page.get_by_label(re.compile("^Factuur")).fill(f"F-2026-{journey.run}")
+        await anna.screenshots("declareren")
+        await anna.press(
+            page.get_by_role("button", name=re.compile("declar|versturen", re.IGNORECASE)), page.get_by_role("status")
+        )
+    else:
+        await journey.call(
+            "vouchers",
+            "POST",
+            "/api/v1/expense-claims",
+            portal.token("anna") | {"Idempotency-Key": f"browser-claim-{journey.run}"},
+            {
+                "initiative_id": initiative_id,
+                "supplier": SUPPLIER,
+                "amount_cents": 30_000,
+                "invoice_reference": f"F-2026-{journey.run}",
+            },
+        )
 
     # the wijkcoördinator approves the declaration; finance pays it and confirms by the payout's reference
     await official.open("/declaraties")
-    await official.press(
-        official.page.get_by_role("link", name=re.compile("Tuincentrum Amstel|" + TITLE)).first, "**/declaraties/*"
-    )
+    await official.press(official.page.get_by_role("link", name=re.compile(SUPPLIER)).first, "**/declaraties/*")
     claim_id = official.page.url.rstrip("/").rsplit("/", 1)[1]
     await official.page.get_by_label("Goedkeuren").check()
     await official.screenshots("declaratie")
@@ -160,20 +185,35 @@ async def test_an_initiative_from_idea_to_public_report_in_the_browser(portal: P
         journey.finance(),
         {"bank_reference": f"SEPA-{journey.run}", "paid_at": datetime.now(UTC).isoformat()},
     )
-    assert paid["status"] == "paid", paid
+    assert paid["status"] == "settled", paid
 
     # Anna reports what was done and spent
     await anna.open(f"/initiatieven/{initiative_id}")
     page = anna.page
     report = page.get_by_role("link", name=re.compile("verslag", re.IGNORECASE))
-    offered(await report.count(), "the initiator reporting what was done and spent (a link to a report form)")
-    await anna.press(report.first, page.get_by_role("button"))
-    await page.get_by_label(re.compile("gedaan", re.IGNORECASE)).fill(REPORT)
-    await page.get_by_label(re.compile("planten", re.IGNORECASE)).fill("300,00")
-    await page.get_by_label(re.compile("gereedschap", re.IGNORECASE)).fill("0")
-    await anna.press(
-        page.get_by_role("button", name=re.compile("verslag|versturen", re.IGNORECASE)), page.get_by_text(REPORT)
-    )
+    if await missing.offered(report, "the initiator reports what was done and spent", "link named verslag", page.url):
+        await anna.press(report.first, page.get_by_label(re.compile("gedaan", re.IGNORECASE)))
+        await page.get_by_label(re.compile("gedaan", re.IGNORECASE)).fill(REPORT)
+        await page.get_by_label(re.compile("planten", re.IGNORECASE)).fill("300,00")
+        await page.get_by_label(re.compile("gereedschap", re.IGNORECASE)).fill("0")
+        await anna.screenshots("verslag")
+        await anna.press(
+            page.get_by_role("button", name=re.compile("verslag|versturen", re.IGNORECASE)), page.get_by_text(REPORT)
+        )
+    else:
+        await journey.call(
+            "initiatives",
+            "POST",
+            f"/api/v1/initiatives/{initiative_id}/report",
+            portal.token("anna"),
+            {
+                "what_was_done": REPORT,
+                "spending": [
+                    {"description": "planten", "spent_cents": 30_000},
+                    {"description": "gereedschap", "spent_cents": 0},
+                ],
+            },
+        )
     await portal.until_status(initiative_id, "completed")
 
     # a neighbour who never signed in reads the report on the initiative's page
@@ -196,3 +236,8 @@ async def test_an_initiative_from_idea_to_public_report_in_the_browser(portal: P
         "/declaraties",
         "/declaraties/{id}",
     } <= portal.pages_seen()
+    if missing.steps:
+        pytest.fail(
+            "the journey went through, but these steps have no page in the portal yet (taken through the API):\n  "
+            + "\n  ".join(missing.steps)
+        )
