@@ -1,5 +1,7 @@
 """The portal's settings: the kit's, and those of its web pages (sign-in, cookies, the services it calls)."""
 
+from pathlib import Path
+
 from pydantic import Field
 
 from buurtkracht_kit.settings import KitSettings
@@ -25,3 +27,7 @@ class PortalSettings(KitSettings):
     notifications_url: str = "http://127.0.0.1:8003"
     service_timeout_seconds: float = Field(10.0, gt=0, description="How long a page waits for a service")
     municipality_name: str = "Gemeente Buurtkracht"
+    assets_dir: Path = Field(
+        Path(__file__).resolve().parents[2] / "node_modules",
+        description="The npm packages the pages use (`npm ci` in services/portal; an image copies them)",
+    )

@@ -6,12 +6,18 @@ Authlib keeps what it needs between the redirect and the callback (state, nonce,
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
+from authlib.deprecate import AuthlibDeprecationWarning
 from authlib.integrations.base_client import OAuthError
-from authlib.integrations.starlette_client import OAuth
+
+with warnings.catch_warnings():  # Authlib 1.9 would rather have httpx2; httpx, which the portal uses, still works
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+    from authlib.integrations.starlette_client import OAuth
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
@@ -21,8 +27,9 @@ __all__ = ["IdentityProvider", "OAuthError"]
 
 
 class IdentityProvider:
-    def __init__(self, settings: PortalSettings) -> None:
+    def __init__(self, settings: PortalSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._settings = settings
+        extra = {"transport": transport} if transport is not None else {}  # tests: the provider in this process
         oauth = OAuth()
         self._client = oauth.register(
             "portal",
@@ -33,6 +40,7 @@ class IdentityProvider:
                 "scope": "openid profile email",
                 "code_challenge_method": "S256",
                 "timeout": settings.service_timeout_seconds,
+                **extra,
             },
         )
 

@@ -127,6 +127,9 @@ class Services:
         params = {"area_code": area_code, "limit": 100}
         return await self.call("vouchers", "GET", "/rounds", token, params=params)
 
+    async def close_round(self, token: str, round_id: uuid.UUID) -> dict[str, Any]:
+        return await self.call("vouchers", "POST", f"/rounds/{round_id}/close", token)
+
     async def wallet(self, token: str, round_id: uuid.UUID) -> dict[str, Any] | None:
         """My wallet in the round; None when I have none (yet)."""
         try:

@@ -52,6 +52,14 @@ def euros(cents: int | None) -> str:
     return f"{sign}€ {whole:,}".replace(",", ".") + f",{part:02d}"
 
 
+def euro_input(cents: int | None) -> str:
+    """Cents as a form field shows them, to be read back by `cents_from_euros`: `1234,50`."""
+    if cents is None:
+        return ""
+    whole, part = divmod(cents, 100)
+    return f"{whole},{part:02d}"
+
+
 @dataclass(frozen=True)
 class Visitor:
     """Who is looking at a page: signed in (with roles and areas from their access token) or not."""

@@ -9,9 +9,11 @@ cookie) and is refused with a 403 page without it; every HTML answer carries the
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 import tomllib
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -21,36 +23,48 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from buurtkracht_contracts.areas import is_area_code
+from buurtkracht_kit.db import UNAVAILABLE
 
 from ..adapters.identity_provider import IdentityProvider, OAuthError
 from ..adapters.services import Refused, Services, SignInAgain, Unavailable
 from ..adapters.unit_of_work import PortalUnitOfWork
 from ..adapters.web_sessions import WebSession
 from ..domain.model import Status
-from ..domain.web import OFFICIAL, RESIDENT, STEERING_GROUP, Visitor, cents_from_euros, euros, local_path, signed
+from ..domain.web import (
+    OFFICIAL,
+    RESIDENT,
+    STEERING_GROUP,
+    Visitor,
+    cents_from_euros,
+    euro_input,
+    euros,
+    local_path,
+    signed,
+)
 from ..domain.web import unsigned as unsigned_token
 from ..service import pages, web_sessions
 from ..settings import PortalSettings
 
-router = APIRouter(include_in_schema=False)
+logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parents[1]
-NODE_MODULES = HERE.parents[1] / "node_modules"
 LANGUAGES = ("nl", "en")
 SESSION_COOKIE, CSRF_COOKIE, LANGUAGE_COOKIE = "bk_session", "bk_csrf", "bk_taal"
 CATEGORIES = ("green", "play", "safety", "social", "culture", "sport", "sustainability", "other")
 BUDGET_ROWS = 5
-# the files under /static/: only these, from the npm packages and the portal's own
-STATIC: dict[str, tuple[Path, str]] = {
-    "utrecht.css": (NODE_MODULES / "@utrecht/component-library-css/dist/index.css", "text/css"),
-    "tokens.css": (NODE_MODULES / "@utrecht/design-tokens/dist/index.css", "text/css"),
-    "htmx.min.js": (NODE_MODULES / "htmx.org/dist/htmx.min.js", "text/javascript"),
-    "portal.css": (HERE / "static/portal.css", "text/css"),
+# the files under /static/: only these, from the npm packages (in `assets_dir`) and the portal's own
+STATIC: dict[str, tuple[str, str]] = {
+    "utrecht.css": ("@utrecht/component-library-css/dist/index.css", "text/css"),
+    "tokens.css": ("@utrecht/design-tokens/dist/index.css", "text/css"),
+    "htmx.min.js": ("htmx.org/dist/htmx.min.js", "text/javascript"),
 }
+OWN_STATIC: dict[str, tuple[Path, str]] = {"portal.css": (HERE / "static/portal.css", "text/css")}
+DOCUMENTATION_PAGES = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})  # FastAPI's, with scripts of their own
 SECURITY_HEADERS = [
     (
         b"content-security-policy",
@@ -142,6 +156,10 @@ class Context:
     def t(self, key: str, **params: Any) -> str:
         return translate(self.language, key, **params)
 
+    def label(self, group: str, value: Any) -> str:
+        """The catalogue's word for a service's value (a status), or the value itself if it has none."""
+        return self.t(f"{group}.{value}") if f"{group}.{value}" in catalogue(self.language) else str(value)
+
 
 def _settings(request: Request) -> PortalSettings:
     return request.app.state.service.settings
@@ -163,15 +181,17 @@ def _identity_provider(request: Request) -> IdentityProvider | None:
     if not service.settings.oidc_issuer:
         return None
     if getattr(service, "identity_provider", None) is None:
-        service.identity_provider = IdentityProvider(service.settings)
+        service.identity_provider = IdentityProvider(service.settings, getattr(service, "web_transport", None))
     return service.identity_provider
 
 
 async def context(request: Request) -> Context:
     settings = _settings(request)
     token = unsigned_token(request.cookies.get(SESSION_COOKIE), settings.session_secret)
-    async with _unit_of_work(request) as uow:
-        session = await web_sessions.find(uow, token)
+    session = None
+    if token:  # a visitor without a session cookie costs no database round trip
+        async with _unit_of_work(request) as uow:
+            session = await web_sessions.find(uow, token)
     language = request.cookies.get(LANGUAGE_COOKIE, "nl")
     language = language if language in LANGUAGES else "nl"
     if session is not None:
@@ -221,6 +241,7 @@ def _finish(ctx: Context, response: Response) -> Response:
 def render(ctx: Context, template: str, status: int = 200, **values: Any) -> Response:
     html = _templates.get_template(template).render(
         t=ctx.t,
+        label=ctx.label,
         lang=ctx.language,
         visitor=ctx.visitor,
         csrf_token=ctx.csrf_token,
@@ -228,11 +249,10 @@ def render(ctx: Context, template: str, status: int = 200, **values: Any) -> Res
         sign_in_on=bool(ctx.settings.oidc_issuer),
         path=ctx.request.url.path,
         notice=_notice(ctx),
-        errors={},
-        form={},
-        **values,
+        **({"errors": {}, "form": {}} | values),
     )
-    return _finish(ctx, HTMLResponse(html, status_code=status))
+    # a page holds the visitor's CSRF token, and signed in their own data: never kept by a shared cache
+    return _finish(ctx, HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"}))
 
 
 def _notice(ctx: Context) -> str | None:
@@ -277,8 +297,12 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        documentation = scope["path"] in DOCUMENTATION_PAGES
+
         async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and documentation:
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS[1:]]
+            elif message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
                 if content_type.startswith(b"text/html") or 300 <= message["status"] < 400:
@@ -329,15 +353,55 @@ def install(app: FastAPI) -> None:
         return render(ctx, "error.html", refused.status, message=ctx.t(key), detail=refused.detail)
 
 
+class PageRoute(APIRoute):
+    """A page's route: an error nobody expected is logged and answered with the error page (503 when the database
+    is away), never with a traceback or a JSON problem; the expected ones go to the handlers `install` adds."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handle = super().get_route_handler()
+
+        async def handle_page(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except (PageError, NeedsSignIn, SignInAgain, Unavailable, Refused):
+                raise
+            except Exception as error:
+                if isinstance(error, (*UNAVAILABLE, OSError)):
+                    logger.warning("page %s: %s", request.url.path, type(error).__name__)
+                    status, key = 503, "error.unavailable"
+                else:
+                    logger.exception("page %s failed", request.url.path)
+                    status, key = 500, "error.unexpected"
+                try:
+                    ctx = await context(request)
+                    return render(ctx, "error.html", status, message=ctx.t(key))
+                except Exception:  # the database away too: a page without the visitor's session
+                    html = f"<!DOCTYPE html><html lang=nl><title>Buurtkracht</title><h1>{translate('nl', key)}</h1>"
+                    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+
+        return handle_page
+
+
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
+
+
 # ---------------------------------------------------------------------------------------------------- static
 
 
 @router.get("/static/{name}")
-async def static(name: str) -> Response:
-    if name not in STATIC:
+async def static(name: str, request: Request) -> Response:
+    if name in OWN_STATIC:
+        path, media_type = OWN_STATIC[name]
+    elif name in STATIC:
+        relative, media_type = STATIC[name]
+        path = _settings(request).assets_dir / relative
+    else:
         return Response("not found", status_code=404, media_type="text/plain")
-    path, media_type = STATIC[name]
-    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "public, max-age=31536000, immutable"})
+    return FileResponse(
+        path,
+        media_type=media_type,
+        headers={"Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- public
@@ -414,7 +478,13 @@ async def propose_initiative(request: Request) -> Response:
         except Refused as refused:
             errors = field_errors(ctx, refused)
     return render(
-        ctx, "new_initiative.html", 422, form=form, errors=errors, categories=CATEGORIES, rows=range(BUDGET_ROWS)
+        ctx,
+        "new_initiative.html",
+        422,
+        form=form | {"key": str(uuid.uuid4())},  # the refused request's key is spent: a new one for the next try
+        errors=errors,
+        categories=CATEGORIES,
+        rows=range(BUDGET_ROWS),
     )
 
 
@@ -444,6 +514,7 @@ async def _initiative_page(ctx: Context, initiative_id: uuid.UUID, status: int =
         may_support=visitor.lives_in(area_code) and status_now == Status.GATHERING_SUPPORT.value,
         may_volunteer=visitor.lives_in(area_code) and status_now not in ("completed", "cancelled", "rejected"),
         may_review=visitor.has(OFFICIAL) and visitor.acts_for(area_code) and status_now == "in_review",
+        may_submit=full is not None and full.get("status") in ("draft", "changes_requested"),
         initiative_id=initiative_id,
         status_now=status_now,
         **values,
@@ -469,6 +540,19 @@ async def support(initiative_id: str, request: Request) -> Response:
             ctx, the_id, 409 if refused.status == 409 else 422, errors=field_errors(ctx, refused)
         )
     return redirect(ctx, f"/initiatieven/{the_id}", "support_withdrawn" if withdraw else "supported")
+
+
+@router.post("/initiatieven/{initiative_id}/indienen")
+async def submit(initiative_id: str, request: Request) -> Response:
+    ctx = await context(request)
+    the_id = _uuid(initiative_id)
+    signed_in(ctx, RESIDENT)
+    await form_of(request, ctx)
+    try:
+        await _services(request).submit(ctx.token, the_id)
+    except Refused as refused:
+        return await _initiative_page(ctx, the_id, 422, errors=field_errors(ctx, refused))
+    return redirect(ctx, f"/initiatieven/{the_id}", "submitted")
 
 
 @router.post("/initiatieven/{initiative_id}/meedoen")
@@ -506,7 +590,7 @@ async def _round_page(ctx: Context, round_id: uuid.UUID, status: int = 200, **va
             wallet = await services.wallet(ctx.token, round_id)
     elif public_round is None:
         raise NeedsSignIn()
-    form = {"key": str(uuid.uuid4())} | values.pop("form", {})
+    form = values.pop("form", {}) | {"key": str(uuid.uuid4())}  # a new key for each form shown, after a refusal too
     return render(
         ctx,
         "round.html",
@@ -517,7 +601,7 @@ async def _round_page(ctx: Context, round_id: uuid.UUID, status: int = 200, **va
         the_round=the_round,
         wallet=wallet,
         initiatives=initiatives,
-        pledgeable=[i for i in initiatives if i.get("status") == "approved"],
+        pledgeable=[i for i in initiatives if i.get("status") == "open"],
         form=form,
         **values,
     )
@@ -565,6 +649,19 @@ async def pledge(round_id: str, request: Request) -> Response:
     return await _round_page(ctx, the_id, 422, errors=errors, form=form)
 
 
+@router.post("/rondes/{round_id}/sluiten")
+async def close_round(round_id: str, request: Request) -> Response:
+    ctx = await context(request)
+    the_id = _uuid(round_id)
+    signed_in(ctx, OFFICIAL)
+    await form_of(request, ctx)
+    try:
+        await _services(request).close_round(ctx.token, the_id)
+    except Refused as refused:
+        return await _round_page(ctx, the_id, refused.status, errors=field_errors(ctx, refused))
+    return redirect(ctx, f"/rondes/{the_id}", "closed")
+
+
 @router.get("/portemonnee")
 async def wallets(request: Request) -> Response:
     ctx = await context(request)
@@ -594,7 +691,8 @@ async def review_queue(request: Request) -> Response:
 
 async def _review_page(ctx: Context, initiative_id: uuid.UUID, status: int = 200, **values: Any) -> Response:
     full = await _services(ctx.request).initiative(ctx.token, initiative_id)
-    return render(ctx, "review.html", status, full=full, **values)
+    form = {"approved_amount_cents": euro_input(full.get("requested_amount_cents"))} | values.pop("form", {})
+    return render(ctx, "review.html", status, full=full, form=form, **values)
 
 
 @router.get("/beoordelen/{initiative_id}")
@@ -633,13 +731,15 @@ async def review(initiative_id: str, request: Request) -> Response:
 async def claims(request: Request) -> Response:
     ctx = await context(request)
     signed_in(ctx, OFFICIAL, STEERING_GROUP)
-    found = await _services(request).claims(ctx.token, status=request.query_params.get("status") or "submitted")
+    status = request.query_params.get("status")
+    status = status if status in ("held", "approved", "declined") else "held"  # held: waiting for a decision
+    found = await _services(request).claims(ctx.token, status=status)
     return render(ctx, "claims.html", items=found["items"])
 
 
 async def _claim_page(ctx: Context, claim_id: uuid.UUID, status: int = 200, **values: Any) -> Response:
     claim = await _services(ctx.request).claim(ctx.token, claim_id)
-    form = {"key": str(uuid.uuid4())} | values.pop("form", {})
+    form = values.pop("form", {}) | {"key": str(uuid.uuid4())}  # a new key for each form shown, after a refusal too
     return render(ctx, "claim.html", status, claim=claim, form=form, **values)
 
 
@@ -669,8 +769,16 @@ async def decide_claim(claim_id: str, request: Request) -> Response:
 async def _awards_page(ctx: Context, round_id: uuid.UUID, status: int = 200, **values: Any) -> Response:
     services = _services(ctx.request)
     awards = (await services.awards(ctx.token, round_id))["items"]
-    initiatives = (await services.round_initiatives(ctx.token, round_id))["items"]
-    form = {"key": str(uuid.uuid4())} | values.pop("form", {})
+    try:
+        initiatives = (await services.round_initiatives(ctx.token, round_id))["items"]
+    except Refused as refused:  # a steering group member who is no resident there: the public list of the area
+        if refused.status != 403:
+            raise
+        area_code = (await services.round(ctx.token, round_id))["area_code"]
+        async with _unit_of_work(ctx.request) as uow:
+            approved = (await pages.area_page(uow, area_code)).sections["approved"]
+        initiatives = [{"initiative_id": str(one.initiative.id), "title": one.initiative.title} for one in approved]
+    form = values.pop("form", {}) | {"key": str(uuid.uuid4())}  # a new key for each form shown, after a refusal too
     return render(
         ctx, "awards.html", status, round_id=round_id, awards=awards, initiatives=initiatives, form=form, **values
     )

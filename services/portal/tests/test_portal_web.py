@@ -1,0 +1,704 @@
+"""The portal's pages on the real stack: the public pages from the read model (events in, HTML out), and the
+signed-in pages calling the real initiatives and vouchers services (each on a scratch database, on Kafka) with the
+person's access token. A session is made in the portal's database as sign-in makes it (the browser tier signs in
+through the local identity provider).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from initiatives.app import create as create_initiatives
+from initiatives.settings import InitiativesSettings
+from notifications.app import create as create_notifications
+from notifications.settings import NotificationsSettings
+from portal.app import create as create_portal
+from portal.service import web_sessions
+from portal.settings import PortalSettings
+from vouchers.app import create as create_vouchers
+from vouchers.settings import VouchersSettings
+
+from buurtkracht_contracts import Envelope, Event
+from buurtkracht_contracts import initiatives as i
+from buurtkracht_contracts.kafka import to_kafka
+from buurtkracht_contracts.registry import model_for
+from buurtkracht_contracts.topics import TopicSpec, all_topics, dead_letter_topic
+from buurtkracht_kit import topics
+from buurtkracht_kit.tokens import mint
+from tests.keys import PRIVATE, PUBLIC
+from tests.stack import PG_ADMIN_URL, database_url
+
+pytestmark = pytest.mark.integration
+
+RUN = uuid.uuid4().hex[:6]
+WIJK = f"WK0598{uuid.uuid4().int % 100:02d}"  # areas of its own: other tests put events on the same topics
+BUURT = f"BU{WIJK[2:]}01"
+OWNER, NEIGHBOUR, OFFICIAL, MEMBER = (f"{who}-{RUN}" for who in ("r-owner", "r-neighbour", "o-official", "s-member"))
+SOURCE = "urn:nld:oin:00000000000000000000:systeem:buurtkracht-tests"
+NOW = datetime.now(UTC)
+ISSUER, AUDIENCE = "https://login.buurtkracht.local", "buurtkracht"
+SECRET = "test-session-secret"
+
+
+def token_of(subject: str, roles: list[str], areas: list[str]) -> str:
+    return mint(PRIVATE, issuer=ISSUER, audience=AUDIENCE, subject=subject, roles=roles, areas=areas)
+
+
+class Hosts(httpx.AsyncBaseTransport):
+    """The services by host name, each an app in this process; any other host is unreachable."""
+
+    def __init__(self, apps: dict) -> None:
+        self._transports = {host: httpx.ASGITransport(app=app) for host, app in apps.items()}
+        self.down: set[str] = set()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host not in self._transports or request.url.host in self.down:
+            raise httpx.ConnectError(f"{request.url.host} unreachable", request=request)
+        return await self._transports[request.url.host].handle_async_request(request)
+
+
+@pytest.fixture(scope="module")
+async def databases():
+    names = {
+        service: f"test_{service}_{uuid.uuid4().hex[:10]}"
+        for service in ("portal", "initiatives", "vouchers", "notifications")
+    }
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    for name in names.values():
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield {service: database_url(name) for service, name in names.items()}
+    finally:
+        for name in names.values():
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def started(service):
+    for _ in range(300):
+        if await service.consuming():
+            return
+        await asyncio.sleep(0.1)
+    assert await service.consuming()
+
+
+@pytest.fixture(scope="module")
+async def system(databases, kafka_bootstrap, tmp_path_factory):
+    """The initiatives and vouchers services and the portal, each consuming the shared topics as its own group."""
+    groups = {name: f"{name}-web-test-{RUN}" for name in ("portal", "initiatives", "vouchers", "notifications")}
+    await topics.ensure(
+        {"bootstrap_servers": kafka_bootstrap},
+        [*all_topics(), *(TopicSpec(dead_letter_topic(group), 1) for group in groups.values())],
+    )
+    key = tmp_path_factory.mktemp("keys") / "public.pem"
+    key.write_text(PUBLIC)
+    common = {
+        "jwt_public_key_file": key,
+        "jwt_issuer": ISSUER,
+        "jwt_audience": AUDIENCE,
+        "kafka_bootstrap_servers": kafka_bootstrap,
+        "consumer_start": "latest",
+        "relay_poll_interval_seconds": 0.05,
+    }
+    initiatives = create_initiatives(
+        InitiativesSettings(
+            service_name=groups["initiatives"], database_url=databases["initiatives"], support_threshold=1, **common
+        )
+    )
+    vouchers = create_vouchers(
+        VouchersSettings(service_name=groups["vouchers"], database_url=databases["vouchers"], **common)
+    )
+    notifications = create_notifications(
+        NotificationsSettings(
+            service_name=groups["notifications"], database_url=databases["notifications"], smtp_port=9, **common
+        )
+    )
+    hosts = Hosts(
+        {"initiatives.test": initiatives.app, "vouchers.test": vouchers.app, "notifications.test": notifications.app}
+    )
+    portal = create_portal(
+        PortalSettings(
+            service_name=groups["portal"],
+            database_url=databases["portal"],
+            session_secret=SECRET,
+            initiatives_url="http://initiatives.test",
+            vouchers_url="http://vouchers.test",
+            notifications_url="http://notifications.test",
+            municipality_name="Gemeente Testdorp",
+            **common,
+        ),
+        web_transport=hosts,
+    )
+    async with (
+        LifespanManager(initiatives.app),
+        LifespanManager(vouchers.app),
+        LifespanManager(notifications.app),
+        LifespanManager(portal.app),
+    ):
+        for service in (initiatives, vouchers, notifications, portal):
+            await started(service)
+        yield {"portal": portal, "initiatives": initiatives, "vouchers": vouchers, "hosts": hosts}
+
+
+def browser(system) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=system["portal"].app), base_url="http://portal.test")
+
+
+async def signed_in_browser(
+    system, subject: str, roles: list[str], areas: list[str], access_token: str | None = None
+) -> httpx.AsyncClient:
+    """A browser with the session that signing in as `subject` leaves, its cookie signed as the portal signs it."""
+    from portal.domain.web import signed
+
+    async with system["portal"].unit_of_work() as uow:
+        token, _ = await web_sessions.signed_in(
+            uow,
+            None,
+            subject=subject,
+            display_name=f"Bewoner {subject}",
+            roles=roles,
+            areas=areas,
+            access_token=access_token or token_of(subject, roles, areas),
+            id_token=None,
+            hours=1,
+        )
+        await uow.commit()
+    client = browser(system)
+    client.cookies.set("bk_session", signed(token, SECRET))
+    return client
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def hidden(html: str, name: str) -> str:
+    return re.search(rf'name="{name}" value="([^"]*)"', html).group(1)
+
+
+async def eventually(check, timeout: float = 30.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if result := await check():
+            return result
+        await asyncio.sleep(0.2)
+    return await check()
+
+
+async def publish(kafka_bootstrap: str, *events: Event) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for event in events:
+            record = to_kafka(Envelope.wrap(event, SOURCE))
+            await producer.send_and_wait(
+                model_for(event.event_type).topic, record.value, key=record.key, headers=record.headers
+            )
+    finally:
+        await producer.stop()
+
+
+def assert_secure_html(answer: httpx.Response) -> None:
+    assert answer.headers["content-type"].startswith("text/html")
+    policy = answer.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe-inline" not in policy
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["referrer-policy"] == "same-origin"
+    assert "<script>" not in answer.text and " style=" not in answer.text and "<style" not in answer.text
+    assert answer.text.count("<h1") == 1
+
+
+# ---------------------------------------------------------------------------------------------------- public
+
+
+PARK = uuid.uuid4()
+
+
+@pytest.fixture(scope="module")
+async def park(system, kafka_bootstrap):
+    """A completed initiative of the buurt, through Kafka: submitted, supported, approved, funded, reported."""
+    facts = {"initiative_id": PARK, "area_code": BUURT, "title": "Speeltuin in het park", "initiators": [OWNER]}
+    await publish(
+        kafka_bootstrap,
+        i.InitiativeSubmitted(
+            **facts,
+            category="play",
+            summary="Een klimrek voor de kleintjes",
+            requested_amount_cents=80_000,
+            status="gathering_support",
+            support_threshold=1,
+            support_deadline=NOW + timedelta(days=42),
+            budget_lines=[i.PlannedBudgetLine(description="Klimrek", amount_cents=80_000)],
+        ),
+        i.InitiativeSupported(**facts, supporter_id=NEIGHBOUR, support_count=1),
+        i.InitiativeApproved(
+            **facts, official_id=OFFICIAL, requested_amount_cents=80_000, approved_amount_cents=80_000
+        ),
+        i.InitiativeFunded(**facts, round_id=uuid.uuid4(), awarded_amount_cents=80_000),
+        i.InitiativeCompleted(
+            **facts,
+            reported_by=OWNER,
+            what_was_done="Het klimrek staat er",
+            spent_amount_cents=79_500,
+            spending=[i.BudgetLineSpending(description="Klimrek", budgeted_cents=80_000, spent_cents=79_500)],
+        ),
+    )
+
+    async def completed():
+        async with browser(system) as client:
+            answer = await client.get(f"/initiatieven/{PARK}")
+            return answer.status_code == 200 and "Het klimrek staat er" in answer.text
+
+    assert await eventually(completed)
+
+
+async def test_the_public_pages_show_the_read_model_without_signing_in_and_name_no_resident(system, park):
+    async with browser(system) as client:
+        home = await client.get("/")
+        area = await client.get(f"/buurten/{BUURT}")
+        page = await client.get(f"/initiatieven/{PARK}")
+    for answer in (home, area, page):
+        assert answer.status_code == 200, answer.text
+        assert_secure_html(answer)
+        assert 'lang="nl"' in answer.text and 'href="#main"' in answer.text and "Gemeente Testdorp" in answer.text
+        for resident in (OWNER, NEIGHBOUR, OFFICIAL):
+            assert resident not in answer.text
+    assert f'href="/buurten/{BUURT}"' in home.text
+    assert "Speeltuin in het park" in area.text and "Klaar: wat er is gedaan" in area.text
+    assert "Klimrek" in page.text and "€ 795,00" in page.text and "Het klimrek staat er" in page.text
+    assert f"/initiatieven/{PARK}/steun" not in page.text  # nobody signed in: no support button
+
+
+async def test_english_is_one_form_away_and_stays(system, park):
+    async with browser(system) as client:
+        first = await client.get(f"/buurten/{BUURT}")
+        switched = await client.post(
+            "/taal", data={"csrf_token": csrf_of(first.text), "taal": "en", "next": f"/buurten/{BUURT}"}
+        )
+        assert switched.status_code == 303 and switched.headers["location"] == f"/buurten/{BUURT}"
+        english = await client.get(f"/buurten/{BUURT}")
+    assert 'lang="en"' in english.text and "Done: what was achieved" in english.text
+
+
+async def test_after_switching_language_a_foreign_next_goes_to_the_front_page(system):
+    async with browser(system) as client:
+        first = await client.get("/")
+        for foreign in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+            answer = await client.post("/taal", data={"csrf_token": csrf_of(first.text), "taal": "nl", "next": foreign})
+            assert (answer.status_code, answer.headers["location"]) == (303, "/")
+
+
+async def test_unknown_pages_and_areas_answer_a_page_not_a_traceback(system):
+    async with browser(system) as client:
+        for path in ("/buurten/nowhere", f"/initiatieven/{uuid.uuid4()}", "/initiatieven/not-an-id"):
+            answer = await client.get(path)
+            assert answer.status_code == 404, path
+            assert_secure_html(answer)
+
+
+async def test_only_the_named_assets_are_served_and_kept_long(system):
+    async with browser(system) as client:
+        for name in ("utrecht.css", "tokens.css", "htmx.min.js", "portal.css"):
+            answer = await client.get(f"/static/{name}")
+            assert answer.status_code == 200, name
+            assert "max-age=31536000" in answer.headers["cache-control"]
+        assert (await client.get("/static/package.json")).status_code == 404
+        assert (await client.get("/static/..%2Fpackage.json")).status_code == 404
+
+
+async def test_the_api_documentation_page_keeps_its_scripts_and_the_json_api_gets_no_page_headers(system, park):
+    async with browser(system) as client:
+        docs = await client.get("/docs")
+        api = await client.get(f"/api/v1/public/initiatives/{PARK}")
+    assert docs.status_code == 200 and "content-security-policy" not in docs.headers
+    assert docs.headers["x-frame-options"] == "DENY"
+    assert api.status_code == 200 and "content-security-policy" not in api.headers
+
+
+async def test_the_openapi_document_holds_the_json_api_only(system):
+    async with browser(system) as client:
+        document = (await client.get("/openapi.json")).json()
+    assert document["paths"] and all(
+        path.startswith("/public/") or path == "/openapi.json" for path in document["paths"]
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- sign-in
+
+
+@pytest.mark.parametrize(
+    "path", ["/portemonnee", "/inbox", "/instellingen", "/initiatieven/nieuw", "/beoordelen", "/declaraties"]
+)
+async def test_pages_for_people_signed_in_send_others_to_sign_in_and_back(system, path):
+    async with browser(system) as client:
+        answer = await client.get(path)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"/auth/login?next={path}"
+
+
+async def test_without_an_identity_provider_sign_in_is_off_with_a_page(system):
+    async with browser(system) as client:
+        answer = await client.get("/auth/login?next=https://evil.example/")
+    assert answer.status_code == 503
+    assert_secure_html(answer)
+    assert "Inloggen is hier niet ingesteld" in answer.text
+
+
+async def test_an_identity_provider_that_cannot_be_reached_gives_a_page(databases, tmp_path):
+    key = tmp_path / "public.pem"
+    key.write_text(PUBLIC)
+    portal = create_portal(
+        PortalSettings(
+            service_name=f"portal-web-test-idp-{RUN}",
+            database_url=databases["portal"],
+            jwt_public_key_file=key,
+            process_role="api",
+            oidc_issuer="http://idp.test",  # not among the hosts: unreachable
+        ),
+        web_transport=Hosts({}),
+    )
+    async with LifespanManager(portal.app):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=portal.app), base_url="http://portal.test"
+        ) as client:
+            answer = await client.get("/auth/login?next=/portemonnee")
+    assert answer.status_code == 503
+    assert_secure_html(answer)
+    assert "de inlogdienst is niet bereikbaar" in answer.text
+
+
+async def test_a_forged_or_unsigned_session_cookie_is_nobody(system):
+    async with browser(system) as client:
+        client.cookies.set("bk_session", "made-up.0123456789abcdef0123456789abcdef")
+        answer = await client.get("/portemonnee")
+    assert answer.status_code == 303
+
+
+async def test_a_page_a_role_may_not_see_answers_403(system):
+    async with await signed_in_browser(system, f"r-other-{RUN}", ["resident"], [BUURT]) as client:
+        answer = await client.get("/beoordelen")
+    assert answer.status_code == 403
+    assert_secure_html(answer)
+
+
+async def test_a_service_that_cannot_be_reached_gives_a_friendly_page(system):
+    system["hosts"].down.add("notifications.test")
+    try:
+        async with await signed_in_browser(system, f"r-inbox-{RUN}", ["resident"], [BUURT]) as client:
+            answer = await client.get("/inbox")
+    finally:
+        system["hosts"].down.clear()
+    assert answer.status_code == 503
+    assert "niet bereikbaar" in answer.text and "Traceback" not in answer.text
+
+
+async def test_an_access_token_a_service_no_longer_takes_means_signing_in_again(system, pledge_round):
+    expired = mint(
+        PRIVATE, issuer=ISSUER, audience=AUDIENCE, subject=NEIGHBOUR, roles=["resident"], areas=[BUURT], ttl_seconds=-60
+    )
+    async with await signed_in_browser(system, NEIGHBOUR, ["resident"], [BUURT], access_token=expired) as client:
+        answer = await client.get(f"/rondes/{pledge_round}")
+        assert (answer.status_code, answer.headers["location"]) == (303, f"/auth/login?next=/rondes/{pledge_round}")
+        assert (await client.get("/portemonnee")).status_code == 303  # the session is gone
+
+
+async def test_an_unexpected_failure_is_a_page_too(system, monkeypatch):
+    async def broken(uow, area_code):
+        raise RuntimeError("a defect")
+
+    monkeypatch.setattr("portal.service.pages.area_page", broken)
+    async with browser(system) as client:
+        answer = await client.get(f"/buurten/{BUURT}")
+    assert answer.status_code == 500
+    assert_secure_html(answer)
+    assert "Er ging bij ons iets mis" in answer.text and "a defect" not in answer.text
+
+
+async def test_signing_out_forgets_the_session(system):
+    client = await signed_in_browser(system, f"r-leaving-{RUN}", ["resident"], [BUURT])
+    async with client:
+        page = await client.get("/portemonnee")
+        assert page.status_code == 200
+        cookie = client.cookies["bk_session"]
+        out = await client.post("/auth/logout", data={"csrf_token": csrf_of(page.text)})
+        assert (out.status_code, out.headers["location"]) == (303, "/")
+        client.cookies.set("bk_session", cookie)  # the old cookie kept by someone
+        assert (await client.get("/portemonnee")).status_code == 303
+
+
+# ---------------------------------------------------------------------------------------------------- the journey
+
+
+async def propose(client: httpx.AsyncClient, **fields) -> httpx.Response:
+    form = await client.get("/initiatieven/nieuw")
+    assert form.status_code == 200, form.text
+    assert_secure_html(form)
+    data = {
+        "csrf_token": csrf_of(form.text),
+        "key": hidden(form.text, "key"),
+        "title": "Bankjes bij de speeltuin",
+        "summary": "Drie bankjes",
+        "description": "Zodat ouders kunnen zitten",
+        "area_code": BUURT,
+        "category": "social",
+        "budget_lines.0.description": "Bankjes",
+        "budget_lines.0.amount_cents": "600,00",
+        "action": "submit",
+    } | fields
+    return await client.post("/initiatieven/nieuw", data=data)
+
+
+async def test_a_problem_of_the_service_is_shown_next_to_its_field_and_the_form_keeps_what_was_typed(system):
+    async with await signed_in_browser(system, OWNER, ["resident"], [BUURT]) as owner:
+        answer = await propose(owner, title="ab", summary="Wat ik typte")
+    assert answer.status_code == 422
+    assert_secure_html(answer)
+    assert 'id="f-title-error"' in answer.text and 'aria-invalid="true"' in answer.text
+    assert 'href="#f-title"' in answer.text  # the error summary links to the field
+    assert 'value="Wat ik typte"' in answer.text and 'value="600,00"' in answer.text
+
+
+async def test_an_amount_that_is_no_amount_is_refused_before_any_service_is_asked(system):
+    async with await signed_in_browser(system, OWNER, ["resident"], [BUURT]) as owner:
+        answer = await propose(owner, **{"budget_lines.0.amount_cents": "zes"})
+    assert answer.status_code == 422
+    assert 'id="f-budget_lines-0-amount_cents-error"' in answer.text
+
+
+async def test_a_draft_is_the_owners_alone_until_they_ask_the_neighbourhood(system):
+    async with await signed_in_browser(system, OWNER, ["resident"], [BUURT]) as owner:
+        saved = await propose(owner, action="save", title="Boomspiegels")
+        assert saved.status_code == 303, saved.text
+        page_path = saved.headers["location"].split("?")[0]
+        draft = await owner.get(page_path)
+        assert draft.status_code == 200 and "Concept" in draft.text and "Boomspiegels" in draft.text
+        async with await signed_in_browser(system, NEIGHBOUR, ["resident"], [BUURT]) as neighbour:
+            assert (await neighbour.get(page_path)).status_code == 404
+        submitted = await owner.post(f"{page_path}/indienen", data={"csrf_token": csrf_of(draft.text)})
+        assert (submitted.status_code, submitted.headers["location"]) == (303, f"{page_path}?melding=submitted")
+    assert (await initiative_in_service(system, page_path.split("/")[2]))["status"] == "gathering_support"
+
+
+@pytest.fixture(scope="module")
+async def benches(system):
+    """An initiative proposed and submitted through the pages by its owner; its id."""
+    async with await signed_in_browser(system, OWNER, ["resident"], [BUURT]) as owner:
+        answer = await propose(owner)
+    assert answer.status_code == 303, answer.text
+    location = answer.headers["location"]
+    assert location.endswith("?melding=submitted")
+    return uuid.UUID(location.split("/")[2].split("?")[0])
+
+
+async def initiative_in_service(system, initiative_id):
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=system["initiatives"].app), base_url="http://initiatives.test"
+    ) as api:
+        token = token_of(OFFICIAL, ["official"], [WIJK])
+        return (
+            await api.get(f"/api/v1/initiatives/{initiative_id}", headers={"Authorization": f"Bearer {token}"})
+        ).json()
+
+
+async def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(system, benches):
+    async with await signed_in_browser(system, NEIGHBOUR, ["resident"], [BUURT]) as neighbour:
+        for token in (None, "wrong"):
+            data = {"action": "support"} | ({"csrf_token": token} if token else {})
+            answer = await neighbour.post(f"/initiatieven/{benches}/steun", data=data)
+            assert answer.status_code == 403
+            assert_secure_html(answer)
+    assert (await initiative_in_service(system, benches))["support_count"] == 0
+
+
+async def test_a_neighbour_supports_and_an_official_approves_through_the_pages(system, benches):
+    async with await signed_in_browser(system, NEIGHBOUR, ["resident"], [BUURT]) as neighbour:
+        page = await neighbour.get(f"/initiatieven/{benches}")
+        assert page.status_code == 200 and "Steunen" in page.text
+        answer = await neighbour.post(
+            f"/initiatieven/{benches}/steun", data={"csrf_token": csrf_of(page.text), "action": "support"}
+        )
+        assert (answer.status_code, answer.headers["location"]) == (303, f"/initiatieven/{benches}?melding=supported")
+        again = await neighbour.post(
+            f"/initiatieven/{benches}/steun", data={"csrf_token": csrf_of(page.text), "action": "support"}
+        )
+        assert again.status_code in (409, 422)  # the service's refusal, shown on the page
+        assert "utrecht-alert--error" in again.text
+        volunteered = await neighbour.post(
+            f"/initiatieven/{benches}/meedoen", data={"csrf_token": csrf_of(page.text), "offer": ""}
+        )
+        assert volunteered.status_code == 422 and 'id="f-offer-error"' in volunteered.text
+    assert (await initiative_in_service(system, benches))["status"] == "in_review"
+
+    async with await signed_in_browser(system, OFFICIAL, ["official"], [WIJK]) as official:
+        queue = await official.get("/beoordelen")
+        assert queue.status_code == 200 and f"/beoordelen/{benches}" in queue.text
+        page = await official.get(f"/beoordelen/{benches}")
+        assert page.status_code == 200
+        refused = await official.post(
+            f"/beoordelen/{benches}",
+            data={"csrf_token": csrf_of(page.text), "decision": "approve", "approved_amount_cents": "99999,00"},
+        )
+        assert refused.status_code == 422 and "utrecht-alert--error" in refused.text
+        assert 'value="99999,00"' in refused.text
+        approved = await official.post(
+            f"/beoordelen/{benches}",
+            data={
+                "csrf_token": csrf_of(page.text),
+                "decision": "approve",
+                "approved_amount_cents": hidden(page.text, "approved_amount_cents"),  # the requested, filled in
+            },
+        )
+        assert approved.status_code == 303, approved.text
+        assert approved.headers["location"] == "/beoordelen?melding=reviewed"
+    assert (await initiative_in_service(system, benches))["status"] == "approved"
+
+
+@pytest.fixture(scope="module")
+async def approved(system, benches):
+    """The benches approved (by the pages in the test before, or here through the service's API)."""
+    if (await initiative_in_service(system, benches))["status"] != "approved":
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=system["initiatives"].app), base_url="http://initiatives.test"
+        ) as api:
+            for subject, roles, area, path, body in (
+                (NEIGHBOUR, ["resident"], BUURT, "supports", None),
+                (OFFICIAL, ["official"], WIJK, "review", {"decision": "approve", "approved_amount_cents": 60_000}),
+            ):
+                headers = {"Authorization": f"Bearer {token_of(subject, roles, [area])}"}
+                await api.post(f"/api/v1/initiatives/{benches}/{path}", headers=headers, json=body)
+    assert (await initiative_in_service(system, benches))["status"] == "approved"
+    return benches
+
+
+@pytest.fixture(scope="module")
+async def pledge_round(system):
+    """A pledge round of the wijk, opened by its official, where residents may claim a wallet of € 50; its id."""
+    official = {"Authorization": f"Bearer {token_of(OFFICIAL, ['official'], [WIJK])}"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=system["vouchers"].app), base_url="http://vouchers.test"
+    ) as vouchers:
+        opened = await vouchers.post(
+            "/api/v1/rounds",
+            headers=official | {"Idempotency-Key": str(uuid.uuid4())},
+            json={
+                "area_code": WIJK,
+                "name": "Buurtbudget",
+                "mechanism": "pledge",
+                "total_budget_cents": 100_000,
+                "voucher_amount_cents": 5_000,
+                "allow_wallet_claims": True,
+                "opens_at": (NOW - timedelta(minutes=1)).isoformat(),
+                "closes_at": (NOW + timedelta(days=30)).isoformat(),
+            },
+        )
+    assert opened.status_code == 201, opened.text
+    return opened.json()["id"]
+
+
+async def test_the_same_pledge_form_sent_twice_is_one_pledge(system, approved, pledge_round):
+    benches, round_id = approved, pledge_round
+    vouchers = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=system["vouchers"].app), base_url="http://vouchers.test"
+    )
+    async with vouchers:
+        async with await signed_in_browser(system, NEIGHBOUR, ["resident"], [BUURT]) as neighbour:
+            page = await neighbour.get(f"/rondes/{round_id}")
+            assert page.status_code == 200, page.text
+            claimed = await neighbour.post(f"/rondes/{round_id}/portemonnee", data={"csrf_token": csrf_of(page.text)})
+            assert claimed.status_code == 303, claimed.text
+
+            async def pledgeable():
+                shown = await neighbour.get(f"/rondes/{round_id}")
+                return shown if f'value="{benches}"' in shown.text else None
+
+            form = await eventually(pledgeable)  # vouchers learns of the approval through Kafka
+            assert form, (await neighbour.get(f"/rondes/{round_id}")).text
+            assert_secure_html(form)
+            data = {
+                "csrf_token": csrf_of(form.text),
+                "key": hidden(form.text, "key"),
+                "initiative_id": str(benches),
+                "amount_cents": "20,00",
+            }
+            first = await neighbour.post(f"/rondes/{round_id}/toezeggingen", data=data)
+            second = await neighbour.post(f"/rondes/{round_id}/toezeggingen", data=data)
+            assert first.status_code == second.status_code == 303, (first.text, second.text)
+            too_much = await neighbour.post(
+                f"/rondes/{round_id}/toezeggingen", data=data | {"key": str(uuid.uuid4()), "amount_cents": "500,00"}
+            )
+            assert too_much.status_code == 422 and 'value="500,00"' in too_much.text
+            assert "utrecht-alert--error" in too_much.text
+
+        resident = {"Authorization": f"Bearer {token_of(NEIGHBOUR, ['resident'], [BUURT])}"}
+        wallet = (await vouchers.get(f"/api/v1/rounds/{round_id}/wallets/me", headers=resident)).json()
+    assert [pledge["amount_cents"] for pledge in wallet["pledges"]] == [2_000]
+    assert wallet["balance_cents"] == 3_000
+
+
+# ---------------------------------------------------------------------------------------------------- my settings
+
+
+async def test_settings_reach_the_notifications_service_and_its_problems_stay_next_to_the_field(system):
+    async with await signed_in_browser(system, f"r-settings-{RUN}", ["resident"], [BUURT]) as client:
+        page = await client.get("/instellingen")
+        assert page.status_code == 200, page.text
+        assert_secure_html(page)
+        data = {"csrf_token": csrf_of(page.text), "language": "en", "frequency": "daily", "area_codes": BUURT}
+        refused = await client.post("/instellingen", data=data | {"email": "geen-adres"})
+        assert refused.status_code == 422
+        assert 'id="f-email-error"' in refused.text and 'value="geen-adres"' in refused.text
+        saved = await client.post("/instellingen", data=data | {"email": "bewoner@example.org", "email_enabled": "on"})
+        assert (saved.status_code, saved.headers["location"]) == (303, "/instellingen?melding=saved")
+        shown = await client.get("/instellingen")
+        inbox = await client.get("/inbox")
+    assert 'value="bewoner@example.org"' in shown.text and f'value="{BUURT}"' in shown.text
+    assert '<option value="daily" selected>' in shown.text
+    assert inbox.status_code == 200 and "Geen berichten." in inbox.text
+
+
+# ---------------------------------------------------------------------------------------------------- officials
+
+
+async def test_claims_and_awards_pages_for_officials_and_the_steering_group(system, pledge_round, approved):
+    member = {"Authorization": f"Bearer {token_of(OFFICIAL, ['official'], [WIJK])}"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=system["vouchers"].app), base_url="http://vouchers.test"
+    ) as vouchers:
+        registered = await vouchers.put(
+            f"/api/v1/areas/{WIJK}/steering-group",
+            headers=member,
+            json={"members": [{"member_id": MEMBER, "chair": True}]},
+        )
+        assert registered.status_code == 200, registered.text
+    async with await signed_in_browser(system, OFFICIAL, ["official"], [WIJK]) as official:
+        claims = await official.get("/declaraties")
+        assert claims.status_code == 200 and "Er wachten geen declaraties." in claims.text
+        assert_secure_html(claims)
+        assert (await official.get(f"/declaraties/{uuid.uuid4()}")).status_code == 404
+    async with await signed_in_browser(system, MEMBER, ["steering_group"], [WIJK]) as steering:
+
+        async def proposable():  # the approved benches, as the portal's read model learns of them
+            shown = await steering.get(f"/rondes/{pledge_round}/toekenningen")
+            assert shown.status_code == 200, shown.text
+            return shown if f'value="{approved}"' in shown.text else None
+
+        page = await eventually(proposable)
+        assert page
+        assert_secure_html(page)
+        data = {"csrf_token": csrf_of(page.text), "key": hidden(page.text, "key"), "initiative_id": str(approved)}
+        refused = await steering.post(f"/rondes/{pledge_round}/toekenningen", data=data | {"amount_cents": "-"})
+        assert refused.status_code == 422 and 'id="f-amount_cents-error"' in refused.text
+        by_service = await steering.post(f"/rondes/{pledge_round}/toekenningen", data=data | {"amount_cents": "10,00"})
+        assert by_service.status_code == 422 and "utrecht-alert--error" in by_service.text  # a pledge round: no awards
+    async with await signed_in_browser(system, f"r-nosy-{RUN}", ["resident"], [BUURT]) as resident:
+        assert (await resident.get(f"/rondes/{pledge_round}/toekenningen")).status_code == 403
+        assert (await resident.get("/declaraties")).status_code == 403
