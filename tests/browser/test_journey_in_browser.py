@@ -87,7 +87,7 @@ async def test_an_initiative_from_idea_to_public_report_in_the_browser(portal: P
     await official.press(official.page.get_by_role("link", name=TITLE), f"**/beoordelen/{initiative_id}")
     page = official.page
     await page.get_by_label("Goedkeuren").check()
-    await page.get_by_label("Goedgekeurd bedrag (euro, leeg = gevraagd bedrag)").fill("500,00")
+    await page.get_by_label(re.compile(r"^Goedgekeurd bedrag")).fill("500,00")
     await official.screenshots("beoordelen")
     await official.press(
         page.get_by_role("button", name="Besluit vastleggen"), page.get_by_text("Uw besluit is vastgelegd.")
