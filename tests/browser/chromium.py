@@ -96,15 +96,43 @@ async def axe(page: Page, tags: tuple[str, ...] = WCAG_21_AA) -> None:
         raise AssertionError(f"axe-core: {len(violations)} WCAG 2.1 A/AA violations on {page.url}\n{listed}")
 
 
+_OVERFLOWING = """() => {
+  const width = document.documentElement.clientWidth;
+  return [...document.querySelectorAll("body *")]
+    .filter((element) => element.getBoundingClientRect().right > width + 1 && element.getClientRects().length)
+    .filter((element) => !element.closest(".utrecht-table-container, pre"))  // these scroll on their own
+    .slice(0, 10)
+    .map((element) => `${element.tagName.toLowerCase()}${element.id ? "#" + element.id : ""}`
+      + `${element.className ? "." + String(element.className).trim().split(/\\s+/).join(".") : ""}`
+      + ` (to ${Math.round(element.getBoundingClientRect().right)}px)`);
+}"""
+
+
+async def reflows(page: Page) -> None:
+    """WCAG 2.1 success criterion 1.4.10 (Reflow, AA), which axe cannot judge: at a phone's width the page needs no
+    scrolling sideways. Fails naming the elements that reach past the right edge."""
+    sideways = await page.evaluate("() => document.documentElement.scrollWidth > document.documentElement.clientWidth")
+    if sideways:
+        overflowing = await page.evaluate(_OVERFLOWING)
+        width = page.viewport_size["width"] if page.viewport_size else "?"
+        raise AssertionError(
+            f"{page.url} does not reflow at {width}px (WCAG 1.4.10): these reach past the right edge:\n  "
+            + "\n  ".join(overflowing)
+        )
+
+
 async def screenshots(page: Page, name: str) -> list[Path]:
     """`docs/screenshots/{name}-desktop.png` and `{name}-phone.png` of the page as it is, at 1280x800 and 390x844;
-    the page is checked with axe at phone width too (a narrow layout can show, hide or reflow things)."""
+    the page is checked with axe at phone width too (a narrow layout can show, hide or reflow things), and must need
+    no sideways scrolling there (`reflows`)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     written = []
     for width, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         await page.set_viewport_size(viewport)
         await page.evaluate("() => document.fonts.ready.then(() => true)")
         await axe(page)
+        if viewport is PHONE:
+            await reflows(page)
         path = SCREENSHOTS / f"{name}-{width}.png"
         await page.screenshot(path=path, animations="disabled", caret="hide")
         written.append(path)

@@ -1,11 +1,12 @@
 """The accessibility check itself: it finds what a person with a screen reader or a keyboard would run into, and
-names each rule, its impact, where on the page and where to read about it — and passes a page without faults."""
+names each rule, its impact, where on the page and where to read about it — and passes a page without faults; and
+the reflow check at a phone's width, which axe cannot make."""
 
 from __future__ import annotations
 
 import pytest
 
-from .chromium import axe, axe_violations
+from .chromium import PHONE, axe, axe_violations, reflows
 
 pytestmark = pytest.mark.browser
 
@@ -55,3 +56,16 @@ async def test_axe_passes_a_page_without_violations(page):
 
     assert await axe_violations(page) == []
     await axe(page)
+
+
+async def test_a_page_wider_than_a_phone_fails_the_reflow_check_naming_what_sticks_out(page):
+    await page.set_viewport_size(PHONE)
+    await page.set_content(SOUND.replace("<header>", '<header><nav id="menu" style="width:600px">Menu</nav>'))
+
+    with pytest.raises(AssertionError) as failed:
+        await reflows(page)
+    assert "does not reflow at 390px (WCAG 1.4.10)" in str(failed.value)
+    assert "nav#menu (to 608px)" in str(failed.value)
+
+    await page.set_content(SOUND)
+    await reflows(page)
