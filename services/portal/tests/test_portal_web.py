@@ -390,6 +390,16 @@ async def test_a_page_a_role_may_not_see_answers_403(system):
     assert_secure_html(answer)
 
 
+async def test_a_public_page_stays_when_the_service_behind_its_buttons_is_away(system, park):
+    system["hosts"].down.add("initiatives.test")
+    try:
+        async with await signed_in_browser(system, f"r-reader-{RUN}", ["resident"], [BUURT]) as client:
+            answer = await client.get(f"/initiatieven/{PARK}")
+    finally:
+        system["hosts"].down.clear()
+    assert answer.status_code == 200 and "Het klimrek staat er" in answer.text
+
+
 async def test_a_service_that_cannot_be_reached_gives_a_friendly_page(system):
     system["hosts"].down.add("notifications.test")
     try:
@@ -702,3 +712,21 @@ async def test_claims_and_awards_pages_for_officials_and_the_steering_group(syst
     async with await signed_in_browser(system, f"r-nosy-{RUN}", ["resident"], [BUURT]) as resident:
         assert (await resident.get(f"/rondes/{pledge_round}/toekenningen")).status_code == 403
         assert (await resident.get("/declaraties")).status_code == 403
+
+
+async def test_the_inbox_shows_a_message_of_the_notifications_service_and_marks_it_read(system, benches):
+    async with await signed_in_browser(system, OWNER, ["resident"], [BUURT]) as owner:
+
+        async def with_message():
+            shown = await owner.get("/inbox")
+            assert shown.status_code == 200, shown.text
+            return shown if f"/initiatieven/{benches}" in shown.text else None
+
+        inbox = await eventually(with_message)  # the submission reaches the notifications service through Kafka
+        assert inbox is not None and "Initiatief ingediend" in inbox.text
+        assert_secure_html(inbox)
+        action = re.search(r'action="(/inbox/[^"]+/gelezen)"', inbox.text).group(1)
+        read = await owner.post(action, data={"csrf_token": csrf_of(inbox.text)})
+        assert (read.status_code, read.headers["location"]) == (303, "/inbox")
+        after = await owner.get("/inbox")
+    assert action not in after.text

@@ -25,6 +25,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from buurtkracht_contracts.areas import is_area_code
@@ -363,7 +364,7 @@ class PageRoute(APIRoute):
         async def handle_page(request: Request) -> Response:
             try:
                 return await handle(request)
-            except (PageError, NeedsSignIn, SignInAgain, Unavailable, Refused):
+            except (PageError, NeedsSignIn, SignInAgain, Unavailable, Refused, HTTPException):
                 raise
             except Exception as error:
                 if isinstance(error, (*UNAVAILABLE, OSError)):
@@ -498,6 +499,9 @@ async def _initiative_page(ctx: Context, initiative_id: uuid.UUID, status: int =
             full = await _services(ctx.request).initiative(ctx.token, initiative_id)
         except Refused as refused:
             if listed is None or refused.status not in (403, 404):
+                raise
+        except Unavailable:  # the public page still shows what the read model has
+            if listed is None:
                 raise
     if listed is None and full is None:
         raise PageError(404, "error.not_found")
