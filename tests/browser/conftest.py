@@ -51,6 +51,7 @@ class Portal:
     people: dict[str, Account] = field(default_factory=accounts)
     seen: list[str] = field(default_factory=list)
     persons: list[Person] = field(default_factory=list)
+    unreflowed: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -59,7 +60,7 @@ class Portal:
     async def visitor(self, name: str = "visitor") -> Person:
         """Someone who has not signed in."""
         person = await Person.enter(self.browser, self.url, name)
-        person.seen = self.seen
+        person.seen, person.unreflowed = self.seen, self.unreflowed
         self.persons.append(person)
         return person
 
@@ -111,6 +112,13 @@ class Portal:
             return answer.status_code == 200 and any(r["id"] == round_id for r in answer.json()["items"])
 
         await journey.until(f"the portal to know round {round_id}", round_shown)
+
+    def finish(self, missing: list[str] = ()) -> None:
+        """Fails naming every page that needed sideways scrolling at a phone's width and every step the portal has
+        no page for yet (`missing`): each was noted where it was met, and the journey went on to see the rest."""
+        problems = [*self.unreflowed, *(f"no page yet: {step}" for step in missing)]
+        if problems:
+            pytest.fail(f"{len(problems)} problems on the way:\n" + "\n".join(f"- {problem}" for problem in problems))
 
     def pages_seen(self) -> set[str]:
         """The pages seen, by path with ids as `{id}`, and the identity provider's by its path."""

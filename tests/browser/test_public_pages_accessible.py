@@ -42,3 +42,4 @@ async def test_the_public_pages_and_the_sign_in_page_have_no_accessibility_viola
         "/initiatieven/{id}",
         "idp:/authorize",
     }
+    portal.finish()
