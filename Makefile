@@ -18,7 +18,8 @@
 #                   point in time (Barman Cloud, SeaweedFS: built once with Go), then check what came back
 #   make ledger-check   verify every invariant of the vouchers ledger (needs the stack)
 #   make mail       list the email the local SMTP sink received
-#   make test-unit | test-integration | test-e2e | test-fuzz | test-fault    one tier (all but unit need the stack)
+#   make test-unit | test-integration | test-e2e | test-browser | test-fuzz | test-fault    one tier (all but unit
+#                   need the stack; the browser tier installs Debian's Chromium first, see browser.mk)
 #   make test-explore   the property tests with random seeds and ten times the steps (needs the stack)
 #   stack targets:  see stack.mk (stack-up, stack-down, stack-status, stack-clean, stack-env)
 
@@ -29,6 +30,7 @@ SHELL := /bin/bash
 include stack.mk
 include k8s.mk
 include api.mk
+include browser.mk
 
 UV_VERSION := 0.13.8
 PYTHON     ?= python3.11
@@ -43,7 +45,7 @@ RUN := $(UV) run --frozen --no-sync
 PYTEST := $(RUN) pytest
 SERVICES := $(notdir $(patsubst %/app.py,%,$(wildcard services/*/src/*/app.py)))
 
-.PHONY: chaos restore-drill help install run test test-unit test-integration test-e2e test-fuzz test-fault test-explore topics migrate lint schemas docs bench keys ledger-check mail demo
+.PHONY: chaos restore-drill help install run test test-unit test-integration test-e2e test-browser test-fuzz test-fault test-explore topics migrate lint schemas docs bench keys ledger-check mail demo
 
 help:
 	@awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' Makefile
@@ -82,6 +84,9 @@ test-integration: install
 test-e2e: install
 	$(PYTEST) -m e2e
 
+test-browser: install browser
+	$(PYTEST) -m browser
+
 test-fuzz: install
 	$(PYTEST) -m fuzz -s
 
@@ -94,7 +99,7 @@ test-explore: install
 	HYPOTHESIS_PROFILE=explore $(PYTEST) -m properties -p no:cacheprovider
 
 # Starts the stack when it is not running, and stops it afterwards only in that case.
-test: install
+test: install browser
 	@started=0; \
 	if ! deploy/local/stack.sh status >/dev/null 2>&1; then started=1; fi; \
 	$(MAKE) --no-print-directory stack-up topics; \

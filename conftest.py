@@ -1,4 +1,5 @@
-"""Every test belongs to exactly one tier, and a run takes the tiers in order: unit, integration, e2e, fuzz, fault."""
+"""Every test belongs to exactly one tier, and a run takes the tiers in order: unit, integration, e2e, browser, fuzz,
+fault."""
 
 import pytest
 
@@ -7,7 +8,7 @@ from tests.fuzz import figures as fuzz_figures
 
 pytest_plugins = ["tests.stack"]  # fixtures for the tiers that use the local stack
 
-TIERS = ("unit", "integration", "e2e", "fuzz", "fault")
+TIERS = ("unit", "integration", "e2e", "browser", "fuzz", "fault")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
