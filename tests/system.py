@@ -335,6 +335,8 @@ async def running_system(
                 "BK_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",  # the integration's endpoint is on 127.0.0.1
                 "BK_LOG_LEVEL": "WARNING",
                 **(portal if service == "portal" else {}),
+                # the e-mails link to this system's portal
+                **({"BK_PUBLIC_BASE_URL": system.url("portal")} if service == "notifications" else {}),
                 **(settings or {}),
                 **(service_settings or {}).get(service, {}),
             }

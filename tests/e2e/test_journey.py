@@ -5,8 +5,10 @@ received by an integration's endpoint — and the refusals a person would try, e
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
+import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
@@ -118,6 +120,7 @@ async def test_the_resident_journey_from_idea_to_accountability(system):
     )
     listed = await journey.call("portal", "GET", f"/api/v1/public/areas/{initiative['area_code']}/initiatives", {})
     assert iid in [item["id"] for item in listed["items"]] or listed["total"] > listed["limit"]
+    await every_link_in_the_mail_opens_a_portal_page(mailbox.messages, journey.endpoints.portal)
     for service, process in processes.items():
         assert process.returncode is None, f"{service} died: {(logs / f'{service}.log').read_text()[-2000:]}"
 
@@ -247,3 +250,26 @@ async def test_demo_data_loads_once_and_a_second_load_changes_nothing(system, ca
     await demo_data(journey.endpoints)
     assert "demo data: already loaded" in capsys.readouterr().out
     assert await initiatives() == loaded
+
+
+LINK = re.compile(r"""https?://[^\s"'<>]+""")
+
+
+async def every_link_in_the_mail_opens_a_portal_page(messages, portal: str) -> None:
+    """Every link in every part of every e-mail received is a page of this system's portal: it answers, or it asks
+    a visitor who is not signed in to sign in and come back to it. Never a 404, never an error."""
+    links = {
+        link.rstrip(".,)")
+        for message in messages
+        for part in message.walk()
+        if part.get_content_type() in ("text/plain", "text/html")
+        for link in LINK.findall(part.get_content())
+    }
+    assert links, "no e-mail with a link"
+    async with httpx.AsyncClient(timeout=10) as client:
+        for link in sorted(links):
+            assert link.startswith(portal + "/"), f"{link} is not on the portal {portal}"
+            answer = await client.get(link)
+            path = link.removeprefix(portal)
+            signing_in = answer.status_code == 303 and answer.headers["location"].startswith("/auth/login?next=")
+            assert answer.status_code == 200 or signing_in, f"{path}: {answer.status_code} {answer.headers}"
