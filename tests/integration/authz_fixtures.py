@@ -414,6 +414,6 @@ async def running(key_dir: Path) -> AsyncIterator[Apps]:
                 worlds.append(kind(service, client))
             apps = Apps(*worlds)
             # the municipality's areas (the committed CBS sample holds the wijken of the matrix) come first
-            await areas.register(apps.initiatives.client, authorization(CALLERS["adm"]))
+            await areas.register(apps.initiatives.client, authorization(ADMIN))
             await apps.vouchers.steering_group()
             yield apps
