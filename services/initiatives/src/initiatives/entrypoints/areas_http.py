@@ -28,6 +28,16 @@ router = APIRouter(prefix="/api/v1/areas", tags=["areas"])
 
 MAX_IMPORT_BYTES = 64 << 20  # a municipality's buurten, wijken and own outline at CBS's full detail
 Kind = Literal["gemeente", "wijk", "buurt"]
+_CBS_FILE = {  # as the OpenAPI document describes the body; the domain checks every feature
+    "type": "object",
+    "description": "A GeoJSON FeatureCollection of the CBS wijk- en buurtkaart: features with the properties "
+    "buurtcode/buurtnaam/wijkcode, wijkcode/wijknaam/gemeentecode or gemeentecode/gemeentenaam",
+    "required": ["type", "features"],
+    "properties": {
+        "type": {"type": "string", "enum": ["FeatureCollection"]},
+        "features": {"type": "array", "items": {"type": "object"}},
+    },
+}
 
 
 class AreaOut(BaseModel):
@@ -66,7 +76,7 @@ def _unit_of_work(request: Request) -> InitiativesUnitOfWork:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/geo+json": {"schema": {"type": "object"}}, "application/json": {}},
+            "content": {"application/geo+json": {"schema": _CBS_FILE}, "application/json": {"schema": _CBS_FILE}},
         }
     },
 )
