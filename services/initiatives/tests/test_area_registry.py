@@ -90,6 +90,10 @@ def test_a_code_twice_a_geometry_that_is_no_outline_and_an_empty_file_are_refuse
     collection = areas.sample()
     collection["features"][2]["geometry"] = {"type": "Point", "coordinates": [4.9, 52.37]}
     assert refusal(collection).field == "features[2].geometry"
+    collection = areas.sample()
+    ring = [[n / 1000, n / 1000] for n in range(60_000)]  # a shape of too many points, not a real outline
+    collection["features"][3]["geometry"] = {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+    assert refusal(collection).field == "features[3].geometry"
     assert refusal({"type": "FeatureCollection", "features": []}).field == "features"
     assert refusal([]).field == "type"
 

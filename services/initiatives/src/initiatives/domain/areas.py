@@ -6,12 +6,16 @@ The CBS file has one layer per level, and each feature names its level by the pr
 the layers. An area's parent is the area its code nests in (`buurtkracht_contracts.areas.enclosing`); where the
 file names the parent by a CBS code too, the two must agree.
 
+An outline travels in the area's event, and an event must fit a Kafka record: an outline of more than
+`MAX_OUTLINE_BYTES` (as compact JSON) is refused; CBS's generalised outlines are far smaller.
+
 A collection is read whole or not at all: the first feature at fault is refused, naming its index and the field,
 and nothing of the collection is taken.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,6 +26,7 @@ Kind = Literal["gemeente", "wijk", "buurt"]
 
 MAX_FEATURES = 25_000  # every buurt, wijk and municipality of the Netherlands fits (about 18,000 in all)
 MAX_NAME_LENGTH = 200
+MAX_OUTLINE_BYTES = 768 << 10  # with the rest of the event, below Kafka's default 1 MiB per record
 OUTLINE_TYPES = frozenset({"Polygon", "MultiPolygon"})
 
 # level: (property of the code, property of the name, its code prefix, property naming its parent)
@@ -82,7 +87,10 @@ def _outline(at: str, geometry: Any) -> dict[str, Any] | None:
         or not isinstance(geometry.get("coordinates"), list)
     ):
         raise _refuse(f"{at}.geometry", "is not a GeoJSON Polygon or MultiPolygon (or null)")
-    return {"type": geometry["type"], "coordinates": geometry["coordinates"]}
+    outline = {"type": geometry["type"], "coordinates": geometry["coordinates"]}
+    if len(json.dumps(outline, separators=(",", ":"))) > MAX_OUTLINE_BYTES:
+        raise _refuse(f"{at}.geometry", f"is larger than {MAX_OUTLINE_BYTES:,} bytes: import a generalised outline")
+    return outline
 
 
 def from_cbs(collection: Any) -> list[Area]:
