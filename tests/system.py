@@ -348,6 +348,7 @@ async def running_system(
         )
         system.journey = journey = Journey(endpoints, say=lambda line: None, run=run)
         await journey.ready()
+        await journey.register_areas()  # the municipality's areas (the committed CBS sample) before anything else
         for service in SERVICES:
             await system.ready(service)
         yield system

@@ -28,6 +28,8 @@ from buurtkracht_kit.auth import mint
 
 CITY, WIJK = "GM0363", "WK036300"  # Amsterdam; a wijk of Centrum and three of its buurten (CBS codes)
 BUURTEN = ("BU03630000", "BU03630001", "BU03630002")
+# the municipality's areas, as it imports them from the CBS wijk- en buurtkaart: a committed sample holding the above
+AREAS = Path(__file__).resolve().parent / "areas" / "cbs-wijkenbuurten-2019-amsterdam-sample.geojson"
 ISSUER, AUDIENCE = "https://login.buurtkracht.local", "buurtkracht"
 
 
@@ -122,11 +124,23 @@ class Journey:
 
             await self.until(f"{service} to be ready", is_ready, timeout)
 
+    async def register_areas(self, sample: Path = AREAS) -> dict[str, int]:
+        """The municipality's administrator imports its CBS wijk- en buurtkaart (by default the committed sample);
+        importing the same file again changes nothing. Initiatives are proposed only for registered areas."""
+        content_type = {"Content-Type": "application/geo+json"}
+        content = await asyncio.to_thread(sample.read_bytes)
+        return await self.call("initiatives", "PUT", "/api/v1/areas", self.admin() | content_type, content=content)
+
     # -- the journey ---------------------------------------------------------------------------
 
     async def walk(self, webhook_url: str | None = None) -> dict[str, Any]:
         """The whole journey; returns the ids a test needs to check what followed."""
         owner, official, finance = self.resident("anna", BUURTEN[1]), self.official(), self.finance()
+        imported = await self.register_areas()
+        self.step(
+            f"the municipality imports its CBS wijk- en buurtkaart: {imported['registered']} areas new, "
+            f"{imported['changed']} changed, {imported['unchanged']} as they were"
+        )
         self.step(f"residents, an official and a steering group of {WIJK} register their email and language")
         await self.call(
             "notifications",
@@ -474,6 +488,7 @@ async def demo_data(endpoints: Endpoints) -> None:
     journey = Journey(endpoints, run="demo")
     try:
         await journey.ready()
+        await journey.register_areas()  # first: initiatives are proposed only for registered areas
         owner = journey.resident("anna", BUURTEN[1])
         existing = await journey.call("initiatives", "GET", f"/api/v1/initiatives?area_code={WIJK}&limit=100", owner)
         titles = {item["title"] for item in existing["items"]}

@@ -54,6 +54,7 @@ from vouchers.settings import VouchersSettings
 from buurtkracht_contracts import initiatives as initiative_events
 from buurtkracht_kit.auth import mint
 from buurtkracht_kit.runtime import Service
+from tests import areas
 from tests.keys import PRIVATE, PUBLIC
 from tests.stack import KAFKA, PG_ADMIN_URL, database_url
 
@@ -303,6 +304,20 @@ class Notifications(World):
 
 
 class Portal(World):
+    async def public_area(self) -> str:
+        """The area in the public read model, as the portal's consumer makes it known from the registry's event."""
+
+        async def make() -> str:
+            registered = initiative_events.AreaRegistered(
+                code=AREA, name="Burgwallen-Nieuwe Zijde", kind="wijk", parent_code=MUNICIPALITY
+            )
+            async with self.service.unit_of_work() as uow:
+                await projection.area_registered(uow, registered)
+                await uow.commit()
+            return AREA
+
+        return await self.shared("public_area", make)
+
     async def public_initiative(self) -> str:
         """An initiative of the area in the public read model, as the portal's consumer makes it known."""
 
@@ -398,5 +413,7 @@ async def running(key_dir: Path) -> AsyncIterator[Apps]:
                 )
                 worlds.append(kind(service, client))
             apps = Apps(*worlds)
+            # the municipality's areas (the committed CBS sample holds the wijken of the matrix) come first
+            await areas.register(apps.initiatives.client, authorization(ADMIN))
             await apps.vouchers.steering_group()
             yield apps

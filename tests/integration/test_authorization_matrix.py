@@ -46,6 +46,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
+from tests import areas
 from tests.integration.authz_fixtures import (
     AREA,
     BUDGET_LINES,
@@ -304,6 +305,14 @@ async def in_the_area(w: World, who: Person | None) -> Call:
     return Call({"area_code": AREA})
 
 
+async def areas_of_the_municipality(w: Initiatives, who: Person | None) -> Call:
+    return Call(json=areas.sample())
+
+
+async def public_area(w: Portal, who: Person | None) -> Call:
+    return Call({"area_code": await w.public_area()})
+
+
 async def public_initiative(w: Portal, who: Person | None) -> Call:
     return Call({"initiative_id": await w.public_initiative()})
 
@@ -425,7 +434,13 @@ MATRIX: list[Row] = [
     ("portal",        "GET",    "/api/v1/openapi.json",                                  nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
     ("portal",        "GET",    "/asyncapi.json",                                         nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
 
+    # the area registry: the administrator imports the CBS wijk- en buurtkaart; anyone reads the areas
+    ("initiatives",   "PUT",    "/api/v1/areas",                                          areas_of_the_municipality,         401, 403, 403, 403, 403, 403, 200, 403),
+    ("initiatives",   "GET",    "/api/v1/areas",                                          nothing,                           200, 200, 200, 200, 200, 200, 200, 200),
+    ("initiatives",   "GET",    "/api/v1/areas/{area_code}",                              in_the_area,                       200, 200, 200, 200, 200, 200, 200, 200),
+
     # the portal's public read side: anyone, signed in or not, whatever their roles and areas
+    ("portal",        "GET",    "/api/v1/public/areas/{area_code}",                       public_area,                       200, 200, 200, 200, 200, 200, 200, 200),
     ("portal",        "GET",    "/api/v1/public/areas/{area_code}/initiatives",           in_the_area,                       200, 200, 200, 200, 200, 200, 200, 200),
     ("portal",        "GET",    "/api/v1/public/areas/{area_code}/rounds",                in_the_area,                       200, 200, 200, 200, 200, 200, 200, 200),
     ("portal",        "GET",    "/api/v1/public/initiatives/{initiative_id}",             public_initiative,                 200, 200, 200, 200, 200, 200, 200, 200),

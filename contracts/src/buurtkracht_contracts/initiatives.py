@@ -1,5 +1,5 @@
 """Events of the initiatives service: one per transition of an initiative, and per support, volunteer or
-co-initiator change.
+co-initiator change; and one per area of its registry that is new or changed (`AreaRegistered`).
 
 Every event carries what a consumer needs to act without calling back: the initiative, its area,
 its title and its initiators (pseudonymous resident ids, owner first, then the co-initiators who accepted
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .areas import AreaCode
 from .event import TYPE_PREFIX, Event
 from .money import Cents
 from .personal import PersonId
@@ -194,3 +195,32 @@ class InitiativeCancelled(InitiativeEvent):
     cancelled_by: ResidentId
     reason: str
     previous_status: Literal["funded", "in_progress"]
+
+
+AreaKind = Literal["gemeente", "wijk", "buurt"]
+
+
+@register
+class AreaRegistered(Event):
+    """An area of the registry as it now reads, first registered or changed (the municipality imported the CBS
+    "wijk- en buurtkaart" again): a consumer keeps the newest of each code. Keyed by the area's code, so the
+    changes of one area stay in order."""
+
+    event_type: ClassVar[str] = _type("area-registered")
+    aggregate_type: ClassVar[str] = "area"
+    topic: ClassVar[str] = INITIATIVES_EVENTS
+
+    code: AreaCode
+    name: str = Field(min_length=1, description="The name CBS gives the area, e.g. Burgwallen-Oude Zijde")
+    kind: AreaKind
+    parent_code: AreaCode | None = Field(
+        description="The area it lies in: a buurt's wijk, a wijk's municipality; none for a municipality"
+    )
+    outline: dict[str, Any] | None = Field(
+        None,
+        description="The area's outline as a GeoJSON geometry, in the coordinates of the imported file, when it "
+        "carried one",
+    )
+
+    def subject(self) -> str:
+        return self.code

@@ -21,6 +21,7 @@ from buurtkracht_contracts.topics import INITIATIVES_EVENTS, VOUCHERS_EVENTS, al
 from buurtkracht_contracts.vouchers import InitiativeAwarded, RoundClosed, RoundSummary
 from buurtkracht_kit import topics
 from buurtkracht_kit.auth import mint
+from tests import areas
 from tests.integration.kit_domain import read_topic
 from tests.keys import PRIVATE, PUBLIC
 
@@ -80,6 +81,7 @@ async def service(scratch_database, kafka_bootstrap, tmp_path_factory):
 @pytest.fixture(scope="module")
 async def api(service):
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://test") as client:
+        await areas.register(client, token("admin", ["admin"], ["GM0363"]), OTHER_BUURT)
         yield client
 
 

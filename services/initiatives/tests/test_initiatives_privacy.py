@@ -25,6 +25,7 @@ from buurtkracht_contracts.topics import INITIATIVES_EVENTS, NOTIFICATIONS_EVENT
 from buurtkracht_kit import topics
 from buurtkracht_kit.auth import mint
 from buurtkracht_kit.erasure import replaced
+from tests import areas
 from tests.keys import PRIVATE, PUBLIC
 from tests.personal_data import rows_naming, snapshot
 
@@ -115,6 +116,15 @@ async def service(scratch_database, kafka_bootstrap, tmp_path_factory):
 @pytest.fixture(scope="module")
 async def api(service):
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://test") as client:
+        admin = mint(
+            PRIVATE,
+            issuer="https://login.buurtkracht.local",
+            audience="buurtkracht",
+            subject="admin",
+            roles=["admin"],
+            areas=["GM0363"],
+        )
+        await areas.register(client, {"Authorization": f"Bearer {admin}"})
         yield client
 
 

@@ -171,13 +171,23 @@ async def test_claims_and_pledges_name_their_initiative_and_round_from_what_the_
             assert "'Bankjes'" in text and "Voorjaarsronde" in text
 
 
-def test_an_area_reads_as_what_area_label_names_it_everywhere_in_a_message(monkeypatch):
-    monkeypatch.setattr(areas, "area_label", lambda code: {"BU03630001": "Burgwallen-Oude Zijde"}.get(code, code))
+def test_an_area_reads_by_its_registered_name_everywhere_in_a_message():
     values = stored(i.SupportThresholdReached, "initiative_in_review")
-    message = render("initiative_in_review", "nl", values, BASE)
+    names = {"BU03630001": "Burgwallen-Oude Zijde"}
+    message = render("initiative_in_review", "nl", values, BASE, area_names=names)
     assert message.subject == f"Ter beoordeling: '{values['title']}' (Burgwallen-Oude Zijde)"
     assert "BU03630001" not in message.text and "BU03630001" not in message.html
     assert "Buurt: Burgwallen-Oude Zijde" in message.text and "Burgwallen-Oude Zijde" in message.html
+
+
+def test_an_area_of_no_known_name_reads_as_its_code():
+    values = stored(i.SupportThresholdReached, "initiative_in_review")
+    message = render("initiative_in_review", "nl", values, BASE, area_names={"WK036300": "Burgwallen-Oude Zijde"})
+    assert message.subject == f"Ter beoordeling: '{values['title']}' (BU03630001)"
+    assert "Buurt: BU03630001" in message.text
+    assert areas.area_label("BU03630001") == "BU03630001" and areas.area_label("GM0363", {"GM0363": "Amsterdam"}) == (
+        "Amsterdam"
+    )
 
 
 def test_a_wijk_reads_as_a_wijk():

@@ -514,3 +514,25 @@ async def test_emails_name_their_initiative_round_and_area_link_to_the_portal_an
             readable = everything(message)
             for other in addresses.keys() - {who}:
                 assert other not in readable and addresses[other] not in readable, (who, message["Subject"], other)
+
+
+async def test_an_email_names_its_area_as_the_registry_told_it(api, service, kafka_bootstrap, smtp):
+    _, mailbox = smtp
+    named = f"BU{WIJK[2:]}02"
+    owner = f"r-owner-named-{RUN}"
+    await register(api, owner, f"{owner}@example.nl", "nl", areas=(named,))
+    await publish(
+        kafka_bootstrap, i.AreaRegistered(code=named, name=f"Oude Kerk {RUN}", kind="buurt", parent_code=WIJK)
+    )
+
+    async def known():
+        async with service.unit_of_work() as uow:
+            return await uow.areas.names([named])
+
+    assert await eventually(known) == {named: f"Oude Kerk {RUN}"}
+    about = {"initiative_id": uuid.uuid4(), "area_code": named, "title": "Bloembakken", "initiators": [owner]}
+    await publish(kafka_bootstrap, i.InitiativeSupported(**about, supporter_id=f"r-n-{RUN}", support_count=1))
+    [message] = await eventually(lambda: asyncio.sleep(0, mailbox.to(f"{owner}@example.nl")))
+    text, html = message.get_body(("plain",)).get_content(), message.get_body(("html",)).get_content()
+    assert f"Buurt: Oude Kerk {RUN}" in text and f"Oude Kerk {RUN}" in html
+    assert named not in text.replace(f"/buurten/{named}", "")

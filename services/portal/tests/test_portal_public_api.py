@@ -310,3 +310,37 @@ async def test_the_read_model_holds_no_resident_id(service, history, scratch_dat
             assert await rows_naming(conn, person) == {}, person
     finally:
         await conn.close()
+
+
+async def test_an_area_registered_reads_by_its_name_and_a_renaming_replaces_it(api, service, kafka_bootstrap):
+    outline = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [0, 1], [0, 0]]]}  # a shape, not a real outline
+    wijk = i.AreaRegistered(code=WIJK, name=f"Wijk {RUN}", kind="wijk", parent_code=f"GM{WIJK[2:6]}")
+    buurt = i.AreaRegistered(code=BUURT, name=f"Buurt {RUN}", kind="buurt", parent_code=WIJK, outline=outline)
+    [first] = await publish(kafka_bootstrap, buurt)
+    await publish(kafka_bootstrap, wijk, again=[first])  # the buurt's event delivered twice
+
+    async def shown():
+        answer = await api.get(f"/api/v1/public/areas/{BUURT}")
+        return answer.json() if answer.status_code == 200 and answer.json()["parent"]["name"] else None
+
+    assert await eventually(shown) == {
+        "code": BUURT,
+        "name": f"Buurt {RUN}",
+        "kind": "buurt",
+        "parent": {"code": WIJK, "name": f"Wijk {RUN}"},
+        "outline": outline,
+    }
+    await publish(kafka_bootstrap, buurt.model_copy(update={"name": f"Buurt {RUN} hernoemd"}))
+
+    async def renamed():
+        async with service.unit_of_work() as uow:
+            return await uow.read_model.name_of(BUURT) == f"Buurt {RUN} hernoemd"
+
+    assert await eventually(renamed)
+    async with service.unit_of_work() as uow:
+        assert await uow.read_model.names_of([BUURT, WIJK, "BU05979999"]) == {
+            BUURT: f"Buurt {RUN} hernoemd",
+            WIJK: f"Wijk {RUN}",
+        }
+    unknown = await api.get(f"/api/v1/public/areas/{OTHER_BUURT}")
+    assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/problem+json"

@@ -12,7 +12,7 @@ from buurtkracht_kit.periodic import every
 from buurtkracht_kit.runtime import Service, ServiceSpec
 
 from .adapters.unit_of_work import InitiativesUnitOfWork
-from .entrypoints import events, http
+from .entrypoints import areas_http, events, http
 from .service import commands
 from .settings import InitiativesSettings
 
@@ -38,7 +38,8 @@ SPEC = ServiceSpec(
     description="Residents propose neighbourhood initiatives, neighbours support and join them, officials review "
     "them, and initiators report what they did and spent.",
     migrations=Path(__file__).resolve().parents[2] / "migrations",
-    routers=[http.router, http.me_router],
+    routers=[http.router, http.me_router, areas_http.router],
+    larger_bodies={r"^/api/v1/areas$": areas_http.MAX_IMPORT_BYTES},  # the CBS file a municipality imports
     subscribed_topics=sorted({model.topic for model in events.HANDLERS}),  # the topics of the events it handles
     handlers=events.HANDLERS,
     background=[expire_overdue_initiatives],

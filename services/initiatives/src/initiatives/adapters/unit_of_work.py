@@ -11,15 +11,18 @@ from buurtkracht_kit.db import UnitOfWork
 from buurtkracht_kit.erasure import KitTables
 from buurtkracht_kit.idempotency import IdempotencyKeys
 
+from .areas import AreaRepository
 from .repository import InitiativeRepository
 
 
 class InitiativesUnitOfWork(UnitOfWork):
     initiatives: InitiativeRepository
+    areas: AreaRepository
     idempotency_keys: IdempotencyKeys
     kit_tables: KitTables
 
     def bind(self, connection: asyncpg.Connection) -> None:
         self.initiatives = InitiativeRepository(connection)
+        self.areas = AreaRepository(connection)
         self.idempotency_keys = IdempotencyKeys(connection)
         self.kit_tables = KitTables(connection)

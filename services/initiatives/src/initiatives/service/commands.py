@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-from buurtkracht_contracts.refusals import NotFound
+from buurtkracht_contracts.refusals import InvalidInput, NotFound
 from buurtkracht_kit.auth import Principal, Role
 
 from ..adapters.unit_of_work import InitiativesUnitOfWork
@@ -52,10 +52,12 @@ async def create_draft(
     rules: Rules,
     now: datetime,
 ) -> Initiative:
-    """A resident proposes an initiative for an area they live in; it starts as their private draft."""
+    """A resident proposes an initiative for a registered area they live in; it starts as their private draft."""
     _require_resident(actor)
     if not actor.lives_in(area_code):
         raise NotAllowed(f"you can only propose initiatives for an area you live in, not {area_code}")
+    if not await uow.areas.exists(area_code):
+        raise InvalidInput(f"{area_code} is not an area the municipality registered", field="area_code")
     initiative = Initiative.draft(
         owner_id=actor.subject,
         title=title,

@@ -11,6 +11,7 @@ import asyncpg
 from buurtkracht_kit.db import UnitOfWork
 from buurtkracht_kit.erasure import KitTables
 
+from .areas import Areas
 from .notifications import Notifications
 from .people import People
 from .webhooks import Webhooks
@@ -18,12 +19,14 @@ from .webhooks import Webhooks
 
 class NotificationsUnitOfWork(UnitOfWork):
     people: People
+    areas: Areas
     notifications: Notifications
     webhooks: Webhooks
     kit_tables: KitTables
 
     def bind(self, connection: asyncpg.Connection) -> None:
         self.people = People(connection)
+        self.areas = Areas(connection)
         self.notifications = Notifications(connection)
         self.webhooks = Webhooks(connection)
         self.kit_tables = KitTables(connection)

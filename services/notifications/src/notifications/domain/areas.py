@@ -1,12 +1,17 @@
-"""What a person reads for an area. There is no area registry yet: an area reads as its CBS code until one gives
-it a name. Every message takes an area's name from `area_label`, so filling it from a registry is one change."""
+"""What a person reads for an area: its name, as the area registry tells it (`AreaRegistered`), or its CBS code
+where the registry does not know it (yet). Every message takes an area's name from `area_label`, given the names
+this service knows of the areas the message is about."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 
-def area_label(code: str) -> str:
-    """The name of the area with CBS code `code`, as messages show it (for now: the code itself)."""
-    return code
+Names = Mapping[str, str]  # CBS code -> name, of the areas a message is about
+
+
+def area_label(code: str, names: Names | None = None) -> str:
+    """The name of the area with CBS code `code` among `names`; the code itself for an area of no known name."""
+    return (names or {}).get(code) or code
 
 
 def area_level(code: str) -> str:

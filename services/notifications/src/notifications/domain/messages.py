@@ -2,7 +2,8 @@
 section per kind with a Jinja2 `subject`, `body` and `action`, the words of its one call to action), wrapped in an
 HTML and a plain-text layout that carry the municipality's name and colour.
 
-Every message says what it is about (the initiative's title, the budget round, the area as `area_label` names it)
+Every message says what it is about (the initiative's title, the budget round, the area as `area_label` names it
+from the area names the caller gives)
 and opens one portal page (`pages.PAGE_OF_KIND`) by an absolute link: a button in the HTML part, the address in
 the plain-text part. The HTML part is table-based with its CSS inlined (`css-inline`): mail clients drop
 `<style>`, and none is left.
@@ -22,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import css_inline
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, meta
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, meta, pass_context
+from jinja2.runtime import Context
 
 from . import areas
 from .pages import INBOX, SETTINGS, link, page_fields, path
@@ -92,6 +94,11 @@ def catalogue(language: str) -> dict[str, dict[str, Any]]:
     return tomllib.loads((TEMPLATES / f"{language}.toml").read_text(encoding="utf-8"))
 
 
+@pass_context
+def _area(context: Context, code: str) -> str:
+    return areas.area_label(code, context.get(AREA_NAMES))
+
+
 @cache
 def _environment(autoescape: bool) -> Environment:
     environment = Environment(
@@ -101,12 +108,13 @@ def _environment(autoescape: bool) -> Environment:
         autoescape=autoescape,
     )
     environment.filters["euro"] = euro
-    environment.filters["area"] = lambda code: areas.area_label(code)  # looked up when used: one place names areas
+    environment.filters["area"] = _area  # looked up when used: one place names areas
     environment.filters["named"] = named
     return environment
 
 
-CONTEXT = frozenset({"lang", "base_url"})  # what rendering adds to a message's own values
+AREA_NAMES = "area_names"  # the names of the areas a message is about, as this service knows them when it renders
+CONTEXT = frozenset({"lang", "base_url", AREA_NAMES})  # what rendering adds to a message's own values
 # What the layout shows a message is about, when the message holds it: the initiative's title (`title` in a message
 # of an initiative's event, `initiative_title` where the service looked it up), the round's name (`name` in a
 # round's own events, `round_name` looked up) and the area's code.
@@ -137,27 +145,30 @@ def one_line(text: str) -> str:
     return " ".join("".join(c for c in text if c.isspace() or unicodedata.category(c) != "Cc").split())
 
 
-def _about(values: dict[str, Any], layout: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+def _about(values: dict[str, Any], layout: dict[str, Any], names: areas.Names | None) -> tuple[tuple[str, str], ...]:
     facts = []
     if initiative := values.get("initiative_title") or values.get("title"):
         facts.append((layout["initiative"], one_line(str(initiative))))
     if round_name := values.get("round_name") or values.get("name"):
         facts.append((layout["round"], one_line(str(round_name))))
     if area := values.get("area_code"):
-        facts.append((layout["area"][areas.area_level(str(area))], areas.area_label(str(area))))
+        facts.append((layout["area"][areas.area_level(str(area))], areas.area_label(str(area), names)))
     return tuple(facts)
 
 
-def render_part(kind: str, language: str, values: dict[str, Any], base_url: str) -> Part:
-    """One notification in `language`: a KeyError when `kind` has no message or its page misses a value."""
+def render_part(
+    kind: str, language: str, values: dict[str, Any], base_url: str, area_names: areas.Names | None = None
+) -> Part:
+    """One notification in `language`: a KeyError when `kind` has no message or its page misses a value. Areas
+    read as `area_names` names them."""
     language = language if language in LANGUAGES else DEFAULT_LANGUAGE
     entry = catalogue(language)[kind]
-    context = values | {"lang": language, "base_url": base_url}
+    context = values | {"lang": language, "base_url": base_url, AREA_NAMES: area_names or {}}
     body = _render(entry["body"], context).strip()
     return Part(
         subject=one_line(_render(entry["subject"], context)),
         paragraphs=tuple(line.strip() for line in body.splitlines() if line.strip()),
-        about=_about(values, catalogue(language)["_layout"]),
+        about=_about(values, catalogue(language)["_layout"], area_names),
         action=one_line(_render(entry["action"], context)),
         url=link(base_url, path(kind, values)),
     )
@@ -202,10 +213,15 @@ def _framed(
 
 
 def render(
-    kind: str, language: str, values: dict[str, Any], base_url: str, municipality: Municipality | None = None
+    kind: str,
+    language: str,
+    values: dict[str, Any],
+    base_url: str,
+    municipality: Municipality | None = None,
+    area_names: areas.Names | None = None,
 ) -> Message:
     language = language if language in LANGUAGES else DEFAULT_LANGUAGE
-    part = render_part(kind, language, values, base_url)
+    part = render_part(kind, language, values, base_url, area_names)
     greeting = catalogue(language)["_layout"]["greeting"]
     return _framed(part.subject, greeting, [part], language, base_url, municipality or Municipality(), False)
 
@@ -215,12 +231,13 @@ def render_digest(
     language: str,
     base_url: str,
     municipality: Municipality | None = None,
+    area_names: areas.Names | None = None,
 ) -> Message:
     """One message for a period's worth of notifications (never called with none), each with its own link."""
     if not items:
         raise ValueError("a digest is never empty")
     language = language if language in LANGUAGES else DEFAULT_LANGUAGE
-    parts = [render_part(kind, language, values, base_url) for kind, values in items]
+    parts = [render_part(kind, language, values, base_url, area_names) for kind, values in items]
     layout = catalogue(language)["_layout"]
     subject = one_line(_render(layout["digest_subject"], {"count": len(parts)}))
     intro = one_line(_render(layout["digest_intro"], {"count": len(parts)}))

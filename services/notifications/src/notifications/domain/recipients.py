@@ -61,6 +61,7 @@ RULES: dict[type[Event], tuple[Rule, ...]] = {
     i.InitiativeStarted: (Rule("initiative_started", (A.SUPPORTERS, A.VOLUNTEERS)),),
     i.InitiativeCompleted: (Rule("initiative_completed", (*INVOLVED, A.FOLLOWERS)),),
     i.InitiativeCancelled: (Rule("initiative_cancelled", INVOLVED),),
+    i.AreaRegistered: (),  # names areas in messages; tells nobody
     v.RoundOpened: (Rule("round_opened", (A.FOLLOWERS,)),),
     v.WalletsIssued: (Rule("wallet_issued", (A.NAMED,)),),
     v.PledgeMade: (Rule("pledge_confirmed", (A.NAMED,)),),

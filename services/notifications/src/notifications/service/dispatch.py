@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiosmtplib
@@ -62,12 +64,18 @@ async def send_due_email(service: Service) -> None:
     await periodic.every(settings.dispatch_interval_seconds, send_all_due, "sending email")
 
 
+def _areas_of(params: Iterable[dict[str, Any]]) -> set[str]:
+    """The areas messages with these values are about (a message names one area, by `area_code`)."""
+    return {str(values["area_code"]) for values in params if values.get("area_code")}
+
+
 async def send_email_batch(service: Service) -> int:
     """Send one batch of due immediate email; returns how many were claimed."""
     settings: NotificationsSettings = service.settings  # type: ignore[assignment]
     async with _unit_of_work(service) as uow:
         claimed = await uow.notifications.claim_due_email(settings.dispatch_batch_size, LEASE)
         await uow.notifications.fail_without_address()
+        area_names = await uow.areas.names(_areas_of(due.params for due in claimed))
         await uow.commit()
     if not claimed:
         return 0
@@ -78,7 +86,12 @@ async def send_email_batch(service: Service) -> int:
             for due in claimed:
                 try:
                     message = render(
-                        due.kind, due.language, due.params, settings.public_base_url, municipality(settings)
+                        due.kind,
+                        due.language,
+                        due.params,
+                        settings.public_base_url,
+                        municipality(settings),
+                        area_names,
                     )
                     email = compose(due.id, due.email, message, settings.mail_from, due.language)
                 except Exception as error:  # it can never be sent as it is: failed for good, and the batch goes on
@@ -183,6 +196,7 @@ async def send_digest(service: Service, recipient_id: str) -> int:
             contact["language"],
             settings.public_base_url,
             municipality(settings),
+            await uow.areas.names(_areas_of(item.params for item in items)),
         )
         email = compose(digest_id, contact["email"], message, settings.mail_from, contact["language"])
         try:  # a failure rolls back: the items wait for the next try

@@ -1,5 +1,6 @@
-"""The read model's tables, the only module of the portal that speaks SQL: public initiatives, rounds, and what each
-initiative has in each round. The columns hold what the public pages show and nothing else (see the domain).
+"""The read model's tables, the only module of the portal that speaks SQL: public initiatives, rounds, what each
+initiative has in each round, and the areas with their names. The columns hold what the public pages show and nothing
+else (see the domain).
 
 The public reads are each one statement (an initiative with what is pledged to it, a page of a listing with its
 count, the open rounds with their shares), so `Reading` runs them on a pooled connection without a transaction: a
@@ -17,6 +18,7 @@ import asyncpg
 from buurtkracht_contracts.areas import enclosing, inside_patterns
 from buurtkracht_kit.paging import fetch_page
 
+from ..domain.areas import PublicArea
 from ..domain.model import (
     BudgetLine,
     PublicInitiative,
@@ -61,6 +63,33 @@ def _in_area(column: str, first: int) -> str:
 class ReadModel:
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._conn = connection
+
+    async def area(self, code: str) -> PublicArea | None:
+        row = await self._conn.fetchrow(
+            "SELECT code, name, kind, parent_code, outline FROM areas WHERE code = $1", code
+        )
+        return PublicArea(row["code"], row["name"], row["kind"], row["parent_code"], row["outline"]) if row else None
+
+    async def save_area(self, area: PublicArea) -> None:
+        await self._conn.execute(
+            """INSERT INTO areas (code, name, kind, parent_code, outline) VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (code) DO UPDATE SET name = excluded.name, kind = excluded.kind,
+                   parent_code = excluded.parent_code, outline = excluded.outline, updated_at = now()""",
+            area.code,
+            area.name,
+            area.kind,
+            area.parent_code,
+            area.outline,
+        )
+
+    async def names_of(self, codes: list[str]) -> dict[str, str]:
+        """The names of those of `codes` the registry told of, by code."""
+        rows = await self._conn.fetch("SELECT code, name FROM areas WHERE code = ANY($1::text[])", sorted(set(codes)))
+        return {row["code"]: row["name"] for row in rows}
+
+    async def name_of(self, code: str) -> str | None:
+        """The name of the area `code`; None when the registry has not told of it."""
+        return await self._conn.fetchval("SELECT name FROM areas WHERE code = $1", code)
 
     async def initiative(self, initiative_id: uuid.UUID, *, for_update: bool = False) -> PublicInitiative | None:
         lock = " FOR UPDATE" if for_update else ""

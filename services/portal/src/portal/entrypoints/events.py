@@ -1,5 +1,6 @@
 """The events the public read model is built from: every change of an initiative the public may see, and the
-rounds, pledges and awards of the vouchers service. Each handler only hands the event to the projection; the
+rounds, pledges and awards of the vouchers service, and the areas of the initiatives service's registry (their names
+and outlines). Each handler only hands the event to the projection; the
 kit's consumer makes it take effect once (inbox in the same transaction). Events that carry only who did
 something (volunteers, co-initiators, votes, wallets) or money after the award (claims, payouts) are not handled.
 """
@@ -16,6 +17,10 @@ from ..service import projection
 
 async def on_initiative_event(uow: PortalUnitOfWork, event: events.InitiativeEvent, envelope: Envelope) -> None:
     await projection.initiative_changed(uow, event)
+
+
+async def on_area_registered(uow: PortalUnitOfWork, event: events.AreaRegistered, envelope: Envelope) -> None:
+    await projection.area_registered(uow, event)
 
 
 async def on_round_opened(uow: PortalUnitOfWork, event: round_events.RoundOpened, envelope: Envelope) -> None:
@@ -50,6 +55,7 @@ INITIATIVE_EVENTS = (
 
 HANDLERS = {
     **{model: on_initiative_event for model in INITIATIVE_EVENTS},
+    events.AreaRegistered: on_area_registered,
     round_events.RoundOpened: on_round_opened,
     round_events.RoundClosed: on_round_closed,
     round_events.PledgeMade: on_share_changed,

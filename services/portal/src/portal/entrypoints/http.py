@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
@@ -22,6 +22,20 @@ from ..domain.model import PledgeProgress, RoundTotals, Status
 from ..service import queries
 
 router = APIRouter(prefix="/api/v1/public", tags=["public"])
+
+
+class ParentOut(BaseModel):
+    code: str
+    name: str | None = Field(description="Its name; null while the registry has not told of it")
+
+
+class AreaOut(BaseModel):
+    code: str = Field(examples=["WK036300"])
+    name: str = Field(examples=["Burgwallen-Oude Zijde"])
+    kind: Literal["gemeente", "wijk", "buurt"]
+    parent: ParentOut | None = Field(description="The area it lies in; null for a municipality")
+    outline: dict[str, Any] | None = Field(description="The area's outline as a GeoJSON geometry; null when unknown")
+
 
 Area = Annotated[AreaCode, Path(description="CBS code of a municipality, wijk or buurt; areas inside it count too")]
 
@@ -177,3 +191,13 @@ async def list_open_rounds(area_code: Area, request: Request) -> RoundList:
     async with _reading(request) as reading:
         rounds = await queries.open_rounds_for(reading, area_code)
     return RoundList(items=[RoundOut.of(totals) for totals in rounds])
+
+
+@router.get("/areas/{area_code}", summary="An area: its name, kind, the area it lies in, and its outline")
+async def get_area(area_code: Annotated[AreaCode, Path()], request: Request) -> AreaOut:
+    async with _reading(request) as reading:
+        area, parent_name = await queries.area(reading, area_code)
+    parent = ParentOut(code=area.parent_code, name=parent_name) if area.parent_code else None
+    return AreaOut.model_validate(
+        {"code": area.code, "name": area.name, "kind": area.kind, "parent": parent, "outline": area.outline}
+    )

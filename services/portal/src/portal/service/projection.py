@@ -8,6 +8,7 @@ from buurtkracht_contracts import initiatives as events
 from buurtkracht_contracts import vouchers as round_events
 
 from ..adapters.unit_of_work import PortalUnitOfWork
+from ..domain.areas import PublicArea
 from ..domain.model import PublicInitiative, PublicRound
 
 
@@ -39,3 +40,10 @@ async def share_changed(
     share = await uow.read_model.share(event.round_id, event.initiative_id)
     share.apply(event)
     await uow.read_model.save_share(share)
+
+
+async def area_registered(uow: PortalUnitOfWork, event: events.AreaRegistered) -> PublicArea:
+    """An area new to the registry, or changed: the read model shows it as it now reads."""
+    area = PublicArea.registered(event)
+    await uow.read_model.save_area(area)
+    return area

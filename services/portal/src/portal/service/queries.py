@@ -1,4 +1,5 @@
-"""What the public asks of the read model: initiatives of an area, one initiative, the open rounds of an area.
+"""What the public asks of the read model: initiatives of an area, one initiative, the open rounds of an area, and an
+area with its name.
 
 Each takes whatever hands it the read model: the public API's `Reading` (no transaction; each query here is one
 statement) or a unit of work."""
@@ -11,6 +12,7 @@ from typing import Protocol
 from buurtkracht_contracts.refusals import NotFound
 
 from ..adapters.read_model import Listed, ReadModel
+from ..domain.areas import PublicArea
 from ..domain.model import RoundTotals
 
 
@@ -31,3 +33,12 @@ async def initiative(reads: Reads, initiative_id: uuid.UUID) -> Listed:
 
 async def open_rounds_for(reads: Reads, area_code: str) -> list[RoundTotals]:
     return await reads.read_model.open_rounds_for(area_code)
+
+
+async def area(reads: Reads, code: str) -> tuple[PublicArea, str | None]:
+    """The area `code` and the name of the area it lies in (None when that one is not registered)."""
+    found = await reads.read_model.area(code)
+    if found is None:
+        raise NotFound(f"area {code}")
+    parent_name = await reads.read_model.name_of(found.parent_code) if found.parent_code else None
+    return found, parent_name
