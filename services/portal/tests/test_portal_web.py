@@ -32,6 +32,7 @@ from buurtkracht_contracts.registry import model_for
 from buurtkracht_contracts.topics import TopicSpec, all_topics, dead_letter_topic
 from buurtkracht_kit import topics
 from buurtkracht_kit.tokens import mint
+from tests import areas
 from tests.keys import PRIVATE, PUBLIC
 from tests.stack import PG_ADMIN_URL, database_url
 
@@ -144,6 +145,9 @@ async def system(databases, kafka_bootstrap, tmp_path_factory):
     ):
         for service in (initiatives, vouchers, notifications, portal):
             await started(service)
+        async with httpx.AsyncClient(transport=hosts, base_url="http://initiatives.test") as registry:
+            admin = {"authorization": f"Bearer {token_of('a-web-test', ['admin'], ['GM0598'])}"}
+            await areas.register(registry, admin, "GM0598", WIJK, BUURT)
         yield {"portal": portal, "initiatives": initiatives, "vouchers": vouchers, "hosts": hosts}
 
 
