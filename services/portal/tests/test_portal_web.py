@@ -809,12 +809,12 @@ async def test_the_initiator_starts_declares_and_reports_through_the_pages(syste
 
     async with await signed_in_browser(system, MAKER, ["resident"], [BUURT]) as maker:
         page = await maker.get(f"/initiatieven/{funded}")
-        assert "Begin met het werk" in page.text and "/steun" not in page.text and "/meedoen" not in page.text
+        assert "Start de uitvoering" in page.text and "/steun" not in page.text and "/meedoen" not in page.text
         assert "/verslag" not in page.text  # reporting comes after the work started
         started = await maker.post(f"/initiatieven/{funded}/beginnen", data={"csrf_token": csrf_of(page.text)})
         assert (started.status_code, started.headers["location"]) == (303, f"/initiatieven/{funded}?melding=started")
         page = await maker.get(f"/initiatieven/{funded}")
-        assert "Bezig" in page.text and "Begin met het werk" not in page.text
+        assert "Bezig" in page.text and "Start de uitvoering" not in page.text
         assert f"/initiatieven/{funded}/declareren" in page.text and f"/initiatieven/{funded}/verslag" in page.text
 
         form = await maker.get(f"/initiatieven/{funded}/declareren")
