@@ -734,3 +734,145 @@ async def test_the_inbox_shows_a_message_of_the_notifications_service_and_marks_
         assert (read.status_code, read.headers["location"]) == (303, "/inbox")
         after = await owner.get("/inbox")
     assert action not in after.text
+
+
+# ---------------------------------------------------------------------------------------------------- initiators
+
+MAKER = f"r-maker-{RUN}"
+PLANTERS = "Geveltuinen in de straat"
+
+
+def api(system, service: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=system[service].app), base_url=f"http://{service}.test")
+
+
+def bearer(subject: str, roles: list[str], areas: list[str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_of(subject, roles, areas)}"}
+
+
+@pytest.fixture(scope="module")
+async def funded(system, pledge_round):
+    """An initiative of € 100 (planten € 60, gereedschap € 40) proposed by its maker through the pages, supported,
+    approved and funded in the pledge round by two residents' pledges of € 50, through the services; its id."""
+    async with await signed_in_browser(system, MAKER, ["resident"], [BUURT]) as maker:
+        proposed = await propose(
+            maker,
+            title=PLANTERS,
+            **{
+                "budget_lines.0.description": "planten",
+                "budget_lines.0.amount_cents": "60,00",
+                "budget_lines.1.description": "gereedschap",
+                "budget_lines.1.amount_cents": "40,00",
+            },
+        )
+    assert proposed.status_code == 303, proposed.text
+    initiative_id = proposed.headers["location"].split("/")[2].split("?")[0]
+    async with api(system, "initiatives") as initiatives, api(system, "vouchers") as vouchers:
+        supported = await initiatives.post(
+            f"/api/v1/initiatives/{initiative_id}/supports", headers=bearer(NEIGHBOUR, ["resident"], [BUURT])
+        )
+        assert supported.status_code in (200, 201), supported.text
+        reviewed = await initiatives.post(
+            f"/api/v1/initiatives/{initiative_id}/review",
+            headers=bearer(OFFICIAL, ["official"], [WIJK]),
+            json={"decision": "approve", "approved_amount_cents": 10_000},
+        )
+        assert reviewed.status_code == 200, reviewed.text
+        for n in range(2):
+            pledger = bearer(f"r-pledger{n}-{RUN}", ["resident"], [BUURT])
+            await vouchers.post(f"/api/v1/rounds/{pledge_round}/wallets/me", headers=pledger)
+
+            async def open_for_pledges(pledger=pledger):
+                found = await vouchers.get(f"/api/v1/rounds/{pledge_round}/initiatives", headers=pledger)
+                return any(
+                    one["initiative_id"] == initiative_id and one.get("status") == "open"
+                    for one in found.json().get("items", [])
+                )
+
+            assert await eventually(open_for_pledges)
+            pledged = await vouchers.post(
+                f"/api/v1/rounds/{pledge_round}/pledges",
+                headers=pledger | {"Idempotency-Key": str(uuid.uuid4())},
+                json={"initiative_id": initiative_id, "amount_cents": 5_000},
+            )
+            assert pledged.status_code == 201, pledged.text
+
+    async def is_funded():
+        return (await initiative_in_service(system, initiative_id))["status"] == "funded"
+
+    assert await eventually(is_funded)
+    return initiative_id
+
+
+async def test_the_initiator_starts_declares_and_reports_through_the_pages(system, funded):
+    async with await signed_in_browser(system, NEIGHBOUR, ["resident"], [BUURT]) as neighbour:
+        page = await neighbour.get(f"/initiatieven/{funded}")
+        assert page.status_code == 200 and "/beginnen" not in page.text and "/declareren" not in page.text
+        assert (await neighbour.get(f"/initiatieven/{funded}/declareren")).status_code == 403
+        assert (await neighbour.get(f"/initiatieven/{funded}/verslag")).status_code == 403
+
+    async with await signed_in_browser(system, MAKER, ["resident"], [BUURT]) as maker:
+        page = await maker.get(f"/initiatieven/{funded}")
+        assert "Start de uitvoering" in page.text and "/steun" not in page.text and "/meedoen" not in page.text
+        assert "/verslag" not in page.text  # reporting comes after the work started
+        started = await maker.post(f"/initiatieven/{funded}/beginnen", data={"csrf_token": csrf_of(page.text)})
+        assert (started.status_code, started.headers["location"]) == (303, f"/initiatieven/{funded}?melding=started")
+        page = await maker.get(f"/initiatieven/{funded}")
+        assert "Bezig" in page.text and "Start de uitvoering" not in page.text
+        assert f"/initiatieven/{funded}/declareren" in page.text and f"/initiatieven/{funded}/verslag" in page.text
+
+        form = await maker.get(f"/initiatieven/{funded}/declareren")
+        assert form.status_code == 200 and PLANTERS in form.text and "€ 100,00" in form.text  # the budget left
+        assert_secure_html(form)
+        data = {
+            "csrf_token": csrf_of(form.text),
+            "key": hidden(form.text, "key"),
+            "supplier": "Tuincentrum",
+            "amount_cents": "30,5x",
+            "invoice_reference": "F-1",
+        }
+        refused = await maker.post(f"/initiatieven/{funded}/declareren", data=data)
+        assert refused.status_code == 422 and 'id="f-amount_cents-error"' in refused.text
+        assert 'value="30,5x"' in refused.text and 'value="Tuincentrum"' in refused.text
+        over = await maker.post(
+            f"/initiatieven/{funded}/declareren", data=data | {"key": str(uuid.uuid4()), "amount_cents": "150,00"}
+        )
+        assert over.status_code == 422 and "utrecht-alert--error" in over.text and 'value="150,00"' in over.text
+        first = await maker.post(f"/initiatieven/{funded}/declareren", data=data | {"amount_cents": "30,55"})
+        second = await maker.post(f"/initiatieven/{funded}/declareren", data=data | {"amount_cents": "30,55"})
+        assert first.status_code == second.status_code == 303, (first.text, second.text)
+        assert first.headers["location"] == second.headers["location"]  # the same form sent twice: one claim
+        claim_page = await maker.get(first.headers["location"])
+        assert claim_page.status_code == 200 and "Wacht op besluit" in claim_page.text and PLANTERS in claim_page.text
+        assert "Uw declaratie is ontvangen." in claim_page.text and 'name="decision"' not in claim_page.text
+        maker.cookies.set("bk_taal", "en")
+        in_english = await maker.get(first.headers["location"])
+        assert "Waiting for a decision" in in_english.text and PLANTERS in in_english.text
+        maker.cookies.set("bk_taal", "nl")
+
+        form = await maker.get(f"/initiatieven/{funded}/verslag")
+        assert form.status_code == 200 and "Uitgegeven aan planten (euro)" in form.text
+        report = {
+            "csrf_token": csrf_of(form.text),
+            "what_was_done": "Twaalf geveltuinen aangelegd.",
+            "spending.0.spent_cents": "30,55",
+            "spending.1.spent_cents": "veel",
+        }
+        refused = await maker.post(f"/initiatieven/{funded}/verslag", data=report)
+        assert refused.status_code == 422 and 'id="f-spending-1-spent_cents-error"' in refused.text
+        assert "Twaalf geveltuinen aangelegd." in refused.text
+        assert (await initiative_in_service(system, funded))["status"] == "in_progress"
+        done = await maker.post(f"/initiatieven/{funded}/verslag", data=report | {"spending.1.spent_cents": "0"})
+        assert (done.status_code, done.headers["location"]) == (303, f"/initiatieven/{funded}?melding=reported")
+        page = await maker.get(f"/initiatieven/{funded}")
+        assert "Twaalf geveltuinen aangelegd." in page.text and "€ 30,55" in page.text
+
+    async with api(system, "vouchers") as vouchers:
+        claims = await vouchers.get("/api/v1/expense-claims", headers=bearer(OFFICIAL, ["official"], [WIJK]))
+    mine = [claim for claim in claims.json()["items"] if claim["initiative_id"] == funded]
+    assert [(claim["amount_cents"], claim["status"]) for claim in mine] == [(3_055, "held")]
+    report_in_service = (await initiative_in_service(system, funded))["report"]
+    assert report_in_service["spending"] == [
+        {"description": "planten", "spent_cents": 3_055},
+        {"description": "gereedschap", "spent_cents": 0},
+    ]

@@ -108,6 +108,12 @@ class Services:
         method = "DELETE" if withdraw else "POST"
         return await self.call("initiatives", method, f"/initiatives/{initiative_id}/supports", token)
 
+    async def start(self, token: str, initiative_id: uuid.UUID) -> dict[str, Any]:
+        return await self.call("initiatives", "POST", f"/initiatives/{initiative_id}/start", token)
+
+    async def report(self, token: str, initiative_id: uuid.UUID, report: dict[str, Any]) -> dict[str, Any]:
+        return await self.call("initiatives", "POST", f"/initiatives/{initiative_id}/report", token, json=report)
+
     async def volunteer(self, token: str, initiative_id: uuid.UUID, offer: str) -> Any:
         path = f"/initiatives/{initiative_id}/volunteers"
         return await self.call("initiatives", "POST", path, token, json={"offer": offer})
@@ -150,6 +156,12 @@ class Services:
 
     async def claims(self, token: str, **params: Any) -> dict[str, Any]:
         return await self.call("vouchers", "GET", "/expense-claims", token, params={"limit": 100, **params})
+
+    async def budget(self, token: str, initiative_id: uuid.UUID) -> dict[str, Any]:
+        return await self.call("vouchers", "GET", f"/initiative-budgets/{initiative_id}", token)
+
+    async def claim_expense(self, token: str, claim: dict[str, Any], key: str) -> dict[str, Any]:
+        return await self.call("vouchers", "POST", "/expense-claims", token, json=claim, idempotency_key=key)
 
     async def claim(self, token: str, claim_id: uuid.UUID) -> dict[str, Any]:
         return await self.call("vouchers", "GET", f"/expense-claims/{claim_id}", token)

@@ -507,7 +507,9 @@ async def _initiative_page(ctx: Context, initiative_id: uuid.UUID, status: int =
         raise PageError(404, "error.not_found")
     visitor = ctx.visitor
     area_code = listed.initiative.area_code if listed else full["area_code"]
-    status_now = listed.initiative.status.value if listed else full["status"]
+    # the service's status when it answered (the read model follows it through Kafka, a moment later)
+    status_now = full["status"] if full else listed.initiative.status.value
+    initiator = _is_initiator(ctx, full)
     return render(
         ctx,
         "initiative.html",
@@ -515,14 +517,44 @@ async def _initiative_page(ctx: Context, initiative_id: uuid.UUID, status: int =
         listed=listed,
         full=full,
         rounds=rounds,
-        may_support=visitor.lives_in(area_code) and status_now == Status.GATHERING_SUPPORT.value,
-        may_volunteer=visitor.lives_in(area_code) and status_now not in ("completed", "cancelled", "rejected"),
+        report=_report(listed, full),
+        may_support=visitor.lives_in(area_code) and status_now == Status.GATHERING_SUPPORT.value and not initiator,
+        may_volunteer=visitor.lives_in(area_code)
+        and status_now not in ("completed", "cancelled", "rejected")
+        and not initiator,
         may_review=visitor.has(OFFICIAL) and visitor.acts_for(area_code) and status_now == "in_review",
         may_submit=full is not None and full.get("status") in ("draft", "changes_requested"),
+        may_start=initiator and status_now == Status.FUNDED.value,
+        may_claim=initiator and status_now in (Status.FUNDED.value, Status.IN_PROGRESS.value),
+        may_report=initiator and status_now == Status.IN_PROGRESS.value,
         initiative_id=initiative_id,
         status_now=status_now,
         **values,
     )
+
+
+def _is_initiator(ctx: Context, full: dict[str, Any] | None) -> bool:
+    """The signed-in person is the initiative's owner or an accepted co-initiator (as the service says)."""
+    subject = ctx.session.subject if ctx.session is not None and ctx.visitor.signed_in else None
+    return bool(full and subject and (subject == full.get("owner_id") or subject in full.get("co_initiators", [])))
+
+
+def _report(listed: Any, full: dict[str, Any] | None) -> Any:
+    """The public report: the read model's, or the service's at once after reporting (with each line's budget)."""
+    if listed is not None and (found := listed.initiative.public_report()) is not None:
+        return found
+    if full is None or not full.get("report") or full.get("status") != Status.COMPLETED.value:
+        return None
+    budgeted = {line["description"]: line["amount_cents"] for line in full.get("budget_lines", [])}
+    spending = [
+        {"description": line["description"], "budgeted_cents": budgeted.get(line["description"]), **line}
+        for line in full["report"]["spending"]
+    ]
+    return {
+        "what_was_done": full["report"]["what_was_done"],
+        "spending": spending,
+        "spent_amount_cents": sum(line["spent_cents"] for line in spending),
+    }
 
 
 @router.get("/initiatieven/{initiative_id}")
@@ -570,6 +602,117 @@ async def volunteer(initiative_id: str, request: Request) -> Response:
     except Refused as refused:
         return await _initiative_page(ctx, the_id, 422, errors=field_errors(ctx, refused), form=form)
     return redirect(ctx, f"/initiatieven/{the_id}", "volunteered")
+
+
+@router.post("/initiatieven/{initiative_id}/beginnen")
+async def start(initiative_id: str, request: Request) -> Response:
+    ctx = await context(request)
+    the_id = _uuid(initiative_id)
+    signed_in(ctx, RESIDENT)
+    await form_of(request, ctx)
+    try:
+        await _services(request).start(ctx.token, the_id)
+    except Refused as refused:
+        return await _initiative_page(
+            ctx, the_id, 409 if refused.status == 409 else 422, errors=field_errors(ctx, refused)
+        )
+    return redirect(ctx, f"/initiatieven/{the_id}", "started")
+
+
+async def _initiators_initiative(ctx: Context, initiative_id: uuid.UUID) -> dict[str, Any]:
+    """The initiative as its service shows it to the signed-in initiator; 403 for anyone else."""
+    signed_in(ctx, RESIDENT)
+    full = await _services(ctx.request).initiative(ctx.token, initiative_id)
+    if not _is_initiator(ctx, full):
+        raise PageError(403, "error.forbidden")
+    return full
+
+
+async def _declare_page(ctx: Context, full: dict[str, Any], status: int = 200, **values: Any) -> Response:
+    try:
+        budget = await _services(ctx.request).budget(ctx.token, uuid.UUID(full["id"]))
+    except Refused as refused:  # no budget known to the vouchers service (yet): the form says nothing of it
+        if refused.status not in (403, 404):
+            raise
+        budget = None
+    form = values.pop("form", {}) | {"key": str(uuid.uuid4())}  # a new key for each form shown, after a refusal too
+    return render(ctx, "declare.html", status, full=full, budget=budget, form=form, **values)
+
+
+@router.get("/initiatieven/{initiative_id}/declareren")
+async def declare_page(initiative_id: str, request: Request) -> Response:
+    ctx = await context(request)
+    return await _declare_page(ctx, await _initiators_initiative(ctx, _uuid(initiative_id)))
+
+
+@router.post("/initiatieven/{initiative_id}/declareren")
+async def declare(initiative_id: str, request: Request) -> Response:
+    """An expense claimed on the initiative's budget; the form's key makes a second send of it the same claim."""
+    ctx = await context(request)
+    the_id = _uuid(initiative_id)
+    signed_in(ctx, RESIDENT)
+    form = await form_of(request, ctx)
+    errors: dict[str, str] = {}
+    claim: dict[str, Any] = {
+        "initiative_id": str(the_id),
+        "supplier": form.get("supplier", "").strip(),
+        "invoice_reference": form.get("invoice_reference", "").strip(),
+    }
+    try:
+        claim["amount_cents"] = cents_from_euros(form.get("amount_cents", ""))
+    except ValueError:
+        errors["amount_cents"] = ctx.t("form.amount_invalid")
+    for name in ("supplier", "invoice_reference"):
+        if not claim[name]:
+            errors[name] = ctx.t("form.required")
+    if not errors:
+        try:
+            made = await _services(request).claim_expense(ctx.token, claim, form.get("key") or str(uuid.uuid4()))
+            return redirect(ctx, f"/declaraties/{made['id']}", "claimed")
+        except Refused as refused:
+            if refused.status == 403:
+                raise
+            errors = field_errors(ctx, refused)
+    return await _declare_page(ctx, await _initiators_initiative(ctx, the_id), 422, errors=errors, form=form)
+
+
+def _report_form(full: dict[str, Any], form: dict[str, str]) -> dict[str, str]:
+    return {f"spending.{n}.spent_cents": "" for n, _ in enumerate(full.get("budget_lines", []))} | form
+
+
+@router.get("/initiatieven/{initiative_id}/verslag")
+async def report_page(initiative_id: str, request: Request) -> Response:
+    ctx = await context(request)
+    full = await _initiators_initiative(ctx, _uuid(initiative_id))
+    return render(ctx, "report.html", full=full, form=_report_form(full, {}))
+
+
+@router.post("/initiatieven/{initiative_id}/verslag")
+async def report(initiative_id: str, request: Request) -> Response:
+    """The initiators' account of what was done and spent per budget line; it completes the initiative."""
+    ctx = await context(request)
+    the_id = _uuid(initiative_id)
+    full = await _initiators_initiative(ctx, the_id)
+    form = await form_of(request, ctx)
+    errors: dict[str, str] = {}
+    spending = []
+    for n, line in enumerate(full.get("budget_lines", [])):
+        name = f"spending.{n}.spent_cents"
+        try:
+            spending.append({"description": line["description"], "spent_cents": cents_from_euros(form.get(name, ""))})
+        except ValueError:
+            errors[name] = ctx.t("form.amount_invalid")
+    if not form.get("what_was_done", "").strip():
+        errors["what_was_done"] = ctx.t("form.required")
+    if not errors:
+        try:
+            await _services(request).report(
+                ctx.token, the_id, {"what_was_done": form["what_was_done"], "spending": spending}
+            )
+            return redirect(ctx, f"/initiatieven/{the_id}", "reported")
+        except Refused as refused:
+            errors = field_errors(ctx, refused)
+    return render(ctx, "report.html", 422, full=full, form=_report_form(full, form), errors=errors)
 
 
 # ---------------------------------------------------------------------------------------------------- rounds
@@ -743,14 +886,25 @@ async def claims(request: Request) -> Response:
 
 async def _claim_page(ctx: Context, claim_id: uuid.UUID, status: int = 200, **values: Any) -> Response:
     claim = await _services(ctx.request).claim(ctx.token, claim_id)
+    async with _unit_of_work(ctx.request) as uow:
+        listed = await pages.initiative(uow, uuid.UUID(claim["initiative_id"]))
+    title = listed.initiative.title if listed else None
+    if title is None:  # not public (yet): the service's own answer, for whoever may see it
+        try:
+            title = (await _services(ctx.request).initiative(ctx.token, uuid.UUID(claim["initiative_id"])))["title"]
+        except (Refused, Unavailable):
+            title = None
     form = values.pop("form", {}) | {"key": str(uuid.uuid4())}  # a new key for each form shown, after a refusal too
-    return render(ctx, "claim.html", status, claim=claim, form=form, **values)
+    visitor = ctx.visitor
+    may_decide = claim["status"] == "held" and (visitor.has(OFFICIAL) or visitor.has(STEERING_GROUP))
+    return render(ctx, "claim.html", status, claim=claim, title=title, may_decide=may_decide, form=form, **values)
 
 
 @router.get("/declaraties/{claim_id}")
 async def claim_page(claim_id: str, request: Request) -> Response:
+    """A claim, to whom the vouchers service shows it: its deciders, and the initiators who made it."""
     ctx = await context(request)
-    signed_in(ctx, OFFICIAL, STEERING_GROUP)
+    signed_in(ctx)
     return await _claim_page(ctx, _uuid(claim_id))
 
 
