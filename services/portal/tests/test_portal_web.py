@@ -133,6 +133,7 @@ async def system(databases, kafka_bootstrap, tmp_path_factory):
             vouchers_url="http://vouchers.test",
             notifications_url="http://notifications.test",
             municipality_name="Gemeente Testdorp",
+            area_names_seconds=0,  # the names as registered a moment ago, not as read a minute ago
             **common,
         ),
         web_transport=hosts,
@@ -280,6 +281,17 @@ async def test_the_public_pages_show_the_read_model_without_signing_in_and_name_
     assert "Speeltuin in het park" in area.text and "Klaar: wat er is gedaan" in area.text
     assert "Klimrek" in page.text and "€ 795,00" in page.text and "Het klimrek staat er" in page.text
     assert f"/initiatieven/{PARK}/steun" not in page.text  # nobody signed in: no support button
+
+
+async def test_the_pages_name_an_area_as_the_registry_tells_it(system, park):
+    async def named():
+        async with browser(system) as client:
+            area = await client.get(f"/buurten/{BUURT}")
+            page = await client.get(f"/initiatieven/{PARK}")
+        heading = f'<h1 class="utrecht-heading-1">Testgebied {BUURT}</h1>'
+        return heading in area.text and f'href="/buurten/{BUURT}">Testgebied {BUURT}</a>' in page.text
+
+    assert await eventually(named)
 
 
 async def test_english_is_one_form_away_and_stays(system, park):

@@ -27,6 +27,9 @@ class PortalSettings(KitSettings):
     notifications_url: str = "http://127.0.0.1:8003"
     service_timeout_seconds: float = Field(10.0, gt=0, description="How long a page waits for a service")
     municipality_name: str = "Gemeente Buurtkracht"
+    area_names_seconds: float = Field(
+        60.0, ge=0, description="How long a process shows the area names it read before reading them again"
+    )
     assets_dir: Path = Field(
         Path(__file__).resolve().parents[2] / "node_modules",
         description="The npm packages the pages use (`npm ci` in services/portal; an image copies them)",

@@ -87,6 +87,10 @@ class ReadModel:
         rows = await self._conn.fetch("SELECT code, name FROM areas WHERE code = ANY($1::text[])", sorted(set(codes)))
         return {row["code"]: row["name"] for row in rows}
 
+    async def all_names(self) -> dict[str, str]:
+        """The name of every area the registry told of, by code (a municipality has some hundreds)."""
+        return {row["code"]: row["name"] for row in await self._conn.fetch("SELECT code, name FROM areas")}
+
     async def name_of(self, code: str) -> str | None:
         """The name of the area `code`; None when the registry has not told of it."""
         return await self._conn.fetchval("SELECT name FROM areas WHERE code = $1", code)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+import time
 import tomllib
 import uuid
 from collections.abc import Awaitable, Callable
@@ -141,6 +142,11 @@ class Context:
     csrf_token: str
     new_csrf_cookie: bool = False
     cookies: list[tuple[str, str, int | None]] = field(default_factory=list)
+    area_names: dict[str, str] = field(default_factory=dict)
+
+    def area(self, code: str) -> str:
+        """The area's name as the registry tells it; its code while the registry has not told of it."""
+        return self.area_names.get(code, code)
 
     @property
     def visitor(self) -> Visitor:
@@ -186,7 +192,25 @@ def _identity_provider(request: Request) -> IdentityProvider | None:
     return service.identity_provider
 
 
+async def _area_names(request: Request) -> dict[str, str]:
+    """The registry's names, read once per `area_names_seconds` per process (areas are renamed a few times a year,
+    and a page then costs no round trip for them)."""
+    service = request.app.state.service
+    read_at, names = getattr(service, "area_names", (float("-inf"), {}))
+    if time.monotonic() - read_at >= service.settings.area_names_seconds:
+        async with _unit_of_work(request) as uow:
+            names = await pages.area_names(uow)
+        service.area_names = (time.monotonic(), names)
+    return names
+
+
 async def context(request: Request) -> Context:
+    ctx = await _context(request)
+    ctx.area_names = await _area_names(request)
+    return ctx
+
+
+async def _context(request: Request) -> Context:
     settings = _settings(request)
     token = unsigned_token(request.cookies.get(SESSION_COOKIE), settings.session_secret)
     session = None
@@ -243,6 +267,7 @@ def render(ctx: Context, template: str, status: int = 200, **values: Any) -> Res
     html = _templates.get_template(template).render(
         t=ctx.t,
         label=ctx.label,
+        area=ctx.area,
         lang=ctx.language,
         visitor=ctx.visitor,
         csrf_token=ctx.csrf_token,

@@ -29,6 +29,11 @@ class AreaPage:
     total: int = 0
 
 
+async def area_names(uow: PortalUnitOfWork) -> dict[str, str]:
+    """Every registered area's name by code: the pages name an area, never show its code alone."""
+    return await uow.read_model.all_names()
+
+
 async def areas(uow: PortalUnitOfWork) -> list[AreaWithInitiatives]:
     return await uow.areas.with_initiatives()
 
