@@ -582,66 +582,106 @@ def _report(listed: Any, full: dict[str, Any] | None) -> Any:
     }
 
 
+PageOf = Callable[..., Awaitable[Response]]
+
+
+async def _one_request(
+    request: Request,
+    object_id: str,
+    role: str,
+    ask: Callable[[Services, str, uuid.UUID, dict[str, str]], Awaitable[object]],
+    page: PageOf,
+    notice: str | Callable[[dict[str, str]], str],
+    *,
+    back: str,
+    status: Callable[[Refused], int] = lambda refused: 422,
+    keep_form: bool = False,
+) -> Response:
+    """A form that asks one service for one thing about one object: the visitor signed in with `role`, the form's
+    CSRF token checked, then `ask`; back to `back` (`{id}` the object's) with `notice`, or, refused, the object's
+    `page` again with the service's problem next to its field (and what was typed, when `keep_form`)."""
+    ctx = await context(request)
+    the_id = _uuid(object_id)
+    signed_in(ctx, role)
+    form = await form_of(request, ctx)
+    try:
+        await ask(_services(request), ctx.token, the_id, form)
+    except Refused as refused:
+        kept = {"form": form} if keep_form else {}
+        return await page(ctx, the_id, status(refused), errors=field_errors(ctx, refused), **kept)
+    return redirect(ctx, back.format(id=the_id), notice if isinstance(notice, str) else notice(form))
+
+
+def _conflict_or_invalid(refused: Refused) -> int:
+    return 409 if refused.status == 409 else 422
+
+
 @router.get("/initiatieven/{initiative_id}")
 async def initiative(initiative_id: str, request: Request) -> Response:
     return await _initiative_page(await context(request), _uuid(initiative_id))
 
 
+def _withdraws(form: dict[str, str]) -> bool:
+    return form.get("action") == "withdraw"
+
+
+def _support_notice(form: dict[str, str]) -> str:
+    return "support_withdrawn" if _withdraws(form) else "supported"
+
+
 @router.post("/initiatieven/{initiative_id}/steun")
 async def support(initiative_id: str, request: Request) -> Response:
-    ctx = await context(request)
-    the_id = _uuid(initiative_id)
-    signed_in(ctx, RESIDENT)
-    form = await form_of(request, ctx)
-    withdraw = form.get("action") == "withdraw"
-    try:
-        await _services(request).support(ctx.token, the_id, withdraw=withdraw)
-    except Refused as refused:
-        return await _initiative_page(
-            ctx, the_id, 409 if refused.status == 409 else 422, errors=field_errors(ctx, refused)
-        )
-    return redirect(ctx, f"/initiatieven/{the_id}", "support_withdrawn" if withdraw else "supported")
+    async def ask(services: Services, token: str, the_id: uuid.UUID, form: dict[str, str]) -> object:
+        return await services.support(token, the_id, withdraw=_withdraws(form))
+
+    return await _one_request(
+        request,
+        initiative_id,
+        RESIDENT,
+        ask,
+        _initiative_page,
+        _support_notice,
+        back="/initiatieven/{id}",
+        status=_conflict_or_invalid,
+    )
 
 
 @router.post("/initiatieven/{initiative_id}/indienen")
 async def submit(initiative_id: str, request: Request) -> Response:
-    ctx = await context(request)
-    the_id = _uuid(initiative_id)
-    signed_in(ctx, RESIDENT)
-    await form_of(request, ctx)
-    try:
-        await _services(request).submit(ctx.token, the_id)
-    except Refused as refused:
-        return await _initiative_page(ctx, the_id, 422, errors=field_errors(ctx, refused))
-    return redirect(ctx, f"/initiatieven/{the_id}", "submitted")
+    async def ask(services: Services, token: str, the_id: uuid.UUID, form: dict[str, str]) -> object:
+        return await services.submit(token, the_id)
+
+    return await _one_request(
+        request, initiative_id, RESIDENT, ask, _initiative_page, "submitted", back="/initiatieven/{id}"
+    )
 
 
 @router.post("/initiatieven/{initiative_id}/meedoen")
 async def volunteer(initiative_id: str, request: Request) -> Response:
-    ctx = await context(request)
-    the_id = _uuid(initiative_id)
-    signed_in(ctx, RESIDENT)
-    form = await form_of(request, ctx)
-    try:
-        await _services(request).volunteer(ctx.token, the_id, form.get("offer", ""))
-    except Refused as refused:
-        return await _initiative_page(ctx, the_id, 422, errors=field_errors(ctx, refused), form=form)
-    return redirect(ctx, f"/initiatieven/{the_id}", "volunteered")
+    async def ask(services: Services, token: str, the_id: uuid.UUID, form: dict[str, str]) -> object:
+        return await services.volunteer(token, the_id, form.get("offer", ""))
+
+    return await _one_request(
+        request,
+        initiative_id,
+        RESIDENT,
+        ask,
+        _initiative_page,
+        "volunteered",
+        back="/initiatieven/{id}",
+        keep_form=True,
+    )
 
 
 @router.post("/initiatieven/{initiative_id}/beginnen")
 async def start(initiative_id: str, request: Request) -> Response:
-    ctx = await context(request)
-    the_id = _uuid(initiative_id)
-    signed_in(ctx, RESIDENT)
-    await form_of(request, ctx)
-    try:
-        await _services(request).start(ctx.token, the_id)
-    except Refused as refused:
-        return await _initiative_page(
-            ctx, the_id, 409 if refused.status == 409 else 422, errors=field_errors(ctx, refused)
-        )
-    return redirect(ctx, f"/initiatieven/{the_id}", "started")
+    async def ask(services: Services, token: str, the_id: uuid.UUID, form: dict[str, str]) -> object:
+        return await services.start(token, the_id)
+
+    status = _conflict_or_invalid
+    return await _one_request(
+        request, initiative_id, RESIDENT, ask, _initiative_page, "started", back="/initiatieven/{id}", status=status
+    )
 
 
 async def _initiators_initiative(ctx: Context, initiative_id: uuid.UUID) -> dict[str, Any]:
@@ -784,17 +824,18 @@ async def round_page(round_id: str, request: Request) -> Response:
     return await _round_page(await context(request), _uuid(round_id))
 
 
+def _as_answered(refused: Refused) -> int:
+    return refused.status
+
+
 @router.post("/rondes/{round_id}/portemonnee")
 async def claim_wallet(round_id: str, request: Request) -> Response:
-    ctx = await context(request)
-    the_id = _uuid(round_id)
-    signed_in(ctx, RESIDENT)
-    await form_of(request, ctx)
-    try:
-        await _services(request).claim_wallet(ctx.token, the_id)
-    except Refused as refused:
-        return await _round_page(ctx, the_id, refused.status, errors=field_errors(ctx, refused))
-    return redirect(ctx, f"/rondes/{the_id}", "wallet_claimed")
+    async def ask(services: Services, token: str, the_id: uuid.UUID, form: dict[str, str]) -> object:
+        return await services.claim_wallet(token, the_id)
+
+    return await _one_request(
+        request, round_id, RESIDENT, ask, _round_page, "wallet_claimed", back="/rondes/{id}", status=_as_answered
+    )
 
 
 @router.post("/rondes/{round_id}/toezeggingen")
@@ -823,15 +864,12 @@ async def pledge(round_id: str, request: Request) -> Response:
 
 @router.post("/rondes/{round_id}/sluiten")
 async def close_round(round_id: str, request: Request) -> Response:
-    ctx = await context(request)
-    the_id = _uuid(round_id)
-    signed_in(ctx, OFFICIAL)
-    await form_of(request, ctx)
-    try:
-        await _services(request).close_round(ctx.token, the_id)
-    except Refused as refused:
-        return await _round_page(ctx, the_id, refused.status, errors=field_errors(ctx, refused))
-    return redirect(ctx, f"/rondes/{the_id}", "closed")
+    async def ask(services: Services, token: str, the_id: uuid.UUID, form: dict[str, str]) -> object:
+        return await services.close_round(token, the_id)
+
+    return await _one_request(
+        request, round_id, OFFICIAL, ask, _round_page, "closed", back="/rondes/{id}", status=_as_answered
+    )
 
 
 @router.get("/portemonnee")
