@@ -294,6 +294,30 @@ async def test_the_pages_name_an_area_as_the_registry_tells_it(system, park):
     assert await eventually(named)
 
 
+async def test_the_buurt_page_draws_the_outline_the_registry_tells(system, park):
+    outlined = areas.stand_ins(BUURT)
+    outlined["features"][0]["geometry"] = {  # 400 by 300 metres in RD New coordinates
+        "type": "Polygon",
+        "coordinates": [[[120000, 487000], [120400, 487000], [120400, 487300], [120000, 487300], [120000, 487000]]],
+    }
+    async with httpx.AsyncClient(transport=system["hosts"], base_url="http://initiatives.test") as registry:
+        admin = {"authorization": f"Bearer {token_of('a-web-test', ['admin'], ['GM0598'])}"}
+        assert (await registry.put("/api/v1/areas", json=outlined, headers=admin)).status_code == 200
+
+    async def drawn():
+        async with browser(system) as client:
+            page = await client.get(f"/buurten/{BUURT}")
+        return page if 'd="M 0.0 240.0 L 320.0 240.0 L 320.0 0.0 L 0.0 0.0 L 0.0 240.0 Z"' in page.text else None
+
+    page = await eventually(drawn)
+    assert page, "the outline never reached the buurt page"
+    assert (
+        'viewBox="0 0 320.0 240.0"' in page.text
+        and f'<title id="map-title">Kaart: de grens van Testgebied {BUURT}' in page.text
+    )
+    assert_secure_html(page)  # an SVG drawn from attributes: no inline style for the CSP to block
+
+
 async def test_english_is_one_form_away_and_stays(system, park):
     async with browser(system) as client:
         first = await client.get(f"/buurten/{BUURT}")

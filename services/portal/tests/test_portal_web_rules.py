@@ -4,6 +4,7 @@ cookie's signature, and the two message catalogues holding the same keys."""
 from __future__ import annotations
 
 import pytest
+from portal.domain.areas import drawing
 from portal.domain.web import cents_from_euros, euros, local_path, signed, unsigned
 from portal.entrypoints.web import catalogue
 
@@ -65,3 +66,40 @@ def test_a_session_cookie_with_a_wrong_signature_names_no_session():
 
 def test_both_languages_have_every_message():
     assert set(catalogue("nl")) == set(catalogue("en"))
+
+
+SQUARE_RD = {  # 400 by 300 metres in RD New coordinates
+    "type": "Polygon",
+    "coordinates": [[[120000, 487000], [120400, 487000], [120400, 487300], [120000, 487300], [120000, 487000]]],
+}
+
+
+def test_an_outline_in_metres_is_drawn_north_up_with_its_shape_kept():
+    drawn = drawing(SQUARE_RD)
+    assert (drawn.width, drawn.height) == (320.0, 240.0)
+    assert drawn.path == "M 0.0 240.0 L 320.0 240.0 L 320.0 0.0 L 0.0 0.0 L 0.0 240.0 Z"
+
+
+def test_an_outline_in_degrees_narrows_east_west_by_the_latitude():
+    at_60_north = {
+        "type": "Polygon",
+        "coordinates": [[[4.0, 59.9], [4.2, 59.9], [4.2, 60.1], [4.0, 60.1], [4.0, 59.9]]],
+    }
+    drawn = drawing(at_60_north)
+    assert drawn.width == 320.0 and drawn.height == pytest.approx(640.0, abs=0.2)  # cos 60° = 0.5: twice as tall
+
+
+def test_every_ring_of_a_multipolygon_is_drawn_holes_included():
+    outer = [[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]]
+    hole = [[4, 4], [6, 4], [6, 6], [4, 6], [4, 4]]
+    island = [[20, 0], [22, 0], [22, 2], [20, 0]]
+    drawn = drawing({"type": "MultiPolygon", "coordinates": [[outer, hole], [island]]})
+    assert drawn.path.count("M ") == 3 and drawn.path.count(" Z") == 3
+
+
+@pytest.mark.parametrize(
+    "outline",
+    [None, {}, {"type": "Point", "coordinates": [4.9, 52.37]}, {"type": "Polygon", "coordinates": [[[1, 1], [1, 1]]]}],
+)
+def test_no_outline_or_one_without_extent_draws_nothing(outline):
+    assert drawing(outline) is None

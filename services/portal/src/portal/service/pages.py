@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from ..adapters.areas import AreaWithInitiatives
 from ..adapters.read_model import Listed
 from ..adapters.unit_of_work import PortalUnitOfWork
+from ..domain.areas import Drawing, drawing
 from ..domain.model import PublicRound, RoundTotals, Status
 
 # the buurt page's sections, in order, and the statuses each shows
@@ -27,6 +28,7 @@ class AreaPage:
     sections: dict[str, list[Listed]] = field(default_factory=dict)
     rounds: list[RoundTotals] = field(default_factory=list)
     total: int = 0
+    map: Drawing | None = None  # the area's outline, when the registry has one
 
 
 async def area_names(uow: PortalUnitOfWork) -> dict[str, str]:
@@ -41,6 +43,8 @@ async def areas(uow: PortalUnitOfWork) -> list[AreaWithInitiatives]:
 async def area_page(uow: PortalUnitOfWork, area_code: str) -> AreaPage:
     listed, total = await uow.read_model.initiatives_in(area_code, MOST_ON_A_PAGE, 0)
     page = AreaPage(area_code, {name: [] for name in SECTIONS}, await uow.read_model.open_rounds_for(area_code), total)
+    registered = await uow.read_model.area(area_code)
+    page.map = drawing(registered.outline) if registered else None
     for one in listed:
         for name, statuses in SECTIONS.items():
             if one.initiative.status in statuses:
