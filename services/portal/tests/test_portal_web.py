@@ -7,6 +7,7 @@ through the local identity provider).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -345,12 +346,15 @@ async def test_unknown_pages_and_areas_answer_a_page_not_a_traceback(system):
             assert_secure_html(answer)
 
 
-async def test_only_the_named_assets_are_served_and_kept_long(system):
+async def test_only_the_named_assets_are_served_and_kept_long_under_a_url_that_names_their_content(system):
     async with browser(system) as client:
+        home = await client.get("/")
         for name in ("utrecht.css", "tokens.css", "htmx.min.js", "portal.css"):
-            answer = await client.get(f"/static/{name}")
+            [url] = re.findall(rf'"(/static/{re.escape(name)}\?v=[0-9a-f]{{12}})"', home.text)
+            answer = await client.get(url)
             assert answer.status_code == 200, name
             assert "max-age=31536000" in answer.headers["cache-control"]
+            assert url.endswith(hashlib.sha256(answer.content).hexdigest()[:12]), name
         assert (await client.get("/static/package.json")).status_code == 404
         assert (await client.get("/static/..%2Fpackage.json")).status_code == 404
 

@@ -8,6 +8,7 @@ cookie) and is refused with a 403 page without it; every HTML answer carries the
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import secrets
@@ -268,6 +269,7 @@ def render(ctx: Context, template: str, status: int = 200, **values: Any) -> Res
         t=ctx.t,
         label=ctx.label,
         area=ctx.area,
+        asset=lambda name: asset_url(ctx.settings.assets_dir, name),
         lang=ctx.language,
         visitor=ctx.visitor,
         csrf_token=ctx.csrf_token,
@@ -414,15 +416,31 @@ router = APIRouter(include_in_schema=False, route_class=PageRoute)
 # ---------------------------------------------------------------------------------------------------- static
 
 
+def _asset(assets_dir: Path, name: str) -> tuple[Path, str] | None:
+    """The file and media type of the asset `name`; None for a name that is no asset."""
+    if name in OWN_STATIC:
+        return OWN_STATIC[name]
+    if name in STATIC:
+        relative, media_type = STATIC[name]
+        return assets_dir / relative, media_type
+    return None
+
+
+@cache
+def asset_url(assets_dir: Path, name: str) -> str:
+    """The asset's URL, naming its content: browsers keep an asset a year, and a changed one is a new URL."""
+    found = _asset(assets_dir, name)
+    if found is None:
+        raise KeyError(name)
+    return f"/static/{name}?v={hashlib.sha256(found[0].read_bytes()).hexdigest()[:12]}"
+
+
 @router.get("/static/{name}")
 async def static(name: str, request: Request) -> Response:
-    if name in OWN_STATIC:
-        path, media_type = OWN_STATIC[name]
-    elif name in STATIC:
-        relative, media_type = STATIC[name]
-        path = _settings(request).assets_dir / relative
-    else:
+    found = _asset(_settings(request).assets_dir, name)
+    if found is None:
         return Response("not found", status_code=404, media_type="text/plain")
+    path, media_type = found
     return FileResponse(
         path,
         media_type=media_type,
