@@ -24,6 +24,7 @@ from buurtkracht_kit.auth import mint
 from tests import areas
 from tests.integration.kit_domain import read_topic
 from tests.keys import PRIVATE, PUBLIC
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -141,15 +142,6 @@ async def send(kafka_bootstrap: str, *envelopes: Envelope) -> None:
             await producer.send_and_wait(VOUCHERS_EVENTS, record.value, key=record.key, headers=record.headers)
     finally:
         await producer.stop()
-
-
-async def eventually(check, timeout: float = 30.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result or asyncio.get_running_loop().time() > deadline:
-            return result
-        await asyncio.sleep(0.2)
 
 
 async def events_of(kafka_bootstrap: str, initiative_id: str, at_least: int) -> list:

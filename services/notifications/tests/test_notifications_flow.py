@@ -24,6 +24,7 @@ from buurtkracht_contracts.topics import INITIATIVES_EVENTS, TopicSpec, all_topi
 from buurtkracht_kit import topics
 from buurtkracht_kit.auth import mint
 from tests.keys import PRIVATE, PUBLIC
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -126,15 +127,6 @@ async def publish(kafka_bootstrap: str, *events: Event) -> list[Envelope]:
     finally:
         await producer.stop()
     return envelopes
-
-
-async def eventually(check, timeout: float = 30.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if result := await check():
-            return result
-        await asyncio.sleep(0.2)
-    return await check()
 
 
 async def register(api, sub: str, address: str, language: str, roles=("resident",), areas=(BUURT,), **preferences):

@@ -29,6 +29,7 @@ from buurtkracht_kit import housekeeping, topics
 from buurtkracht_kit.auth import mint
 from tests.keys import PRIVATE, PUBLIC
 from tests.personal_data import rows_naming
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -110,15 +111,6 @@ async def publish(kafka_bootstrap: str, *events: Event, source: str = SOURCE) ->
     finally:
         await producer.stop()
     return envelopes
-
-
-async def eventually(check, timeout: float = 30.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if result := await check():
-            return result
-        await asyncio.sleep(0.2)
-    return await check()
 
 
 async def processed(service, *envelopes: Envelope) -> None:

@@ -24,6 +24,7 @@ from buurtkracht_contracts.topics import TopicSpec, all_topics, dead_letter_topi
 from buurtkracht_kit import topics
 from tests.keys import PUBLIC
 from tests.personal_data import rows_naming
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -80,15 +81,6 @@ async def publish(kafka_bootstrap: str, *events: Event, again: list[Envelope] = 
     finally:
         await producer.stop()
     return envelopes
-
-
-async def eventually(check, timeout: float = 30.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if result := await check():
-            return result
-        await asyncio.sleep(0.2)
-    return await check()
 
 
 def facts(initiative_id: uuid.UUID, area: str = BUURT, title: str = "Geveltuinen") -> dict:

@@ -36,6 +36,7 @@ from buurtkracht_kit.tokens import mint
 from tests import areas
 from tests.keys import PRIVATE, PUBLIC
 from tests.stack import PG_ADMIN_URL, database_url
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -187,15 +188,6 @@ def csrf_of(html: str) -> str:
 
 def hidden(html: str, name: str) -> str:
     return re.search(rf'name="{name}" value="([^"]*)"', html).group(1)
-
-
-async def eventually(check, timeout: float = 30.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if result := await check():
-            return result
-        await asyncio.sleep(0.2)
-    return await check()
 
 
 async def publish(kafka_bootstrap: str, *events: Event) -> None:
