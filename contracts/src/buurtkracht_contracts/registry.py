@@ -49,8 +49,9 @@ def event_types() -> dict[str, type[Event]]:
 
 
 def models_on(topic: str) -> list[type[Event]]:
-    """The models of the events published on `topic`, in registration order."""
-    return [model for model in _MODELS.values() if model.topic == topic]
+    """The models of the events published on `topic`, in registration order; not the old versions of an event
+    (read through their upcasters, never published)."""
+    return [model for t, model in _MODELS.items() if model.topic == topic and t not in _UPCASTERS]
 
 
 def model_for(event_type: str) -> type[Event]:

@@ -14,10 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from .event import TYPE_PREFIX, Event
 from .money import Cents
 from .personal import PersonId
-from .registry import register
+from .registry import register, register_upcaster
 from .topics import VOUCHERS_EVENTS
 
-Mechanism = Literal["committee", "pledge"]
+Mechanism = Literal["committee", "pledge", "equal_shares"]
+MechanismV1 = Literal["committee", "pledge"]  # before Equal Shares rounds: the mechanism of the v1 events
 
 
 def _type(name: str, version: int = 1) -> str:
@@ -37,7 +38,9 @@ class RoundEvent(Event):
 
 @register
 class RoundOpened(RoundEvent):
-    event_type: ClassVar[str] = _type("round-opened")
+    """A round opened with its budget. Version 2: the mechanism may be `equal_shares`."""
+
+    event_type: ClassVar[str] = _type("round-opened", 2)
     name: str
     mechanism: Mechanism
     total_budget_cents: Cents
@@ -87,9 +90,10 @@ class PledgeWithdrawn(PledgeEvent):
 
 @register
 class InitiativeAwarded(RoundEvent):
-    """The round awarded the initiative its budget: by pledges reaching the approved amount, or by the committee."""
+    """The round awarded the initiative its budget: by pledges reaching the approved amount, by the committee, or
+    by the Method of Equal Shares at the close. Version 2: the mechanism may be `equal_shares`."""
 
-    event_type: ClassVar[str] = _type("initiative-awarded")
+    event_type: ClassVar[str] = _type("initiative-awarded", 2)
     initiative_id: uuid.UUID
     mechanism: Mechanism
     awarded_amount_cents: Cents
@@ -154,6 +158,17 @@ class AwardDecided(RoundEvent):
     proposed_by: PersonId | None = Field(
         None, description="The member who proposed the award; absent in decisions recorded before proposals"
     )
+
+
+@register
+class BallotCast(RoundEvent):
+    """A resident of the area of an Equal Shares round approved initiatives of the round: the whole ballot, which
+    replaces the resident's ballot before it (an empty list withdraws every approval). One ballot per resident a
+    round; cast while the round is open."""
+
+    event_type: ClassVar[str] = _type("ballot-cast")
+    resident_id: PersonId
+    initiative_ids: list[uuid.UUID] = Field(description="The approved initiatives, each at most once")
 
 
 class BudgetEvent(RoundEvent):
@@ -237,7 +252,46 @@ class RoundSummary(BaseModel):
 
 @register
 class RoundClosed(RoundEvent):
-    event_type: ClassVar[str] = _type("round-closed")
+    """A round closed, with what it awarded and returned. Version 2: the mechanism may be `equal_shares`."""
+
+    event_type: ClassVar[str] = _type("round-closed", 2)
     name: str
     mechanism: Mechanism
     summary: RoundSummary
+
+
+# Version 1 of the events above, from before Equal Shares rounds: still read (upcast unchanged, since every v1
+# mechanism is a v2 mechanism) and their schemas still published, so integrations on v1 keep their contract.
+
+
+@register
+class RoundOpenedV1(RoundEvent):
+    event_type: ClassVar[str] = _type("round-opened")
+    name: str
+    mechanism: MechanismV1
+    total_budget_cents: Cents
+    voucher_amount_cents: Cents | None = Field(description="What each resident's wallet holds (pledge rounds)")
+    opens_at: datetime
+    closes_at: datetime
+
+
+@register
+class InitiativeAwardedV1(RoundEvent):
+    """The round awarded the initiative its budget: by pledges reaching the approved amount, or by the committee."""
+
+    event_type: ClassVar[str] = _type("initiative-awarded")
+    initiative_id: uuid.UUID
+    mechanism: MechanismV1
+    awarded_amount_cents: Cents
+
+
+@register
+class RoundClosedV1(RoundEvent):
+    event_type: ClassVar[str] = _type("round-closed")
+    name: str
+    mechanism: MechanismV1
+    summary: RoundSummary
+
+
+for _v1, _v2 in ((RoundOpenedV1, RoundOpened), (InitiativeAwardedV1, InitiativeAwarded), (RoundClosedV1, RoundClosed)):
+    register_upcaster(_v1.event_type, _v2.event_type, dict)

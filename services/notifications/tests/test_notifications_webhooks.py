@@ -60,7 +60,7 @@ MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 INITIATIVES_SOURCE = "urn:nld:oin:00000000000000000000:systeem:buurtkracht-initiatives"
 VOUCHERS_SOURCE = "urn:nld:oin:00000000000000000000:systeem:buurtkracht-vouchers"
 PLEDGE_MADE = "nl.buurtkracht.vouchers.pledge-made.v1"
-ROUND_OPENED = "nl.buurtkracht.vouchers.round-opened.v1"
+ROUND_OPENED = "nl.buurtkracht.vouchers.round-opened.v2"
 APPROVED = "nl.buurtkracht.initiatives.initiative-approved.v1"
 SUBMITTED = "nl.buurtkracht.initiatives.initiative-submitted.v1"
 BASE = "/api/v1/webhook-subscriptions"
@@ -422,7 +422,7 @@ async def test_a_delivery_is_signed_per_standard_webhooks_and_carries_the_cloude
 async def test_the_event_type_filter_picks_the_subscriptions_that_hear_an_event(db, api, receiver):
     everything = await subscribe(api, receiver.url(path()))
     vouchers = await subscribe(api, receiver.url(path()), ["nl.buurtkracht.vouchers.*"])
-    approvals = await subscribe(api, receiver.url(path()), [APPROVED, "nl.buurtkracht.vouchers.round-opened.v1"])
+    approvals = await subscribe(api, receiver.url(path()), [APPROVED, "nl.buurtkracht.vouchers.round-opened.v2"])
 
     assert await enqueue(db, envelope(PLEDGE_MADE)) == 2
     assert await enqueue(db, envelope(ROUND_OPENED)) == 3

@@ -302,8 +302,8 @@ async def test_a_pledge_round_from_wallets_to_payout_and_closing(api, service, k
         r for r in await read_topic(kafka_bootstrap, VOUCHERS_EVENTS, at_least=1, timeout=10) if r.key == rid.encode()
     ]
     types = [dict(r.headers)["ce_type"].decode().removeprefix(PREFIX) for r in sorted(records, key=lambda r: r.offset)]
-    assert types[0] == "round-opened.v1" and types[-1] == "round-closed.v1"
-    assert types.count("initiative-awarded.v1") == 1 and types.count("payout-requested.v1") == 1
+    assert types[0] == "round-opened.v2" and types[-1] == "round-closed.v2"
+    assert types.count("initiative-awarded.v2") == 1 and types.count("payout-requested.v1") == 1
 
 
 def member(sub: str, area: str = WIJK) -> dict[str, str]:
@@ -480,7 +480,7 @@ async def test_each_member_votes_with_their_own_sign_in_and_a_quorum_of_them_awa
     assert kinds[kinds.index("award-proposed.v1") :] == [
         "award-proposed.v1",
         "award-decided.v1",
-        "initiative-awarded.v1",
+        "initiative-awarded.v2",
     ]
     proposed_event, decided_event = told[kinds.index("award-proposed.v1")][1], told[kinds.index("award-decided.v1")][1]
     assert proposed_event["eligible_member_ids"] == ["sg-1", "sg-2", "sg-3"] and proposed_event["decision_id"] == aid

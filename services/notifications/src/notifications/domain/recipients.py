@@ -74,6 +74,7 @@ RULES: dict[type[Event], tuple[Rule, ...]] = {
     ),
     v.AwardProposed: (Rule("award_to_vote", (A.NAMED,)),),
     v.AwardDecided: (Rule("award_declined", (A.INITIATORS,)),),
+    v.BallotCast: (),  # the resident sees their ballot on the round's page; reminders use it
     v.ExpenseClaimed: (Rule("expense_to_decide", (A.OFFICIALS,)),),
     v.ExpenseApproved: (Rule("expense_approved", (A.INITIATORS,)),),
     v.ExpenseDeclined: (Rule("expense_declined", (A.INITIATORS,)),),
