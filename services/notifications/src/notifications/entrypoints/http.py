@@ -205,6 +205,11 @@ class CreatedSubscription(BaseModel):
     created_at: datetime
 
 
+class WalletOut(BaseModel):
+    round_id: uuid.UUID
+    balance_cents: int = Field(description="What the wallet held when the last pledge to or from it was made")
+
+
 class PersonalDataExport(BaseModel):
     subject: str = Field(description="Your pseudonymous id: everything below is held about it")
     contact_details: StoredContactDetails | None = Field(description="Your address and language, if registered")
@@ -225,6 +230,14 @@ class PersonalDataExport(BaseModel):
     webhook_subscriptions: list[CreatedSubscription] = Field(
         description="The webhook subscriptions you created as an admin"
     )
+    wallets: list[WalletOut] = Field(
+        description="Your voucher wallets in rounds that are open, as their events told it (to remind you of vouchers "
+        "left before a round closes)"
+    )
+    ballot_rounds: list[uuid.UUID] = Field(
+        description="The open Equal Shares rounds in which you cast a ballot (so you are not reminded to vote); not "
+        "what you chose"
+    )
 
 
 @me_router.get("/export", summary="Everything this service holds about you (AVG/GDPR article 15)")
@@ -241,6 +254,8 @@ async def export_personal_data(caller: Caller, request: Request) -> PersonalData
         inbox=[NotificationOut.model_validate(m) for m in held.messages if m.channel == "inbox"],
         email=[NotificationOut.model_validate(m) for m in held.messages if m.channel == "email"],
         webhook_subscriptions=[CreatedSubscription.model_validate(s) for s in held.webhook_subscriptions],
+        wallets=[WalletOut(**dict(wallet)) for wallet in held.wallets],
+        ballot_rounds=held.ballot_rounds,
     )
 
 
