@@ -28,6 +28,15 @@ CREATE TABLE wallets_known (
 );
 CREATE INDEX wallets_known_resident ON wallets_known (resident_id);
 
+-- Residents known to live in an area (whom a ballot reminder reaches): their home buurt as their token tells it when
+-- they register with this service, a wallet issued in a round of the area, support given to an initiative of the area.
+CREATE TABLE area_residents (
+    area_code   text NOT NULL,
+    resident_id text NOT NULL,
+    PRIMARY KEY (area_code, resident_id)
+);
+CREATE INDEX area_residents_resident ON area_residents (resident_id);
+
 -- Who cast a ballot in an open Equal Shares round (BallotCast); dropped when the round closes.
 CREATE TABLE ballots_cast (
     round_id    uuid NOT NULL,

@@ -256,6 +256,7 @@ async def test_the_export_holds_everything_the_service_holds_about_the_caller_an
     assert f"r-sup-{RUN}" not in answer.text, "another resident who supports their initiative is not named"
     assert [wallet["balance_cents"] for wallet in held["wallets"]] == [0], "the wallet its pledge emptied"
     assert held["ballot_rounds"] == [str(BALLOT_ROUND)]
+    assert WIJK in held["areas_lived_in"], "the area their sign-in names"
 
     stranger = await api.get("/api/v1/me/export", headers=token(f"r-stranger-{RUN}", ["resident"]))
     assert stranger.status_code == 200 and stranger.json() == {
@@ -268,6 +269,7 @@ async def test_the_export_holds_everything_the_service_holds_about_the_caller_an
         "inbox": [],
         "email": [],
         "webhook_subscriptions": [],
+        "areas_lived_in": [],
         "wallets": [],
         "ballot_rounds": [],
     }
@@ -287,6 +289,7 @@ async def test_forgetting_me_leaves_no_row_naming_me_and_tells_every_service(api
         "notifications",
         "webhook_subscriptions",
         "webhook_deliveries",
+        "area_residents",
         "wallets_known",
         "ballots_cast",
     ):

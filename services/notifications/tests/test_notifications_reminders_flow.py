@@ -298,7 +298,7 @@ async def test_a_pass_eight_days_on_reminds_of_the_deadlines_coming_and_the_clai
     first, second = await asyncio.gather(remind(service, now), remind(service, now))  # two replicas at once
     assert {kind: first.get(kind, 0) + second.get(kind, 0) for kind in first.keys() | second.keys()} == {
         "reminder_round_closing": 3,  # Anna spent all; Bas, Cem, and Dirk (1000 back in his wallet) hold vouchers
-        "reminder_ballot_open": 4,  # known in the wijk without a ballot: Anna, Cem, Dirk (wallets), the follower
+        "reminder_ballot_open": 5,  # known in the wijk, no ballot: Anna, Cem, Dirk (wallets), the owner, the follower
         "reminder_support_ending": 1,
         "reminder_claim_waiting": 1,
     }
@@ -307,7 +307,9 @@ async def test_a_pass_eight_days_on_reminds_of_the_deadlines_coming_and_the_clai
         (CEM, 2_500),
         (DIRK, 1_000),
     ]
-    assert [who for who, _ in await inbox(service, "reminder_ballot_open")] == sorted([ANNA, CEM, DIRK, f"r-fol-{RUN}"])
+    assert [who for who, _ in await inbox(service, "reminder_ballot_open")] == sorted(
+        [ANNA, CEM, DIRK, OWNER, f"r-fol-{RUN}"]
+    )
     [(owner, support)] = await inbox(service, "reminder_support_ending")
     assert owner == OWNER and support["supporters_needed"] == 2 and support["days_left"] == 2
     [(official, claim)] = await inbox(service, "reminder_claim_waiting")
@@ -318,6 +320,7 @@ async def test_a_pass_eight_days_on_reminds_of_the_deadlines_coming_and_the_clai
             (ANNA, "reminder_ballot_open", True),
             (BAS, "reminder_round_closing", False),  # Bas reads his email once a day: in his digest
             (OFFICIAL, "reminder_claim_waiting", True),
+            (OWNER, "reminder_ballot_open", True),  # the owner lives in the buurt, as their sign-in says
             (OWNER, "reminder_support_ending", True),
         ]
     )
@@ -337,7 +340,7 @@ async def test_a_pass_eight_days_on_reminds_of_the_deadlines_coming_and_the_clai
     assert await remind(service, now) == {}, "a second pass finds every reminder sent"
     assert await remind(service, now + DAY) == {}, "the next day: the same moments, sent already"
     assert await every_reminder(service) == sent
-    assert len(await inbox(service, "reminder_ballot_open")) == 4
+    assert len(await inbox(service, "reminder_ballot_open")) == 5
 
 
 async def test_later_passes_remind_of_the_review_waiting_and_then_of_the_report_due(service, story):

@@ -1,5 +1,6 @@
 """Reminders in PostgreSQL (the only SQL about them): the deadlines learnt from the events (rounds' close, initiatives'
-status and support period, undecided expense claims), the residents' wallets and ballots, and the reminders sent.
+status and support period, undecided expense claims), the residents' wallets, ballots and areas, and the reminders
+sent.
 
 Invariants kept here:
 - every read model is written by the consumer in the transaction of the event's inbox row, so a redelivered event
@@ -64,6 +65,15 @@ class Reminders:
             round_id,
             resident_id,
             balance_cents,
+        )
+
+    async def lives_in(self, area_code: str, resident_ids: list[str]) -> None:
+        """The residents live in the area (a wallet of its round, support for its initiative, their home buurt)."""
+        await self._conn.execute(
+            """INSERT INTO area_residents (area_code, resident_id)
+               SELECT $1, r FROM unnest($2::text[]) r ON CONFLICT DO NOTHING""",
+            area_code,
+            resident_ids,
         )
 
     async def ballot_cast(self, round_id: uuid.UUID, resident_id: str) -> None:
@@ -190,20 +200,14 @@ class Reminders:
         self, round_id: uuid.UUID, area_code: str, kind: str, moment: datetime, limit: int
     ) -> list[str]:
         """Up to `limit` residents this service knows in the area (`area_code` or an area inside it) who have not cast
-        a ballot in the round and were not reminded of `kind` for `moment`. Known in the area: a wallet in a round of
-        the area, support given to an initiative of the area (only its residents may support), or following the
-        area."""
+        a ballot in the round and were not reminded of `kind` for `moment`. Known in the area: living there as far as
+        this service learnt (`area_residents`), or following it."""
         inside = inside_patterns(area_code)
         rows = await self._conn.fetch(
             """WITH known AS (
-                   SELECT w.resident_id FROM wallets_known w JOIN rounds_known r ON r.round_id = w.round_id
-                   WHERE r.area_code = $2 OR r.area_code LIKE ANY($3::text[])
+                   SELECT resident_id FROM area_residents WHERE area_code = $2 OR area_code LIKE ANY($3::text[])
                    UNION
-                   SELECT p.resident_id FROM initiative_people p
-                   JOIN initiatives_known k ON k.initiative_id = p.initiative_id
-                   WHERE p.role = 'supporter' AND (k.area_code = $2 OR k.area_code LIKE ANY($3::text[]))
-                   UNION
-                   SELECT f.resident_id FROM area_follows f WHERE f.area_code = $2 OR f.area_code LIKE ANY($3::text[])
+                   SELECT resident_id FROM area_follows WHERE area_code = $2 OR area_code LIKE ANY($3::text[])
                )
                SELECT resident_id FROM known k
                WHERE NOT EXISTS (SELECT 1 FROM ballots_cast b WHERE b.round_id = $1 AND b.resident_id = k.resident_id)
@@ -238,6 +242,12 @@ class Reminders:
             "SELECT round_id, balance_cents FROM wallets_known WHERE resident_id = $1 ORDER BY round_id", resident_id
         )
 
+    async def areas_of(self, resident_id: str) -> list[str]:
+        rows = await self._conn.fetch(
+            "SELECT area_code FROM area_residents WHERE resident_id = $1 ORDER BY area_code", resident_id
+        )
+        return [row["area_code"] for row in rows]
+
     async def ballots_of(self, resident_id: str) -> list[uuid.UUID]:
         rows = await self._conn.fetch(
             "SELECT round_id FROM ballots_cast WHERE resident_id = $1 ORDER BY round_id", resident_id
@@ -245,6 +255,7 @@ class Reminders:
         return [row["round_id"] for row in rows]
 
     async def forget(self, resident_id: str) -> None:
-        """Remove the resident's wallets, ballots and the record of their reminders (their messages go with them)."""
-        for table in ("wallets_known", "ballots_cast", "reminders_sent"):
+        """Remove the resident's areas, wallets, ballots and the record of their reminders (their messages go with
+        them)."""
+        for table in ("area_residents", "wallets_known", "ballots_cast", "reminders_sent"):
             await self._conn.execute(f"DELETE FROM {table} WHERE resident_id = $1", resident_id)

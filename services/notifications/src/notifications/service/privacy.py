@@ -3,8 +3,8 @@ forgetting them (article 17) — asked here (`forget_me`), and told to every ser
 
 Forgetting erases, in one unit of work:
 - their contact details, preferences, followed areas, an official's areas, and what the events told of their
-  involvement in initiatives, their wallets and ballots as the events told them, and the reminders they got:
-  deleted;
+  involvement in initiatives, the areas they live in, their wallets and ballots as the events told them, and the
+  reminders they got: deleted;
 - every message addressed to them, on every channel and in every state (inbox, email waiting, in a digest, sent or
   failed): deleted;
 - webhook subscriptions they created as an admin stay, with the tombstone as creator; every queued or logged
@@ -107,6 +107,7 @@ class Export:
     involvement: list[Involvement]
     messages: list[Stored]
     webhook_subscriptions: list[Subscription]
+    areas_lived_in: list[str]
     wallets: list[asyncpg.Record]
     ballot_rounds: list[uuid.UUID]
 
@@ -122,6 +123,7 @@ async def export(uow: NotificationsUnitOfWork, person_id: str) -> Export:
         involvement=await uow.people.involvement(person_id),
         messages=await uow.notifications.all_of_recipient(person_id),
         webhook_subscriptions=await uow.webhooks.created_by(person_id),
+        areas_lived_in=await uow.reminders.areas_of(person_id),
         wallets=await uow.reminders.wallets_of(person_id),
         ballot_rounds=await uow.reminders.ballots_of(person_id),
     )

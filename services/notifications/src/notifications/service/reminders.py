@@ -23,6 +23,7 @@ from buurtkracht_contracts import initiatives as i
 from buurtkracht_contracts import vouchers as v
 from buurtkracht_contracts.notifications import is_tombstone
 from buurtkracht_kit import periodic
+from buurtkracht_kit.auth import Principal, Role
 from buurtkracht_kit.runtime import Service
 
 from ..adapters.notifications import NewNotification
@@ -38,6 +39,14 @@ logger = logging.getLogger(__name__)
 
 
 # -- learning the deadlines from the events ---------------------------------------------------------------------
+async def home(uow: NotificationsUnitOfWork, caller: Principal) -> None:
+    """A resident who tells this service something lives in the buurt their token names: a ballot reminder of its
+    area reaches them."""
+    if caller.has(Role.RESIDENT) and not is_tombstone(caller.subject):
+        for area_code in sorted(caller.areas):
+            await uow.reminders.lives_in(area_code, [caller.subject])
+
+
 async def learn(uow: NotificationsUnitOfWork, event: Event, envelope: Envelope) -> None:
     """Keep the deadlines and who holds what up to date; after `notify.learn` (which knows the round or initiative)."""
     known = uow.reminders
@@ -48,6 +57,7 @@ async def learn(uow: NotificationsUnitOfWork, event: Event, envelope: Envelope) 
     elif isinstance(event, v.WalletsIssued):
         holders = [resident for resident in event.resident_ids if not is_tombstone(resident)]
         await known.wallets_issued(event.round_id, holders, event.voucher_amount_cents)
+        await known.lives_in(event.area_code, holders)  # wallets go to the round's residents
     elif isinstance(event, v.PledgeMade | v.PledgeWithdrawn) and not is_tombstone(event.resident_id):
         await known.wallet_balance(event.round_id, event.resident_id, event.wallet_balance_cents)
     elif isinstance(event, v.BallotCast) and not is_tombstone(event.resident_id):
@@ -69,6 +79,8 @@ async def learn(uow: NotificationsUnitOfWork, event: Event, envelope: Envelope) 
             await known.support_period(event.initiative_id, event.support_threshold, event.support_deadline)
         if isinstance(event, i.InitiativeSupported | i.InitiativeSupportWithdrawn | i.SupportThresholdReached):
             await known.support_count(event.initiative_id, event.support_count)
+        if isinstance(event, i.InitiativeSupported) and not is_tombstone(event.supporter_id):
+            await known.lives_in(event.area_code, [event.supporter_id])  # only its area's residents may support
         if (status := reminders.status_after(event)) is not None:
             await known.initiative_status(event.initiative_id, status, envelope.time)
 
