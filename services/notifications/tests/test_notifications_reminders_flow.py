@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from notifications.adapters import reminders as reminded
+from notifications.app import SPEC
 from notifications.service.reminders import remind
 from notifications.settings import NotificationsSettings
 from test_notifications_flow import Mailbox, SmtpServer
@@ -19,7 +21,7 @@ from buurtkracht_contracts import initiatives as i
 from buurtkracht_contracts import vouchers as v
 from buurtkracht_contracts.kafka import to_kafka
 from buurtkracht_contracts.topics import TopicSpec, all_topics, dead_letter_topic
-from buurtkracht_kit import topics
+from buurtkracht_kit import housekeeping, topics
 from buurtkracht_kit.auth import mint
 from tests.keys import PRIVATE, PUBLIC
 from tests.waiting import eventually
@@ -413,3 +415,22 @@ async def test_a_restarted_service_sends_no_reminder_again(service, story, setti
             assert await remind(restarted, T0 + days * DAY) == {}
     assert await every_reminder(service) == sent
     assert await service.pool.fetchval("SELECT count(*) FROM notifications WHERE kind LIKE 'reminder_%'") == messages
+
+
+async def test_housekeeping_forgets_reminders_of_deadlines_long_past_and_decided_claims_but_not_of_waits(
+    service, story
+):
+    pool = service.pool
+    assert {s.table for s in SPEC.sweeps(service.settings)} >= {"reminders_sent", "claims_known"}
+    await pool.execute("UPDATE reminders_sent SET moment = now() - interval '8 days'")
+    await pool.execute(
+        "UPDATE claims_known SET decided_at = now() - interval '400 days' WHERE claim_id = $1", CLAIM_DECIDED
+    )
+    waits = await pool.fetchval("SELECT count(*) FROM reminders_sent WHERE kind LIKE '%waiting' OR kind LIKE '%due'")
+    assert waits == 3, "a review, a claim and a report"
+
+    deleted = await housekeeping.sweep(pool, reminded.sweeps(service.settings.inbox_retention_days))
+
+    assert deleted == {"reminders_sent": 3 + 5 + 1, "claims_known": 1}, "the closes, the ballots, the support deadline"
+    assert await pool.fetchval("SELECT count(*) FROM reminders_sent") == waits
+    assert await pool.fetchval("SELECT count(*) FROM claims_known WHERE claim_id = $1", CLAIM_WAITING) == 1

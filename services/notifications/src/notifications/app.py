@@ -11,6 +11,7 @@ from buurtkracht_kit.runtime import Service, ServiceSpec
 
 from .adapters import notifications as messages
 from .adapters import people
+from .adapters import reminders as reminded
 from .adapters import webhooks as deliveries
 from .adapters.unit_of_work import NotificationsUnitOfWork
 from .entrypoints import events, http, webhooks_http
@@ -37,6 +38,7 @@ SPEC = ServiceSpec(
         *deliveries.sweeps(settings.webhook_delivery_retention_days),
         *messages.sweeps(settings.message_retention_days),
         *people.sweeps(settings.inbox_retention_days),
+        *reminded.sweeps(settings.inbox_retention_days),
     ],
     publishes=models_on(NOTIFICATIONS_EVENTS),
     unit_of_work=NotificationsUnitOfWork,

@@ -15,15 +15,32 @@ Invariants kept here:
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
 from buurtkracht_contracts.areas import inside_patterns
+from buurtkracht_kit.housekeeping import Sweep
 
-from ..domain.reminders import ClaimKnown, InitiativeKnown, RoundKnown
+from ..domain.reminders import ClaimKnown, InitiativeKnown, Kind, RoundKnown
 
 REMINDER_LOCK_KEY = 0x72656D696E64  # "remind": one reminder pass per database at a time
+DEADLINES = (Kind.ROUND_CLOSING, Kind.SUPPORT_ENDING, Kind.BALLOT_OPEN)  # reminders of a moment that passes
+
+
+def sweeps(decided_days: float) -> list[Sweep]:
+    """Housekeeping: a decided claim goes after `decided_days` (the consumer's inbox retention: no event of it can
+    come any more); the record of a reminder of a deadline a week after the deadline (no pass sends one after it).
+    The record of a reminder of a wait stays: the wait may go on."""
+    return [
+        Sweep("claims_known", "decided_at", timedelta(days=decided_days)),
+        Sweep(
+            "reminders_sent",
+            "moment",
+            timedelta(days=7),
+            where="kind IN (" + ", ".join(f"'{kind.value}'" for kind in DEADLINES) + ")",
+        ),
+    ]
 
 
 class Reminders:
