@@ -304,6 +304,11 @@ async def test_a_pass_eight_days_on_reminds_of_the_deadlines_coming_and_the_clai
         "reminder_support_ending": 1,
         "reminder_claim_waiting": 1,
     }
+    counted = {
+        kind: service.metrics.registry.get_sample_value("buurtkracht_reminders_sent_total", {"kind": kind})
+        for kind in ("reminder_round_closing", "reminder_ballot_open", "reminder_report_due")
+    }
+    assert counted == {"reminder_round_closing": 3, "reminder_ballot_open": 5, "reminder_report_due": 0}
     assert [(who, p["wallet_balance_cents"]) for who, p in await inbox(service, "reminder_round_closing")] == [
         (BAS, 2_500),
         (CEM, 2_500),
@@ -347,6 +352,9 @@ async def test_a_pass_eight_days_on_reminds_of_the_deadlines_coming_and_the_clai
 
 async def test_later_passes_remind_of_the_review_waiting_and_then_of_the_report_due(service, story):
     before = await every_reminder(service)
+    async with service.pool.acquire() as other_replica, other_replica.transaction():
+        assert await other_replica.fetchval("SELECT pg_try_advisory_xact_lock($1)", reminded.REMINDER_LOCK_KEY)
+        assert await remind(service, T0 + 15 * DAY) == {}, "another pass holds the turn: this one skips it"
     assert await remind(service, T0 + 15 * DAY) == {"reminder_review_waiting": 1}, "the rounds and support closed"
     [(official, review)] = await inbox(service, "reminder_review_waiting")
     assert official == OFFICIAL and review["initiative_id"] == str(IN_REVIEW) and review["days_waited"] == 15
@@ -434,3 +442,22 @@ async def test_housekeeping_forgets_reminders_of_deadlines_long_past_and_decided
     assert deleted == {"reminders_sent": 3 + 5 + 1, "claims_known": 1}, "the closes, the ballots, the support deadline"
     assert await pool.fetchval("SELECT count(*) FROM reminders_sent") == waits
     assert await pool.fetchval("SELECT count(*) FROM claims_known WHERE claim_id = $1", CLAIM_WAITING) == 1
+
+
+async def test_without_the_turn_two_passes_still_send_a_reminder_once_the_key_decides(service, story):
+    """Were the lock ever bypassed, the unique key makes the second pass wait for the first and then find it sent."""
+    reminder = ("reminder_ballot_open", str(uuid.uuid4()), T0, [ANNA])
+    async with service.unit_of_work() as first:
+        assert await first.reminders.record_sent(*reminder) == [ANNA]
+
+        async def second_pass():
+            async with service.unit_of_work() as second:
+                taken = await second.reminders.record_sent(*reminder)
+                await second.commit()
+                return taken
+
+        second = asyncio.create_task(second_pass())
+        await asyncio.sleep(0.5)
+        assert not second.done(), "it waits for the first to commit or roll back"
+        await first.commit()
+    assert await second == [], "the first committed it: the second sends nothing"
