@@ -22,7 +22,8 @@ from vouchers.service import rounds
 from buurtkracht_contracts import Envelope
 from buurtkracht_contracts import initiatives as initiative_events
 from buurtkracht_contracts.kafka import to_kafka
-from buurtkracht_contracts.topics import INITIATIVES_EVENTS, VOUCHERS_EVENTS
+from buurtkracht_contracts.notifications import ResidentForgetRequested
+from buurtkracht_contracts.topics import INITIATIVES_EVENTS, NOTIFICATIONS_EVENTS, VOUCHERS_EVENTS
 from buurtkracht_kit.auth import Principal, Role, mint
 from tests.integration.kit_domain import read_topic
 from tests.keys import PRIVATE
@@ -301,3 +302,39 @@ async def test_a_published_pabulib_instance_computes_to_its_published_winners_an
     assert problem["errors"][0]["field"] in ("file", "budget", "projects")
     await refused(await api.post("/api/v1/pabulib-checks", content=b"\xff\xfe", headers=anyone), 400)
     await refused(await api.post("/api/v1/pabulib-checks", content=b"", headers=anyone), 400)
+
+
+async def test_a_voter_reads_their_ballot_in_their_export_and_once_forgotten_it_counts_under_their_tombstone(
+    api, service, kafka_bootstrap
+):
+    me, tombstone = f"r-forget-{uuid.uuid4().hex[:12]}", f"forgotten-{uuid.uuid4().hex}"
+    initiative = await approve_initiative(service, kafka_bootstrap, 20_000)
+    rid = (await open_equal_shares_round(api))["id"]
+    assert (await ballot(api, rid, me, initiative)).status_code == 200
+    export = (await api.get("/api/v1/me/export", headers=resident(me))).json()
+    assert [(b["round_id"], b["initiative_ids"]) for b in export["ballots"]] == [(rid, [str(initiative)])]
+
+    forgetting = Envelope.wrap(
+        ResidentForgetRequested(resident_id=me, tombstone=tombstone),
+        "urn:nld:oin:00000000000000000000:systeem:buurtkracht-notifications",
+    )
+    record = to_kafka(forgetting)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(NOTIFICATIONS_EVENTS, record.value, key=record.key, headers=record.headers)
+    finally:
+        await producer.stop()
+    for _ in range(300):
+        async with service.pool.acquire() as conn:
+            done = await conn.fetchval("SELECT outcome FROM inbox WHERE message_id = $1", str(forgetting.id))
+        if done is not None:
+            break
+        await asyncio.sleep(0.1)
+    async with service.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM ballots WHERE resident_id = $1", me) == 0
+        kept = await conn.fetchval(
+            "SELECT initiative_ids FROM ballots WHERE round_id = $1 AND resident_id = $2", uuid.UUID(rid), tombstone
+        )
+    assert kept == [initiative]
+    assert (await api.get("/api/v1/me/export", headers=resident(me))).json()["ballots"] == []
