@@ -3,7 +3,6 @@ lock, so two changes of one ballot run one after another and each is compared wi
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import asyncpg
@@ -45,16 +44,17 @@ class BallotRepository:
         )
 
     async def add_all(self, round_id: uuid.UUID, ballots: list[tuple[str, list[uuid.UUID]]]) -> None:
-        """Many residents' ballots at once (a bulk load: benchmarks and tests); a resident's ballot before is
-        replaced."""
+        """Many residents' ballots at once (a bulk load for benchmarks and tests: no events); each names at least one
+        initiative, and replaces the resident's ballot before it."""
+        residents = [resident for resident, ids in ballots for _ in ids]
         await self._conn.execute(
             """INSERT INTO ballots (round_id, resident_id, initiative_ids)
-               SELECT $1, r, ARRAY(SELECT jsonb_array_elements_text(i)::uuid)
-               FROM unnest($2::text[], $3::jsonb[]) AS t(r, i)
+               SELECT $1, r, array_agg(i ORDER BY n)
+               FROM unnest($2::text[], $3::uuid[]) WITH ORDINALITY AS t(r, i, n) GROUP BY r
                ON CONFLICT (round_id, resident_id) DO UPDATE SET initiative_ids = EXCLUDED.initiative_ids""",
             round_id,
-            [resident for resident, _ in ballots],
-            [json.dumps([str(i) for i in ids]) for _, ids in ballots],
+            residents,
+            [initiative_id for _, ids in ballots for initiative_id in ids],
         )
 
     async def of_resident(self, resident_id: str) -> list[Ballot]:
