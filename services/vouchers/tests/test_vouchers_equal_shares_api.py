@@ -338,3 +338,39 @@ async def test_a_voter_reads_their_ballot_in_their_export_and_once_forgotten_it_
         )
     assert kept == [initiative]
     assert (await api.get("/api/v1/me/export", headers=resident(me))).json()["ballots"] == []
+
+
+async def test_two_replicas_closing_the_due_round_at_once_decide_and_book_it_once(api, service, kafka_bootstrap):
+    initiative = await approve_initiative(service, kafka_bootstrap, 25_000)
+    now = datetime.now(UTC)
+    body = {
+        "area_code": WIJK,
+        "name": "Gelijke delen, kort",
+        "total_budget_cents": 50_000,
+        "opens_at": (now - timedelta(minutes=1)).isoformat(),
+        "closes_at": (now + timedelta(seconds=2)).isoformat(),
+        "mechanism": "equal_shares",
+    }
+    rid = (await api.post("/api/v1/rounds", json=body, headers=OFFICIAL | key())).json()["id"]
+    assert (await ballot(api, rid, "r-es-due", initiative)).status_code == 200
+    await asyncio.sleep(2.5)
+    await refused(await ballot(api, rid, "r-es-late", initiative), 409)  # past closes_at: no more ballots
+
+    closed = await asyncio.gather(
+        rounds.close_due_rounds(service.unit_of_work, datetime.now(UTC)),
+        rounds.close_due_rounds(service.unit_of_work, datetime.now(UTC)),
+    )
+    assert sorted(closed) == [0, 1]  # one closed it; the other found it closed
+    async with service.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT status FROM rounds WHERE id = $1", uuid.UUID(rid)) == "closed"
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM journal_entries WHERE kind = 'equal_shares_award' AND reference LIKE $1",
+                f"{rid}:%",
+            )
+            == 1
+        )
+        assert await conn.fetchval("SELECT count(*) FROM equal_shares_votes WHERE round_id = $1", uuid.UUID(rid)) == 1
+        assert await Ledger(conn).check(uuid.UUID(rid)) == []
+    outcome = (await api.get(f"/api/v1/rounds/{rid}/outcome", headers=OFFICIAL)).json()
+    assert [r["initiative_id"] for r in outcome["results"] if r["funded"]] == [str(initiative)]

@@ -920,6 +920,8 @@ async def wallets(request: Request) -> Response:
             rounds += await pages.open_rounds_for(uow, area_code)
     found = []
     for totals in rounds:
+        if totals.round.mechanism == "equal_shares":  # a vote, without wallets: its page holds the ballot
+            continue
         found.append((totals, await _services(request).wallet(ctx.token, totals.round.id)))
     return render(ctx, "wallets.html", found=found)
 
