@@ -295,6 +295,13 @@ async def test_a_published_pabulib_instance_computes_to_its_published_winners_an
     supporters = {p["project_id"]: p["supporters"] for p in checked["projects"]}
     assert supporters == {"427": 16, "915": 14, "2567": 12, "1623": 5}
 
+    as_json = await api.post(
+        "/api/v1/pabulib-checks", json={"pabulib": WARSAW.read_text(encoding="utf-8")}, headers=anyone
+    )
+    assert as_json.status_code == 200 and as_json.json()["projects"] == checked["projects"]
+    problem = await refused(await api.post("/api/v1/pabulib-checks", json={"pabulib": 5}, headers=anyone), 422)
+    assert "pabulib" in problem["errors"][0]["field"]
+
     cumulative = WARSAW.read_text(encoding="utf-8").replace("vote_type;approval", "vote_type;cumulative")
     problem = await refused(await api.post("/api/v1/pabulib-checks", content=cumulative.encode(), headers=anyone), 422)
     assert problem["errors"][0]["field"] in ("vote_type", "file")

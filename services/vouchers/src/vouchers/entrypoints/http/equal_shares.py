@@ -9,9 +9,10 @@ from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from buurtkracht_kit.auth import Caller
+from buurtkracht_kit.inputs import Strict
 from buurtkracht_kit.problems import Problem
 
 from ...domain.equal_shares import Outcome, Result
@@ -21,6 +22,12 @@ from .common import Answer, unit_of_work
 router = APIRouter(tags=["equal shares"])
 
 PABULIB_TYPES = ("text/plain", "application/octet-stream", "text/csv")
+
+
+class PabulibText(Strict):
+    pabulib: str = Field(min_length=1, max_length=1 << 20, description="The .pb file's text")
+
+
 _checking = asyncio.Semaphore(1)  # one check computed at a time per process: each may take seconds of CPU
 
 
@@ -115,21 +122,28 @@ async def round_pabulib(round_id: uuid.UUID, caller: Caller, request: Request) -
 
 @router.post(
     "/pabulib-checks",
-    summary="The Equal Shares outcome of a Pabulib approval instance (.pb, at most 1 MB, 300 projects and 20,000 "
-    "votes; one check at a time, else 429); nothing is stored",
+    summary="The Equal Shares outcome of a Pabulib approval instance (.pb as the body, or JSON {pabulib: its text}; "
+    "at most 1 MB, 300 projects and 20,000 votes; one check at a time, else 429); nothing is stored",
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {kind: {"schema": {"type": "string"}} for kind in PABULIB_TYPES},
+            "content": {kind: {"schema": {"type": "string"}} for kind in PABULIB_TYPES}
+            | {"application/json": {"schema": PabulibText.model_json_schema()}},
         }
     },
 )
 async def check_pabulib(caller: Caller, request: Request) -> CheckOut:
     raw = await request.body()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise Problem.invalid("file", f"not a UTF-8 text file: {error}", status=400) from error
+    if request.headers.get("content-type", "").split(";")[0].strip() == "application/json":
+        try:
+            text = PabulibText.model_validate_json(raw).pabulib
+        except ValidationError as error:
+            raise Problem.of_validation(error.errors(), within=("body",)) from error
+    else:
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise Problem.invalid("file", f"not a UTF-8 text file: {error}", status=400) from error
     if not text.strip():
         raise Problem.invalid("file", "the body is an empty file", status=400)
     if _checking.locked():
