@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import Field, ValidationError
 
 from buurtkracht_kit.auth import Caller
-from buurtkracht_kit.inputs import Strict
+from buurtkracht_kit.inputs import Strict, Text
 from buurtkracht_kit.problems import Problem
 
 from ...domain.equal_shares import Outcome, Result
@@ -25,7 +25,7 @@ PABULIB_TYPES = ("text/plain", "application/octet-stream", "text/csv")
 
 
 class PabulibText(Strict):
-    pabulib: str = Field(min_length=1, max_length=1 << 20, description="The .pb file's text")
+    pabulib: Text = Field(min_length=1, max_length=1 << 20, description="The .pb file's text")
 
 
 _checking = asyncio.Semaphore(1)  # one check computed at a time per process: each may take seconds of CPU
