@@ -29,6 +29,7 @@ BENCHMARKS = [
     ["notification_latency"],
     ["http_overhead"],
     ["portal_public"],
+    ["equal_shares"],
 ]
 RESULTS = REPO / ".local" / "bench"
 

@@ -451,6 +451,118 @@ class Journey:
             await consumer.stop()
         return found
 
+    async def walk_equal_shares(self) -> dict[str, Any]:
+        """An Equal Shares round of the wijk: two approved initiatives, residents of the wijk approve what they like
+        (one changes their ballot), the official closes the round, the Method of Equal Shares decides and explains,
+        and the round is published as a Pabulib file. Returns the ids a test needs."""
+        official = self.official()
+        wanted = (("Speelplek Oudekerksplein", BUURTEN[1], 30_000), ("Buurtmoestuin Zeedijk", BUURTEN[2], 40_000))
+        ids = []
+        for title, buurt, cents in wanted:
+            owner = self.resident(f"es-{buurt[-1]}", buurt)
+            initiative = await self.call(
+                "initiatives",
+                "POST",
+                "/api/v1/initiatives",
+                owner,
+                {
+                    "title": f"{title} {self.run}",
+                    "summary": title,
+                    "description": f"{title}, voor en door de buurt.",
+                    "area_code": buurt,
+                    "category": "play" if "Speel" in title else "green",
+                    "budget_lines": [{"description": title.lower(), "amount_cents": cents}],
+                },
+            )
+            state = await self.call("initiatives", "POST", f"/api/v1/initiatives/{initiative['id']}/submit", owner)
+            n = 0
+            while state["status"] == "gathering_support":
+                n += 1
+                state = await self.call(
+                    "initiatives",
+                    "POST",
+                    f"/api/v1/initiatives/{initiative['id']}/supports",
+                    self.resident(f"es-steun{n}", buurt),
+                )
+            await self.call(
+                "initiatives",
+                "POST",
+                f"/api/v1/initiatives/{initiative['id']}/review",
+                official,
+                {"decision": "approve", "approved_amount_cents": cents},
+            )
+            ids.append(initiative["id"])
+        play, garden = ids
+        now = datetime.now(UTC)
+        round_ = await self.call(
+            "vouchers",
+            "POST",
+            "/api/v1/rounds",
+            official | {"Idempotency-Key": f"equal-shares-round-{self.run}"},
+            {
+                "area_code": WIJK,
+                "name": f"Gelijke delen Burgwallen {self.run}",
+                "total_budget_cents": 60_000,
+                "opens_at": (now - timedelta(minutes=1)).isoformat(),
+                "closes_at": (now + timedelta(days=14)).isoformat(),
+                "mechanism": "equal_shares",
+            },
+        )
+        rid = round_["id"]
+        self.step(f"an Equal Shares round of € 600,00 for {WIJK}: residents approve the initiatives they like")
+        for iid in ids:
+            await self.until(
+                "the vouchers service to know the approved initiative",
+                lambda iid=iid: self.call("vouchers", "GET", f"/api/v1/initiative-budgets/{iid}", official),
+            )
+        ballots = [("es-a", BUURTEN[1], [play]), ("es-b", BUURTEN[1], [play]), ("es-c", BUURTEN[1], [play])]
+        ballots += [("es-d", BUURTEN[2], [garden]), ("es-e", BUURTEN[2], [garden]), ("es-f", BUURTEN[2], [play])]
+        for name, buurt, approved in ballots:
+            await self.call(
+                "vouchers",
+                "PUT",
+                f"/api/v1/rounds/{rid}/ballots/me",
+                self.resident(name, buurt),
+                {"initiative_ids": approved},
+            )
+        await self.call(
+            "vouchers",
+            "PUT",
+            f"/api/v1/rounds/{rid}/ballots/me",
+            self.resident("es-f", BUURTEN[2]),
+            {"initiative_ids": [play, garden]},
+        )
+        self.step(f"{len(ballots)} residents cast a ballot; one changes theirs to approve both")
+        closed = await self.call("vouchers", "POST", f"/api/v1/rounds/{rid}/close", official)
+        outcome = await self.call("vouchers", "GET", f"/api/v1/rounds/{rid}/outcome", official)
+        for result in outcome["results"]:
+            if result["initiative_id"] not in ids:
+                continue
+            why = (
+                f"funded as number {result['position']}"
+                if result["funded"]
+                else f"not funded ({result['reason']}: its supporters had "
+                f"€ {(result['supporters_money_cents'] or 0) / 100:,.2f} left of their shares, it costs "
+                f"€ {result['cost_cents'] / 100:,.2f})"
+            )
+            self.step(f"  {result['title']}: {result['supporters']} supporters, {why}")
+        self.step(
+            f"the official closes the round: {outcome['voters']} voters, € {outcome['funded_cents'] / 100:,.2f} "
+            f"awarded, € {closed['totals'].get('returned', 0) / 100:,.2f} back to the municipality"
+        )
+        funded = [r["initiative_id"] for r in outcome["results"] if r["funded"] and r["initiative_id"] in ids]
+        for iid in funded:
+            await self.until(
+                "the funded initiative to be funded", lambda iid=iid: self._status_is(iid, official, "funded")
+            )
+        pabulib = await self.http.get(
+            f"{self.endpoints.vouchers}/api/v1/rounds/{rid}/pabulib", headers=self.resident("es-a", BUURTEN[1])
+        )
+        if pabulib.status_code != 200:
+            raise Refused(pabulib)
+        self.step(f"the round as a Pabulib file: {len(pabulib.text.splitlines())} lines, votes under voter numbers")
+        return {"round_id": rid, "initiative_ids": ids, "funded": funded, "outcome": outcome, "pabulib": pabulib.text}
+
     async def close(self) -> None:
         await self.http.aclose()
 
@@ -460,6 +572,7 @@ async def demo(endpoints: Endpoints) -> None:
     try:
         await journey.ready()
         ids = await journey.walk()
+        await journey.walk_equal_shares()
         events = await journey.events_about(ids["initiative_id"], ids["round_id"])
         journey.step(f"on Kafka: {len(events)} events about the initiative and its round:")
         for topic, event_type in events:

@@ -54,6 +54,7 @@ from tests.integration.authz_fixtures import (
     COLUMNS,
     MEMBER,
     NEIGHBOUR,
+    OFFICIAL,
     OTHER_MEMBER,
     RESIDENT,
     Apps,
@@ -332,6 +333,44 @@ async def disabled_subscription(w: Notifications, who: Person | None) -> Call:
     return Call({"subscription_id": await w.subscription(disabled=True)})
 
 
+async def equal_shares_ballot(w: Vouchers, who: Person | None) -> Call:
+    round_id, initiative_id = await w.shared("equal shares round", equal_shares_round(w))
+    return Call({"round_id": round_id}, json={"initiative_ids": [initiative_id]})
+
+
+async def ballot_of_resident(w: Vouchers, who: Person | None) -> Call:
+    """The resident of the area's ballot, in a round where nobody else cast one."""
+
+    async def voted() -> str:
+        round_id, initiative_id = await equal_shares_round(w)()
+        await w.ok("PUT", f"/api/v1/rounds/{round_id}/ballots/me", RESIDENT, json={"initiative_ids": [initiative_id]})
+        return round_id
+
+    return Call({"round_id": await w.shared("equal shares round with a ballot", voted)})
+
+
+async def closed_equal_shares_round(w: Vouchers, who: Person | None) -> Call:
+    async def closed() -> str:
+        round_id, initiative_id = await equal_shares_round(w)()
+        await w.ok("PUT", f"/api/v1/rounds/{round_id}/ballots/me", RESIDENT, json={"initiative_ids": [initiative_id]})
+        await w.ok("POST", f"/api/v1/rounds/{round_id}/close", OFFICIAL)
+        return round_id
+
+    return Call({"round_id": await w.shared("closed equal shares round", closed)})
+
+
+def equal_shares_round(w: Vouchers) -> Callable[[], Awaitable[tuple[str, str]]]:
+    async def make() -> tuple[str, str]:
+        return await w.round("equal_shares"), await w.approved_initiative()
+
+    return make
+
+
+async def pabulib_file(w: Vouchers, who: Person | None) -> Call:
+    text = "META\nkey;value\nbudget;100\nvote_type;approval\nPROJECTS\nproject_id;cost\np1;60\np2;50\nVOTES\nvoter_id;vote\n1;p1\n2;p2\n"
+    return Call(json={"pabulib": text})
+
+
 # -- the matrix -----------------------------------------------------------------------------------------------------
 
 INITIATIVE = "/api/v1/initiatives/{initiative_id}"
@@ -374,6 +413,11 @@ MATRIX: list[Row] = [
     ("vouchers",      "GET",    ROUND + "/wallets/me",                                    wallet_of_resident,                401, 200, 404, 404, 404, 404, 404, 404),
     ("vouchers",      "POST",   ROUND + "/pledges",                                       pledge,                            401, 201, 404, 404, 404, 404, 404, 404),
     ("vouchers",      "DELETE", ROUND + "/pledges/{pledge_id}",                           pledge_of_resident,                401, 200, 404, 404, 404, 404, 404, 404),
+    ("vouchers",      "PUT",    ROUND + "/ballots/me",                                    equal_shares_ballot,               401, 200, 403, 403, 403, 200, 403, 403),
+    ("vouchers",      "GET",    ROUND + "/ballots/me",                                    ballot_of_resident,                401, 200, 404, 404, 404, 404, 404, 404),
+    ("vouchers",      "GET",    ROUND + "/outcome",                                       closed_equal_shares_round,         401, 200, 200, 200, 200, 200, 200, 200),
+    ("vouchers",      "GET",    ROUND + "/pabulib",                                       closed_equal_shares_round,         401, 200, 200, 200, 200, 200, 200, 200),
+    ("vouchers",      "POST",   "/api/v1/pabulib-checks",                                 pabulib_file,                      401, 200, 200, 200, 200, 200, 200, 200),
     ("vouchers",      "PUT",    "/api/v1/areas/{area_code}/steering-group",               steering_group_registration,       401, 403, 403, 200, 403, 403, 403, 403),
     ("vouchers",      "GET",    "/api/v1/areas/{area_code}/steering-group",               the_area,                          401, 403, 403, 200, 403, 200, 403, 403),
     ("vouchers",      "POST",   ROUND + "/awards",                                        award_proposal,                    401, 403, 403, 403, 403, 201, 403, 403),
@@ -465,6 +509,7 @@ MATRIX: list[Row] = [
     ("portal",        "GET",    "/rondes/{round_id}",                                          page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
     ("portal",        "POST",   "/rondes/{round_id}/portemonnee",                              page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
     ("portal",        "POST",   "/rondes/{round_id}/toezeggingen",                             page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "POST",   "/rondes/{round_id}/stembiljet",                               page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
     ("portal",        "POST",   "/rondes/{round_id}/sluiten",                                  page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
     ("portal",        "GET",    "/rondes/{round_id}/toekenningen",                             page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
     ("portal",        "POST",   "/rondes/{round_id}/toekenningen",                             page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),

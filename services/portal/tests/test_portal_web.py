@@ -908,3 +908,66 @@ async def test_the_initiator_starts_declares_and_reports_through_the_pages(syste
         {"description": "planten", "spent_cents": 3_055},
         {"description": "gereedschap", "spent_cents": 0},
     ]
+
+
+# ---------------------------------------------------------------------------------------------------- equal shares
+
+
+async def test_a_resident_ticks_initiatives_on_the_ballot_of_an_equal_shares_round_and_reads_the_explained_outcome(
+    system, approved
+):
+    benches = approved
+    official = {"Authorization": f"Bearer {token_of(OFFICIAL, ['official'], [WIJK])}"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=system["vouchers"].app), base_url="http://vouchers.test"
+    ) as vouchers:
+        opened = await vouchers.post(
+            "/api/v1/rounds",
+            headers=official | {"Idempotency-Key": str(uuid.uuid4())},
+            json={
+                "area_code": WIJK,
+                "name": "Gelijke delen",
+                "mechanism": "equal_shares",
+                "total_budget_cents": 100_000,
+                "opens_at": (NOW - timedelta(minutes=1)).isoformat(),
+                "closes_at": (NOW + timedelta(days=30)).isoformat(),
+            },
+        )
+        assert opened.status_code == 201, opened.text
+        round_id = opened.json()["id"]
+
+        async with await signed_in_browser(system, NEIGHBOUR, ["resident"], [BUURT]) as neighbour:
+            page = await neighbour.get(f"/rondes/{round_id}")
+            assert page.status_code == 200, page.text
+            assert_secure_html(page)
+            assert f'name="initiative_ids" value="{benches}"' in page.text and " checked" not in page.text
+            assert f"/rondes/{round_id}/portemonnee" not in page.text  # no wallets in an Equal Shares round
+            csrf = csrf_of(page.text)
+            forged = await neighbour.post(f"/rondes/{round_id}/stembiljet", data={"initiative_ids": str(benches)})
+            assert forged.status_code == 403
+            unknown = await neighbour.post(
+                f"/rondes/{round_id}/stembiljet", data={"csrf_token": csrf, "initiative_ids": str(uuid.uuid4())}
+            )
+            assert unknown.status_code == 422 and "utrecht-form-field-error-message" in unknown.text
+            cast = await neighbour.post(
+                f"/rondes/{round_id}/stembiljet", data={"csrf_token": csrf, "initiative_ids": str(benches)}
+            )
+            assert cast.status_code == 303 and cast.headers["location"] == f"/rondes/{round_id}?melding=ballot_cast"
+            shown = await neighbour.get(f"/rondes/{round_id}")
+            assert f'value="{benches}" checked' in shown.text
+
+        resident = {"Authorization": f"Bearer {token_of(NEIGHBOUR, ['resident'], [BUURT])}"}
+        ballot = (await vouchers.get(f"/api/v1/rounds/{round_id}/ballots/me", headers=resident)).json()
+        assert ballot["initiative_ids"] == [str(benches)]
+
+    async with await signed_in_browser(system, OFFICIAL, ["official"], [WIJK]) as official_browser:
+        page = await official_browser.get(f"/rondes/{round_id}")
+        closed = await official_browser.post(f"/rondes/{round_id}/sluiten", data={"csrf_token": csrf_of(page.text)})
+        assert closed.status_code == 303, closed.text
+    async with await signed_in_browser(system, f"r-elsewhere-{RUN}", ["resident"], ["BU03630001"]) as anyone:
+        anyone.cookies.set("bk_taal", "en")
+        outcome = await anyone.get(f"/rondes/{round_id}")
+        assert outcome.status_code == 200, outcome.text
+        assert_secure_html(outcome)
+        assert "Awarded (number 1)" in outcome.text and "1 neighbours voted" in outcome.text
+        assert "Method of Equal Shares" in outcome.text

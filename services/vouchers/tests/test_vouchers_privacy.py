@@ -330,6 +330,7 @@ async def test_a_forgotten_resident_is_nowhere_in_the_database_while_every_amoun
         "award_votes": [],
         "rounds_opened": [],
         "steering_groups_registered": [],
+        "ballots": [],
     }
 
     # forgetting again, and forgetting someone never seen, change nothing

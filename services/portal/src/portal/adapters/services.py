@@ -154,6 +154,22 @@ class Services:
         body = {"initiative_id": str(initiative_id), "amount_cents": amount_cents}
         return await self.call("vouchers", "POST", f"/rounds/{round_id}/pledges", token, json=body, idempotency_key=key)
 
+    async def ballot(self, token: str, round_id: uuid.UUID) -> dict[str, Any] | None:
+        """My ballot in an Equal Shares round; None when I have cast none."""
+        try:
+            return await self.call("vouchers", "GET", f"/rounds/{round_id}/ballots/me", token)
+        except Refused as refused:
+            if refused.status == 404:
+                return None
+            raise
+
+    async def cast_ballot(self, token: str, round_id: uuid.UUID, initiative_ids: list[str]) -> dict[str, Any]:
+        body = {"initiative_ids": initiative_ids}
+        return await self.call("vouchers", "PUT", f"/rounds/{round_id}/ballots/me", token, json=body)
+
+    async def outcome(self, token: str, round_id: uuid.UUID) -> dict[str, Any]:
+        return await self.call("vouchers", "GET", f"/rounds/{round_id}/outcome", token)
+
     async def claims(self, token: str, **params: Any) -> dict[str, Any]:
         return await self.call("vouchers", "GET", "/expense-claims", token, params={"limit": 100, **params})
 

@@ -805,18 +805,23 @@ async def _round_page(ctx: Context, round_id: uuid.UUID, status: int = 200, **va
     async with _unit_of_work(ctx.request) as uow:
         public_round, totals = await pages.round_totals(uow, round_id)
     visitor = ctx.visitor
-    the_round = wallet = None
+    the_round = wallet = ballot = outcome = None
     initiatives: list[dict[str, Any]] = []
     if visitor.signed_in:
         services = _services(ctx.request)
         the_round = await services.round(ctx.token, round_id)
+        equal_shares = the_round.get("mechanism") == "equal_shares"
         if visitor.has(RESIDENT) or visitor.has(OFFICIAL):
             try:
                 initiatives = (await services.round_initiatives(ctx.token, round_id))["items"]
             except Refused as refused:
                 if refused.status != 403:
                     raise
-        if visitor.has(RESIDENT):
+        if equal_shares and the_round.get("status") == "closed":
+            outcome = await services.outcome(ctx.token, round_id)
+        elif equal_shares and visitor.lives_in(the_round["area_code"]):
+            ballot = await services.ballot(ctx.token, round_id)
+        elif visitor.has(RESIDENT) and not equal_shares:
             wallet = await services.wallet(ctx.token, round_id)
     elif public_round is None:
         raise NeedsSignIn()
@@ -830,6 +835,8 @@ async def _round_page(ctx: Context, round_id: uuid.UUID, status: int = 200, **va
         totals=totals,
         the_round=the_round,
         wallet=wallet,
+        ballot=ballot,
+        outcome=outcome,
         initiatives=initiatives,
         pledgeable=[i for i in initiatives if i.get("status") == "open"],
         form=form,
@@ -880,6 +887,19 @@ async def pledge(round_id: str, request: Request) -> Response:
     return await _round_page(ctx, the_id, 422, errors=errors, form=form)
 
 
+@router.post("/rondes/{round_id}/stembiljet")
+async def cast_ballot(round_id: str, request: Request) -> Response:
+    """An Equal Shares ballot: the initiatives ticked (none withdraws every approval)."""
+
+    async def ask(services: Services, token: str, the_id: uuid.UUID, form: dict[str, str]) -> object:
+        ticked = [str(value) for value in (await request.form()).getlist("initiative_ids")]
+        return await services.cast_ballot(token, the_id, ticked)
+
+    return await _one_request(
+        request, round_id, RESIDENT, ask, _round_page, "ballot_cast", back="/rondes/{id}", status=_conflict_or_invalid
+    )
+
+
 @router.post("/rondes/{round_id}/sluiten")
 async def close_round(round_id: str, request: Request) -> Response:
     async def ask(services: Services, token: str, the_id: uuid.UUID, form: dict[str, str]) -> object:
@@ -900,6 +920,8 @@ async def wallets(request: Request) -> Response:
             rounds += await pages.open_rounds_for(uow, area_code)
     found = []
     for totals in rounds:
+        if totals.round.mechanism == "equal_shares":  # a vote, without wallets: its page holds the ballot
+            continue
         found.append((totals, await _services(request).wallet(ctx.token, totals.round.id)))
     return render(ctx, "wallets.html", found=found)
 

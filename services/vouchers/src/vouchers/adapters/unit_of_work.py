@@ -12,6 +12,8 @@ from buurtkracht_kit.erasure import KitTables
 from buurtkracht_kit.idempotency import IdempotencyKeys
 
 from .awards import AwardRepository
+from .ballots import BallotRepository
+from .equal_shares import EqualSharesRepository
 from .initiatives import InitiativeRepository
 from .ledger import Ledger
 from .pledges import PledgeRepository
@@ -29,6 +31,8 @@ class VouchersUnitOfWork(UnitOfWork):
     payouts: PayoutRepository
     steering_groups: SteeringGroupRepository
     ledger: Ledger
+    ballots: BallotRepository
+    equal_shares: EqualSharesRepository
     idempotency_keys: IdempotencyKeys
     kit_tables: KitTables
 
@@ -41,6 +45,8 @@ class VouchersUnitOfWork(UnitOfWork):
         self.payouts = PayoutRepository(connection)
         self.steering_groups = SteeringGroupRepository(connection)
         self.ledger = Ledger(connection)
+        self.ballots = BallotRepository(connection)
+        self.equal_shares = EqualSharesRepository(connection)
         self.idempotency_keys = IdempotencyKeys(connection)
         self.kit_tables = KitTables(connection)
 

@@ -139,6 +139,20 @@ class Initiative:
             ),
         )
 
+    def award_by_equal_shares(self, round_: Round) -> Entry:
+        """The Method of Equal Shares funded it at the round's close: its approved amount, from the round's pool."""
+        return self._award(
+            round_,
+            self.approved_amount_cents,
+            Entry.transfer(
+                "equal_shares_award",
+                f"{round_.id}:{self.id}",
+                Account.pool(),
+                Account.of_initiative(Kind.BUDGET, self.id),
+                self.approved_amount_cents,
+            ),
+        )
+
     def _award(self, round_: Round, amount_cents: int, entry: Entry) -> Entry:
         self.require_pledgeable_in(round_)
         self.status, self.round_id, self.awarded_cents = InitiativeStatus.AWARDED, round_.id, amount_cents

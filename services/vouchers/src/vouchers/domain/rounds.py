@@ -2,7 +2,8 @@
 
 Invariants:
 - a round opens with a positive budget and closes after it opens; a pledge round gives every wallet the same
-  positive voucher amount, never more than the budget; a committee round needs a quorum of at least one;
+  positive voucher amount, never more than the budget; a committee round needs a quorum of at least one; an Equal
+  Shares round has neither: its residents cast ballots, and its close decides (see `equal_shares`);
 - opening moves the whole budget from the municipality to the round's pool, once;
 - nothing moves in a round before it opens or after it closed (wallets may be issued before it opens);
 - a round closes once; closing returns what was not awarded to the municipality.
@@ -30,6 +31,7 @@ EVENT_IDS_BYTES = 256 * 1024  # the resident ids of one event at most, as JSON: 
 class Mechanism(StrEnum):
     COMMITTEE = "committee"
     PLEDGE = "pledge"
+    EQUAL_SHARES = "equal_shares"
 
 
 class RoundStatus(StrEnum):
@@ -160,6 +162,24 @@ class Round:
                     issued_cents=amount * len(batch),
                 )
             )
+
+    # -- ballots (Equal Shares rounds) -------------------------------------------------------------
+
+    def ballot_castable(self, lives_in_area: bool, now: datetime) -> None:
+        """Whether a resident may cast (or change) their ballot now: only in an open Equal Shares round, only a
+        resident of its area."""
+        self.require_mechanism(Mechanism.EQUAL_SHARES, "cast a ballot")
+        if not lives_in_area:
+            raise NotAllowed(f"only residents of {self.area_code} can cast a ballot in this round")
+        self.require_open(now, "cast a ballot")
+
+    def ballot_cast(self, resident_id: str, initiative_ids: list[uuid.UUID]) -> None:
+        """A resident's ballot changed: the whole ballot, replacing the one before."""
+        self.events.append(
+            events.BallotCast(
+                round_id=self.id, area_code=self.area_code, resident_id=resident_id, initiative_ids=initiative_ids
+            )
+        )
 
     # -- closing ---------------------------------------------------------------------------------
 

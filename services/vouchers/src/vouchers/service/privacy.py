@@ -6,6 +6,7 @@ Forgetting replaces the resident's id by the tombstone wherever a record must st
 - money records keep every amount, status and decision: wallets (the ledger account's owner; the journal names
   a wallet a resident claimed by a digest of their id, and stays as it is), pledges, expense claims they made or
   decided; so every balance, every round's total and every ledger invariant is what it was;
+- ballots of Equal Shares rounds keep their approvals (the votes sealed at a close never named anyone);
 - committee records keep their decisions: the steering group memberships, the award proposals they made and the
   votes they cast;
 - the initiatives they (co-)initiate, the rounds they opened and the steering groups they registered name the
@@ -35,6 +36,7 @@ from ..adapters.rounds import RoundLock
 from ..adapters.steering import GroupRegistration, Membership
 from ..adapters.unit_of_work import VouchersUnitOfWork
 from ..domain.awards import Award
+from ..domain.ballots import Ballot
 from ..domain.initiatives import Initiative
 from ..domain.pledges import Pledge, Wallet
 from ..domain.rounds import Round
@@ -57,6 +59,7 @@ class Export:
     award_votes: list[Cast]
     rounds_opened: list[Round]
     steering_groups_registered: list[GroupRegistration]
+    ballots: list[Ballot]
 
 
 async def export(uow: VouchersUnitOfWork, actor: Principal) -> Export:
@@ -76,6 +79,7 @@ async def export(uow: VouchersUnitOfWork, actor: Principal) -> Export:
         await uow.awards.cast_by(subject),
         await uow.rounds.opened_by(subject),
         await uow.steering_groups.registered_by(subject),
+        await uow.ballots.of_resident(subject),
     )
 
 
@@ -85,6 +89,7 @@ async def forget_resident(uow: VouchersUnitOfWork, resident_id: str, tombstone: 
     rounds = sorted(
         {wallet.round_id for wallet in await uow.ledger.wallets_of(resident_id)}
         | set(await uow.rounds.involving(resident_id, areas))
+        | set(await uow.ballots.rounds_of(resident_id))
     )
     await uow.rounds.get_all(rounds, RoundLock.EXCLUSIVE)
     initiatives = await uow.initiatives.forget_initiator(resident_id, tombstone)
@@ -92,6 +97,7 @@ async def forget_resident(uow: VouchersUnitOfWork, resident_id: str, tombstone: 
     claims = await uow.claims.forget_person(resident_id, tombstone)
     committee = await uow.awards.forget_member(resident_id, tombstone)
     wallet_rounds = await uow.ledger.forget_wallets(resident_id, tombstone)
+    await uow.ballots.forget_resident(resident_id, tombstone)
     opened = await uow.rounds.forget_creator(resident_id, tombstone)
     committee += await uow.steering_groups.forget_person(resident_id, tombstone)
     await uow.kit_tables.forget(resident_id, tombstone)

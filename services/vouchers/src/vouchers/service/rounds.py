@@ -1,6 +1,7 @@
 """Opening and closing budget rounds. Opening books the whole budget into the round's pool with the round;
 closing (by an official, or at `closes_at`) holds the round exclusively, so no command of the round is in
-flight: pledges go back, wallets expire to the pool, and the pool goes back to the municipality."""
+flight: an Equal Shares round decides and books its awards (`equal_shares.decide`), pledges go back, wallets expire
+to the pool, and the pool goes back to the municipality."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from buurtkracht_kit.auth import Principal, Role
 from ..adapters.unit_of_work import VouchersUnitOfWork
 from ..domain.ledger import Account, Kind
 from ..domain.rounds import Mechanism, Round
+from . import equal_shares
 from .access import found, require
 from .awards import lapse
 from .locking import lock
@@ -60,6 +62,8 @@ async def close_round(
     if actor is not None:
         require(actor, {Role.OFFICIAL}, round_.area_code, "close this round")
     round_.require_closable()
+    if round_.mechanism is Mechanism.EQUAL_SHARES:
+        await equal_shares.decide(uow, round_)
     candidates = await uow.initiatives.left_unawarded_by(round_)
     unawarded = await uow.initiatives.expire_if_still_approved(candidates)  # re-checked under each row's lock
     await lapse(uow, round_id=round_id, initiative_ids=unawarded)  # after the initiatives' rows: the lock order

@@ -13,6 +13,7 @@ from buurtkracht_kit.auth import Caller
 
 from ...domain.awards import AwardStatus
 from ...service import privacy
+from .ballots import BallotOut
 from .common import Answer, unit_of_work
 from .rounds import RoundSummaryOut
 from .spending import ClaimOut
@@ -90,6 +91,7 @@ class PersonalDataExport(Answer):
     steering_groups_registered: list[RegistrationExport] = Field(
         description="The steering groups you last registered (officials)"
     )
+    ballots: list[BallotOut] = Field(description="Your ballots in Equal Shares rounds, oldest first")
 
 
 @router.get("/me/export", summary="Everything this service holds about you (AVG/GDPR article 15)")
