@@ -68,6 +68,13 @@ def test_both_languages_have_every_message():
     assert set(catalogue("nl")) == set(catalogue("en"))
 
 
+def test_every_kind_of_notification_has_a_label_in_the_inbox():
+    from notifications.domain.recipients import KINDS
+
+    for language in ("nl", "en"):
+        assert {kind for kind in KINDS if f"kind.{kind}" not in catalogue(language)} == set(), language
+
+
 SQUARE_RD = {  # 400 by 300 metres in RD New coordinates
     "type": "Polygon",
     "coordinates": [[[120000, 487000], [120400, 487000], [120400, 487300], [120000, 487300], [120000, 487000]]],
