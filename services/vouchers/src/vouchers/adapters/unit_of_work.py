@@ -14,6 +14,7 @@ from buurtkracht_kit.idempotency import IdempotencyKeys
 from .awards import AwardRepository
 from .initiatives import InitiativeRepository
 from .ledger import Ledger
+from .payouts import BatchRepository, PayeeRepository, StatementRepository
 from .pledges import PledgeRepository
 from .rounds import RoundRepository
 from .spending import ClaimRepository, PayoutRepository
@@ -27,6 +28,9 @@ class VouchersUnitOfWork(UnitOfWork):
     awards: AwardRepository
     claims: ClaimRepository
     payouts: PayoutRepository
+    payees: PayeeRepository
+    payout_batches: BatchRepository
+    statements: StatementRepository
     steering_groups: SteeringGroupRepository
     ledger: Ledger
     idempotency_keys: IdempotencyKeys
@@ -39,6 +43,9 @@ class VouchersUnitOfWork(UnitOfWork):
         self.awards = AwardRepository(connection)
         self.claims = ClaimRepository(connection)
         self.payouts = PayoutRepository(connection)
+        self.payees = PayeeRepository(connection)
+        self.payout_batches = BatchRepository(connection)
+        self.statements = StatementRepository(connection)
         self.steering_groups = SteeringGroupRepository(connection)
         self.ledger = Ledger(connection)
         self.idempotency_keys = IdempotencyKeys(connection)

@@ -16,8 +16,8 @@ again is refused (409 `withdrawn`); registering the same steering group again ch
 
 from fastapi import APIRouter
 
-from . import awards, me, pledges, rounds, spending, steering, wallets
+from . import awards, me, payouts, pledges, rounds, spending, steering, wallets
 
 router = APIRouter(prefix="/api/v1")
-for area in (rounds, wallets, pledges, steering, awards, spending, me):
+for area in (rounds, wallets, pledges, steering, awards, spending, payouts, me):
     router.include_router(area.router)
