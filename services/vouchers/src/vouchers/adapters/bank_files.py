@@ -24,15 +24,25 @@ PAIN001 = "pain.001.001.03"
 MAX_STATEMENT_BYTES = 20 << 20
 
 
+class _BatchTransfer(SepaTransfer):  # type: ignore[misc]
+    """sepaxml's credit transfer, its message id (GrpHdr/MsgId) the batch's instead of a random one."""
+
+    def __init__(self, config: dict[str, object], message_id: str) -> None:
+        self._message_id = message_id
+        super().__init__(config, schema=PAIN001, clean=True)
+
+    def _create_header(self) -> None:
+        self.msg_id = self._message_id
+        super()._create_header()
+
+
 def pain001(debtor: Debtor, batch: PayoutBatch, transfers: list[Transfer], execution_date: date) -> bytes:
     """The batch's SEPA credit-transfer file: one payment information block from the municipality's account, one
     transaction per payout, its end-to-end id the payout's reference."""
-    sepa = SepaTransfer(
+    sepa = _BatchTransfer(
         {"name": debtor.name, "IBAN": debtor.iban, "BIC": debtor.bic, "batch": True, "currency": "EUR"},
-        schema=PAIN001,
-        clean=True,
+        batch.message_id,
     )
-    sepa.msg_id = batch.message_id
     for transfer in transfers:
         payment = {
             "name": transfer.account.holder,
@@ -69,12 +79,19 @@ def read_camt053(content: bytes) -> list[Statement]:
         document = etree.fromstring(content, _parser())
     except etree.XMLSyntaxError as error:
         raise _refused(f"not well-formed XML ({error})") from None
+    if document.getroottree().docinfo.doctype:
+        raise _refused("a document type declaration (DOCTYPE) is not allowed")
     if document.tag != f"{{{CAMT053}}}Document":
         raise _refused(f"not a camt.053.001.02 document (root {document.tag})")
     schema = _camt053_schema()
-    if not schema.validate(document):
+    try:
+        valid = schema.validate(document)
+    except etree.XMLSchemaValidateError:
+        valid = False
+    if not valid:
         first = schema.error_log.last_error
-        raise _refused(f"not valid against the camt.053.001.02 schema (line {first.line}: {first.message})")
+        where = f" (line {first.line}: {first.message})" if first is not None else ""
+        raise _refused(f"not valid against the camt.053.001.02 schema{where}")
     ns = {"c": CAMT053}
     return [_statement(stmt, ns) for stmt in document.iterfind("c:BkToCstmrStmt/c:Stmt", ns)]
 
