@@ -58,7 +58,9 @@ class BatchOut(Answer):
     closed_at: datetime | None
     closed_by: str | None
     message_reference: str | None = Field(description="The pain.001 file's message id, once closed")
-    requested_execution_date: date | None
+    requested_execution_date: date | None = Field(
+        json_schema_extra={"format": "date"}, description="The day the bank is asked to pay, once closed"
+    )
     payout_count: int
     total_cents: int
 
