@@ -240,3 +240,30 @@ def test_an_incompatible_change_to_a_committed_schema_fails_the_check(tmp_path):
     path.write_text(json.dumps(committed))
     problems = schemas.check(tmp_path)
     assert any("legacy_field: removed" in problem for problem in problems)
+
+
+def test_a_v1_round_event_written_before_equal_shares_is_read_as_the_newest_version():
+    from datetime import UTC, datetime
+
+    from buurtkracht_contracts import vouchers
+    from buurtkracht_contracts.registry import current_type, models_on
+    from buurtkracht_contracts.topics import VOUCHERS_EVENTS
+
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    old = vouchers.RoundOpenedV1(
+        round_id=uuid.uuid4(),
+        area_code="BU03630000",
+        name="Buurtbudget",
+        mechanism="pledge",
+        total_budget_cents=100_000,
+        voucher_amount_cents=2_500,
+        opens_at=now,
+        closes_at=now,
+    )
+    read = parse(Envelope.wrap(old, SOURCE))
+    assert type(read) is vouchers.RoundOpened and read.model_dump() == old.model_dump()
+    assert current_type(vouchers.RoundOpenedV1.event_type) == vouchers.RoundOpened.event_type
+    published = models_on(VOUCHERS_EVENTS)
+    assert vouchers.RoundOpened in published and vouchers.RoundOpenedV1 not in published
+    with pytest.raises(ValueError):  # a v1 event never carried the new mechanism
+        vouchers.RoundOpenedV1.model_validate(old.model_dump() | {"mechanism": "equal_shares"})

@@ -18,6 +18,8 @@ from notifications.settings import NotificationsSettings
 from portal.entrypoints.web import router as portal_pages
 from pydantic import ValidationError
 from test_notifications_messages import CONSUMED, FakePeople, sample, told
+from test_notifications_reminders import EVERY_DUE
+from test_notifications_reminders import stored as reminder_values
 
 from buurtkracht_contracts import initiatives as i
 from buurtkracht_contracts import vouchers as v
@@ -84,6 +86,7 @@ class Anchors(HTMLParser):
         return [(href, text) for kind, href, text in self.links if kind == "button"]
 
 
+REMINDERS = {due.kind.value: due for due in EVERY_DUE}  # a reminder of every kind
 EMAILED = [(model, rule.kind, language) for model in CONSUMED for rule in RULES[model] for language in LANGUAGES]
 
 
@@ -130,7 +133,12 @@ def test_every_email_names_what_it_is_about_and_has_one_call_to_action_to_a_port
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_the_html_part_is_a_mail_clients_html_and_the_text_part_stands_beside_it(kind, language):
     model = next((model for model in CONSUMED for rule in RULES[model] if rule.kind == kind), None)
-    values = stored(model, kind) if model else {"subscription_id": str(uuid.uuid4()), "url": "https://x", "reason": "r"}
+    if model:
+        values = stored(model, kind)
+    elif kind in REMINDERS:
+        values = reminder_values(REMINDERS[kind])
+    else:
+        values = {"subscription_id": str(uuid.uuid4()), "url": "https://x", "reason": "r"}
     message = render(kind, language, values, BASE, AMSTERDAM)
     html = Anchors(message.html)
 

@@ -181,6 +181,9 @@ def submitted(initiators: list[str]) -> i.InitiativeSubmitted:
     )
 
 
+BALLOT_ROUND = uuid.uuid4()
+
+
 def pledge_made(resident_id: str) -> v.PledgeMade:
     return v.PledgeMade(
         round_id=uuid.uuid4(),
@@ -221,6 +224,7 @@ async def someone_with_everything(api, service, kafka_bootstrap, who: str, addre
             **initiative([who], initiative_id=theirs.initiative_id), supporter_id=supporter, support_count=1
         ),
         pledge_made(who),
+        v.BallotCast(round_id=BALLOT_ROUND, area_code=BUURT, resident_id=who, initiative_ids=[uuid.uuid4()]),
     )
     await processed(service, *envelopes)
     return headers
@@ -250,6 +254,9 @@ async def test_the_export_holds_everything_the_service_holds_about_the_caller_an
     ], "email waits for the daily digest, with its status"
     assert [s["url"] for s in held["webhook_subscriptions"]] == ["http://127.0.0.1:9/hooks"]
     assert f"r-sup-{RUN}" not in answer.text, "another resident who supports their initiative is not named"
+    assert [wallet["balance_cents"] for wallet in held["wallets"]] == [0], "the wallet its pledge emptied"
+    assert held["ballot_rounds"] == [str(BALLOT_ROUND)]
+    assert WIJK in held["areas_lived_in"], "the area their sign-in names"
 
     stranger = await api.get("/api/v1/me/export", headers=token(f"r-stranger-{RUN}", ["resident"]))
     assert stranger.status_code == 200 and stranger.json() == {
@@ -262,6 +269,9 @@ async def test_the_export_holds_everything_the_service_holds_about_the_caller_an
         "inbox": [],
         "email": [],
         "webhook_subscriptions": [],
+        "areas_lived_in": [],
+        "wallets": [],
+        "ballot_rounds": [],
     }
     assert (await api.get("/api/v1/me/export")).status_code == 401
 
@@ -279,6 +289,9 @@ async def test_forgetting_me_leaves_no_row_naming_me_and_tells_every_service(api
         "notifications",
         "webhook_subscriptions",
         "webhook_deliveries",
+        "area_residents",
+        "wallets_known",
+        "ballots_cast",
     ):
         assert any(column.startswith(f"{table}.") for column in before), f"{table} should hold them before"
     echoed = await service.pool.execute(  # an endpoint's answer kept in the log may echo what it was sent

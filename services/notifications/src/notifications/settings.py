@@ -1,6 +1,6 @@
 """The notifications service's settings: the kit's, plus SMTP, dispatching, digests, retention of residents'
-messages, webhooks, and whose messages they are (the municipality's name, colour and logo, and the portal the links
-in messages open)."""
+messages, webhooks, reminders (each kind on or off, with its days: one deployment per municipality), and whose
+messages they are (the municipality's name, colour and logo, and the portal the links in messages open)."""
 
 from pydantic import Field, HttpUrl, TypeAdapter, field_validator
 
@@ -69,6 +69,37 @@ class NotificationsSettings(KitSettings):
     )
     webhook_secret_overlap_hours: float = Field(
         24.0, ge=0, le=168, description="How long a rotated secret still signs deliveries beside the new one"
+    )
+
+    reminder_check_seconds: float = Field(300.0, gt=0, description="How often due reminders are sent")
+    reminder_round_closing_enabled: bool = Field(
+        True, description="Remind wallet holders who still hold vouchers that a pledge round closes soon"
+    )
+    reminder_round_closing_days_before: int = Field(3, ge=1, le=90, description="Days before a pledge round closes")
+    reminder_support_ending_enabled: bool = Field(
+        True, description="Remind initiators that the support period ends while supporters are still needed"
+    )
+    reminder_support_ending_days_before: int = Field(7, ge=1, le=90, description="Days before the support deadline")
+    reminder_ballot_open_enabled: bool = Field(
+        True, description="Remind residents known in the area who have not voted that an Equal Shares ballot closes"
+    )
+    reminder_ballot_open_days_before: int = Field(
+        3, ge=1, le=90, description="Days before an Equal Shares round closes"
+    )
+    reminder_review_waiting_enabled: bool = Field(
+        True, description="Remind officials of the area of an initiative waiting for their review"
+    )
+    reminder_review_waiting_days: int = Field(14, ge=1, le=365, description="Days an initiative waited in review")
+    reminder_claim_waiting_enabled: bool = Field(
+        True, description="Remind officials of the area of an expense claim waiting for a decision"
+    )
+    reminder_claim_waiting_days: int = Field(7, ge=1, le=365, description="Days a claim waited for a decision")
+    reminder_report_due_enabled: bool = Field(
+        True, description="Remind initiators of an initiative in progress that its report (which completes it) is due"
+    )
+    reminder_report_due_days: int = Field(90, ge=1, le=730, description="Days an initiative has been in progress")
+    reminder_batch_size: int = Field(
+        5000, ge=1, description="Residents reminded of one subject per transaction (a city-wide round has many)"
     )
 
     @field_validator("public_base_url", "municipality_logo_url")

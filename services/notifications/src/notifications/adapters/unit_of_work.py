@@ -1,6 +1,6 @@
 """The notifications service's unit of work: one transaction (see `buurtkracht_kit.db.UnitOfWork`) with the
 repositories of this service on its connection, so HTTP requests, event handlers and the senders all reach
-people, messages, webhooks and the kit's tables the same way. Commands reach the database only through these;
+people, messages, webhooks, reminders and the kit's tables the same way. Commands reach the database only through these;
 the adapters are the only modules that speak SQL. The service builds it (`Service.unit_of_work()`), with the
 configured acquire timeout."""
 
@@ -14,6 +14,7 @@ from buurtkracht_kit.erasure import KitTables
 from .areas import Areas
 from .notifications import Notifications
 from .people import People
+from .reminders import Reminders
 from .webhooks import Webhooks
 
 
@@ -22,6 +23,7 @@ class NotificationsUnitOfWork(UnitOfWork):
     areas: Areas
     notifications: Notifications
     webhooks: Webhooks
+    reminders: Reminders
     kit_tables: KitTables
 
     def bind(self, connection: asyncpg.Connection) -> None:
@@ -29,4 +31,5 @@ class NotificationsUnitOfWork(UnitOfWork):
         self.areas = Areas(connection)
         self.notifications = Notifications(connection)
         self.webhooks = Webhooks(connection)
+        self.reminders = Reminders(connection)
         self.kit_tables = KitTables(connection)

@@ -19,6 +19,7 @@ from buurtkracht_contracts import vouchers as v
 from buurtkracht_contracts.personal import names_people
 
 from .messages import template_fields
+from .reminders import KINDS as REMINDER_KINDS
 
 
 class Audience(StrEnum):
@@ -87,7 +88,7 @@ RULES: dict[type[Event], tuple[Rule, ...]] = {
     v.RoundClosed: (Rule("round_results", (A.FOLLOWERS, A.OFFICIALS)),),
 }
 
-KINDS = sorted({rule.kind for rules in RULES.values() for rule in rules} | {"webhook_disabled"})
+KINDS = sorted({rule.kind for rules in RULES.values() for rule in rules} | {"webhook_disabled", *REMINDER_KINDS})
 
 
 def rules_for(event: Event) -> tuple[Rule, ...]:

@@ -1,8 +1,8 @@
-"""Every initiatives and vouchers event: work out who hears of it (and how), and queue its webhook
-deliveries — both in the consumer's transaction, so a redelivered event adds nothing; a person it names who was
-forgotten is read as their tombstone. And a resident's request to be forgotten, which this service publishes and
-hears back: applied again, it finds nothing left (or what came meanwhile). An area registered (or renamed) is kept,
-so messages show its name."""
+"""Every initiatives and vouchers event: work out who hears of it (and how), learn the deadlines reminders are sent
+for, and queue its webhook deliveries — all in the consumer's transaction, so a redelivered event adds nothing; a
+person it names who was forgotten is read as their tombstone. And a resident's request to be forgotten, which this
+service publishes and hears back: applied again, it finds nothing left (or what came meanwhile). An area registered
+(or renamed) is kept, so messages show its name."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ from buurtkracht_contracts.registry import models_on
 from buurtkracht_contracts.topics import INITIATIVES_EVENTS, VOUCHERS_EVENTS
 
 from ..adapters.unit_of_work import NotificationsUnitOfWork
-from ..service import notify, privacy, webhooks
+from ..service import notify, privacy, reminders, webhooks
 
 
 async def on_event(uow: NotificationsUnitOfWork, event: Event, envelope: Envelope) -> None:
     event, envelope = await privacy.without_the_forgotten(uow, event, envelope)
     await notify.handle(uow, event, envelope)
+    await reminders.learn(uow, event, envelope)
     await webhooks.enqueue(uow, envelope)
 
 

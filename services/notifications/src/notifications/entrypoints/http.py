@@ -19,7 +19,7 @@ from buurtkracht_kit.problems import Problem
 
 from ..adapters.unit_of_work import NotificationsUnitOfWork
 from ..domain.recipients import KINDS
-from ..service import privacy
+from ..service import privacy, reminders
 
 router = APIRouter(prefix="/api/v1")
 me_router = APIRouter(prefix="/api/v1/me", tags=["me"])
@@ -77,6 +77,7 @@ async def put_contact(body: ContactDetails, caller: Caller, request: Request) ->
     async with _unit_of_work(request) as uow:
         await privacy.welcome_back(uow, caller.subject)
         await uow.people.set_contact(caller.subject, body.email, body.language)
+        await reminders.home(uow, caller)
         if caller.has(Role.OFFICIAL):  # officials hear of the areas they are responsible for
             await uow.people.set_official_areas(caller.subject, sorted(caller.areas))
         await uow.commit()
@@ -116,6 +117,7 @@ async def put_preferences(body: Preferences, caller: Caller, request: Request) -
     async with _unit_of_work(request) as uow:
         await privacy.welcome_back(uow, caller.subject)
         await uow.people.set_preferences(caller.subject, body.email_enabled, body.frequency, body.muted_kinds)
+        await reminders.home(uow, caller)
         await uow.commit()
     return body
 
@@ -132,6 +134,7 @@ async def put_follows(body: AreaFollows, caller: Caller, request: Request) -> Ar
     async with _unit_of_work(request) as uow:
         await privacy.welcome_back(uow, caller.subject)
         await uow.people.set_follows(caller.subject, sorted(set(body.area_codes)))
+        await reminders.home(uow, caller)
         await uow.commit()
     return AreaFollows(area_codes=sorted(set(body.area_codes)))
 
@@ -205,6 +208,11 @@ class CreatedSubscription(BaseModel):
     created_at: datetime
 
 
+class WalletOut(BaseModel):
+    round_id: uuid.UUID
+    balance_cents: int = Field(description="What the wallet held when the last pledge to or from it was made")
+
+
 class PersonalDataExport(BaseModel):
     subject: str = Field(description="Your pseudonymous id: everything below is held about it")
     contact_details: StoredContactDetails | None = Field(description="Your address and language, if registered")
@@ -225,6 +233,18 @@ class PersonalDataExport(BaseModel):
     webhook_subscriptions: list[CreatedSubscription] = Field(
         description="The webhook subscriptions you created as an admin"
     )
+    areas_lived_in: list[str] = Field(
+        description="The areas this service knows you live in (your buurt as your sign-in tells it, the area of a "
+        "round that gave you a wallet or of an initiative you supported): to remind you of a ballot there"
+    )
+    wallets: list[WalletOut] = Field(
+        description="Your voucher wallets in rounds that are open, as their events told it (to remind you of vouchers "
+        "left before a round closes)"
+    )
+    ballot_rounds: list[uuid.UUID] = Field(
+        description="The open Equal Shares rounds in which you cast a ballot (so you are not reminded to vote); not "
+        "what you chose"
+    )
 
 
 @me_router.get("/export", summary="Everything this service holds about you (AVG/GDPR article 15)")
@@ -241,6 +261,9 @@ async def export_personal_data(caller: Caller, request: Request) -> PersonalData
         inbox=[NotificationOut.model_validate(m) for m in held.messages if m.channel == "inbox"],
         email=[NotificationOut.model_validate(m) for m in held.messages if m.channel == "email"],
         webhook_subscriptions=[CreatedSubscription.model_validate(s) for s in held.webhook_subscriptions],
+        areas_lived_in=held.areas_lived_in,
+        wallets=[WalletOut(**dict(wallet)) for wallet in held.wallets],
+        ballot_rounds=held.ballot_rounds,
     )
 
 

@@ -9,6 +9,7 @@ who was forgotten) is nobody: never involved in an initiative, never told anythi
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from buurtkracht_contracts import Envelope, Event
 from buurtkracht_contracts import initiatives as i
@@ -16,7 +17,7 @@ from buurtkracht_contracts import vouchers as v
 from buurtkracht_contracts.notifications import is_tombstone
 
 from ..adapters.notifications import NewNotification
-from ..adapters.people import People
+from ..adapters.people import People, Reachable
 from ..adapters.unit_of_work import NotificationsUnitOfWork
 from ..domain.recipients import Audience, actor, named_residents, params, rules_for
 
@@ -79,9 +80,22 @@ async def handle(uow: NotificationsUnitOfWork, event: Event, envelope: Envelope)
     values = {kind: params(event, kind, **known) for kind in set(kinds.values())}
     queued = []
     for resident_id, kind in kinds.items():
-        queued.append(NewNotification(resident_id, "inbox", kind, values[kind], dedup_key, envelope.id, "delivered"))
-        contact = reachable.get(resident_id)
-        if contact and contact.email_enabled and kind not in contact.muted_kinds:
-            status = "pending" if contact.frequency == "immediate" else "digest"
-            queued.append(NewNotification(resident_id, "email", kind, values[kind], dedup_key, envelope.id, status))
+        queued += messages_to(resident_id, kind, values[kind], dedup_key, envelope.id, reachable.get(resident_id))
     return await uow.notifications.add(queued)
+
+
+def messages_to(
+    resident_id: str,
+    kind: str,
+    values: dict[str, Any],
+    dedup_key: str,
+    source_event_id: uuid.UUID | None,
+    contact: Reachable | None,
+) -> list[NewNotification]:
+    """One message in the resident's inbox, always; and one email when they registered an address, want email and
+    did not mute `kind`: sent at once, or in their next digest."""
+    queued = [NewNotification(resident_id, "inbox", kind, values, dedup_key, source_event_id, "delivered")]
+    if contact and contact.email_enabled and kind not in contact.muted_kinds:
+        status = "pending" if contact.frequency == "immediate" else "digest"
+        queued.append(NewNotification(resident_id, "email", kind, values, dedup_key, source_event_id, status))
+    return queued

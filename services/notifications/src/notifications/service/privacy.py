@@ -3,7 +3,8 @@ forgetting them (article 17) — asked here (`forget_me`), and told to every ser
 
 Forgetting erases, in one unit of work:
 - their contact details, preferences, followed areas, an official's areas, and what the events told of their
-  involvement in initiatives: deleted;
+  involvement in initiatives, the areas they live in, their wallets and ballots as the events told them, and the
+  reminders they got: deleted;
 - every message addressed to them, on every channel and in every state (inbox, email waiting, in a digest, sent or
   failed): deleted;
 - webhook subscriptions they created as an admin stay, with the tombstone as creator; every queued or logged
@@ -21,6 +22,7 @@ collides with one the first request kept (the same vote, the same volunteering).
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 
 import asyncpg
@@ -51,6 +53,7 @@ async def forget_resident(uow: NotificationsUnitOfWork, person_id: str, tombston
     """Erase `person_id` as the module docstring says."""
     await uow.people.remember_forgotten(digest(person_id), tombstone)
     await uow.people.forget_everything(person_id)
+    await uow.reminders.forget(person_id)
     messages = await uow.notifications.forget_recipient(person_id)
     subscriptions = await uow.webhooks.hand_over(person_id, tombstone)
     bodies = [
@@ -104,6 +107,9 @@ class Export:
     involvement: list[Involvement]
     messages: list[Stored]
     webhook_subscriptions: list[Subscription]
+    areas_lived_in: list[str]
+    wallets: list[asyncpg.Record]
+    ballot_rounds: list[uuid.UUID]
 
 
 async def export(uow: NotificationsUnitOfWork, person_id: str) -> Export:
@@ -117,4 +123,7 @@ async def export(uow: NotificationsUnitOfWork, person_id: str) -> Export:
         involvement=await uow.people.involvement(person_id),
         messages=await uow.notifications.all_of_recipient(person_id),
         webhook_subscriptions=await uow.webhooks.created_by(person_id),
+        areas_lived_in=await uow.reminders.areas_of(person_id),
+        wallets=await uow.reminders.wallets_of(person_id),
+        ballot_rounds=await uow.reminders.ballots_of(person_id),
     )
