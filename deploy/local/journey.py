@@ -532,10 +532,10 @@ class Journey:
             tx.findtext("p:PmtId/p:EndToEndId", namespaces=ns): tx.findtext("p:Amt/p:InstdAmt", namespaces=ns)
             for tx in pain001.iterfind(".//p:CdtTrfTxInf", ns)
         }
+        transfers = f"{batch['payout_count']} transfer{'' if batch['payout_count'] == 1 else 's'}"
         self.step(
             f"the official closes the batch: finance downloads its SEPA pain.001 file {batch['message_reference']} "
-            f"({batch['payout_count']} transfers, € {batch['total_cents'] / 100:.2f}, end-to-end id {reference}: "
-            f"€ {amounts[reference]})"
+            f"({transfers}, € {batch['total_cents'] / 100:.2f}, end-to-end id {reference}: € {amounts[reference]})"
         )
         statement_id = f"STMT-{self.run}"
         statement = bank_statement(statement_id, debtor or "", [(reference, amounts[reference])])

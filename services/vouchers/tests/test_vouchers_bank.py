@@ -31,6 +31,7 @@ from vouchers.service import payouts, privacy
 
 from buurtkracht_contracts.topics import all_topics
 from buurtkracht_kit import topics
+from buurtkracht_kit.auth import Principal, Role
 
 pytestmark = pytest.mark.integration
 
@@ -288,6 +289,51 @@ async def test_the_daily_close_is_done_once_when_several_replicas_try_at_the_sam
     assert [c.id for c in closed if c is not None] == [uuid.UUID(batch["id"])]
     assert (await api.get(f"/api/v1/payout-batches/{batch['id']}", headers=FINANCE)).json()["status"] == "closed"
     assert len(await events_keyed(service, kafka_bootstrap, batch["id"], 1)) == 1
+
+
+async def test_a_statement_read_halfway_when_the_process_died_is_finished_by_uploading_it_again_each_line_once(
+    api, service, kafka_bootstrap, monkeypatch
+):
+    initiative = await awarded(api, service, kafka_bootstrap, 3_000)
+    await api.put(f"/api/v1/initiative-budgets/{initiative}/bank-account", json=ACCOUNT, headers=OWNER)
+    first, second = [await approved_payout(api, initiative, 1_000, f"H-{n}") for n in (1, 2)]
+    batch = await open_batch(api)
+    assert (await api.post(f"/api/v1/payout-batches/{batch['id']}/close", headers=FINANCE)).status_code == 200
+    statement = camt053(
+        "STMT-HALF", MUNICIPALITY_IBAN, [Booking(first["reference"], 1_000), Booking(second["reference"], 1_000)]
+    )
+    read_line = payouts._read_line
+    lines_read = 0
+
+    async def dies_at_the_second_line(*arguments):
+        nonlocal lines_read
+        lines_read += 1
+        if lines_read == 2:
+            raise SystemExit("the process dies")
+        return await read_line(*arguments)
+
+    monkeypatch.setattr(payouts, "_read_line", dies_at_the_second_line)
+    with pytest.raises(SystemExit):
+        await payouts.import_statement(
+            service.unit_of_work, payouts_principal(), statement, service.app.state.banking, datetime.now(UTC)
+        )
+    monkeypatch.setattr(payouts, "_read_line", read_line)
+    assert (await budget(api, initiative))["paid_cents"] == 1_000, "the first line settled before the process died"
+
+    read = (await api.post("/api/v1/bank-statements", content=statement, headers=FINANCE | XML)).json()
+    assert [(line["outcome"], line["already_read"]) for line in read["lines"]] == [
+        ("settled", True),
+        ("settled", False),
+    ]
+    after = await budget(api, initiative)
+    assert (after["paid_cents"], after["payable_cents"]) == (2_000, 0)
+    await balanced(service)
+    settled = [t for t, _ in await events_keyed(service, kafka_bootstrap, first["round_id"], 8)]
+    assert settled.count("payout-settled.v1") == 2, "each payout settled once"
+
+
+def payouts_principal() -> Principal:
+    return Principal("finance", frozenset({Role.INTEGRATION}), frozenset())
 
 
 @pytest.mark.parametrize(
