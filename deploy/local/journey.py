@@ -23,6 +23,8 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer
+from lxml import etree
+from lxml.builder import ElementMaker
 
 from buurtkracht_kit.auth import mint
 
@@ -563,8 +565,156 @@ class Journey:
         self.step(f"the round as a Pabulib file: {len(pabulib.text.splitlines())} lines, votes under voter numbers")
         return {"round_id": rid, "initiative_ids": ids, "funded": funded, "outcome": outcome, "pabulib": pabulib.text}
 
+    async def walk_bank(self, webhook_url: str | None = None) -> dict[str, Any]:
+        """A payout through the bank: the festival's initiator gives the bank account, claims, the official approves
+        and closes the payout batch, finance downloads its SEPA pain.001 file and uploads the bank's camt.053
+        statement, which settles the payout (uploaded twice, it settles it once). Makes the committee round's
+        festival when the journey has not walked yet."""
+        owner, official, finance = self.resident("cem", BUURTEN[0]), self.official(), self.finance()
+        title = f"Buurtfeest Zeedijk {self.run}"
+        listed = await self.call("initiatives", "GET", f"/api/v1/initiatives?area_code={BUURTEN[0]}&limit=100", owner)
+        festival = next((item["id"] for item in listed["items"] if item["title"] == title), None)
+        if festival is None:
+            await self.committee_round(official)
+            listed = await self.call(
+                "initiatives", "GET", f"/api/v1/initiatives?area_code={BUURTEN[0]}&limit=100", owner
+            )
+            festival = next(item["id"] for item in listed["items"] if item["title"] == title)
+        subscription = None
+        if webhook_url:
+            types = ("payout-batch-closed", "payout-settled", "payout-returned", "payout-cancelled")
+            subscription = await self.call(
+                "notifications",
+                "POST",
+                "/api/v1/webhook-subscriptions",
+                self.admin(),
+                {
+                    "url": webhook_url,
+                    "event_types": [f"nl.buurtkracht.vouchers.{name}.v1" for name in types],
+                    "description": "finance: the bank round trip",
+                },
+            )
+            self.step("an admin subscribes the finance system to the batch and settlement events")
+        account = await self.call(
+            "vouchers",
+            "PUT",
+            f"/api/v1/initiative-budgets/{festival}/bank-account",
+            owner,
+            {"iban": "NL91 ABNA 0417 1643 00", "account_holder": "Stichting Buurtfeest Zeedijk"},
+        )
+        self.step(f"Cem gives the festival's bank account: {account['iban_masked']} ({account['bic']}, checked)")
+        claim = await self.call(
+            "vouchers",
+            "POST",
+            "/api/v1/expense-claims",
+            owner | {"Idempotency-Key": f"bank-claim-{self.run}"},
+            {
+                "initiative_id": festival,
+                "supplier": "Podiumverhuur Zeedijk",
+                "amount_cents": 25_000,
+                "invoice_reference": f"P-2026-{self.run}",
+            },
+        )
+        decided = await self.call(
+            "vouchers",
+            "POST",
+            f"/api/v1/expense-claims/{claim['id']}/decision",
+            official | {"Idempotency-Key": f"bank-decide-{self.run}"},
+            {"decision": "approve"},
+        )
+        reference = decided["payout_reference"]
+        payouts = await self.call("vouchers", "GET", "/api/v1/payouts?status=requested&limit=100", finance)
+        batch_id = next(p["batch_id"] for p in payouts["items"] if p["id"] == decided["payout_id"])
+        self.step(
+            f"Cem claims the stage hire of € 250,00; approved, payout {reference} waits in payout batch {batch_id}"
+        )
+        batch = await self.call(
+            "vouchers", "POST", f"/api/v1/payout-batches/{batch_id}/close", official, expect=(200, 409)
+        )
+        batch = await self.call("vouchers", "GET", f"/api/v1/payout-batches/{batch_id}", finance)
+        answer = await self.http.get(
+            f"{self.endpoints.vouchers}/api/v1/payout-batches/{batch_id}/pain001", headers=finance
+        )
+        if answer.status_code != 200:
+            raise Refused(answer)
+        pain001 = etree.fromstring(answer.content)
+        ns = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"}
+        debtor = pain001.findtext(".//p:DbtrAcct/p:Id/p:IBAN", namespaces=ns)
+        amounts = {
+            tx.findtext("p:PmtId/p:EndToEndId", namespaces=ns): tx.findtext("p:Amt/p:InstdAmt", namespaces=ns)
+            for tx in pain001.iterfind(".//p:CdtTrfTxInf", ns)
+        }
+        transfers = f"{batch['payout_count']} transfer{'' if batch['payout_count'] == 1 else 's'}"
+        self.step(
+            f"the official closes the batch: finance downloads its SEPA pain.001 file {batch['message_reference']} "
+            f"({transfers}, € {batch['total_cents'] / 100:.2f}, end-to-end id {reference}: € {amounts[reference]})"
+        )
+        statement_id = f"STMT-{self.run}"
+        statement = bank_statement(statement_id, debtor or "", [(reference, amounts[reference])])
+        xml = finance | {"Content-Type": "application/xml"}
+        read = await self.call("vouchers", "POST", "/api/v1/bank-statements", xml, content=statement)
+        again = await self.call("vouchers", "POST", "/api/v1/bank-statements", xml, content=statement)
+        budget = await self.call("vouchers", "GET", f"/api/v1/initiative-budgets/{festival}", owner)
+        self.step(
+            f"the bank's camt.053 statement {statement_id} comes back: {read['settled']} settled, "
+            f"{read['reported']} reported; uploaded again, {again['settled']} settled ({again['already_read']} lines "
+            f"read before); the festival has € {budget['paid_cents'] / 100:.2f} paid"
+        )
+        return {
+            "initiative_id": festival,
+            "owner": owner,
+            "payout_id": decided["payout_id"],
+            "payout_reference": reference,
+            "batch_id": batch_id,
+            "statement_id": statement_id,
+            "read": read,
+            "again": again,
+            "budget": budget,
+            "subscription": subscription,
+            "pain001": answer.content,
+        }
+
     async def close(self) -> None:
         await self.http.aclose()
+
+
+CAMT053 = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"
+
+
+def bank_statement(statement_id: str, iban: str, payouts: list[tuple[str, str]]) -> bytes:
+    """A camt.053.001.02 statement of account `iban` as the bank sends it back: one booked debit per (end-to-end id,
+    amount in euro) paid."""
+    E = ElementMaker(namespace=CAMT053, nsmap={None: CAMT053})
+    today = datetime.now(UTC).date().isoformat()
+    entries = [
+        E.Ntry(
+            E.NtryRef(f"{statement_id}-{n}"),
+            E.Amt(amount, Ccy="EUR"),
+            E.CdtDbtInd("DBIT"),
+            E.Sts("BOOK"),
+            E.BookgDt(E.Dt(today)),
+            E.ValDt(E.Dt(today)),
+            E.AcctSvcrRef(f"{statement_id}-BANK-{n}"),
+            E.BkTxCd(E.Domn(E.Cd("PMNT"), E.Fmly(E.Cd("ICDT"), E.SubFmlyCd("ESCT")))),
+            E.NtryDtls(E.TxDtls(E.Refs(E.EndToEndId(reference)), E.AmtDtls(E.TxAmt(E.Amt(amount, Ccy="EUR"))))),
+        )
+        for n, (reference, amount) in enumerate(payouts, start=1)
+    ]
+    document = E.Document(
+        E.BkToCstmrStmt(
+            E.GrpHdr(E.MsgId(f"MSG-{statement_id}"), E.CreDtTm(f"{today}T18:00:00")),
+            E.Stmt(
+                E.Id(statement_id),
+                E.CreDtTm(f"{today}T18:00:00"),
+                E.Acct(E.Id(E.IBAN(iban))),
+                E.Bal(
+                    E.Tp(E.CdOrPrtry(E.Cd("OPBD"))), E.Amt("0.00", Ccy="EUR"), E.CdtDbtInd("CRDT"), E.Dt(E.Dt(today))
+                ),
+                *entries,
+            ),
+        )
+    )
+    return etree.tostring(document, xml_declaration=True, encoding="UTF-8")
 
 
 async def demo(endpoints: Endpoints) -> None:
@@ -577,6 +727,7 @@ async def demo(endpoints: Endpoints) -> None:
         journey.step(f"on Kafka: {len(events)} events about the initiative and its round:")
         for topic, event_type in events:
             print(f"           {topic:20} {event_type}")
+        await journey.walk_bank()
         inbox = await journey.call("notifications", "GET", "/api/v1/inbox", ids["owner"])
         journey.step(
             f"Anna's inbox: {inbox['total']} messages ({inbox['unread']} unread), e.g. "

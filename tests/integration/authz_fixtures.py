@@ -128,6 +128,8 @@ class Call:
     params: dict[str, str] = field(default_factory=dict)
     json: Any = None
     idempotency_key: bool = False
+    content: bytes | None = None  # a body that is not JSON, sent as `content_type`
+    content_type: str | None = None
 
 
 class World:
@@ -138,12 +140,22 @@ class World:
         self._shared: dict[str, Any] = {}
 
     async def request(
-        self, method: str, path: str, who: Person | None, *, json: Any = None, idempotency_key: bool = False
+        self,
+        method: str,
+        path: str,
+        who: Person | None,
+        *,
+        json: Any = None,
+        idempotency_key: bool = False,
+        content: bytes | None = None,
+        content_type: str | None = None,
     ) -> httpx.Response:
         headers = authorization(who)
         if idempotency_key:
             headers["Idempotency-Key"] = str(uuid.uuid4())
-        return await self.client.request(method, path, json=json, headers=headers)
+        if content_type:
+            headers["Content-Type"] = content_type
+        return await self.client.request(method, path, json=json, content=content, headers=headers)
 
     async def ok(
         self, method: str, path: str, who: Person | None, *, json: Any = None, idempotency_key: bool = False

@@ -265,6 +265,97 @@ async def payout_confirmation_by_reference(w: Vouchers, who: Person | None) -> C
     return Call({"reference": payout["reference"]}, json=body)
 
 
+BANK_ACCOUNT = {"iban": "NL91ABNA0417164300", "account_holder": "Stichting Geveltuinen"}
+FINANCE = CALLERS["integration"]
+
+
+async def batched_payout(w: Vouchers) -> dict[str, Any]:
+    """An approved payout of an initiative with a bank account: it waits in the open payout batch."""
+    initiative_id = await w.awarded_initiative()
+    await w.ok("PUT", f"/api/v1/initiative-budgets/{initiative_id}/bank-account", RESIDENT, json=BANK_ACCOUNT)
+    claim = {"initiative_id": initiative_id, "supplier": "Tuincentrum", "amount_cents": 10_000}
+    claimed = await w.ok(
+        "POST",
+        "/api/v1/expense-claims",
+        RESIDENT,
+        json=claim | {"invoice_reference": f"B-{uuid.uuid4().hex[:8]}"},
+        idempotency_key=True,
+    )
+    decided = await w.ok(
+        "POST",
+        f"/api/v1/expense-claims/{claimed['id']}/decision",
+        CALLERS["official"],
+        json={"decision": "approve"},
+        idempotency_key=True,
+    )
+    payouts = await w.ok("GET", "/api/v1/payouts?limit=100", FINANCE)
+    return next(p for p in payouts["items"] if p["id"] == decided["payout_id"])
+
+
+async def closed_batch(w: Vouchers) -> str:
+    batch_id = (await batched_payout(w))["batch_id"]
+    await w.ok("POST", f"/api/v1/payout-batches/{batch_id}/close", FINANCE)
+    return batch_id
+
+
+def bank_statement(statement_id: str) -> bytes:
+    """A camt.053.001.02 statement of the municipality's payout account with one transfer of a reference nobody
+    knows."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"><BkToCstmrStmt>
+<GrpHdr><MsgId>M-{statement_id}</MsgId><CreDtTm>2026-12-01T18:00:00</CreDtTm></GrpHdr>
+<Stmt><Id>{statement_id}</Id><CreDtTm>2026-12-01T18:00:00</CreDtTm><Acct><Id><IBAN>NL38BNGH0285012345</IBAN></Id></Acct>
+<Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">0.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-12-01</Dt></Dt></Bal>
+<Ntry><Amt Ccy="EUR">1.00</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts>BOOK</Sts><BookgDt><Dt>2026-12-01</Dt></BookgDt>
+<BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>ICDT</Cd><SubFmlyCd>ESCT</SubFmlyCd></Fmly></Domn></BkTxCd>
+<NtryDtls><TxDtls><Refs><EndToEndId>BK-NOBODY</EndToEndId></Refs></TxDtls></NtryDtls></Ntry>
+</Stmt></BkToCstmrStmt></Document>""".encode()
+
+
+async def bank_account_to_give(w: Vouchers, who: Person | None) -> Call:
+    return Call({"initiative_id": await w.shared("awarded initiative", w.awarded_initiative)}, json=BANK_ACCOUNT)
+
+
+async def given_bank_account(w: Vouchers, who: Person | None) -> Call:
+    async def given() -> str:
+        initiative_id = await w.awarded_initiative()
+        await w.ok("PUT", f"/api/v1/initiative-budgets/{initiative_id}/bank-account", RESIDENT, json=BANK_ACCOUNT)
+        return initiative_id
+
+    return Call({"initiative_id": await w.shared("initiative with a bank account", given)})
+
+
+async def payout_cancellation(w: Vouchers, who: Person | None) -> Call:
+    return Call({"payout_id": (await w.payout())["id"]}, json={"reason": "dubbel ingediend"})
+
+
+async def a_batch(w: Vouchers, who: Person | None) -> Call:
+    return Call({"batch_id": await w.shared("closed batch", lambda: closed_batch(w))})
+
+
+async def open_batch(w: Vouchers, who: Person | None) -> Call:
+    return Call({"batch_id": (await batched_payout(w))["batch_id"]})
+
+
+async def statement_upload(w: Vouchers, who: Person | None) -> Call:
+    return Call(content=bank_statement(f"S-{uuid.uuid4().hex[:12]}"), content_type="application/xml")
+
+
+async def uploaded_statement(w: Vouchers, who: Person | None) -> Call:
+    async def uploaded() -> str:
+        answer = await w.request(
+            "POST",
+            "/api/v1/bank-statements",
+            FINANCE,
+            content=bank_statement("S-SHARED"),
+            content_type="application/xml",
+        )
+        assert answer.status_code == 200, answer.text
+        return "S-SHARED"
+
+    return Call({"statement_id": await w.shared("statement", uploaded)})
+
+
 CONTACT = {"email": "bewoner@example.nl", "language": "en"}
 
 
@@ -432,6 +523,15 @@ MATRIX: list[Row] = [
     ("vouchers",      "GET",    "/api/v1/payouts",                                        nothing,                           401, 403, 403, 200, 200, 403, 403, 200),
     ("vouchers",      "POST",   "/api/v1/payouts/{payout_id}/confirmation",               payout_confirmation,               401, 403, 403, 403, 403, 403, 403, 200),
     ("vouchers",      "POST",   "/api/v1/payouts/by-reference/{reference}/confirmation",  payout_confirmation_by_reference,  401, 403, 403, 403, 403, 403, 403, 200),
+    ("vouchers",      "PUT",    "/api/v1/initiative-budgets/{initiative_id}/bank-account", bank_account_to_give,             401, 200, 403, 403, 403, 403, 403, 403),
+    ("vouchers",      "GET",    "/api/v1/initiative-budgets/{initiative_id}/bank-account", given_bank_account,               401, 200, 404, 404, 404, 404, 404, 200),
+    ("vouchers",      "POST",   "/api/v1/payouts/{payout_id}/cancellation",               payout_cancellation,               401, 403, 403, 200, 403, 403, 403, 200),
+    ("vouchers",      "GET",    "/api/v1/payout-batches",                                 nothing,                           401, 403, 403, 200, 200, 403, 403, 200),
+    ("vouchers",      "GET",    "/api/v1/payout-batches/{batch_id}",                      a_batch,                           401, 403, 403, 200, 200, 403, 403, 200),
+    ("vouchers",      "POST",   "/api/v1/payout-batches/{batch_id}/close",                open_batch,                        401, 403, 403, 200, 200, 403, 403, 200),
+    ("vouchers",      "GET",    "/api/v1/payout-batches/{batch_id}/pain001",              a_batch,                           401, 403, 403, 403, 403, 403, 403, 200),
+    ("vouchers",      "POST",   "/api/v1/bank-statements",                                statement_upload,                  401, 403, 403, 403, 403, 403, 403, 200),
+    ("vouchers",      "GET",    "/api/v1/bank-statements/{statement_id}",                 uploaded_statement,                401, 403, 403, 200, 200, 403, 403, 200),
 
     ("notifications", "PUT",    "/api/v1/contact-details/me",                             contact_details,                   401, 200, 200, 200, 200, 200, 200, 200),
     ("notifications", "GET",    "/api/v1/contact-details/me",                             registered_contact_details,        401, 200, 200, 200, 200, 200, 200, 200),
@@ -581,7 +681,13 @@ async def test_each_caller_gets_the_answer_the_matrix_gives(apps: Apps, row: Row
         who = CALLERS[column]
         call = await setup(world, who)
         answer = await world.request(
-            method, template.format(**call.params), who, json=call.json, idempotency_key=call.idempotency_key
+            method,
+            template.format(**call.params),
+            who,
+            json=call.json,
+            idempotency_key=call.idempotency_key,
+            content=call.content,
+            content_type=call.content_type,
         )
         if answer.status_code not in (want if isinstance(want, frozenset) else {want}):
             problem = answer.json() if answer.headers.get("content-type", "").endswith("problem+json") else {}

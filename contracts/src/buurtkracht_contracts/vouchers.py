@@ -6,7 +6,7 @@ Amounts are integer euro cents. Residents appear only as pseudonymous ids.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -226,6 +226,57 @@ class PayoutSettled(BudgetEvent):
     payout_reference: str
     amount_cents: Cents
     bank_reference: str
+
+
+@register
+class PayoutBatchClosed(Event):
+    """A payout batch closed (daily, or by an official or the finance integration): its payouts are in one SEPA
+    credit-transfer file (pain.001) for the bank, each transaction's end-to-end id the payout's reference. No bank
+    account appears here: the file is downloaded from the service."""
+
+    aggregate_type: ClassVar[str] = "payout_batch"
+    topic: ClassVar[str] = VOUCHERS_EVENTS
+    event_type: ClassVar[str] = _type("payout-batch-closed")
+    batch_id: uuid.UUID
+    closed_by: PersonId | None = Field(description="Who closed it; none when it closed at its daily time")
+    payout_ids: list[uuid.UUID]
+    payout_references: list[str]
+    payout_count: int = Field(ge=0)
+    total_cents: Cents
+    message_reference: str = Field(description="The pain.001 file's message id (GrpHdr/MsgId)")
+    requested_execution_date: date
+
+    def subject(self) -> str:
+        return str(self.batch_id)
+
+
+@register
+class PayoutReturned(BudgetEvent):
+    """The bank returned a payout's transfer (a camt.053 entry with return information or a reversal). The payout
+    waits to be sent again, in the next batch, once the initiators checked their bank account; a return after
+    settlement undoes the settlement (paid goes back to payable)."""
+
+    event_type: ClassVar[str] = _type("payout-returned")
+    payout_id: uuid.UUID
+    payout_reference: str
+    amount_cents: Cents
+    return_reason: str | None = Field(description="The ISO 20022 return reason code (e.g. AC04), when the bank gave it")
+    statement_reference: str = Field(description="The camt.053 statement (Stmt/Id) that reported it")
+    was_settled: bool = Field(description="Whether the payout had been settled before it came back")
+
+
+@register
+class PayoutCancelled(BudgetEvent):
+    """A payout cancelled before its batch closed: its amount goes back to the initiative's budget (or, when the
+    initiative has ended, to its round)."""
+
+    event_type: ClassVar[str] = _type("payout-cancelled")
+    payout_id: uuid.UUID
+    payout_reference: str
+    claim_id: uuid.UUID
+    amount_cents: Cents
+    cancelled_by: PersonId
+    reason: str
 
 
 @register

@@ -331,6 +331,10 @@ async def test_a_forgotten_resident_is_nowhere_in_the_database_while_every_amoun
         "rounds_opened": [],
         "steering_groups_registered": [],
         "ballots": [],
+        "bank_accounts_given": [],
+        "payouts_cancelled": [],
+        "payout_batches_closed": [],
+        "bank_statements_uploaded": [],
     }
 
     # forgetting again, and forgetting someone never seen, change nothing

@@ -1,6 +1,8 @@
 """The vouchers service's settings: the kit's, plus how often rounds are closed and the books checked, and how many
 pledges are decided together at most."""
 
+from datetime import time
+
 from pydantic import Field
 
 from buurtkracht_kit.settings import KitSettings
@@ -23,3 +25,18 @@ class VouchersSettings(KitSettings):
         "one order that keeps commands from deadlocking (service.locking), and several reactions in one transaction "
         "would hold the locks of the first while taking those of the next",
     )
+    payout_debtor_name: str = Field(
+        "Gemeente Amsterdam",
+        min_length=1,
+        max_length=70,
+        description="The municipality's account the payouts are paid from: its holder",
+    )
+    payout_debtor_iban: str = Field(
+        "NL38BNGH0285012345", description="The municipality's account the payouts are paid from (checked with schwifty)"
+    )
+    payout_debtor_bic: str = Field("BNGHNL2G", description="The BIC of the municipality's bank")
+    payout_batch_closing_time: time = Field(
+        time(15, 0), description="The open payout batch closes every day at this local time (when it holds payouts)"
+    )
+    payout_batch_time_zone: str = Field("Europe/Amsterdam", description="The time zone of the closing time")
+    payout_batch_check_seconds: float = Field(60.0, gt=0, description="How often a due payout batch is looked for")

@@ -58,6 +58,8 @@ PAGE_OF_KIND: dict[str, str] = {
     "expense_approved": INITIATIVE,
     "expense_declined": INITIATIVE,
     "payout_settled": INITIATIVE,
+    "payout_returned": INITIATIVE,
+    "payout_cancelled": INITIATIVE,
     "round_results": ROUND,
     "webhook_disabled": INBOX,
 }

@@ -81,6 +81,9 @@ RULES: dict[type[Event], tuple[Rule, ...]] = {
     v.ExpenseDeclined: (Rule("expense_declined", (A.INITIATORS,)),),
     v.PayoutRequested: (),  # for the finance integration (webhooks)
     v.PayoutSettled: (Rule("payout_settled", (A.INITIATORS,)),),
+    v.PayoutBatchClosed: (),  # for the finance integration (webhooks)
+    v.PayoutReturned: (Rule("payout_returned", (A.INITIATORS,)),),
+    v.PayoutCancelled: (Rule("payout_cancelled", (A.INITIATORS,)),),
     v.FundsReturned: (),
     v.RoundClosed: (Rule("round_results", (A.FOLLOWERS, A.OFFICIALS)),),
 }

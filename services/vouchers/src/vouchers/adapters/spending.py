@@ -18,7 +18,8 @@ from .areas import in_areas, inside_any
 _CLAIM = """id, initiative_id, round_id, claimed_by, supplier, amount_cents, invoice_reference, status, decided_by,
     decision_reason, created_at, decided_at"""
 _PAYOUT = (
-    "id, claim_id, initiative_id, round_id, reference, amount_cents, status, bank_reference, settled_at, created_at"
+    "id, claim_id, initiative_id, round_id, reference, amount_cents, status, bank_reference, settled_at, created_at, "
+    "batch_id, attempt, cancelled_by, cancel_reason"
 )
 _CLAIM_COLUMNS = [column.strip() for column in _CLAIM.split(",")]
 _PAYOUT_COLUMNS = [column.strip() for column in _PAYOUT.split(",")]
@@ -156,8 +157,8 @@ class PayoutRepository:
 
     async def add(self, payout: Payout) -> None:
         await self._conn.execute(
-            """INSERT INTO payouts (id, claim_id, initiative_id, round_id, reference, amount_cents, status)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+            """INSERT INTO payouts (id, claim_id, initiative_id, round_id, reference, amount_cents, status, batch_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
             payout.id,
             payout.claim_id,
             payout.initiative_id,
@@ -165,6 +166,7 @@ class PayoutRepository:
             payout.reference,
             payout.amount_cents,
             payout.status.value,
+            payout.batch_id,
         )
 
     async def get(self, payout_id: uuid.UUID, *, for_update: bool = False) -> Payout | None:
@@ -195,11 +197,39 @@ class PayoutRepository:
         return await self._conn.fetchval("SELECT id FROM payouts WHERE reference = $1", reference)
 
     async def save(self, payout: Payout) -> None:
-        """Its settlement."""
+        """Its settlement, cancellation, return or batch."""
         await self._conn.execute(
-            "UPDATE payouts SET status = $2, bank_reference = $3, settled_at = $4 WHERE id = $1",
+            """UPDATE payouts SET status = $2, bank_reference = $3, settled_at = $4, batch_id = $5, attempt = $6,
+                   cancelled_by = $7, cancel_reason = $8,
+                   cancelled_at = CASE WHEN $2 = 'cancelled' THEN coalesce(cancelled_at, now()) END
+               WHERE id = $1""",
             payout.id,
             payout.status.value,
             payout.bank_reference,
             payout.settled_at,
+            payout.batch_id,
+            payout.attempt,
+            payout.cancelled_by,
+            payout.cancel_reason,
         )
+
+    async def waiting_of(self, initiative_id: uuid.UUID) -> list[uuid.UUID]:
+        """The initiative's payouts that wait for a batch (requested, in none), oldest first."""
+        rows = await self._conn.fetch(
+            """SELECT id FROM payouts WHERE initiative_id = $1 AND status = 'requested' AND batch_id IS NULL
+               ORDER BY created_at, id""",
+            initiative_id,
+        )
+        return [r["id"] for r in rows]
+
+    async def cancelled_by(self, person: str) -> list[Payout]:
+        rows = await self._conn.fetch(
+            f"SELECT {_PAYOUT} FROM payouts WHERE cancelled_by = $1 ORDER BY created_at, id", person
+        )
+        return [_payout(r) for r in rows]
+
+    async def forget_canceller(self, person: str, tombstone: str) -> int:
+        result = await self._conn.execute(
+            "UPDATE payouts SET cancelled_by = $2 WHERE cancelled_by = $1", person, tombstone
+        )
+        return int(result.split()[-1])

@@ -16,6 +16,7 @@ from .ballots import BallotRepository
 from .equal_shares import EqualSharesRepository
 from .initiatives import InitiativeRepository
 from .ledger import Ledger
+from .payouts import BatchRepository, PayeeRepository, StatementRepository
 from .pledges import PledgeRepository
 from .rounds import RoundRepository
 from .spending import ClaimRepository, PayoutRepository
@@ -29,6 +30,9 @@ class VouchersUnitOfWork(UnitOfWork):
     awards: AwardRepository
     claims: ClaimRepository
     payouts: PayoutRepository
+    payees: PayeeRepository
+    payout_batches: BatchRepository
+    statements: StatementRepository
     steering_groups: SteeringGroupRepository
     ledger: Ledger
     ballots: BallotRepository
@@ -43,6 +47,9 @@ class VouchersUnitOfWork(UnitOfWork):
         self.awards = AwardRepository(connection)
         self.claims = ClaimRepository(connection)
         self.payouts = PayoutRepository(connection)
+        self.payees = PayeeRepository(connection)
+        self.payout_batches = BatchRepository(connection)
+        self.statements = StatementRepository(connection)
         self.steering_groups = SteeringGroupRepository(connection)
         self.ledger = Ledger(connection)
         self.ballots = BallotRepository(connection)

@@ -7,7 +7,10 @@ Invariants:
 - a claim is decided once: approved, its hold becomes payable and a payout with its own reference is requested;
   declined (with a reason), the hold goes back to where the budget is — the initiative's budget, or, when the
   initiative has ended meanwhile, its round (the pool, or the municipality once the round has closed);
-- a payout settles once, for exactly its amount; the same confirmation again changes nothing.
+- a payout settles once, for exactly its amount; the same confirmation again changes nothing;
+- a payout is cancelled only while it is not settled and not in a closed batch (its file went to the bank): its
+  amount goes back where a declined claim's would; a transfer the bank returned undoes a settlement (paid goes back
+  to payable) and the payout waits to be sent again, counting its attempts so each settlement is booked once.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class ClaimStatus(StrEnum):
 class PayoutStatus(StrEnum):
     REQUESTED = "requested"
     SETTLED = "settled"
+    CANCELLED = "cancelled"
 
 
 class AmountMismatch(Conflict):
@@ -68,7 +72,95 @@ class Payout:
     bank_reference: str | None = None
     settled_at: datetime | None = None
     created_at: datetime | None = None
+    batch_id: uuid.UUID | None = None
+    attempt: int = 1
+    cancelled_by: str | None = None
+    cancel_reason: str | None = None
     events: list[Event] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def _booking(self) -> str:
+        """The journal reference of this attempt's settlement (the first attempt's is the payout's id)."""
+        return str(self.id) if self.attempt == 1 else f"{self.id}:{self.attempt}"
+
+    def cancel(
+        self, round_: Round, initiative: Initiative, cancelled_by: str, reason: str, left_cents: int, sent: bool
+    ) -> Entry:
+        """Cancelled before its batch closed (`sent`: it is in a closed batch): the payable amount goes back to the
+        initiative's budget, of which `left_cents` is left — or to its round, when the initiative has ended."""
+        if self.status is not PayoutStatus.REQUESTED:
+            raise Conflict(f"the payout is {self.status.value}: it cannot be cancelled", self.status.value)
+        if sent:
+            raise Conflict("the payout's batch is closed: its file went to the bank", "sent")
+        if not reason.strip():
+            raise InvalidInput("a cancellation needs a reason", "reason")
+        if initiative.ended:
+            release_to, _ = round_.returns_to()
+            self.events.append(round_.funds_returned(self.amount_cents, initiative.ending.reason, self.initiative_id))
+        else:
+            release_to = Account.of_initiative(Kind.BUDGET, self.initiative_id)
+        self.status, self.batch_id, self.cancelled_by, self.cancel_reason = (
+            PayoutStatus.CANCELLED,
+            None,
+            cancelled_by,
+            reason,
+        )
+        self.events.append(
+            events.PayoutCancelled(
+                round_id=self.round_id,
+                area_code=round_.area_code,
+                initiative_id=self.initiative_id,
+                initiators=initiative.initiators,
+                payout_id=self.id,
+                payout_reference=self.reference,
+                claim_id=self.claim_id,
+                amount_cents=self.amount_cents,
+                cancelled_by=cancelled_by,
+                reason=reason,
+            )
+        )
+        return Entry.transfer(
+            "payout_cancelled",
+            str(self.id),
+            Account.of_initiative(Kind.PAYABLE, self.initiative_id),
+            release_to,
+            self.amount_cents,
+        )
+
+    def returned(
+        self, round_: Round, initiative: Initiative, statement_reference: str, reason: str | None
+    ) -> Entry | None:
+        """The bank returned its transfer: it waits to be sent again (out of any batch; the service puts it in the
+        open one). A settled payout is unsettled: its amount goes back from paid to payable."""
+        if self.status is PayoutStatus.CANCELLED:
+            raise Conflict("the payout was cancelled", self.status.value)
+        was_settled = self.status is PayoutStatus.SETTLED
+        entry = None
+        if was_settled:
+            entry = Entry.transfer(
+                "payout_returned",
+                self._booking,
+                Account.of_initiative(Kind.PAID, self.initiative_id),
+                Account.of_initiative(Kind.PAYABLE, self.initiative_id),
+                self.amount_cents,
+            )
+        self.events.append(
+            events.PayoutReturned(
+                round_id=self.round_id,
+                area_code=round_.area_code,
+                initiative_id=self.initiative_id,
+                initiators=initiative.initiators,
+                payout_id=self.id,
+                payout_reference=self.reference,
+                amount_cents=self.amount_cents,
+                return_reason=reason,
+                statement_reference=statement_reference,
+                was_settled=was_settled,
+            )
+        )
+        self.status, self.bank_reference, self.settled_at = PayoutStatus.REQUESTED, None, None
+        self.batch_id, self.attempt = None, self.attempt + 1
+        return entry
 
     def settle(
         self, round_: Round, initiative: Initiative, bank_reference: str, paid_at: datetime, amount_cents: int | None
@@ -83,6 +175,8 @@ class Payout:
             if self.bank_reference == bank_reference:
                 return None
             raise Conflict("the payout was settled with another bank reference", "settled")
+        if self.status is PayoutStatus.CANCELLED:
+            raise Conflict("the payout was cancelled", self.status.value)
         self.status, self.bank_reference, self.settled_at = PayoutStatus.SETTLED, bank_reference, paid_at
         self.events.append(
             events.PayoutSettled(
@@ -98,7 +192,7 @@ class Payout:
         )
         return Entry.transfer(
             "payout_settled",
-            str(self.id),
+            self._booking,
             Account.of_initiative(Kind.PAYABLE, self.initiative_id),
             Account.of_initiative(Kind.PAID, self.initiative_id),
             self.amount_cents,

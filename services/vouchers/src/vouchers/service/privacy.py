@@ -11,7 +11,11 @@ Forgetting replaces the resident's id by the tombstone wherever a record must st
   votes they cast;
 - the initiatives they (co-)initiate, the rounds they opened and the steering groups they registered name the
   tombstone in their place;
-- the kit's tables (unpublished events, stored answers, failures): see `buurtkracht_kit.erasure`.
+- the kit's tables (unpublished events, stored answers, failures): see `buurtkracht_kit.erasure`;
+- the bank accounts they gave for initiatives are removed, IBAN and holder's name (they may be theirs): the
+  initiative's payouts that waited in the open payout batch wait outside it until an initiator gives an account
+  again. The payouts they cancelled, the batches they closed and the statements they uploaded name the tombstone.
+  A batch's file that went to the bank stays as it was: it is the municipality's record of what it paid, to whom.
 What stays as written is the public or bookkeeping text of those records — an initiative's title, a round's name, a
 claim's supplier, invoice reference and decision reason, a payout's bank reference: claims and payouts are the
 municipality's financial records, which it must keep. The tombstone stands for one resident only, so no two people
@@ -37,10 +41,11 @@ from ..adapters.steering import GroupRegistration, Membership
 from ..adapters.unit_of_work import VouchersUnitOfWork
 from ..domain.awards import Award
 from ..domain.ballots import Ballot
+from ..domain.banking import Payee, PayoutBatch
 from ..domain.initiatives import Initiative
 from ..domain.pledges import Pledge, Wallet
 from ..domain.rounds import Round
-from ..domain.spending import Claim
+from ..domain.spending import Claim, Payout
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +65,10 @@ class Export:
     rounds_opened: list[Round]
     steering_groups_registered: list[GroupRegistration]
     ballots: list[Ballot]
+    bank_accounts_given: list[Payee]
+    payouts_cancelled: list[Payout]
+    payout_batches_closed: list[PayoutBatch]
+    bank_statements_uploaded: list[str]
 
 
 async def export(uow: VouchersUnitOfWork, actor: Principal) -> Export:
@@ -80,6 +89,10 @@ async def export(uow: VouchersUnitOfWork, actor: Principal) -> Export:
         await uow.rounds.opened_by(subject),
         await uow.steering_groups.registered_by(subject),
         await uow.ballots.of_resident(subject),
+        await uow.payees.given_by(subject),
+        await uow.payouts.cancelled_by(subject),
+        await uow.payout_batches.closed_by(subject),
+        await uow.statements.uploaded_by(subject),
     )
 
 
@@ -100,10 +113,15 @@ async def forget_resident(uow: VouchersUnitOfWork, resident_id: str, tombstone: 
     await uow.ballots.forget_resident(resident_id, tombstone)
     opened = await uow.rounds.forget_creator(resident_id, tombstone)
     committee += await uow.steering_groups.forget_person(resident_id, tombstone)
+    bank_accounts = await uow.payees.forget_person(resident_id)
+    await uow.payout_batches.leave_open(bank_accounts)
+    await uow.payouts.forget_canceller(resident_id, tombstone)
+    await uow.payout_batches.forget_closer(resident_id, tombstone)
+    await uow.statements.forget_uploader(resident_id, tombstone)
     await uow.kit_tables.forget(resident_id, tombstone)
     logger.info(
         "resident forgotten as %s: %d wallets, %d pledges, %d initiatives, %d expense claims, %d committee records, "
-        "%d rounds opened",
+        "%d rounds opened, %d bank accounts",
         tombstone,
         len(wallet_rounds),
         pledges,
@@ -111,4 +129,5 @@ async def forget_resident(uow: VouchersUnitOfWork, resident_id: str, tombstone: 
         claims,
         committee,
         opened,
+        len(bank_accounts),
     )

@@ -13,11 +13,13 @@ from buurtkracht_contracts.refusals import NotAllowed, NotFound
 from buurtkracht_kit.auth import Principal, Role
 
 from ..adapters.unit_of_work import VouchersUnitOfWork
+from ..domain.banking import BankAccount
 from ..domain.initiatives import Budget, Initiative
 from ..domain.ledger import Account, Kind
 from ..domain.spending import Claim, ClaimStatus, Payout, PayoutStatus
 from .access import found, is_member_for, is_official_for
 from .locking import lock
+from .payouts import join_open_batch, leave_open_batch, put_payee
 
 
 async def budget_of(uow: VouchersUnitOfWork, initiative: Initiative) -> Budget:
@@ -41,7 +43,9 @@ async def claim_expense(
     amount_cents: int,
     invoice_reference: str,
     now: datetime,
+    bank_account: BankAccount | None = None,
 ) -> tuple[Claim, Budget]:
+    """An initiator's claim; with `bank_account`, the initiative's bank account is given (or changed) with it."""
     locked = await lock(uow, initiative_id=initiative_id)
     initiative = found(locked.initiative, f"initiative {initiative_id}")
     claim, hold = Claim.submit(
@@ -56,6 +60,8 @@ async def claim_expense(
     )
     await uow.ledger.post(claim.round_id, hold)
     await uow.claims.add(claim)
+    if bank_account is not None:
+        await put_payee(uow, initiative, actor, bank_account, now)
     uow.collect(claim)
     return claim, await budget_of(uow, initiative)
 
@@ -64,7 +70,8 @@ async def decide_expense(
     uow: VouchersUnitOfWork, actor: Principal, claim_id: uuid.UUID, approve: bool, reason: str | None, now: datetime
 ) -> tuple[Claim, Payout | None]:
     """An official of the round's area or a member of its steering group approves the claim (its payout is
-    requested) or declines it; never its claimant or an initiator of its initiative."""
+    requested, and waits in the open payout batch when the initiative has a bank account) or declines it; never its
+    claimant or an initiator of its initiative."""
     locked = await lock(uow, claim_id=claim_id)
     claim = found(locked.claim, f"expense claim {claim_id}")
     round_, initiative = found(locked.round, "its round"), found(locked.initiative, "its initiative")
@@ -80,6 +87,7 @@ async def decide_expense(
     await uow.ledger.post(claim.round_id, entry)
     await uow.claims.save(claim)
     if claim.payout is not None:
+        await join_open_batch(uow, claim.payout, now)
         await uow.payouts.add(claim.payout)
     uow.collect(claim, claim.payout)
     return claim, claim.payout
@@ -93,13 +101,15 @@ async def confirm_payout(
     paid_at: datetime,
     amount_cents: int | None = None,
 ) -> Payout:
-    """The finance integration paid the supplier; `amount_cents`, when given, must be the payout's amount."""
+    """The finance integration paid the supplier; `amount_cents`, when given, must be the payout's amount. A payout
+    confirmed so while its batch is open leaves the batch: it is paid, the bank file must not pay it again."""
     _require_finance(actor)
     locked = await lock(uow, payout_id=payout_id)
     payout = found(locked.payout, f"payout {payout_id}")
     round_, initiative = found(locked.round, "its round"), found(locked.initiative, "its initiative")
     entry = payout.settle(round_, initiative, bank_reference, paid_at, amount_cents)
     if entry is not None:
+        await leave_open_batch(uow, payout)
         await uow.ledger.post(payout.round_id, entry)
         await uow.payouts.save(payout)
         uow.collect(payout)

@@ -12,12 +12,17 @@ closing a round again is refused (409 `closed`); issuing wallets again issues no
 resident has one wallet per round) and claiming one's wallet again is refused (409); confirming a payout again with
 the same bank reference changes nothing and answers the settled payout; casting the same vote again leaves the
 ballot as it is (and after the decision is refused with the decision as `current_status`); withdrawing a pledge
-again is refused (409 `withdrawn`); registering the same steering group again changes nothing."""
+again is refused (409 `withdrawn`); registering the same steering group again changes nothing.
+
+The bank round trip needs no key either: giving the same bank account again changes nothing; cancelling a payout
+again is refused (409 `cancelled`), and so is closing a closed batch (409 `closed`); a bank statement uploaded again
+reads every line as read before (`already_read`) and changes nothing, because each line is recorded once with what it
+did."""
 
 from fastapi import APIRouter
 
-from . import awards, ballots, equal_shares, me, pledges, rounds, spending, steering, wallets
+from . import awards, ballots, equal_shares, me, payouts, pledges, rounds, spending, steering, wallets
 
 router = APIRouter(prefix="/api/v1")
-for area in (rounds, wallets, pledges, steering, awards, spending, me, ballots, equal_shares):
+for area in (rounds, wallets, pledges, steering, awards, spending, payouts, me, ballots, equal_shares):
     router.include_router(area.router)

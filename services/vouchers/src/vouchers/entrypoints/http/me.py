@@ -15,8 +15,9 @@ from ...domain.awards import AwardStatus
 from ...service import privacy
 from .ballots import BallotOut
 from .common import Answer, unit_of_work
+from .payouts import BankAccountOut, BatchOut
 from .rounds import RoundSummaryOut
-from .spending import ClaimOut
+from .spending import ClaimOut, PayoutOut
 
 router = APIRouter(tags=["me"])
 
@@ -92,10 +93,19 @@ class PersonalDataExport(Answer):
         description="The steering groups you last registered (officials)"
     )
     ballots: list[BallotOut] = Field(description="Your ballots in Equal Shares rounds, oldest first")
+    bank_accounts_given: list[BankAccountOut] = Field(
+        description="The bank accounts you gave for your initiatives' payouts, IBAN in full"
+    )
+    payouts_cancelled: list[PayoutOut] = Field(description="The payouts you cancelled (officials, finance)")
+    payout_batches_closed: list[BatchOut] = Field(description="The payout batches you closed (officials, finance)")
+    bank_statements_uploaded: list[str] = Field(description="The ids of the bank statements you uploaded (finance)")
 
 
 @router.get("/me/export", summary="Everything this service holds about you (AVG/GDPR article 15)")
 async def export_personal_data(caller: Caller, request: Request) -> PersonalDataExport:
     async with unit_of_work(request) as uow:
         export = await privacy.export(uow, caller)
-    return PersonalDataExport.model_validate(export, from_attributes=True)
+    return PersonalDataExport.model_validate(
+        export.__dict__ | {"bank_accounts_given": [BankAccountOut.of(payee) for payee in export.bank_accounts_given]},
+        from_attributes=True,
+    )

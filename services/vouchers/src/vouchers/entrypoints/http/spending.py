@@ -17,6 +17,7 @@ from buurtkracht_kit.paging import MAX_CENTS, Limit, Offset
 from ...adapters.unit_of_work import VouchersUnitOfWork
 from ...domain.spending import ClaimStatus, PayoutStatus
 from ...service import queries, spending
+from .bank_accounts import BankAccountIn
 from .common import Answer, IdempotencyKey, Paged, money_moving, now, unit_of_work
 
 router = APIRouter(tags=["spending"])
@@ -39,6 +40,9 @@ class NewClaim(Strict):
     supplier: Line = Field(min_length=1, max_length=200)
     amount_cents: StrictInt = Field(gt=0, le=MAX_CENTS)
     invoice_reference: Line = Field(min_length=1, max_length=100)
+    bank_account: BankAccountIn | None = Field(
+        None, description="The initiative's bank account for its payouts, given (or changed) with the claim"
+    )
 
 
 class ClaimOut(Answer):
@@ -92,6 +96,8 @@ class PayoutOut(Answer):
     bank_reference: str | None
     settled_at: datetime | None
     created_at: datetime | None = None
+    batch_id: uuid.UUID | None = Field(None, description="The payout batch it waits in or was sent with")
+    attempt: int = Field(1, description="How many times it was sent: a transfer the bank returned is sent again")
 
 
 class PayoutPage(Paged):
@@ -116,8 +122,9 @@ async def claim_expense(
     body: NewClaim, caller: Caller, request: Request, idempotency_key: IdempotencyKey = None
 ) -> ClaimOut:
     async def command(uow: VouchersUnitOfWork) -> ClaimOut:
+        account = body.bank_account.account("bank_account.") if body.bank_account else None
         claim, _ = await spending.claim_expense(
-            uow, caller, body.initiative_id, body.supplier, body.amount_cents, body.invoice_reference, now()
+            uow, caller, body.initiative_id, body.supplier, body.amount_cents, body.invoice_reference, now(), account
         )
         return ClaimOut.model_validate(claim, from_attributes=True)
 
