@@ -6,101 +6,27 @@ the Pabulib file are public once the round closed."""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from pabutools.election.pabulib import parse_pabulib_from_string
+from test_vouchers_api import OFFICIAL, approve_initiative, events_keyed, key, refused, resident, token
 from vouchers.adapters.equal_shares import EqualSharesRepository
 from vouchers.adapters.ledger import Ledger
 from vouchers.service import rounds
 
 from buurtkracht_contracts import Envelope
-from buurtkracht_contracts import initiatives as initiative_events
 from buurtkracht_contracts.kafka import to_kafka
 from buurtkracht_contracts.notifications import ResidentForgetRequested
-from buurtkracht_contracts.topics import INITIATIVES_EVENTS, NOTIFICATIONS_EVENTS, VOUCHERS_EVENTS
-from buurtkracht_kit.auth import Principal, Role, mint
-from tests.integration.kit_domain import read_topic
-from tests.keys import PRIVATE
+from buurtkracht_contracts.topics import NOTIFICATIONS_EVENTS
+from buurtkracht_kit.auth import Principal, Role
 
 pytestmark = pytest.mark.integration
 
 WIJK, BUURT = "WK036300", "BU03630001"
-INITIATIVES_SOURCE = "urn:nld:oin:00000000000000000000:systeem:buurtkracht-initiatives"
-PREFIX = "nl.buurtkracht.vouchers."
-
-
-def token(sub: str, roles: list[str], areas: list[str]) -> dict[str, str]:
-    issued = mint(
-        PRIVATE, issuer="https://login.buurtkracht.local", audience="buurtkracht", subject=sub, roles=roles, areas=areas
-    )
-    return {"Authorization": f"Bearer {issued}"}
-
-
-OFFICIAL = token("o-1", ["official"], [WIJK])
-
-
-def resident(sub: str, buurt: str = BUURT) -> dict[str, str]:
-    return token(sub, ["resident"], [buurt])
-
-
-def key() -> dict[str, str]:
-    return {"Idempotency-Key": str(uuid.uuid4())}
-
-
-async def approve_initiative(service, kafka_bootstrap: str, amount: int, initiators=("r-owner",), area=BUURT):
-    """The initiatives service approves an initiative: its event reaches this service through Kafka."""
-    initiative_id = uuid.uuid4()
-    event = initiative_events.InitiativeApproved(
-        initiative_id=initiative_id,
-        area_code=area,
-        title="Geveltuinen",
-        initiators=list(initiators),
-        official_id="o-1",
-        requested_amount_cents=amount,
-        approved_amount_cents=amount,
-    )
-    record = to_kafka(Envelope.wrap(event, INITIATIVES_SOURCE))
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(INITIATIVES_EVENTS, record.value, key=record.key, headers=record.headers)
-    finally:
-        await producer.stop()
-    for _ in range(300):
-        async with service.pool.acquire() as conn:
-            if await conn.fetchval("SELECT status FROM initiatives WHERE id = $1", initiative_id) == "approved":
-                return initiative_id
-        await asyncio.sleep(0.1)
-    raise AssertionError("the approved initiative never arrived")
-
-
-async def refused(answer: httpx.Response, status: int) -> dict:
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"] == "application/problem+json"
-    return answer.json()
-
-
-async def events_keyed(service, kafka_bootstrap: str, key: str, at_least: int) -> list[tuple[str, dict]]:
-    """(type, data) of the events this service published keyed by `key`, in order, once `at_least` are on Kafka."""
-    source = service.settings.event_source.encode()
-    found: list = []
-    for _ in range(20):
-        records = await read_topic(kafka_bootstrap, VOUCHERS_EVENTS, at_least=1, timeout=10)
-        found = sorted(
-            (r for r in records if r.key == key.encode() and dict(r.headers).get("ce_source") == source),
-            key=lambda r: (r.partition, r.offset),
-        )
-        if len(found) >= at_least:
-            break
-        await asyncio.sleep(0.5)
-    return [(dict(r.headers)["ce_type"].decode().removeprefix(PREFIX), json.loads(r.value)) for r in found]
-
 
 WARSAW = Path(__file__).parent / "data" / "poland_warszawa_2017_plac-wojska-polskiego.pb"
 

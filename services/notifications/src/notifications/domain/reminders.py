@@ -116,33 +116,21 @@ def days_waited(since: datetime, now: datetime) -> int:
 
 def rounds_closing(rounds: list[RoundKnown], now: datetime, policy: Policy) -> list[Due]:
     """Pledge rounds that close within the policy's days: their wallet holders with vouchers left are reminded."""
-    if not policy.enabled:
-        return []
-    return [
-        Due(
-            Kind.ROUND_CLOSING,
-            str(r.round_id),
-            r.closes_at,
-            {
-                "round_id": str(r.round_id),
-                "round_name": r.name,
-                "area_code": r.area_code,
-                "closes_at": r.closes_at.isoformat(),
-                "days_left": days_left(r.closes_at, now),
-            },
-        )
-        for r in rounds
-        if r.mechanism == "pledge" and not r.closed and closing_soon(r.opens_at, r.closes_at, now, policy.days)
-    ]
+    return _closing(Kind.ROUND_CLOSING, "pledge", rounds, now, policy)
 
 
 def ballots_closing(rounds: list[RoundKnown], now: datetime, policy: Policy) -> list[Due]:
     """Equal Shares rounds that close within the policy's days: residents who have not voted are reminded."""
+    return _closing(Kind.BALLOT_OPEN, "equal_shares", rounds, now, policy)
+
+
+def _closing(kind: Kind, mechanism: str, rounds: list[RoundKnown], now: datetime, policy: Policy) -> list[Due]:
+    """The open rounds of `mechanism` that close within the policy's days, as `kind` reminders."""
     if not policy.enabled:
         return []
     return [
         Due(
-            Kind.BALLOT_OPEN,
+            kind,
             str(r.round_id),
             r.closes_at,
             {
@@ -154,7 +142,7 @@ def ballots_closing(rounds: list[RoundKnown], now: datetime, policy: Policy) -> 
             },
         )
         for r in rounds
-        if r.mechanism == "equal_shares" and not r.closed and closing_soon(r.opens_at, r.closes_at, now, policy.days)
+        if r.mechanism == mechanism and not r.closed and closing_soon(r.opens_at, r.closes_at, now, policy.days)
     ]
 
 
