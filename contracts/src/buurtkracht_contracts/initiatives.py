@@ -224,3 +224,70 @@ class AreaRegistered(Event):
 
     def subject(self) -> str:
         return self.code
+
+
+# -- asking neighbours: help requests and the personal asks they lead to ------------------------------------------
+
+
+@register
+class HelpRequested(InitiativeEvent):
+    """The initiators ask for help: `people_needed` neighbours whose offers share a tag with `tags`, each for about
+    `hours_per_person` hours (`needed_at`: from when, if they said). The asking that follows names nobody here."""
+
+    event_type: ClassVar[str] = _type("help-requested")
+    help_request_id: uuid.UUID
+    tags: list[str] = Field(min_length=1)
+    description: str
+    hours_per_person: int = Field(ge=1)
+    people_needed: int = Field(ge=1)
+    needed_at: datetime | None = None
+    requested_by: ResidentId
+
+
+@register
+class NeighbourAsked(InitiativeEvent):
+    """One resident whose offer fits a help request is asked personally (the notifications service brings them the
+    ask, with its two answers). Only the asked resident and the services learn who was asked; the initiators never
+    do."""
+
+    event_type: ClassVar[str] = _type("neighbour-asked")
+    help_request_id: uuid.UUID
+    ask_id: uuid.UUID
+    resident_id: ResidentId = Field(description="The resident asked")
+    tags: list[str] = Field(min_length=1)
+    description: str
+    hours_per_person: int = Field(ge=1)
+    needed_at: datetime | None = None
+
+
+@register
+class HelpAccepted(InitiativeEvent):
+    """The asked resident said yes: they volunteer for the initiative (a `VolunteerJoined` follows unless they
+    already did); `accepted_count` yeses so far."""
+
+    event_type: ClassVar[str] = _type("help-accepted")
+    help_request_id: uuid.UUID
+    ask_id: uuid.UUID
+    resident_id: ResidentId = Field(description="The resident who said yes")
+    accepted_count: int = Field(ge=1)
+
+
+@register
+class HelpDeclined(InitiativeEvent):
+    """The asked resident said "not this time"; they are asked later than others who fit, for a while."""
+
+    event_type: ClassVar[str] = _type("help-declined")
+    help_request_id: uuid.UUID
+    ask_id: uuid.UUID
+    resident_id: ResidentId = Field(description="The resident who said no")
+
+
+@register
+class HelpRequestFilled(InitiativeEvent):
+    """Enough neighbours said yes: the request is closed and nobody is asked for it any more; unanswered asks of it
+    lapse."""
+
+    event_type: ClassVar[str] = _type("help-request-filled")
+    help_request_id: uuid.UUID
+    people_needed: int = Field(ge=1)
+    accepted_count: int = Field(ge=1)

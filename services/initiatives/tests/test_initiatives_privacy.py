@@ -303,6 +303,8 @@ async def test_a_forgotten_resident_is_nowhere_in_the_database_while_initiatives
         "supports": [],
         "volunteering": [],
         "transitions": [],
+        "offer": None,
+        "asks": [],
     }
 
     # forgetting again, and forgetting someone never seen, change nothing

@@ -12,17 +12,20 @@ from buurtkracht_kit.erasure import KitTables
 from buurtkracht_kit.idempotency import IdempotencyKeys
 
 from .areas import AreaRepository
+from .help import HelpRepository
 from .repository import InitiativeRepository
 
 
 class InitiativesUnitOfWork(UnitOfWork):
     initiatives: InitiativeRepository
     areas: AreaRepository
+    help: HelpRepository
     idempotency_keys: IdempotencyKeys
     kit_tables: KitTables
 
     def bind(self, connection: asyncpg.Connection) -> None:
         self.initiatives = InitiativeRepository(connection)
         self.areas = AreaRepository(connection)
+        self.help = HelpRepository(connection)
         self.idempotency_keys = IdempotencyKeys(connection)
         self.kit_tables = KitTables(connection)

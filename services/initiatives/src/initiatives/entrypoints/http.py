@@ -434,6 +434,27 @@ class TransitionExport(BaseModel):
     at: datetime
 
 
+class AskExport(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    initiative_id: uuid.UUID
+    help_request_id: uuid.UUID
+    status: str = Field(description="open, yes, no, lapsed (the request filled) or withdrawn (you withdrew your offer)")
+    asked_at: datetime
+    answered_at: datetime | None
+
+
+class OfferExport(BaseModel):
+    tags: list[str]
+    hours_per_month: int
+    reach: str
+    home_buurt: str
+    max_asks_per_month: int
+    introduction: str
+    updated_at: datetime | None
+
+
 class PersonalDataExport(BaseModel):
     subject: str = Field(description="Your pseudonymous id: everything below is held about it")
     initiatives: list[InitiativeOut] = Field(
@@ -444,6 +465,10 @@ class PersonalDataExport(BaseModel):
     transitions: list[TransitionExport] = Field(
         description="The steps in initiatives' histories you made (a submission, a review, a support that reached "
         "the threshold, ...)"
+    )
+    offer: OfferExport | None = Field(None, description="What you offered to help with, if you did")
+    asks: list[AskExport] = Field(
+        default_factory=list, description="Every time you were asked to help, and your answer"
     )
 
 
@@ -457,4 +482,16 @@ async def export_personal_data(caller: Caller, request: Request) -> PersonalData
         supports=[SupportExport.model_validate(support) for support in export.supports],
         volunteering=[VolunteeringExport.model_validate(volunteering) for volunteering in export.volunteering],
         transitions=[TransitionExport.model_validate(made) for made in export.transitions],
+        offer=None
+        if export.offer is None
+        else OfferExport(
+            tags=sorted(export.offer.tags),
+            hours_per_month=export.offer.hours_per_month,
+            reach=export.offer.reach.value,
+            home_buurt=export.offer.home_buurt,
+            max_asks_per_month=export.offer.max_asks_per_month,
+            introduction=export.offer.introduction,
+            updated_at=export.offer.updated_at,
+        ),
+        asks=[AskExport.model_validate(ask) for ask in export.asks],
     )

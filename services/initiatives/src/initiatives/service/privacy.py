@@ -9,6 +9,8 @@ Forgetting keeps what the neighbourhood relies on and erases what is the residen
 - their supports and volunteer sign-ups count on under the tombstone, so no count changes; the offer they wrote
   when they signed up is erased (an empty text);
 - the transitions they made keep their place in each history, with the tombstone as actor;
+- their offer of help is deleted; their asks (and the help requests they made) count on under the tombstone, an
+  unanswered ask withdrawn, so the officials' counts do not change and nobody asks the tombstone anything;
 - the kit's tables (unpublished events, stored answers, failures): see `buurtkracht_kit.erasure`.
 The tombstone stands for one resident only, so no two people ever share a support or a sign-up. Applying it again,
 or for a resident the service never saw, finds nothing and changes nothing.
@@ -21,8 +23,10 @@ from dataclasses import dataclass
 
 from buurtkracht_kit.auth import Principal
 
+from ..adapters.help import StoredAsk
 from ..adapters.repository import Made, Supported, Volunteering
 from ..adapters.unit_of_work import InitiativesUnitOfWork
+from ..domain.help import Offer
 from ..domain.model import Initiative
 
 logger = logging.getLogger(__name__)
@@ -37,6 +41,8 @@ class Export:
     supports: list[Supported]
     volunteering: list[Volunteering]
     transitions: list[Made]
+    offer: Offer | None
+    asks: list[StoredAsk]
 
 
 async def export(uow: InitiativesUnitOfWork, actor: Principal) -> Export:
@@ -50,6 +56,8 @@ async def export(uow: InitiativesUnitOfWork, actor: Principal) -> Export:
         await uow.initiatives.supports_of(subject),
         await uow.initiatives.volunteering_of(subject),
         await uow.initiatives.made_by(subject),
+        await uow.help.offer_of(subject),
+        await uow.help.asks_of(subject),
     )
 
 
@@ -64,12 +72,16 @@ async def forget_resident(uow: InitiativesUnitOfWork, resident_id: str, tombston
     supports = await uow.initiatives.forget_supporter(resident_id, tombstone)
     volunteering = await uow.initiatives.forget_volunteer(resident_id, tombstone)
     transitions = await uow.initiatives.forget_actor(resident_id, tombstone)
+    offers, asks = await uow.help.forget(resident_id, tombstone)
     await uow.kit_tables.forget(resident_id, tombstone)
     logger.info(
-        "resident forgotten as %s: %d initiatives, %d supports, %d volunteer sign-ups, %d transitions",
+        "resident forgotten as %s: %d initiatives, %d supports, %d volunteer sign-ups, %d transitions, %d offers, "
+        "%d asks",
         tombstone,
         initiatives,
         supports,
         volunteering,
         transitions,
+        offers,
+        asks,
     )
