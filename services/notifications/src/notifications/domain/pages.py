@@ -18,6 +18,7 @@ CLAIM = "/declaraties/{claim_id}"
 ROUND = "/rondes/{round_id}"
 ROUND_AWARDS = "/rondes/{round_id}/toekenningen"
 AREA = "/buurten/{area_code}"
+ASK = "/vragen/{ask_id}"
 SETTINGS = "/instellingen"
 INBOX = "/inbox"
 
@@ -62,6 +63,8 @@ PAGE_OF_KIND: dict[str, str] = {
     "payout_cancelled": INITIATIVE,
     "round_results": ROUND,
     "webhook_disabled": INBOX,
+    "help_asked": ASK,
+    "help_request_filled": INITIATIVE,
 }
 
 

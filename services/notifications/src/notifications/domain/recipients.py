@@ -63,6 +63,11 @@ RULES: dict[type[Event], tuple[Rule, ...]] = {
     i.InitiativeCompleted: (Rule("initiative_completed", (*INVOLVED, A.FOLLOWERS)),),
     i.InitiativeCancelled: (Rule("initiative_cancelled", INVOLVED),),
     i.AreaRegistered: (),  # names areas in messages; tells nobody
+    i.HelpRequested: (),  # the initiators made it; the asks that follow reach the neighbours
+    i.NeighbourAsked: (Rule("help_asked", (A.NAMED,)),),  # the personal ask, to the asked resident only
+    i.HelpAccepted: (),  # the VolunteerJoined of the yes tells the initiators
+    i.HelpDeclined: (),  # nobody is told who said no
+    i.HelpRequestFilled: (Rule("help_request_filled", (A.INITIATORS,)),),
     v.RoundOpened: (Rule("round_opened", (A.FOLLOWERS,)),),
     v.WalletsIssued: (Rule("wallet_issued", (A.NAMED,)),),
     v.PledgeMade: (Rule("pledge_confirmed", (A.NAMED,)),),
@@ -119,7 +124,9 @@ def named_residents(event: Event, kind: str) -> list[str]:
             return list(event.left_member_ids)
         return []  # a member who stays (also one who now chairs) is not told
     if isinstance(event, v.AwardProposed):
-        return list(event.eligible_member_ids)  # the members who may vote on it; the proposer is the actor
+        return list(event.eligible_member_ids)
+    if isinstance(event, i.NeighbourAsked):
+        return [event.resident_id]  # the members who may vote on it; the proposer is the actor
     return []
 
 
