@@ -154,6 +154,46 @@ async def own_in_progress_report(w: Initiatives, who: Person | None) -> Call:
     return Call({"initiative_id": await w.initiative("in_progress", owner=RESIDENT)}, json=body)
 
 
+OFFER = {"tags": ["koken"], "hours_per_month": 4, "reach": "wijk", "max_asks_per_month": 31}
+HELP_REQUEST = {"tags": ["klussen"], "description": "Helpen sjouwen", "hours_per_person": 2, "people_needed": 1}
+
+
+async def an_offer(w: Initiatives, who: Person | None) -> Call:
+    return Call(json=OFFER)
+
+
+async def offer_of_resident(w: Initiatives, who: Person | None) -> Call:
+    """The resident offers help; any other caller has withdrawn theirs."""
+    await w.ok("PUT", "/api/v1/offers/me", RESIDENT, json=OFFER)
+    if who is not None and who != RESIDENT:
+        await w.request("DELETE", "/api/v1/offers/me", who)
+    return Call()
+
+
+async def own_gathering_support_help_request(w: Initiatives, who: Person | None) -> Call:
+    return Call({"initiative_id": await w.initiative("gathering_support", owner=RESIDENT)}, json=HELP_REQUEST)
+
+
+async def ask_to_resident(w: Initiatives) -> str:
+    """A neighbour's initiative asks for help that only the resident offers; the asking pass asks them."""
+    from initiatives.app import ask_neighbours
+
+    await w.ok("PUT", "/api/v1/offers/me", RESIDENT, json=OFFER | {"tags": ["klussen"]})
+    initiative_id = await w.initiative("gathering_support")
+    request = await w.ok("POST", f"/api/v1/initiatives/{initiative_id}/help-requests", NEIGHBOUR, json=HELP_REQUEST)
+    await ask_neighbours(w.service, datetime.now(UTC))
+    export = await w.ok("GET", "/api/v1/me/export", RESIDENT)
+    return next(ask["id"] for ask in export["asks"] if ask["help_request_id"] == request["id"])
+
+
+async def an_ask(w: Initiatives, who: Person | None) -> Call:
+    return Call({"ask_id": await w.shared("ask to the resident", lambda: ask_to_resident(w))})
+
+
+async def ask_answered_yes(w: Initiatives, who: Person | None) -> Call:
+    return Call({"ask_id": await ask_to_resident(w)}, json={"answer": "yes"})
+
+
 async def new_round(w: Vouchers, who: Person | None) -> Call:
     opens = datetime.now(UTC) + timedelta(days=7)
     body = {
@@ -412,7 +452,7 @@ async def public_initiative(w: Portal, who: Person | None) -> Call:
 async def page_ids(w: World, who: Person | None) -> Call:
     """The parameters of a portal page: ids of nothing (a page sends to sign-in before it looks one up), and the
     name of an asset it serves."""
-    ids = ("initiative_id", "round_id", "claim_id", "notification_id")
+    ids = ("initiative_id", "round_id", "claim_id", "notification_id", "ask_id")
     return Call({name: str(uuid.uuid4()) for name in ids} | {"name": "portal.css"})
 
 
@@ -491,6 +531,16 @@ MATRIX: list[Row] = [
     ("initiatives",   "POST",   INITIATIVE + "/start",                                    own_funded,                        401, 200, 403, 403, 403, 403, 403, 403),
     ("initiatives",   "POST",   INITIATIVE + "/cancel",                                   own_funded_cancellation,           401, 200, 403, 403, 403, 403, 403, 403),
     ("initiatives",   "POST",   INITIATIVE + "/report",                                   own_in_progress_report,            401, 200, 403, 403, 403, 403, 403, 403),
+    ("initiatives",   "POST",   INITIATIVE + "/help-requests",                            own_gathering_support_help_request, 401, 201, 403, 403, 403, 403, 403, 403),
+    ("initiatives",   "GET",    INITIATIVE + "/help-requests",                            own_gathering_support,             401, 200, 403, 403, 403, 403, 403, 403),
+    ("initiatives",   "GET",    "/api/v1/offers/tags",                                    nothing,                           401, 200, 200, 200, 200, 200, 200, 200),
+    ("initiatives",   "PUT",    "/api/v1/offers/me",                                      an_offer,                          401, 200, 200, 403, 403, 200, 403, 403),
+    ("initiatives",   "GET",    "/api/v1/offers/me",                                      offer_of_resident,                 401, 200, 404, 404, 404, 404, 404, 404),
+    ("initiatives",   "GET",    "/api/v1/asks/{ask_id}",                                  an_ask,                            401, 200, 404, 404, 404, 404, 404, 404),
+    ("initiatives",   "POST",   "/api/v1/asks/{ask_id}/answer",                           ask_answered_yes,                  401, 200, 404, 404, 404, 404, 404, 404),
+    ("initiatives",   "GET",    "/api/v1/areas/{area_code}/help-statistics",              in_the_area,                       401, 403, 403, 200, 403, 403, 403, 403),
+    # withdrawing finds the caller's offer or none: the same answer either way
+    ("initiatives",   "DELETE", "/api/v1/offers/me",                                      nothing,                           401, 204, 204, 204, 204, 204, 204, 204),
 
     ("vouchers",      "POST",   "/api/v1/rounds",                                         new_round,                         401, 403, 403, 201, 403, 403, 403, 403),
     ("vouchers",      "GET",    "/api/v1/rounds",                                         nothing,                           401, 200, 200, 200, 200, 200, 200, 200),
@@ -602,6 +652,10 @@ MATRIX: list[Row] = [
     ("portal",        "POST",   "/initiatieven/{initiative_id}/indienen",                      page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
     ("portal",        "POST",   "/initiatieven/{initiative_id}/meedoen",                       page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
     ("portal",        "POST",   "/initiatieven/{initiative_id}/beginnen",                      page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "POST",   "/initiatieven/{initiative_id}/hulpvraag",                     page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "GET",    "/vragen/{ask_id}",                                            page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "POST",   "/vragen/{ask_id}",                                            page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
+    ("portal",        "POST",   "/instellingen/hulp",                                          nothing,                           303, 303, 303, 303, 303, 303, 303, 303),
     ("portal",        "GET",    "/initiatieven/{initiative_id}/declareren",                    page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
     ("portal",        "POST",   "/initiatieven/{initiative_id}/declareren",                    page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),
     ("portal",        "GET",    "/initiatieven/{initiative_id}/verslag",                       page_ids,                          303, 303, 303, 303, 303, 303, 303, 303),

@@ -293,8 +293,17 @@ def test_no_person_is_kept_whatever_the_events_name():
 
 
 def test_every_public_change_of_an_initiative_is_handled():
-    """Only events that tell who volunteered or joined are left out: they change nothing the public sees. (An area
-    registered is no change of an initiative; it has a handler of its own.)"""
+    """Only events that tell who volunteered or joined, or who was asked for help and what they answered, are left
+    out: they change nothing the public sees. (An area registered is no change of an initiative; it has a handler of
+    its own.)"""
     left_out = set(models_on(INITIATIVES_EVENTS)) - set(INITIATIVE_EVENTS) - {events.AreaRegistered}
-    assert left_out == {events.VolunteerJoined, events.CoInitiatorJoined}
+    assert left_out == {
+        events.VolunteerJoined,
+        events.CoInitiatorJoined,
+        events.HelpRequested,
+        events.NeighbourAsked,
+        events.HelpAccepted,
+        events.HelpDeclined,
+        events.HelpRequestFilled,
+    }
     assert set(INITIATIVE_EVENTS) | {events.AreaRegistered} <= set(HANDLERS)

@@ -971,3 +971,75 @@ async def test_a_resident_ticks_initiatives_on_the_ballot_of_an_equal_shares_rou
         assert_secure_html(outcome)
         assert "Awarded (number 1)" in outcome.text and "1 neighbours voted" in outcome.text
         assert "Method of Equal Shares" in outcome.text
+
+
+# ---------------------------------------------------------------------------------------------------- asking neighbours
+
+
+async def test_a_neighbour_offers_help_is_asked_personally_and_says_yes_through_the_pages(system):
+    from initiatives.app import ask_neighbours
+
+    helper, stranger = f"r-helper-{RUN}", f"r-stranger-{RUN}"
+    async with await signed_in_browser(system, helper, ["resident"], [BUURT]) as neighbour:
+        page = await neighbour.get("/instellingen")
+        assert page.status_code == 200 and 'name="tag_klussen"' in page.text
+        assert_secure_html(page)
+        offer = {"csrf_token": csrf_of(page.text), "hours_per_month": "4", "reach": "buurt", "max_asks_per_month": "2"}
+        refused = await neighbour.post("/instellingen/hulp", data=offer)  # no tag ticked
+        assert refused.status_code == 422 and 'href="#f-tags"' in refused.text
+        assert (await neighbour.post("/instellingen/hulp", data=offer | {"csrf_token": "wrong"})).status_code == 403
+        saved = await neighbour.post(
+            "/instellingen/hulp", data=offer | {"tag_klussen": "on", "introduction": "Piet, bel 06-12345678"}
+        )
+        assert (saved.status_code, saved.headers["location"]) == (303, "/instellingen?melding=offer_saved")
+        assert 'name="tag_klussen" checked' in (await neighbour.get("/instellingen")).text
+
+    async with await signed_in_browser(system, OWNER, ["resident"], [BUURT]) as owner:
+        proposed = await propose(owner, title="Schuur opknappen")
+        page_path = proposed.headers["location"].split("?")[0]
+        page = await owner.get(page_path)
+        assert "Buren om hulp vragen" in page.text
+        request = {
+            "csrf_token": csrf_of(page.text),
+            "tag_klussen": "on",
+            "description": "De schuur schilderen",
+            "hours_per_person": "3",
+            "people_needed": "1",
+        }
+        asked = await owner.post(f"{page_path}/hulpvraag", data=request)
+        assert (asked.status_code, asked.headers["location"]) == (303, f"{page_path}?melding=help_requested")
+    assert await ask_neighbours(system["initiatives"], datetime.now(UTC)) >= 1
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=system["initiatives"].app), base_url="http://initiatives.test"
+    ) as api:
+        export = await api.get(
+            "/api/v1/me/export", headers={"Authorization": f"Bearer {token_of(helper, ['resident'], [BUURT])}"}
+        )
+    (ask,) = export.json()["asks"]
+    async with await signed_in_browser(system, stranger, ["resident"], [BUURT]) as other:
+        assert (await other.get(f"/vragen/{ask['id']}")).status_code == 404
+    async with await signed_in_browser(system, helper, ["resident"], [BUURT]) as neighbour:
+        shown = await neighbour.get(f"/vragen/{ask['id']}")
+        assert shown.status_code == 200 and "Ja, ik help mee" in shown.text and "Nee, deze keer niet" in shown.text
+        assert "De schuur schilderen" in shown.text
+        assert_secure_html(shown)
+        answered = await neighbour.post(
+            f"/vragen/{ask['id']}", data={"csrf_token": csrf_of(shown.text), "answer": "yes"}
+        )
+        assert (answered.status_code, answered.headers["location"]) == (
+            303,
+            f"/vragen/{ask['id']}?melding=help_accepted",
+        )
+        assert 'id="ask-status"' in (await neighbour.get(f"/vragen/{ask['id']}")).text
+    async with await signed_in_browser(system, OWNER, ["resident"], [BUURT]) as owner:
+        page = await owner.get(page_path)
+    assert "Piet, bel 06-12345678" in page.text and "Genoeg mensen helpen mee (1 van de 1)" in page.text
+
+    async with await signed_in_browser(system, helper, ["resident"], [BUURT]) as neighbour:
+        page = await neighbour.get("/instellingen")
+        withdrawn = await neighbour.post(
+            "/instellingen/hulp", data={"csrf_token": csrf_of(page.text), "action": "withdraw"}
+        )
+        assert (withdrawn.status_code, withdrawn.headers["location"]) == (303, "/instellingen?melding=offer_withdrawn")
+        assert "Trek mijn aanbod in" not in (await neighbour.get("/instellingen")).text

@@ -121,6 +121,38 @@ class Services:
     async def review(self, token: str, initiative_id: uuid.UUID, review: dict[str, Any]) -> Any:
         return await self.call("initiatives", "POST", f"/initiatives/{initiative_id}/review", token, json=review)
 
+    # asking neighbours
+    async def offer_tags(self, token: str) -> list[str]:
+        return (await self.call("initiatives", "GET", "/offers/tags", token))["tags"]
+
+    async def offer(self, token: str) -> dict[str, Any] | None:
+        """My offer of help; None when I made none."""
+        try:
+            return await self.call("initiatives", "GET", "/offers/me", token)
+        except Refused as refused:
+            if refused.status == 404:
+                return None
+            raise
+
+    async def put_offer(self, token: str, offer: dict[str, Any]) -> dict[str, Any]:
+        return await self.call("initiatives", "PUT", "/offers/me", token, json=offer)
+
+    async def withdraw_offer(self, token: str) -> None:
+        await self.call("initiatives", "DELETE", "/offers/me", token)
+
+    async def request_help(self, token: str, initiative_id: uuid.UUID, request: dict[str, Any]) -> dict[str, Any]:
+        path = f"/initiatives/{initiative_id}/help-requests"
+        return await self.call("initiatives", "POST", path, token, json=request)
+
+    async def help_requests(self, token: str, initiative_id: uuid.UUID) -> list[dict[str, Any]]:
+        return await self.call("initiatives", "GET", f"/initiatives/{initiative_id}/help-requests", token)
+
+    async def ask(self, token: str, ask_id: uuid.UUID) -> dict[str, Any]:
+        return await self.call("initiatives", "GET", f"/asks/{ask_id}", token)
+
+    async def answer_ask(self, token: str, ask_id: uuid.UUID, answer: str) -> dict[str, Any]:
+        return await self.call("initiatives", "POST", f"/asks/{ask_id}/answer", token, json={"answer": answer})
+
     # vouchers
     async def round(self, token: str, round_id: uuid.UUID) -> dict[str, Any]:
         return await self.call("vouchers", "GET", f"/rounds/{round_id}", token)

@@ -2,7 +2,8 @@
 rounds, pledges and awards of the vouchers service, and the areas of the initiatives service's registry (their names
 and outlines). Each handler only hands the event to the projection; the
 kit's consumer makes it take effect once (inbox in the same transaction). Events that carry only who did
-something (volunteers, co-initiators, votes, wallets) or money after the award (claims, payouts) are not handled.
+something (volunteers, co-initiators, votes, wallets, help requests and the asks and answers they lead to) or
+money after the award (claims, payouts) are not handled.
 """
 
 from __future__ import annotations

@@ -58,6 +58,7 @@ logger = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parents[1]
 LANGUAGES = ("nl", "en")
 SESSION_COOKIE, CSRF_COOKIE, LANGUAGE_COOKIE = "bk_session", "bk_csrf", "bk_taal"
+OPEN_FOR_VOLUNTEERS = ("gathering_support", "in_review", "approved", "funded", "in_progress")  # as the service says
 CATEGORIES = ("green", "play", "safety", "social", "culture", "sport", "sustainability", "other")
 BUDGET_ROWS = 5
 # the files under /static/: only these, from the npm packages (in `assets_dir`) and the portal's own
@@ -553,6 +554,14 @@ async def _initiative_page(ctx: Context, initiative_id: uuid.UUID, status: int =
     # the service's status when it answered (the read model follows it through Kafka, a moment later)
     status_now = full["status"] if full else listed.initiative.status.value
     initiator = _is_initiator(ctx, full)
+    may_ask_help = initiator and status_now in OPEN_FOR_VOLUNTEERS
+    help_requests, help_tags = [], []
+    if may_ask_help:
+        try:
+            help_requests = await _services(ctx.request).help_requests(ctx.token, initiative_id)
+            help_tags = await _services(ctx.request).offer_tags(ctx.token)
+        except (Refused, Unavailable):  # the rest of the page does without them
+            may_ask_help = False
     return render(
         ctx,
         "initiative.html",
@@ -570,6 +579,9 @@ async def _initiative_page(ctx: Context, initiative_id: uuid.UUID, status: int =
         may_start=initiator and status_now == Status.FUNDED.value,
         may_claim=initiator and status_now in (Status.FUNDED.value, Status.IN_PROGRESS.value),
         may_report=initiator and status_now == Status.IN_PROGRESS.value,
+        may_ask_help=may_ask_help,
+        help_requests=help_requests,
+        help_tags=help_tags,
         initiative_id=initiative_id,
         status_now=status_now,
         **values,
@@ -687,6 +699,41 @@ async def volunteer(initiative_id: str, request: Request) -> Response:
         _initiative_page,
         "volunteered",
         back="/initiatieven/{id}",
+        keep_form=True,
+    )
+
+
+def _chosen_tags(form: dict[str, str]) -> list[str]:
+    """The tags ticked in a form (one checkbox `tag_<name>` per tag)."""
+    return sorted(name.removeprefix("tag_") for name, value in form.items() if name.startswith("tag_") and value)
+
+
+def _whole_number(form: dict[str, str], name: str) -> int | str:
+    """A whole number typed in a form; the text as typed when it is none (the service names the field)."""
+    typed = form.get(name, "").strip()
+    return int(typed) if typed.isdigit() else typed
+
+
+@router.post("/initiatieven/{initiative_id}/hulpvraag")
+async def request_help(initiative_id: str, request: Request) -> Response:
+    async def ask(services: Services, token: str, the_id: uuid.UUID, form: dict[str, str]) -> object:
+        body = {
+            "tags": _chosen_tags(form),
+            "description": form.get("description", "").strip(),
+            "hours_per_person": _whole_number(form, "hours_per_person"),
+            "people_needed": _whole_number(form, "people_needed"),
+        }
+        return await services.request_help(token, the_id, body)
+
+    return await _one_request(
+        request,
+        initiative_id,
+        RESIDENT,
+        ask,
+        _initiative_page,
+        "help_requested",
+        back="/initiatieven/{id}",
+        status=_conflict_or_invalid,
         keep_form=True,
     )
 
@@ -1079,6 +1126,32 @@ async def propose_or_vote(round_id: str, request: Request) -> Response:
 # ---------------------------------------------------------------------------------------------------- my things
 
 
+async def _ask_page(ctx: Context, ask_id: uuid.UUID, status: int = 200, **values: Any) -> Response:
+    ask = await _services(ctx.request).ask(ctx.token, ask_id)
+    return render(ctx, "ask.html", status, ask=ask, ask_id=ask_id, **values)
+
+
+@router.get("/vragen/{ask_id}")
+async def ask_page(ask_id: str, request: Request) -> Response:
+    """A personal ask to help (the ask message links here): what is asked, and the two answers."""
+    ctx = await context(request)
+    signed_in(ctx, RESIDENT)
+    return await _ask_page(ctx, _uuid(ask_id))
+
+
+@router.post("/vragen/{ask_id}")
+async def answer_ask(ask_id: str, request: Request) -> Response:
+    async def ask(services: Services, token: str, the_id: uuid.UUID, form: dict[str, str]) -> object:
+        return await services.answer_ask(token, the_id, form.get("answer", ""))
+
+    def notice(form: dict[str, str]) -> str:
+        return "help_accepted" if form.get("answer") == "yes" else "help_declined"
+
+    return await _one_request(
+        request, ask_id, RESIDENT, ask, _ask_page, notice, back="/vragen/{id}", status=_conflict_or_invalid
+    )
+
+
 @router.get("/inbox")
 async def inbox(request: Request) -> Response:
     ctx = await context(request)
@@ -1108,7 +1181,20 @@ async def _settings_page(ctx: Context, status: int = 200, **values: Any) -> Resp
         "email_enabled": "on" if preferences.get("email_enabled", True) else "",
         "area_codes": " ".join(follows.get("area_codes", [])),
     } | values.pop("form", {})
-    return render(ctx, "settings.html", status, form=form, **values)
+    offer, tags = None, []
+    if ctx.visitor.has(RESIDENT):
+        offer = await services.offer(ctx.token)
+        tags = await services.offer_tags(ctx.token)
+    offer_form = {
+        "hours_per_month": str(offer["hours_per_month"]) if offer else "4",
+        "reach": offer["reach"] if offer else "buurt",
+        "max_asks_per_month": str(offer["max_asks_per_month"]) if offer else "2",
+        "introduction": offer["introduction"] if offer else "",
+        **{f"tag_{tag}": "on" for tag in (offer["tags"] if offer else [])},
+    } | values.pop("offer_form", {})
+    return render(
+        ctx, "settings.html", status, form=form, offer=offer, offer_tags=tags, offer_form=offer_form, **values
+    )
 
 
 @router.get("/instellingen")
@@ -1139,6 +1225,30 @@ async def save_settings(request: Request) -> Response:
     if errors:
         return await _settings_page(ctx, 422, errors=errors, form=form)
     return redirect(ctx, "/instellingen", "saved")
+
+
+@router.post("/instellingen/hulp")
+async def save_offer(request: Request) -> Response:
+    """A resident's offer of help: put, or withdrawn (`action=withdraw`)."""
+    ctx = await context(request)
+    signed_in(ctx, RESIDENT)
+    form = await form_of(request, ctx)
+    services = _services(request)
+    if form.get("action") == "withdraw":
+        await services.withdraw_offer(ctx.token)
+        return redirect(ctx, "/instellingen", "offer_withdrawn")
+    body = {
+        "tags": _chosen_tags(form),
+        "hours_per_month": _whole_number(form, "hours_per_month"),
+        "reach": form.get("reach", ""),
+        "max_asks_per_month": _whole_number(form, "max_asks_per_month"),
+        "introduction": form.get("introduction", "").strip(),
+    }
+    try:
+        await services.put_offer(ctx.token, body)
+    except Refused as refused:
+        return await _settings_page(ctx, 422, errors=field_errors(ctx, refused), offer_form=form)
+    return redirect(ctx, "/instellingen", "offer_saved")
 
 
 # ---------------------------------------------------------------------------------------------------- sign-in
