@@ -30,6 +30,7 @@ BENCHMARKS = [
     ["http_overhead"],
     ["portal_public"],
     ["equal_shares"],
+    ["help_matching"],
 ]
 RESULTS = REPO / ".local" / "bench"
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
-from initiatives.domain.help import HelpRequest, History, Offer, Reach, Rules, fits, order_key, plan
+from initiatives.domain.help import RESTING, HelpRequest, History, Offer, Reach, Rules, fits, order_key, plan
 
 from tests.properties import run_machine
 
@@ -132,7 +132,7 @@ class Asking(RuleBasedStateMachine):
                 for other in passed_over:
                     assert key(other) >= key(resident), f"{other} stood before {resident} for {request.id}"
                     history = histories.get(resident)
-                    if history is not None and history.last_asked is not None and not key(other)[0]:
+                    if history is not None and history.last_asked is not None and key(other)[0] != RESTING:
                         other_history = histories.get(other)
                         assert other_history is not None and other_history.last_asked is not None, (
                             f"{resident} was asked again while {other} had never been asked"

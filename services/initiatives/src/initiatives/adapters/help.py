@@ -291,11 +291,26 @@ class HelpRepository:
         ], following
 
     async def offers_reaching(self, areas: list[str], tags: list[str]) -> list[Offer]:
-        """The offers whose reach is one of `areas` and that share a tag with `tags`."""
+        """The offers whose reach is one of `areas` and that share a tag with `tags`, with what planning needs of
+        them (not their introduction)."""
         rows = await self._conn.fetch(
-            f"SELECT {_OFFER} FROM offers WHERE reach_area = ANY ($1) AND tags && $2", areas, tags
+            """SELECT resident_id, home_buurt, reach, tags, hours_per_month, max_asks_per_month FROM offers
+               WHERE reach_area = ANY ($1) AND tags && $2""",
+            areas,
+            tags,
         )
-        return [_offer(row) for row in rows]
+        reach = {value.value: value for value in Reach}
+        return [
+            Offer(
+                r["resident_id"],
+                r["home_buurt"],
+                reach[r["reach"]],
+                frozenset(r["tags"]),
+                r["hours_per_month"],
+                r["max_asks_per_month"],
+            )
+            for r in rows
+        ]
 
     async def histories(self, resident_ids: list[str], since: datetime) -> dict[str, History]:
         """What asking did to each of the residents: their asks after `since`, when they were last asked and when

@@ -17,17 +17,17 @@ Invariants `plan` protects, pass after pass (the caller hands it the state as st
   an answer (an ask waits `Rules.ask_waits` long; after that it no longer holds a place, though it may still be
   answered while the request is open); a filled request is asked of nobody;
 - fairness: among those who fit, those never asked come first, then the least recently asked; whoever said no within
-  `Rules.decline_rest` comes after everyone else who fits; ties break on a digest of (request, resident), so the
-  order is fixed for a request yet no resident is always first. So nobody is asked again while someone who fits
-  has not been asked (unless that someone is resting after a no);
+  `Rules.decline_rest` comes after everyone else who fits; ties break on a number made of the request's id and a
+  CRC-32 of the resident's, so the order is fixed for a request yet no resident is always first. So nobody is asked
+  again while someone who fits has not been asked (unless that someone is resting after a no);
 - requests are planned oldest first, and each ask of the pass counts at once for the requests after it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import uuid
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -153,16 +153,31 @@ def fits(offer: Offer, request: HelpRequest) -> bool:
     )
 
 
-def _tie_break(request_id: uuid.UUID, resident_id: str) -> bytes:
-    return hashlib.blake2b(f"{request_id}:{resident_id}".encode(), digest_size=8).digest()
+def _digest(resident_id: str) -> int:
+    return zlib.crc32(resident_id.encode())
 
 
-def order_key(request: HelpRequest, resident_id: str, history: History | None, now: datetime, rules: Rules) -> tuple:
-    """Where the resident stands in the queue for `request`: resting after a recent no last, then never asked before
-    anyone asked, then least recently asked first, then the fixed digest."""
-    resting = bool(history and history.last_declined and history.last_declined > now - rules.decline_rest)
-    last = history.last_asked if history else None
-    return (resting, last is not None, last or now, _tie_break(request.id, resident_id))
+def _salt(request: HelpRequest) -> int:
+    return request.id.int & 0xFFFFFFFF
+
+
+NEVER_ASKED, ASKED_BEFORE, RESTING = 0, 1, 2
+
+
+def order_key(
+    request: HelpRequest, resident_id: str, history: History | None, now: datetime, rules: Rules
+) -> tuple[int, float, int]:
+    """Where the resident stands in the queue for `request` (smaller first): never asked, then asked before (least
+    recently first), then resting after a recent no; ties break on the CRC-32 of the resident's id mixed with the
+    request's id, a number fixed for (request, resident) that orders residents differently for every request."""
+    tie = _digest(resident_id) ^ _salt(request)
+    if history is None or history.last_asked is None:
+        rank, last = NEVER_ASKED, 0.0
+    else:
+        rank, last = ASKED_BEFORE, history.last_asked.timestamp()
+    if history is not None and history.last_declined is not None and history.last_declined > now - rules.decline_rest:
+        rank = RESTING
+    return (rank, last, tie)
 
 
 def plan(
@@ -173,38 +188,41 @@ def plan(
     rules: Rules,
 ) -> list[PlannedAsk]:
     """Who to ask for which request in this pass (see the module's invariants). `histories` is updated with the
-    asks planned, so the caller may plan again with it."""
-    by_reach: dict[str, list[Offer]] = defaultdict(list)
+    asks planned, so the caller may plan again with it.
+
+    Offers are indexed by (reach area, tag): a request's candidates are the offers of the areas enclosing its own
+    and of its tags, so the area and tag parts of `fits` hold for every candidate by construction. Someone never
+    asked is ordered by the tie-break alone, without building their whole `order_key`."""
+    by_reach_and_tag: dict[tuple[str, str], list[tuple[Offer, int]]] = defaultdict(list)
     for offer in offers:
-        by_reach[offer.reach_area].append(offer)
+        digest = _digest(offer.resident_id)
+        for tag in offer.tags:
+            by_reach_and_tag[(offer.reach_area, tag)].append((offer, digest))
     planned: list[PlannedAsk] = []
     for request in sorted(requests, key=lambda r: (r.created_at, r.id)):
         wanted = request.missing
         if wanted <= 0 or (request.needed_at is not None and request.needed_at <= now):
             continue
-        candidates = [
-            offer
-            for area in enclosing(request.area_code)
-            for offer in by_reach.get(area, ())
-            if offer.resident_id not in request.not_to_ask
-            and fits(offer, request)
-            and _may_be_asked(offer, histories.get(offer.resident_id), now)
-        ]
-        chosen = heapq.nsmallest(
-            wanted,
-            candidates,
-            key=lambda offer: order_key(request, offer.resident_id, histories.get(offer.resident_id), now, rules),
-        )
-        for offer in chosen:
+        hours, not_to_ask, salt = request.hours_per_person, request.not_to_ask, _salt(request)
+        queue: dict[str, tuple[tuple[int, float, int], Offer]] = {}
+        for area in enclosing(request.area_code):
+            for tag in request.tags:
+                for offer, digest in by_reach_and_tag.get((area, tag), ()):
+                    resident = offer.resident_id
+                    if offer.hours_per_month < hours or resident in not_to_ask or resident in queue:
+                        continue
+                    history = histories.get(resident)
+                    if history is None:
+                        queue[resident] = ((NEVER_ASKED, 0.0, digest ^ salt), offer)
+                    elif history.asks_within(now) < offer.max_asks_per_month:
+                        queue[resident] = (order_key(request, resident, history, now, rules), offer)
+        chosen = heapq.nsmallest(wanted, queue.values(), key=lambda entry: entry[0])
+        for _, offer in chosen:
             history = histories.setdefault(offer.resident_id, History())
             history.asked_at.append(now)
             history.last_asked = now
             planned.append(PlannedAsk(request, offer.resident_id))
     return planned
-
-
-def _may_be_asked(offer: Offer, history: History | None, now: datetime) -> bool:
-    return history is None or history.asks_within(now) < offer.max_asks_per_month
 
 
 def filled(people_needed: int, accepted: int) -> bool:
