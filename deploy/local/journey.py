@@ -674,6 +674,104 @@ class Journey:
             "pain001": answer.content,
         }
 
+    async def walk_help(self) -> dict[str, Any]:
+        """Nobody asked me: neighbours say what they could help with, an initiative asks for help, the system asks a
+        neighbour whose offer fits personally (a message in their inbox), they say yes and volunteer, and the request
+        is filled. The initiators see only who said yes. At the end the neighbours withdraw their offers. Returns the
+        ids a test needs."""
+        bas, cem, dirk = (
+            self.resident("bas", BUURTEN[1]),
+            self.resident("cem", BUURTEN[2]),
+            self.resident("dirk", BUURTEN[1]),
+        )
+        offers = (
+            (bas, {"tags": ["klussen", "tuinieren"], "reach": "buurt", "introduction": f"Bas ({self.run}), handig"}),
+            (cem, {"tags": ["klussen"], "reach": "wijk", "introduction": f"Cem ({self.run}), heeft een aanhanger"}),
+            (dirk, {"tags": ["koken"], "reach": "buurt", "introduction": f"Dirk ({self.run})"}),
+        )
+        for neighbour, offer in offers:
+            terms = offer | {"hours_per_month": 6, "max_asks_per_month": 2}
+            await self.call("initiatives", "PUT", "/api/v1/offers/me", neighbour, terms)
+        self.step("Bas and Cem offer to help with odd jobs (klussen), Dirk with cooking; nobody asked them yet")
+        owner = self.resident("anna", BUURTEN[1])
+        initiative = await self.call(
+            "initiatives",
+            "POST",
+            "/api/v1/initiatives",
+            owner,
+            {
+                "title": f"Opknapdag speeltuin {self.run}",
+                "summary": "Samen de speeltuin opknappen",
+                "description": "Hekjes repareren, banken schuren en verven.",
+                "area_code": BUURTEN[1],
+                "category": "play",
+                "budget_lines": [{"description": "verf en gereedschap", "amount_cents": 20_000}],
+                "volunteers_wanted": 1,
+            },
+        )
+        iid = initiative["id"]
+        await self.call("initiatives", "POST", f"/api/v1/initiatives/{iid}/submit", owner)
+        request = await self.call(
+            "initiatives",
+            "POST",
+            f"/api/v1/initiatives/{iid}/help-requests",
+            owner,
+            {"tags": ["klussen"], "description": "Hekjes repareren.", "hours_per_person": 3, "people_needed": 1},
+        )
+        self.step("Anna's initiative asks for one neighbour for odd jobs, about 3 hours")
+        neighbours = {"Bas": bas, "Cem": cem, "Dirk": dirk}
+
+        async def asked() -> tuple[str, dict] | None:
+            for name, neighbour in neighbours.items():
+                export = await self.call("initiatives", "GET", "/api/v1/me/export", neighbour)
+                for ask in export["asks"]:
+                    if ask["help_request_id"] == request["id"]:
+                        return name, ask
+            return None
+
+        name, ask = await self.until("a neighbour to be asked", asked, timeout=90)
+        helper = neighbours[name]
+        self.step(f"the system asked {name} personally (their offer fits; they were not asked this month)")
+
+        async def in_inbox() -> dict | None:
+            inbox = await self.call("notifications", "GET", "/api/v1/inbox", helper)
+            return next((item for item in inbox["items"] if item["kind"] == "help_asked"), None)
+
+        message = await self.until(f"the ask in {name}'s inbox", in_inbox)
+        self.step(
+            f"{name}'s inbox: a personal ask ({message['kind']}) to help '{message['params']['title']}', answered "
+            f"with 'Ja, ik help mee' or 'Nee, deze keer niet' on the portal's /vragen/{ask['id']}"
+        )
+        answered = await self.call("initiatives", "POST", f"/api/v1/asks/{ask['id']}/answer", helper, {"answer": "yes"})
+        self.step(f"{name} says: Ja, ik help mee ({answered['status']})")
+        requests = await self.call("initiatives", "GET", f"/api/v1/initiatives/{iid}/help-requests", owner)
+        volunteers = await self.call("initiatives", "GET", f"/api/v1/initiatives/{iid}/volunteers", owner)
+        self.step(
+            f"Anna sees the request {requests[0]['status']} ({requests[0]['accepted_count']} of "
+            f"{requests[0]['people_needed']}) and who said yes: "
+            + "; ".join(helper_["introduction"] for helper_ in requests[0]["helpers"])
+            + f"; {len(volunteers)} volunteer"
+        )
+        statistics = await self.call("initiatives", "GET", f"/api/v1/areas/{WIJK}/help-statistics", self.official())
+        self.step(
+            f"the wijk's official sees counts only: {statistics['offers']} residents offer help, "
+            f"{statistics['asks_sent']} asked, {statistics['asks_accepted']} said yes"
+        )
+        for neighbour in neighbours.values():
+            await self.call("initiatives", "DELETE", "/api/v1/offers/me", neighbour)
+        self.step("Bas, Cem and Dirk withdraw their offers: nobody asks them again")
+        return {
+            "initiative_id": iid,
+            "owner": owner,
+            "help_request_id": request["id"],
+            "asked": name,
+            "ask_id": ask["id"],
+            "help_requests": requests,
+            "volunteers": volunteers,
+            "statistics": statistics,
+            "message": message,
+        }
+
     async def close(self) -> None:
         await self.http.aclose()
 
@@ -723,6 +821,7 @@ async def demo(endpoints: Endpoints) -> None:
         await journey.ready()
         ids = await journey.walk()
         await journey.walk_equal_shares()
+        await journey.walk_help()
         events = await journey.events_about(ids["initiative_id"], ids["round_id"])
         journey.step(f"on Kafka: {len(events)} events about the initiative and its round:")
         for topic, event_type in events:
