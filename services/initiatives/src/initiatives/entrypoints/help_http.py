@@ -16,12 +16,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 from prometheus_client import CollectorRegistry, Counter
-from pydantic import AwareDatetime, BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field, StrictInt
 
 from buurtkracht_contracts.areas import AreaCode
 from buurtkracht_contracts.refusals import NotFound
 from buurtkracht_kit.auth import Caller
-from buurtkracht_kit.inputs import Strict, Text
+from buurtkracht_kit.inputs import Moment, Strict, Text
 
 from ..adapters.help import Helper, Statistics
 from ..adapters.unit_of_work import InitiativesUnitOfWork
@@ -78,7 +78,7 @@ class NewHelpRequest(Strict):
     description: Text = Field(min_length=1, max_length=2000, description="What the help is for")
     hours_per_person: StrictInt = Field(ge=1, le=200)
     people_needed: StrictInt = Field(ge=1, le=100)
-    needed_at: AwareDatetime | None = Field(None, description="From when the help is needed, if it matters")
+    needed_at: Moment | None = Field(None, description="From when the help is needed, if it matters")
 
 
 class HelperOut(BaseModel):
