@@ -89,6 +89,11 @@ def test_every_consumed_event_type_has_a_rule():
         (v.RoundClosed, [("round_results", {"followers", "officials"})]),
         (v.PayoutRequested, []),
         (i.InitiativeFunded, []),
+        (i.HelpRequested, []),
+        (i.NeighbourAsked, [("help_asked", {"named"})]),
+        (i.HelpAccepted, []),
+        (i.HelpDeclined, []),
+        (i.HelpRequestFilled, [("help_request_filled", {"initiators"})]),
     ],
 )
 def test_who_hears_what(event_type, kinds_and_audiences):
@@ -101,6 +106,18 @@ def test_a_resident_is_not_told_of_their_own_withdrawn_pledge_nor_an_award_twice
     assert rules_for(pledge) == ()
     assert rules_for(pledge.model_copy(update={"reason": "round_closed"}))[0].audiences == (Audience.NAMED,)
     assert rules_for(sample(v.AwardDecided).model_copy(update={"awarded": True})) == ()
+
+
+def test_a_personal_ask_goes_to_the_asked_resident_only_and_opens_the_ask_page():
+    from notifications.domain.pages import path
+    from notifications.domain.recipients import named_residents
+
+    asked = sample(i.NeighbourAsked).model_copy(update={"resident_id": "r-asked"})
+    assert named_residents(asked, "help_asked") == ["r-asked"]
+    assert actor(asked) is None  # the asked resident is told, not left out as the one who acted
+    kept = params(asked, "help_asked")
+    assert "r-asked" not in str(kept)
+    assert path("help_asked", kept) == f"/vragen/{asked.ask_id}"
 
 
 def test_the_actor_of_an_event_is_known():
