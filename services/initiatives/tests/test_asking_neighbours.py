@@ -4,6 +4,7 @@ runs with a chosen time (`ask_neighbours(service, now)`), the periodic one only 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -355,3 +356,16 @@ async def _answer(api, db, request_id: str, who: str, answer: str) -> httpx.Resp
     )
     assert ask_id is not None, f"{who} was not asked"
     return await api.post(f"/api/v1/asks/{ask_id}/answer", json={"answer": answer}, headers=resident(who))
+
+
+async def test_withdrawing_an_offer_waits_for_a_running_pass_so_none_asks_from_the_old_offer(api, service, db):
+    from initiatives.adapters.help import ASKING_LOCK_KEY
+
+    await offer(api, "r-withdraws-late", ["taak2"])
+    async with db.acquire() as conn, conn.transaction():  # a pass running in another replica holds the turn
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", ASKING_LOCK_KEY)
+        withdrawing = asyncio.create_task(api.delete("/api/v1/offers/me", headers=resident("r-withdraws-late")))
+        await asyncio.sleep(0.5)
+        assert not withdrawing.done()
+    assert (await withdrawing).status_code == 204
+    assert (await api.get("/api/v1/offers/me", headers=resident("r-withdraws-late"))).status_code == 404

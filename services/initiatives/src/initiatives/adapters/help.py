@@ -3,7 +3,8 @@
 - one offer per resident; withdrawing deletes it and withdraws their unanswered asks in the same transaction;
 - one ask per (request, resident) (a unique key: a pass that ran twice cannot ask twice);
 - one asking pass at a time: a transaction-scoped advisory lock (`take_turn`) that another pass skips instead of
-  waiting for, so two replicas never plan from the same state.
+  waiting for, so two replicas never plan from the same state; withdrawing an offer (and forgetting a resident) takes
+  the same lock and waits for it (`wait_for_turn`), so no pass that read the offer before stores an ask after.
 """
 
 from __future__ import annotations
@@ -225,6 +226,11 @@ class HelpRepository:
         """Whether this transaction may run the asking pass: no other holds the lock (held until it ends)."""
         return bool(await self._conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", ASKING_LOCK_KEY))
 
+    async def wait_for_turn(self) -> None:
+        """Take the asking pass's lock, waiting for a pass that runs (held until this transaction ends): whatever
+        this transaction changes, no pass planned from the state before it."""
+        await self._conn.execute("SELECT pg_advisory_xact_lock($1)", ASKING_LOCK_KEY)
+
     async def open_requests(
         self,
         now: datetime,
@@ -390,6 +396,7 @@ class HelpRepository:
     async def forget(self, resident_id: str, tombstone: str) -> tuple[int, int]:
         """The resident's offer is gone; their asks (and the requests they made) count on under `tombstone`.
         Returns (offers, asks) changed."""
+        await self.wait_for_turn()
         offers = await self.delete_offer(resident_id)
         await self._conn.execute(
             "UPDATE asks SET status = 'withdrawn', answered_at = now() WHERE resident_id = $1 AND status = 'open'",

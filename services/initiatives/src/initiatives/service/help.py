@@ -75,7 +75,9 @@ async def put_offer(
 
 
 async def withdraw_offer(uow: InitiativesUnitOfWork, actor: Principal, now: datetime) -> bool:
-    """The offer is gone, and its unanswered asks with it; whether there was one."""
+    """The offer is gone, and its unanswered asks with it; whether there was one. Waits for an asking pass that runs,
+    so the asks it stores are withdrawn too, and no later pass sees the offer."""
+    await uow.help.wait_for_turn()
     existed = await uow.help.delete_offer(actor.subject)
     withdrawn = await uow.help.withdraw_open_asks(actor.subject, now)
     if withdrawn:
