@@ -19,14 +19,16 @@ from ..domain.model import BudgetLine, Category, Initiative, NotAllowed, Rules, 
 UnitOfWorkFactory = Callable[[], InitiativesUnitOfWork]
 
 
-async def _load(uow: InitiativesUnitOfWork, initiative_id: uuid.UUID) -> Initiative:
+async def load_for_update(uow: InitiativesUnitOfWork, initiative_id: uuid.UUID) -> Initiative:
+    """The initiative, locked until the transaction ends; NotFound when there is none."""
     initiative = await uow.initiatives.get(initiative_id, for_update=True)
     if initiative is None:
         raise NotFound(f"initiative {initiative_id}")
     return initiative
 
 
-async def _save(uow: InitiativesUnitOfWork, initiative: Initiative) -> Initiative:
+async def save(uow: InitiativesUnitOfWork, initiative: Initiative) -> Initiative:
+    """Store the initiative and record its new events in the outbox, in the unit of work's transaction."""
     await uow.initiatives.save(initiative)
     uow.record_all(initiative.events)
     initiative.events.clear()
@@ -77,18 +79,18 @@ async def create_draft(
 async def edit(
     uow: InitiativesUnitOfWork, actor: Principal, initiative_id: uuid.UUID, rules: Rules, **changes: object
 ) -> Initiative:
-    initiative = await _load(uow, initiative_id)
+    initiative = await load_for_update(uow, initiative_id)
     initiative.edit(actor.subject, rules, **changes)
-    return await _save(uow, initiative)
+    return await save(uow, initiative)
 
 
 async def invite_co_initiator(
     uow: InitiativesUnitOfWork, actor: Principal, initiative_id: uuid.UUID, resident_id: str
 ) -> Initiative:
     """The owner invites a resident to co-initiate; the invitation makes them nothing until they accept."""
-    initiative = await _load(uow, initiative_id)
+    initiative = await load_for_update(uow, initiative_id)
     initiative.invite_co_initiator(actor.subject, resident_id)
-    return await _save(uow, initiative)
+    return await save(uow, initiative)
 
 
 async def accept_co_initiator_invitation(
@@ -96,50 +98,50 @@ async def accept_co_initiator_invitation(
 ) -> Initiative:
     """The invited resident accepts with their own sign-in; support they gave ends as they become an initiator."""
     _require_resident(actor)
-    initiative = await _load(uow, initiative_id)
+    initiative = await load_for_update(uow, initiative_id)
     supports = await uow.initiatives.supports(initiative_id, resident_id)
     initiative.accept_co_initiator_invitation(actor.subject, resident_id, supports)
     if supports:
         await uow.initiatives.remove_support(initiative_id, resident_id)
-    return await _save(uow, initiative)
+    return await save(uow, initiative)
 
 
 async def submit(
     uow: InitiativesUnitOfWork, actor: Principal, initiative_id: uuid.UUID, rules: Rules, now: datetime
 ) -> Initiative:
-    initiative = await _load(uow, initiative_id)
+    initiative = await load_for_update(uow, initiative_id)
     initiative.submit(actor.subject, rules, now)
-    return await _save(uow, initiative)
+    return await save(uow, initiative)
 
 
 async def support(uow: InitiativesUnitOfWork, actor: Principal, initiative_id: uuid.UUID, now: datetime) -> Initiative:
     _require_resident(actor)
-    initiative = await _load(uow, initiative_id)
+    initiative = await load_for_update(uow, initiative_id)
     already = await uow.initiatives.supports(
         initiative_id, actor.subject
     ) or await uow.initiatives.supported_before_forgotten(initiative_id, actor.subject)
     initiative.support(actor.subject, actor.lives_in(initiative.area_code), already, now)
     await uow.initiatives.add_support(initiative_id, actor.subject, now)
-    return await _save(uow, initiative)
+    return await save(uow, initiative)
 
 
 async def withdraw_support(
     uow: InitiativesUnitOfWork, actor: Principal, initiative_id: uuid.UUID, now: datetime
 ) -> Initiative:
-    initiative = await _load(uow, initiative_id)
+    initiative = await load_for_update(uow, initiative_id)
     initiative.withdraw_support(actor.subject, await uow.initiatives.supports(initiative_id, actor.subject), now)
     await uow.initiatives.remove_support(initiative_id, actor.subject)
-    return await _save(uow, initiative)
+    return await save(uow, initiative)
 
 
 async def join_as_volunteer(
     uow: InitiativesUnitOfWork, actor: Principal, initiative_id: uuid.UUID, offer: str, now: datetime
 ) -> Initiative:
     _require_resident(actor)
-    initiative = await _load(uow, initiative_id)
+    initiative = await load_for_update(uow, initiative_id)
     initiative.join_as_volunteer(actor.subject, await uow.initiatives.volunteers_with(initiative_id, actor.subject))
     await uow.initiatives.add_volunteer(initiative_id, actor.subject, offer, now)
-    return await _save(uow, initiative)
+    return await save(uow, initiative)
 
 
 async def review(
@@ -154,7 +156,7 @@ async def review(
     comment: str | None = None,
 ) -> Initiative:
     """An official responsible for the initiative's area approves, rejects or requests changes."""
-    initiative = await _load(uow, initiative_id)
+    initiative = await load_for_update(uow, initiative_id)
     if not actor.has(Role.OFFICIAL) or not actor.acts_for(initiative.area_code):
         raise NotAllowed(f"only an official responsible for {initiative.area_code} can review this initiative")
     if decision == "approve":
@@ -163,27 +165,27 @@ async def review(
         initiative.reject(actor.subject, reason or "", now)
     else:
         initiative.request_changes(actor.subject, comment or "", now)
-    return await _save(uow, initiative)
+    return await save(uow, initiative)
 
 
 async def withdraw(uow: InitiativesUnitOfWork, actor: Principal, initiative_id: uuid.UUID, now: datetime) -> Initiative:
-    initiative = await _load(uow, initiative_id)
+    initiative = await load_for_update(uow, initiative_id)
     initiative.withdraw(actor.subject, now)
-    return await _save(uow, initiative)
+    return await save(uow, initiative)
 
 
 async def start(uow: InitiativesUnitOfWork, actor: Principal, initiative_id: uuid.UUID, now: datetime) -> Initiative:
-    initiative = await _load(uow, initiative_id)
+    initiative = await load_for_update(uow, initiative_id)
     initiative.start(actor.subject, now)
-    return await _save(uow, initiative)
+    return await save(uow, initiative)
 
 
 async def cancel(
     uow: InitiativesUnitOfWork, actor: Principal, initiative_id: uuid.UUID, reason: str, now: datetime
 ) -> Initiative:
-    initiative = await _load(uow, initiative_id)
+    initiative = await load_for_update(uow, initiative_id)
     initiative.cancel(actor.subject, reason, now)
-    return await _save(uow, initiative)
+    return await save(uow, initiative)
 
 
 async def report(
@@ -194,9 +196,9 @@ async def report(
     spending: list[Spending],
     now: datetime,
 ) -> Initiative:
-    initiative = await _load(uow, initiative_id)
+    initiative = await load_for_update(uow, initiative_id)
     initiative.report(actor.subject, what_was_done, spending, now)
-    return await _save(uow, initiative)
+    return await save(uow, initiative)
 
 
 async def expire_overdue(uow_factory: UnitOfWorkFactory, now: datetime) -> int:
@@ -206,11 +208,11 @@ async def expire_overdue(uow_factory: UnitOfWorkFactory, now: datetime) -> int:
     expired = 0
     for initiative_id in overdue:
         async with uow_factory() as uow:
-            initiative = await _load(uow, initiative_id)
+            initiative = await load_for_update(uow, initiative_id)
             if initiative.status.value != "gathering_support":
                 continue  # supported to the threshold or withdrawn meanwhile
             initiative.expire_support_period(now)
-            await _save(uow, initiative)
+            await save(uow, initiative)
             await uow.commit()
             expired += 1
     return expired
@@ -223,11 +225,11 @@ async def mark_funded(
     uow: InitiativesUnitOfWork, initiative_id: uuid.UUID, round_id: uuid.UUID, awarded_amount_cents: int, now: datetime
 ) -> Initiative | None:
     """Awarded by a round: approved → funded. An initiative no longer approved (withdrawn meanwhile) stays as it is."""
-    initiative = await _load(uow, initiative_id)
+    initiative = await load_for_update(uow, initiative_id)
     if initiative.status.value != "approved":
         return None
     initiative.fund(round_id, awarded_amount_cents, now)
-    return await _save(uow, initiative)
+    return await save(uow, initiative)
 
 
 async def expire_unawarded(
@@ -237,4 +239,4 @@ async def expire_unawarded(
     if initiative is None or initiative.status.value != "approved":
         return
     initiative.expire_unawarded(round_id, now)
-    await _save(uow, initiative)
+    await save(uow, initiative)

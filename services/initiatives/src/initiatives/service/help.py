@@ -105,7 +105,7 @@ async def request_help(
     rules: Rules,
     now: datetime,
 ) -> RequestView:
-    initiative = await commands._load(uow, initiative_id)
+    initiative = await commands.load_for_update(uow, initiative_id)
     if not initiative.is_initiator(actor.subject):
         raise NotAllowed("only the initiators ask for help with their initiative")
     if initiative.status not in OPEN_FOR_VOLUNTEERS:
@@ -187,7 +187,7 @@ async def answer(
     found = await uow.help.ask(ask_id)
     if found is None or found.resident_id != actor.subject:
         raise NotFound(f"ask {ask_id}")
-    initiative = await commands._load(uow, found.initiative_id)
+    initiative = await commands.load_for_update(uow, found.initiative_id)
     request = await uow.help.request(found.help_request_id, for_update=True)
     ask = await uow.help.ask(ask_id, for_update=True)
     assert request is not None and ask is not None
@@ -209,7 +209,7 @@ async def answer(
         if not already:
             initiative.join_as_volunteer(actor.subject, False)
             await uow.initiatives.add_volunteer(initiative.id, actor.subject, introduction, now)
-            await commands._save(uow, initiative)
+            await commands.save(uow, initiative)
         accepted = request.accepted + 1
         done = filled(request.people_needed, accepted)
         await uow.help.answer(ask_id, Answer.YES.value, now)
