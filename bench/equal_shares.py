@@ -19,6 +19,7 @@ CPU yardstick compares across runs where seconds drift. Goal: the close within 3
 
     .venv/bin/python bench/equal_shares.py
     .venv/bin/python bench/equal_shares.py --ballots 20000 --initiatives 50
+    .venv/bin/python bench/equal_shares.py --shape uniform    # the worst case: ballots drawn uniformly from all
 
 Progress goes to stderr; the last line on stdout is the run's figures as one JSON object. Exits 1 (`ok` false) when
 the ledger check finds a problem, the awards do not match the outcome or the close took longer than the goal.
@@ -54,9 +55,14 @@ SOURCE = source_urn("00000000000000000000", "buurtkracht-vouchers")
 OFFICIAL = Principal("o-bench", frozenset({Role.OFFICIAL}), frozenset({WIJK}))
 
 
-def ballots_of(initiatives: list[uuid.UUID], count: int, seed: int) -> list[tuple[str, list[uuid.UUID]]]:
-    """`count` residents' ballots as the module docstring shapes them."""
+def ballots_of(
+    initiatives: list[uuid.UUID], count: int, seed: int, shape: str = "wijk"
+) -> list[tuple[str, list[uuid.UUID]]]:
+    """`count` residents' ballots as the module docstring shapes them; `uniform`: each approves 1 to 5 initiatives
+    drawn uniformly from all (the worst case: nearly every ballot differs)."""
     rng = random.Random(seed)
+    if shape == "uniform":
+        return [(f"r-bench-{n:06d}", sorted(rng.sample(initiatives, rng.randint(1, 5)))) for n in range(count)]
     buurten = [initiatives[i : i + 10] for i in range(0, len(initiatives), 10)]
     weights = [1 / (rank + 1) for rank in range(10)]
     cast = []
@@ -127,7 +133,7 @@ async def run(args: argparse.Namespace, pool) -> int:
             committee_quorum=None,
         )
         await uow.commit()
-    cast = ballots_of(initiatives, args.ballots, args.seed)
+    cast = ballots_of(initiatives, args.ballots, args.seed, args.shape)
     distinct = len({tuple(ids) for _, ids in cast})
     loaded = time.perf_counter()
     async with VouchersUnitOfWork(pool, SOURCE) as uow:
@@ -206,6 +212,7 @@ async def run(args: argparse.Namespace, pool) -> int:
         {
             "ok": well,
             "ballots": args.ballots,
+            "shape": args.shape,
             "distinct_ballots": distinct,
             "initiatives": args.initiatives,
             "budget_cents": args.budget_cents,
@@ -232,4 +239,7 @@ if __name__ == "__main__":
     parser.add_argument("--initiatives", type=int, default=100)
     parser.add_argument("--budget-cents", type=int, default=100_000_000)
     parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument(
+        "--shape", choices=("wijk", "uniform"), default="wijk", help="how ballots are drawn (see ballots_of)"
+    )
     sys.exit(asyncio.run(main(parser.parse_args())))
