@@ -238,6 +238,16 @@ def producer_span(traceparent: str, topic: str, attributes: dict[str, Any]) -> t
     return started, traceparent_of_span(started) or traceparent
 
 
+async def consumed_traceparent(database: Any, consumer: str, message_id: object) -> str | None:
+    """The `traceparent` the consumer recorded with a message in its inbox, for work done later because of it (an
+    e-mail a periodic loop sends); None when tracing is off, at no cost. `database`: a pool or connection."""
+    if not _enabled or message_id is None:
+        return None
+    return await database.fetchval(
+        "SELECT traceparent FROM inbox WHERE consumer = $1 AND message_id = $2", consumer, str(message_id)
+    )
+
+
 def sampled(traceparent: str) -> bool:
     """Whether a well-formed `traceparent` says its trace is recorded (flags end in 1)."""
     return len(traceparent) == 55 and traceparent[-1] in "13579bdf"
