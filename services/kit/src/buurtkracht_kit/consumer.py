@@ -103,6 +103,7 @@ class EventConsumer:
         self._unit_of_work = unit_of_work or (lambda: UnitOfWork(pool, source))
         self._confirmed: set[tuple[str, int]] = set()  # partitions with a message processed by this process
         self._interrupted: set[str] = set()  # messages this process gave up on for an outage, not a crash
+        metrics.dead_letters.labels(group)  # the series from 0: the first dead letter is an increase Prometheus sees
 
     async def consume_batch(self, records: Sequence[Record], took_effect: TookEffect | None = None) -> list[Outcome]:
         """Apply `records`, the next records of one partition in offset order; returns their outcomes in order.
