@@ -1,6 +1,7 @@
 """Tracing off costs nothing and changes nothing; on, the trace context is read from and written to Kafka headers
 and log lines carry the trace id."""
 
+import asyncio
 import json
 import logging
 
@@ -11,6 +12,7 @@ from buurtkracht_contracts import Envelope
 from buurtkracht_contracts.kafka import from_kafka, to_kafka
 from buurtkracht_kit import logs, tracing
 from buurtkracht_kit.consumer import _event_headers
+from buurtkracht_kit.group_commit import GroupCommit
 from tests.integration.kit_domain import SOURCE, CounterIncremented
 
 pytestmark = pytest.mark.unit
@@ -102,3 +104,41 @@ def test_a_text_log_line_inside_a_trace_ends_with_its_id(capsys, root_logger, tr
     with tracing.span_from(PARENT, "work"):
         logging.getLogger("vouchers.test").info("inside")
     assert capsys.readouterr().out.rstrip().endswith("inside trace_id=0af7651916cd43dd8448eb211c80319c")
+
+
+async def test_a_lone_request_of_a_group_commit_stays_in_its_trace_and_a_batch_links_every_caller(traced):
+    seen: list[str | None] = []
+
+    async def process(items):
+        seen.append(tracing.current_trace_id())
+        await asyncio.sleep(0)
+        return items
+
+    desk = GroupCommit(process)
+    with tracing.span_from(PARENT, "request"):
+        assert await desk.submit(1) == 1
+    assert seen == ["0af7651916cd43dd8448eb211c80319c"]
+
+    others = [f"00-{n:032x}-{n:016x}-01" for n in (1, 2, 3)]
+
+    async def call(traceparent: str, item: int) -> int:
+        with tracing.span_from(traceparent, "request"):
+            return await desk.submit(item)
+
+    blocker = asyncio.Event()
+
+    async def slow(items):
+        await blocker.wait()
+        return items
+
+    desk = GroupCommit(slow)
+    first = asyncio.ensure_future(call(others[0], 1))
+    await asyncio.sleep(0.01)  # the first runs alone; the next two wait and go together
+    rest = [asyncio.ensure_future(call(t, n)) for n, t in enumerate(others[1:], start=2)]
+    await asyncio.sleep(0.01)
+    blocker.set()
+    assert await asyncio.gather(first, *rest) == [1, 2, 3]
+    tracing.flush()
+    [batch] = [span for span in traced.get_finished_spans() if span.name == "group commit of 2"]
+    assert format(batch.context.trace_id, "032x") == f"{2:032x}"
+    assert [format(link.context.trace_id, "032x") for link in batch.links] == [f"{3:032x}"]
