@@ -23,6 +23,7 @@
 #                   need the stack; the browser tier installs Debian's Chromium first, see browser.mk)
 #   make test-explore   the property tests with random seeds and ten times the steps (needs the stack)
 #   stack targets:  see stack.mk (stack-up, stack-down, stack-status, stack-clean, stack-env)
+#   observability targets: see observability.mk (observability-up, -down, -status, -build: Jaeger and Prometheus)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c

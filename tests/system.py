@@ -355,7 +355,7 @@ async def running_system(
     ports.update({service: free_port() for service in SERVICES})
     if observability:
         system.observability = Observability.on_free_ports(tmp_path_factory.mktemp("observability"), ports)
-        settings = {"BK_OTLP_ENDPOINT": system.observability.otlp_endpoint} | (settings or {})
+        settings = {"BK_OTLP_ENDPOINT": system.observability.otlp_endpoint, "BK_TRACE_SQL": "true"} | (settings or {})
     try:
         if system.observability is not None:
             await asyncio.to_thread(system.observability.run, "up")

@@ -44,7 +44,8 @@ build_one() {
   source="$(GOTOOLCHAIN=local go list -m -f '{{.Dir}}' "$module@$version" 2>/dev/null ||
     echo "$(go env GOMODCACHE)/$module@$version")"
   mkdir -p "$CACHE_DIR/bin"
-  (cd "$source" && GOTOOLCHAIN=local GOFLAGS=-buildvcs=false go build -trimpath -o "$binary.tmp" "$package")
+  # GOWORK=off: a module may ship a go.work naming directories its module zip leaves out
+  (cd "$source" && GOWORK=off GOTOOLCHAIN=local GOFLAGS=-buildvcs=false go build -trimpath -o "$binary.tmp" "$package")
   mv "$binary.tmp" "$binary"
   say "observability: built $(basename "$binary") in $(took "$t0")"
 }

@@ -104,7 +104,7 @@ class Service:
             title=spec.title, version=spec.version, description=spec.description, lifespan=self._lifespan
         )
         # before `http.install`, which wraps the middleware stack the instrumentation builds
-        if tracing.configure(spec.name, settings.otlp_endpoint, settings.trace_sample_ratio):
+        if tracing.configure(spec.name, settings.otlp_endpoint, settings.trace_sample_ratio, sql=settings.trace_sql):
             tracing.instrument_app(self.app)
         self._readiness: dict[str, http.ReadinessCheck] = {
             "database": self._check_database,

@@ -93,6 +93,11 @@ class KitSettings(KafkaSettings):
         None,
         description="OTLP/HTTP base URL traces are exported to (`http://collector:4318`); no tracing when unset",
     )
+    trace_sql: bool = Field(
+        False,
+        description="A span for every SQL statement (asyncpg) in the traces; off, a trace shows the requests, the "
+        "outbox, the consumers and the deliveries, at a fraction of the cost",
+    )
     trace_sample_ratio: float = Field(
         1.0,
         ge=0,

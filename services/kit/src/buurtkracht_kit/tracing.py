@@ -3,9 +3,9 @@ consumer to the e-mail or webhook it causes.
 
 - Off unless `otlp_endpoint` is set: then no tracer provider is installed, no instrumentation is added, and the
   kit's own hooks (`enabled()` first) do nothing, so tracing off costs nothing measurable.
-- On, every HTTP request starts or continues a trace (W3C `traceparent`, FastAPI/ASGI instrumentation), asyncpg
-  statements and httpx calls are spans of it, spans go out over OTLP/HTTP in batches, and a trace is sampled by
-  `trace_sample_ratio` unless its parent already decided (parent-based).
+- On, every HTTP request starts or continues a trace (W3C `traceparent`, FastAPI/ASGI instrumentation), httpx calls
+  (and, with `trace_sql`, every asyncpg statement) are spans of it, spans go out over OTLP/HTTP in batches, and a
+  trace is sampled by `trace_sample_ratio` unless its parent already decided (parent-based).
 - The context travels with the work, never beside it: an outbox row stores the `traceparent` of the span that
   recorded it, the relay sends it as the record's `traceparent` header (its own producer span in between), and a
   consumer continues the trace of each record for the inbox row, the handler and the outbox rows the handler
@@ -51,12 +51,17 @@ def enabled() -> bool:
 
 
 def configure(
-    service_name: str, endpoint: str | None, sample_ratio: float = 1.0, *, exporter: SpanExporter | None = None
+    service_name: str,
+    endpoint: str | None,
+    sample_ratio: float = 1.0,
+    *,
+    sql: bool = True,
+    exporter: SpanExporter | None = None,
 ) -> bool:
     """Install the tracer provider and the library instrumentations once per process; returns whether tracing is on.
 
     `endpoint` is the OTLP/HTTP base URL (`http://host:4318`); spans go to its `/v1/traces` (or to `exporter`, in
-    tests)."""
+    tests). `sql`: a span for every statement (asyncpg's instrumentation)."""
     global _enabled, _tracer, _provider
     if not (endpoint or exporter) or _enabled:
         return _enabled
@@ -78,7 +83,8 @@ def configure(
     provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=8192))
     if _provider is None:  # once per process (the global provider cannot be replaced)
         trace.set_tracer_provider(provider)
-    AsyncPGInstrumentor().instrument(tracer_provider=provider)
+    if sql:
+        AsyncPGInstrumentor().instrument(tracer_provider=provider)
     HTTPXClientInstrumentor().instrument(tracer_provider=provider)
     _provider = provider
     _tracer = provider.get_tracer("buurtkracht_kit")
@@ -108,7 +114,8 @@ def disable() -> None:
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
     flush()
-    AsyncPGInstrumentor().uninstrument()
+    if AsyncPGInstrumentor().is_instrumented_by_opentelemetry:
+        AsyncPGInstrumentor().uninstrument()
     HTTPXClientInstrumentor().uninstrument()
     _enabled, _tracer = False, trace.NoOpTracer()
 
