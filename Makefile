@@ -1,6 +1,7 @@
 # Buurtkracht. A newcomer needs two commands: `make run` and `make test`.
 #
-#   make run        install, start the local stack (Kafka, PostgreSQL), create topics, run the services
+#   make run        install, start the local stack (Kafka, PostgreSQL), create topics, run the services, with
+#                   their traces in a local Jaeger and their metrics and alerts in a local Prometheus (observability.mk)
 #   make test       install, start the stack, run every test tier, stop the stack (if this run started it)
 #   make demo       walk the resident journey against the running system (after make run), with a timeline
 #
@@ -22,6 +23,7 @@
 #                   need the stack; the browser tier installs Debian's Chromium first, see browser.mk)
 #   make test-explore   the property tests with random seeds and ten times the steps (needs the stack)
 #   stack targets:  see stack.mk (stack-up, stack-down, stack-status, stack-clean, stack-env)
+#   observability targets: see observability.mk (observability-up, -down, -status, -build: Jaeger and Prometheus)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -31,6 +33,7 @@ include stack.mk
 include k8s.mk
 include api.mk
 include browser.mk
+include observability.mk
 
 UV_VERSION := 0.13.8
 PYTHON     ?= python3.11
@@ -72,8 +75,8 @@ migrate: install
 	done; \
 	[ -n "$(SERVICES)" ] || echo "no services yet: nothing to migrate"
 
-run: install stack-up topics migrate
-	@UV="$(UV)" deploy/local/run.sh
+run: install stack-up topics migrate observability-up
+	@UV="$(UV)" BK_OTLP_ENDPOINT="$(BK_OTLP_ENDPOINT)" deploy/local/run.sh
 
 test-unit: install
 	$(PYTEST) -m unit
@@ -81,7 +84,7 @@ test-unit: install
 test-integration: install
 	$(PYTEST) -m integration
 
-test-e2e: install
+test-e2e: install observability-build
 	$(PYTEST) -m e2e
 
 test-browser: install browser
@@ -99,7 +102,7 @@ test-explore: install
 	HYPOTHESIS_PROFILE=explore $(PYTEST) -m properties -p no:cacheprovider
 
 # Starts the stack when it is not running, and stops it afterwards only in that case.
-test: install browser
+test: install browser observability-build
 	@started=0; \
 	if ! deploy/local/stack.sh status >/dev/null 2>&1; then started=1; fi; \
 	$(MAKE) --no-print-directory stack-up topics; \

@@ -39,6 +39,7 @@ books nothing new.
 
     .venv/bin/python bench/voucher_day.py                        # about three minutes on a 2-core machine
     .venv/bin/python bench/voucher_day.py --rate 200 --open-seconds 20 --concurrency 128
+    .venv/bin/python bench/voucher_day.py --otlp-endpoint http://127.0.0.1:16687   # traced, to `make observability-up`
 
 Progress, diagnostics and a summary go to stderr; the last line on stdout is the run's figures as one JSON object
 (`pledges_per_s`, `pgbench_tps` and its `_before`/`_after`, `ratio`, `p50_ms`/`p99_ms` of the open loop from the
@@ -163,6 +164,7 @@ async def main(args: argparse.Namespace) -> tuple[int, str, dict[str, object]]:
             await asyncio.to_thread(migrations.apply, vouchers_url, SPEC.migrations)
             await asyncio.to_thread(migrations.apply, initiatives_url, INITIATIVES_SPEC.migrations)
             run = uuid.uuid4().hex[:8]
+            traced = tracing_env(args)
             consumers = {
                 name: ServiceProcess(
                     url,
@@ -174,7 +176,7 @@ async def main(args: argparse.Namespace) -> tuple[int, str, dict[str, object]]:
                     workers=args.workers,
                     consuming=True,
                     # what they publish (InitiativeFunded, ...) stays in their scratch outbox, off the shared topics
-                    extra_env={"BK_RELAY_ENABLED": "false"},
+                    extra_env={"BK_RELAY_ENABLED": "false"} | traced,
                 )
                 for name, url in (("initiatives", initiatives_url), ("notifications", notifications_url))
             }
@@ -184,7 +186,8 @@ async def main(args: argparse.Namespace) -> tuple[int, str, dict[str, object]]:
                 pool_max_size=args.pool_size,
                 launch=args.launch,
                 workers=args.workers,
-                extra_env=dict(pair.split("=", 1) for pair in args.service_env)
+                extra_env=traced
+                | dict(pair.split("=", 1) for pair in args.service_env)
                 | ({"BENCH_PROFILE": args.profile} if args.profile else {}),
             )
             everyone = [service, *consumers.values()]
@@ -237,7 +240,15 @@ async def main(args: argparse.Namespace) -> tuple[int, str, dict[str, object]]:
             "pgbench_tps_after": tps_after,
             "ratio": rate_accepted / tps,  # type: ignore[operator]
         }
-    return code, summary, figures | {"ok": code == 0}
+    tracing = f"{args.trace_sample_ratio:.0%} to {args.otlp_endpoint}" if args.otlp_endpoint else "off"
+    return code, f"{summary}; tracing {tracing}", figures | {"tracing": tracing, "ok": code == 0}
+
+
+def tracing_env(args: argparse.Namespace) -> dict[str, str]:
+    """The tracing settings of all three services: off unless `--otlp-endpoint` names a trace backend."""
+    if not args.otlp_endpoint:
+        return {}
+    return {"BK_OTLP_ENDPOINT": args.otlp_endpoint, "BK_TRACE_SAMPLE_RATIO": str(args.trace_sample_ratio)}
 
 
 class VoucherDay:
@@ -789,6 +800,13 @@ if __name__ == "__main__":
         help="profile the vouchers service (--launch isolated only): FILE.pstats = cProfile of the main "
         "thread's CPU time; any other name = wall-clock stack samples, collapsed",
     )
+    parser.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        help="trace all three services to this OTLP/HTTP endpoint (a running Jaeger: make observability-up, "
+        "http://127.0.0.1:16687); tracing is off without it",
+    )
+    parser.add_argument("--trace-sample-ratio", type=float, default=1.0, help="share of new traces recorded")
     parser.add_argument(
         "--service-env",
         metavar="NAME=VALUE",

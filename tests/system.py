@@ -12,6 +12,7 @@ import importlib.util
 import os
 import signal
 import socket
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -103,6 +104,58 @@ class WebhookEndpoint:
 
 
 @dataclass
+class Observability:
+    """The local Jaeger and Prometheus (deploy/local/observability.sh) of one running system, on ports of their own,
+    Prometheus scraping the system's services every second and evaluating the project's alert rules as often."""
+
+    jaeger_port: int
+    otlp_port: int
+    prometheus_port: int
+    environment: dict[str, str]
+
+    @property
+    def otlp_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.otlp_port}"
+
+    @property
+    def jaeger_url(self) -> str:
+        return f"http://127.0.0.1:{self.jaeger_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    @classmethod
+    def on_free_ports(cls, local_dir: Path, targets: dict[str, int]) -> Observability:
+        while True:  # Jaeger takes its port and the three after it (see the script)
+            jaeger = free_port()
+            if all(_port_free(jaeger + n) for n in (1, 2, 3)):
+                break
+        prometheus = free_port()
+        environment = os.environ | {
+            "LOCAL_DIR": str(local_dir),
+            "JAEGER_PORT": str(jaeger),
+            "JAEGER_OTLP_PORT": str(jaeger + 1),
+            "PROMETHEUS_PORT": str(prometheus),
+            "PROMETHEUS_INTERVAL": "1s",
+            "PROMETHEUS_TARGETS": " ".join(f"{service}=127.0.0.1:{port}" for service, port in targets.items()),
+        }
+        return cls(jaeger, jaeger + 1, prometheus, environment)
+
+    def run(self, command: str) -> None:
+        subprocess.run([str(ROOT / "deploy" / "local" / "observability.sh"), command], env=self.environment, check=True)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@dataclass
 class System:
     journey: Any
     mailbox: Mailbox
@@ -114,6 +167,7 @@ class System:
     databases: dict[str, str] = field(default_factory=dict)
     idp: asyncio.subprocess.Process | None = None  # the local identity provider (not one of the services)
     idp_port: int = 0
+    observability: Observability | None = None  # Jaeger and Prometheus, when the system was started with them
 
     def url(self, instance: str) -> str:
         return f"http://127.0.0.1:{self.ports[instance]}"
@@ -269,13 +323,15 @@ async def running_system(
     settings: dict[str, str] | None = None,
     databases_given: dict[str, str] | None = None,
     service_settings: dict[str, dict[str, str]] | None = None,
+    observability: bool = False,
 ) -> AsyncIterator[System]:
     """The service processes on databases of their own (named after `tier`), a real SMTP server and a webhook
     endpoint; stopped with SIGTERM and their databases dropped afterwards. `settings` (BK_* variables) go to every
     service. A service named in `databases_given` uses the database at that URL instead (on a PostgreSQL of the
     caller's, neither made nor dropped here); `service_settings` adds settings for one service. The local identity
     provider runs beside them (`System.idp_url`), and the portal signs people in there and calls the services with
-    their access tokens."""
+    their access tokens. With `observability`, a Jaeger the services send their traces to and a Prometheus that
+    scrapes them run beside them too (`System.observability`)."""
     run = uuid.uuid4().hex[:6]
     groups = [f"{service}-{tier}-{run}" for service in SERVICES]
     # the services' dead-letter topics too: a stray record on the shared topics is parked there
@@ -297,7 +353,12 @@ async def running_system(
     system = System(None, mailbox, hooks, {}, logs)
     processes, ports, databases = system.processes, system.ports, []
     ports.update({service: free_port() for service in SERVICES})
+    if observability:
+        system.observability = Observability.on_free_ports(tmp_path_factory.mktemp("observability"), ports)
+        settings = {"BK_OTLP_ENDPOINT": system.observability.otlp_endpoint, "BK_TRACE_SQL": "true"} | (settings or {})
     try:
+        if system.observability is not None:
+            await asyncio.to_thread(system.observability.run, "up")
         await system.start_idp(
             keys / "private.pem", os.environ | (settings or {}) | {"BK_JWT_PRIVATE_KEY_FILE": str(keys / "private.pem")}
         )
@@ -362,6 +423,8 @@ async def running_system(
         if system.idp is not None and system.idp.returncode is None:
             system.idp.terminate()
             await asyncio.wait_for(system.idp.wait(), 60)
+        if system.observability is not None:
+            await asyncio.to_thread(system.observability.run, "down")
         hooks.server.should_exit = True
         await hooks_task
         smtp.stop()

@@ -14,6 +14,7 @@ cat <<TEXT
 
 Buurtkracht is running on the local stack:
 $(deploy/local/stack.sh status)
+$(deploy/local/observability.sh status)
   initiatives API      http://127.0.0.1:8001/docs   AsyncAPI /asyncapi.json, metrics /metrics
   vouchers API         http://127.0.0.1:8002/docs   (make ledger-check)
   notifications API    http://127.0.0.1:8003/docs
@@ -24,10 +25,14 @@ $(deploy/local/stack.sh status)
   the whole journey    make demo   (in a second terminal)
   a token              .venv/bin/buurtkracht token --sub r-123 --role resident --area BU03630001
   connection variables make stack-env;  logs of Kafka and PostgreSQL in ${LOCAL_DIR:-.local}/logs/
+  traces               every request's trace in Jaeger: http://127.0.0.1:${JAEGER_PORT:-16686}/api/traces/<trace id>, the id
+                       from a response's traceresponse header (00-<trace id>-...) or a log line's trace_id=...
+  alerts               Prometheus evaluates k8s/base/monitoring/prometheus-rules.yaml:
+                       http://127.0.0.1:${PROMETHEUS_PORT:-9090}/api/v1/alerts  (targets: /api/v1/targets)
 
 Demo people who can sign in at the portal (deploy/local/people.toml; these passwords are for this machine only):
 $("$UV" run --frozen --no-sync python deploy/local/idp.py people | sed 's/^/  /')
 
-Ctrl-C stops the services; make stack-down stops Kafka and PostgreSQL.
+Ctrl-C stops the services; make stack-down stops Kafka and PostgreSQL, make observability-down Jaeger and Prometheus.
 TEXT
 wait "$supervisor"

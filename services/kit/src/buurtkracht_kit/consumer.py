@@ -35,20 +35,22 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import asyncpg
+from opentelemetry import trace
 
 from buurtkracht_contracts import Envelope, Event, parse
 from buurtkracht_contracts.kafka import from_kafka
 from buurtkracht_contracts.registry import current_type
 from buurtkracht_contracts.topics import dead_letter_topic
 
-from . import outbox
+from . import outbox, tracing
 from .db import UnitOfWork
 from .logs import event_context
 from .metrics import ServiceMetrics
@@ -101,6 +103,7 @@ class EventConsumer:
         self._unit_of_work = unit_of_work or (lambda: UnitOfWork(pool, source))
         self._confirmed: set[tuple[str, int]] = set()  # partitions with a message processed by this process
         self._interrupted: set[str] = set()  # messages this process gave up on for an outage, not a crash
+        metrics.dead_letters.labels(group)  # the series from 0: the first dead letter is an increase Prometheus sees
 
     async def consume_batch(self, records: Sequence[Record], took_effect: TookEffect | None = None) -> list[Outcome]:
         """Apply `records`, the next records of one partition in offset order; returns their outcomes in order.
@@ -128,12 +131,13 @@ class EventConsumer:
         messages: list[_Message] = []
         for record in records:
             try:
-                envelope = from_kafka(record.key, record.value or b"", list(record.headers))
+                headers, traceparent = _event_headers(record)
+                envelope = from_kafka(record.key, record.value or b"", headers)
                 handler = self._handlers.get(current_type(envelope.type))
                 event = parse(envelope) if handler is not None else None
             except Exception:  # unreadable or invalid: the one-at-a-time path parks it, in its place
                 return await self._one_at_a_time(records, took_effect)
-            messages.append(_Message(record, str(envelope.id), envelope, handler, event))
+            messages.append(_Message(record, str(envelope.id), envelope, handler, event, traceparent))
         applicable = [message for message in messages if message.handler is not None]
         if len(applicable) < 2:
             return await self._one_at_a_time(records, took_effect)
@@ -141,8 +145,8 @@ class EventConsumer:
         try:
             earlier = await self._mark_batch(message_ids)
             if not earlier:
-                async with asyncio.timeout(self._handler_timeout):
-                    outcomes = await self._apply_together(messages, message_ids)
+                async with asyncio.timeout(self._handler_timeout), _BatchSpans(self.group, messages) as traced:
+                    outcomes = await self._apply_together(messages, message_ids, traced)
         except Exception as error:  # anything at all: the one-at-a-time path counts, retries and parks
             logger.warning(
                 "batch of %d messages (%s to %s) rolled back, applying them one at a time: %r",
@@ -187,22 +191,18 @@ class EventConsumer:
             )
         return frozenset(message_ids) - {row["message_id"] for row in fresh}
 
-    async def _apply_together(self, messages: list[_Message], message_ids: list[str]) -> list[Outcome]:
+    async def _apply_together(
+        self, messages: list[_Message], message_ids: list[str], traced: _BatchSpans
+    ) -> list[Outcome]:
         """One transaction: every inbox row, the handlers of the messages new to the inbox in offset order, the
         batch's marks removed. Raises whatever a handler raises, with nothing committed."""
         event_types = {message.message_id: message.envelope.type for message in reversed(messages)}
         async with self._unit_of_work() as uow:
-            inserted = await uow.connection.fetch(
-                """
-                INSERT INTO inbox (consumer, message_id, event_type, outcome)
-                SELECT $1, message_id, event_type, 'processed' FROM unnest($2::text[], $3::text[])
-                  AS batch(message_id, event_type)
-                ON CONFLICT DO NOTHING RETURNING message_id
-                """,
-                self.group,
-                message_ids,
-                [event_types[message_id] for message_id in message_ids],
-            )
+            arguments = [self.group, message_ids, [event_types[message_id] for message_id in message_ids]]
+            if traced.traceparents:  # each inbox row with the trace context of its message's span
+                arguments.append([traced.traceparents.get(message_id) for message_id in message_ids])
+            statement = _INBOX_BATCH_TRACED if traced.traceparents else _INBOX_BATCH
+            inserted = await uow.connection.fetch(statement, *arguments)
             first_time = {row["message_id"] for row in inserted}
             outcomes: list[Outcome] = []
             for message in messages:
@@ -210,7 +210,7 @@ class EventConsumer:
                     outcomes.append("ignored")
                 elif message.message_id in first_time:
                     first_time.discard(message.message_id)  # the same message again in this batch is a duplicate
-                    with event_context(message.message_id, message.envelope.type):
+                    with event_context(message.message_id, message.envelope.type), traced.current(message):
                         await message.handler(uow, message.event, message.envelope)  # type: ignore[arg-type]
                     outcomes.append("processed")
                 else:
@@ -226,9 +226,16 @@ class EventConsumer:
     async def consume(self, record: Record, *, marked: frozenset[str] = frozenset()) -> Outcome:
         """Apply one record. Its attempts are marked in progress while its partition has had no message processed
         by this process, or when its id is in `marked`."""
+        headers, traceparent = _event_headers(record)
+        if not tracing.enabled():
+            return await self._consume(record, headers, marked)
+        with tracing.span_from(traceparent, f"{record.topic} process", tracing.SpanKind.CONSUMER, _attributes(record)):
+            return await self._consume(record, headers, marked)
+
+    async def _consume(self, record: Record, headers: list[tuple[str, bytes]], marked: frozenset[str]) -> Outcome:
         fallback_id = f"{record.topic}:{record.partition}:{record.offset}"
         try:
-            envelope = from_kafka(record.key, record.value or b"", list(record.headers))
+            envelope = from_kafka(record.key, record.value or b"", headers)
         except Exception as error:  # anything unreadable is parked, whatever the parser raised
             message_id = _header(record, "ce_id") or fallback_id
             with event_context(message_id):
@@ -310,15 +317,18 @@ class EventConsumer:
             )
 
     async def _apply(self, handler: Handler, envelope: Envelope, event: Event, message_id: str) -> Outcome:
+        traceparent = tracing.current_traceparent()
         async with self._unit_of_work() as uow:
             first_time = await uow.connection.fetchval(
                 """
-                INSERT INTO inbox (consumer, message_id, event_type, outcome) VALUES ($1, $2, $3, 'processed')
+                INSERT INTO inbox (consumer, message_id, event_type, outcome, traceparent)
+                VALUES ($1, $2, $3, 'processed', $4)
                 ON CONFLICT DO NOTHING RETURNING true
                 """,
                 self.group,
                 message_id,
                 envelope.type,
+                traceparent,
             )
             if not first_time:
                 await uow.connection.execute(  # an attempt mark of this redelivery
@@ -409,6 +419,83 @@ class _Message:
     envelope: Envelope
     handler: Handler | None
     event: Event | None
+    traceparent: str | None = None  # of the record
+
+
+_INBOX_BATCH = """
+    INSERT INTO inbox (consumer, message_id, event_type, outcome)
+    SELECT $1, message_id, event_type, 'processed' FROM unnest($2::text[], $3::text[]) AS batch(message_id, event_type)
+    ON CONFLICT DO NOTHING RETURNING message_id
+"""
+_INBOX_BATCH_TRACED = """
+    INSERT INTO inbox (consumer, message_id, event_type, outcome, traceparent)
+    SELECT $1, message_id, event_type, 'processed', traceparent FROM unnest($2::text[], $3::text[], $4::text[])
+      AS batch(message_id, event_type, traceparent)
+    ON CONFLICT DO NOTHING RETURNING message_id
+"""
+
+
+class _BatchSpans:
+    """While tracing: one CONSUMER span per message of a batch, continuing the message's trace, from the start of the
+    batch's transaction to its end (they share it); each is current while its message's handler runs, so the outbox
+    rows the handler writes carry it. Does nothing when tracing is off."""
+
+    def __init__(self, group: str, messages: Sequence[_Message]) -> None:
+        self._messages = messages
+        self._spans: dict[str, trace.Span] = {}
+        self.traceparents: dict[str, str | None] = {}
+
+    async def __aenter__(self) -> _BatchSpans:
+        if tracing.enabled():
+            for message in self._messages:
+                if message.message_id not in self._spans:
+                    span = tracing.start_span(
+                        message.traceparent,
+                        f"{message.record.topic} process",
+                        tracing.SpanKind.CONSUMER,
+                        _attributes(message.record),
+                    )
+                    self._spans[message.message_id] = span
+                    self.traceparents[message.message_id] = tracing.traceparent_of_span(span)
+        return self
+
+    async def __aexit__(self, error_type: Any, error: BaseException | None, traceback: Any) -> None:
+        for span in self._spans.values():
+            if error is not None:
+                span.record_exception(error)
+                tracing.fail(span, repr(error))
+            span.end()
+
+    @contextlib.contextmanager
+    def current(self, message: _Message) -> Iterator[None]:
+        span = self._spans.get(message.message_id)
+        if span is None:
+            yield
+            return
+        with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+            yield
+
+
+def _event_headers(record: Record) -> tuple[list[tuple[str, bytes]], str | None]:
+    """The record's CloudEvents headers, and the `traceparent` it carries. The relay puts it last; a record from
+    elsewhere may carry it anywhere (or as the CloudEvents extension, `ce_traceparent`)."""
+    headers = list(record.headers)
+    if headers and headers[-1][0] == tracing.TRACEPARENT:
+        value = headers.pop()[1]
+        return headers, value.decode("latin-1") if value is not None else None
+    if any(name in tracing.TRACE_HEADERS for name, _ in headers):
+        return tracing.without_trace_headers(headers), tracing.traceparent_of(headers)
+    return headers, None
+
+
+def _attributes(record: Record) -> dict[str, Any]:
+    return {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": record.topic,
+        "messaging.destination.partition.id": str(record.partition),
+        "messaging.kafka.offset": record.offset,
+    }
 
 
 class ProcessDied(RuntimeError):

@@ -19,7 +19,7 @@ import asyncpg
 
 from buurtkracht_contracts import Envelope, Event
 
-from . import outbox
+from . import outbox, tracing
 
 Isolation = Literal["read_committed", "repeatable_read", "serializable"]
 
@@ -79,6 +79,7 @@ class UnitOfWork:
         self._source = source
         self._isolation = isolation
         self._envelopes: list[Envelope] = []
+        self._traceparents: list[str | None] = []  # of the span that recorded each event, while tracing
         self._committed = False
         self._acquire_timeout = acquire_timeout
         self.connection: asyncpg.Connection
@@ -116,6 +117,8 @@ class UnitOfWork:
         """Queue events to be published if, and only if, this unit of work commits."""
         envelopes = [Envelope.wrap(event, self._source) for event in events]
         self._envelopes += envelopes
+        if tracing.enabled():
+            self._traceparents += [tracing.current_traceparent()] * len(envelopes)
         return envelopes
 
     def record_all(self, events: Iterable[Event]) -> list[Envelope]:
@@ -124,7 +127,7 @@ class UnitOfWork:
     async def commit(self) -> None:
         """Write the recorded events to the outbox and commit; then wake this process's relay to publish them."""
         if self._envelopes:
-            await outbox.add(self.connection, self._envelopes)
+            await outbox.add(self.connection, self._envelopes, self._traceparents or None)
         await self._transaction.commit()
         self._committed = True
         if self._envelopes:

@@ -9,14 +9,24 @@
   `process` is called with each item once; when `process` itself fails, every item of the batch gets that error;
 - a caller that stops waiting (a cancelled request) does not take its item out of a batch already started: the
   item's effects stand, as with any request whose client went away after the commit.
+
+While tracing, a batch of one runs in its caller's trace, as the request would alone (its SQL, its outbox rows); a
+larger batch runs in a span of its own, a child of its first caller's span with links to every caller's, and the
+events it records carry that span's trace on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Generic, TypeVar
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from . import tracing
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -38,6 +48,7 @@ class GroupCommit(Generic[T, R]):
         self._max_batch = max_batch
         self._observe = observe
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._traces: dict[int, str | None] = {}  # id of a waiting future -> its caller's traceparent, while tracing
         self._running: asyncio.Task[None] | None = None
         self.batches = 0  # how many batches ran, and how many items they held: for metrics and tests
         self.items = 0
@@ -45,6 +56,8 @@ class GroupCommit(Generic[T, R]):
     async def submit(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
+        if tracing.enabled():
+            self._traces[id(future)] = tracing.current_traceparent()
         if self._running is None:
             # a context of its own: the batch serves many requests, it logs as none of them
             self._running = asyncio.create_task(self._run(), context=contextvars.Context())
@@ -60,7 +73,8 @@ class GroupCommit(Generic[T, R]):
                 self.items += len(batch)
                 self._observe(len(batch))
                 try:
-                    outcomes = await self._process([item for item, _ in batch])
+                    with self._traced(batch):
+                        outcomes = await self._process([item for item, _ in batch])
                     if len(outcomes) != len(batch):
                         raise RuntimeError(f"a batch of {len(batch)} got {len(outcomes)} outcomes")
                 except Exception as error:  # every caller of the batch learns of it
@@ -76,6 +90,26 @@ class GroupCommit(Generic[T, R]):
             for _, future in batch + self._waiting:
                 future.cancel()
             self._waiting.clear()
+            self._traces.clear()
             raise
         finally:
             self._running = None
+
+    @contextlib.contextmanager
+    def _traced(self, batch: list[tuple[T, asyncio.Future[R]]]) -> Iterator[None]:
+        """The batch in its caller's trace (one caller) or in a span linked to every caller's; nothing when off."""
+        callers = [self._traces.pop(id(future), None) for _, future in batch]
+        if not tracing.enabled():
+            yield
+            return
+        if len(batch) == 1:
+            parent = tracing.context_of(callers[0])
+            token = otel_context.attach(parent) if parent is not None else None
+            try:
+                yield
+            finally:
+                if token is not None:
+                    otel_context.detach(token)
+            return
+        with tracing.span_from(callers[0], f"group commit of {len(batch)}", trace.SpanKind.INTERNAL, links=callers[1:]):
+            yield

@@ -1,4 +1,5 @@
-"""JSON logs on stdout; every line written while handling an event carries that event's id and type.
+"""JSON logs on stdout; every line written while handling an event carries that event's id and type, and every line
+written inside a trace (an HTTP request, a consumed event, while tracing is on) its `trace_id` and `span_id`.
 
 Every line names the process (`pid`): the processes of one service share a container's output."""
 
@@ -10,6 +11,7 @@ import logging
 import sys
 from collections.abc import Iterator
 
+from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 
 _event_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("event_id", default=None)
@@ -32,6 +34,10 @@ class _EventContextFilter(logging.Filter):
         if (event_id := _event_id.get()) is not None:
             record.event_id = event_id
             record.event_type = _event_type.get()
+        span_context = trace.get_current_span().get_span_context()
+        if span_context.is_valid:
+            record.trace_id = format(span_context.trace_id, "032x")
+            record.span_id = format(span_context.span_id, "016x")
         return True
 
 
@@ -48,7 +54,7 @@ def configure(service: str, level: str = "INFO", fmt: str = "json") -> None:
             )
         )
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s"))
+        handler.setFormatter(_TextFormatter("%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -57,3 +63,12 @@ def configure(service: str, level: str = "INFO", fmt: str = "json") -> None:
     for uvicorn_logger in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(uvicorn_logger).handlers[:] = []
         logging.getLogger(uvicorn_logger).propagate = True
+
+
+class _TextFormatter(logging.Formatter):
+    """The text format, with ` trace_id=...` after the message of a line written inside a trace."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        trace_id = getattr(record, "trace_id", None)
+        return f"{line} trace_id={trace_id}" if trace_id else line

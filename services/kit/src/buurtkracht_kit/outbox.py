@@ -38,10 +38,12 @@ from typing import NamedTuple
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from opentelemetry.trace import Span
 
 from buurtkracht_contracts import Envelope, model_for
 from buurtkracht_contracts.event import DATACONTENTTYPE, SPECVERSION
 
+from . import tracing
 from .metrics import ServiceMetrics
 
 logger = logging.getLogger(__name__)
@@ -50,16 +52,17 @@ RELAY_LOCK_KEY = 0x6275757274  # one relay per database publishes a batch at a t
 MAX_BACKOFF_SECONDS = 300
 
 
-async def add(conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
+async def add(
+    conn: asyncpg.Connection, envelopes: Sequence[Envelope], traceparents: Sequence[str | None] | None = None
+) -> None:
     """Insert event rows in the caller's transaction. After its commit the caller calls `wake_relays()` (the unit
-    of work does); without that, the relay's poll finds the rows."""
+    of work does); without that, the relay's poll finds the rows. Each row keeps the `traceparent` of the span that
+    recorded its event (`traceparents`, one per envelope; by default the current span's), while tracing is on."""
     models = [model_for(envelope.type) for envelope in envelopes]
+    if traceparents is None and tracing.enabled():
+        traceparents = [tracing.current_traceparent()] * len(envelopes)
     await conn.execute(
-        """
-        INSERT INTO outbox (event_id, aggregate_type, aggregate_id, event_type, topic, source, occurred_at, payload)
-        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                             $7::timestamptz[], $8::jsonb[])
-        """,
+        _INSERT if traceparents is None else _INSERT_TRACED,
         [envelope.id for envelope in envelopes],
         [model.aggregate_type for model in models],
         [envelope.subject for envelope in envelopes],
@@ -68,6 +71,7 @@ async def add(conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
         [envelope.source for envelope in envelopes],
         [envelope.time for envelope in envelopes],
         [envelope.data for envelope in envelopes],
+        *([] if traceparents is None else [list(traceparents)]),
     )
 
 
@@ -101,6 +105,19 @@ async def add_verbatim(
     return row_id
 
 
+_INSERT = """
+    INSERT INTO outbox (event_id, aggregate_type, aggregate_id, event_type, topic, source, occurred_at, payload)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::timestamptz[], $8::jsonb[])
+"""
+# the same, every row with the `traceparent` of the span that recorded it
+_INSERT_TRACED = """
+    INSERT INTO outbox (event_id, aggregate_type, aggregate_id, event_type, topic, source, occurred_at, payload,
+                        traceparent)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::timestamptz[], $8::jsonb[], $9::text[])
+"""
+
 _running: weakref.WeakSet[OutboxRelay] = weakref.WeakSet()
 _running_lock = threading.Lock()
 
@@ -121,6 +138,7 @@ class _Row(NamedTuple):
     key: bytes | None
     value: bytes
     headers: list[tuple[str, bytes | None]]
+    traceparent: str | None = None  # of the span that recorded the row; the relay adds the record's header
 
 
 _SPECVERSION_HEADER = ("ce_specversion", SPECVERSION.encode())
@@ -135,7 +153,7 @@ def _to_record(row: asyncpg.Record) -> _Row:
     `sequence` extension, the row's id zero-padded to 20 digits: id order is commit order within an aggregate, so
     a later event of an aggregate has a larger sequence. Verbatim rows go out as they were stored."""
     row_id, aggregate_id, topic, ce_id, ce_source, ce_type, ce_time, key, data, *verbatim = row
-    verbatim_key, verbatim_value, verbatim_headers = verbatim
+    verbatim_key, verbatim_value, verbatim_headers, traceparent = verbatim
     if verbatim_value is not None:
         headers = [(name, bytes.fromhex(value) if value is not None else None) for name, value in verbatim_headers]
         return _Row(row_id, aggregate_id, topic, verbatim_key, verbatim_value, headers)
@@ -149,7 +167,7 @@ def _to_record(row: asyncpg.Record) -> _Row:
         _CONTENT_TYPE_HEADER,
         ("ce_sequence", b"%020d" % row_id),
     ]
-    return _Row(row_id, aggregate_id, topic, key, data, headers)
+    return _Row(row_id, aggregate_id, topic, key, data, headers, traceparent)
 
 
 def kafka_producer(client_options: dict[str, object]) -> AIOKafkaProducer:
@@ -182,7 +200,7 @@ _FETCH = """
                       'UTF8') AS ce_time,
            convert_to(aggregate_id, 'UTF8') AS subject,
            convert_to(payload::text, 'UTF8') AS data,
-           verbatim_key, verbatim_value, verbatim_headers
+           verbatim_key, verbatim_value, verbatim_headers, traceparent
     FROM outbox o
     WHERE (o.id > $3 OR o.id <> ALL($2::bigint[]))
       AND NOT EXISTS (SELECT 1 FROM outbox waiting
@@ -497,16 +515,47 @@ async def _send_partition(
     pending = records
     while pending:
         batch, taken = producer.create_batch(), 0
+        spans: list[Span] = []
         for record in pending:
-            if batch.append(timestamp=None, key=record.key, value=record.value, headers=record.headers) is None:
-                break
+            headers, span = _traced(record, topic, partition)
+            if batch.append(timestamp=None, key=record.key, value=record.value, headers=headers) is None:
+                break  # a span of a record left out is never ended: not exported
             taken += 1
+            if span is not None:
+                spans.append(span)
         chunk, pending = pending[: max(taken, 1)], pending[max(taken, 1) :]
         try:
             if taken == 0:
                 raise ValueError("the record does not fit in a record batch")
             await (await producer.send_batch(batch, topic, partition=partition))
         except Exception as error:  # not acknowledged, refused, too large, or a producer in a fatal state
+            for span in spans:
+                tracing.fail(span, _describe(error))
+                span.end()
             return published, [(record, _describe(error)) for record in chunk]
+        for span in spans:
+            span.end()
         published += chunk
     return published, []
+
+
+def _traced(record: _Row, topic: str, partition: int) -> tuple[list[tuple[str, bytes | None]], Span | None]:
+    """The record's headers with its `traceparent`, and a started producer span when the trace is sampled and this
+    process traces (the header then names that span). A row recorded without tracing goes out as it is."""
+    if record.traceparent is None:
+        return record.headers, None
+    if not (tracing.enabled() and tracing.sampled(record.traceparent)):
+        return [*record.headers, (tracing.TRACEPARENT, record.traceparent.encode())], None
+    span, traceparent = tracing.producer_span(
+        record.traceparent,
+        topic,
+        {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": topic,
+            "messaging.destination.partition.id": str(partition),
+            "messaging.message.id": record.headers[0][1].decode() if record.headers[0][1] else "",
+            "messaging.kafka.message.key": record.aggregate_id,
+        },
+    )
+    return [*record.headers, (tracing.TRACEPARENT, traceparent.encode())], span

@@ -40,7 +40,7 @@ from faststream.specification import AsyncAPI
 from buurtkracht_contracts import Event
 from buurtkracht_contracts.topics import dead_letter_topic
 
-from . import housekeeping, http, logs, metrics, migrations, problems
+from . import housekeeping, http, logs, metrics, migrations, problems, tracing
 from .auth import TokenVerifier
 from .consumer import EventConsumer, Handler
 from .db import UnitOfWork, create_pool
@@ -103,6 +103,9 @@ class Service:
         self.app = FastAPI(
             title=spec.title, version=spec.version, description=spec.description, lifespan=self._lifespan
         )
+        # before `http.install`, which wraps the middleware stack the instrumentation builds
+        if tracing.configure(spec.name, settings.otlp_endpoint, settings.trace_sample_ratio, sql=settings.trace_sql):
+            tracing.instrument_app(self.app)
         self._readiness: dict[str, http.ReadinessCheck] = {
             "database": self._check_database,
             "kafka": self._check_kafka,
@@ -246,6 +249,7 @@ class Service:
                     logger.warning("outbox relay did not finish cleanly; the rest is published on restart")
                 await self.relay.close()
             await self.pool.close()
+            tracing.flush()
             logger.info("%s stopped", self.spec.name)
 
     async def _start_consumer(self) -> None:

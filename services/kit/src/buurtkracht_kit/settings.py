@@ -89,6 +89,21 @@ class KitSettings(KafkaSettings):
         False, description="Run the outbox relay in a process of its own beside the HTTP processes"
     )
     log_level: str = "INFO"
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP base URL traces are exported to (`http://collector:4318`); no tracing when unset",
+    )
+    trace_sql: bool = Field(
+        False,
+        description="A span for every SQL statement (asyncpg) in the traces; off, a trace shows the requests, the "
+        "outbox, the consumers and the deliveries, at a fraction of the cost",
+    )
+    trace_sample_ratio: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Share of new traces recorded; a request that comes with a trace follows its parent",
+    )
     log_format: str = Field("json", pattern="^(json|text)$")
     migrate_on_start: bool = True
     database_wait_seconds: float = Field(

@@ -21,7 +21,7 @@ import aiosmtplib
 from prometheus_client import Counter
 
 from buurtkracht_contracts import notifications as events
-from buurtkracht_kit import periodic
+from buurtkracht_kit import periodic, tracing
 from buurtkracht_kit.runtime import Service
 
 from ..adapters.mail import Mailer, MailNotSent, compose, failure_reason
@@ -101,7 +101,11 @@ async def send_email_batch(service: Service) -> int:
                     recorded.add(due.id)
                     continue
                 try:
-                    await smtp.send_message(email)
+                    cause = await tracing.consumed_traceparent(service.pool, settings.service_name, due.source_event_id)
+                    with tracing.span_from(
+                        cause, "email send", tracing.SpanKind.CLIENT, {"notification.kind": due.kind}
+                    ):
+                        await smtp.send_message(email)
                     outcome = None
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
                     outcome = failure_reason(error, due.email)

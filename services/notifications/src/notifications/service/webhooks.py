@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from buurtkracht_contracts import Envelope
 from buurtkracht_contracts.notifications import WebhookDeliveryFailed, WebhookSubscriptionDisabled, is_tombstone
 from buurtkracht_contracts.refusals import InvalidInput, NotFound
-from buurtkracht_kit import periodic
+from buurtkracht_kit import periodic, tracing
 from buurtkracht_kit.auth import Principal
 from buurtkracht_kit.runtime import Service
 
@@ -317,6 +317,13 @@ class Dispatcher:
             else:
                 await asyncio.sleep(interval)
 
+    async def _cause(self, claimed: store.Claimed) -> str | None:
+        """The trace of the consumed event that queued the delivery, while tracing is on."""
+        if not tracing.enabled():
+            return None
+        async with self._unit_of_work() as uow:
+            return await tracing.consumed_traceparent(uow.connection, self._settings.service_name, claimed.event_id)
+
     async def deliver(self, claimed: store.Claimed) -> None:
         """Send one attempt and record its outcome; never raises (an unrecorded attempt is retried after its lease)."""
         message_id = str(claimed.delivery_id)
@@ -326,13 +333,14 @@ class Dispatcher:
             started = time.perf_counter()
             self._metrics.in_flight.inc()
             try:
-                answer = await store.post(
-                    self._client,
-                    claimed.url,
-                    headers,
-                    body,
-                    self._settings.webhook_timeout_seconds,
-                )
+                with tracing.span_from(await self._cause(claimed), "webhook deliver", tracing.SpanKind.CLIENT):
+                    answer = await store.post(
+                        self._client,
+                        claimed.url,
+                        headers,
+                        body,
+                        self._settings.webhook_timeout_seconds,
+                    )
             finally:
                 self._metrics.in_flight.dec()
                 self._metrics.duration.observe(time.perf_counter() - started)

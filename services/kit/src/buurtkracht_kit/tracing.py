@@ -1,0 +1,283 @@
+"""Distributed tracing with OpenTelemetry: one trace from an HTTP request through the outbox, Kafka and every
+consumer to the e-mail or webhook it causes.
+
+- Off unless `otlp_endpoint` is set: then no tracer provider is installed, no instrumentation is added, and the
+  kit's own hooks (`enabled()` first) do nothing, so tracing off costs nothing measurable.
+- On, every HTTP request starts or continues a trace (W3C `traceparent`, `TracedRequests`), httpx calls
+  (and, with `trace_sql`, every asyncpg statement) are spans of it, spans go out over OTLP/HTTP in batches, and a
+  trace is sampled by `trace_sample_ratio` unless its parent already decided (parent-based).
+- The context travels with the work, never beside it: an outbox row stores the `traceparent` of the span that
+  recorded it, the relay sends it as the record's `traceparent` header (its own producer span in between), and a
+  consumer continues the trace of each record for the inbox row, the handler and the outbox rows the handler
+  writes. The inbox row keeps it too, so work done later from the database (an e-mail sent by a periodic loop) is
+  continued with `span_from(traceparent)`.
+- Log lines written inside a span carry its `trace_id` (see `logs`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+logger = logging.getLogger(__name__)
+
+TRACEPARENT = "traceparent"
+# The CloudEvents Kafka binding maps the Distributed Tracing extension to `ce_traceparent`; the relay writes the
+# protocol's own `traceparent` header (as OpenTelemetry's Kafka instrumentations do), and a consumer reads either.
+CE_TRACEPARENT = "ce_traceparent"
+TRACE_HEADERS = frozenset({TRACEPARENT, "tracestate", CE_TRACEPARENT, "ce_tracestate"})
+_UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})
+
+_propagator = TraceContextTextMapPropagator()
+_enabled = False
+_tracer: trace.Tracer = trace.NoOpTracer()
+_provider: Any = None
+
+
+def enabled() -> bool:
+    """Whether this process exports traces (an OTLP endpoint was configured)."""
+    return _enabled
+
+
+def configure(
+    service_name: str,
+    endpoint: str | None,
+    sample_ratio: float = 1.0,
+    *,
+    sql: bool = True,
+    exporter: SpanExporter | None = None,
+) -> bool:
+    """Install the tracer provider and the library instrumentations once per process; returns whether tracing is on.
+
+    `endpoint` is the OTLP/HTTP base URL (`http://host:4318`); spans go to its `/v1/traces` (or to `exporter`, in
+    tests). `sql`: a span for every statement (asyncpg's instrumentation)."""
+    global _enabled, _tracer, _provider
+    if not (endpoint or exporter) or _enabled:
+        return _enabled
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service_name, "service.namespace": "buurtkracht"}),
+        sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
+    )
+    if exporter is None:
+        assert endpoint is not None
+        exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=8192))
+    # Not installed as the global provider: FastAPI's own telemetry would take that as its cue to add a server span
+    # and three more to every request; each instrumentation is handed this provider instead.
+    if sql:
+        AsyncPGInstrumentor().instrument(tracer_provider=provider)
+    HTTPXClientInstrumentor().instrument(tracer_provider=provider)
+    _provider = provider
+    _tracer = provider.get_tracer("buurtkracht_kit")
+    _enabled = True
+    logger.info("tracing to %s, sampling %.0f %% of new traces", endpoint or exporter, sample_ratio * 100)
+    return True
+
+
+def instrument_app(app: FastAPI) -> None:
+    """Every request to `app` (but the probes and `/metrics`) starts or continues a trace (`TracedRequests`)."""
+    if _enabled:
+        app.add_middleware(TracedRequests)
+
+
+def disable() -> None:
+    """Stop tracing in this process (tests turn it on and off again)."""
+    global _enabled, _tracer
+    if not _enabled:
+        return
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    flush()
+    if AsyncPGInstrumentor().is_instrumented_by_opentelemetry:
+        AsyncPGInstrumentor().uninstrument()
+    HTTPXClientInstrumentor().uninstrument()
+    _enabled, _tracer = False, trace.NoOpTracer()
+
+
+def flush() -> None:
+    """Export what is buffered (when the service stops)."""
+    if _provider is not None:
+        _provider.force_flush(timeout_millis=5000)
+
+
+class TracedRequests:
+    """Pure ASGI middleware: a SERVER span per request, continuing the caller's `traceparent` if any, named by method
+    and route template once routing found it (`POST /api/v1/rounds/{round_id}/pledges`); and a `traceresponse`
+    header on the answer (W3C Trace Context level 2, `00-<trace id>-<span id>-<flags>`), so an answer a resident or an
+    integration reports leads to its trace. Lean on purpose: OpenTelemetry's FastAPI instrumentation matches every
+    route again to name the span, which cost a millisecond a request here."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] in _UNTRACED:
+            await self.app(scope, receive, send)
+            return
+        carrier = {}
+        for name, value in scope["headers"]:
+            if name == b"traceparent" or name == b"tracestate":
+                carrier[name.decode()] = value.decode("latin-1")
+        method = scope["method"]
+        with _tracer.start_as_current_span(
+            method,
+            context=_propagator.extract(carrier) if carrier else None,
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "url.path": scope["path"]},
+        ) as span:
+            span_context = span.get_span_context()
+            traceresponse = (
+                f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{span_context.trace_flags:02x}"
+            ).encode()
+
+            async def send_traced(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    span.set_attribute("http.response.status_code", status)
+                    if status >= 500:
+                        span.set_status(Status(StatusCode.ERROR))
+                    message["headers"] = [*message.get("headers", ()), (b"traceresponse", traceresponse)]
+                await send(message)
+
+            try:
+                await self.app(scope, receive, send_traced)
+            finally:
+                route = getattr(scope.get("route"), "path", None)
+                if route:
+                    span.update_name(f"{method} {route}")
+                    span.set_attribute("http.route", route)
+
+
+def current_traceparent() -> str | None:
+    """The `traceparent` of the current span, to store with work done later (an outbox row); None when off."""
+    if not _enabled:
+        return None
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier)
+    return carrier.get(TRACEPARENT)
+
+
+def current_trace_id() -> str | None:
+    """The current trace's id as 32 hex digits (what log lines and the trace backend show), or None."""
+    span_context = trace.get_current_span().get_span_context()
+    return format(span_context.trace_id, "032x") if span_context.is_valid else None
+
+
+def context_of(traceparent: str | None) -> otel_context.Context | None:
+    """The context a `traceparent` value names, or None when it is absent or malformed."""
+    if not traceparent:
+        return None
+    extracted = _propagator.extract({TRACEPARENT: traceparent})
+    return extracted if trace.get_current_span(extracted).get_span_context().is_valid else None
+
+
+def traceparent_of(headers: Sequence[tuple[str, bytes | None]]) -> str | None:
+    """The `traceparent` a Kafka record carries (or its CloudEvents extension form `ce_traceparent`)."""
+    found = None
+    for name, value in headers:
+        if value is not None and name in (TRACEPARENT, CE_TRACEPARENT):
+            found = value.decode("latin-1")
+            if name == TRACEPARENT:
+                break
+    return found
+
+
+def without_trace_headers(headers: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """The record's headers but the trace context: what the CloudEvents reader takes (it reads only attributes)."""
+    return [header for header in headers if header[0] not in TRACE_HEADERS]
+
+
+@contextlib.contextmanager
+def span_from(
+    traceparent: str | None,
+    name: str,
+    kind: SpanKind = SpanKind.INTERNAL,
+    attributes: dict[str, Any] | None = None,
+    links: Sequence[str | None] = (),
+) -> Iterator[trace.Span | None]:
+    """A span continuing the trace `traceparent` names (a new trace when None), current inside the block; an
+    exception that leaves the block is recorded on it. Yields None, at no cost, when tracing is off."""
+    if not _enabled:
+        yield None
+        return
+    parent = context_of(traceparent)
+    span_links = [
+        Link(trace.get_current_span(linked).get_span_context())
+        for linked in (context_of(value) for value in links)
+        if linked is not None
+    ]
+    with _tracer.start_as_current_span(
+        name, context=parent, kind=kind, attributes=attributes, links=span_links, record_exception=True
+    ) as span:
+        yield span
+
+
+@contextlib.contextmanager
+def span(name: str, kind: SpanKind = SpanKind.INTERNAL, attributes: dict[str, Any] | None = None) -> Iterator[None]:
+    """A child span of the current one, current inside the block; nothing when tracing is off."""
+    if not _enabled:
+        yield
+        return
+    with _tracer.start_as_current_span(name, kind=kind, attributes=attributes):
+        yield
+
+
+def start_span(
+    traceparent: str | None, name: str, kind: SpanKind, attributes: dict[str, Any] | None = None
+) -> trace.Span:
+    """A started span continuing the trace `traceparent` names, not made current; the caller ends it. Only while
+    tracing is on."""
+    return _tracer.start_span(name, context=context_of(traceparent), kind=kind, attributes=attributes)
+
+
+def traceparent_of_span(span_: trace.Span) -> str | None:
+    """The `traceparent` naming `span_` as the parent of work it causes."""
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier, context=trace.set_span_in_context(span_))
+    return carrier.get(TRACEPARENT)
+
+
+def producer_span(traceparent: str, topic: str, attributes: dict[str, Any]) -> tuple[trace.Span, str]:
+    """A started PRODUCER span for publishing one record of the trace `traceparent`, and the `traceparent` the record
+    carries (the span's own). The caller ends it once the broker acknowledged (or refused) the record."""
+    started = start_span(traceparent, f"{topic} publish", SpanKind.PRODUCER, attributes)
+    return started, traceparent_of_span(started) or traceparent
+
+
+async def consumed_traceparent(database: Any, consumer: str, message_id: object) -> str | None:
+    """The `traceparent` the consumer recorded with a message in its inbox, for work done later because of it (an
+    e-mail a periodic loop sends); None when tracing is off, at no cost. `database`: a pool or connection."""
+    if not _enabled or message_id is None:
+        return None
+    return await database.fetchval(
+        "SELECT traceparent FROM inbox WHERE consumer = $1 AND message_id = $2", consumer, str(message_id)
+    )
+
+
+def sampled(traceparent: str) -> bool:
+    """Whether a well-formed `traceparent` says its trace is recorded (flags end in 1)."""
+    return len(traceparent) == 55 and traceparent[-1] in "13579bdf"
+
+
+def fail(span_: trace.Span, error: str) -> None:
+    span_.set_status(Status(StatusCode.ERROR, error))

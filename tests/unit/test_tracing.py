@@ -1,0 +1,144 @@
+"""Tracing off costs nothing and changes nothing; on, the trace context is read from and written to Kafka headers
+and log lines carry the trace id."""
+
+import asyncio
+import json
+import logging
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from buurtkracht_contracts import Envelope
+from buurtkracht_contracts.kafka import from_kafka, to_kafka
+from buurtkracht_kit import logs, tracing
+from buurtkracht_kit.consumer import _event_headers
+from buurtkracht_kit.group_commit import GroupCommit
+from tests.integration.kit_domain import SOURCE, CounterIncremented
+
+pytestmark = pytest.mark.unit
+
+PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.fixture
+def traced():
+    exporter = InMemorySpanExporter()
+    assert tracing.configure("test", None, exporter=exporter)
+    yield exporter
+    tracing.disable()
+
+
+@pytest.fixture
+def root_logger():
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_without_an_endpoint_tracing_stays_off_and_its_hooks_do_nothing():
+    assert not tracing.configure("test", None) and not tracing.enabled()
+    with tracing.span_from(PARENT, "work") as span:
+        assert span is None
+        assert tracing.current_traceparent() is None and tracing.current_trace_id() is None
+
+
+def test_a_span_continues_the_trace_its_traceparent_names(traced):
+    with tracing.span_from(PARENT, "work") as span:
+        assert span is not None
+        assert tracing.current_trace_id() == "0af7651916cd43dd8448eb211c80319c"
+        traceparent = tracing.current_traceparent()
+    assert traceparent is not None and traceparent.startswith("00-0af7651916cd43dd8448eb211c80319c-")
+    assert traceparent != PARENT and tracing.sampled(traceparent)
+    tracing.flush()
+    [finished] = traced.get_finished_spans()
+    assert finished.parent is not None and format(finished.parent.span_id, "016x") == "b7ad6b7169203331"
+
+
+def test_a_malformed_traceparent_starts_a_new_trace(traced):
+    with tracing.span_from("00-not-a-trace-01", "work"):
+        trace_id = tracing.current_trace_id()
+    assert trace_id is not None and trace_id != "0af7651916cd43dd8448eb211c80319c"
+
+
+def test_sampled_reads_the_flags():
+    assert tracing.sampled(PARENT)
+    assert not tracing.sampled(PARENT[:-2] + "00")
+    assert not tracing.sampled("garbage")
+
+
+def test_a_record_with_a_traceparent_is_read_as_the_same_cloudevent_on_the_fast_path():
+    envelope = Envelope.wrap(CounterIncremented(counter_id="c-1", amount=3), SOURCE)
+    record = to_kafka(envelope)
+
+    class Record:
+        key, value = record.key, record.value
+        headers = (*record.headers, ("traceparent", PARENT.encode()))
+
+    headers, traceparent = _event_headers(Record)
+    assert traceparent == PARENT and headers == record.headers
+    assert from_kafka(record.key, record.value, headers) == envelope
+
+
+def test_the_cloudevents_extension_form_is_read_too():
+    class Record:
+        headers = (("ce_traceparent", PARENT.encode()), ("ce_id", b"1"))
+
+    assert _event_headers(Record) == ([("ce_id", b"1")], PARENT)
+
+
+def test_a_log_line_inside_a_trace_carries_its_id(capsys, root_logger, traced):
+    logs.configure("vouchers", "INFO", "json")
+    logger = logging.getLogger("vouchers.test")
+    with tracing.span_from(PARENT, "work"):
+        logger.info("inside")
+    logger.info("outside")
+    inside, outside = (json.loads(line) for line in capsys.readouterr().out.splitlines()[-2:])
+    assert inside["trace_id"] == "0af7651916cd43dd8448eb211c80319c" and len(inside["span_id"]) == 16
+    assert "trace_id" not in outside
+
+
+def test_a_text_log_line_inside_a_trace_ends_with_its_id(capsys, root_logger, traced):
+    logs.configure("vouchers", "INFO", "text")
+    with tracing.span_from(PARENT, "work"):
+        logging.getLogger("vouchers.test").info("inside")
+    assert capsys.readouterr().out.rstrip().endswith("inside trace_id=0af7651916cd43dd8448eb211c80319c")
+
+
+async def test_a_lone_request_of_a_group_commit_stays_in_its_trace_and_a_batch_links_every_caller(traced):
+    seen: list[str | None] = []
+
+    async def process(items):
+        seen.append(tracing.current_trace_id())
+        await asyncio.sleep(0)
+        return items
+
+    desk = GroupCommit(process)
+    with tracing.span_from(PARENT, "request"):
+        assert await desk.submit(1) == 1
+    assert seen == ["0af7651916cd43dd8448eb211c80319c"]
+
+    others = [f"00-{n:032x}-{n:016x}-01" for n in (1, 2, 3)]
+
+    async def call(traceparent: str, item: int) -> int:
+        with tracing.span_from(traceparent, "request"):
+            return await desk.submit(item)
+
+    blocker = asyncio.Event()
+
+    async def slow(items):
+        await blocker.wait()
+        return items
+
+    desk = GroupCommit(slow)
+    first = asyncio.ensure_future(call(others[0], 1))
+    await asyncio.sleep(0.01)  # the first runs alone; the next two wait and go together
+    rest = [asyncio.ensure_future(call(t, n)) for n, t in enumerate(others[1:], start=2)]
+    await asyncio.sleep(0.01)
+    blocker.set()
+    assert await asyncio.gather(first, *rest) == [1, 2, 3]
+    tracing.flush()
+    [batch] = [span for span in traced.get_finished_spans() if span.name == "group commit of 2"]
+    assert format(batch.context.trace_id, "032x") == f"{2:032x}"
+    assert [format(link.context.trace_id, "032x") for link in batch.links] == [f"{3:032x}"]
