@@ -17,7 +17,7 @@ from aiokafka.errors import CommitFailedError
 from typer.testing import CliRunner
 
 from buurtkracht_contracts.topics import TopicSpec
-from buurtkracht_kit import migrations, topics
+from buurtkracht_kit import migrations, restore, topics
 from buurtkracht_kit.cli import app
 from buurtkracht_kit.restore import REWIND_MARGIN, Resumed, resume
 
@@ -207,7 +207,10 @@ async def test_a_sequence_already_past_kafka_stays_and_resuming_again_changes_no
     assert again == Resumed(first.rewound_to, 0, HIGHEST, 900, 900)
 
 
-async def test_a_group_with_an_active_member_is_refused_and_nothing_changes(database, kafka_bootstrap, kafka_topics):
+async def test_a_group_with_an_active_member_is_refused_and_nothing_changes(
+    database, kafka_bootstrap, kafka_topics, monkeypatch
+):
+    monkeypatch.setattr(restore, "MEMBERS_GONE_SECONDS", 3.0)
     group = f"after-restore-{uuid.uuid4().hex[:8]}"
     await commit(kafka_bootstrap, group, kafka_topics.ends)
     await restored_outbox(database, kafka_topics.published, RESTORED_SEQUENCE)
@@ -220,7 +223,7 @@ async def test_a_group_with_an_active_member_is_refused_and_nothing_changes(data
         async with asyncio.timeout(30):
             while not member.assignment():
                 await member.getmany(timeout_ms=100)
-        with pytest.raises(CommitFailedError):
+        with pytest.raises(RuntimeError, match="still has members") as refused:
             await resume(
                 database,
                 {"bootstrap_servers": kafka_bootstrap},
@@ -229,10 +232,43 @@ async def test_a_group_with_an_active_member_is_refused_and_nothing_changes(data
                 [kafka_topics.published],
                 RESTORED_TO,
             )
+        assert isinstance(refused.value.__cause__, CommitFailedError)
         assert await committed(kafka_bootstrap, group, kafka_topics.subscribed) == kafka_topics.ends
         assert await outbox_state(database) == before
     finally:
         await member.stop()
+
+
+async def test_the_rewind_waits_for_a_member_that_goes_away(database, kafka_bootstrap, kafka_topics):
+    """An instance that was killed stays a member until its session expires: the rewind waits for it to be gone."""
+    group = f"after-restore-{uuid.uuid4().hex[:8]}"
+    await commit(kafka_bootstrap, group, kafka_topics.ends)
+    await restored_outbox(database, kafka_topics.published, RESTORED_SEQUENCE)
+    member = AIOKafkaConsumer(
+        kafka_topics.subscribed, bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await member.start()
+    try:
+        async with asyncio.timeout(30):
+            while not member.assignment():
+                await member.getmany(timeout_ms=100)
+        resuming = asyncio.create_task(
+            resume(
+                database,
+                {"bootstrap_servers": kafka_bootstrap},
+                group,
+                [kafka_topics.subscribed],
+                [kafka_topics.published],
+                RESTORED_TO,
+            )
+        )
+        await asyncio.sleep(2.5)
+        assert not resuming.done(), "the rewind must not commit while the group has a member"
+    finally:
+        await member.stop()
+    async with asyncio.timeout(60):
+        await resuming
+    assert await committed(kafka_bootstrap, group, kafka_topics.subscribed) == rewound(kafka_topics.subscribed)
 
 
 def test_after_restore_refuses_a_time_without_its_utc_offset():

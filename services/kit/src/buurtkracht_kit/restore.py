@@ -17,6 +17,8 @@ Invariants it restores:
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,8 +26,10 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError
 
 REWIND_MARGIN = timedelta(minutes=5)  # records are stamped by their producer's clock: allow for its skew
+MEMBERS_GONE_SECONDS = 120.0  # a killed instance stays a member of its group until its session times out
 
 
 @dataclass(frozen=True)
@@ -47,8 +51,8 @@ async def resume(
 ) -> Resumed:
     """Rewind `group` on the `subscribed` topics to `restored_to` less `REWIND_MARGIN`, drop the outbox rows whose
     event is on the `published` topics since then, and move the outbox's id sequence past the highest
-    `ce_sequence` there. The group must have no members (the
-    service is stopped); Kafka refuses the commit otherwise."""
+    `ce_sequence` there. The group must have no members (the service is stopped): Kafka refuses the commit
+    otherwise, so the rewind waits up to `MEMBERS_GONE_SECONDS` for the sessions of killed instances to expire."""
     since = restored_to - REWIND_MARGIN
     rewound = await _rewind(kafka_options, group, subscribed, since)
     on_kafka, highest = await _published(kafka_options, published, since)
@@ -94,7 +98,18 @@ async def _rewind(kafka_options: dict[str, Any], group: str, topics: Sequence[st
         found = await consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in partitions})
         ends = await consumer.end_offsets(partitions)
         offsets = {tp: found[tp].offset if found.get(tp) is not None else ends[tp] for tp in partitions}
-        await consumer.commit(offsets)
+        deadline = time.monotonic() + MEMBERS_GONE_SECONDS
+        while True:
+            try:
+                await consumer.commit(offsets)
+                break
+            except CommitFailedError as refused:  # the group still has a member
+                if time.monotonic() >= deadline:
+                    raise RuntimeError(
+                        f"consumer group {group} still has members after {MEMBERS_GONE_SECONDS:.0f} s: "
+                        "stop every instance of the service first"
+                    ) from refused
+                await asyncio.sleep(1.0)
     finally:
         await consumer.stop()
     return {f"{tp.topic}/{tp.partition}": offset for tp, offset in sorted(offsets.items())}
