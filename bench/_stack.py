@@ -78,6 +78,24 @@ async def scratch_database(prefix: str = "bench") -> AsyncIterator[str]:
         await admin.close()
 
 
+async def plain_table_seconds(pool, rows: int) -> float:
+    """Seconds to write `rows` rows into a plain table with a primary key in one statement: the database's yardstick
+    for benchmarks that write about that many rows."""
+    async with pool.acquire() as conn:
+        await conn.execute("CREATE TABLE bench_yardstick (id bigint PRIMARY KEY, owner text, items text[])")
+        try:
+            started = time.perf_counter()
+            await conn.execute(
+                """INSERT INTO bench_yardstick SELECT i, 'r-' || i, ARRAY[gen_random_uuid()::text, 'klussen']
+                   FROM generate_series(1, $1::bigint) AS i""",
+                rows,
+                timeout=600,
+            )
+            return time.perf_counter() - started
+        finally:
+            await conn.execute("DROP TABLE bench_yardstick")
+
+
 def _pg_env(url: str) -> dict[str, str]:
     parsed = urlparse(url)
     return os.environ | {

@@ -36,7 +36,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
-from _stack import log, report, scratch_database
+from _stack import log, plain_table_seconds, report, scratch_database
 from vouchers.adapters.ledger import Ledger
 from vouchers.adapters.unit_of_work import VouchersUnitOfWork
 from vouchers.app import SPEC
@@ -84,22 +84,6 @@ def cpu_yardstick() -> float:
     return time.perf_counter() - started
 
 
-async def db_yardstick(pool, rows: int) -> float:
-    async with pool.acquire() as conn:
-        await conn.execute("CREATE TABLE bench_yardstick (id bigint PRIMARY KEY, owner text, ids uuid[])")
-        try:
-            started = time.perf_counter()
-            await conn.execute(
-                """INSERT INTO bench_yardstick SELECT i, 'r-' || i, ARRAY[gen_random_uuid(), gen_random_uuid()]
-                   FROM generate_series(1, $1::bigint) AS i""",
-                rows,
-                timeout=600,
-            )
-            return time.perf_counter() - started
-        finally:
-            await conn.execute("DROP TABLE bench_yardstick")
-
-
 async def main(args: argparse.Namespace) -> int:
     async with scratch_database("bench_es") as database:
         await asyncio.to_thread(migrations.apply, database, SPEC.migrations)
@@ -145,7 +129,7 @@ async def run(args: argparse.Namespace, pool) -> int:
         f"{time.perf_counter() - loaded:.1f} s"
     )
 
-    floor_db = await db_yardstick(pool, args.ballots)
+    floor_db = await plain_table_seconds(pool, args.ballots)
     floor_cpu = await asyncio.to_thread(cpu_yardstick)
     log(
         f"yardsticks: {args.ballots:,} rows into a plain table {floor_db:.2f} s; sorting 100,000 fractions "

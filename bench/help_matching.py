@@ -31,7 +31,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from _stack import log, report, scratch_database
+from _stack import log, plain_table_seconds, report, scratch_database
 from initiatives.adapters.unit_of_work import InitiativesUnitOfWork
 from initiatives.app import SPEC
 from initiatives.domain.help import Rules
@@ -122,22 +122,6 @@ async def load(pool, args: argparse.Namespace, now: datetime) -> None:
         await conn.execute("ANALYZE")
 
 
-async def db_yardstick(pool, rows: int) -> float:
-    async with pool.acquire() as conn:
-        await conn.execute("CREATE TABLE bench_yardstick (id bigint PRIMARY KEY, owner text, tags text[])")
-        try:
-            started = time.perf_counter()
-            await conn.execute(
-                """INSERT INTO bench_yardstick SELECT i, 'r-' || i, ARRAY['koken', 'klussen']
-                   FROM generate_series(1, $1::bigint) AS i""",
-                rows,
-                timeout=600,
-            )
-            return time.perf_counter() - started
-        finally:
-            await conn.execute("DROP TABLE bench_yardstick")
-
-
 async def main(args: argparse.Namespace) -> int:
     async with scratch_database("bench_help") as database:
         await asyncio.to_thread(migrations.apply, database, SPEC.migrations)
@@ -154,7 +138,7 @@ async def run(args: argparse.Namespace, pool) -> int:
     await load(pool, args, now)
     took_loading = time.perf_counter() - loaded
     log(f"{args.requests:,} open help requests and {args.offers:,} offers written in {took_loading:.1f} s")
-    floor_db = await db_yardstick(pool, args.offers)
+    floor_db = await plain_table_seconds(pool, args.offers)
     log(f"yardstick: {args.offers:,} rows into a plain table {floor_db:.2f} s")
 
     started = time.perf_counter()
