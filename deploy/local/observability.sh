@@ -137,11 +137,12 @@ prometheus_config() {
 jaeger_pid() { live_pid "$RUN_DIR/jaeger.pid" "$CONFIG_DIR/jaeger.yaml"; }
 prometheus_pid() { live_pid "$RUN_DIR/prometheus.pid" "$PROMETHEUS_DIR/prometheus.yaml"; }
 
-# wait_answers NAME PID_FUNCTION URL LOG
+# wait_answers NAME PID URL LOG: the process just started as PID (by its pid alone: until its exec the process
+# still runs the shell's command line, which the pattern of `live_pid` does not match)
 wait_answers() {
   local i
   for ((i = 0; i < 600; i++)); do
-    "$2" >/dev/null || { tail -n 20 "$4" >&2; die "observability: $1 exited during startup (log: $4)"; }
+    alive "$2" || { tail -n 20 "$4" >&2; die "observability: $1 exited during startup (log: $4)"; }
     [[ "$(curl -s -o /dev/null -w '%{http_code}' "$3")" == 200 ]] && return 0
     sleep 0.1
   done
@@ -158,7 +159,7 @@ up() {
     jaeger_config
     (exec "$JAEGER" --config "$CONFIG_DIR/jaeger.yaml" >>"$LOGS_DIR/jaeger.log" 2>&1) </dev/null &
     echo $! >"$RUN_DIR/jaeger.pid"
-    wait_answers Jaeger jaeger_pid "http://127.0.0.1:$JAEGER_PORT/api/services" "$LOGS_DIR/jaeger.log"
+    wait_answers Jaeger "$(cat "$RUN_DIR/jaeger.pid")" "http://127.0.0.1:$JAEGER_PORT/api/services" "$LOGS_DIR/jaeger.log"
   fi
   if ! prometheus_pid >/dev/null; then
     ! port_open "$PROMETHEUS_PORT" || die "observability: port $PROMETHEUS_PORT is already in use (set PROMETHEUS_PORT)"
@@ -169,7 +170,7 @@ up() {
       --storage.tsdb.retention.time=2d --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
       >>"$LOGS_DIR/prometheus.log" 2>&1) </dev/null &
     echo $! >"$RUN_DIR/prometheus.pid"
-    wait_answers Prometheus prometheus_pid "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" "$LOGS_DIR/prometheus.log"
+    wait_answers Prometheus "$(cat "$RUN_DIR/prometheus.pid")" "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" "$LOGS_DIR/prometheus.log"
   fi
   status
 }
