@@ -77,7 +77,7 @@ async def test_the_trace_goes_from_the_command_through_kafka_into_the_consumer_a
 
     await relay.drain()
     [record] = await published(kafka_bootstrap, counter)
-    assert record.headers[-1][0] == "traceparent" and trace_id(record.headers[-1][1]) == command_trace
+    assert record.headers[-1] == ("traceparent", stored.encode()), "the context the event was recorded in"
 
     group = f"traced-{uuid.uuid4().hex[:8]}"
     assert await consumer(pool, group).consume(record) == "processed"
@@ -95,7 +95,8 @@ async def test_the_trace_goes_from_the_command_through_kafka_into_the_consumer_a
         finished[f"{TEST_TOPIC} process"],
     )
     assert publish.kind == SpanKind.PRODUCER and publish.parent.span_id == command.context.span_id
-    assert process.kind == SpanKind.CONSUMER and process.parent.span_id == publish.context.span_id
+    assert publish.attributes["messaging.batch.message_count"] == 1
+    assert process.kind == SpanKind.CONSUMER and process.parent.span_id == command.context.span_id
     assert format(process.context.span_id, "016x") == inbox.split("-")[2] == echo.split("-")[2]
     assert any(
         span.parent is not None
@@ -125,6 +126,51 @@ async def test_each_message_of_a_batch_continues_its_own_trace(pool, relay, kafk
     assert sorted(trace_id(row["traceparent"]) for row in inbox) == sorted(traces)
 
 
+async def test_a_record_batch_is_one_publish_span_in_its_first_trace_linked_to_the_others(
+    pool, relay, kafka_bootstrap, spans
+):
+    counter = f"c-{uuid.uuid4()}"  # one aggregate: its rows go to one partition, in one record batch
+    commands = []
+    for amount in (1, 2, 3):
+        with tracing.span_from(None, "command") as command:
+            commands.append(command.get_span_context())
+            await increment(pool, counter, amount)
+    await relay.drain()
+    assert len(await published(kafka_bootstrap, counter)) == 3
+    tracing.flush()
+    ours = {context.trace_id for context in commands}
+    [publish] = [
+        span
+        for span in spans.get_finished_spans()
+        if span.name == f"{TEST_TOPIC} publish"
+        and (span.context.trace_id in ours or {link.context.trace_id for link in span.links} & ours)
+    ]
+    assert publish.kind == SpanKind.PRODUCER and publish.attributes["messaging.batch.message_count"] == 3
+    assert publish.parent.span_id == commands[0].span_id and publish.context.trace_id == commands[0].trace_id
+    assert [(link.context.trace_id, link.context.span_id) for link in publish.links] == [
+        (context.trace_id, context.span_id) for context in commands[1:]
+    ]
+
+
+async def test_a_record_the_consumer_ignores_has_no_span(pool, relay, kafka_bootstrap, spans):
+    counter = f"c-{uuid.uuid4()}"
+    with tracing.span_from(None, "command"):
+        command_trace = tracing.current_trace_id()
+        await increment(pool, counter, 1)
+    await relay.drain()
+    [record] = await published(kafka_bootstrap, counter)
+    deaf = EventConsumer(f"deaf-{uuid.uuid4().hex[:8]}", pool, SOURCE, ServiceMetrics("t"), {})
+    assert await deaf.consume(record) == "ignored"
+    assert await consumer(pool, f"hearing-{uuid.uuid4().hex[:8]}").consume(record) == "processed"
+    tracing.flush()
+    processed = [
+        span
+        for span in spans.get_finished_spans()
+        if span.name == f"{TEST_TOPIC} process" and format(span.context.trace_id, "032x") == command_trace
+    ]
+    assert len(processed) == 1, "only the consumer that applied it"
+
+
 async def test_an_unsampled_trace_goes_through_unrecorded(pool, relay, kafka_bootstrap, spans):
     counter = f"c-{uuid.uuid4()}"
     unsampled = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-00"
@@ -134,7 +180,7 @@ async def test_an_unsampled_trace_goes_through_unrecorded(pool, relay, kafka_boo
     assert trace_id(stored) == unsampled.split("-")[1] and stored.endswith("-00")
     await relay.drain()
     [record] = await published(kafka_bootstrap, counter)
-    assert record.headers[-1] == ("traceparent", stored.encode())  # no producer span: passed on as it was stored
+    assert record.headers[-1] == ("traceparent", stored.encode())  # passed on as it was stored
     tracing.flush()
     assert not [s for s in spans.get_finished_spans() if format(s.context.trace_id, "032x") == unsampled.split("-")[1]]
 

@@ -5,8 +5,12 @@ import asyncio
 import json
 import logging
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from buurtkracht_contracts import Envelope
 from buurtkracht_contracts.kafka import from_kafka, to_kafka
@@ -142,3 +146,63 @@ async def test_a_lone_request_of_a_group_commit_stays_in_its_trace_and_a_batch_l
     [batch] = [span for span in traced.get_finished_spans() if span.name == "group commit of 2"]
     assert format(batch.context.trace_id, "032x") == f"{2:032x}"
     assert [format(link.context.trace_id, "032x") for link in batch.links] == [f"{3:032x}"]
+
+
+def test_the_traceparent_written_is_the_one_the_propagator_writes(traced):
+    propagator = TraceContextTextMapPropagator()
+    for parent in (PARENT, PARENT[:-2] + "00"):
+        with tracing.span_from(parent, "work") as span:
+            carrier: dict[str, str] = {}
+            propagator.inject(carrier)
+            assert tracing.current_traceparent() == carrier["traceparent"] == tracing.traceparent_of_span(span)
+
+
+def test_a_traceparent_read_twice_names_the_same_context_and_a_malformed_one_none():
+    assert tracing.context_of(PARENT) is tracing.context_of(PARENT)
+    for malformed in ("", None, "00-" + "0" * 32 + "-b7ad6b7169203331-01", "ff" + PARENT[2:], PARENT + "-x", "junk"):
+        assert tracing.context_of(malformed) is None, malformed
+
+
+def traced_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/rounds/{round_id}")
+    async def read_round(round_id: str) -> dict[str, str]:
+        return {"trace": tracing.current_trace_id() or ""}
+
+    @app.get("/broken")
+    async def broken() -> None:
+        raise RuntimeError("no")
+
+    tracing.instrument_app(app)
+    return app
+
+
+async def test_a_request_continues_its_callers_trace_in_a_span_named_by_its_route_and_the_answer_names_it(traced):
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=traced_app()), base_url="http://t") as http:
+        answer = await http.get("/rounds/r-1", headers={"traceparent": PARENT})
+        fresh = await http.get("/rounds/r-2")
+        probe = await http.get("/healthz")
+    assert answer.json() == {"trace": "0af7651916cd43dd8448eb211c80319c"}
+    assert fresh.json()["trace"] not in ("", "0af7651916cd43dd8448eb211c80319c")
+    assert "traceresponse" not in probe.headers
+    tracing.flush()
+    spans = {format(span.context.trace_id, "032x"): span for span in traced.get_finished_spans()}
+    server = spans["0af7651916cd43dd8448eb211c80319c"]
+    assert server.name == "GET /rounds/{round_id}" and server.kind == SpanKind.SERVER
+    assert format(server.parent.span_id, "016x") == "b7ad6b7169203331"
+    assert server.attributes["http.route"] == "/rounds/{round_id}"
+    assert server.attributes["http.response.status_code"] == 200
+    assert answer.headers["traceresponse"] == tracing.traceparent_of_span(server)
+    assert fresh.headers["traceresponse"].split("-")[1] == fresh.json()["trace"]
+
+
+async def test_a_request_that_fails_is_a_span_with_an_error(traced):
+    transport = httpx.ASGITransport(app=traced_app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        answer = await http.get("/broken")
+    assert answer.status_code == 500
+    tracing.flush()
+    [server] = [span for span in traced.get_finished_spans() if span.name == "GET /broken"]
+    assert server.status.status_code == StatusCode.ERROR
+    assert [event.name for event in server.events] == ["exception"]

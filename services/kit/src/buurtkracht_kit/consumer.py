@@ -145,7 +145,7 @@ class EventConsumer:
         try:
             earlier = await self._mark_batch(message_ids)
             if not earlier:
-                async with asyncio.timeout(self._handler_timeout), _BatchSpans(self.group, messages) as traced:
+                async with asyncio.timeout(self._handler_timeout), _BatchSpans(applicable) as traced:
                     outcomes = await self._apply_together(messages, message_ids, traced)
         except Exception as error:  # anything at all: the one-at-a-time path counts, retries and parks
             logger.warning(
@@ -227,34 +227,29 @@ class EventConsumer:
         """Apply one record. Its attempts are marked in progress while its partition has had no message processed
         by this process, or when its id is in `marked`."""
         headers, traceparent = _event_headers(record)
-        if not tracing.enabled():
-            return await self._consume(record, headers, marked)
-        with tracing.span_from(traceparent, f"{record.topic} process", tracing.SpanKind.CONSUMER, _attributes(record)):
-            return await self._consume(record, headers, marked)
-
-    async def _consume(self, record: Record, headers: list[tuple[str, bytes]], marked: frozenset[str]) -> Outcome:
         fallback_id = f"{record.topic}:{record.partition}:{record.offset}"
         try:
             envelope = from_kafka(record.key, record.value or b"", headers)
         except Exception as error:  # anything unreadable is parked, whatever the parser raised
             message_id = _header(record, "ce_id") or fallback_id
-            with event_context(message_id):
+            with event_context(message_id), _processing(record, traceparent):
                 logger.error("unreadable message: %s", error)
                 return await self._dead_letter(record, message_id, "unknown", error, attempts=1)
 
         message_id = str(envelope.id)
         with event_context(message_id, envelope.type):
             handler = self._handlers.get(current_type(envelope.type))
-            if handler is None:  # not for us (or of a type newer than our contracts): no effect, no parking
+            if handler is None:  # not for us (or of a type newer than our contracts): no effect, no parking, no span
                 self._count(envelope.type, "ignored")
                 return "ignored"
-            try:
-                event = parse(envelope)
-            except Exception as error:  # a type we handle, with data we cannot read
-                logger.error("invalid event data: %s", error)
-                return await self._dead_letter(record, message_id, envelope.type, error, attempts=1)
-            mark = message_id in marked
-            return await self._apply_with_retries(record, handler, envelope, event, message_id, mark=mark)
+            with _processing(record, traceparent):
+                try:
+                    event = parse(envelope)
+                except Exception as error:  # a type we handle, with data we cannot read
+                    logger.error("invalid event data: %s", error)
+                    return await self._dead_letter(record, message_id, envelope.type, error, attempts=1)
+                mark = message_id in marked
+                return await self._apply_with_retries(record, handler, envelope, event, message_id, mark=mark)
 
     async def _apply_with_retries(
         self, record: Record, handler: Handler, envelope: Envelope, event: Event, message_id: str, *, mark: bool
@@ -436,11 +431,12 @@ _INBOX_BATCH_TRACED = """
 
 
 class _BatchSpans:
-    """While tracing: one CONSUMER span per message of a batch, continuing the message's trace, from the start of the
-    batch's transaction to its end (they share it); each is current while its message's handler runs, so the outbox
-    rows the handler writes carry it. Does nothing when tracing is off."""
+    """While tracing: one CONSUMER span per message of a batch that has a handler (an ignored one has no work to
+    show), continuing the message's trace, from the start of the batch's transaction to its end (they share it);
+    each is current while its message's handler runs, so the outbox rows the handler writes carry it. Does nothing
+    when tracing is off."""
 
-    def __init__(self, group: str, messages: Sequence[_Message]) -> None:
+    def __init__(self, messages: Sequence[_Message]) -> None:
         self._messages = messages
         self._spans: dict[str, trace.Span] = {}
         self.traceparents: dict[str, str | None] = {}
@@ -474,6 +470,13 @@ class _BatchSpans:
             return
         with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
             yield
+
+
+def _processing(record: Record, traceparent: str | None) -> contextlib.AbstractContextManager[object]:
+    """The CONSUMER span of one record's processing, continuing the trace the record carries; nothing when off."""
+    if not tracing.enabled():
+        return contextlib.nullcontext()
+    return tracing.span_from(traceparent, f"{record.topic} process", tracing.SpanKind.CONSUMER, _attributes(record))
 
 
 def _event_headers(record: Record) -> tuple[list[tuple[str, bytes]], str | None]:

@@ -515,47 +515,50 @@ async def _send_partition(
     pending = records
     while pending:
         batch, taken = producer.create_batch(), 0
-        spans: list[Span] = []
         for record in pending:
-            headers, span = _traced(record, topic, partition)
-            if batch.append(timestamp=None, key=record.key, value=record.value, headers=headers) is None:
-                break  # a span of a record left out is never ended: not exported
+            if batch.append(timestamp=None, key=record.key, value=record.value, headers=_headers(record)) is None:
+                break
             taken += 1
-            if span is not None:
-                spans.append(span)
         chunk, pending = pending[: max(taken, 1)], pending[max(taken, 1) :]
+        span = _publish_span(topic, partition, chunk[:taken])
         try:
             if taken == 0:
                 raise ValueError("the record does not fit in a record batch")
             await (await producer.send_batch(batch, topic, partition=partition))
         except Exception as error:  # not acknowledged, refused, too large, or a producer in a fatal state
-            for span in spans:
+            if span is not None:
                 tracing.fail(span, _describe(error))
                 span.end()
             return published, [(record, _describe(error)) for record in chunk]
-        for span in spans:
+        if span is not None:
             span.end()
         published += chunk
     return published, []
 
 
-def _traced(record: _Row, topic: str, partition: int) -> tuple[list[tuple[str, bytes | None]], Span | None]:
-    """The record's headers with its `traceparent`, and a started producer span when the trace is sampled and this
-    process traces (the header then names that span). A row recorded without tracing goes out as it is."""
+def _headers(record: _Row) -> list[tuple[str, bytes | None]]:
+    """The record's headers; a row recorded while tracing was on also carries the `traceparent` it was recorded
+    with, the context its event was created in, which consumers continue (sampled or not, as it was decided)."""
     if record.traceparent is None:
-        return record.headers, None
-    if not (tracing.enabled() and tracing.sampled(record.traceparent)):
-        return [*record.headers, (tracing.TRACEPARENT, record.traceparent.encode())], None
-    span, traceparent = tracing.producer_span(
-        record.traceparent,
-        topic,
+        return record.headers
+    return [*record.headers, (tracing.TRACEPARENT, record.traceparent.encode())]
+
+
+def _publish_span(topic: str, partition: int, records: list[_Row]) -> Span | None:
+    """One PRODUCER span for a record batch, from send to acknowledgement: in the trace of its first sampled record,
+    linked to the others' (OpenTelemetry's messaging conventions for a batch sent at once). None when tracing is
+    off or no record is of a sampled trace; the caller ends it."""
+    if not tracing.enabled():
+        return None
+    return tracing.batch_span(
+        [record.traceparent for record in records],
+        f"{topic} publish",
+        tracing.SpanKind.PRODUCER,
         {
             "messaging.system": "kafka",
             "messaging.operation.type": "send",
             "messaging.destination.name": topic,
             "messaging.destination.partition.id": str(partition),
-            "messaging.message.id": record.headers[0][1].decode() if record.headers[0][1] else "",
-            "messaging.kafka.message.key": record.aggregate_id,
+            "messaging.batch.message_count": len(records),
         },
     )
-    return [*record.headers, (tracing.TRACEPARENT, traceparent.encode())], span

@@ -17,6 +17,7 @@ consumer to the e-mail or webhook it causes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -71,11 +72,12 @@ def configure(
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 
     provider = TracerProvider(
         resource=Resource.create({"service.name": service_name, "service.namespace": "buurtkracht"}),
-        sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
+        # every trace at 1 (the same decision as the ratio's, without its arithmetic on each span)
+        sampler=ParentBased(ALWAYS_ON if sample_ratio >= 1 else TraceIdRatioBased(sample_ratio)),
     )
     if exporter is None:
         assert endpoint is not None
@@ -139,42 +141,58 @@ class TracedRequests:
             if name == b"traceparent" or name == b"tracestate":
                 carrier[name.decode()] = value.decode("latin-1")
         method = scope["method"]
-        with _tracer.start_as_current_span(
+        span = _tracer.start_span(
             method,
             context=_propagator.extract(carrier) if carrier else None,
             kind=SpanKind.SERVER,
             attributes={"http.request.method": method, "url.path": scope["path"]},
-        ) as span:
-            span_context = span.get_span_context()
-            traceresponse = (
-                f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{span_context.trace_flags:02x}"
-            ).encode()
+        )
+        traceresponse = _format(span.get_span_context()).encode()
+        status = None
 
-            async def send_traced(message: Any) -> None:
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                    span.set_attribute("http.response.status_code", status)
-                    if status >= 500:
-                        span.set_status(Status(StatusCode.ERROR))
-                    message["headers"] = [*message.get("headers", ()), (b"traceresponse", traceresponse)]
-                await send(message)
+        async def send_traced(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"traceresponse", traceresponse)]
+            await send(message)
 
-            try:
-                await self.app(scope, receive, send_traced)
-            finally:
-                route = getattr(scope.get("route"), "path", None)
-                if route:
-                    span.update_name(f"{method} {route}")
-                    span.set_attribute("http.route", route)
+        # the span made current by hand, not by `start_as_current_span`: its layers of context managers cost more
+        # than the span itself on every request
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            await self.app(scope, receive, send_traced)
+        except BaseException as error:
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+            raise
+        finally:
+            otel_context.detach(token)
+            route = getattr(scope.get("route"), "path", None)
+            attributes: dict[str, Any] = {}
+            if status is not None:
+                attributes["http.response.status_code"] = status
+                if status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+            if route:
+                span.update_name(f"{method} {route}")
+                attributes["http.route"] = route
+            span.set_attributes(attributes)
+            span.end()
 
 
 def current_traceparent() -> str | None:
     """The `traceparent` of the current span, to store with work done later (an outbox row); None when off."""
     if not _enabled:
         return None
-    carrier: dict[str, str] = {}
-    _propagator.inject(carrier)
-    return carrier.get(TRACEPARENT)
+    span_context = trace.get_current_span().get_span_context()
+    return _format(span_context) if span_context.is_valid else None
+
+
+def _format(span_context: trace.SpanContext) -> str:
+    """The `traceparent` (and `traceresponse`) value naming a span: W3C Trace Context, version 00, what the
+    propagator's `inject` writes, without its carrier and context lookups."""
+    return f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{span_context.trace_flags:02x}"
 
 
 def current_trace_id() -> str | None:
@@ -185,8 +203,13 @@ def current_trace_id() -> str | None:
 
 def context_of(traceparent: str | None) -> otel_context.Context | None:
     """The context a `traceparent` value names, or None when it is absent or malformed."""
-    if not traceparent:
-        return None
+    return _context_of(traceparent) if traceparent else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _context_of(traceparent: str) -> otel_context.Context | None:
+    """Cached: a value comes back many times (the rows one transaction recorded, the requests of one group commit),
+    and a context is immutable."""
     extracted = _propagator.extract({TRACEPARENT: traceparent})
     return extracted if trace.get_current_span(extracted).get_span_context().is_valid else None
 
@@ -220,16 +243,24 @@ def span_from(
     if not _enabled:
         yield None
         return
-    parent = context_of(traceparent)
-    span_links = [
-        Link(trace.get_current_span(linked).get_span_context())
-        for linked in (context_of(value) for value in links)
-        if linked is not None
-    ]
     with _tracer.start_as_current_span(
-        name, context=parent, kind=kind, attributes=attributes, links=span_links, record_exception=True
+        name,
+        context=context_of(traceparent),
+        kind=kind,
+        attributes=attributes,
+        links=_links(links),
+        record_exception=True,
     ) as span:
         yield span
+
+
+def _links(traceparents: Sequence[str | None]) -> list[Link]:
+    """Links to the spans the well-formed `traceparents` name (a span keeps the first 128: the SDK's limit)."""
+    return [
+        Link(trace.get_current_span(linked).get_span_context())
+        for linked in (context_of(value) for value in traceparents)
+        if linked is not None
+    ]
 
 
 @contextlib.contextmanager
@@ -252,16 +283,23 @@ def start_span(
 
 def traceparent_of_span(span_: trace.Span) -> str | None:
     """The `traceparent` naming `span_` as the parent of work it causes."""
-    carrier: dict[str, str] = {}
-    _propagator.inject(carrier, context=trace.set_span_in_context(span_))
-    return carrier.get(TRACEPARENT)
+    span_context = span_.get_span_context()
+    return _format(span_context) if span_context.is_valid else None
 
 
-def producer_span(traceparent: str, topic: str, attributes: dict[str, Any]) -> tuple[trace.Span, str]:
-    """A started PRODUCER span for publishing one record of the trace `traceparent`, and the `traceparent` the record
-    carries (the span's own). The caller ends it once the broker acknowledged (or refused) the record."""
-    started = start_span(traceparent, f"{topic} publish", SpanKind.PRODUCER, attributes)
-    return started, traceparent_of_span(started) or traceparent
+def batch_span(
+    traceparents: Sequence[str | None], name: str, kind: SpanKind, attributes: dict[str, Any] | None = None
+) -> trace.Span | None:
+    """A started span of work done at once for several items, each with the `traceparent` it came with (records
+    sent in one batch): a child of the first sampled item's span, linked to the other sampled ones (each distinct
+    context once), so a lone item's trace holds the span and a busy moment costs one span, not one per item.
+    None when tracing is off or no item is sampled; the caller ends it."""
+    if not _enabled:
+        return None
+    first, *others = dict.fromkeys(value for value in traceparents if value and sampled(value)) or (None,)
+    if first is None:
+        return None
+    return _tracer.start_span(name, context=context_of(first), kind=kind, attributes=attributes, links=_links(others))
 
 
 async def consumed_traceparent(database: Any, consumer: str, message_id: object) -> str | None:
