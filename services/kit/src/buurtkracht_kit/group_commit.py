@@ -48,7 +48,7 @@ class GroupCommit(Generic[T, R]):
         self._max_batch = max_batch
         self._observe = observe
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
-        self._traces: dict[int, str | None] = {}  # id of a waiting future -> its caller's traceparent, while tracing
+        self._traces: dict[int, otel_context.Context] = {}  # id of a waiting future -> its caller's, while tracing
         self._running: asyncio.Task[None] | None = None
         self.batches = 0  # how many batches ran, and how many items they held: for metrics and tests
         self.items = 0
@@ -57,7 +57,7 @@ class GroupCommit(Generic[T, R]):
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
         if tracing.enabled():
-            self._traces[id(future)] = tracing.current_traceparent()
+            self._traces[id(future)] = otel_context.get_current()
         if self._running is None:
             # a context of its own: the batch serves many requests, it logs as none of them
             self._running = asyncio.create_task(self._run(), context=contextvars.Context())
@@ -97,19 +97,20 @@ class GroupCommit(Generic[T, R]):
 
     @contextlib.contextmanager
     def _traced(self, batch: list[tuple[T, asyncio.Future[R]]]) -> Iterator[None]:
-        """The batch in its caller's trace (one caller) or in a span linked to every caller's; nothing when off."""
+        """The batch in its caller's context (one caller) or in a span linked to every caller's; nothing when off."""
         callers = [self._traces.pop(id(future), None) for _, future in batch]
-        if not tracing.enabled():
+        if not tracing.enabled() or callers[0] is None:
             yield
             return
         if len(batch) == 1:
-            parent = tracing.context_of(callers[0])
-            token = otel_context.attach(parent) if parent is not None else None
+            token = otel_context.attach(callers[0])
             try:
                 yield
             finally:
-                if token is not None:
-                    otel_context.detach(token)
+                otel_context.detach(token)
             return
-        with tracing.span_from(callers[0], f"group commit of {len(batch)}", trace.SpanKind.INTERNAL, links=callers[1:]):
+        links = [trace.Link(trace.get_current_span(caller).get_span_context()) for caller in callers[1:] if caller]
+        with tracing.tracer().start_as_current_span(
+            f"group commit of {len(batch)}", context=callers[0], links=links, record_exception=True
+        ):
             yield

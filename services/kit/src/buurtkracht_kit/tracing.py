@@ -95,6 +95,11 @@ def configure(
     return True
 
 
+def tracer() -> trace.Tracer:
+    """The kit's tracer (a no-op one while tracing is off)."""
+    return _tracer
+
+
 def instrument_app(app: FastAPI) -> None:
     """Every request to `app` (but the probes and `/metrics`) starts or continues a trace (`TracedRequests`)."""
     if _enabled:
