@@ -241,7 +241,6 @@ def span_from(
     name: str,
     kind: SpanKind = SpanKind.INTERNAL,
     attributes: dict[str, Any] | None = None,
-    links: Sequence[str | None] = (),
 ) -> Iterator[trace.Span | None]:
     """A span continuing the trace `traceparent` names (a new trace when None), current inside the block; an
     exception that leaves the block is recorded on it. Yields None, at no cost, when tracing is off."""
@@ -249,12 +248,7 @@ def span_from(
         yield None
         return
     with _tracer.start_as_current_span(
-        name,
-        context=context_of(traceparent),
-        kind=kind,
-        attributes=attributes,
-        links=_links(links),
-        record_exception=True,
+        name, context=context_of(traceparent), kind=kind, attributes=attributes, record_exception=True
     ) as span:
         yield span
 
