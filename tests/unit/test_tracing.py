@@ -206,3 +206,15 @@ async def test_a_request_that_fails_is_a_span_with_an_error(traced):
     [server] = [span for span in traced.get_finished_spans() if span.name == "GET /broken"]
     assert server.status.status_code == StatusCode.ERROR
     assert [event.name for event in server.events] == ["exception"]
+
+
+def test_a_batch_span_is_a_child_of_its_first_sampled_item_and_links_at_most_max_links_of_the_others(traced):
+    items = [f"00-{n:032x}-{n:016x}-{'01' if n % 2 else '00'}" for n in range(1, 2 * (2 * tracing.MAX_LINKS + 10))]
+    span = tracing.batch_span([None, "malformed", *items], "send", tracing.SpanKind.PRODUCER)
+    assert span is not None
+    span.end()
+    tracing.flush()
+    [sent] = [s for s in traced.get_finished_spans() if s.name == "send"]
+    assert sent.parent.trace_id == 1, "the first sampled item's span (odd numbers: sampled)"
+    assert [link.context.trace_id for link in sent.links] == list(range(3, 2 * tracing.MAX_LINKS + 2, 2))
+    assert tracing.batch_span([None, items[1]], "send", tracing.SpanKind.PRODUCER) is None, "none sampled"

@@ -11,8 +11,8 @@
   item's effects stand, as with any request whose client went away after the commit.
 
 While tracing, a batch of one runs in its caller's trace, as the request would alone (its SQL, its outbox rows); a
-larger batch runs in a span of its own, a child of its first caller's span with links to every caller's, and the
-events it records carry that span's trace on.
+larger batch runs in a span of its own, a child of its first caller's span with links to the next callers' (up to
+`tracing.MAX_LINKS`), and the events it records carry that span's trace on.
 """
 
 from __future__ import annotations
@@ -109,8 +109,7 @@ class GroupCommit(Generic[T, R]):
             finally:
                 otel_context.detach(token)
             return
-        links = [trace.Link(trace.get_current_span(caller).get_span_context()) for caller in callers[1:] if caller]
-        with tracing.tracer().start_as_current_span(
-            f"group commit of {len(batch)}", context=callers[0], links=links, record_exception=True
-        ):
+        span = tracing.linked_span(callers, f"group commit of {len(batch)}")
+        assert span is not None
+        with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
             yield

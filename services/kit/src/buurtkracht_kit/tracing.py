@@ -39,6 +39,7 @@ TRACEPARENT = "traceparent"
 CE_TRACEPARENT = "ce_traceparent"
 TRACE_HEADERS = frozenset({TRACEPARENT, "tracestate", CE_TRACEPARENT, "ce_tracestate"})
 _UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})
+MAX_LINKS = 128  # links a span keeps (the SDK's default limit): a batch span links no more callers than that
 
 _propagator = TraceContextTextMapPropagator()
 _enabled = False
@@ -253,15 +254,6 @@ def span_from(
         yield span
 
 
-def _links(traceparents: Sequence[str | None]) -> list[Link]:
-    """Links to the spans the well-formed `traceparents` name (a span keeps the first 128: the SDK's limit)."""
-    return [
-        Link(trace.get_current_span(linked).get_span_context())
-        for linked in (context_of(value) for value in traceparents)
-        if linked is not None
-    ]
-
-
 @contextlib.contextmanager
 def span(name: str, kind: SpanKind = SpanKind.INTERNAL, attributes: dict[str, Any] | None = None) -> Iterator[None]:
     """A child span of the current one, current inside the block; nothing when tracing is off."""
@@ -295,10 +287,24 @@ def batch_span(
     None when tracing is off or no item is sampled; the caller ends it."""
     if not _enabled:
         return None
-    first, *others = dict.fromkeys(value for value in traceparents if value and sampled(value)) or (None,)
-    if first is None:
+    distinct = list(dict.fromkeys(value for value in traceparents if value and sampled(value)))
+    return linked_span([context_of(value) for value in distinct[: MAX_LINKS + 1]], name, kind, attributes)
+
+
+def linked_span(
+    contexts: Sequence[otel_context.Context | None],
+    name: str,
+    kind: SpanKind = SpanKind.INTERNAL,
+    attributes: dict[str, Any] | None = None,
+) -> trace.Span | None:
+    """A started span of work done at once for several callers: a child of the first context's span, linked to
+    the spans of the next `MAX_LINKS` (the SDK keeps no more, so no more are made). None when tracing is off or
+    no context is given; the caller ends it."""
+    present = [context for context in contexts if context is not None]
+    if not _enabled or not present:
         return None
-    return _tracer.start_span(name, context=context_of(first), kind=kind, attributes=attributes, links=_links(others))
+    links = [Link(trace.get_current_span(context).get_span_context()) for context in present[1 : MAX_LINKS + 1]]
+    return _tracer.start_span(name, context=present[0], kind=kind, attributes=attributes, links=links)
 
 
 async def consumed_traceparent(database: Any, consumer: str, message_id: object) -> str | None:
