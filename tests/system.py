@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import uuid
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,6 +156,10 @@ def _port_free(port: int) -> bool:
         return True
 
 
+class RestartedOnItsWay(UserWarning):
+    """A service process exited before it was ready and was started again."""
+
+
 @dataclass
 class System:
     journey: Any
@@ -257,26 +262,45 @@ class System:
         self.processes[instance].send_signal(signal.SIGCONT)
 
     async def ready(self, instance: str, timeout: float = 60.0) -> None:
-        """Until the instance answers its readiness probe and its consumer holds its partitions."""
+        """Until the instance answers its readiness probe and its consumer holds its partitions. A TimeoutError
+        says what the probe last answered, whether the process still runs and the end of its log."""
+        last: list[str] = ["no answer"]
 
         async def consuming():
             try:
                 answer = await self.journey.http.get(f"{self.url(instance)}/readyz")
-            except httpx.TransportError:
+            except httpx.TransportError as error:
+                last[0] = f"no answer ({type(error).__name__})"
                 return False
+            last[0] = f"{answer.status_code} {answer.text}"
             return answer.status_code == 200 and answer.json().get("consuming")
 
-        await self.journey.until(f"{instance} to consume", consuming, timeout)
+        try:
+            await self.journey.until(f"{instance} to consume", consuming, timeout)
+        except TimeoutError as error:
+            raise TimeoutError(f"{error}; {self.account(instance, last[0])}") from None
+
+    def account(self, instance: str, probe: str, lines: int = 40) -> str:
+        """What a test that gave up on the instance reports: its exit code, its probe's last answer, its log's end."""
+        returncode = self.processes[instance].returncode
+        log = self.logs / f"{instance.partition('#')[0]}.log"
+        tail = log.read_text(errors="replace").splitlines()[-lines:] if log.exists() else []
+        running = "running" if returncode is None else f"exited with {returncode}"
+        return f"{instance} {running}, /readyz last answered: {probe}; {log} ends:\n" + "\n".join(tail)
 
     async def start_until_ready(self, instance: str, timeout: float = 180.0) -> int:
-        """Start the instance and wait until it consumes; a process that exits on the way (its database or broker
-        down at its start) is started again after a pause, as Kubernetes restarts a crashed container. The number
-        of starts it took."""
+        """Start the instance and wait until it consumes (`until_ready`). The number of starts it took."""
+        await self.start(instance)
+        return await self.until_ready(instance, timeout)
+
+    async def until_ready(self, instance: str, timeout: float = 180.0, unexpected_exits: bool = False) -> int:
+        """Wait until the started instance consumes; a process that exits on the way (its database or broker down
+        at its start) is started again after a pause, as Kubernetes restarts a crashed container. The number of
+        starts it took. With `unexpected_exits` each restart is a warning in the run's summary, so that a restart
+        nothing caused is seen, not only survived."""
         deadline = asyncio.get_running_loop().time() + timeout
-        starts = 0
+        starts = 1
         while True:
-            await self.start(instance)
-            starts += 1
             process = self.processes[instance]
             waiting = asyncio.create_task(self.ready(instance, max(1.0, deadline - asyncio.get_running_loop().time())))
             exited = asyncio.create_task(process.wait())
@@ -287,8 +311,14 @@ class System:
                 return starts
             waiting.cancel()
             if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"{instance} exited {starts} times on its way to ready")
+                raise TimeoutError(
+                    f"{instance} exited {starts} times on its way to ready; {self.account(instance, '-')}"
+                )
+            if unexpected_exits:
+                warnings.warn(f"restarting {self.account(instance, '-', lines=15)}", RestartedOnItsWay, stacklevel=1)
             await asyncio.sleep(min(2.0 * starts, 10.0))
+            await self.start(instance)
+            starts += 1
 
 
 async def start_at_the_end(bootstrap: str, groups: dict[str, list[str]]) -> None:
@@ -408,10 +438,9 @@ async def running_system(
             private_key=keys / "private.pem",
         )
         system.journey = journey = Journey(endpoints, say=lambda line: None, run=run)
-        await journey.ready()
+        for service in SERVICES:  # a service that exits on its way (a slow broker at its start) is started again
+            await system.until_ready(service, unexpected_exits=True)
         await journey.register_areas()  # the municipality's areas (the committed CBS sample) before anything else
-        for service in SERVICES:
-            await system.ready(service)
         yield system
         await journey.close()
     finally:
