@@ -4,12 +4,16 @@ and log lines carry the trace id."""
 import asyncio
 import json
 import logging
+import uuid
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from google.protobuf.json_format import MessageToDict
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import Link, SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from buurtkracht_contracts import Envelope
@@ -22,6 +26,7 @@ from tests.integration.kit_domain import SOURCE, CounterIncremented
 pytestmark = pytest.mark.unit
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+OTHER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 @pytest.fixture
@@ -218,3 +223,62 @@ def test_a_batch_span_is_a_child_of_its_first_sampled_item_and_links_at_most_max
     assert sent.parent.trace_id == 1, "the first sampled item's span (odd numbers: sampled)"
     assert [link.context.trace_id for link in sent.links] == list(range(3, 2 * tracing.MAX_LINKS + 2, 2))
     assert tracing.batch_span([None, items[1]], "send", tracing.SpanKind.PRODUCER) is None, "none sampled"
+
+
+def _recorded(span) -> None:
+    """What a handler might do to its span, every call of the API that records something."""
+    span.set_attributes({"n": 1, "ok": True, "ratio": 0.5, "resident": uuid.UUID(int=7)})
+    span.set_attribute("step", "booked")
+    span.add_event("retried", {"attempt": 2})
+    span.set_status(StatusCode.ERROR, "refused")
+    span.set_status(StatusCode.UNSET)
+    span.record_exception(ValueError("no wallet"), {"wallet": "w-1"})
+    span.update_name("renamed")
+    span.end()
+    span.end()
+
+
+def _otlp(span) -> dict:
+    """The span as the OTLP exporter sends it, without what differs from one recording to the next."""
+    encoded = MessageToDict(encode_spans([span]))
+    [[scope_spans]] = [resource["scopeSpans"] for resource in encoded["resourceSpans"]]
+    [otlp] = scope_spans["spans"]
+    for varying in ("spanId", "startTimeUnixNano", "endTimeUnixNano"):
+        assert otlp.pop(varying)
+    for event in otlp["events"]:
+        assert event.pop("timeUnixNano")
+    return {"resource": encoded["resourceSpans"][0]["resource"], "scope": scope_spans["scope"], "span": otlp}
+
+
+def test_a_span_the_kit_records_is_exported_as_the_sdk_records_one(traced):
+    parent, other = tracing.context_of(PARENT), tracing.context_of(OTHER)
+    _recorded(tracing.linked_span([parent, other], "work", SpanKind.CONSUMER, {"topic": "vouchers.events"}))
+    link = Link(trace.get_current_span(other).get_span_context())
+    _recorded(
+        tracing.tracer().start_span(
+            "work", context=parent, kind=SpanKind.CONSUMER, attributes={"topic": "vouchers.events"}, links=[link]
+        )
+    )
+    tracing.flush()
+    kit, sdk = traced.get_finished_spans()
+    assert type(kit) is type(sdk), "both handed to the processor as the SDK's ReadableSpan"
+    assert _otlp(kit) == _otlp(sdk)
+    assert _otlp(kit)["span"]["status"] == {"code": "STATUS_CODE_ERROR", "message": "refused"}
+
+
+def test_a_trace_its_parent_did_not_sample_is_passed_on_unrecorded():
+    exporter = InMemorySpanExporter()
+    assert tracing.configure("test", None, sample_ratio=0.0, exporter=exporter)
+    try:
+        with tracing.span_from(None, "new trace") as fresh:
+            assert not fresh.is_recording() and not tracing.sampled(tracing.current_traceparent())
+        with tracing.span_from(PARENT[:-2] + "00", "unsampled parent") as unsampled:
+            traceparent = tracing.current_traceparent()
+            assert not unsampled.is_recording() and traceparent.split("-")[1] == PARENT.split("-")[1]
+            assert traceparent.split("-")[2] != PARENT.split("-")[2], "a span id of its own"
+        with tracing.span_from(PARENT, "sampled parent") as sampled:
+            assert sampled.is_recording()
+        tracing.flush()
+        assert [span.name for span in exporter.get_finished_spans()] == ["sampled parent"]
+    finally:
+        tracing.disable()

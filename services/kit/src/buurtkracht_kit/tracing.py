@@ -12,6 +12,10 @@ consumer to the e-mail or webhook it causes.
   writes. The inbox row keeps it too, so work done later from the database (an e-mail sent by a periodic loop) is
   continued with `span_from(traceparent)`.
 - Log lines written inside a span carry its `trace_id` (see `logs`).
+- The kit's own spans (requests, consumed records, relay batches, group commits) are `RecordedSpan`s: the SDK's
+  sampler, id generator, batch processor and OTLP exporter, without the SDK's general-purpose span object, whose
+  checks cost more than the rest of a request's tracing together (docs/decisions.md). Library instrumentations
+  (httpx, asyncpg) use the SDK's spans.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Iterator, Sequence
+import time
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -29,7 +35,12 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import SpanProcessor
     from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.sdk.trace.id_generator import IdGenerator
+    from opentelemetry.sdk.trace.sampling import Sampler
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +56,7 @@ _propagator = TraceContextTextMapPropagator()
 _enabled = False
 _tracer: trace.Tracer = trace.NoOpTracer()
 _provider: Any = None
+_recorder: _Recorder | None = None
 
 
 def enabled() -> bool:
@@ -64,7 +76,7 @@ def configure(
 
     `endpoint` is the OTLP/HTTP base URL (`http://host:4318`); spans go to its `/v1/traces` (or to `exporter`, in
     tests). `sql`: a span for every statement (asyncpg's instrumentation)."""
-    global _enabled, _tracer, _provider
+    global _enabled, _tracer, _provider, _recorder
     if not (endpoint or exporter) or _enabled:
         return _enabled
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -75,15 +87,17 @@ def configure(
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 
+    # every trace at 1 (the same decision as the ratio's, without its arithmetic on each span)
+    root_sampler = ALWAYS_ON if sample_ratio >= 1 else TraceIdRatioBased(sample_ratio)
     provider = TracerProvider(
-        resource=Resource.create({"service.name": service_name, "service.namespace": "buurtkracht"}),
-        # every trace at 1 (the same decision as the ratio's, without its arithmetic on each span)
-        sampler=ParentBased(ALWAYS_ON if sample_ratio >= 1 else TraceIdRatioBased(sample_ratio)),
+        resource=_hashed_once(Resource.create({"service.name": service_name, "service.namespace": "buurtkracht"})),
+        sampler=ParentBased(root_sampler),
     )
     if exporter is None:
         assert endpoint is not None
         exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
-    provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=8192))
+    processor = BatchSpanProcessor(exporter, max_queue_size=8192)
+    provider.add_span_processor(processor)
     # Not installed as the global provider: FastAPI's own telemetry would take that as its cue to add a server span
     # and three more to every request; each instrumentation is handed this provider instead.
     if sql:
@@ -91,14 +105,194 @@ def configure(
     HTTPXClientInstrumentor().instrument(tracer_provider=provider)
     _provider = provider
     _tracer = provider.get_tracer("buurtkracht_kit")
+    _recorder = _Recorder(provider, root_sampler, processor)
     _enabled = True
     logger.info("tracing to %s, sampling %.0f %% of new traces", endpoint or exporter, sample_ratio * 100)
     return True
 
 
+def _hashed_once(resource: Resource) -> Resource:
+    """The same resource, hashed once: the OTLP encoder groups a batch's spans by resource, and the SDK's resource
+    hashes itself as a JSON dump of its attributes, once for every span of every batch."""
+    from opentelemetry.sdk.resources import Resource
+
+    hashed = hash(resource)
+
+    class ProcessResource(Resource):
+        def __hash__(self) -> int:  # a resource is immutable
+            return hashed
+
+        __eq__ = Resource.__eq__
+
+    return ProcessResource(resource.attributes, resource.schema_url)
+
+
 def tracer() -> trace.Tracer:
-    """The kit's tracer (a no-op one while tracing is off)."""
+    """The SDK's tracer for this process (a no-op one while tracing is off), for spans beside the kit's own."""
     return _tracer
+
+
+_SAMPLED, _NOT_SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED), trace.TraceFlags(trace.TraceFlags.DEFAULT)
+
+
+class _Recorder:
+    """Starts the kit's spans with the provider's sampler and id generator, and hands each ended one to the
+    provider's batch processor, as the SDK's tracer would."""
+
+    def __init__(self, provider: Any, root_sampler: Sampler, processor: SpanProcessor) -> None:
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+        self.root_sampler = root_sampler
+        self.ids: IdGenerator = provider.id_generator
+        self.resource: Resource = provider.resource
+        self.scope: InstrumentationScope = InstrumentationScope("buurtkracht_kit")
+        self.processor = processor
+
+    def start(
+        self,
+        name: str,
+        context: otel_context.Context | None,
+        kind: SpanKind,
+        attributes: dict[str, Any] | None,
+        links: Sequence[Link] = (),
+    ) -> trace.Span:
+        """A recorded span when the trace is sampled (the parent's decision, else the root sampler's: parent-based,
+        as the provider's sampler), else a non-recording span that still carries a new span id, so the work it stands
+        for passes the trace (unsampled) on."""
+        parent = trace.get_current_span(context).get_span_context()
+        if parent.is_valid:
+            trace_id, sampled, trace_state = parent.trace_id, parent.trace_flags.sampled, parent.trace_state
+        else:
+            trace_id = self.ids.generate_trace_id()
+            decision = self.root_sampler.should_sample(None, trace_id, name, kind, None, links)
+            sampled, trace_state = decision.decision.is_sampled(), decision.trace_state
+        span_context = trace.SpanContext(
+            trace_id,
+            self.ids.generate_span_id(),
+            is_remote=False,
+            trace_flags=_SAMPLED if sampled else _NOT_SAMPLED,
+            trace_state=trace_state,
+        )
+        if not sampled:
+            return trace.NonRecordingSpan(span_context)
+        return RecordedSpan(self, name, span_context, parent if parent.is_valid else None, kind, attributes, links)
+
+
+_PLAIN = frozenset({str, int, bool, float})
+
+
+class RecordedSpan(trace.Span):
+    """A sampled span the kit records itself: name, kind, parent, links, attributes, events and status, kept in
+    plain containers and handed to the batch processor as the SDK's `ReadableSpan` once, when it ends. Attribute
+    values other than str, int, bool and float are recorded as their `str` (the SDK's rule); a second `end` does
+    nothing; nothing of it is shared between threads before it ends."""
+
+    __slots__ = (
+        "_attributes",
+        "_context",
+        "_end",
+        "_events",
+        "_kind",
+        "_links",
+        "_name",
+        "_parent",
+        "_recorder",
+        "_start",
+        "_status",
+    )
+
+    def __init__(
+        self,
+        recorder: _Recorder,
+        name: str,
+        context: trace.SpanContext,
+        parent: trace.SpanContext | None,
+        kind: SpanKind,
+        attributes: Mapping[str, Any] | None,
+        links: Sequence[Link],
+    ) -> None:
+        self._recorder = recorder
+        self._name = name
+        self._context = context
+        self._parent = parent
+        self._kind = kind
+        self._attributes: dict[str, Any] = {}
+        if attributes:
+            self.set_attributes(attributes)
+        self._links = tuple(links)
+        self._events: list[Any] = []
+        self._status = Status(StatusCode.UNSET)
+        self._start = time.time_ns()
+        self._end: int | None = None
+
+    def get_span_context(self) -> trace.SpanContext:
+        return self._context
+
+    def is_recording(self) -> bool:
+        return self._end is None
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        for key, value in attributes.items():
+            self._attributes[key] = value if type(value) in _PLAIN else str(value)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self._attributes[key] = value if type(value) in _PLAIN else str(value)
+
+    def add_event(self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None) -> None:
+        from opentelemetry.sdk.trace import Event
+
+        self._events.append(Event(name, dict(attributes or {}), timestamp or time.time_ns()))
+
+    def update_name(self, name: str) -> None:
+        self._name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        """The SDK's rule: OK is final, UNSET never overwrites."""
+        if not isinstance(status, Status):
+            status = Status(status, description)
+        if self._status.status_code is not StatusCode.OK and status.status_code is not StatusCode.UNSET:
+            self._status = status
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Mapping[str, Any] | None = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        """An `exception` event with the semantic conventions' attributes, as the SDK records it."""
+        error_type, module = type(exception).__qualname__, type(exception).__module__
+        recorded = {
+            "exception.type": error_type if module == "builtins" else f"{module}.{error_type}",
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+        }
+        self.add_event("exception", {**recorded, **(attributes or {})}, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._end is not None:
+            return
+        from opentelemetry.sdk.trace import ReadableSpan
+
+        self._end = end_time or time.time_ns()
+        recorder = self._recorder
+        recorder.processor.on_end(
+            ReadableSpan(
+                name=self._name,
+                context=self._context,
+                parent=self._parent,
+                resource=recorder.resource,
+                attributes=self._attributes,
+                events=tuple(self._events),
+                links=self._links,
+                kind=self._kind,
+                status=self._status,
+                start_time=self._start,
+                end_time=self._end,
+                instrumentation_scope=recorder.scope,
+            )
+        )
 
 
 def instrument_app(app: FastAPI) -> None:
@@ -109,7 +303,7 @@ def instrument_app(app: FastAPI) -> None:
 
 def disable() -> None:
     """Stop tracing in this process (tests turn it on and off again)."""
-    global _enabled, _tracer
+    global _enabled, _tracer, _recorder
     if not _enabled:
         return
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
@@ -119,7 +313,7 @@ def disable() -> None:
     if AsyncPGInstrumentor().is_instrumented_by_opentelemetry:
         AsyncPGInstrumentor().uninstrument()
     HTTPXClientInstrumentor().uninstrument()
-    _enabled, _tracer = False, trace.NoOpTracer()
+    _enabled, _tracer, _recorder = False, trace.NoOpTracer(), None
 
 
 def flush() -> None:
@@ -147,11 +341,12 @@ class TracedRequests:
             if name == b"traceparent" or name == b"tracestate":
                 carrier[name.decode()] = value.decode("latin-1")
         method = scope["method"]
-        span = _tracer.start_span(
+        assert _recorder is not None  # installed only while tracing is on
+        span = _recorder.start(
             method,
-            context=_propagator.extract(carrier) if carrier else None,
-            kind=SpanKind.SERVER,
-            attributes={"http.request.method": method, "url.path": scope["path"]},
+            _propagator.extract(carrier) if carrier else None,
+            SpanKind.SERVER,
+            {"http.request.method": method, "url.path": scope["path"]},
         )
         traceresponse = _format(span.get_span_context()).encode()
         status = None
@@ -245,22 +440,21 @@ def span_from(
 ) -> Iterator[trace.Span | None]:
     """A span continuing the trace `traceparent` names (a new trace when None), current inside the block; an
     exception that leaves the block is recorded on it. Yields None, at no cost, when tracing is off."""
-    if not _enabled:
+    if _recorder is None:
         yield None
         return
-    with _tracer.start_as_current_span(
-        name, context=context_of(traceparent), kind=kind, attributes=attributes, record_exception=True
-    ) as span:
-        yield span
+    started = _recorder.start(name, context_of(traceparent), kind, attributes)
+    with trace.use_span(started, end_on_exit=True, record_exception=True, set_status_on_exception=True):
+        yield started
 
 
 @contextlib.contextmanager
 def span(name: str, kind: SpanKind = SpanKind.INTERNAL, attributes: dict[str, Any] | None = None) -> Iterator[None]:
     """A child span of the current one, current inside the block; nothing when tracing is off."""
-    if not _enabled:
+    if _recorder is None:
         yield
         return
-    with _tracer.start_as_current_span(name, kind=kind, attributes=attributes):
+    with trace.use_span(_recorder.start(name, None, kind, attributes), end_on_exit=True):
         yield
 
 
@@ -269,7 +463,8 @@ def start_span(
 ) -> trace.Span:
     """A started span continuing the trace `traceparent` names, not made current; the caller ends it. Only while
     tracing is on."""
-    return _tracer.start_span(name, context=context_of(traceparent), kind=kind, attributes=attributes)
+    assert _recorder is not None
+    return _recorder.start(name, context_of(traceparent), kind, attributes)
 
 
 def traceparent_of_span(span_: trace.Span) -> str | None:
@@ -301,10 +496,10 @@ def linked_span(
     the spans of the next `MAX_LINKS` (the SDK keeps no more, so no more are made). None when tracing is off or
     no context is given; the caller ends it."""
     present = [context for context in contexts if context is not None]
-    if not _enabled or not present:
+    if _recorder is None or not present:
         return None
     links = [Link(trace.get_current_span(context).get_span_context()) for context in present[1 : MAX_LINKS + 1]]
-    return _tracer.start_span(name, context=present[0], kind=kind, attributes=attributes, links=links)
+    return _recorder.start(name, present[0], kind, attributes, links)
 
 
 async def consumed_traceparent(database: Any, consumer: str, message_id: object) -> str | None:
