@@ -79,7 +79,6 @@ def configure(
     global _enabled, _tracer, _provider, _recorder
     if not (endpoint or exporter) or _enabled:
         return _enabled
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.sdk.resources import Resource
@@ -95,7 +94,9 @@ def configure(
     )
     if exporter is None:
         assert endpoint is not None
-        exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
+        from buurtkracht_kit import otlp
+
+        exporter = otlp.SpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
     processor = BatchSpanProcessor(exporter, max_queue_size=8192)
     provider.add_span_processor(processor)
     # Not installed as the global provider: FastAPI's own telemetry would take that as its cue to add a server span
