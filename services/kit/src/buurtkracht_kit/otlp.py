@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 _HAS_IS_REMOTE = SpanFlags.SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK
 _IS_REMOTE = _HAS_IS_REMOTE | SpanFlags.SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK
+_PLAIN_FIELDS = {str: "string_value", int: "int_value", bool: "bool_value", float: "double_value"}  # AnyValue's
 
 
 class SpanExporter(OTLPSpanExporter):
@@ -140,19 +141,9 @@ def _put_attributes(out: Any, attributes: Mapping[str, Any] | None) -> None:
     if not attributes:
         return
     for key, value in attributes.items():
-        kind = type(value)
-        if kind is str:
-            entry = out.add(key=key)
-            entry.value.string_value = value
-        elif kind is int:
-            entry = out.add(key=key)
-            entry.value.int_value = value
-        elif kind is bool:
-            entry = out.add(key=key)
-            entry.value.bool_value = value
-        elif kind is float:
-            entry = out.add(key=key)
-            entry.value.double_value = value
+        field = _PLAIN_FIELDS.get(type(value))
+        if field is not None:
+            setattr(out.add(key=key).value, field, value)
         else:  # None, sequences, mappings, bytes, subclasses of the plain types: as the SDK encodes them
             try:
                 encoded = _encode_value(value)
