@@ -36,6 +36,7 @@ class SpanExporter(OTLPSpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         # the SDK's `export` with the encoder swapped: shut down, its own metrics, the size limit, the HTTP client
+        # (attributes of the SDK's exporter that are not its public API: the package is pinned, the e2e test exports)
         if self._shutdown:
             logger.warning("Exporter already shutdown, ignoring batch")
             return SpanExportResult.FAILURE
