@@ -185,8 +185,9 @@ _PLAIN = frozenset({str, int, bool, float})
 class RecordedSpan(trace.Span):
     """A sampled span the kit records itself: name, kind, parent, links, attributes, events and status, kept in
     plain containers and handed to the batch processor as the SDK's `ReadableSpan` once, when it ends. Attribute
-    values other than str, int, bool and float are recorded as their `str` (the SDK's rule); a second `end` does
-    nothing; nothing of it is shared between threads before it ends."""
+    values other than str, int, bool and float (the only ones the kit sets) are recorded as their `str`, as the SDK
+    records a value of no attribute type (a sequence it would keep as one); a second `end` does nothing; nothing of
+    it is shared between threads before it ends."""
 
     __slots__ = (
         "_attributes",
@@ -234,7 +235,7 @@ class RecordedSpan(trace.Span):
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         for key, value in attributes.items():
-            self._attributes[key] = value if type(value) in _PLAIN else str(value)
+            self.set_attribute(key, value)
 
     def set_attribute(self, key: str, value: Any) -> None:
         self._attributes[key] = value if type(value) in _PLAIN else str(value)
