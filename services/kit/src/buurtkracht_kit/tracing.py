@@ -53,7 +53,6 @@ _UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})
 MAX_LINKS = 128  # links a span keeps (the SDK's default limit): a batch span links no more callers than that
 
 _propagator = TraceContextTextMapPropagator()
-_enabled = False
 _tracer: trace.Tracer = trace.NoOpTracer()
 _provider: Any = None
 _recorder: _Recorder | None = None
@@ -61,7 +60,7 @@ _recorder: _Recorder | None = None
 
 def enabled() -> bool:
     """Whether this process exports traces (an OTLP endpoint was configured)."""
-    return _enabled
+    return _recorder is not None
 
 
 def configure(
@@ -76,9 +75,9 @@ def configure(
 
     `endpoint` is the OTLP/HTTP base URL (`http://host:4318`); spans go to its `/v1/traces` (or to `exporter`, in
     tests). `sql`: a span for every statement (asyncpg's instrumentation)."""
-    global _enabled, _tracer, _provider, _recorder
-    if not (endpoint or exporter) or _enabled:
-        return _enabled
+    global _tracer, _provider, _recorder
+    if not (endpoint or exporter) or _recorder is not None:
+        return _recorder is not None
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.sdk.resources import Resource
@@ -107,7 +106,6 @@ def configure(
     _provider = provider
     _tracer = provider.get_tracer("buurtkracht_kit")
     _recorder = _Recorder(provider, root_sampler, processor)
-    _enabled = True
     logger.info("tracing to %s, sampling %.0f %% of new traces", endpoint or exporter, sample_ratio * 100)
     return True
 
@@ -141,8 +139,10 @@ class _Recorder:
     provider's batch processor, as the SDK's tracer would."""
 
     def __init__(self, provider: Any, root_sampler: Sampler, processor: SpanProcessor) -> None:
+        from opentelemetry.sdk.trace import Event, ReadableSpan
         from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+        self.readable_span, self.event = ReadableSpan, Event  # imported once, not on every span
         self.root_sampler = root_sampler
         self.ids: IdGenerator = provider.id_generator
         self.resource: Resource = provider.resource
@@ -241,9 +241,7 @@ class RecordedSpan(trace.Span):
         self._attributes[key] = value if type(value) in _PLAIN else str(value)
 
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None) -> None:
-        from opentelemetry.sdk.trace import Event
-
-        self._events.append(Event(name, dict(attributes or {}), timestamp or time.time_ns()))
+        self._events.append(self._recorder.event(name, dict(attributes or {}), timestamp or time.time_ns()))
 
     def update_name(self, name: str) -> None:
         self._name = name
@@ -275,12 +273,10 @@ class RecordedSpan(trace.Span):
     def end(self, end_time: int | None = None) -> None:
         if self._end is not None:
             return
-        from opentelemetry.sdk.trace import ReadableSpan
-
         self._end = end_time or time.time_ns()
         recorder = self._recorder
         recorder.processor.on_end(
-            ReadableSpan(
+            recorder.readable_span(
                 name=self._name,
                 context=self._context,
                 parent=self._parent,
@@ -299,14 +295,14 @@ class RecordedSpan(trace.Span):
 
 def instrument_app(app: FastAPI) -> None:
     """Every request to `app` (but the probes and `/metrics`) starts or continues a trace (`TracedRequests`)."""
-    if _enabled:
+    if _recorder is not None:
         app.add_middleware(TracedRequests)
 
 
 def disable() -> None:
     """Stop tracing in this process (tests turn it on and off again)."""
-    global _enabled, _tracer, _recorder
-    if not _enabled:
+    global _tracer, _recorder
+    if _recorder is None:
         return
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
@@ -315,7 +311,7 @@ def disable() -> None:
     if AsyncPGInstrumentor().is_instrumented_by_opentelemetry:
         AsyncPGInstrumentor().uninstrument()
     HTTPXClientInstrumentor().uninstrument()
-    _enabled, _tracer, _recorder = False, trace.NoOpTracer(), None
+    _tracer, _recorder = trace.NoOpTracer(), None
 
 
 def flush() -> None:
@@ -386,7 +382,7 @@ class TracedRequests:
 
 def current_traceparent() -> str | None:
     """The `traceparent` of the current span, to store with work done later (an outbox row); None when off."""
-    if not _enabled:
+    if _recorder is None:
         return None
     span_context = trace.get_current_span().get_span_context()
     return _format(span_context) if span_context.is_valid else None
@@ -482,7 +478,7 @@ def batch_span(
     sent in one batch): a child of the first sampled item's span, linked to the other sampled ones (each distinct
     context once), so a lone item's trace holds the span and a busy moment costs one span, not one per item.
     None when tracing is off or no item is sampled; the caller ends it."""
-    if not _enabled:
+    if _recorder is None:
         return None
     distinct = list(dict.fromkeys(value for value in traceparents if value and sampled(value)))
     return linked_span([context_of(value) for value in distinct[: MAX_LINKS + 1]], name, kind, attributes)
@@ -507,7 +503,7 @@ def linked_span(
 async def consumed_traceparent(database: Any, consumer: str, message_id: object) -> str | None:
     """The `traceparent` the consumer recorded with a message in its inbox, for work done later because of it (an
     e-mail a periodic loop sends); None when tracing is off, at no cost. `database`: a pool or connection."""
-    if not _enabled or message_id is None:
+    if _recorder is None or message_id is None:
         return None
     return await database.fetchval(
         "SELECT traceparent FROM inbox WHERE consumer = $1 AND message_id = $2", consumer, str(message_id)
