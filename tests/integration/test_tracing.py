@@ -7,6 +7,7 @@ import asyncio
 import uuid
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from buurtkracht_contracts import Envelope
@@ -16,7 +17,6 @@ from buurtkracht_kit.consumer import EventConsumer
 from buurtkracht_kit.db import UnitOfWork, create_pool
 from buurtkracht_kit.metrics import ServiceMetrics
 from buurtkracht_kit.outbox import OutboxRelay, kafka_producer
-from tests.captured_spans import CapturedSpans
 
 from .kit_domain import MIGRATIONS, SOURCE, TEST_TOPIC, CounterIncremented, apply_increment, increment, read_topic
 
@@ -41,7 +41,7 @@ async def relay(pool, kafka_bootstrap):
 
 @pytest.fixture
 def spans():
-    exporter = CapturedSpans()
+    exporter = InMemorySpanExporter()
     tracing.configure("kit-test", None, exporter=exporter)
     yield exporter
     tracing.disable()

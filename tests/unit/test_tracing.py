@@ -2,7 +2,6 @@
 and log lines carry the trace id."""
 
 import asyncio
-import gc
 import json
 import logging
 import uuid
@@ -13,17 +12,15 @@ from fastapi import FastAPI
 from google.protobuf.json_format import MessageToDict
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from buurtkracht_contracts import Envelope
 from buurtkracht_contracts.kafka import from_kafka, to_kafka
-from buurtkracht_kit import logs, otlp, tracing
+from buurtkracht_kit import logs, tracing
 from buurtkracht_kit.consumer import _event_headers
 from buurtkracht_kit.group_commit import GroupCommit
-from tests.captured_spans import CapturedSpans
 from tests.integration.kit_domain import SOURCE, CounterIncremented
 
 pytestmark = pytest.mark.unit
@@ -34,7 +31,7 @@ OTHER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 @pytest.fixture
 def traced():
-    exporter = CapturedSpans()
+    exporter = InMemorySpanExporter()
     assert tracing.configure("test", None, exporter=exporter)
     yield exporter
     tracing.disable()
@@ -241,9 +238,9 @@ def _recorded(span) -> None:
     span.end()
 
 
-def _otlp(request) -> dict:
-    """The one span of an OTLP request, without what differs from one recording to the next."""
-    encoded = MessageToDict(request)
+def _otlp(span) -> dict:
+    """The span as the OTLP exporter sends it, without what differs from one recording to the next."""
+    encoded = MessageToDict(encode_spans([span]))
     [[scope_spans]] = [resource["scopeSpans"] for resource in encoded["resourceSpans"]]
     [otlp] = scope_spans["spans"]
     for varying in ("spanId", "startTimeUnixNano", "endTimeUnixNano"):
@@ -253,36 +250,24 @@ def _otlp(request) -> dict:
     return {"resource": encoded["resourceSpans"][0]["resource"], "scope": scope_spans["scope"], "span": otlp}
 
 
-def test_a_span_the_kit_records_is_exported_as_the_sdk_records_one():
-    handed: list = []
-
-    class Handed(SpanExporter):
-        def export(self, spans):
-            handed.extend(spans)
-            return SpanExportResult.SUCCESS
-
-    assert tracing.configure("test", None, exporter=Handed())
-    try:
-        parent, other = tracing.context_of(PARENT), tracing.context_of(OTHER)
-        _recorded(tracing.linked_span([parent, other], "work", SpanKind.CONSUMER, {"topic": "vouchers.events"}))
-        link = Link(trace.get_current_span(other).get_span_context())
-        _recorded(
-            tracing.tracer().start_span(
-                "work", context=parent, kind=SpanKind.CONSUMER, attributes={"topic": "vouchers.events"}, links=[link]
-            )
+def test_a_span_the_kit_records_is_exported_as_the_sdk_records_one(traced):
+    parent, other = tracing.context_of(PARENT), tracing.context_of(OTHER)
+    _recorded(tracing.linked_span([parent, other], "work", SpanKind.CONSUMER, {"topic": "vouchers.events"}))
+    link = Link(trace.get_current_span(other).get_span_context())
+    _recorded(
+        tracing.tracer().start_span(
+            "work", context=parent, kind=SpanKind.CONSUMER, attributes={"topic": "vouchers.events"}, links=[link]
         )
-        tracing.flush()
-    finally:
-        tracing.disable()
-    kit, sdk = handed
-    assert isinstance(kit, otlp.EncodedSpan) and gc.get_referents(kit) == [type(kit)], "queued as bytes alone"
-    kit_request = ExportTraceServiceRequest.FromString(otlp.serialize([kit]))
-    assert _otlp(kit_request) == _otlp(encode_spans([sdk]))
-    assert _otlp(kit_request)["span"]["status"] == {"code": "STATUS_CODE_ERROR", "message": "refused"}
+    )
+    tracing.flush()
+    kit, sdk = traced.get_finished_spans()
+    assert type(kit) is type(sdk), "both handed to the processor as the SDK's ReadableSpan"
+    assert _otlp(kit) == _otlp(sdk)
+    assert _otlp(kit)["span"]["status"] == {"code": "STATUS_CODE_ERROR", "message": "refused"}
 
 
 def test_a_trace_its_parent_did_not_sample_is_passed_on_unrecorded():
-    exporter = CapturedSpans()
+    exporter = InMemorySpanExporter()
     assert tracing.configure("test", None, sample_ratio=0.0, exporter=exporter)
     try:
         with tracing.span_from(None, "new trace") as fresh:

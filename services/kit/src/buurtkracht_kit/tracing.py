@@ -14,8 +14,8 @@ consumer to the e-mail or webhook it causes.
 - Log lines written inside a span carry its `trace_id` (see `logs`).
 - The kit's own spans (requests, consumed records, relay batches, group commits) are `RecordedSpan`s: the SDK's
   sampler, id generator, batch processor and OTLP exporter, without the SDK's general-purpose span object, whose
-  checks cost more than the rest of a request's tracing together; each is serialized when it ends and queued as
-  bytes (`otlp.EncodedSpan`, docs/decisions.md). Library instrumentations (httpx, asyncpg) use the SDK's spans.
+  checks cost more than the rest of a request's tracing together (docs/decisions.md). Library instrumentations
+  (httpx, asyncpg) use the SDK's spans.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.sdk.trace.id_generator import IdGenerator
     from opentelemetry.sdk.trace.sampling import Sampler
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +74,7 @@ def configure(
     """Install the tracer provider and the library instrumentations once per process; returns whether tracing is on.
 
     `endpoint` is the OTLP/HTTP base URL (`http://host:4318`); spans go to its `/v1/traces` (or to `exporter`, in
-    tests; it receives the kit's own spans as `otlp.EncodedSpan`). `sql`: a span for every statement (asyncpg's
-    instrumentation)."""
+    tests). `sql`: a span for every statement (asyncpg's instrumentation)."""
     global _tracer, _provider, _recorder
     if not (endpoint or exporter) or _recorder is not None:
         return _recorder is not None
@@ -85,8 +85,6 @@ def configure(
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 
-    from buurtkracht_kit import otlp
-
     # every trace at 1 (the same decision as the ratio's, without its arithmetic on each span)
     root_sampler = ALWAYS_ON if sample_ratio >= 1 else TraceIdRatioBased(sample_ratio)
     provider = TracerProvider(
@@ -95,6 +93,8 @@ def configure(
     )
     if exporter is None:
         assert endpoint is not None
+        from buurtkracht_kit import otlp
+
         exporter = otlp.SpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
     processor = BatchSpanProcessor(exporter, max_queue_size=8192)
     provider.add_span_processor(processor)
@@ -135,20 +135,18 @@ _SAMPLED, _NOT_SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED), trace.Trace
 
 
 class _Recorder:
-    """Starts the kit's spans with the provider's sampler and id generator, and hands each ended one, encoded, to the
-    provider's batch processor."""
+    """Starts the kit's spans with the provider's sampler and id generator, and hands each ended one to the
+    provider's batch processor, as the SDK's tracer would."""
 
     def __init__(self, provider: Any, root_sampler: Sampler, processor: SpanProcessor) -> None:
-        from opentelemetry.sdk.trace import Event
+        from opentelemetry.sdk.trace import Event, ReadableSpan
         from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-        from buurtkracht_kit import otlp
-
-        self.event = Event  # imported once, not on every span
-        self.encode = otlp.encode_span
+        self.readable_span, self.event = ReadableSpan, Event  # imported once, not on every span
         self.root_sampler = root_sampler
         self.ids: IdGenerator = provider.id_generator
-        self.encoded = otlp.encoded_spans(provider.resource, InstrumentationScope("buurtkracht_kit"))
+        self.resource: Resource = provider.resource
+        self.scope: InstrumentationScope = InstrumentationScope("buurtkracht_kit")
         self.processor = processor
 
     def start(
@@ -186,25 +184,24 @@ _PLAIN = frozenset({str, int, bool, float})
 
 class RecordedSpan(trace.Span):
     """A sampled span the kit records itself: name, kind, parent, links, attributes, events and status, kept in
-    plain containers under a `ReadableSpan`'s names and handed to the batch processor once, when it ends, encoded as
-    OTLP (`otlp.EncodedSpan`). Attribute values other than str, int, bool and float (the only ones the kit sets) are
-    recorded as their `str`, as the SDK records a value of no attribute type (a sequence it would keep as one); a
-    second `end` does nothing; nothing of it is shared between threads before it ends."""
+    plain containers and handed to the batch processor as the SDK's `ReadableSpan` once, when it ends. Attribute
+    values other than str, int, bool and float (the only ones the kit sets) are recorded as their `str`, as the SDK
+    records a value of no attribute type (a sequence it would keep as one); a second `end` does nothing; nothing of
+    it is shared between threads before it ends."""
 
     __slots__ = (
+        "_attributes",
+        "_context",
+        "_end",
+        "_events",
+        "_kind",
+        "_links",
+        "_name",
+        "_parent",
         "_recorder",
-        "attributes",
-        "context",
-        "end_time",
-        "events",
-        "kind",
-        "links",
-        "name",
-        "parent",
-        "start_time",
-        "status",
+        "_start",
+        "_status",
     )
-    dropped_attributes = dropped_events = dropped_links = 0  # no limits (docs/decisions.md)
 
     def __init__(
         self,
@@ -217,44 +214,44 @@ class RecordedSpan(trace.Span):
         links: Sequence[Link],
     ) -> None:
         self._recorder = recorder
-        self.name = name
-        self.context = context
-        self.parent = parent
-        self.kind = kind
-        self.attributes: dict[str, Any] = {}
+        self._name = name
+        self._context = context
+        self._parent = parent
+        self._kind = kind
+        self._attributes: dict[str, Any] = {}
         if attributes:
             self.set_attributes(attributes)
-        self.links = tuple(links)
-        self.events: list[Any] = []
-        self.status = Status(StatusCode.UNSET)
-        self.start_time = time.time_ns()
-        self.end_time: int | None = None
+        self._links = tuple(links)
+        self._events: list[Any] = []
+        self._status = Status(StatusCode.UNSET)
+        self._start = time.time_ns()
+        self._end: int | None = None
 
     def get_span_context(self) -> trace.SpanContext:
-        return self.context
+        return self._context
 
     def is_recording(self) -> bool:
-        return self.end_time is None
+        return self._end is None
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         for key, value in attributes.items():
             self.set_attribute(key, value)
 
     def set_attribute(self, key: str, value: Any) -> None:
-        self.attributes[key] = value if type(value) in _PLAIN else str(value)
+        self._attributes[key] = value if type(value) in _PLAIN else str(value)
 
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None) -> None:
-        self.events.append(self._recorder.event(name, dict(attributes or {}), timestamp or time.time_ns()))
+        self._events.append(self._recorder.event(name, dict(attributes or {}), timestamp or time.time_ns()))
 
     def update_name(self, name: str) -> None:
-        self.name = name
+        self._name = name
 
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
         """The SDK's rule: OK is final, UNSET never overwrites."""
         if not isinstance(status, Status):
             status = Status(status, description)
-        if self.status.status_code is not StatusCode.OK and status.status_code is not StatusCode.UNSET:
-            self.status = status
+        if self._status.status_code is not StatusCode.OK and status.status_code is not StatusCode.UNSET:
+            self._status = status
 
     def record_exception(
         self,
@@ -274,11 +271,26 @@ class RecordedSpan(trace.Span):
         self.add_event("exception", {**recorded, **(attributes or {})}, timestamp)
 
     def end(self, end_time: int | None = None) -> None:
-        if self.end_time is not None:
+        if self._end is not None:
             return
-        self.end_time = end_time or time.time_ns()
+        self._end = end_time or time.time_ns()
         recorder = self._recorder
-        recorder.processor.on_end(recorder.encoded(recorder.encode(self)))
+        recorder.processor.on_end(
+            recorder.readable_span(
+                name=self._name,
+                context=self._context,
+                parent=self._parent,
+                resource=recorder.resource,
+                attributes=self._attributes,
+                events=tuple(self._events),
+                links=self._links,
+                kind=self._kind,
+                status=self._status,
+                start_time=self._start,
+                end_time=self._end,
+                instrumentation_scope=recorder.scope,
+            )
+        )
 
 
 def instrument_app(app: FastAPI) -> None:
