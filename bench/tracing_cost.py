@@ -6,7 +6,9 @@ side always follows the other), and sets each traced run against the untraced ru
 
 - the change in the ratio to pgbench `-N` (the yardstick each run measures for itself) and in accepted pledges a
   second, per pair, with their mean, standard error and median;
-- the vouchers service's CPU per accepted pledge (its cores over its rate, from /proc), the mean of each side.
+- the vouchers service's CPU per accepted pledge (its cores over its rate, from /proc), the mean of each side, and
+  every party's (the services, PostgreSQL, Kafka, the benchmark and its generator, others: the trace backend among
+  them): with the machine's cores full on both sides, the rate follows what a pledge costs all of them together.
 
 The traced runs export all three services' spans to `--otlp-endpoint` (Jaeger from `make observability-up`) at
 `--trace-sample-ratio`. Needs the local stack (`make stack-up topics`); each run takes about a minute.
@@ -67,8 +69,17 @@ def changes(pairs: list[tuple[dict, dict]], key: str) -> dict[str, object]:
     return {"per_pair": values, "mean": statistics.mean(values), "stderr": error, "median": statistics.median(values)}
 
 
-def cpu_per_pledge_ms(figures: dict) -> float:
-    return figures["closed"]["cpu_cores"]["service"] / figures["pledges_per_s"] * 1000
+def cpu_per_pledge_ms(figures: dict, party: str = "service") -> float:
+    """A party's CPU over the closed loop per accepted pledge (`all`: every party's, the trace backend in `others`)."""
+    cores = figures["closed"]["cpu_cores"]
+    used = sum(cores.values()) if party == "all" else cores[party]
+    return used / figures["pledges_per_s"] * 1000
+
+
+def cpu_by_party(runs: list[dict]) -> dict[str, float]:
+    """Each party's CPU per accepted pledge, in ms, the mean over `runs`."""
+    parties = [*runs[0]["closed"]["cpu_cores"], "all"]
+    return {party: statistics.mean(cpu_per_pledge_ms(figures, party) for figures in runs) for party in parties}
 
 
 def main() -> int:
@@ -118,6 +129,8 @@ def main() -> int:
             "pledges_per_s_traced": [traced["pledges_per_s"] for _, traced in pairs],
             "vouchers_cpu_ms_per_pledge_untraced": untraced_cpu,
             "vouchers_cpu_ms_per_pledge_traced": traced_cpu,
+            "cpu_ms_per_pledge_untraced": cpu_by_party([untraced for untraced, _ in pairs]),
+            "cpu_ms_per_pledge_traced": cpu_by_party([traced for _, traced in pairs]),
         },
     )
     return 0 if ok else 1
