@@ -69,7 +69,7 @@ def changes(pairs: list[tuple[dict, dict]], key: str) -> dict[str, object]:
     return {"per_pair": values, "mean": statistics.mean(values), "stderr": error, "median": statistics.median(values)}
 
 
-def cpu_per_pledge_ms(figures: dict, party: str = "service") -> float:
+def cpu_per_pledge_ms(figures: dict, party: str) -> float:
     """A party's CPU over the closed loop per accepted pledge (`all`: every party's, the trace backend in `others`)."""
     cores = figures["closed"]["cpu_cores"]
     used = sum(cores.values()) if party == "all" else cores[party]
@@ -100,8 +100,9 @@ def main() -> int:
         done = {traced: run(traced, arguments, keep, f"pair-{number}-{'on' if traced else 'off'}") for traced in order}
         pairs.append((done[False], done[True]))
     ratio, rate = changes(pairs, "ratio"), changes(pairs, "pledges_per_s")
-    untraced_cpu = statistics.mean(cpu_per_pledge_ms(untraced) for untraced, _ in pairs)
-    traced_cpu = statistics.mean(cpu_per_pledge_ms(traced) for _, traced in pairs)
+    untraced_cpus = cpu_by_party([untraced for untraced, _ in pairs])
+    traced_cpus = cpu_by_party([traced for _, traced in pairs])
+    untraced_cpu, traced_cpu = untraced_cpus["service"], traced_cpus["service"]
     ok = all(untraced["ok"] and traced["ok"] for untraced, traced in pairs)
     summary = (
         f"tracing at {arguments.trace_sample_ratio:.0%} over {len(pairs)} pairs: ratio to pgbench "
@@ -129,8 +130,8 @@ def main() -> int:
             "pledges_per_s_traced": [traced["pledges_per_s"] for _, traced in pairs],
             "vouchers_cpu_ms_per_pledge_untraced": untraced_cpu,
             "vouchers_cpu_ms_per_pledge_traced": traced_cpu,
-            "cpu_ms_per_pledge_untraced": cpu_by_party([untraced for untraced, _ in pairs]),
-            "cpu_ms_per_pledge_traced": cpu_by_party([traced for _, traced in pairs]),
+            "cpu_ms_per_pledge_untraced": untraced_cpus,
+            "cpu_ms_per_pledge_traced": traced_cpus,
         },
     )
     return 0 if ok else 1
