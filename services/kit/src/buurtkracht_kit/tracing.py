@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import re
 import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -132,6 +134,7 @@ def tracer() -> trace.Tracer:
 
 
 _SAMPLED, _NOT_SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED), trace.TraceFlags(trace.TraceFlags.DEFAULT)
+_UNSET = Status(StatusCode.UNSET)
 
 
 class _Recorder:
@@ -139,11 +142,13 @@ class _Recorder:
     provider's batch processor, as the SDK's tracer would."""
 
     def __init__(self, provider: Any, root_sampler: Sampler, processor: SpanProcessor) -> None:
-        from opentelemetry.sdk.trace import Event, ReadableSpan
+        from opentelemetry.sdk.trace import Event
+        from opentelemetry.sdk.trace.sampling import ALWAYS_ON
         from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-        self.readable_span, self.event = ReadableSpan, Event  # imported once, not on every span
+        self.event = Event  # imported once, not on every span
         self.root_sampler = root_sampler
+        self.every_trace = root_sampler is ALWAYS_ON  # its decision needs no asking: sampled, no trace state
         self.ids: IdGenerator = provider.id_generator
         self.resource: Resource = provider.resource
         self.scope: InstrumentationScope = InstrumentationScope("buurtkracht_kit")
@@ -163,6 +168,8 @@ class _Recorder:
         parent = trace.get_current_span(context).get_span_context()
         if parent.is_valid:
             trace_id, sampled, trace_state = parent.trace_id, parent.trace_flags.sampled, parent.trace_state
+        elif self.every_trace:
+            trace_id, sampled, trace_state = self.ids.generate_trace_id(), True, None
         else:
             trace_id = self.ids.generate_trace_id()
             decision = self.root_sampler.should_sample(None, trace_id, name, kind, None, links)
@@ -182,26 +189,12 @@ class _Recorder:
 _PLAIN = frozenset({str, int, bool, float})
 
 
-class RecordedSpan(trace.Span):
+class RecordedSpan(trace.Span, ReadableSpan):
     """A sampled span the kit records itself: name, kind, parent, links, attributes, events and status, kept in
-    plain containers and handed to the batch processor as the SDK's `ReadableSpan` once, when it ends. Attribute
-    values other than str, int, bool and float (the only ones the kit sets) are recorded as their `str`, as the SDK
-    records a value of no attribute type (a sequence it would keep as one); a second `end` does nothing; nothing of
-    it is shared between threads before it ends."""
-
-    __slots__ = (
-        "_attributes",
-        "_context",
-        "_end",
-        "_events",
-        "_kind",
-        "_links",
-        "_name",
-        "_parent",
-        "_recorder",
-        "_start",
-        "_status",
-    )
+    plain containers, and itself the `ReadableSpan` the batch processor gets when it ends (as the SDK's own span
+    is). Attribute values other than str, int, bool and float (the only ones the kit sets) are recorded as their
+    `str`, as the SDK records a value of no attribute type (a sequence it would keep as one); once ended it changes
+    no more (a second `end` included), so nothing of it is shared between threads while it changes."""
 
     def __init__(
         self,
@@ -213,44 +206,64 @@ class RecordedSpan(trace.Span):
         attributes: Mapping[str, Any] | None,
         links: Sequence[Link],
     ) -> None:
+        # the fields are ReadableSpan's own, so its properties (what the exporter reads) read them as they are
         self._recorder = recorder
         self._name = name
         self._context = context
         self._parent = parent
         self._kind = kind
+        self._resource = recorder.resource
+        self._instrumentation_scope = recorder.scope
+        self._instrumentation_info = None
+        self._links = tuple(links)
+        self._events: list[Any] = []
+        self._status = _UNSET
+        self._end_time: int | None = None
+        self._traceparent: str | None = None
         self._attributes: dict[str, Any] = {}
         if attributes:
             self.set_attributes(attributes)
-        self._links = tuple(links)
-        self._events: list[Any] = []
-        self._status = Status(StatusCode.UNSET)
-        self._start = time.time_ns()
-        self._end: int | None = None
+        self._start_time = time.time_ns()
 
     def get_span_context(self) -> trace.SpanContext:
         return self._context
 
+    def traceparent(self) -> str:
+        """The `traceparent` naming this span, formatted once."""
+        if self._traceparent is None:
+            self._traceparent = _format(self._context)
+        return self._traceparent
+
     def is_recording(self) -> bool:
-        return self._end is None
+        return self._end_time is None
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
-        for key, value in attributes.items():
-            self.set_attribute(key, value)
+        if self._end_time is None:
+            recorded = self._attributes
+            for key, value in attributes.items():
+                recorded[key] = value if type(value) in _PLAIN else str(value)
 
     def set_attribute(self, key: str, value: Any) -> None:
-        self._attributes[key] = value if type(value) in _PLAIN else str(value)
+        if self._end_time is None:
+            self._attributes[key] = value if type(value) in _PLAIN else str(value)
 
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None) -> None:
-        self._events.append(self._recorder.event(name, dict(attributes or {}), timestamp or time.time_ns()))
+        if self._end_time is None:
+            self._events.append(self._recorder.event(name, dict(attributes or {}), timestamp or time.time_ns()))
 
     def update_name(self, name: str) -> None:
-        self._name = name
+        if self._end_time is None:
+            self._name = name
 
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
         """The SDK's rule: OK is final, UNSET never overwrites."""
         if not isinstance(status, Status):
             status = Status(status, description)
-        if self._status.status_code is not StatusCode.OK and status.status_code is not StatusCode.UNSET:
+        if (
+            self._end_time is None
+            and self._status.status_code is not StatusCode.OK
+            and status.status_code is not StatusCode.UNSET
+        ):
             self._status = status
 
     def record_exception(
@@ -271,26 +284,10 @@ class RecordedSpan(trace.Span):
         self.add_event("exception", {**recorded, **(attributes or {})}, timestamp)
 
     def end(self, end_time: int | None = None) -> None:
-        if self._end is not None:
+        if self._end_time is not None:
             return
-        self._end = end_time or time.time_ns()
-        recorder = self._recorder
-        recorder.processor.on_end(
-            recorder.readable_span(
-                name=self._name,
-                context=self._context,
-                parent=self._parent,
-                resource=recorder.resource,
-                attributes=self._attributes,
-                events=tuple(self._events),
-                links=self._links,
-                kind=self._kind,
-                status=self._status,
-                start_time=self._start,
-                end_time=self._end,
-                instrumentation_scope=recorder.scope,
-            )
-        )
+        self._end_time = end_time or time.time_ns()
+        self._recorder.processor.on_end(self)
 
 
 def instrument_app(app: FastAPI) -> None:
@@ -346,7 +343,7 @@ class TracedRequests:
             SpanKind.SERVER,
             {"http.request.method": method, "url.path": scope["path"]},
         )
-        traceresponse = _format(span.get_span_context()).encode()
+        traceresponse = traceparent_of_span(span).encode()
         status = None
 
         async def send_traced(message: Any) -> None:
@@ -382,10 +379,7 @@ class TracedRequests:
 
 def current_traceparent() -> str | None:
     """The `traceparent` of the current span, to store with work done later (an outbox row); None when off."""
-    if _recorder is None:
-        return None
-    span_context = trace.get_current_span().get_span_context()
-    return _format(span_context) if span_context.is_valid else None
+    return traceparent_of_span(trace.get_current_span()) if _recorder is not None else None
 
 
 def _format(span_context: trace.SpanContext) -> str:
@@ -409,8 +403,23 @@ def context_of(traceparent: str | None) -> otel_context.Context | None:
 def _context_of(traceparent: str) -> otel_context.Context | None:
     """Cached: a value comes back many times (the rows one transaction recorded, the requests of one group commit),
     and a context is immutable."""
-    extracted = _propagator.extract({TRACEPARENT: traceparent})
-    return extracted if trace.get_current_span(extracted).get_span_context().is_valid else None
+    span_context = _span_context_of(traceparent)
+    return trace.set_span_in_context(trace.NonRecordingSpan(span_context)) if span_context is not None else None
+
+
+_VERSION_00 = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+
+
+def _span_context_of(traceparent: str) -> trace.SpanContext | None:
+    """The remote span a `traceparent` names, or None when it is malformed, as the propagator reads it: the form
+    the kit writes (version 00) read directly, any other handed to the propagator."""
+    if _VERSION_00.fullmatch(traceparent) is None:
+        extracted = trace.get_current_span(_propagator.extract({TRACEPARENT: traceparent})).get_span_context()
+        return extracted if extracted.is_valid else None
+    trace_id, span_id = int(traceparent[3:35], 16), int(traceparent[36:52], 16)
+    if not (trace_id and span_id):
+        return None
+    return trace.SpanContext(trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(int(traceparent[53:], 16)))
 
 
 def traceparent_of(headers: Sequence[tuple[str, bytes | None]]) -> str | None:
@@ -466,7 +475,9 @@ def start_span(
 
 
 def traceparent_of_span(span_: trace.Span) -> str | None:
-    """The `traceparent` naming `span_` as the parent of work it causes."""
+    """The `traceparent` naming `span_` as the parent of work it causes (formatted once for the kit's spans)."""
+    if type(span_) is RecordedSpan:
+        return span_.traceparent()
     span_context = span_.get_span_context()
     return _format(span_context) if span_context.is_valid else None
 
@@ -480,8 +491,12 @@ def batch_span(
     None when tracing is off or no item is sampled; the caller ends it."""
     if _recorder is None:
         return None
-    distinct = list(dict.fromkeys(value for value in traceparents if value and sampled(value)))
-    return linked_span([context_of(value) for value in distinct[: MAX_LINKS + 1]], name, kind, attributes)
+    distinct = dict.fromkeys(value for value in traceparents if value and sampled(value))
+    spans = [context for context in map(_span_context_of, list(distinct)[: MAX_LINKS + 1]) if context is not None]
+    if not spans:
+        return None
+    parent = trace.set_span_in_context(trace.NonRecordingSpan(spans[0]))
+    return _recorder.start(name, parent, kind, attributes, [Link(context) for context in spans[1:]])
 
 
 def linked_span(
