@@ -28,6 +28,7 @@ BENCHMARKS = [
     ["wallet_issuance"],
     ["notification_latency"],
     ["http_overhead"],
+    ["tracing_spans"],
     ["portal_public"],
     ["equal_shares"],
     ["help_matching"],
