@@ -4,7 +4,9 @@ and log lines carry the trace id."""
 import asyncio
 import json
 import logging
+import random
 import uuid
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -12,8 +14,11 @@ from fastapi import FastAPI
 from google.protobuf.json_format import MessageToDict
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import Link, SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -328,3 +333,62 @@ def test_a_trace_its_parent_did_not_sample_is_passed_on_unrecorded():
         assert [span.name for span in exporter.get_finished_spans()] == ["sampled parent"]
     finally:
         tracing.disable()
+
+
+def test_a_span_context_made_without_its_checks_is_the_one_its_constructor_makes():
+    flags, state = trace.TraceFlags(1), trace.TraceState([("vendor", "x")])
+    made = tracing._span_context(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, True, flags, state)
+    expected = trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, True, flags, state)
+    assert made == expected and type(made) is trace.SpanContext
+    assert (made.trace_id, made.span_id, made.is_remote, made.trace_flags, made.trace_state, made.is_valid) == (
+        expected.trace_id,
+        expected.span_id,
+        expected.is_remote,
+        expected.trace_flags,
+        expected.trace_state,
+        True,
+    )
+
+
+class _Counting(IdGenerator):
+    def __init__(self) -> None:
+        self.next = 0
+
+    def generate_span_id(self) -> int:
+        self.next += 1
+        return self.next
+
+    def generate_trace_id(self) -> int:
+        self.next += 1
+        return self.next << 64
+
+
+def _recorder(ids: IdGenerator) -> tracing._Recorder:
+    provider = SimpleNamespace(id_generator=ids, resource=Resource.create({}))
+    return tracing._Recorder(provider, ALWAYS_ON, SpanProcessor())
+
+
+def test_the_kit_names_its_spans_with_the_providers_id_generator():
+    recorder = _recorder(_Counting())
+    root = recorder.start("root", None, SpanKind.SERVER, None).get_span_context()
+    child = recorder.start("child", root, SpanKind.INTERNAL, None).get_span_context()
+    assert (root.trace_id, root.span_id) == (1 << 64, 2)
+    assert (child.trace_id, child.span_id) == (1 << 64, 3)
+
+
+def test_a_random_id_drawn_zero_is_drawn_again_by_the_generator(monkeypatch):
+    recorder = _recorder(RandomIdGenerator())
+    drawn = iter([0, 0, 7 << 64, 5, 0, 9])
+    monkeypatch.setattr(random, "getrandbits", lambda bits: next(drawn))
+    root = recorder.start("root", None, SpanKind.SERVER, None).get_span_context()
+    assert (root.trace_id, root.span_id) == (7 << 64, 5), "a zero draw is refused, as the SDK's generator does"
+    child = recorder.start("child", root, SpanKind.INTERNAL, None).get_span_context()
+    assert (child.trace_id, child.span_id) == (7 << 64, 9)
+
+
+def test_a_span_takes_the_kits_plain_attributes_as_they_are_and_anyone_elses_checked(traced):
+    plain = {"http.request.method": "GET"}
+    taken = tracing.start_span(PARENT, "work", SpanKind.SERVER, plain, plain=True)
+    checked = tracing.start_span(PARENT, "work", SpanKind.SERVER, {"kind": SpanKind.SERVER, "n": 1})
+    assert taken._attributes is plain
+    assert dict(checked.attributes) == {"kind": "SpanKind.SERVER", "n": 1}

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import random
 import re
 import time
 import traceback
@@ -34,6 +35,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -135,14 +137,33 @@ def tracer() -> trace.Tracer:
 
 _SAMPLED, _NOT_SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED), trace.TraceFlags(trace.TraceFlags.DEFAULT)
 _UNSET = Status(StatusCode.UNSET)
+_SPAN_ID_BITS = (1 << 64) - 1
+
+
+def _span_context(
+    trace_id: int, span_id: int, is_remote: bool, flags: trace.TraceFlags, state: trace.TraceState
+) -> trace.SpanContext:
+    """A valid `SpanContext` (both ids known to be non-zero and in range) without its constructor's checks: the
+    tuple it is, field for field."""
+    return tuple.__new__(trace.SpanContext, (trace_id, span_id, is_remote, flags, state, True))
+
+
+def _current_parent() -> trace.SpanContext:
+    return trace.get_current_span().get_span_context()
 
 
 class _Recorder:
     """Starts the kit's spans with the provider's sampler and id generator, and hands each ended one to the
-    provider's batch processor, as the SDK's tracer would."""
+    provider's batch processor, as the SDK's tracer would.
+
+    Lean on purpose: a request or a consumed record starts and ends one span, among code that has pushed this
+    code out of the processor's caches since the last one, so each call and object it saves counts several times
+    over (docs/performance.md)."""
 
     def __init__(self, provider: Any, root_sampler: Sampler, processor: SpanProcessor) -> None:
         from opentelemetry.sdk.trace import Event
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
         from opentelemetry.sdk.trace.sampling import ALWAYS_ON
         from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
@@ -150,40 +171,58 @@ class _Recorder:
         self.root_sampler = root_sampler
         self.every_trace = root_sampler is ALWAYS_ON  # its decision needs no asking: sampled, no trace state
         self.ids: IdGenerator = provider.id_generator
+        # the SDK's generator draws each id from `random.getrandbits`; drawn here, a root's two ids are one draw
+        self.random_ids = type(self.ids) is RandomIdGenerator
         self.resource: Resource = provider.resource
         self.scope: InstrumentationScope = InstrumentationScope("buurtkracht_kit")
         self.processor = processor
+        # a kit span is always sampled, the check `on_end` makes first: the SDK's batch processor takes it directly
+        self.finished = processor._batch_processor.emit if type(processor) is BatchSpanProcessor else processor.on_end
+
+    def _ids(self, parent: trace.SpanContext | None) -> tuple[int, int]:
+        """A new span's trace id (the parent's, else a new one) and span id, from the provider's id generator."""
+        if self.random_ids:
+            if parent is None:
+                bits = random.getrandbits(192)
+                trace_id, span_id = bits >> 64, bits & _SPAN_ID_BITS
+                if trace_id and span_id:
+                    return trace_id, span_id
+            else:
+                span_id = random.getrandbits(64)
+                if span_id:
+                    return parent[0], span_id
+        trace_id = parent[0] if parent is not None else self.ids.generate_trace_id()
+        return trace_id, self.ids.generate_span_id()
 
     def start(
         self,
         name: str,
-        context: otel_context.Context | None,
+        parent: trace.SpanContext | None,
         kind: SpanKind,
         attributes: dict[str, Any] | None,
         links: Sequence[Link] = (),
+        *,
+        plain: bool = False,
     ) -> trace.Span:
-        """A recorded span when the trace is sampled (the parent's decision, else the root sampler's: parent-based,
-        as the provider's sampler), else a non-recording span that still carries a new span id, so the work it stands
-        for passes the trace (unsampled) on."""
-        parent = trace.get_current_span(context).get_span_context()
-        if parent.is_valid:
-            trace_id, sampled, trace_state = parent.trace_id, parent.trace_flags.sampled, parent.trace_state
+        """A child of `parent` (when given and valid) or the root of a new trace: a recorded span when the trace is
+        sampled (the parent's decision, else the root sampler's: parent-based, as the provider's sampler), else a
+        non-recording span that still carries a new span id, so the work it stands for passes the trace (unsampled)
+        on. `plain`: the span takes `attributes` as they are, a new dict of plain values only the kit made."""
+        if parent is not None and not parent.is_valid:
+            parent = None
+        trace_id, span_id = self._ids(parent)
+        if parent is not None:
+            sampled, trace_state = bool(parent[3] & 1), parent[4]
         elif self.every_trace:
-            trace_id, sampled, trace_state = self.ids.generate_trace_id(), True, None
+            sampled, trace_state = True, DEFAULT_TRACE_STATE
         else:
-            trace_id = self.ids.generate_trace_id()
             decision = self.root_sampler.should_sample(None, trace_id, name, kind, None, links)
-            sampled, trace_state = decision.decision.is_sampled(), decision.trace_state
-        span_context = trace.SpanContext(
-            trace_id,
-            self.ids.generate_span_id(),
-            is_remote=False,
-            trace_flags=_SAMPLED if sampled else _NOT_SAMPLED,
-            trace_state=trace_state,
-        )
+            sampled = decision.decision.is_sampled()
+            trace_state = decision.trace_state if decision.trace_state is not None else DEFAULT_TRACE_STATE
+        span_context = _span_context(trace_id, span_id, False, _SAMPLED if sampled else _NOT_SAMPLED, trace_state)
         if not sampled:
             return trace.NonRecordingSpan(span_context)
-        return RecordedSpan(self, name, span_context, parent if parent.is_valid else None, kind, attributes, links)
+        return RecordedSpan(self, name, span_context, parent, kind, attributes, links, plain)
 
 
 _PLAIN = frozenset({str, int, bool, float})
@@ -196,6 +235,15 @@ class RecordedSpan(trace.Span, ReadableSpan):
     `str`, as the SDK records a value of no attribute type (a sequence it would keep as one); once ended it changes
     no more (a second `end` included), so nothing of it is shared between threads while it changes."""
 
+    # the fields are ReadableSpan's own, so its properties (what the exporter reads) read them as they are; those
+    # most spans leave as they are stay on the class
+    _end_time: int | None = None
+    _traceparent: str | None = None
+    _status = _UNSET
+    _instrumentation_info = None
+    _events: Sequence[Any] = ()
+    _links: Sequence[Link] = ()
+
     def __init__(
         self,
         recorder: _Recorder,
@@ -204,9 +252,9 @@ class RecordedSpan(trace.Span, ReadableSpan):
         parent: trace.SpanContext | None,
         kind: SpanKind,
         attributes: Mapping[str, Any] | None,
-        links: Sequence[Link],
+        links: Sequence[Link] = (),
+        plain: bool = False,
     ) -> None:
-        # the fields are ReadableSpan's own, so its properties (what the exporter reads) read them as they are
         self._recorder = recorder
         self._name = name
         self._context = context
@@ -214,15 +262,14 @@ class RecordedSpan(trace.Span, ReadableSpan):
         self._kind = kind
         self._resource = recorder.resource
         self._instrumentation_scope = recorder.scope
-        self._instrumentation_info = None
-        self._links = tuple(links)
-        self._events: list[Any] = []
-        self._status = _UNSET
-        self._end_time: int | None = None
-        self._traceparent: str | None = None
-        self._attributes: dict[str, Any] = {}
-        if attributes:
-            self.set_attributes(attributes)
+        if links:
+            self._links = tuple(links)
+        if plain and attributes is not None:
+            self._attributes: dict[str, Any] = attributes  # type: ignore[assignment]
+        else:
+            self._attributes = {}
+            if attributes:
+                self.set_attributes(attributes)
         self._start_time = time.time_ns()
 
     def get_span_context(self) -> trace.SpanContext:
@@ -249,7 +296,8 @@ class RecordedSpan(trace.Span, ReadableSpan):
 
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None) -> None:
         if self._end_time is None:
-            self._events.append(self._recorder.event(name, dict(attributes or {}), timestamp or time.time_ns()))
+            event = self._recorder.event(name, dict(attributes or {}), timestamp or time.time_ns())
+            self._events = [*self._events, event]
 
     def update_name(self, name: str) -> None:
         if self._end_time is None:
@@ -287,7 +335,7 @@ class RecordedSpan(trace.Span, ReadableSpan):
         if self._end_time is not None:
             return
         self._end_time = end_time or time.time_ns()
-        self._recorder.processor.on_end(self)
+        self._recorder.finished(self)
 
 
 def instrument_app(app: FastAPI) -> None:
@@ -339,11 +387,13 @@ class TracedRequests:
         assert _recorder is not None  # installed only while tracing is on
         span = _recorder.start(
             method,
-            _propagator.extract(carrier) if carrier else None,
+            trace.get_current_span(_propagator.extract(carrier)).get_span_context() if carrier else _current_parent(),
             SpanKind.SERVER,
             {"http.request.method": method, "url.path": scope["path"]},
+            plain=True,
         )
-        traceresponse = traceparent_of_span(span).encode()
+        recorded = type(span) is RecordedSpan
+        traceresponse = traceparent_of_span(span).encode()  # type: ignore[union-attr]  # a new span: valid
         status = None
 
         async def send_traced(message: Any) -> None:
@@ -364,17 +414,16 @@ class TracedRequests:
             raise
         finally:
             otel_context.detach(token)
-            route = getattr(scope.get("route"), "path", None)
-            attributes: dict[str, Any] = {}
-            if status is not None:
-                attributes["http.response.status_code"] = status
-                if status >= 500:
-                    span.set_status(Status(StatusCode.ERROR))
-            if route:
-                span.update_name(f"{method} {route}")
-                attributes["http.route"] = route
-            span.set_attributes(attributes)
-            span.end()
+            if recorded:
+                route = getattr(scope.get("route"), "path", None)
+                if status is not None:
+                    span.set_attribute("http.response.status_code", status)
+                    if status >= 500:
+                        span.set_status(Status(StatusCode.ERROR))
+                if route:
+                    span.update_name(f"{method} {route}")
+                    span.set_attribute("http.route", route)
+                span.end()
 
 
 def current_traceparent() -> str | None:
@@ -384,8 +433,9 @@ def current_traceparent() -> str | None:
 
 def _format(span_context: trace.SpanContext) -> str:
     """The `traceparent` (and `traceresponse`) value naming a span: W3C Trace Context, version 00, what the
-    propagator's `inject` writes, without its carrier and context lookups."""
-    return f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{span_context.trace_flags:02x}"
+    propagator's `inject` writes, without its carrier and context lookups (the fields read by position: trace id,
+    span id, flags)."""
+    return f"00-{span_context[0]:032x}-{span_context[1]:016x}-{span_context[3]:02x}"
 
 
 def current_trace_id() -> str | None:
@@ -408,6 +458,7 @@ def _context_of(traceparent: str) -> otel_context.Context | None:
 
 
 _VERSION_00 = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+_FLAGS = [trace.TraceFlags(flags) for flags in range(256)]
 
 
 def _span_context_of(traceparent: str) -> trace.SpanContext | None:
@@ -419,7 +470,12 @@ def _span_context_of(traceparent: str) -> trace.SpanContext | None:
     trace_id, span_id = int(traceparent[3:35], 16), int(traceparent[36:52], 16)
     if not (trace_id and span_id):
         return None
-    return trace.SpanContext(trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(int(traceparent[53:], 16)))
+    return _span_context(trace_id, span_id, True, _FLAGS[int(traceparent[53:], 16)], DEFAULT_TRACE_STATE)
+
+
+def _parent_of(traceparent: str | None) -> trace.SpanContext | None:
+    """The span `traceparent` names, or, when it is absent, the current one: the parent of a span continuing it."""
+    return _span_context_of(traceparent) if traceparent else _current_parent()
 
 
 def traceparent_of(headers: Sequence[tuple[str, bytes | None]]) -> str | None:
@@ -450,7 +506,7 @@ def span_from(
     if _recorder is None:
         yield None
         return
-    started = _recorder.start(name, context_of(traceparent), kind, attributes)
+    started = _recorder.start(name, _parent_of(traceparent), kind, attributes)
     with trace.use_span(started, end_on_exit=True, record_exception=True, set_status_on_exception=True):
         yield started
 
@@ -461,17 +517,17 @@ def span(name: str, kind: SpanKind = SpanKind.INTERNAL, attributes: dict[str, An
     if _recorder is None:
         yield
         return
-    with trace.use_span(_recorder.start(name, None, kind, attributes), end_on_exit=True):
+    with trace.use_span(_recorder.start(name, _current_parent(), kind, attributes), end_on_exit=True):
         yield
 
 
 def start_span(
-    traceparent: str | None, name: str, kind: SpanKind, attributes: dict[str, Any] | None = None
+    traceparent: str | None, name: str, kind: SpanKind, attributes: dict[str, Any] | None = None, *, plain: bool = False
 ) -> trace.Span:
-    """A started span continuing the trace `traceparent` names, not made current; the caller ends it. Only while
-    tracing is on."""
+    """A started span continuing the trace `traceparent` names (the current one when None), not made current; the
+    caller ends it. Only while tracing is on. `plain`: `attributes` is a new dict of plain values, taken as it is."""
     assert _recorder is not None
-    return _recorder.start(name, context_of(traceparent), kind, attributes)
+    return _recorder.start(name, _parent_of(traceparent), kind, attributes, plain=plain)
 
 
 def traceparent_of_span(span_: trace.Span) -> str | None:
@@ -495,8 +551,7 @@ def batch_span(
     spans = [context for context in map(_span_context_of, list(distinct)[: MAX_LINKS + 1]) if context is not None]
     if not spans:
         return None
-    parent = trace.set_span_in_context(trace.NonRecordingSpan(spans[0]))
-    return _recorder.start(name, parent, kind, attributes, [Link(context) for context in spans[1:]])
+    return _recorder.start(name, spans[0], kind, attributes, [Link(context) for context in spans[1:]])
 
 
 def linked_span(
@@ -512,7 +567,7 @@ def linked_span(
     if _recorder is None or not present:
         return None
     links = [Link(trace.get_current_span(context).get_span_context()) for context in present[1 : MAX_LINKS + 1]]
-    return _recorder.start(name, present[0], kind, attributes, links)
+    return _recorder.start(name, trace.get_current_span(present[0]).get_span_context(), kind, attributes, links)
 
 
 async def consumed_traceparent(database: Any, consumer: str, message_id: object) -> str | None:
