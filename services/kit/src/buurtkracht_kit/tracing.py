@@ -175,7 +175,6 @@ class _Recorder:
         self.random_ids = type(self.ids) is RandomIdGenerator
         self.resource: Resource = provider.resource
         self.scope: InstrumentationScope = InstrumentationScope("buurtkracht_kit")
-        self.processor = processor
         # a kit span is always sampled, the check `on_end` makes first: the SDK's batch processor takes it directly
         self.finished = processor._batch_processor.emit if type(processor) is BatchSpanProcessor else processor.on_end
 
@@ -393,7 +392,7 @@ class TracedRequests:
             plain=True,
         )
         recorded = type(span) is RecordedSpan
-        traceresponse = traceparent_of_span(span).encode()  # type: ignore[union-attr]  # a new span: valid
+        traceresponse = traceparent_of_span(span).encode()
         status = None
 
         async def send_traced(message: Any) -> None:
