@@ -38,7 +38,7 @@ def _spans_of_every_shape():
     plain = first.get_tracer("buurtkracht_kit")
     versioned = first.get_tracer("httpx", "0.66b1", "https://opentelemetry.io/schemas/1.11.0", {"library": True})
     limited = second.get_tracer("buurtkracht_kit")
-    remote = trace.get_current_span(tracing.context_of(PARENT)).get_span_context()
+    remote = tracing._span_context_of(PARENT)
     with_state = trace.SpanContext(remote.trace_id, remote.span_id, True, remote.trace_flags, TraceState([("v", "1")]))
     parent = trace.set_span_in_context(trace.NonRecordingSpan(with_state))
 

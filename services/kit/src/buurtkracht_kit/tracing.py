@@ -21,7 +21,6 @@ consumer to the e-mail or webhook it causes.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import random
 import re
@@ -441,19 +440,6 @@ def current_trace_id() -> str | None:
     """The current trace's id as 32 hex digits (what log lines and the trace backend show), or None."""
     span_context = trace.get_current_span().get_span_context()
     return format(span_context.trace_id, "032x") if span_context.is_valid else None
-
-
-def context_of(traceparent: str | None) -> otel_context.Context | None:
-    """The context a `traceparent` value names, or None when it is absent or malformed."""
-    return _context_of(traceparent) if traceparent else None
-
-
-@functools.lru_cache(maxsize=4096)
-def _context_of(traceparent: str) -> otel_context.Context | None:
-    """Cached: a value comes back many times (the rows one transaction recorded, the requests of one group commit),
-    and a context is immutable."""
-    span_context = _span_context_of(traceparent)
-    return trace.set_span_in_context(trace.NonRecordingSpan(span_context)) if span_context is not None else None
 
 
 _VERSION_00 = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
