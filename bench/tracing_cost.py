@@ -10,11 +10,19 @@ side always follows the other), and sets each traced run against the untraced ru
   every party's (the services, PostgreSQL, Kafka, the benchmark and its generator, others: the trace backend among
   them): with the machine's cores full on both sides, the rate follows what a pledge costs all of them together.
 
+With `--open-rate R`, each run also sends pledges at a fixed R a second for `--open-seconds` after its closed loop
+(the open loop, the same arrivals on both sides): what a pledge costs in CPU with the load held equal, so neither the
+rate nor the group commit's batches differ between the two sides, and the latency from the schedule at that rate
+(p50, p99). Per pair, the traced run's CPU per accepted pledge over the untraced run's (the vouchers service's and
+every party's, the generator's own stated apart) and its p50 and p99 against the untraced run's.
+
 The traced runs export all three services' spans to `--otlp-endpoint` (Jaeger from `make observability-up`) at
-`--trace-sample-ratio`. Needs the local stack (`make stack-up topics`); each run takes about a minute.
+`--trace-sample-ratio`. Needs the local stack (`make stack-up topics`); each run takes about a minute (plus the open
+loop).
 
     .venv/bin/python bench/tracing_cost.py --pairs 10
     .venv/bin/python bench/tracing_cost.py --pairs 6 --trace-sample-ratio 0.1
+    .venv/bin/python bench/tracing_cost.py --pairs 8 --open-rate 300 --open-seconds 15
 
 Progress goes to stderr, each run's own figures to `--keep DIR` if given; the last line on stdout is the figures as
 one JSON object (`ratio_change_mean`, `rate_change_mean`, ... as fractions; `ok` false when a run failed its checks).
@@ -27,16 +35,20 @@ import json
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from _stack import REPO, log, report
 
-RUN_ARGUMENTS = ["--pgbench-seconds", "5", "--open-seconds", "0"]  # the yardstick and the closed loop only
-
 
 def run(traced: bool, arguments: argparse.Namespace, keep: Path | None, name: str) -> dict[str, object]:
-    """One voucher day; its figures (the last line of its stdout)."""
-    command = [sys.executable, str(REPO / "bench" / "voucher_day.py"), *RUN_ARGUMENTS]
+    """One voucher day: the yardstick and the closed loop, and the open loop when `--open-rate` is given; its figures
+    (the last line of its stdout)."""
+    command = [sys.executable, str(REPO / "bench" / "voucher_day.py"), "--pgbench-seconds", "5"]
+    if arguments.open_rate:
+        command += ["--open-seconds", str(arguments.open_seconds), "--rate", str(arguments.open_rate)]
+    else:
+        command += ["--open-seconds", "0"]
     if traced:
         command += [
             "--otlp-endpoint",
@@ -58,28 +70,56 @@ def run(traced: bool, arguments: argparse.Namespace, keep: Path | None, name: st
     log(
         f"{name}: {figures['pledges_per_s']:.0f} pledges/s, ratio {figures['ratio']:.4f}, "
         f"pgbench {figures['pgbench_tps']:.0f} tps, vouchers {cores:.2f} cores"
+        + (
+            f"; open loop at {arguments.open_rate:g}/s: p50 {figures['p50_ms']:.0f} ms, "
+            f"p99 {figures['p99_ms']:.0f} ms, vouchers {cpu_per_pledge_ms(figures, 'service', 'open'):.3f} ms a pledge"
+            if arguments.open_rate
+            else ""
+        )
     )
     return figures
 
 
-def changes(pairs: list[tuple[dict, dict]], key: str) -> dict[str, object]:
-    """Per pair, traced over untraced minus one; with their mean, standard error and median."""
-    values = [traced[key] / untraced[key] - 1 for untraced, traced in pairs]
+def changes(pairs: list[tuple[dict, dict]], key: str | Callable[[dict], float]) -> dict[str, object]:
+    """Per pair, traced over untraced minus one (of the figure `key` names, or computes); with their mean, standard
+    error and median."""
+    value = key if callable(key) else lambda figures: figures[key]
+    values = [value(traced) / value(untraced) - 1 for untraced, traced in pairs]
     error = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else None
     return {"per_pair": values, "mean": statistics.mean(values), "stderr": error, "median": statistics.median(values)}
 
 
-def cpu_per_pledge_ms(figures: dict, party: str) -> float:
-    """A party's CPU over the closed loop per accepted pledge (`all`: every party's, the trace backend in `others`)."""
-    cores = figures["closed"]["cpu_cores"]
+def cpu_per_pledge_ms(figures: dict, party: str, loop: str = "closed") -> float:
+    """A party's CPU over a loop per accepted pledge (`all`: every party's, the trace backend in `others`)."""
+    phase = figures[loop]
+    cores = phase["cpu_cores"]
     used = sum(cores.values()) if party == "all" else cores[party]
-    return used / figures["pledges_per_s"] * 1000
+    return used / phase["accepted_per_s"] * 1000
 
 
-def cpu_by_party(runs: list[dict]) -> dict[str, float]:
+def cpu_by_party(runs: list[dict], loop: str = "closed") -> dict[str, float]:
     """Each party's CPU per accepted pledge, in ms, the mean over `runs`."""
-    parties = [*runs[0]["closed"]["cpu_cores"], "all"]
-    return {party: statistics.mean(cpu_per_pledge_ms(figures, party) for figures in runs) for party in parties}
+    parties = [*runs[0][loop]["cpu_cores"], "all"]
+    return {party: statistics.mean(cpu_per_pledge_ms(figures, party, loop) for figures in runs) for party in parties}
+
+
+def fixed_rate(pairs: list[tuple[dict, dict]]) -> dict[str, object]:
+    """The open loop's figures: CPU per accepted pledge (each party's means, the vouchers service's and every party's
+    change per pair) and the latency from the schedule, untraced and traced."""
+    untraced, traced = [pair[0] for pair in pairs], [pair[1] for pair in pairs]
+    return {
+        "cpu_ms_per_pledge_untraced": cpu_by_party(untraced, "open"),
+        "cpu_ms_per_pledge_traced": cpu_by_party(traced, "open"),
+        "vouchers_cpu_change": changes(pairs, lambda figures: cpu_per_pledge_ms(figures, "service", "open")),
+        "all_cpu_change": changes(pairs, lambda figures: cpu_per_pledge_ms(figures, "all", "open")),
+        "generator_cores": [figures["open"]["cpu_cores"]["generator"] for pair in pairs for figures in pair],
+        "p50_ms_untraced": [figures["p50_ms"] for figures in untraced],
+        "p50_ms_traced": [figures["p50_ms"] for figures in traced],
+        "p99_ms_untraced": [figures["p99_ms"] for figures in untraced],
+        "p99_ms_traced": [figures["p99_ms"] for figures in traced],
+        "late_untraced": [figures["late"] for figures in untraced],
+        "late_traced": [figures["late"] for figures in traced],
+    }
 
 
 def main() -> int:
@@ -89,6 +129,10 @@ def main() -> int:
         "--otlp-endpoint", default="http://127.0.0.1:16687", help="OTLP/HTTP endpoint of the traced runs"
     )
     parser.add_argument("--trace-sample-ratio", type=float, default=1.0)
+    parser.add_argument(
+        "--open-rate", type=float, default=0, help="also an open loop at this many pledges a second (0: none)"
+    )
+    parser.add_argument("--open-seconds", type=float, default=15.0, help="how long the open loop's pledges arrive")
     parser.add_argument("--keep", metavar="DIR", help="keep each run's stdout and stderr in DIR")
     arguments = parser.parse_args()
     keep = Path(arguments.keep) if arguments.keep else None
@@ -112,6 +156,18 @@ def main() -> int:
         + f"; vouchers CPU per accepted pledge {untraced_cpu:.3f} -> {traced_cpu:.3f} ms; "
         + ("every run passed its checks" if ok else "A RUN FAILED ITS CHECKS")
     )
+    open_loop = fixed_rate(pairs) if arguments.open_rate else None
+    if open_loop is not None:
+        vouchers, every = open_loop["vouchers_cpu_change"], open_loop["all_cpu_change"]
+        summary += (
+            f"; at {arguments.open_rate:g} pledges/s: CPU per accepted pledge, vouchers {vouchers['mean']:+.1%} "
+            f"(± {vouchers['stderr'] or 0:.1%}), every party {every['mean']:+.1%} (± {every['stderr'] or 0:.1%}); "
+            f"p50 {statistics.median(open_loop['p50_ms_untraced']):.0f} -> "
+            f"{statistics.median(open_loop['p50_ms_traced']):.0f} ms, "
+            f"p99 {statistics.median(open_loop['p99_ms_untraced']):.0f} -> "
+            f"{statistics.median(open_loop['p99_ms_traced']):.0f} ms (medians of the runs); "
+            f"the generator used at most {max(open_loop['generator_cores']):.2f} cores"
+        )
     report(
         summary,
         {
@@ -132,6 +188,8 @@ def main() -> int:
             "vouchers_cpu_ms_per_pledge_traced": traced_cpu,
             "cpu_ms_per_pledge_untraced": untraced_cpus,
             "cpu_ms_per_pledge_traced": traced_cpus,
+            "open_rate": arguments.open_rate or None,
+            "open_loop": open_loop,
         },
     )
     return 0 if ok else 1
