@@ -58,7 +58,6 @@ MAX_LINKS = 128  # links a span keeps (the SDK's default limit): a batch span li
 _propagator = TraceContextTextMapPropagator()
 _tracer: trace.Tracer = trace.NoOpTracer()
 _provider: Any = None
-_exporter: SpanExporter | None = None
 _recorder: _Recorder | None = None
 
 
@@ -79,7 +78,7 @@ def configure(
 
     `endpoint` is the OTLP/HTTP base URL (`http://host:4318`); spans go to its `/v1/traces` (or to `exporter`, in
     tests). `sql`: a span for every statement (asyncpg's instrumentation)."""
-    global _tracer, _provider, _exporter, _recorder
+    global _tracer, _provider, _recorder
     if not (endpoint or exporter) or _recorder is not None:
         return _recorder is not None
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
@@ -97,9 +96,9 @@ def configure(
     )
     if exporter is None:
         assert endpoint is not None
-        from buurtkracht_kit import span_export
+        from buurtkracht_kit import otlp
 
-        exporter = span_export.PipeExporter(endpoint.rstrip("/") + "/v1/traces")
+        exporter = otlp.SpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
     processor = BatchSpanProcessor(exporter, max_queue_size=8192)
     provider.add_span_processor(processor)
     # Not installed as the global provider: FastAPI's own telemetry would take that as its cue to add a server span
@@ -107,7 +106,7 @@ def configure(
     if sql:
         AsyncPGInstrumentor().instrument(tracer_provider=provider)
     HTTPXClientInstrumentor().instrument(tracer_provider=provider)
-    _provider, _exporter = provider, exporter
+    _provider = provider
     _tracer = provider.get_tracer("buurtkracht_kit")
     _recorder = _Recorder(provider, root_sampler, processor)
     logger.info("tracing to %s, sampling %.0f %% of new traces", endpoint or exporter, sample_ratio * 100)
@@ -359,12 +358,9 @@ def disable() -> None:
 
 
 def flush() -> None:
-    """Export what is buffered (when the service stops): the batch processor's queue handed to the exporter, and what
-    the exporter holds sent."""
+    """Export what is buffered (when the service stops)."""
     if _provider is not None:
         _provider.force_flush(timeout_millis=5000)
-    if _exporter is not None:
-        _exporter.force_flush(timeout_millis=5000)
 
 
 class TracedRequests:
