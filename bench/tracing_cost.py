@@ -14,7 +14,9 @@ With `--open-rate R`, each run also sends pledges at a fixed R a second for `--o
 (the open loop, the same arrivals on both sides): what a pledge costs in CPU with the load held equal, so neither the
 rate nor the group commit's batches differ between the two sides, and the latency from the schedule at that rate
 (p50, p99). Per pair, the traced run's CPU per accepted pledge over the untraced run's (the vouchers service's and
-every party's, the generator's own stated apart) and its p50 and p99 against the untraced run's.
+every party's, the generator's own stated apart) and its p50 and p99 against the untraced run's. Every party's
+includes what the consumers still owed the closed loop when the open loop began, which differs between the sides;
+the vouchers service answers each request before the next phase, so its figure holds.
 
 The traced runs export all three services' spans to `--otlp-endpoint` (Jaeger from `make observability-up`) at
 `--trace-sample-ratio`. Needs the local stack (`make stack-up topics`); each run takes about a minute (plus the open
