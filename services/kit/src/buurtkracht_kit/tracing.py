@@ -551,8 +551,8 @@ def linked_span(
     present = [context for context in contexts if context is not None]
     if _recorder is None or not present:
         return None
-    links = [Link(trace.get_current_span(context).get_span_context()) for context in present[1 : MAX_LINKS + 1]]
-    return _recorder.start(name, trace.get_current_span(present[0]).get_span_context(), kind, attributes, links)
+    spans = [trace.get_current_span(context).get_span_context() for context in present[: MAX_LINKS + 1]]
+    return _recorder.start(name, spans[0], kind, attributes, [Link(context) for context in spans[1:]])
 
 
 async def consumed_traceparent(database: Any, consumer: str, message_id: object) -> str | None:
