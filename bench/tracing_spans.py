@@ -9,8 +9,13 @@ speed of the hour cancels out as far as it can:
   outbox row does, and answers; less the same app called directly.
 - `relay_record_us`: the PRODUCER span of a relay batch of 60 records, each with a `traceparent` of its own trace
   (a child of the first, linked to the rest), per record.
+- `consumed_record_us`: a consumed record's CONSUMER span, as a consumer's batch of 50 makes them (each continuing
+  its record's trace, its `traceparent` formatted for the inbox row, made current while the handler runs, ended with
+  the batch's transaction), the handler only reading the current `traceparent` once; less the same batch with no
+  span made (what the consumer does with tracing off).
 - `encode_request_span_us`: OTLP encoding (the kit's encoder, as the exporter's thread runs it) of a request's span;
-  `encode_relay_record_us`: of a relay batch's span, per record (its links).
+  `encode_relay_record_us`: of a relay batch's span, per record (its links); `encode_consumed_record_us`: of a
+  consumed record's span.
 
 Each is the median of `--rounds` rounds.
 
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import dataclasses
 import gc
 import json
 import random
@@ -34,10 +40,12 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from buurtkracht_kit import otlp, tracing
+from buurtkracht_kit.consumer import _BatchSpans, _Message
 
 ROUTE = "/api/v1/rounds/{round_id}/pledges"
 HEADERS = [(b"host", b"vouchers"), (b"authorization", b"Bearer x"), (b"content-type", b"application/json")]
 RELAY_BATCH = 60
+CONSUMED_BATCH = 50
 
 
 class Kept(SpanExporter):
@@ -91,6 +99,30 @@ def _relay_batches(batches: list[list[str]]) -> float:
     return (time.perf_counter() - started) / (len(batches) * RELAY_BATCH)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Record:
+    topic: str
+    partition: int
+    offset: int
+
+
+def _consumed(traceparents: list[str], offset: int) -> list[_Message]:
+    return [
+        _Message(_Record("vouchers.events", 3, offset + index), f"m-{offset + index}", None, None, None, traceparent)  # type: ignore[arg-type]
+        for index, traceparent in enumerate(traceparents)
+    ]
+
+
+async def _consumed_batches(batches: list[list[_Message]], traced: bool) -> float:
+    started = time.perf_counter()
+    for messages in batches:
+        async with _BatchSpans(messages if traced else ()) as spans:
+            for message in messages:
+                with spans.current(message):
+                    tracing.current_traceparent()
+    return (time.perf_counter() - started) / (len(batches) * CONSUMED_BATCH)
+
+
 def _encoding(spans: list[ReadableSpan]) -> float:
     """Seconds the kit's encoder takes per span of `spans`, as the exporter encodes a batch."""
     started = time.perf_counter()
@@ -102,7 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--requests", type=int, default=20_000, help="requests a round, each way")
-    parser.add_argument("--batches", type=int, default=300, help="relay batches a round")
+    parser.add_argument("--batches", type=int, default=300, help="relay and consumed batches a round")
     args = parser.parse_args()
     random.seed(7)
     kept = Kept()
@@ -110,7 +142,7 @@ def main() -> None:
     traced = tracing.TracedRequests(_app)
     gc.collect()
     gc.freeze()
-    request, relay, encode_request, encode_relay = [], [], [], []
+    request, relay, consumed, encode_request, encode_relay, encode_consumed = [], [], [], [], [], []
     for _ in range(args.rounds):
         bare = asyncio.run(_requests(_app, args.requests))
         request.append(asyncio.run(_requests(traced, args.requests)) - bare)
@@ -122,18 +154,28 @@ def main() -> None:
         tracing.flush()
         encode_relay.append(_encoding(list(kept.last)) / RELAY_BATCH)
         kept.last.clear()
+        records = [_consumed(_traceparents(CONSUMED_BATCH), index * CONSUMED_BATCH) for index in range(args.batches)]
+        bare = asyncio.run(_consumed_batches(records, traced=False))
+        consumed.append(asyncio.run(_consumed_batches(records, traced=True)) - bare)
+        tracing.flush()
+        encode_consumed.append(_encoding(list(kept.last)))
+        kept.last.clear()
     tracing.disable()
     figures = {
         "request_us": round(statistics.median(request) * 1e6, 2),
         "relay_record_us": round(statistics.median(relay) * 1e6, 2),
+        "consumed_record_us": round(statistics.median(consumed) * 1e6, 2),
         "encode_request_span_us": round(statistics.median(encode_request) * 1e6, 2),
         "encode_relay_record_us": round(statistics.median(encode_relay) * 1e6, 2),
+        "encode_consumed_record_us": round(statistics.median(encode_consumed) * 1e6, 2),
         "rounds": args.rounds,
     }
     print(
         f"tracing spans: a request {figures['request_us']} us, a relayed record {figures['relay_record_us']} us, "
-        f"encoding a request's span {figures['encode_request_span_us']} us, a relayed record's share of its batch "
-        f"span {figures['encode_relay_record_us']} us (medians of {args.rounds} rounds)"
+        f"a consumed record {figures['consumed_record_us']} us; encoding a request's span "
+        f"{figures['encode_request_span_us']} us, a relayed record's share of its batch span "
+        f"{figures['encode_relay_record_us']} us, a consumed record's span {figures['encode_consumed_record_us']} us "
+        f"(medians of {args.rounds} rounds)"
     )
     print(json.dumps(figures))
 
