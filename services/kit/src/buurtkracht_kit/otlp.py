@@ -1,14 +1,13 @@
 """OTLP/HTTP export of spans: the SDK's exporter (endpoint, headers, compression, retries, timeouts) with an encoder
-that writes the same protobuf bytes several times faster.
+that writes the same protobuf bytes about ten times faster.
 
-The SDK's encoder builds every attribute, link and event as a message of its own, passes lists of them to the
-constructor of the next (which copies them) and hashes each span's resource as a JSON dump to group the batch. This
-one (`serialize`) writes the kit's own spans straight from their fields in the wire format, each attribute that has
-been seen before (a method, a route, a topic) as the bytes it was the first time, and fills protobuf messages for
-any other span (`_put_span`, field by field, as the SDK would). Either way the request is what the SDK's
-`encode_spans` serializes to, byte for byte, grouped by the same resource and scope equality; a unit test holds it to
-that for spans of every shape. It runs in the batch processor's thread, which holds the interpreter the request path
-needs while it encodes.
+The SDK's encoder builds every attribute, link and event as a protobuf message of its own, passes lists of them to
+the constructor of the next (which copies them) and hashes each span's resource as a JSON dump to group the batch.
+This one writes the request in the wire format itself, field by field, in the order protobuf writes them, each span
+attribute seen before (a method, a route, a topic) as the bytes it was the first time; it groups by the same
+resource and scope equality, and leaves values of other than the plain types (sequences, mappings, bytes) to the
+SDK's own `_encode_value`. A unit test holds it to the SDK's bytes for spans of every shape. It runs in the batch
+processor's thread, which holds the interpreter the request path needs while it encodes.
 
 Only imported while tracing is on.
 """
@@ -22,25 +21,18 @@ from typing import Any
 
 from opentelemetry.exporter.otlp.proto.common._internal import _encode_value
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope as EncodedScope
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource as EncodedResource
-from opentelemetry.proto.trace.v1.trace_pb2 import Span as EncodedSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import SpanFlags
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.trace import SpanContext, SpanKind, StatusCode
+from opentelemetry.trace import SpanContext, SpanKind
 
 from buurtkracht_kit.tracing import RecordedSpan
 
 logger = logging.getLogger(__name__)
 
-_HAS_IS_REMOTE = SpanFlags.SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK
-_IS_REMOTE = _HAS_IS_REMOTE | SpanFlags.SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK
-_PLAIN_FIELDS = {str: "string_value", int: "int_value", bool: "bool_value", float: "double_value"}  # AnyValue's
-
 
 class SpanExporter(OTLPSpanExporter):
-    """`OTLPSpanExporter` whose batches are encoded by `encode`; everything else is the SDK's."""
+    """`OTLPSpanExporter` whose batches are encoded by `serialize`; everything else is the SDK's."""
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         # the SDK's `export` with the encoder swapped: shut down, its own metrics, the size limit, the HTTP client
@@ -70,8 +62,8 @@ class SpanExporter(OTLPSpanExporter):
 
 
 def serialize(spans: Sequence[ReadableSpan]) -> bytes:
-    """The serialized OTLP request for `spans`: per resource (first seen first), per instrumentation scope, the
-    spans in order; byte for byte what the SDK's `encode_spans(spans).SerializeToString()` makes."""
+    """The serialized `ExportTraceServiceRequest` for `spans`: per resource (first seen first), per instrumentation
+    scope, the spans in order; byte for byte what the SDK's `encode_spans(spans).SerializeToString()` makes."""
     resources: dict[Any, dict[Any, list[bytes]]] = {}
     for span in spans:
         scopes = resources.get(span.resource)
@@ -81,30 +73,39 @@ def serialize(spans: Sequence[ReadableSpan]) -> bytes:
         encoded = scopes.get(scope)
         if encoded is None:
             encoded = scopes[scope] = []
-        encoded.append(_span_field(span))
+        encoded.append(_field(b"\x12", _span(span)))  # ScopeSpans.spans (2)
     request = []
     for resource, scopes in resources.items():
-        resource_spans = [_field(b"\x0a", _resource(resource))]
+        resource_spans = [_field(b"\x0a", _resource(resource))]  # ResourceSpans.resource (1), always present
         for scope, encoded in scopes.items():
-            scope_spans = [_field(b"\x0a", _scope(scope)), *encoded]
+            scope_spans = [_field(b"\x0a", _scope(scope)), *encoded]  # ScopeSpans.scope (1), always present
             if scope is not None and scope.schema_url:
-                scope_spans.append(_field(b"\x1a", scope.schema_url.encode()))
-            resource_spans.append(_field(b"\x12", b"".join(scope_spans)))
+                scope_spans.append(_field(b"\x1a", scope.schema_url.encode()))  # ScopeSpans.schema_url (3)
+            resource_spans.append(_field(b"\x12", b"".join(scope_spans)))  # ResourceSpans.scope_spans (2)
         if resource.schema_url:
-            resource_spans.append(_field(b"\x1a", resource.schema_url.encode()))
-        request.append(_field(b"\x0a", b"".join(resource_spans)))
+            resource_spans.append(_field(b"\x1a", resource.schema_url.encode()))  # ResourceSpans.schema_url (3)
+        request.append(_field(b"\x0a", b"".join(resource_spans)))  # ExportTraceServiceRequest.resource_spans (1)
     return b"".join(request)
 
 
-# The wire format (protobuf's encoding): a field is its tag, (number << 3) | wire type, as a varint, then a varint
-# value, 4 or 8 little-endian bytes, or a varint length and that many bytes (strings, bytes, nested messages).
-# Proto3 leaves out a field at its default (0, "", empty) unless it is a message or of a oneof; fields go out in the
-# order of their numbers, as upb writes them.
+# The wire format: a field is its tag, (number << 3) | wire type, as a varint, then a varint value, 4 or 8
+# little-endian bytes, or a varint length and that many bytes (strings, bytes, nested messages). Proto3 leaves out
+# a field at its default (0, "", empty) unless it is a message set or a member of a oneof (AnyValue's); fields go
+# out in the order of their numbers, as protobuf writes them.
 _BYTE = [bytes((value,)) for value in range(128)]
 _fixed64 = struct.Struct("<Q").pack
 _fixed32 = struct.Struct("<I").pack
 _double = struct.Struct("<d").pack
 _INT64 = range(-(1 << 63), 1 << 63)
+_HAS_IS_REMOTE = SpanFlags.SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK
+_IS_REMOTE = _HAS_IS_REMOTE | SpanFlags.SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK
+_KIND = {kind: b"\x30" + _BYTE[kind.value + 1] for kind in SpanKind}  # Span.kind (6): OTLP's are the API's + 1
+_UNSET_STATUS = b"\x7a\x00"  # Span.status (15), an empty message
+_ATTRIBUTES: dict[tuple[str, type, object], bytes] = {}  # Span.attributes (9) fields, by key, value type and value
+_REMEMBERED = frozenset({str, int, bool})  # not float: -0.0 == 0.0, and nan equals nothing; nor what may not hash
+_NAMES: dict[str, bytes] = {}  # Span.name (5) fields
+_NONE_DROPPED = (0, 0, 0)
+_SEEN_AT_MOST = 4096  # a memo is emptied when it holds more (a URL path with an id in it is seen once)
 
 
 def _varint(value: int) -> bytes:
@@ -124,100 +125,115 @@ def _field(tag: bytes, value: bytes) -> bytes:
     return tag + (_BYTE[length] if length < 0x80 else _varint(length)) + value
 
 
-_KIND = {kind: b"\x30" + _BYTE[kind.value + 1] for kind in SpanKind}  # Span.kind (6); OTLP's kinds are the API's + 1
-_UNSET_STATUS = b"\x7a\x00"  # Span.status (15) is always present
-_SPAN_FLAGS = b"\x85\x01"  # Span.flags (16), fixed32
-_SPAN_IDS = (b"\x0a\x10", b"\x12\x08")  # Span.trace_id (1), Span.span_id (2); Link's alike
-_PARENT = b"\x22\x08"  # Span.parent_span_id (4)
-_LINK_FLAGS = b"\x35"  # Link.flags (6), fixed32
-_ATTRIBUTES: dict[tuple[str, type, object], bytes] = {}  # a span attribute's field (9), by key and value
-_NAMES: dict[str, bytes] = {}  # a span name's field (5)
-_SEEN_AT_MOST = 4096  # each memo is emptied when it holds more (a URL path with an id is seen once)
+def _ids(context: SpanContext) -> list[bytes]:
+    """A span's or a link's trace_id (1) and span_id (2) (a `SpanContext` is a tuple: trace id, span id, is remote,
+    flags, trace state; read by position, past its properties)."""
+    return [b"\x0a\x10", context[0].to_bytes(16, "big"), b"\x12\x08", context[1].to_bytes(8, "big")]
 
 
-def _span_field(span: ReadableSpan) -> bytes:
-    """`span` as a field of its `ScopeSpans` (spans, 2): the kit's spans written here, any other (or one with events,
-    the rare exception recorded) as a protobuf message filled by `_put_span`."""
-    body = None
-    if type(span) is RecordedSpan and not span._events:
-        try:
-            body = _recorded(span)
-        except Exception:  # what the message would make of it (an attribute it cannot encode logged and left out)
-            body = None
-    if body is None:
-        message = EncodedSpan()
-        _put_span(message, span)
-        body = message.SerializePartialToString()
-    return _field(b"\x12", body)
+def _flags(context: SpanContext | None) -> bytes:
+    """The flags (fixed32) of a span (of its parent's context) or of a link (of the linked context)."""
+    return _fixed32(_IS_REMOTE if context is not None and context[2] else _HAS_IS_REMOTE)
 
 
-def _recorded(span: RecordedSpan) -> bytes:
-    context, parent = span._context, span._parent
-    trace_id_field, span_id_field = _SPAN_IDS
-    parts = [trace_id_field, context[0].to_bytes(16, "big"), span_id_field, context[1].to_bytes(8, "big")]
-    if context[4]:
+def _span(span: ReadableSpan) -> bytes:
+    """A `Span` message, from the `ReadableSpan`'s own fields, which its properties would copy (the SDK is pinned;
+    the unit test encodes the SDK's spans and the kit's)."""
+    context, parent, name, attributes = span._context, span._parent, span._name, span._attributes
+    parts = _ids(context)
+    if context[4]:  # trace_state (3)
         parts.append(_field(b"\x1a", ",".join(f"{key}={value}" for key, value in context[4].items()).encode()))
-    if parent is not None:
-        parts += (_PARENT, parent[1].to_bytes(8, "big"))
-    name = _NAMES.get(span._name)
-    if name is None:
+    if parent is not None:  # parent_span_id (4)
+        parts += (b"\x22\x08", parent[1].to_bytes(8, "big"))
+    encoded_name = _NAMES.get(name)
+    if encoded_name is None:
         if len(_NAMES) > _SEEN_AT_MOST:
             _NAMES.clear()
-        name = _NAMES[span._name] = _field(b"\x2a", span._name.encode()) if span._name else b""
-    parts.append(name)
-    parts.append(_KIND[span._kind])
-    if span._start_time:
+        encoded_name = _NAMES[name] = _field(b"\x2a", name.encode()) if name else b""
+    parts += (encoded_name, _KIND[span._kind])
+    if span._start_time:  # start_time_unix_nano (7), end_time_unix_nano (8)
         parts += (b"\x39", _fixed64(span._start_time))
     if span._end_time:
         parts += (b"\x41", _fixed64(span._end_time))
-    for key, value in span._attributes.items():
-        memo = (key, type(value), value)
-        encoded = _ATTRIBUTES.get(memo)
-        if encoded is None:
-            encoded = _key_value(b"\x4a", key, value)
-            if type(value) is not float:  # -0.0 equals 0.0, and nan nothing: a float is written each time
-                if len(_ATTRIBUTES) > _SEEN_AT_MOST:
-                    _ATTRIBUTES.clear()
-                _ATTRIBUTES[memo] = encoded
-        parts.append(encoded)
-    for link in span._links:
+    if attributes:  # attributes (9)
+        for key, value in attributes.items():
+            kind = type(value)
+            if kind in _REMEMBERED:
+                memo = (key, kind, value)
+                encoded = _ATTRIBUTES.get(memo)
+                if encoded is None:
+                    if len(_ATTRIBUTES) > _SEEN_AT_MOST:
+                        _ATTRIBUTES.clear()
+                    encoded = _ATTRIBUTES[memo] = _key_value(b"\x4a", key, value)
+                parts.append(encoded)
+            else:
+                parts.append(_key_value(b"\x4a", key, value))
+    # a kit span keeps all it is given; the SDK's counts what its limits dropped
+    dropped = (
+        _NONE_DROPPED
+        if type(span) is RecordedSpan
+        else (span.dropped_attributes, span.dropped_events, span.dropped_links)
+    )
+    if dropped[0]:  # dropped_attributes_count (10)
+        parts += (b"\x50", _varint(dropped[0]))
+    for event in span._events:  # events (11)
+        parts.append(_field(b"\x5a", _event(event)))
+    if dropped[1]:  # dropped_events_count (12)
+        parts += (b"\x60", _varint(dropped[1]))
+    for link in span._links:  # links (13)
         parts.append(_field(b"\x6a", _link(link)))
+    if dropped[2]:  # dropped_links_count (14)
+        parts += (b"\x70", _varint(dropped[2]))
     status = span._status
-    if status.status_code is StatusCode.UNSET and not status.description:
-        parts.append(_UNSET_STATUS)
-    else:
-        encoded_status = _field(b"\x12", status.description.encode()) if status.description else b""
-        if status.status_code.value:
-            encoded_status += b"\x18" + _BYTE[status.status_code.value]
+    code, description = status.status_code.value, status.description
+    if code or description:  # status (15): message (2), code (3)
+        encoded_status = _field(b"\x12", description.encode()) if description else b""
+        if code:
+            encoded_status += b"\x18" + _BYTE[code]
         parts.append(_field(b"\x7a", encoded_status))
-    parts += (_SPAN_FLAGS, _fixed32(_flags(parent)))
+    else:
+        parts.append(_UNSET_STATUS)
+    parts += (b"\x85\x01", _flags(parent))  # flags (16)
+    return b"".join(parts)
+
+
+def _event(event: Any) -> bytes:
+    """A `Span.Event` message: time_unix_nano (1), name (2), attributes (3), dropped_attributes_count (4)."""
+    parts = [b"\x09" + _fixed64(event.timestamp)] if event.timestamp else []
+    if event.name:
+        parts.append(_field(b"\x12", event.name.encode()))
+    parts += (_key_value(b"\x1a", key, value) for key, value in (event.attributes or {}).items())
+    if event.dropped_attributes:
+        parts += (b"\x20", _varint(event.dropped_attributes))
     return b"".join(parts)
 
 
 def _link(link: Any) -> bytes:
-    context = link.context
-    trace_id_field, span_id_field = _SPAN_IDS
-    parts = [trace_id_field, context[0].to_bytes(16, "big"), span_id_field, context[1].to_bytes(8, "big")]
-    if link.attributes:
-        parts += (_key_value(b"\x22", key, value) for key, value in link.attributes.items())
-    if link.dropped_attributes:
-        parts += (b"\x28", _varint(link.dropped_attributes))
-    parts += (_LINK_FLAGS, _fixed32(_flags(context)))
+    """A `Span.Link` message: trace_id (1), span_id (2), attributes (4), dropped_attributes_count (5), flags (6);
+    the SDK writes no trace_state (3)."""
+    context, attributes = link.context, link.attributes
+    parts = _ids(context)
+    if attributes is not None:  # a link the kit makes has none
+        parts += (_key_value(b"\x22", key, value) for key, value in attributes.items())
+        if link.dropped_attributes:
+            parts += (b"\x28", _varint(link.dropped_attributes))
+    parts += (b"\x35", _flags(context))
     return b"".join(parts)
 
 
 def _key_value(tag: bytes, key: str, value: Any) -> bytes:
-    """A `KeyValue` as the field `tag`; empty when its value cannot be encoded (logged, as the SDK does)."""
+    """A `KeyValue` message (key (1), value (2)) as the field `tag`; nothing when its value cannot be encoded (logged
+    and left out, as the SDK does)."""
     kind = type(value)
-    if kind is str:
+    if kind is str:  # AnyValue: string_value (1), bool_value (2), int_value (3), double_value (4)
         any_value = _field(b"\x0a", value.encode())
     elif kind is bool:
         any_value = b"\x10\x01" if value else b"\x10\x00"
     elif kind is int and value in _INT64:
-        any_value = b"\x18" + _varint(value & 0xFFFFFFFFFFFFFFFF)  # int64: a negative one as its two's complement
+        any_value = b"\x18" + _varint(value & 0xFFFFFFFFFFFFFFFF)  # a negative int64 as its two's complement
     elif kind is float:
         any_value = b"\x21" + _double(value)
-    else:  # None, sequences, mappings, bytes, subclasses of the plain types, ints beyond int64: as the SDK does
+    else:  # None, sequences, mappings, bytes, subclasses of the plain types, ints beyond int64: the SDK's encoding
         try:
             any_value = _encode_value(value).SerializePartialToString()
         except Exception as error:
@@ -232,90 +248,30 @@ _SCOPES: dict[Any, bytes] = {}
 
 
 def _resource(resource: Any) -> bytes:
-    """A resource's `Resource` message (few per process: each written once)."""
+    """A `Resource` message: attributes (1). A process has few resources: each is written once."""
     encoded = _RESOURCES.get(resource)
     if encoded is None:
-        message = EncodedResource()
-        _put_attributes(message.attributes, resource.attributes)
         if len(_RESOURCES) > _SEEN_AT_MOST:
             _RESOURCES.clear()
-        encoded = _RESOURCES[resource] = message.SerializePartialToString()
+        encoded = _RESOURCES[resource] = _attributes(b"\x0a", resource.attributes)
     return encoded
 
 
 def _scope(scope: Any) -> bytes:
-    """An instrumentation scope's `InstrumentationScope` message (empty for none), each written once."""
+    """An `InstrumentationScope` message (name (1), version (2), attributes (3)), empty for none; each written once."""
     encoded = _SCOPES.get(scope)
     if encoded is None:
-        message = EncodedScope()
+        encoded = b""
         if scope is not None:
-            message.name = scope.name
+            encoded = _field(b"\x0a", scope.name.encode()) if scope.name else b""
             if scope.version:
-                message.version = scope.version
-            _put_attributes(message.attributes, scope.attributes)
+                encoded += _field(b"\x12", scope.version.encode())
+            encoded += _attributes(b"\x1a", scope.attributes)
         if len(_SCOPES) > _SEEN_AT_MOST:
             _SCOPES.clear()
-        encoded = _SCOPES[scope] = message.SerializePartialToString()
+        _SCOPES[scope] = encoded
     return encoded
 
 
-def _put_span(out: Any, span: ReadableSpan) -> None:
-    """`span` into the `Span` message `out`, as the SDK's encoder fills it."""
-    context = span.context
-    out.trace_id = context.trace_id.to_bytes(16, "big")
-    out.span_id = context.span_id.to_bytes(8, "big")
-    if context.trace_state:
-        out.trace_state = ",".join(f"{key}={value}" for key, value in context.trace_state.items())
-    parent = span.parent
-    if parent is not None:
-        out.parent_span_id = parent.span_id.to_bytes(8, "big")
-    out.name = span.name
-    out.kind = span.kind.value + 1  # the API's INTERNAL is 0, OTLP's 1 (0 is UNSPECIFIED)
-    out.start_time_unix_nano = span.start_time or 0
-    out.end_time_unix_nano = span.end_time or 0
-    _put_attributes(out.attributes, span.attributes)
-    for event in span.events:
-        encoded = out.events.add()
-        encoded.time_unix_nano = event.timestamp
-        encoded.name = event.name
-        _put_attributes(encoded.attributes, event.attributes)
-        if event.dropped_attributes:
-            encoded.dropped_attributes_count = event.dropped_attributes
-    for link in span.links:
-        encoded = out.links.add()
-        encoded.trace_id = link.context.trace_id.to_bytes(16, "big")
-        encoded.span_id = link.context.span_id.to_bytes(8, "big")
-        _put_attributes(encoded.attributes, link.attributes)
-        if link.dropped_attributes:
-            encoded.dropped_attributes_count = link.dropped_attributes
-        encoded.flags = _flags(link.context)
-    out.status.code = span.status.status_code.value
-    if span.status.description:
-        out.status.message = span.status.description
-    if span.dropped_attributes:
-        out.dropped_attributes_count = span.dropped_attributes
-    if span.dropped_events:
-        out.dropped_events_count = span.dropped_events
-    if span.dropped_links:
-        out.dropped_links_count = span.dropped_links
-    out.flags = _flags(parent)
-
-
-def _flags(context: SpanContext | None) -> int:
-    return _IS_REMOTE if context is not None and context.is_remote else _HAS_IS_REMOTE
-
-
-def _put_attributes(out: Any, attributes: Mapping[str, Any] | None) -> None:
-    if not attributes:
-        return
-    for key, value in attributes.items():
-        field = _PLAIN_FIELDS.get(type(value))
-        if field is not None and (field != "int_value" or value in _INT64):
-            setattr(out.add(key=key).value, field, value)
-        else:  # None, sequences, mappings, bytes, subclasses of the plain types, ints beyond int64: as the SDK does
-            try:
-                encoded = _encode_value(value)
-            except Exception as error:  # the SDK logs such an attribute and leaves it out
-                logger.exception("Failed to encode key %s: %s", key, error)
-                continue
-            out.add(key=key).value.CopyFrom(encoded)
+def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
+    return b"".join(_key_value(tag, key, value) for key, value in (attributes or {}).items())
