@@ -1,5 +1,5 @@
 """OTLP/HTTP export of spans: the SDK's exporter (endpoint, headers, compression, retries, timeouts) with an encoder
-that writes the same protobuf bytes about ten times faster.
+that writes the same protobuf bytes at a fraction of the cost (docs/performance.md).
 
 The SDK's encoder builds every attribute, link and event as a protobuf message of its own, passes lists of them to
 the constructor of the next (which copies them) and hashes each span's resource as a JSON dump to group the batch.
