@@ -202,7 +202,7 @@ def _event(event: Any) -> bytes:
     parts = [b"\x09" + _fixed64(event.timestamp)] if event.timestamp else []
     if event.name:
         parts.append(_field(b"\x12", event.name.encode()))
-    parts += (_key_value(b"\x1a", key, value) for key, value in (event.attributes or {}).items())
+    parts.append(_attributes(b"\x1a", event.attributes))
     if event.dropped_attributes:
         parts += (b"\x20", _varint(event.dropped_attributes))
     return b"".join(parts)
@@ -214,7 +214,7 @@ def _link(link: Any) -> bytes:
     context, attributes = link.context, link.attributes
     parts = _ids(context)
     if attributes is not None:  # a link the kit makes has none
-        parts += (_key_value(b"\x22", key, value) for key, value in attributes.items())
+        parts.append(_attributes(b"\x22", attributes))
         if link.dropped_attributes:
             parts += (b"\x28", _varint(link.dropped_attributes))
     parts += (b"\x35", _flags(context))
@@ -274,4 +274,5 @@ def _scope(scope: Any) -> bytes:
 
 
 def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
+    """Each attribute as a `KeyValue` field `tag`."""
     return b"".join(_key_value(tag, key, value) for key, value in (attributes or {}).items())
