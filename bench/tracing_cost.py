@@ -28,12 +28,20 @@ loop).
 
 Progress goes to stderr, each run's own figures to `--keep DIR` if given; the last line on stdout is the figures as
 one JSON object (`ratio_change_mean`, `rate_change_mean`, ... as fractions; `ok` false when a run failed its checks).
+
+How much a series says moves from one hour to the next by more than its standard error, so one series does not
+settle whether tracing stays under a bound. `--pool DIR ...` runs nothing: it reads series kept with `--keep` and
+sets them side by side, each series' changes and, over all of them, the series' mean with its standard error (the
+series as the unit, so the hour's drift is in it), the pairs' pooled mean, and how many series lie beyond `--bound`:
+
+    .venv/bin/python bench/tracing_cost.py --pool /tmp/series-1 /tmp/series-2 /tmp/series-3
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -124,6 +132,77 @@ def fixed_rate(pairs: list[tuple[dict, dict]]) -> dict[str, object]:
     }
 
 
+def kept_pairs(directory: Path) -> list[tuple[dict, dict]]:
+    """The (untraced, traced) figures of a series kept with `--keep`, in the order of its pairs."""
+    names = (path.name for path in directory.glob("pair-*-off.out"))
+    numbers = sorted(int(match.group(1)) for name in names if (match := re.fullmatch(r"pair-(\d+)-off\.out", name)))
+    if not numbers:
+        raise SystemExit(f"{directory}: no kept pairs (pair-N-off.out, pair-N-on.out)")
+
+    def figures(number: int, side: str) -> dict:
+        lines = (directory / f"pair-{number}-{side}.out").read_text().strip().splitlines()
+        if not lines:
+            raise SystemExit(f"{directory}: pair {number} ({side}) printed no figures")
+        return json.loads(lines[-1])
+
+    return [(figures(number, "off"), figures(number, "on")) for number in numbers]
+
+
+def pool(directories: list[Path], bound: float) -> int:
+    """Series kept with `--keep`, side by side and together (see the module's docstring)."""
+    series = []
+    for directory in directories:
+        pairs = kept_pairs(directory)
+        rate, ratio = changes(pairs, "pledges_per_s"), changes(pairs, "ratio")
+        tps = [figures["pgbench_tps"] for pair in pairs for figures in pair]
+        ok = all(untraced["ok"] and traced["ok"] for untraced, traced in pairs)
+        series.append({"series": str(directory), "pairs": len(pairs), "ok": ok, "rate": rate, "ratio": ratio})
+        log(
+            f"{directory}: {len(pairs)} pairs, pledges/s {rate['mean']:+.1%} ± {rate['stderr'] or 0:.1%}, ratio to "
+            f"pgbench {ratio['mean']:+.1%} ± {ratio['stderr'] or 0:.1%}; pgbench {min(tps):.0f}-{max(tps):.0f} tps"
+            + ("" if ok else "; A RUN FAILED ITS CHECKS")
+        )
+
+    def together(key: str) -> dict[str, object]:
+        means = [entry[key]["mean"] for entry in series]
+        per_pair = [change for entry in series for change in entry[key]["per_pair"]]
+        return {
+            "series_mean": statistics.mean(means),
+            "series_stderr": statistics.stdev(means) / len(means) ** 0.5 if len(means) > 1 else None,
+            "series_min": min(means),
+            "series_max": max(means),
+            "series_beyond_bound": sum(mean < -bound for mean in means),
+            "pairs_mean": statistics.mean(per_pair),
+            "pairs_stderr": statistics.stdev(per_pair) / len(per_pair) ** 0.5 if len(per_pair) > 1 else None,
+        }
+
+    rate, ratio = together("rate"), together("ratio")
+    ok = all(entry["ok"] for entry in series)
+    report(
+        f"{len(series)} series, {sum(entry['pairs'] for entry in series)} pairs: pledges/s "
+        f"{rate['series_mean']:+.1%} ± {rate['series_stderr'] or 0:.1%} (series {rate['series_min']:+.1%} to "
+        f"{rate['series_max']:+.1%}, {rate['series_beyond_bound']} beyond -{bound:.0%}), ratio to pgbench "
+        f"{ratio['series_mean']:+.1%} ± {ratio['series_stderr'] or 0:.1%} ({ratio['series_beyond_bound']} beyond); "
+        + ("every run passed its checks" if ok else "A RUN FAILED ITS CHECKS"),
+        {
+            "ok": ok,
+            "bound": bound,
+            "series": [
+                {
+                    "series": entry["series"],
+                    "pairs": entry["pairs"],
+                    "rate_change": entry["rate"],
+                    "ratio_change": entry["ratio"],
+                }
+                for entry in series
+            ],
+            "rate_change": rate,
+            "ratio_change": ratio,
+        },
+    )
+    return 0 if ok else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=10, help="pairs of runs, untraced and traced")
@@ -136,7 +215,13 @@ def main() -> int:
     )
     parser.add_argument("--open-seconds", type=float, default=15.0, help="how long the open loop's pledges arrive")
     parser.add_argument("--keep", metavar="DIR", help="keep each run's stdout and stderr in DIR")
+    parser.add_argument(
+        "--pool", metavar="DIR", nargs="+", type=Path, help="run nothing: set series kept with --keep side by side"
+    )
+    parser.add_argument("--bound", type=float, default=0.10, help="with --pool: count the series that lose more")
     arguments = parser.parse_args()
+    if arguments.pool:
+        return pool(arguments.pool, arguments.bound)
     keep = Path(arguments.keep) if arguments.keep else None
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
