@@ -95,8 +95,22 @@ def changes(pairs: list[tuple[dict, dict]], key: str | Callable[[dict], float]) 
     error and median."""
     value = key if callable(key) else lambda figures: figures[key]
     values = [value(traced) / value(untraced) - 1 for untraced, traced in pairs]
-    error = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else None
-    return {"per_pair": values, "mean": statistics.mean(values), "stderr": error, "median": statistics.median(values)}
+    return {
+        "per_pair": values,
+        "mean": statistics.mean(values),
+        "stderr": standard_error(values),
+        "median": statistics.median(values),
+    }
+
+
+def standard_error(values: list[float]) -> float | None:
+    """The standard error of the mean of `values` (None for fewer than two)."""
+    return statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else None
+
+
+def passed(pairs: list[tuple[dict, dict]]) -> bool:
+    """Whether every run of `pairs` passed its checks."""
+    return all(untraced["ok"] and traced["ok"] for untraced, traced in pairs)
 
 
 def cpu_per_pledge_ms(figures: dict, party: str, loop: str = "closed") -> float:
@@ -155,7 +169,7 @@ def pool(directories: list[Path], bound: float) -> int:
         pairs = kept_pairs(directory)
         rate, ratio = changes(pairs, "pledges_per_s"), changes(pairs, "ratio")
         tps = [figures["pgbench_tps"] for pair in pairs for figures in pair]
-        ok = all(untraced["ok"] and traced["ok"] for untraced, traced in pairs)
+        ok = passed(pairs)
         series.append({"series": str(directory), "pairs": len(pairs), "ok": ok, "rate": rate, "ratio": ratio})
         log(
             f"{directory}: {len(pairs)} pairs, pledges/s {rate['mean']:+.1%} ± {rate['stderr'] or 0:.1%}, ratio to "
@@ -168,12 +182,12 @@ def pool(directories: list[Path], bound: float) -> int:
         per_pair = [change for entry in series for change in entry[key]["per_pair"]]
         return {
             "series_mean": statistics.mean(means),
-            "series_stderr": statistics.stdev(means) / len(means) ** 0.5 if len(means) > 1 else None,
+            "series_stderr": standard_error(means),
             "series_min": min(means),
             "series_max": max(means),
             "series_beyond_bound": sum(mean < -bound for mean in means),
             "pairs_mean": statistics.mean(per_pair),
-            "pairs_stderr": statistics.stdev(per_pair) / len(per_pair) ** 0.5 if len(per_pair) > 1 else None,
+            "pairs_stderr": standard_error(per_pair),
         }
 
     rate, ratio = together("rate"), together("ratio")
@@ -234,7 +248,7 @@ def main() -> int:
     untraced_cpus = cpu_by_party([untraced for untraced, _ in pairs])
     traced_cpus = cpu_by_party([traced for _, traced in pairs])
     untraced_cpu, traced_cpu = untraced_cpus["service"], traced_cpus["service"]
-    ok = all(untraced["ok"] and traced["ok"] for untraced, traced in pairs)
+    ok = passed(pairs)
     summary = (
         f"tracing at {arguments.trace_sample_ratio:.0%} over {len(pairs)} pairs: ratio to pgbench "
         f"{ratio['mean']:+.1%} (median {ratio['median']:+.1%}), pledges/s {rate['mean']:+.1%} "
