@@ -170,7 +170,9 @@ def pool(directories: list[Path], bound: float) -> int:
         rate, ratio = changes(pairs, "pledges_per_s"), changes(pairs, "ratio")
         tps = [figures["pgbench_tps"] for pair in pairs for figures in pair]
         ok = passed(pairs)
-        series.append({"series": str(directory), "pairs": len(pairs), "ok": ok, "rate": rate, "ratio": ratio})
+        series.append(
+            {"series": str(directory), "pairs": len(pairs), "ok": ok, "rate_change": rate, "ratio_change": ratio}
+        )
         log(
             f"{directory}: {len(pairs)} pairs, pledges/s {rate['mean']:+.1%} ± {rate['stderr'] or 0:.1%}, ratio to "
             f"pgbench {ratio['mean']:+.1%} ± {ratio['stderr'] or 0:.1%}; pgbench {min(tps):.0f}-{max(tps):.0f} tps"
@@ -178,8 +180,8 @@ def pool(directories: list[Path], bound: float) -> int:
         )
 
     def together(key: str) -> dict[str, object]:
-        means = [entry[key]["mean"] for entry in series]
-        per_pair = [change for entry in series for change in entry[key]["per_pair"]]
+        means = [entry[f"{key}_change"]["mean"] for entry in series]
+        per_pair = [change for entry in series for change in entry[f"{key}_change"]["per_pair"]]
         return {
             "series_mean": statistics.mean(means),
             "series_stderr": standard_error(means),
@@ -201,15 +203,7 @@ def pool(directories: list[Path], bound: float) -> int:
         {
             "ok": ok,
             "bound": bound,
-            "series": [
-                {
-                    "series": entry["series"],
-                    "pairs": entry["pairs"],
-                    "rate_change": entry["rate"],
-                    "ratio_change": entry["ratio"],
-                }
-                for entry in series
-            ],
+            "series": series,
             "rate_change": rate,
             "ratio_change": ratio,
         },
